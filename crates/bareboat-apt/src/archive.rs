@@ -1,0 +1,250 @@
+//! Loading verified package indexes from archive sources into one [`Universe`].
+//!
+//! For each source: fetch `InRelease`, verify its signature and `Valid-Until`, then load each
+//! component's `Packages` index, by hash when the archive supports it. Parsed indexes are
+//! cached by the SHA256 of the file they came from, so a warm run neither downloads nor
+//! parses them again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::future::try_join_all;
+
+use crate::cache::Cache;
+use crate::download::{Client, Expected, Progress};
+use crate::index::{Compression, Package, PackageIndex};
+use crate::keyring::Keyring;
+use crate::release::{IndexEntry, Release};
+use crate::sources::Source;
+use crate::Error;
+
+/// InRelease files are about 150 kB; anything far larger is not one.
+const INRELEASE_LIMIT: u64 = 32 << 20;
+
+/// How indexes are loaded.
+#[derive(Clone)]
+pub struct LoadOptions {
+    pub arch: String,
+    /// Use only what the cache holds; never touch the network.
+    pub offline: bool,
+    /// The keyring for sources that name none of their own.
+    pub keyring: Arc<Keyring>,
+    pub now: SystemTime,
+}
+
+/// A source with its verified release and parsed indexes.
+pub struct LoadedSource {
+    pub source: Source,
+    pub release: Release,
+    pub indexes: Vec<PackageIndex>,
+}
+
+/// Identifies a package across the loaded sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PackageId {
+    source: u16,
+    index: u16,
+    record: u32,
+}
+
+/// Every package of every loaded source, for one architecture.
+pub struct Universe {
+    pub arch: String,
+    pub sources: Vec<LoadedSource>,
+}
+
+impl Universe {
+    /// The package with this id.
+    pub fn package(&self, id: PackageId) -> Package<'_> {
+        self.sources[id.source as usize].indexes[id.index as usize].get(id.record as usize)
+    }
+
+    /// The source a package comes from.
+    pub fn source_of(&self, id: PackageId) -> &LoadedSource {
+        &self.sources[id.source as usize]
+    }
+
+    /// Every package id, in source order, for packages of this architecture or `all`.
+    pub fn ids(&self) -> impl Iterator<Item = PackageId> + '_ {
+        self.sources.iter().enumerate().flat_map(move |(s, src)| {
+            src.indexes.iter().enumerate().flat_map(move |(i, idx)| {
+                (0..idx.len()).filter_map(move |r| {
+                    let arch = idx.get(r).architecture();
+                    (arch == self.arch || arch == "all").then_some(PackageId {
+                        source: s as u16,
+                        index: i as u16,
+                        record: r as u32,
+                    })
+                })
+            })
+        })
+    }
+
+    /// Loads and verifies all `sources`.
+    pub async fn load(
+        client: &Client,
+        cache: &Cache,
+        sources: &[Source],
+        opts: &LoadOptions,
+        progress: &dyn Progress,
+    ) -> Result<Universe, Error> {
+        let loaded = try_join_all(
+            sources
+                .iter()
+                .map(|s| load_source(client, cache, s, opts, progress)),
+        )
+        .await?;
+        Ok(Universe {
+            arch: opts.arch.clone(),
+            sources: loaded,
+        })
+    }
+}
+
+async fn load_source(
+    client: &Client,
+    cache: &Cache,
+    source: &Source,
+    opts: &LoadOptions,
+    progress: &dyn Progress,
+) -> Result<LoadedSource, Error> {
+    let url = source.dists_url("InRelease");
+    let cached = cache.release_path(&url);
+    let keyring = match &source.keyring {
+        Some(path) => Arc::new(Keyring::from_file(path)?),
+        None => opts.keyring.clone(),
+    };
+    let text = if opts.offline {
+        let bytes = std::fs::read(&cached).map_err(|_| Error::NotCached {
+            what: format!("the release file {url}"),
+        })?;
+        cache.touch(&cached);
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        let bytes = client.get_small(&url, INRELEASE_LIMIT).await?;
+        String::from_utf8(bytes).map_err(|_| Error::BadRelease {
+            url: url.clone(),
+            reason: "not UTF-8 text".into(),
+        })?
+    };
+    // Verified again even when read from the cache: the cache is not a trust root.
+    let signed = keyring.verify_inrelease(&text, &url, opts.now)?;
+    let release = Release::parse(&signed, &url)?;
+    // Valid-Until guards against a mirror replaying old metadata; offline there is no mirror.
+    if source.check_valid_until && !opts.offline {
+        release.check_valid_until(opts.now, &url)?;
+    }
+    if !opts.offline {
+        cache.write_atomic(&cached, text.as_bytes())?;
+    }
+
+    let mut wanted = Vec::new();
+    for component in &source.components {
+        wanted.push(pick_index(&release, source, component, &opts.arch)?);
+        // As apt does: a separate binary-all index only when the release has an `all`
+        // architecture that its per-architecture indexes do not already include.
+        let all = format!("{component}/binary-all/Packages");
+        let separate_all = release.architectures.iter().any(|a| a == "all") && !release.all_in_arch_indexes;
+        if separate_all && release.files.keys().any(|k| k.starts_with(&all)) {
+            wanted.push(pick_index(&release, source, component, "all")?);
+        }
+    }
+    let indexes = try_join_all(wanted.into_iter().map(|(path, entry, compression)| {
+        load_index(client, cache, source, &release, path, entry, compression, opts.offline, progress)
+    }))
+    .await?;
+    Ok(LoadedSource {
+        source: source.clone(),
+        release,
+        indexes,
+    })
+}
+
+/// Chooses the best-compressed `Packages` file the Release lists for a component.
+fn pick_index(
+    release: &Release,
+    source: &Source,
+    component: &str,
+    arch: &str,
+) -> Result<(String, IndexEntry, Compression), Error> {
+    let base = format!("{component}/binary-{arch}/Packages");
+    for c in [Compression::Xz, Compression::Gzip, Compression::None] {
+        let path = format!("{base}{}", c.extension());
+        if let Some(entry) = release.files.get(&path) {
+            return Ok((path, entry.clone(), c));
+        }
+    }
+    Err(Error::IndexMissing {
+        url: source.dists_url("InRelease"),
+        what: base,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load_index(
+    client: &Client,
+    cache: &Cache,
+    source: &Source,
+    release: &Release,
+    path: String,
+    entry: IndexEntry,
+    compression: Compression,
+    offline: bool,
+    progress: &dyn Progress,
+) -> Result<PackageIndex, Error> {
+    let parsed = cache.index_path(&entry.sha256);
+    if parsed.exists() {
+        cache.touch(&parsed);
+        let p = parsed.clone();
+        match tokio::task::spawn_blocking(move || PackageIndex::load(&p)).await.expect("index loader panicked") {
+            Ok(index) => return Ok(index),
+            Err(e) => tracing::warn!("discarding unreadable cached index: {e}"),
+        }
+    }
+    let plain_url = source.dists_url(&path);
+    if offline {
+        return Err(Error::NotCached {
+            what: format!("the index {plain_url}"),
+        });
+    }
+    let expected = Expected {
+        size: entry.size,
+        sha256: entry.sha256.clone(),
+    };
+    let mut tmp = cache.temp_file()?;
+    let by_hash = release.acquire_by_hash.then(|| {
+        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        source.dists_url(&format!("{dir}/by-hash/SHA256/{}", entry.sha256))
+    });
+    let result = match &by_hash {
+        Some(url) => match client.download(url, &expected, tmp.as_file_mut(), &path, progress).await {
+            // A mirror part-way through an update may lack the by-hash file yet.
+            Err(Error::NotFound { .. }) => {
+                client.download(&plain_url, &expected, tmp.as_file_mut(), &path, progress).await
+            }
+            other => other,
+        },
+        None => client.download(&plain_url, &expected, tmp.as_file_mut(), &path, progress).await,
+    };
+    result?;
+    progress.done(&path);
+    let what = plain_url.clone();
+    let tmp_path: PathBuf = tmp.path().to_path_buf();
+    let index = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        PackageIndex::parse(std::io::BufReader::with_capacity(1 << 16, f), compression, &what)
+    })
+    .await
+    .expect("index parser panicked")?;
+    drop(tmp);
+    let mut out = cache.temp_file()?;
+    let mut writer = std::io::BufWriter::new(out.as_file_mut());
+    index
+        .write_to(&mut writer)
+        .and_then(|()| std::io::Write::flush(&mut writer))
+        .map_err(|e| Error::io(&parsed, e))?;
+    drop(writer);
+    cache.commit(out, &parsed)?;
+    Ok(index)
+}

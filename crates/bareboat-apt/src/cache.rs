@@ -1,0 +1,404 @@
+//! The package cache: content-addressed `.deb` files, parsed indexes and verified `InRelease`
+//! files, shared safely by concurrent processes.
+//!
+//! Layout under the root (`$XDG_CACHE_HOME/bareboat` by default):
+//!
+//! ```text
+//! debs/<sha256>.deb        packages, named by their SHA256
+//! indexes/<sha256>.idx     parsed Packages files, named by the compressed file's SHA256
+//! releases/<key>.InRelease the last verified InRelease of each source, for --offline
+//! uses/<key>.txt           the packages each lockfile used, for `cache prune`
+//! tmp/                     partial writes, renamed into place when complete and verified
+//! ```
+//!
+//! Every entry is written to `tmp/` and renamed into place, so a reader sees a whole file
+//! or none. Normal work holds a shared lock on `lock`; `prune` and `import` hold it
+//! exclusively.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+use crate::Error;
+
+/// An open cache directory.
+pub struct Cache {
+    root: PathBuf,
+    _lock: File,
+}
+
+/// What `prune` removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PruneReport {
+    pub removed_files: u64,
+    pub removed_bytes: u64,
+    pub kept_files: u64,
+}
+
+const DIRS: [&str; 5] = ["debs", "indexes", "releases", "uses", "tmp"];
+
+impl Cache {
+    /// `$XDG_CACHE_HOME/bareboat`, or `~/.cache/bareboat`.
+    pub fn default_root() -> PathBuf {
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("bareboat")
+    }
+
+    /// Opens (creating if needed) the cache at `root` for normal, shared use.
+    pub fn open(root: &Path) -> Result<Cache, Error> {
+        Cache::open_with(root, false)
+    }
+
+    /// Opens the cache for exclusive maintenance (prune, import), waiting for other users.
+    pub fn open_exclusive(root: &Path) -> Result<Cache, Error> {
+        Cache::open_with(root, true)
+    }
+
+    fn open_with(root: &Path, exclusive: bool) -> Result<Cache, Error> {
+        for d in DIRS {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        let lock_path = root.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(|e| Error::io(&lock_path, e))?;
+        Ok(Cache {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the package with this SHA256 lives.
+    pub fn deb_path(&self, sha256: &str) -> PathBuf {
+        self.root.join("debs").join(format!("{sha256}.deb"))
+    }
+
+    /// Where the parsed index of the compressed file with this SHA256 lives.
+    pub fn index_path(&self, sha256: &str) -> PathBuf {
+        self.root.join("indexes").join(format!("{sha256}.idx"))
+    }
+
+    /// Where the last verified InRelease of a source URL lives.
+    pub fn release_path(&self, inrelease_url: &str) -> PathBuf {
+        self.root
+            .join("releases")
+            .join(format!("{}.InRelease", short_hash(inrelease_url)))
+    }
+
+    /// A new temporary file inside the cache, on the same filesystem as its entries.
+    pub fn temp_file(&self) -> Result<NamedTempFile, Error> {
+        let tmp = self.root.join("tmp");
+        NamedTempFile::new_in(&tmp).map_err(|e| Error::io(&tmp, e))
+    }
+
+    /// Renames a completed temporary file into place.
+    pub fn commit(&self, tmp: NamedTempFile, dest: &Path) -> Result<(), Error> {
+        tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
+        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+        Ok(())
+    }
+
+    /// Writes `bytes` to `dest` atomically.
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(|e| Error::io(dest, e))?;
+        self.commit(tmp, dest)
+    }
+
+    /// Marks an entry as used now, so `prune` keeps it.
+    pub fn touch(&self, path: &Path) {
+        if let Ok(f) = File::options().write(true).open(path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Whether the package is cached whole: right size and right SHA256. A corrupt or
+    /// partial entry is removed, so the caller fetches it again.
+    pub fn has_deb(&self, sha256: &str, size: u64) -> Result<bool, Error> {
+        let path = self.deb_path(sha256);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Ok(false);
+        };
+        if meta.len() == size && sha256_file(&path)? == sha256 {
+            return Ok(true);
+        }
+        tracing::warn!(path = %path.display(), "removing a corrupt cache entry");
+        let _ = std::fs::remove_file(&path);
+        Ok(false)
+    }
+
+    /// Records that the lockfile at `lock_path` uses these packages, for `prune`.
+    pub fn record_use(&self, lock_path: &Path, sha256s: &[String]) -> Result<(), Error> {
+        let abs = std::path::absolute(lock_path).unwrap_or_else(|_| lock_path.to_path_buf());
+        let dest = self
+            .root
+            .join("uses")
+            .join(format!("{}.txt", short_hash(&abs.to_string_lossy())));
+        let mut text = format!("# {}\n", abs.display());
+        for s in sha256s {
+            text.push_str(s);
+            text.push('\n');
+        }
+        self.write_atomic(&dest, text.as_bytes())
+    }
+
+    /// Removes packages that no lockfile used within `max_age`, indexes and releases not
+    /// read within it, and leftover temporary files. Call it on a cache opened with
+    /// [`Cache::open_exclusive`].
+    pub fn prune(&self, max_age: Duration) -> Result<PruneReport, Error> {
+        let now = SystemTime::now();
+        let recent = |p: &Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() <= max_age)
+                .unwrap_or(false)
+        };
+        let mut keep = std::collections::HashSet::new();
+        let mut report = PruneReport::default();
+        for entry in read_dir(&self.root.join("uses"))? {
+            if recent(&entry) {
+                let text = std::fs::read_to_string(&entry).map_err(|e| Error::io(&entry, e))?;
+                keep.extend(text.lines().filter(|l| !l.starts_with('#')).map(String::from));
+            } else {
+                remove(&entry, &mut report);
+            }
+        }
+        for entry in read_dir(&self.root.join("debs"))? {
+            let stem = entry.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if keep.contains(stem) {
+                report.kept_files += 1;
+            } else {
+                remove(&entry, &mut report);
+            }
+        }
+        // Readers touch indexes and releases on use, so their age is the time since last use.
+        for dir in ["indexes", "releases"] {
+            for entry in read_dir(&self.root.join(dir))? {
+                if recent(&entry) {
+                    report.kept_files += 1;
+                } else {
+                    remove(&entry, &mut report);
+                }
+            }
+        }
+        // The exclusive lock means no other process is writing, so leftovers are stale.
+        for entry in read_dir(&self.root.join("tmp"))? {
+            remove(&entry, &mut report);
+        }
+        Ok(report)
+    }
+
+    /// Writes the cache's packages, indexes and InRelease files into a tar archive, for
+    /// moving to an offline machine. With `only`, just those packages are exported.
+    pub fn export(&self, out: &Path, only: Option<&[String]>) -> Result<u64, Error> {
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
+        let mut tar = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
+        tar.mode(tar::HeaderMode::Deterministic);
+        let mut count = 0;
+        for dir in ["debs", "indexes", "releases"] {
+            let mut entries = read_dir(&self.root.join(dir))?;
+            entries.sort();
+            for path in entries {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if dir == "debs" {
+                    if let Some(only) = only {
+                        let stem = name.trim_end_matches(".deb");
+                        if !only.iter().any(|s| s == stem) {
+                            continue;
+                        }
+                    }
+                }
+                tar.append_path_with_name(&path, format!("{dir}/{name}"))
+                    .map_err(|e| Error::io(&path, e))?;
+                count += 1;
+            }
+        }
+        tar.into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(|e| Error::io(out, e))?;
+        tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
+        Ok(count)
+    }
+
+    /// Reads an archive written by [`Cache::export`]. Every entry is checked: only the
+    /// cache's own kinds of file are accepted, and each package must hash to its name.
+    pub fn import(&self, archive: &Path) -> Result<u64, Error> {
+        let bad = |reason: String| Error::BadCacheArchive {
+            path: archive.to_path_buf(),
+            reason,
+        };
+        let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
+        let mut tar = tar::Archive::new(std::io::BufReader::new(file));
+        let mut count = 0;
+        for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            let name = entry
+                .path()
+                .map_err(|e| bad(e.to_string()))?
+                .to_string_lossy()
+                .into_owned();
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                return Err(bad(format!("{name:?} is not a regular file")));
+            }
+            let dest = self.import_destination(&name).ok_or_else(|| {
+                bad(format!("unexpected entry {name:?}: only debs/, indexes/ and releases/ files belong in a cache archive"))
+            })?;
+            let mut tmp = self.temp_file()?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = entry.read(&mut buf).map_err(|e| bad(format!("{name}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                tmp.write_all(&buf[..n]).map_err(|e| Error::io(&dest, e))?;
+            }
+            if let Some(expected) = name.strip_prefix("debs/").and_then(|n| n.strip_suffix(".deb")) {
+                let actual = hex::encode(hasher.finalize());
+                if actual != expected {
+                    return Err(bad(format!("{name}: content hashes to {actual}, not to its name")));
+                }
+            }
+            self.commit(tmp, &dest)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn import_destination(&self, name: &str) -> Option<PathBuf> {
+        let (dir, file) = name.split_once('/')?;
+        let (stem, ext) = file.split_once('.')?;
+        let ok = match (dir, ext) {
+            ("debs", "deb") | ("indexes", "idx") => is_sha256(stem),
+            ("releases", "InRelease") => stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+            _ => false,
+        };
+        ok.then(|| self.root.join(dir).join(file))
+    }
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let read = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(read.filter_map(|e| e.ok().map(|e| e.path())).collect())
+}
+
+fn remove(path: &Path, report: &mut PruneReport) {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if std::fs::remove_file(path).is_ok() {
+        report.removed_files += 1;
+        report.removed_bytes += size;
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A short, stable file name for an arbitrary key.
+fn short_hash(key: &str) -> String {
+    hex::encode(&Sha256::digest(key.as_bytes())[..8])
+}
+
+/// The SHA256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, Error> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut f, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn corrupt_entries_are_detected_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let h = sha(b"package");
+        cache.write_atomic(&cache.deb_path(&h), b"package").unwrap();
+        assert!(cache.has_deb(&h, 7).unwrap());
+        std::fs::write(cache.deb_path(&h), b"packagX").unwrap();
+        assert!(!cache.has_deb(&h, 7).unwrap());
+        assert!(!cache.deb_path(&h).exists(), "corrupt entry removed");
+        std::fs::write(cache.deb_path(&h), b"pack").unwrap();
+        assert!(!cache.has_deb(&h, 7).unwrap(), "partial entry detected");
+    }
+
+    #[test]
+    fn prune_keeps_what_recent_locks_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let (a, b) = (sha(b"a"), sha(b"b"));
+        cache.write_atomic(&cache.deb_path(&a), b"a").unwrap();
+        cache.write_atomic(&cache.deb_path(&b), b"b").unwrap();
+        cache.record_use(Path::new("x/bareboat.lock"), std::slice::from_ref(&a)).unwrap();
+        let report = cache.prune(Duration::from_secs(3600)).unwrap();
+        assert_eq!(report.removed_files, 1);
+        assert!(cache.deb_path(&a).exists());
+        assert!(!cache.deb_path(&b).exists());
+        // Once the lock's use is older than the window, its packages go too.
+        let report = cache.prune(Duration::ZERO).unwrap();
+        assert!(report.removed_files >= 2);
+        assert!(!cache.deb_path(&a).exists());
+    }
+
+    #[test]
+    fn export_import_round_trip_and_hostile_archives() {
+        let src_dir = tempfile::tempdir().unwrap();
+        let src = Cache::open(src_dir.path()).unwrap();
+        let h = sha(b"deb bytes");
+        src.write_atomic(&src.deb_path(&h), b"deb bytes").unwrap();
+        let out = src_dir.path().join("cache.tar");
+        assert_eq!(src.export(&out, None).unwrap(), 1);
+
+        let dst_dir = tempfile::tempdir().unwrap();
+        let dst = Cache::open(dst_dir.path()).unwrap();
+        assert_eq!(dst.import(&out).unwrap(), 1);
+        assert!(dst.has_deb(&h, 9).unwrap());
+
+        let evil = |name: &str, body: &[u8]| {
+            let path = src_dir.path().join("evil.tar");
+            let mut b = tar::Builder::new(File::create(&path).unwrap());
+            let mut hdr = tar::Header::new_gnu();
+            hdr.set_size(body.len() as u64);
+            hdr.set_mode(0o644);
+            hdr.set_entry_type(tar::EntryType::Regular);
+            // Write the raw name so that `..` survives into the archive.
+            hdr.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            hdr.set_cksum();
+            b.append(&hdr, body).unwrap();
+            b.finish().unwrap();
+            path
+        };
+        let e = dst.import(&evil("../escape.deb", b"x")).unwrap_err().to_string();
+        assert!(e.contains("unexpected entry"), "{e}");
+        let e = dst.import(&evil(&format!("debs/{}.deb", sha(b"other")), b"x")).unwrap_err().to_string();
+        assert!(e.contains("not to its name"), "{e}");
+        assert!(!dst.deb_path(&sha(b"other")).exists());
+        assert!(!dst_dir.path().parent().unwrap().join("escape.deb").exists());
+    }
+}

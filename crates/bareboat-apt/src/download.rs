@@ -1,0 +1,275 @@
+//! HTTP downloads with retries, streaming size and SHA256 checks, and progress reporting.
+
+use std::io::Write;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+/// Receives download progress. The CLI draws bars with it; libraries stay silent.
+pub trait Progress: Send + Sync {
+    /// Bytes arrived for the download named `what`.
+    fn advance(&self, _what: &str, _bytes: u64) {}
+    /// A download finished or was served from the cache.
+    fn done(&self, _what: &str) {}
+}
+
+/// Progress that reports nothing.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// What a download must be: its size and SHA256, from a signed index.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// An HTTP client that retries transient failures with backoff.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl Client {
+    /// A client with TLS verified against the system's roots; `HTTP(S)_PROXY` and `NO_PROXY`
+    /// are honoured.
+    pub fn new() -> Result<Client, Error> {
+        // One process-wide crypto provider; a second install is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("bareboat/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Network {
+                url: String::new(),
+                reason: format!("cannot create HTTP client: {e}"),
+                attempts: 0,
+                context: None,
+            })?;
+        Ok(Client {
+            http,
+            attempts: 4,
+            backoff: Duration::from_millis(250),
+        })
+    }
+
+    /// Fetches a small file whole (an `InRelease`).
+    pub async fn get_small(&self, url: &str, limit: u64) -> Result<Vec<u8>, Error> {
+        let mut body = Whole { buf: Vec::new(), limit };
+        self.with_retries(url, &mut body).await?;
+        Ok(body.buf)
+    }
+
+    /// Streams `url` into `out`, checking size and SHA256 on the way. On failure the caller
+    /// discards `out`, so nothing unverified is ever kept.
+    pub async fn download(
+        &self,
+        url: &str,
+        expected: &Expected,
+        out: &mut std::fs::File,
+        what: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let mut body = Verified {
+            out,
+            expected,
+            what,
+            progress,
+        };
+        self.with_retries(url, &mut body)
+            .await
+            .map_err(|e| e.with_context(what.to_string()))
+    }
+
+    /// Sends GET requests until `body` succeeds, a permanent error occurs, or the attempts
+    /// run out. 5xx, 429 (honouring `Retry-After`), dropped connections and truncated bodies
+    /// are retried.
+    async fn with_retries(&self, url: &str, body: &mut impl Body) -> Result<(), Error> {
+        let mut last = String::new();
+        for attempt in 1..=self.attempts {
+            let mut wait = self.backoff * 2u32.pow(attempt - 1);
+            match self.http.get(url).send().await {
+                Err(e) if e.is_builder() => {
+                    return Err(Error::BadUrl {
+                        url: url.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => last = describe(&e),
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status.is_success() {
+                        match body.read(resp).await {
+                            Ok(()) => return Ok(()),
+                            Err(Failure::Retry(why)) => last = why,
+                            Err(Failure::Fatal(why)) => {
+                                return Err(Error::Network {
+                                    url: url.to_string(),
+                                    reason: why,
+                                    attempts: attempt,
+                                    context: None,
+                                });
+                            }
+                            Err(Failure::Mismatch {
+                                what,
+                                expected,
+                                actual,
+                            }) => {
+                                return Err(Error::HashMismatch {
+                                    url: url.to_string(),
+                                    what,
+                                    expected,
+                                    actual,
+                                });
+                            }
+                        }
+                    } else if status.as_u16() == 404 || status.as_u16() == 410 {
+                        return Err(Error::NotFound {
+                            url: url.to_string(),
+                            context: None,
+                        });
+                    } else if status.is_server_error() || status.as_u16() == 429 {
+                        if let Some(after) = retry_after(&resp) {
+                            wait = after.min(Duration::from_secs(60));
+                        }
+                        last = format!("HTTP {status}");
+                    } else {
+                        return Err(Error::Http {
+                            url: url.to_string(),
+                            status: status.as_u16(),
+                            context: None,
+                        });
+                    }
+                }
+            }
+            if attempt < self.attempts {
+                tracing::debug!(url, attempt, reason = %last, "retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(Error::Network {
+            url: url.to_string(),
+            reason: last,
+            attempts: self.attempts,
+            context: None,
+        })
+    }
+}
+
+/// Reads a response body; called again from scratch on each retry.
+trait Body {
+    async fn read(&mut self, resp: reqwest::Response) -> Result<(), Failure>;
+}
+
+/// A small body kept in memory.
+struct Whole {
+    buf: Vec<u8>,
+    limit: u64,
+}
+
+impl Body for Whole {
+    async fn read(&mut self, mut resp: reqwest::Response) -> Result<(), Failure> {
+        self.buf.clear();
+        while let Some(chunk) = resp.chunk().await.map_err(Failure::retry)? {
+            self.buf.extend_from_slice(&chunk);
+            if self.buf.len() as u64 > self.limit {
+                return Err(Failure::Fatal(format!("larger than the {}-byte limit", self.limit)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A body streamed to a file and checked against its expected size and SHA256.
+struct Verified<'a> {
+    out: &'a mut std::fs::File,
+    expected: &'a Expected,
+    what: &'a str,
+    progress: &'a dyn Progress,
+}
+
+impl Body for Verified<'_> {
+    async fn read(&mut self, mut resp: reqwest::Response) -> Result<(), Failure> {
+        let fatal = |e: std::io::Error| Failure::Fatal(e.to_string());
+        self.out.set_len(0).map_err(fatal)?;
+        std::io::Seek::rewind(self.out).map_err(fatal)?;
+        let expected = self.expected;
+        let mut hasher = Sha256::new();
+        let mut got = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(Failure::retry)? {
+            got += chunk.len() as u64;
+            if got > expected.size {
+                return Err(Failure::Mismatch {
+                    what: "size",
+                    expected: expected.size.to_string(),
+                    actual: format!("more than {}", expected.size),
+                });
+            }
+            hasher.update(&chunk);
+            self.out.write_all(&chunk).map_err(fatal)?;
+            self.progress.advance(self.what, chunk.len() as u64);
+        }
+        if got < expected.size {
+            return Err(Failure::Retry(format!(
+                "download truncated: received {got} of {} bytes",
+                expected.size
+            )));
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != expected.sha256 {
+            return Err(Failure::Mismatch {
+                what: "SHA256",
+                expected: expected.sha256.clone(),
+                actual,
+            });
+        }
+        self.out.flush().map_err(fatal)
+    }
+}
+
+/// How one attempt at reading a body failed.
+enum Failure {
+    /// Transient: try again.
+    Retry(String),
+    /// Permanent, not about the content.
+    Fatal(String),
+    /// The content is not what the signed index says.
+    Mismatch {
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+}
+
+impl Failure {
+    fn retry(e: reqwest::Error) -> Failure {
+        Failure::Retry(describe(&e))
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

@@ -1,0 +1,152 @@
+//! Errors of the archive client. Each names the thing at fault and, where the user can act,
+//! what to do next.
+
+use std::path::{Path, PathBuf};
+
+use crate::relation::RelationError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error(
+        "no Debian mirror configured for {release}: the host's apt configuration names none.\n\
+         hint: pass --mirror URL (for example the URL of your Debian mirror), set BAREBOAT_MIRROR, \
+         or add a [[source]] to the spec"
+    )]
+    NoMirror { release: String },
+
+    #[error("unknown release {0:?}: bareboat supports trixie (Debian 13) and bookworm (Debian 12)")]
+    UnknownRelease(String),
+
+    #[error("cannot read apt configuration {}: {reason}", path.display())]
+    AptConfig { path: PathBuf, reason: String },
+
+    #[error("invalid keyring {origin}: {reason}")]
+    BadKeyring { origin: String, reason: String },
+
+    #[error(
+        "{url}: signature check failed: {reason}\n\
+         hint: if this archive is signed by another key, pass its public key with --keyring FILE"
+    )]
+    BadSignature { url: String, reason: String },
+
+    #[error("{url}: malformed Release file: {reason}")]
+    BadRelease { url: String, reason: String },
+
+    #[error(
+        "{url}: the Release file expired at {valid_until} (Valid-Until), so the mirror may be serving \
+         stale or replayed data.\n\
+         hint: use an up-to-date mirror; for a snapshot mirror that serves a fixed date, pass \
+         --no-check-valid-until"
+    )]
+    ReleaseExpired { url: String, valid_until: String },
+
+    #[error("{url}: the Release file lists no {what}; is the component or architecture right?")]
+    IndexMissing { url: String, what: String },
+
+    #[error(
+        "{url}: {what} does not match the signed Release file: expected {expected}, got {actual}.\n\
+         The file was tampered with or corrupted in transit; nothing was stored."
+    )]
+    HashMismatch {
+        url: String,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{url}: not found (HTTP 404){}", context_suffix(.context))]
+    NotFound { url: String, context: Option<String> },
+
+    #[error("{url}: HTTP {status}{}", context_suffix(.context))]
+    Http {
+        url: String,
+        status: u16,
+        context: Option<String>,
+    },
+
+    #[error("{url}: {reason} (after {attempts} attempts){}", context_suffix(.context))]
+    Network {
+        url: String,
+        reason: String,
+        attempts: u32,
+        context: Option<String>,
+    },
+
+    #[error("{url}: invalid URL: {reason}")]
+    BadUrl { url: String, reason: String },
+
+    #[error("{what}: {reason}")]
+    BadIndex { what: String, reason: String },
+
+    #[error("package {package}: {source}")]
+    Relation {
+        package: String,
+        source: RelationError,
+    },
+
+    #[error("{0}")]
+    Unsolvable(String),
+
+    #[error(
+        "{what} is not in the cache, and --offline forbids downloading it.\n\
+         hint: run the same command once without --offline on a machine that reaches the mirror, \
+         or import a cache with `bareboat cache import`"
+    )]
+    NotCached { what: String },
+
+    #[error("{}: invalid .deb: {reason}", path.display())]
+    BadDeb { path: PathBuf, reason: String },
+
+    #[error("{}: invalid lockfile: {reason}", path.display())]
+    BadLock { path: PathBuf, reason: String },
+
+    #[error("{}: invalid cache archive: {reason}", path.display())]
+    BadCacheArchive { path: PathBuf, reason: String },
+}
+
+fn context_suffix(context: &Option<String>) -> String {
+    context.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Attaches what was being fetched (a package name, an index) to a download error.
+    pub fn with_context(self, what: impl Into<String>) -> Error {
+        let what = Some(what.into());
+        match self {
+            Error::NotFound { url, .. } => Error::NotFound { url, context: what },
+            Error::Http { url, status, .. } => Error::Http {
+                url,
+                status,
+                context: what,
+            },
+            Error::Network {
+                url,
+                reason,
+                attempts,
+                ..
+            } => Error::Network {
+                url,
+                reason,
+                attempts,
+                context: what,
+            },
+            other => other,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,457 @@
+//! Binary package indexes (`Packages`): a streaming parse into a compact form that loads
+//! from the cache without decompressing or parsing again.
+//!
+//! Decompression runs on its own thread and hands blocks of whole stanzas to the parser, so
+//! the two overlap. Only the fields that solving and locking need are kept; a package's full
+//! control paragraph comes from its `.deb`.
+
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+use std::sync::mpsc;
+
+use deb822_fast::borrowed::iter_paragraphs_borrowed;
+
+use crate::Error;
+
+/// The fields kept from each stanza, in storage order.
+const FIELDS: [&str; 12] = [
+    "Package",
+    "Version",
+    "Architecture",
+    "Source",
+    "Filename",
+    "Depends",
+    "Pre-Depends",
+    "Provides",
+    "Conflicts",
+    "Breaks",
+    "Priority",
+    "Essential",
+];
+const NFIELDS: usize = FIELDS.len();
+
+#[derive(Clone, Copy)]
+#[repr(usize)]
+enum F {
+    Package,
+    Version,
+    Architecture,
+    Source,
+    Filename,
+    Depends,
+    PreDepends,
+    Provides,
+    Conflicts,
+    Breaks,
+    Priority,
+    Essential,
+}
+
+const MAGIC: &[u8; 8] = b"BBIDX\x00\x00\x01";
+const RECORD_BYTES: usize = NFIELDS * 8 + 8 + 32;
+
+#[derive(Clone, Copy)]
+struct Raw {
+    spans: [(u32, u32); NFIELDS],
+    size: u64,
+    sha256: [u8; 32],
+}
+
+/// How an index file is compressed, from its name in the Release file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Xz,
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// The extension as written in Release files (`xz`, `gz`, `zst`, or nothing).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Xz => ".xz",
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+            Compression::None => "",
+        }
+    }
+
+    /// Wraps a reader in the matching decoder.
+    pub fn decoder<'a>(self, r: impl Read + Send + 'a) -> Box<dyn Read + Send + 'a> {
+        match self {
+            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(r).expect("zstd decoder allocates"),
+            ),
+            Compression::None => Box::new(r),
+        }
+    }
+}
+
+/// The packages of one `Packages` file.
+pub struct PackageIndex {
+    text: String,
+    records: Vec<Raw>,
+}
+
+/// One package of an index.
+#[derive(Clone, Copy)]
+pub struct Package<'a> {
+    index: &'a PackageIndex,
+    raw: &'a Raw,
+}
+
+impl<'a> Package<'a> {
+    fn field(&self, f: F) -> Option<&'a str> {
+        let (start, len) = self.raw.spans[f as usize];
+        (len != 0).then(|| &self.index.text[start as usize..(start + len) as usize])
+    }
+    pub fn name(&self) -> &'a str {
+        self.field(F::Package).unwrap_or_default()
+    }
+    pub fn version(&self) -> &'a str {
+        self.field(F::Version).unwrap_or_default()
+    }
+    pub fn architecture(&self) -> &'a str {
+        self.field(F::Architecture).unwrap_or_default()
+    }
+    pub fn source(&self) -> Option<&'a str> {
+        self.field(F::Source)
+    }
+    pub fn filename(&self) -> &'a str {
+        self.field(F::Filename).unwrap_or_default()
+    }
+    pub fn depends(&self) -> Option<&'a str> {
+        self.field(F::Depends)
+    }
+    pub fn pre_depends(&self) -> Option<&'a str> {
+        self.field(F::PreDepends)
+    }
+    pub fn provides(&self) -> Option<&'a str> {
+        self.field(F::Provides)
+    }
+    pub fn conflicts(&self) -> Option<&'a str> {
+        self.field(F::Conflicts)
+    }
+    pub fn breaks(&self) -> Option<&'a str> {
+        self.field(F::Breaks)
+    }
+    pub fn priority(&self) -> Option<&'a str> {
+        self.field(F::Priority)
+    }
+    pub fn essential(&self) -> bool {
+        self.field(F::Essential) == Some("yes")
+    }
+    pub fn size(&self) -> u64 {
+        self.raw.size
+    }
+    pub fn sha256(&self) -> String {
+        hex::encode(self.raw.sha256)
+    }
+}
+
+impl PackageIndex {
+    /// Number of packages.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The package at position `i`.
+    pub fn get(&self, i: usize) -> Package<'_> {
+        Package {
+            index: self,
+            raw: &self.records[i],
+        }
+    }
+
+    /// All packages, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = Package<'_>> {
+        self.records.iter().map(move |raw| Package { index: self, raw })
+    }
+
+    /// Parses a compressed `Packages` stream. `what` names it in errors.
+    pub fn parse(reader: impl Read + Send, compression: Compression, what: &str) -> Result<PackageIndex, Error> {
+        let mut builder = Builder::default();
+        let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut decoder = compression.decoder(reader);
+                loop {
+                    let mut block = vec![0u8; 1 << 20];
+                    let mut filled = 0;
+                    // Fill whole blocks so the parser gets few, large slices.
+                    while filled < block.len() {
+                        match decoder.read(&mut block[filled..]) {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    if filled == 0 {
+                        return;
+                    }
+                    block.truncate(filled);
+                    if tx.send(Ok(block)).is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut carry: Vec<u8> = Vec::new();
+            for block in rx {
+                let block = block.map_err(|e| Error::BadIndex {
+                    what: what.to_string(),
+                    reason: format!("decompression failed: {e}"),
+                })?;
+                carry.extend_from_slice(&block);
+                // Parse up to the last stanza boundary; keep the partial stanza.
+                if let Some(end) = memchr::memmem::rfind(&carry, b"\n\n") {
+                    builder.add_text(&carry[..end + 2], what)?;
+                    carry.drain(..end + 2);
+                }
+            }
+            builder.add_text(&carry, what)
+        })?;
+        Ok(builder.finish())
+    }
+
+    /// Parses an uncompressed `Packages` text.
+    pub fn parse_text(text: &str, what: &str) -> Result<PackageIndex, Error> {
+        let mut b = Builder::default();
+        b.add_text(text.as_bytes(), what)?;
+        Ok(b.finish())
+    }
+
+    /// Writes the compact form.
+    pub fn write_to(&self, mut w: impl Write) -> std::io::Result<()> {
+        w.write_all(MAGIC)?;
+        w.write_all(&(self.records.len() as u64).to_le_bytes())?;
+        w.write_all(&(self.text.len() as u64).to_le_bytes())?;
+        w.write_all(self.text.as_bytes())?;
+        let mut buf = Vec::with_capacity(self.records.len() * RECORD_BYTES);
+        for r in &self.records {
+            for (s, l) in r.spans {
+                buf.extend_from_slice(&s.to_le_bytes());
+                buf.extend_from_slice(&l.to_le_bytes());
+            }
+            buf.extend_from_slice(&r.size.to_le_bytes());
+            buf.extend_from_slice(&r.sha256);
+        }
+        w.write_all(&buf)
+    }
+
+    /// Loads the compact form written by [`PackageIndex::write_to`].
+    pub fn load(path: &Path) -> Result<PackageIndex, Error> {
+        let bad = |reason: &str| Error::BadIndex {
+            what: path.display().to_string(),
+            reason: reason.to_string(),
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        if bytes.len() < 24 || &bytes[..8] != MAGIC {
+            return Err(bad("not a bareboat index (wrong magic)"));
+        }
+        let count = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+        let text_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+        let records_at = 24usize.checked_add(text_len).ok_or_else(|| bad("truncated"))?;
+        if count.checked_mul(RECORD_BYTES).and_then(|n| n.checked_add(records_at)) != Some(bytes.len()) {
+            return Err(bad("truncated or oversized"));
+        }
+        let mut bytes = bytes;
+        let records = bytes[records_at..]
+            .chunks_exact(RECORD_BYTES)
+            .map(|c| {
+                let mut spans = [(0u32, 0u32); NFIELDS];
+                for (i, span) in spans.iter_mut().enumerate() {
+                    let at = i * 8;
+                    *span = (
+                        u32::from_le_bytes(c[at..at + 4].try_into().unwrap()),
+                        u32::from_le_bytes(c[at + 4..at + 8].try_into().unwrap()),
+                    );
+                }
+                let at = NFIELDS * 8;
+                Raw {
+                    spans,
+                    size: u64::from_le_bytes(c[at..at + 8].try_into().unwrap()),
+                    sha256: c[at + 8..at + 40].try_into().unwrap(),
+                }
+            })
+            .collect::<Vec<_>>();
+        bytes.truncate(records_at);
+        bytes.drain(..24);
+        let text = String::from_utf8(bytes).map_err(|_| bad("text is not UTF-8"))?;
+        if records.iter().flat_map(|r| r.spans).any(|(s, l)| s as usize + l as usize > text.len()) {
+            return Err(bad("record points outside the text"));
+        }
+        Ok(PackageIndex { text, records })
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    text: String,
+    records: Vec<Raw>,
+}
+
+impl Builder {
+    fn add_text(&mut self, chunk: &[u8], what: &str) -> Result<(), Error> {
+        let bad = |reason: String| Error::BadIndex {
+            what: what.to_string(),
+            reason,
+        };
+        let chunk = std::str::from_utf8(chunk).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+        for para in iter_paragraphs_borrowed(chunk) {
+            let para = para.map_err(|e| bad(format!("malformed stanza: {e}")))?;
+            let mut raw = Raw {
+                spans: [(0, 0); NFIELDS],
+                size: 0,
+                sha256: [0; 32],
+            };
+            let mut have_hash = false;
+            for field in para.iter() {
+                let name = field.name();
+                if name == "Size" {
+                    raw.size = field
+                        .as_single_line()
+                        .and_then(|s| s.trim().parse().ok())
+                        .ok_or_else(|| bad(format!("bad Size {:?}", field.lines())))?;
+                } else if name == "SHA256" {
+                    let h = field.as_single_line().unwrap_or_default().trim();
+                    hex::decode_to_slice(h, &mut raw.sha256)
+                        .map_err(|_| bad(format!("bad SHA256 {h:?}")))?;
+                    have_hash = true;
+                } else if let Some(i) = FIELDS.iter().position(|f| *f == name) {
+                    let value = match field.as_single_line() {
+                        Some(v) => std::borrow::Cow::Borrowed(v.trim()),
+                        None => std::borrow::Cow::Owned(field.lines().join(" ")),
+                    };
+                    let start = u32::try_from(self.text.len()).map_err(|_| bad("index too large".into()))?;
+                    self.text.push_str(&value);
+                    raw.spans[i] = (start, value.len() as u32);
+                }
+            }
+            let name_span = raw.spans[F::Package as usize];
+            if name_span.1 == 0 {
+                return Err(bad("a stanza has no Package field".into()));
+            }
+            let name = &self.text[name_span.0 as usize..(name_span.0 + name_span.1) as usize];
+            for (f, label) in [(F::Version, "Version"), (F::Architecture, "Architecture"), (F::Filename, "Filename")] {
+                if raw.spans[f as usize].1 == 0 {
+                    return Err(bad(format!("package {name} has no {label}")));
+                }
+            }
+            if !have_hash {
+                return Err(bad(format!("package {name} has no SHA256")));
+            }
+            self.records.push(raw);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> PackageIndex {
+        PackageIndex {
+            text: self.text,
+            records: self.records,
+        }
+    }
+}
+
+/// Reads a whole compressed index from a file: a convenience over [`PackageIndex::parse`].
+pub fn parse_file(path: &Path, compression: Compression) -> Result<PackageIndex, Error> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    PackageIndex::parse(BufReader::with_capacity(1 << 16, f), compression, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "Package: base-files\nVersion: 13.8+deb13u1\nArchitecture: amd64\n\
+Maintainer: x\nPre-Depends: awk\nPriority: required\nEssential: yes\n\
+Filename: pool/main/b/base-files/base-files_13.8+deb13u1_amd64.deb\nSize: 73156\n\
+SHA256: 0000000000000000000000000000000000000000000000000000000000000001\n\
+Description: misc\n long text\n\n\
+Package: busybox-static\nSource: busybox (1:1.37.0-6)\nVersion: 1:1.37.0-6+b9\n\
+Architecture: amd64\nFilename: pool/b.deb\nSize: 1\n\
+SHA256: 00000000000000000000000000000000000000000000000000000000000000ff\n";
+
+    #[test]
+    fn keeps_the_fields_that_matter() {
+        let idx = PackageIndex::parse_text(TEXT, "t").unwrap();
+        assert_eq!(idx.len(), 2);
+        let p = idx.get(0);
+        assert_eq!(p.name(), "base-files");
+        assert_eq!(p.pre_depends(), Some("awk"));
+        assert_eq!(p.priority(), Some("required"));
+        assert!(p.essential());
+        assert_eq!(p.size(), 73156);
+        assert!(p.sha256().ends_with("01"));
+        assert_eq!(p.source(), None);
+        let b = idx.get(1);
+        assert_eq!(b.source(), Some("busybox (1:1.37.0-6)"));
+        assert_eq!(b.version(), "1:1.37.0-6+b9");
+    }
+
+    #[test]
+    fn compressed_stream_matches_plain_parse_and_round_trips() {
+        // Enough stanzas to span several decompression blocks.
+        let mut text = String::new();
+        for i in 0..20000 {
+            text.push_str(&format!(
+                "Package: p{i}\nVersion: 1.{i}\nArchitecture: all\nFilename: pool/p{i}.deb\nSize: {i}\n\
+SHA256: {:064x}\nDepends: p{}\nDescription: d\n more\n\n",
+                i,
+                i + 1
+            ));
+        }
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(text.as_bytes()).unwrap();
+        let xz = xz.finish().unwrap();
+        let idx = PackageIndex::parse(&xz[..], Compression::Xz, "t").unwrap();
+        assert_eq!(idx.len(), 20000);
+        assert_eq!(idx.get(19999).name(), "p19999");
+        assert_eq!(idx.get(12345).depends(), Some("p12346"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i");
+        idx.write_to(std::fs::File::create(&path).unwrap()).unwrap();
+        let back = PackageIndex::load(&path).unwrap();
+        assert_eq!(back.len(), idx.len());
+        assert_eq!(back.get(777).filename(), "pool/p777.deb");
+        assert_eq!(back.get(777).sha256(), idx.get(777).sha256());
+    }
+
+    #[test]
+    fn rejects_bad_stanzas_and_corrupt_cache_files() {
+        let no_hash = "Package: a\nVersion: 1\nArchitecture: all\nFilename: a.deb\nSize: 1\n";
+        let e = PackageIndex::parse_text(no_hash, "t").err().unwrap().to_string();
+        assert!(e.contains("package a has no SHA256"), "{e}");
+        let bad_size = format!("{no_hash}SHA256: {:064x}\nSize: x\n", 1);
+        assert!(PackageIndex::parse_text(&bad_size, "t").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i");
+        let idx = PackageIndex::parse_text(TEXT, "t").unwrap();
+        let mut bytes = Vec::new();
+        idx.write_to(&mut bytes).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(PackageIndex::load(&path).is_err());
+        assert!(PackageIndex::parse_text("Package: a\nbroken line\n", "t").is_err());
+    }
+
+    #[test]
+    fn truncated_xz_is_an_error() {
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(TEXT.as_bytes()).unwrap();
+        let xz = xz.finish().unwrap();
+        assert!(PackageIndex::parse(&xz[..xz.len() / 2], Compression::Xz, "t").is_err());
+    }
+}

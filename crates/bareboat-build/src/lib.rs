@@ -1,0 +1,16 @@
+//! bareboat-build: what an image is made of and how it is put together.
+//!
+//! - [`spec`] reads `bareboat.toml` and validates it, naming the line of any error;
+//! - [`catalog`] holds the built-in images (`catalog:static`, `catalog:cc`, ...) and variants;
+//! - [`lock`] turns a spec into a lockfile and a lockfile into cached, verified packages.
+//!
+//! ```
+//! use bareboat_build::catalog;
+//! use bareboat_apt::sources::Distribution;
+//! let spec = catalog::spec("static", None, Distribution::Trixie, vec!["amd64".into()]).unwrap();
+//! assert!(spec.exclude.contains(&"debconf".to_string()));
+//! ```
+
+pub mod catalog;
+pub mod lock;
+pub mod spec;

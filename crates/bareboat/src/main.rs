@@ -1,0 +1,461 @@
+//! The bareboat command line: argument parsing, progress and output. The work happens in
+//! the library crates.
+
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bareboat_apt::cache::Cache;
+use bareboat_apt::download::Client;
+use bareboat_apt::lockfile::{Change, Lockfile};
+use bareboat_apt::sources::{Distribution, Mirrors};
+use bareboat_build::catalog::{self, Variant};
+use bareboat_build::lock::{self, Settings, Upgrade};
+use bareboat_build::spec::{Spec, SpecRef};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+/// Exit status when `lock --check` finds the lockfile out of date.
+const EXIT_STALE: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "bareboat",
+    version,
+    about = "Build distroless container images from verified Debian packages",
+    long_about = "bareboat builds distroless container images straight from Debian packages: only the \
+application and the runtime files it needs, no shell, no package manager, no daemon, no root.",
+    after_help = "Examples:\n  bareboat lock catalog:static             lock the static image's packages\n  \
+bareboat lock catalog:cc --arch arm64    the same for arm64\n  bareboat lock --check                    is bareboat.lock current?\n  \
+bareboat catalog                         list the built-in images\n\n\
+Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date."
+)]
+struct Cli {
+    /// Cache directory [default: $XDG_CACHE_HOME/bareboat]
+    #[arg(long, global = true, env = "BAREBOAT_CACHE", value_name = "DIR")]
+    cache: Option<PathBuf>,
+
+    /// Print machine-readable JSON on standard output
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Log more (repeat for more detail); or set RUST_LOG
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Resolve a spec into bareboat.lock and fetch its packages into the cache
+    #[command(after_help = "Examples:\n  bareboat lock catalog:static\n  bareboat lock catalog:base --release bookworm --arch amd64,arm64\n  \
+bareboat lock bareboat.toml --upgrade            move every package to its newest version\n  \
+bareboat lock --upgrade libssl3t64               move one package\n  \
+bareboat lock --check                            exit 3 if bareboat.lock would change\n  \
+bareboat lock catalog:cc --offline               re-lock from the cache alone")]
+    Lock(LockArgs),
+    /// Download the packages a lockfile names into the cache, verifying each
+    #[command(after_help = "Examples:\n  bareboat fetch\n  bareboat fetch --lockfile ci/bareboat.lock --offline   fail if anything is missing")]
+    Fetch(FetchArgs),
+    /// Inspect and maintain the package cache
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+    /// List the built-in images, their variants and packages
+    Catalog {
+        /// Release whose package sets to show
+        #[arg(long, default_value = "trixie")]
+        release: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Print the cache directory
+    Dir,
+    /// Remove packages no lockfile used recently, and indexes not read recently
+    Prune {
+        /// Keep what was used within this many days
+        #[arg(long, default_value_t = 30)]
+        max_age_days: u64,
+    },
+    /// Write the cache (or one lockfile's packages) into a tar file for an offline machine
+    #[command(after_help = "Example:\n  bareboat cache export cache.tar --lockfile bareboat.lock\n  (then, offline) bareboat cache import cache.tar && bareboat fetch --offline")]
+    Export {
+        file: PathBuf,
+        /// Export only the packages this lockfile names (indexes and releases always go)
+        #[arg(long)]
+        lockfile: Option<PathBuf>,
+    },
+    /// Read a tar file written by `cache export`, verifying every package
+    Import { file: PathBuf },
+}
+
+#[derive(Args)]
+struct ArchiveArgs {
+    /// Debian archive mirror [default: from the host's apt configuration]
+    #[arg(long, env = "BAREBOAT_MIRROR", value_name = "URL")]
+    mirror: Option<String>,
+    /// Debian security mirror [default: from the host's apt configuration]
+    #[arg(long, env = "BAREBOAT_SECURITY_MIRROR", value_name = "URL")]
+    security_mirror: Option<String>,
+    /// Trust this keyring (binary or armored) instead of Debian's embedded archive keys
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
+    /// Accept Release files past their Valid-Until (snapshot mirrors serve a fixed date)
+    #[arg(long)]
+    no_check_valid_until: bool,
+    /// Use only the cache; fail clearly on anything missing
+    #[arg(long)]
+    offline: bool,
+    /// Parallel downloads
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+}
+
+#[derive(Args)]
+struct LockArgs {
+    /// A spec file or catalog:NAME[:VARIANT]
+    #[arg(default_value = "bareboat.toml")]
+    spec: String,
+    /// Release for catalogue specs: trixie (13) or bookworm (12)
+    #[arg(long)]
+    release: Option<String>,
+    /// Architectures for catalogue specs, comma-separated
+    #[arg(long, value_delimiter = ',')]
+    arch: Vec<String>,
+    /// Lockfile to write [default: bareboat.lock beside the spec, or in the current directory]
+    #[arg(long)]
+    lockfile: Option<PathBuf>,
+    /// Only check whether the lockfile is current; write nothing
+    #[arg(long, conflicts_with = "upgrade")]
+    check: bool,
+    /// Move to the newest versions: all packages, or only those named
+    #[arg(long, num_args = 0.., value_name = "PKG")]
+    upgrade: Option<Vec<String>>,
+    /// Write the lockfile without downloading its packages
+    #[arg(long)]
+    no_fetch: bool,
+    #[command(flatten)]
+    archive: ArchiveArgs,
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    /// The lockfile whose packages to fetch
+    #[arg(long, default_value = "bareboat.lock")]
+    lockfile: PathBuf,
+    #[command(flatten)]
+    archive: ArchiveArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,bareboat=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let cache_root = cli.cache.clone().unwrap_or_else(Cache::default_root);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Lock(args) => runtime.block_on(cmd_lock(args, &cache_root, cli.json)),
+        Command::Fetch(args) => runtime.block_on(cmd_fetch(args, &cache_root, cli.json)),
+        Command::Cache { command } => cmd_cache(command, &cache_root, cli.json),
+        Command::Catalog { release } => cmd_catalog(&release, cli.json),
+    }
+}
+
+fn settings(args: &ArchiveArgs) -> Result<Settings> {
+    let mut mirrors = Mirrors::from_host(Path::new("/"))?;
+    if let Some(m) = &args.mirror {
+        mirrors.archive = Some(m.trim_end_matches('/').to_string());
+    }
+    if let Some(m) = &args.security_mirror {
+        mirrors.security = Some(m.trim_end_matches('/').to_string());
+    }
+    Ok(Settings {
+        mirrors,
+        keyring: args.keyring.clone(),
+        check_valid_until: !args.no_check_valid_until,
+        offline: args.offline,
+        jobs: usize::from(args.jobs),
+    })
+}
+
+/// Loads the spec a reference names, and the default lockfile path that goes with it.
+fn load_spec(args: &LockArgs) -> Result<(Spec, PathBuf)> {
+    match SpecRef::parse(&args.spec) {
+        SpecRef::Catalog { name, variant } => {
+            let release = Distribution::parse(args.release.as_deref().unwrap_or("trixie"))?;
+            let arch = if args.arch.is_empty() { vec!["amd64".to_string()] } else { args.arch.clone() };
+            for a in &arch {
+                if !bareboat_build::spec::ARCHES.contains(&a.as_str()) {
+                    bail!("unsupported architecture {a:?}; use one of {}", bareboat_build::spec::ARCHES.join(", "));
+                }
+            }
+            Ok((catalog::spec(&name, variant.as_deref(), release, arch)?, PathBuf::from("bareboat.lock")))
+        }
+        SpecRef::File(path) => {
+            if !path.exists() {
+                bail!(
+                    "spec {} not found.\nhint: write a bareboat.toml (see `bareboat lock --help`), or lock a built-in image: `bareboat lock catalog:static`",
+                    path.display()
+                );
+            }
+            if args.release.is_some() || !args.arch.is_empty() {
+                bail!("--release and --arch apply to catalog: specs; set `release` and `arch` in {} instead", path.display());
+            }
+            let spec = Spec::read(&path)?;
+            let lock = path.parent().unwrap_or(Path::new(".")).join("bareboat.lock");
+            Ok((spec, lock))
+        }
+    }
+}
+
+async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let started = Instant::now();
+    let (spec, default_lock) = load_spec(&args)?;
+    let lock_path = args.lockfile.clone().unwrap_or(default_lock);
+    let settings = settings(&args.archive)?;
+    let previous = if lock_path.exists() { Some(Lockfile::read(&lock_path)?) } else { None };
+    let upgrade = match &args.upgrade {
+        None => Upgrade::Nothing,
+        Some(names) if names.is_empty() => Upgrade::All,
+        Some(names) => Upgrade::Only(names.clone()),
+    };
+    let cache = Cache::open(cache_root)?;
+    let client = Client::new()?;
+    let bar = progress::Bar::new("indexes");
+    let new = lock::resolve(&spec, &settings, previous.as_ref(), &upgrade, &client, &cache, &bar).await?;
+    bar.finish();
+    let changes = previous.as_ref().map(|p| p.diff(&new)).unwrap_or_default();
+
+    if args.check {
+        let current = previous.as_ref().is_some_and(|p| p.same_resolution(&new));
+        if json {
+            println!("{}", serde_json::to_string_pretty(&json!({
+                "lockfile": lock_path, "current": current, "changes": changes,
+            }))?);
+        } else if current {
+            println!("{} is current ({} packages)", lock_path.display(), new.packages.len());
+        } else if previous.is_none() {
+            println!("{} does not exist; run `bareboat lock {}`", lock_path.display(), args.spec);
+        } else {
+            println!("{} is out of date; `bareboat lock {}` would change:", lock_path.display(), args.spec);
+            print_changes(&changes, previous.as_ref().is_some_and(|p| p.requested != new.requested || p.exclude != new.exclude));
+        }
+        return Ok(if current { ExitCode::SUCCESS } else { ExitCode::from(EXIT_STALE) });
+    }
+
+    new.write(&lock_path)?;
+    let fetched = if args.no_fetch {
+        None
+    } else {
+        let bar = progress::Bar::new("packages");
+        let report = lock::fetch(&new, &settings, &client, &cache, &bar).await?;
+        bar.finish();
+        cache.record_use(&lock_path, &new.packages.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>())?;
+        Some(report)
+    };
+    let elapsed = started.elapsed();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&json!({
+            "lockfile": lock_path,
+            "release": new.release,
+            "arch": new.arch,
+            "sources": new.sources,
+            "packages": new.packages,
+            "excluded": new.exclusions,
+            "changes": changes,
+            "fetch": fetched,
+            "seconds": elapsed.as_secs_f64(),
+        }))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Locked {} packages for {} {} in {:.2}s -> {}",
+        new.packages.len(),
+        new.release,
+        new.arch.join(","),
+        elapsed.as_secs_f64(),
+        lock_path.display()
+    );
+    let width = new.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in &new.packages {
+        let target = if new.arch.len() > 1 { format!(" [{}]", p.target) } else { String::new() };
+        println!("  {:width$}  {}{target}  ({})", p.name, p.version, p.reasons.join(", "));
+    }
+    if !new.exclusions.is_empty() {
+        println!("Excluded:");
+        for x in &new.exclusions {
+            println!("  {}: dropped {}", x.name, x.dropped.join("; "));
+        }
+    }
+    if previous.is_some() {
+        print_changes(&changes, false);
+    }
+    if let Some(r) = fetched {
+        println!(
+            "Fetched {} packages: {} downloaded ({}), {} already cached",
+            r.packages,
+            r.downloaded,
+            human_bytes(r.downloaded_bytes),
+            r.cached
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_changes(changes: &[Change], inputs_changed: bool) {
+    if inputs_changed {
+        println!("  (the requested packages or excludes changed)");
+    }
+    if changes.is_empty() {
+        println!("No version changes.");
+    } else {
+        println!("Changes:");
+        for c in changes {
+            println!("  {c}");
+        }
+    }
+}
+
+async fn cmd_fetch(args: FetchArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let lock = Lockfile::read(&args.lockfile).with_context(|| "hint: create it with `bareboat lock`")?;
+    let settings = settings(&args.archive)?;
+    let cache = Cache::open(cache_root)?;
+    let client = Client::new()?;
+    let bar = progress::Bar::new("packages");
+    let report = lock::fetch(&lock, &settings, &client, &cache, &bar).await?;
+    bar.finish();
+    cache.record_use(&args.lockfile, &lock.packages.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} packages ready in {}: {} downloaded ({}), {} already cached",
+            report.packages,
+            cache.root().display(),
+            report.downloaded,
+            human_bytes(report.downloaded_bytes),
+            report.cached
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_cache(command: CacheCommand, root: &Path, json: bool) -> Result<ExitCode> {
+    match command {
+        CacheCommand::Dir => println!("{}", root.display()),
+        CacheCommand::Prune { max_age_days } => {
+            let cache = Cache::open_exclusive(root)?;
+            let report = cache.prune(Duration::from_secs(max_age_days * 86400))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "Removed {} files ({}); kept {}",
+                    report.removed_files,
+                    human_bytes(report.removed_bytes),
+                    report.kept_files
+                );
+            }
+        }
+        CacheCommand::Export { file, lockfile } => {
+            let cache = Cache::open(root)?;
+            let only = match &lockfile {
+                Some(l) => Some(Lockfile::read(l)?.packages.into_iter().map(|p| p.sha256).collect::<Vec<_>>()),
+                None => None,
+            };
+            let n = cache.export(&file, only.as_deref())?;
+            if json {
+                println!("{}", json!({ "file": file, "entries": n }));
+            } else {
+                println!("Exported {n} cache entries to {}", file.display());
+            }
+        }
+        CacheCommand::Import { file } => {
+            let cache = Cache::open_exclusive(root)?;
+            let n = cache.import(&file)?;
+            if json {
+                println!("{}", json!({ "file": file, "entries": n }));
+            } else {
+                println!("Imported {n} cache entries into {}", root.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_catalog(release: &str, json: bool) -> Result<ExitCode> {
+    let release = Distribution::parse(release)?;
+    let variants: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+    if json {
+        let images: Vec<_> = catalog::IMAGES
+            .iter()
+            .map(|i| {
+                let spec = catalog::spec(i.name, None, release, vec!["amd64".into()]).expect("catalogue images resolve");
+                json!({
+                    "name": i.name,
+                    "parent": i.parent,
+                    "summary": i.summary,
+                    "release": release.codename(),
+                    "variants": variants,
+                    "packages": spec.packages.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "exclude": spec.exclude,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&images)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Catalogue images for Debian {} ({release}); variants: {}", release.version(), variants.join(", "));
+    for i in catalog::IMAGES {
+        let parent = i.parent.map(|p| format!("{p} + ")).unwrap_or_default();
+        println!("  catalog:{:<11} {}", i.name, i.summary);
+        println!("  {:19} packages: {parent}{}", "", i.own_packages(release).join(" "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
