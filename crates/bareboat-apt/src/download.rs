@@ -125,6 +125,7 @@ impl Client {
                                     what,
                                     expected,
                                     actual,
+                                    context: None,
                                 });
                             }
                         }
@@ -201,7 +202,19 @@ impl Body for Verified<'_> {
         let expected = self.expected;
         let mut hasher = Sha256::new();
         let mut got = 0u64;
-        while let Some(chunk) = resp.chunk().await.map_err(Failure::retry)? {
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // The connection dropped, or the server sent less than its Content-Length.
+                Err(e) => {
+                    return Err(Failure::Retry(format!(
+                        "download truncated: received {got} of {} bytes ({})",
+                        expected.size,
+                        describe(&e)
+                    )));
+                }
+            };
             got += chunk.len() as u64;
             if got > expected.size {
                 return Err(Failure::Mismatch {

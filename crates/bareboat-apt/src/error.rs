@@ -50,14 +50,16 @@ pub enum Error {
     IndexMissing { url: String, what: String },
 
     #[error(
-        "{url}: {what} does not match the signed Release file: expected {expected}, got {actual}.\n\
-         The file was tampered with or corrupted in transit; nothing was stored."
+        "{url}{}: {what} does not match the signed archive metadata: expected {expected}, got {actual}.\n\
+         The file was tampered with or corrupted in transit; nothing was stored.",
+        context_suffix(.context)
     )]
     HashMismatch {
         url: String,
         what: &'static str,
         expected: String,
         actual: String,
+        context: Option<String>,
     },
 
     #[error("{url}: not found (HTTP 404){}", context_suffix(.context))]
@@ -142,6 +144,19 @@ impl Error {
                 url,
                 reason,
                 attempts,
+                context: what,
+            },
+            Error::HashMismatch {
+                url,
+                what: field,
+                expected,
+                actual,
+                ..
+            } => Error::HashMismatch {
+                url,
+                what: field,
+                expected,
+                actual,
                 context: what,
             },
             other => other,

@@ -79,6 +79,8 @@ pub enum Change {
     Added { name: String, target: String, version: String },
     Removed { name: String, target: String, version: String },
     Changed { name: String, target: String, old: String, new: String },
+    /// Same version, different file: the archive rebuilt or replaced it.
+    Rebuilt { name: String, target: String, version: String, old_sha256: String, new_sha256: String },
 }
 
 impl fmt::Display for Change {
@@ -87,6 +89,12 @@ impl fmt::Display for Change {
             Change::Added { name, target, version } => write!(f, "+ {name} {version} ({target})"),
             Change::Removed { name, target, version } => write!(f, "- {name} {version} ({target})"),
             Change::Changed { name, target, old, new } => write!(f, "  {name} {old} -> {new} ({target})"),
+            Change::Rebuilt { name, target, version, old_sha256, new_sha256 } => write!(
+                f,
+                "! {name} {version} ({target}): same version, different file (sha256 {} -> {})",
+                &old_sha256[..12.min(old_sha256.len())],
+                &new_sha256[..12.min(new_sha256.len())]
+            ),
         }
     }
 }
@@ -162,31 +170,39 @@ impl Lockfile {
 
     /// What changes from `self` to `new`, sorted by target and name.
     pub fn diff(&self, new: &Lockfile) -> Vec<Change> {
-        let index = |l: &Lockfile| -> BTreeMap<(String, String), String> {
+        let index = |l: &Lockfile| -> BTreeMap<(String, String), (String, String)> {
             l.packages
                 .iter()
-                .map(|p| ((p.target.clone(), p.name.clone()), p.version.clone()))
+                .map(|p| ((p.target.clone(), p.name.clone()), (p.version.clone(), p.sha256.clone())))
                 .collect()
         };
         let (old, new) = (index(self), index(new));
         let mut changes = Vec::new();
-        for ((target, name), version) in &old {
+        for ((target, name), (version, sha)) in &old {
+            let (name, target) = (name.clone(), target.clone());
             match new.get(&(target.clone(), name.clone())) {
                 None => changes.push(Change::Removed {
-                    name: name.clone(),
-                    target: target.clone(),
+                    name,
+                    target,
                     version: version.clone(),
                 }),
-                Some(v) if v != version => changes.push(Change::Changed {
-                    name: name.clone(),
-                    target: target.clone(),
+                Some((v, _)) if v != version => changes.push(Change::Changed {
+                    name,
+                    target,
                     old: version.clone(),
                     new: v.clone(),
+                }),
+                Some((_, s)) if s != sha => changes.push(Change::Rebuilt {
+                    name,
+                    target,
+                    version: version.clone(),
+                    old_sha256: sha.clone(),
+                    new_sha256: s.clone(),
                 }),
                 Some(_) => {}
             }
         }
-        for ((target, name), version) in &new {
+        for ((target, name), (version, _)) in &new {
             if !old.contains_key(&(target.clone(), name.clone())) {
                 changes.push(Change::Added {
                     name: name.clone(),
@@ -207,9 +223,10 @@ impl Lockfile {
 
 fn change_key(c: &Change) -> (&str, &str) {
     match c {
-        Change::Added { name, target, .. } | Change::Removed { name, target, .. } | Change::Changed { name, target, .. } => {
-            (target, name)
-        }
+        Change::Added { name, target, .. }
+        | Change::Removed { name, target, .. }
+        | Change::Changed { name, target, .. }
+        | Change::Rebuilt { name, target, .. } => (target, name),
     }
 }
 
@@ -273,6 +290,10 @@ mod tests {
         let lines: Vec<String> = old.diff(&new).iter().map(ToString::to_string).collect();
         assert_eq!(lines, ["  a 1 -> 2 (amd64)", "- b 1 (amd64)", "+ c 1 (amd64)"]);
         assert!(!old.same_resolution(&new));
+        let mut rebuilt = old.clone();
+        rebuilt.packages[0].sha256 = "1".repeat(64);
+        let lines: Vec<String> = old.diff(&rebuilt).iter().map(ToString::to_string).collect();
+        assert_eq!(lines, ["! a 1 (amd64): same version, different file (sha256 000000000000 -> 111111111111)"]);
         let mut redated = old.clone();
         redated.sources[0].date = "Sun, 13 Sep 2026 07:55:41 UTC".into();
         assert!(old.same_resolution(&redated));

@@ -1,0 +1,399 @@
+//! Test support: signed apt repositories generated on the fly and served on 127.0.0.1.
+//!
+//! Packages are built with `dpkg-deb`, indexes are written as Debian's archive writes them
+//! (`Packages`, `Packages.xz`, by-hash copies, `Release`), and `InRelease` is clear-signed
+//! with `gpg` using a key made for the test. The server can be told to truncate a file or
+//! answer 404, so each failure path can be exercised for real.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+/// A throwaway GnuPG home with keys made for one test.
+pub struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Default for Gpg {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let home = tempfile::tempdir().expect("temp dir");
+        Gpg { home }
+    }
+
+    fn gpg(&self, faked_time: Option<&str>) -> Command {
+        let mut c = Command::new("gpg");
+        c.arg("--homedir").arg(self.home.path()).args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]);
+        if let Some(t) = faked_time {
+            c.args(["--faked-system-time", t, "--ignore-time-conflict"]);
+        }
+        c
+    }
+
+    /// Makes an Ed25519 signing key and returns its fingerprint. `created` is a gpg time
+    /// (`20200101T000000`) to back-date it; `expire` is gpg's expiry (`never`, `1d`).
+    pub fn generate(&self, uid: &str, created: Option<&str>, expire: &str) -> String {
+        let out = self
+            .gpg(created)
+            .args(["--quick-gen-key", uid, "ed25519", "sign", expire])
+            .output()
+            .expect("gpg runs");
+        assert!(out.status.success(), "gpg key generation failed: {}", String::from_utf8_lossy(&out.stderr));
+        let list = self
+            .gpg(None)
+            .args(["--with-colons", "--list-keys", uid])
+            .output()
+            .expect("gpg runs");
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:::::::::").map(|f| f.trim_end_matches(':').to_string()))
+            .expect("new key has a fingerprint")
+    }
+
+    /// The armored public key.
+    pub fn export(&self, fingerprint: &str) -> Vec<u8> {
+        let out = self.gpg(None).args(["--armor", "--export", fingerprint]).output().expect("gpg runs");
+        assert!(out.status.success());
+        out.stdout
+    }
+
+    /// Clear-signs `text` as `InRelease` is signed.
+    pub fn clearsign(&self, fingerprint: &str, text: &str, faked_time: Option<&str>) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let input = dir.path().join("Release");
+        std::fs::write(&input, text).unwrap();
+        let output = dir.path().join("InRelease");
+        let out = self
+            .gpg(faked_time)
+            .args(["--digest-algo", "SHA512", "--local-user", fingerprint, "--clearsign", "--output"])
+            .arg(&output)
+            .arg(&input)
+            .output()
+            .expect("gpg runs");
+        assert!(out.status.success(), "gpg signing failed: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(output).unwrap()
+    }
+}
+
+/// A package to build.
+#[derive(Clone, Debug, Default)]
+pub struct DebSpec {
+    pub name: String,
+    pub version: String,
+    /// `amd64` unless set; `all` for architecture-independent packages.
+    pub arch: Option<String>,
+    pub fields: Vec<(String, String)>,
+    pub files: Vec<(String, Vec<u8>)>,
+    /// dpkg-deb's `-Z` compressor for data.tar: `xz` unless set (`gzip`, `zstd`, `none`).
+    pub compression: Option<String>,
+}
+
+impl DebSpec {
+    pub fn new(name: &str, version: &str) -> DebSpec {
+        DebSpec {
+            name: name.into(),
+            version: version.into(),
+            files: vec![(format!("usr/share/{name}/VERSION"), version.as_bytes().to_vec())],
+            ..DebSpec::default()
+        }
+    }
+
+    /// Adds a control field such as `Depends`.
+    pub fn field(mut self, name: &str, value: &str) -> DebSpec {
+        self.fields.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Builds a `.deb` with `dpkg-deb` into `dir` and returns its path.
+pub fn build_deb(dir: &Path, spec: &DebSpec) -> PathBuf {
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(root.path().join("DEBIAN")).unwrap();
+    let mut control = format!(
+        "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: Test <test@example.invalid>\nPriority: optional\n",
+        spec.name,
+        spec.version,
+        spec.arch.as_deref().unwrap_or("amd64")
+    );
+    for (k, v) in &spec.fields {
+        control.push_str(&format!("{k}: {v}\n"));
+    }
+    control.push_str(&format!("Description: test package {}\n", spec.name));
+    std::fs::write(root.path().join("DEBIAN/control"), control).unwrap();
+    let mut md5sums = String::new();
+    for (path, bytes) in &spec.files {
+        let p = root.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+        md5sums.push_str(&format!("{:x}  {path}\n", md5::compute(bytes)));
+    }
+    // As dh_md5sums writes it; dpkg-deb itself does not.
+    std::fs::write(root.path().join("DEBIAN/md5sums"), md5sums).unwrap();
+    let file = format!(
+        "{}_{}_{}.deb",
+        spec.name,
+        spec.version.replace(':', "%3a"),
+        spec.arch.as_deref().unwrap_or("amd64")
+    );
+    let out = dir.join(file);
+    // A fixed SOURCE_DATE_EPOCH makes rebuilding the same package give the same bytes.
+    let status = Command::new("dpkg-deb")
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .arg("--root-owner-group")
+        .arg(format!("-Z{}", spec.compression.as_deref().unwrap_or("xz")))
+        .arg("--build")
+        .arg(root.path())
+        .arg(&out)
+        .output()
+        .expect("dpkg-deb runs (install dpkg-dev)");
+    assert!(status.status.success(), "dpkg-deb failed: {}", String::from_utf8_lossy(&status.stderr));
+    out
+}
+
+/// How to write a repository.
+pub struct RepoOptions<'a> {
+    pub suite: &'a str,
+    pub fingerprint: &'a str,
+    /// gpg time for the signature (to sign with a key that has since expired).
+    pub sign_time: Option<&'a str>,
+    /// `Valid-Until`, written verbatim.
+    pub valid_until: Option<&'a str>,
+}
+
+/// A generated repository on disk: `<root>/dists/<suite>/...` and `<root>/pool/...`.
+pub struct Repo {
+    pub root: tempfile::TempDir,
+    pub suite: String,
+}
+
+impl Repo {
+    /// Builds the packages and writes a signed repository for them.
+    pub fn write(gpg: &Gpg, opts: &RepoOptions<'_>, packages: &[DebSpec]) -> Repo {
+        let root = tempfile::tempdir().expect("temp dir");
+        let repo = Repo {
+            root,
+            suite: opts.suite.to_string(),
+        };
+        repo.publish(gpg, opts, packages);
+        repo
+    }
+
+    /// (Re)writes pool, indexes and InRelease for `packages`, as an archive update does.
+    pub fn publish(&self, gpg: &Gpg, opts: &RepoOptions<'_>, packages: &[DebSpec]) {
+        let pool = self.root.path().join("pool/main");
+        std::fs::create_dir_all(&pool).unwrap();
+        let mut index = String::new();
+        for spec in packages {
+            let deb = build_deb(&pool, spec);
+            let control = Command::new("dpkg-deb").arg("-f").arg(&deb).output().unwrap().stdout;
+            let bytes = std::fs::read(&deb).unwrap();
+            index.push_str(&String::from_utf8(control).unwrap());
+            index.push_str(&format!(
+                "Filename: pool/main/{}\nSize: {}\nSHA256: {}\n\n",
+                deb.file_name().unwrap().to_string_lossy(),
+                bytes.len(),
+                sha256(&bytes)
+            ));
+        }
+        let dir = self.dists().join("main/binary-amd64");
+        std::fs::create_dir_all(dir.join("by-hash/SHA256")).unwrap();
+        let mut xz = Vec::new();
+        {
+            let mut enc = liblzma::write::XzEncoder::new(&mut xz, 6);
+            enc.write_all(index.as_bytes()).unwrap();
+            enc.finish().unwrap();
+        }
+        let mut release = format!(
+            "Origin: Test\nLabel: Test\nSuite: {s}\nCodename: {s}\nDate: {}\n",
+            http_date_now(),
+            s = opts.suite
+        );
+        if let Some(v) = opts.valid_until {
+            release.push_str(&format!("Valid-Until: {v}\n"));
+        }
+        release.push_str("Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\nDescription: test\nSHA256:\n");
+        for (name, bytes) in [("Packages", index.as_bytes()), ("Packages.xz", &xz[..])] {
+            std::fs::write(dir.join(name), bytes).unwrap();
+            std::fs::write(dir.join("by-hash/SHA256").join(sha256(bytes)), bytes).unwrap();
+            release.push_str(&format!(" {} {:>9} main/binary-amd64/{name}\n", sha256(bytes), bytes.len()));
+        }
+        std::fs::write(self.dists().join("Release"), &release).unwrap();
+        let signed = gpg.clearsign(opts.fingerprint, &release, opts.sign_time);
+        std::fs::write(self.dists().join("InRelease"), signed).unwrap();
+    }
+
+    pub fn dists(&self) -> PathBuf {
+        self.root.path().join("dists").join(&self.suite)
+    }
+
+    /// Paths of every file under `dir` (relative to the repository root) that match.
+    pub fn files_matching(&self, needle: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().contains(needle) {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The current time as Release files write it.
+pub fn http_date_now() -> String {
+    http_date(std::time::SystemTime::now())
+}
+
+/// A time as Release files write it: `Sat, 12 Sep 2026 07:55:41 UTC`.
+pub fn http_date(t: std::time::SystemTime) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-R", "-d"])
+        .arg(format!("@{}", t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()))
+        .output()
+        .expect("date runs");
+    String::from_utf8(out.stdout).unwrap().trim().replace("+0000", "UTC")
+}
+
+/// What the server does wrong, by path suffix.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Send the headers for the whole file, then only half the body.
+    Truncate,
+    /// Answer 404.
+    NotFound,
+}
+
+/// A small HTTP/1.1 file server on 127.0.0.1.
+pub struct Server {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    faults: Arc<Mutex<HashMap<String, Fault>>>,
+    requests: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves the files under `root`.
+    pub fn start(root: &Path) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let root = root.to_path_buf();
+        let thread = {
+            let (stop, faults, requests) = (stop.clone(), faults.clone(), requests.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let (root, faults) = (root.clone(), faults.clone());
+                    std::thread::spawn(move || {
+                        let _ = serve(conn, &root, &faults);
+                    });
+                }
+            })
+        };
+        Server {
+            port,
+            stop,
+            faults,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Makes requests for paths ending in `suffix` fail as `fault` says.
+    pub fn fault(&self, suffix: &str, fault: Fault) {
+        self.faults.lock().unwrap().insert(suffix.to_string(), fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
+    /// Connections accepted so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting connections.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(mut conn: TcpStream, root: &Path, faults: &Mutex<HashMap<String, Fault>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let fault = faults
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(suffix, _)| path.ends_with(suffix.as_str()))
+        .map(|(_, f)| f.clone());
+    let file = root.join(path.trim_start_matches('/'));
+    let body = if path.contains("..") || matches!(fault, Some(Fault::NotFound)) {
+        None
+    } else {
+        std::fs::read(&file).ok().filter(|_| file.is_file())
+    };
+    match body {
+        None => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?,
+        Some(body) => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            conn.write_all(head.as_bytes())?;
+            let send = if matches!(fault, Some(Fault::Truncate)) { &body[..body.len() / 2] } else { &body[..] };
+            conn.write_all(send)?;
+        }
+    }
+    conn.flush()?;
+    conn.shutdown(std::net::Shutdown::Both)
+}
