@@ -11,13 +11,13 @@ use std::time::SystemTime;
 
 use futures::future::try_join_all;
 
+use crate::Error;
 use crate::cache::Cache;
 use crate::download::{Client, Expected, Progress};
 use crate::index::{Compression, Package, PackageIndex};
 use crate::keyring::Keyring;
 use crate::release::{IndexEntry, Release};
 use crate::sources::Source;
-use crate::Error;
 
 /// InRelease files are about 150 kB; anything far larger is not one.
 const INRELEASE_LIMIT: u64 = 32 << 20;
@@ -145,13 +145,24 @@ async fn load_source(
         // As apt does: a separate binary-all index only when the release has an `all`
         // architecture that its per-architecture indexes do not already include.
         let all = format!("{component}/binary-all/Packages");
-        let separate_all = release.architectures.iter().any(|a| a == "all") && !release.all_in_arch_indexes;
+        let separate_all =
+            release.architectures.iter().any(|a| a == "all") && !release.all_in_arch_indexes;
         if separate_all && release.files.keys().any(|k| k.starts_with(&all)) {
             wanted.push(pick_index(&release, source, component, "all")?);
         }
     }
     let indexes = try_join_all(wanted.into_iter().map(|(path, entry, compression)| {
-        load_index(client, cache, source, &release, path, entry, compression, opts.offline, progress)
+        load_index(
+            client,
+            cache,
+            source,
+            &release,
+            path,
+            entry,
+            compression,
+            opts.offline,
+            progress,
+        )
     }))
     .await?;
     Ok(LoadedSource {
@@ -197,7 +208,10 @@ async fn load_index(
     if parsed.exists() {
         cache.touch(&parsed);
         let p = parsed.clone();
-        match tokio::task::spawn_blocking(move || PackageIndex::load(&p)).await.expect("index loader panicked") {
+        match tokio::task::spawn_blocking(move || PackageIndex::load(&p))
+            .await
+            .expect("index loader panicked")
+        {
             Ok(index) => return Ok(index),
             Err(e) => tracing::warn!("discarding unreadable cached index: {e}"),
         }
@@ -218,14 +232,23 @@ async fn load_index(
         source.dists_url(&format!("{dir}/by-hash/SHA256/{}", entry.sha256))
     });
     let result = match &by_hash {
-        Some(url) => match client.download(url, &expected, tmp.as_file_mut(), &path, progress).await {
+        Some(url) => match client
+            .download(url, &expected, tmp.as_file_mut(), &path, progress)
+            .await
+        {
             // A mirror part-way through an update may lack the by-hash file yet.
             Err(Error::NotFound { .. }) => {
-                client.download(&plain_url, &expected, tmp.as_file_mut(), &path, progress).await
+                client
+                    .download(&plain_url, &expected, tmp.as_file_mut(), &path, progress)
+                    .await
             }
             other => other,
         },
-        None => client.download(&plain_url, &expected, tmp.as_file_mut(), &path, progress).await,
+        None => {
+            client
+                .download(&plain_url, &expected, tmp.as_file_mut(), &path, progress)
+                .await
+        }
     };
     result?;
     progress.done(&path);
@@ -233,7 +256,11 @@ async fn load_index(
     let tmp_path: PathBuf = tmp.path().to_path_buf();
     let index = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
-        PackageIndex::parse(std::io::BufReader::with_capacity(1 << 16, f), compression, &what)
+        PackageIndex::parse(
+            std::io::BufReader::with_capacity(1 << 16, f),
+            compression,
+            &what,
+        )
     })
     .await
     .expect("index parser panicked")?;

@@ -74,7 +74,12 @@ impl Cache {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(|e| Error::io(&lock_path, e))?;
+        if exclusive {
+            lock.lock()
+        } else {
+            lock.lock_shared()
+        }
+        .map_err(|e| Error::io(&lock_path, e))?;
         Ok(Cache {
             root: root.to_path_buf(),
             _lock: lock,
@@ -175,13 +180,20 @@ impl Cache {
         for entry in read_dir(&self.root.join("uses"))? {
             if recent(&entry) {
                 let text = std::fs::read_to_string(&entry).map_err(|e| Error::io(&entry, e))?;
-                keep.extend(text.lines().filter(|l| !l.starts_with('#')).map(String::from));
+                keep.extend(
+                    text.lines()
+                        .filter(|l| !l.starts_with('#'))
+                        .map(String::from),
+                );
             } else {
                 remove(&entry, &mut report);
             }
         }
         for entry in read_dir(&self.root.join("debs"))? {
-            let stem = entry.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let stem = entry
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             if keep.contains(stem) {
                 report.kept_files += 1;
             } else {
@@ -208,7 +220,10 @@ impl Cache {
     /// Writes the cache's packages, indexes and InRelease files into a tar archive, for
     /// moving to an offline machine. With `only`, just those packages are exported.
     pub fn export(&self, out: &Path, only: Option<&[String]>) -> Result<u64, Error> {
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
         let mut tar = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
         tar.mode(tar::HeaderMode::Deterministic);
@@ -217,14 +232,13 @@ impl Cache {
             let mut entries = read_dir(&self.root.join(dir))?;
             entries.sort();
             for path in entries {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                if dir == "debs" {
-                    if let Some(only) = only {
-                        let stem = name.trim_end_matches(".deb");
-                        if !only.iter().any(|s| s == stem) {
-                            continue;
-                        }
-                    }
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let stem = name.trim_end_matches(".deb");
+                if dir == "debs" && only.is_some_and(|only| !only.iter().any(|s| s == stem)) {
+                    continue;
                 }
                 tar.append_path_with_name(&path, format!("{dir}/{name}"))
                     .map_err(|e| Error::io(&path, e))?;
@@ -265,17 +279,24 @@ impl Cache {
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 1 << 16];
             loop {
-                let n = entry.read(&mut buf).map_err(|e| bad(format!("{name}: {e}")))?;
+                let n = entry
+                    .read(&mut buf)
+                    .map_err(|e| bad(format!("{name}: {e}")))?;
                 if n == 0 {
                     break;
                 }
                 hasher.update(&buf[..n]);
                 tmp.write_all(&buf[..n]).map_err(|e| Error::io(&dest, e))?;
             }
-            if let Some(expected) = name.strip_prefix("debs/").and_then(|n| n.strip_suffix(".deb")) {
+            if let Some(expected) = name
+                .strip_prefix("debs/")
+                .and_then(|n| n.strip_suffix(".deb"))
+            {
                 let actual = hex::encode(hasher.finalize());
                 if actual != expected {
-                    return Err(bad(format!("{name}: content hashes to {actual}, not to its name")));
+                    return Err(bad(format!(
+                        "{name}: content hashes to {actual}, not to its name"
+                    )));
                 }
             }
             self.commit(tmp, &dest)?;
@@ -289,7 +310,9 @@ impl Cache {
         let (stem, ext) = file.split_once('.')?;
         let ok = match (dir, ext) {
             ("debs", "deb") | ("indexes", "idx") => is_sha256(stem),
-            ("releases", "InRelease") => stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+            ("releases", "InRelease") => {
+                stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit())
+            }
             _ => false,
         };
         ok.then(|| self.root.join(dir).join(file))
@@ -310,7 +333,9 @@ fn remove(path: &Path, report: &mut PruneReport) {
 }
 
 fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A short, stable file name for an arbitrary key.
@@ -355,7 +380,9 @@ mod tests {
         let (a, b) = (sha(b"a"), sha(b"b"));
         cache.write_atomic(&cache.deb_path(&a), b"a").unwrap();
         cache.write_atomic(&cache.deb_path(&b), b"b").unwrap();
-        cache.record_use(Path::new("x/bareboat.lock"), std::slice::from_ref(&a)).unwrap();
+        cache
+            .record_use(Path::new("x/bareboat.lock"), std::slice::from_ref(&a))
+            .unwrap();
         let report = cache.prune(Duration::from_secs(3600)).unwrap();
         assert_eq!(report.removed_files, 1);
         assert!(cache.deb_path(&a).exists());
@@ -394,9 +421,15 @@ mod tests {
             b.finish().unwrap();
             path
         };
-        let e = dst.import(&evil("../escape.deb", b"x")).unwrap_err().to_string();
+        let e = dst
+            .import(&evil("../escape.deb", b"x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unexpected entry"), "{e}");
-        let e = dst.import(&evil(&format!("debs/{}.deb", sha(b"other")), b"x")).unwrap_err().to_string();
+        let e = dst
+            .import(&evil(&format!("debs/{}.deb", sha(b"other")), b"x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not to its name"), "{e}");
         assert!(!dst.deb_path(&sha(b"other")).exists());
         assert!(!dst_dir.path().parent().unwrap().join("escape.deb").exists());

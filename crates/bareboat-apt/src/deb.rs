@@ -54,18 +54,24 @@ impl<R: Read + Send> Deb<R> {
             .map(|v| version = v)
             .map_err(bad)?;
         if !version.starts_with("2.") {
-            return Err(bad(format!("unsupported format version {:?}", version.trim())));
+            return Err(bad(format!(
+                "unsupported format version {:?}",
+                version.trim()
+            )));
         }
         let (mut control, mut md5sums) = (None, None);
         loop {
             let (name, size) = member(&mut reader).map_err(bad)?;
             if let Some(ext) = name.strip_prefix("control.tar") {
                 let bytes = read_member(&mut reader, size, CONTROL_LIMIT).map_err(bad)?;
-                let compression = compression_of(ext).ok_or_else(|| bad(format!("unknown member {name}")))?;
+                let compression =
+                    compression_of(ext).ok_or_else(|| bad(format!("unknown member {name}")))?;
                 (control, md5sums) = read_control(&bytes, compression).map_err(bad)?;
             } else if let Some(ext) = name.strip_prefix("data.tar") {
-                let data_compression = compression_of(ext).ok_or_else(|| bad(format!("unknown member {name}")))?;
-                let control = control.ok_or_else(|| bad("no control file before data.tar".into()))?;
+                let data_compression =
+                    compression_of(ext).ok_or_else(|| bad(format!("unknown member {name}")))?;
+                let control =
+                    control.ok_or_else(|| bad("no control file before data.tar".into()))?;
                 return Ok(Deb {
                     control,
                     md5sums,
@@ -98,7 +104,6 @@ impl<R: Read + Send> Deb<R> {
     pub fn md5sums(&self) -> Option<&str> {
         self.md5sums.as_deref()
     }
-
 }
 
 impl<'a, R: Read + Send + 'a> Deb<R> {
@@ -140,26 +145,36 @@ fn member(r: &mut impl Read) -> Result<(String, u64), String> {
 /// Reads a whole member (and its padding byte), refusing one larger than `limit`.
 fn read_member(r: &mut impl Read, size: u64, limit: u64) -> Result<Vec<u8>, String> {
     if size > limit {
-        return Err(format!("member of {size} bytes exceeds the {limit}-byte limit"));
+        return Err(format!(
+            "member of {size} bytes exceeds the {limit}-byte limit"
+        ));
     }
     let mut buf = vec![0u8; size as usize];
     r.read_exact(&mut buf)
         .map_err(|e| format!("truncated ar member: {e}"))?;
     if size % 2 == 1 {
         let mut pad = [0u8; 1];
-        r.read_exact(&mut pad).map_err(|e| format!("truncated ar padding: {e}"))?;
+        r.read_exact(&mut pad)
+            .map_err(|e| format!("truncated ar padding: {e}"))?;
     }
     Ok(buf)
 }
 
 /// Extracts `control` and `md5sums` from the control archive, capping the decompressed size.
-fn read_control(bytes: &[u8], compression: Compression) -> Result<(Option<String>, Option<String>), String> {
+fn read_control(
+    bytes: &[u8],
+    compression: Compression,
+) -> Result<(Option<String>, Option<String>), String> {
     let decoder = compression.decoder(bytes).take(CONTROL_LIMIT);
     let mut tar = tar::Archive::new(decoder);
     let (mut control, mut md5sums) = (None, None);
     for entry in tar.entries().map_err(|e| format!("control archive: {e}"))? {
         let mut entry = entry.map_err(|e| format!("control archive: {e}"))?;
-        let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+        let path = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
         let slot = match path.trim_start_matches("./") {
             "control" => &mut control,
             "md5sums" => &mut md5sums,

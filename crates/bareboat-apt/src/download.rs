@@ -60,7 +60,10 @@ impl Client {
 
     /// Fetches a small file whole (an `InRelease`).
     pub async fn get_small(&self, url: &str, limit: u64) -> Result<Vec<u8>, Error> {
-        let mut body = Whole { buf: Vec::new(), limit };
+        let mut body = Whole {
+            buf: Vec::new(),
+            limit,
+        };
         self.with_retries(url, &mut body).await?;
         Ok(body.buf)
     }
@@ -179,7 +182,10 @@ impl Body for Whole {
         while let Some(chunk) = resp.chunk().await.map_err(Failure::retry)? {
             self.buf.extend_from_slice(&chunk);
             if self.buf.len() as u64 > self.limit {
-                return Err(Failure::Fatal(format!("larger than the {}-byte limit", self.limit)));
+                return Err(Failure::Fatal(format!(
+                    "larger than the {}-byte limit",
+                    self.limit
+                )));
             }
         }
         Ok(())

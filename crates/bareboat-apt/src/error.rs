@@ -63,7 +63,10 @@ pub enum Error {
     },
 
     #[error("{url}: not found (HTTP 404){}", context_suffix(.context))]
-    NotFound { url: String, context: Option<String> },
+    NotFound {
+        url: String,
+        context: Option<String>,
+    },
 
     #[error("{url}: HTTP {status}{}", context_suffix(.context))]
     Http {
@@ -113,7 +116,10 @@ pub enum Error {
 }
 
 fn context_suffix(context: &Option<String>) -> String {
-    context.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+    context
+        .as_ref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default()
 }
 
 impl Error {

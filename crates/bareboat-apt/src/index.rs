@@ -82,9 +82,9 @@ impl Compression {
         match self {
             Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(r).expect("zstd decoder allocates"),
-            ),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::new(r).expect("zstd decoder allocates"))
+            }
             Compression::None => Box::new(r),
         }
     }
@@ -172,11 +172,17 @@ impl PackageIndex {
 
     /// All packages, in file order.
     pub fn iter(&self) -> impl Iterator<Item = Package<'_>> {
-        self.records.iter().map(move |raw| Package { index: self, raw })
+        self.records
+            .iter()
+            .map(move |raw| Package { index: self, raw })
     }
 
     /// Parses a compressed `Packages` stream. `what` names it in errors.
-    pub fn parse(reader: impl Read + Send, compression: Compression, what: &str) -> Result<PackageIndex, Error> {
+    pub fn parse(
+        reader: impl Read + Send,
+        compression: Compression,
+        what: &str,
+    ) -> Result<PackageIndex, Error> {
         let mut builder = Builder::default();
         let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
         std::thread::scope(|scope| {
@@ -261,8 +267,14 @@ impl PackageIndex {
         }
         let count = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
         let text_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
-        let records_at = 24usize.checked_add(text_len).ok_or_else(|| bad("truncated"))?;
-        if count.checked_mul(RECORD_BYTES).and_then(|n| n.checked_add(records_at)) != Some(bytes.len()) {
+        let records_at = 24usize
+            .checked_add(text_len)
+            .ok_or_else(|| bad("truncated"))?;
+        if count
+            .checked_mul(RECORD_BYTES)
+            .and_then(|n| n.checked_add(records_at))
+            != Some(bytes.len())
+        {
             return Err(bad("truncated or oversized"));
         }
         let mut bytes = bytes;
@@ -288,7 +300,11 @@ impl PackageIndex {
         bytes.truncate(records_at);
         bytes.drain(..24);
         let text = String::from_utf8(bytes).map_err(|_| bad("text is not UTF-8"))?;
-        if records.iter().flat_map(|r| r.spans).any(|(s, l)| s as usize + l as usize > text.len()) {
+        if records
+            .iter()
+            .flat_map(|r| r.spans)
+            .any(|(s, l)| s as usize + l as usize > text.len())
+        {
             return Err(bad("record points outside the text"));
         }
         Ok(PackageIndex { text, records })
@@ -333,7 +349,8 @@ impl Builder {
                         Some(v) => std::borrow::Cow::Borrowed(v.trim()),
                         None => std::borrow::Cow::Owned(field.lines().join(" ")),
                     };
-                    let start = u32::try_from(self.text.len()).map_err(|_| bad("index too large".into()))?;
+                    let start = u32::try_from(self.text.len())
+                        .map_err(|_| bad("index too large".into()))?;
                     self.text.push_str(&value);
                     raw.spans[i] = (start, value.len() as u32);
                 }
@@ -343,7 +360,11 @@ impl Builder {
                 return Err(bad("a stanza has no Package field".into()));
             }
             let name = &self.text[name_span.0 as usize..(name_span.0 + name_span.1) as usize];
-            for (f, label) in [(F::Version, "Version"), (F::Architecture, "Architecture"), (F::Filename, "Filename")] {
+            for (f, label) in [
+                (F::Version, "Version"),
+                (F::Architecture, "Architecture"),
+                (F::Filename, "Filename"),
+            ] {
                 if raw.spans[f as usize].1 == 0 {
                     return Err(bad(format!("package {name} has no {label}")));
                 }
@@ -367,7 +388,11 @@ impl Builder {
 /// Reads a whole compressed index from a file: a convenience over [`PackageIndex::parse`].
 pub fn parse_file(path: &Path, compression: Compression) -> Result<PackageIndex, Error> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    PackageIndex::parse(BufReader::with_capacity(1 << 16, f), compression, &path.display().to_string())
+    PackageIndex::parse(
+        BufReader::with_capacity(1 << 16, f),
+        compression,
+        &path.display().to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -432,7 +457,10 @@ SHA256: {:064x}\nDepends: p{}\nDescription: d\n more\n\n",
     #[test]
     fn rejects_bad_stanzas_and_corrupt_cache_files() {
         let no_hash = "Package: a\nVersion: 1\nArchitecture: all\nFilename: a.deb\nSize: 1\n";
-        let e = PackageIndex::parse_text(no_hash, "t").err().unwrap().to_string();
+        let e = PackageIndex::parse_text(no_hash, "t")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("package a has no SHA256"), "{e}");
         let bad_size = format!("{no_hash}SHA256: {:064x}\nSize: x\n", 1);
         assert!(PackageIndex::parse_text(&bad_size, "t").is_err());

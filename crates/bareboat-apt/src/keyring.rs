@@ -27,8 +27,11 @@ pub struct Keyring {
 impl Keyring {
     /// Debian's archive keys, embedded in the binary.
     pub fn debian() -> Keyring {
-        Keyring::from_bytes(DEBIAN_ARCHIVE_KEYRING, "the embedded Debian archive keyring")
-            .expect("embedded keyring parses")
+        Keyring::from_bytes(
+            DEBIAN_ARCHIVE_KEYRING,
+            "the embedded Debian archive keyring",
+        )
+        .expect("embedded keyring parses")
     }
 
     /// Reads a keyring file, binary or ASCII-armored, with one or more keys.
@@ -44,7 +47,8 @@ impl Keyring {
             reason,
         };
         let keys: Vec<SignedPublicKey> = if bytes.starts_with(b"-----BEGIN") {
-            let (iter, _) = SignedPublicKey::from_armor_many(bytes).map_err(|e| bad(e.to_string()))?;
+            let (iter, _) =
+                SignedPublicKey::from_armor_many(bytes).map_err(|e| bad(e.to_string()))?;
             iter.collect::<Result<_, _>>()
         } else {
             SignedPublicKey::from_bytes_many(bytes)
@@ -62,7 +66,12 @@ impl Keyring {
     }
 
     /// Verifies a clear-signed `InRelease` and returns the text it signs.
-    pub fn verify_inrelease(&self, inrelease: &str, url: &str, now: SystemTime) -> Result<String, Error> {
+    pub fn verify_inrelease(
+        &self,
+        inrelease: &str,
+        url: &str,
+        now: SystemTime,
+    ) -> Result<String, Error> {
         let fail = |reason: String| Error::BadSignature {
             url: url.to_string(),
             reason,
@@ -70,7 +79,10 @@ impl Keyring {
         let (msg, _) = CleartextSignedMessage::from_string(inrelease)
             .map_err(|e| fail(format!("not a clear-signed message: {e}")))?;
         let signed = msg.signed_text();
-        let now_secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now_secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut problems = Vec::new();
         for sig in msg.signatures() {
             match self.check_signature(sig, signed.as_bytes(), now_secs) {
@@ -120,7 +132,12 @@ impl Keyring {
     }
 }
 
-fn verify_with(sig: &Signature, key: &impl VerifyingKey, text: &[u8], issuer: &str) -> Result<(), String> {
+fn verify_with(
+    sig: &Signature,
+    key: &impl VerifyingKey,
+    text: &[u8],
+    issuer: &str,
+) -> Result<(), String> {
     sig.verify(key, text)
         .map_err(|e| format!("signature by {issuer} does not verify: {e}"))
 }
@@ -134,22 +151,40 @@ fn check_usable(
 ) -> Result<(), String> {
     let primary = &key.primary_key;
     // Only a revocation that the key itself made counts.
-    if key.details.revocation_signatures.iter().any(|s| s.verify_key(primary).is_ok()) {
+    if key
+        .details
+        .revocation_signatures
+        .iter()
+        .any(|s| s.verify_key(primary).is_ok())
+    {
         return Err("the primary key is revoked".into());
     }
     // User IDs may also carry third-party certifications; only self-signatures bind the key.
     let is_self = |s: &Signature| {
-        s.issuer_fingerprint().iter().any(|f| **f == primary.fingerprint())
-            || s.issuer_key_id().iter().any(|k| **k == primary.legacy_key_id())
+        s.issuer_fingerprint()
+            .iter()
+            .any(|f| **f == primary.fingerprint())
+            || s.issuer_key_id()
+                .iter()
+                .any(|k| **k == primary.legacy_key_id())
     };
     let user_sigs = key.details.users.iter().flat_map(|u| {
         u.signatures
             .iter()
             .filter(|s| is_self(s) && s.verify_certification(primary, Tag::UserId, &u.id).is_ok())
     });
-    let direct_sigs = key.details.direct_signatures.iter().filter(|s| s.verify_key(primary).is_ok());
+    let direct_sigs = key
+        .details
+        .direct_signatures
+        .iter()
+        .filter(|s| s.verify_key(primary).is_ok());
     let self_sig = newest(user_sigs.chain(direct_sigs)).ok_or("it has no valid self-signature")?;
-    check_expiry(key.primary_key.created_at().as_secs(), self_sig, now, "primary key")?;
+    check_expiry(
+        key.primary_key.created_at().as_secs(),
+        self_sig,
+        now,
+        "primary key",
+    )?;
     match sub {
         None => check_can_sign(self_sig),
         Some(sub) => {
@@ -162,7 +197,8 @@ fn check_usable(
             }
             sub.verify_bindings(&key.primary_key)
                 .map_err(|e| format!("the subkey is not bound to its primary key: {e}"))?;
-            let binding = newest(sub.signatures.iter()).ok_or("the subkey has no binding signature")?;
+            let binding =
+                newest(sub.signatures.iter()).ok_or("the subkey has no binding signature")?;
             check_expiry(sub.key.created_at().as_secs(), binding, now, "subkey")?;
             check_can_sign(binding)
         }
@@ -192,7 +228,11 @@ fn check_expiry(created: u32, sig: &Signature, now: u64, what: &str) -> Result<(
 
 fn check_can_sign(sig: &Signature) -> Result<(), String> {
     let flags = sig.key_flags();
-    let any_flag = flags.certify() || flags.sign() || flags.encrypt_comms() || flags.encrypt_storage() || flags.authentication();
+    let any_flag = flags.certify()
+        || flags.sign()
+        || flags.encrypt_comms()
+        || flags.encrypt_storage()
+        || flags.authentication();
     // No key-flags subpacket at all leaves usage unrestricted.
     if any_flag && !flags.sign() {
         return Err("the key is not allowed to sign".into());
@@ -224,8 +264,11 @@ mod tests {
             .keys
             .iter()
             .flat_map(|key| {
-                std::iter::once(hex::encode_upper(key.primary_key.fingerprint().as_bytes()))
-                    .chain(key.public_subkeys.iter().map(|s| hex::encode_upper(s.key.fingerprint().as_bytes())))
+                std::iter::once(hex::encode_upper(key.primary_key.fingerprint().as_bytes())).chain(
+                    key.public_subkeys
+                        .iter()
+                        .map(|s| hex::encode_upper(s.key.fingerprint().as_bytes())),
+                )
             })
             .collect();
         for expected in [
@@ -239,7 +282,9 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_keyring() {
-        let e = Keyring::from_bytes(b"hello", "test").unwrap_err().to_string();
+        let e = Keyring::from_bytes(b"hello", "test")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("test"), "{e}");
     }
 

@@ -76,20 +76,58 @@ pub struct LockedExclusion {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "lowercase")]
 pub enum Change {
-    Added { name: String, target: String, version: String },
-    Removed { name: String, target: String, version: String },
-    Changed { name: String, target: String, old: String, new: String },
+    Added {
+        name: String,
+        target: String,
+        version: String,
+    },
+    Removed {
+        name: String,
+        target: String,
+        version: String,
+    },
+    Changed {
+        name: String,
+        target: String,
+        old: String,
+        new: String,
+    },
     /// Same version, different file: the archive rebuilt or replaced it.
-    Rebuilt { name: String, target: String, version: String, old_sha256: String, new_sha256: String },
+    Rebuilt {
+        name: String,
+        target: String,
+        version: String,
+        old_sha256: String,
+        new_sha256: String,
+    },
 }
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Change::Added { name, target, version } => write!(f, "+ {name} {version} ({target})"),
-            Change::Removed { name, target, version } => write!(f, "- {name} {version} ({target})"),
-            Change::Changed { name, target, old, new } => write!(f, "  {name} {old} -> {new} ({target})"),
-            Change::Rebuilt { name, target, version, old_sha256, new_sha256 } => write!(
+            Change::Added {
+                name,
+                target,
+                version,
+            } => write!(f, "+ {name} {version} ({target})"),
+            Change::Removed {
+                name,
+                target,
+                version,
+            } => write!(f, "- {name} {version} ({target})"),
+            Change::Changed {
+                name,
+                target,
+                old,
+                new,
+            } => write!(f, "  {name} {old} -> {new} ({target})"),
+            Change::Rebuilt {
+                name,
+                target,
+                version,
+                old_sha256,
+                new_sha256,
+            } => write!(
                 f,
                 "! {name} {version} ({target}): same version, different file (sha256 {} -> {})",
                 &old_sha256[..12.min(old_sha256.len())],
@@ -102,9 +140,12 @@ impl fmt::Display for Change {
 impl Lockfile {
     /// Puts every list in its canonical order.
     pub fn normalize(&mut self) {
-        self.sources.sort_by(|a, b| (&a.url, &a.suite).cmp(&(&b.url, &b.suite)));
-        self.packages.sort_by(|a, b| (&a.target, &a.name).cmp(&(&b.target, &b.name)));
-        self.exclusions.sort_by(|a, b| (&a.target, &a.name).cmp(&(&b.target, &b.name)));
+        self.sources
+            .sort_by(|a, b| (&a.url, &a.suite).cmp(&(&b.url, &b.suite)));
+        self.packages
+            .sort_by(|a, b| (&a.target, &a.name).cmp(&(&b.target, &b.name)));
+        self.exclusions
+            .sort_by(|a, b| (&a.target, &a.name).cmp(&(&b.target, &b.name)));
         for p in &mut self.packages {
             p.reasons.sort();
             p.reasons.dedup();
@@ -137,7 +178,10 @@ impl Lockfile {
 
     /// Writes the lockfile atomically: a temporary file beside it, renamed into place.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
         std::fs::write(tmp.path(), self.to_toml()).map_err(|e| Error::io(path, e))?;
         tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
@@ -153,10 +197,15 @@ impl Lockfile {
                 l.arch.clone(),
                 l.requested.clone(),
                 l.exclude.clone(),
-                l.sources.iter().map(|s| (s.url.clone(), s.suite.clone(), s.components.clone())).collect::<Vec<_>>(),
+                l.sources
+                    .iter()
+                    .map(|s| (s.url.clone(), s.suite.clone(), s.components.clone()))
+                    .collect::<Vec<_>>(),
             )
         };
-        key(self) == key(other) && self.packages == other.packages && self.exclusions == other.exclusions
+        key(self) == key(other)
+            && self.packages == other.packages
+            && self.exclusions == other.exclusions
     }
 
     /// The locked version of each package for one target architecture.
@@ -173,7 +222,12 @@ impl Lockfile {
         let index = |l: &Lockfile| -> BTreeMap<(String, String), (String, String)> {
             l.packages
                 .iter()
-                .map(|p| ((p.target.clone(), p.name.clone()), (p.version.clone(), p.sha256.clone())))
+                .map(|p| {
+                    (
+                        (p.target.clone(), p.name.clone()),
+                        (p.version.clone(), p.sha256.clone()),
+                    )
+                })
                 .collect()
         };
         let (old, new) = (index(self), index(new));
@@ -288,12 +342,18 @@ mod tests {
         let old = lock(vec![pkg("a", "1"), pkg("b", "1")]);
         let new = lock(vec![pkg("a", "2"), pkg("c", "1")]);
         let lines: Vec<String> = old.diff(&new).iter().map(ToString::to_string).collect();
-        assert_eq!(lines, ["  a 1 -> 2 (amd64)", "- b 1 (amd64)", "+ c 1 (amd64)"]);
+        assert_eq!(
+            lines,
+            ["  a 1 -> 2 (amd64)", "- b 1 (amd64)", "+ c 1 (amd64)"]
+        );
         assert!(!old.same_resolution(&new));
         let mut rebuilt = old.clone();
         rebuilt.packages[0].sha256 = "1".repeat(64);
         let lines: Vec<String> = old.diff(&rebuilt).iter().map(ToString::to_string).collect();
-        assert_eq!(lines, ["! a 1 (amd64): same version, different file (sha256 000000000000 -> 111111111111)"]);
+        assert_eq!(
+            lines,
+            ["! a 1 (amd64): same version, different file (sha256 000000000000 -> 111111111111)"]
+        );
         let mut redated = old.clone();
         redated.sources[0].date = "Sun, 13 Sep 2026 07:55:41 UTC".into();
         assert!(old.same_resolution(&redated));

@@ -282,8 +282,10 @@ mod tests {
 
     #[test]
     fn parses_alternatives_constraints_and_qualifiers() {
-        let clauses =
-            parse_relations("libc6 (>= 2.34), debconf (>= 0.5) | debconf-2.0, python3:any (<< 3.14),perl:native").unwrap();
+        let clauses = parse_relations(
+            "libc6 (>= 2.34), debconf (>= 0.5) | debconf-2.0, python3:any (<< 3.14),perl:native",
+        )
+        .unwrap();
         assert_eq!(clauses.len(), 4);
         assert_eq!(clauses[0][0].name, "libc6");
         assert_eq!(
@@ -299,7 +301,10 @@ mod tests {
         assert_eq!(clauses[2][0].arch.as_deref(), Some("any"));
         assert_eq!(clauses[2][0].constraint.as_ref().unwrap().op, Op::Lt);
         assert_eq!(clauses[3][0].arch.as_deref(), Some("native"));
-        assert_eq!(clause_to_string(&clauses[1]), "debconf (>= 0.5) | debconf-2.0");
+        assert_eq!(
+            clause_to_string(&clauses[1]),
+            "debconf (>= 0.5) | debconf-2.0"
+        );
     }
 
     #[test]

@@ -111,7 +111,10 @@ impl Release {
 
     /// Refuses a release whose `Valid-Until` has passed at `now`.
     pub fn check_valid_until(&self, now: SystemTime, url: &str) -> Result<(), Error> {
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
         match self.valid_until {
             Some(until) if until < now => Err(Error::ReleaseExpired {
                 url: url.to_string(),
@@ -192,7 +195,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -232,7 +243,10 @@ SHA256:\n 7778d3e3f303b7ddb8ce0fe7c8d57473a076c6bf2e8f241f75421d2396352498  9678
     #[test]
     fn rfc2822_dates() {
         assert_eq!(parse_rfc2822("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
-        assert_eq!(parse_rfc2822("Sat, 29 Feb 2020 12:00:00 +0100"), Some(1582974000));
+        assert_eq!(
+            parse_rfc2822("Sat, 29 Feb 2020 12:00:00 +0100"),
+            Some(1582974000)
+        );
         assert_eq!(parse_rfc2822("Sat, 29 Foo 2020 12:00:00 UTC"), None);
         assert_eq!(format_unix(1582974000), "2020-02-29 11:00:00 UTC");
     }

@@ -18,14 +18,17 @@ use std::rc::Rc;
 use debversion::Version;
 use resolvo::utils::Pool;
 use resolvo::{
-    Candidates, Condition, ConditionId, ConditionalRequirement, Dependencies, DependencyProvider, Interner,
-    KnownDependencies, NameId, Problem, Requirement, SolvableId, Solver, SolverCache, StringId, UnsolvableOrCancelled,
-    VersionSetId, VersionSetUnionId,
+    Candidates, Condition, ConditionId, ConditionalRequirement, Dependencies, DependencyProvider,
+    Interner, KnownDependencies, NameId, Problem, Requirement, SolvableId, Solver, SolverCache,
+    StringId, UnsolvableOrCancelled, VersionSetId, VersionSetUnionId,
 };
 
-use crate::archive::{PackageId, Universe};
-use crate::relation::{Clause, Constraint, Op, Provide, clause_to_string, parse_provides, parse_relations, parse_version};
 use crate::Error;
+use crate::archive::{PackageId, Universe};
+use crate::relation::{
+    Clause, Constraint, Op, Provide, clause_to_string, parse_provides, parse_relations,
+    parse_version,
+};
 
 /// A requested package, optionally pinned: `name` or `name=version`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,7 +108,9 @@ pub fn solve(universe: &Universe, request: &SolveRequest) -> Result<Solution, Er
         Ok(s) => s,
         Err(UnsolvableOrCancelled::Unsolvable(conflict)) => {
             let explanation = conflict.display_user_friendly(&solver).to_string();
-            return Err(Error::Unsolvable(solver.provider().explain(request, &explanation)));
+            return Err(Error::Unsolvable(
+                solver.provider().explain(request, &explanation),
+            ));
         }
         Err(UnsolvableOrCancelled::Cancelled(_)) => unreachable!("the provider never cancels"),
     };
@@ -176,6 +181,9 @@ impl RelationFailure {
     }
 }
 
+/// A package's dependency clauses, each with the field it came from.
+type FieldClauses = Rc<Vec<(&'static str, Clause)>>;
+
 struct DebProvider<'u> {
     universe: &'u Universe,
     pool: Pool<DebSet, String>,
@@ -186,7 +194,7 @@ struct DebProvider<'u> {
     prefer: HashMap<String, String>,
     solvables: RefCell<HashMap<PackageId, SolvableId>>,
     provides: RefCell<HashMap<PackageId, Rc<Vec<Provide>>>>,
-    depends: RefCell<HashMap<PackageId, Rc<Vec<(&'static str, Clause)>>>>,
+    depends: RefCell<HashMap<PackageId, FieldClauses>>,
     dropped: RefCell<BTreeMap<String, BTreeSet<String>>>,
     relation_errors: RefCell<Vec<RelationFailure>>,
 }
@@ -248,16 +256,26 @@ impl<'u> DebProvider<'u> {
             )));
         }
         if let Some(v) = &r.version {
-            let version = parse_version(v).map_err(|e| Error::Unsolvable(format!("request {r}: {e}")))?;
-            let ids = self.by_name.get(r.name.as_str()).ok_or_else(|| self.unknown(&r.name))?;
-            if !ids.iter().any(|id| self.universe.package(*id).version() == v) {
+            let version =
+                parse_version(v).map_err(|e| Error::Unsolvable(format!("request {r}: {e}")))?;
+            let ids = self
+                .by_name
+                .get(r.name.as_str())
+                .ok_or_else(|| self.unknown(&r.name))?;
+            if !ids
+                .iter()
+                .any(|id| self.universe.package(*id).version() == v)
+            {
                 return Err(Error::Unsolvable(format!(
                     "package {} has no version {v}; available: {}",
                     r.name,
                     self.available(&r.name)
                 )));
             }
-            let set = DebSet::Version(Constraint { op: Op::Eq, version });
+            let set = DebSet::Version(Constraint {
+                op: Op::Eq,
+                version,
+            });
             return Ok(self.requirement(vec![self.version_set(&r.name, set)]));
         }
         let alt = crate::relation::Alternative {
@@ -309,7 +327,11 @@ impl<'u> DebProvider<'u> {
             .collect();
         versions.sort();
         versions.dedup();
-        versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        versions
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The version sets that can satisfy one alternative, in preference order.
@@ -341,7 +363,11 @@ impl<'u> DebProvider<'u> {
             .flatten()
             .map(|id| {
                 let p = self.universe.package(*id);
-                (!self.requested.contains(p.name()), priority_rank(p.priority()), p.name())
+                (
+                    !self.requested.contains(p.name()),
+                    priority_rank(p.priority()),
+                    p.name(),
+                )
             })
             .filter(|(_, _, n)| *n != virt)
             .collect();
@@ -367,7 +393,7 @@ impl<'u> DebProvider<'u> {
     }
 
     /// The `Pre-Depends` and `Depends` clauses of a package, each with its field name.
-    fn clauses(&self, id: PackageId) -> Rc<Vec<(&'static str, Clause)>> {
+    fn clauses(&self, id: PackageId) -> FieldClauses {
         if let Some(c) = self.depends.borrow().get(&id) {
             return c.clone();
         }
@@ -426,7 +452,11 @@ impl<'u> DebProvider<'u> {
     /// Whether the selected package `c` satisfies an alternative.
     fn satisfies(&self, alt: &crate::relation::Alternative, c: &Candidate) -> bool {
         let name = self.universe.package(c.id).name();
-        (name == alt.name && alt.constraint.as_ref().is_none_or(|con| con.matches(&c.version)))
+        (name == alt.name
+            && alt
+                .constraint
+                .as_ref()
+                .is_none_or(|con| con.matches(&c.version)))
             || self.admits(
                 &DebSet::Provides {
                     virt: alt.name.clone(),
@@ -437,7 +467,10 @@ impl<'u> DebProvider<'u> {
     }
 
     fn solution(&self, request: &SolveRequest, solvables: &[SolvableId]) -> Solution {
-        let chosen: Vec<&Candidate> = solvables.iter().map(|s| &self.pool.resolve_solvable(*s).record).collect();
+        let chosen: Vec<&Candidate> = solvables
+            .iter()
+            .map(|s| &self.pool.resolve_solvable(*s).record)
+            .collect();
         let mut reasons: HashMap<PackageId, BTreeSet<String>> = HashMap::new();
         for c in &chosen {
             let name = self.universe.package(c.id).name();
@@ -448,9 +481,14 @@ impl<'u> DebProvider<'u> {
                 if self.excluded_by(clause).is_some() {
                     continue;
                 }
-                let by = chosen.iter().find(|other| clause.iter().any(|alt| self.satisfies(alt, other)));
+                let by = chosen
+                    .iter()
+                    .find(|other| clause.iter().any(|alt| self.satisfies(alt, other)));
                 if let Some(by) = by {
-                    reasons.entry(by.id).or_default().insert(format!("dependency of {name}"));
+                    reasons
+                        .entry(by.id)
+                        .or_default()
+                        .insert(format!("dependency of {name}"));
                 }
             }
         }
@@ -463,7 +501,10 @@ impl<'u> DebProvider<'u> {
                     constraint: None,
                 };
                 if let Some(by) = chosen.iter().find(|c| self.satisfies(&alt, c)) {
-                    reasons.entry(by.id).or_default().insert(format!("provides requested {}", r.name));
+                    reasons
+                        .entry(by.id)
+                        .or_default()
+                        .insert(format!("provides requested {}", r.name));
                 }
             }
         }
@@ -471,13 +512,25 @@ impl<'u> DebProvider<'u> {
             .iter()
             .map(|c| Selected {
                 id: c.id,
-                reasons: reasons.remove(&c.id).unwrap_or_default().into_iter().collect(),
+                reasons: reasons
+                    .remove(&c.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             })
             .collect();
-        packages.sort_by(|a, b| self.universe.package(a.id).name().cmp(self.universe.package(b.id).name()));
+        packages.sort_by(|a, b| {
+            self.universe
+                .package(a.id)
+                .name()
+                .cmp(self.universe.package(b.id).name())
+        });
         // Only drops made by packages in the solution matter; the solver may have looked at
         // others along the way.
-        let chosen_names: HashSet<&str> = chosen.iter().map(|c| self.universe.package(c.id).name()).collect();
+        let chosen_names: HashSet<&str> = chosen
+            .iter()
+            .map(|c| self.universe.package(c.id).name())
+            .collect();
         let exclusions = self
             .dropped
             .borrow()
@@ -485,7 +538,11 @@ impl<'u> DebProvider<'u> {
             .filter_map(|(name, drops)| {
                 let dropped: Vec<String> = drops
                     .iter()
-                    .filter(|d| d.split(' ').next().is_some_and(|p| chosen_names.contains(p)))
+                    .filter(|d| {
+                        d.split(' ')
+                            .next()
+                            .is_some_and(|p| chosen_names.contains(p))
+                    })
                     .cloned()
                     .collect();
                 (!dropped.is_empty()).then(|| Exclusion {
@@ -494,14 +551,24 @@ impl<'u> DebProvider<'u> {
                 })
             })
             .collect();
-        Solution { packages, exclusions }
+        Solution {
+            packages,
+            exclusions,
+        }
     }
 
     fn explain(&self, request: &SolveRequest, explanation: &str) -> String {
-        let mut out = format!("cannot install the requested packages:\n{}", explanation.trim_end());
+        let mut out = format!(
+            "cannot install the requested packages:\n{}",
+            explanation.trim_end()
+        );
         for r in &request.packages {
             if self.by_name.contains_key(r.name.as_str()) {
-                out.push_str(&format!("\n  available {}: {}", r.name, self.available(&r.name)));
+                out.push_str(&format!(
+                    "\n  available {}: {}",
+                    r.name,
+                    self.available(&r.name)
+                ));
             }
         }
         out.push_str(
@@ -551,7 +618,10 @@ impl Interner for DebProvider<'_> {
         self.pool.resolve_solvable(solvable).name
     }
 
-    fn version_sets_in_union(&self, version_set_union: VersionSetUnionId) -> impl Iterator<Item = VersionSetId> {
+    fn version_sets_in_union(
+        &self,
+        version_set_union: VersionSetUnionId,
+    ) -> impl Iterator<Item = VersionSetId> {
         self.pool.resolve_version_set_union(version_set_union)
     }
 
@@ -561,7 +631,12 @@ impl Interner for DebProvider<'_> {
 }
 
 impl DependencyProvider for DebProvider<'_> {
-    async fn filter_candidates(&self, candidates: &[SolvableId], version_set: VersionSetId, inverse: bool) -> Vec<SolvableId> {
+    async fn filter_candidates(
+        &self,
+        candidates: &[SolvableId],
+        version_set: VersionSetId,
+        inverse: bool,
+    ) -> Vec<SolvableId> {
         let set = self.pool.resolve_version_set(version_set);
         candidates
             .iter()
@@ -584,7 +659,11 @@ impl DependencyProvider for DebProvider<'_> {
                 continue;
             }
             let Ok(version) = p.version().parse::<Version>() else {
-                tracing::warn!(package = p.name(), version = p.version(), "skipping unparsable version");
+                tracing::warn!(
+                    package = p.name(),
+                    version = p.version(),
+                    "skipping unparsable version"
+                );
                 continue;
             };
             let solvable = *self
@@ -592,7 +671,11 @@ impl DependencyProvider for DebProvider<'_> {
                 .borrow_mut()
                 .entry(id)
                 .or_insert_with(|| self.pool.intern_solvable(name, Candidate { id, version }));
-            if self.prefer.get(pkg_name.as_str()).is_some_and(|v| v == p.version()) {
+            if self
+                .prefer
+                .get(pkg_name.as_str())
+                .is_some_and(|v| v == p.version())
+            {
                 favored = Some(solvable);
             }
             if self.exclude.contains(pkg_name) {
@@ -611,7 +694,10 @@ impl DependencyProvider for DebProvider<'_> {
 
     async fn sort_candidates(&self, _solver: &SolverCache<Self>, solvables: &mut [SolvableId]) {
         solvables.sort_by(|a, b| {
-            let (a, b) = (&self.pool.resolve_solvable(*a).record, &self.pool.resolve_solvable(*b).record);
+            let (a, b) = (
+                &self.pool.resolve_solvable(*a).record,
+                &self.pool.resolve_solvable(*b).record,
+            );
             b.version.cmp(&a.version)
         });
     }
@@ -660,7 +746,8 @@ impl DependencyProvider for DebProvider<'_> {
             for alt in clauses.iter().flatten() {
                 if alt.name != me && self.by_name.contains_key(alt.name.as_str()) {
                     let inner = alt.constraint.clone().map_or(DebSet::Any, DebSet::Version);
-                    deps.constrains.push(self.version_set(&alt.name, DebSet::Not(Box::new(inner))));
+                    deps.constrains
+                        .push(self.version_set(&alt.name, DebSet::Not(Box::new(inner))));
                 }
                 for provider in self.provider_names(&alt.name) {
                     if provider != me {
@@ -668,11 +755,161 @@ impl DependencyProvider for DebProvider<'_> {
                             virt: alt.name.clone(),
                             constraint: alt.constraint.clone(),
                         };
-                        deps.constrains.push(self.version_set(provider, DebSet::Not(Box::new(inner))));
+                        deps.constrains
+                            .push(self.version_set(provider, DebSet::Not(Box::new(inner))));
                     }
                 }
             }
         }
         Dependencies::Known(deps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::LoadedSource;
+    use crate::index::PackageIndex;
+    use crate::release::Release;
+    use crate::sources::Source;
+
+    /// A universe from stanzas `name version [field: value]...`, separated by `;`.
+    fn universe(packages: &[&str]) -> Universe {
+        let mut text = String::new();
+        for (i, p) in packages.iter().enumerate() {
+            let mut parts = p.split(';');
+            let mut head = parts.next().unwrap().split_whitespace();
+            let (name, version) = (head.next().unwrap(), head.next().unwrap());
+            text.push_str(&format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: amd64\nFilename: pool/{name}.deb\nSize: 1\nSHA256: {i:064x}\n"
+            ));
+            for field in parts {
+                text.push_str(field.trim());
+                text.push('\n');
+            }
+            text.push('\n');
+        }
+        let release = Release::parse(
+            "Date: Sat, 12 Sep 2026 07:55:41 UTC\nSHA256:\n 0000000000000000000000000000000000000000000000000000000000000000 1 x\n",
+            "t",
+        )
+        .unwrap();
+        Universe {
+            arch: "amd64".into(),
+            sources: vec![LoadedSource {
+                source: Source::new("http://t", "t"),
+                release,
+                indexes: vec![PackageIndex::parse_text(&text, "t").unwrap()],
+            }],
+        }
+    }
+
+    fn names_versions(u: &Universe, s: &Solution) -> Vec<String> {
+        s.packages
+            .iter()
+            .map(|p| format!("{}={}", u.package(p.id).name(), u.package(p.id).version()))
+            .collect()
+    }
+
+    fn request(packages: &[&str]) -> SolveRequest {
+        SolveRequest {
+            packages: packages.iter().map(|p| Request::parse(p)).collect(),
+            ..SolveRequest::default()
+        }
+    }
+
+    #[test]
+    fn cycles_resolve() {
+        let u = universe(&["a0 1; Depends: b0", "b0 1; Depends: a0 (>= 1)"]);
+        let s = solve(&u, &request(&["a0"])).unwrap();
+        assert_eq!(names_versions(&u, &s), ["a0=1", "b0=1"]);
+    }
+
+    #[test]
+    fn highest_version_unless_pinned_or_locked() {
+        let u = universe(&["a0 1.0", "a0 1.10", "a0 1.9"]);
+        assert_eq!(
+            names_versions(&u, &solve(&u, &request(&["a0"])).unwrap()),
+            ["a0=1.10"]
+        );
+        assert_eq!(
+            names_versions(&u, &solve(&u, &request(&["a0=1.9"])).unwrap()),
+            ["a0=1.9"]
+        );
+        let mut locked = request(&["a0"]);
+        locked.prefer.insert("a0".into(), "1.0".into());
+        assert_eq!(names_versions(&u, &solve(&u, &locked).unwrap()), ["a0=1.0"]);
+    }
+
+    #[test]
+    fn versioned_provides_and_provider_priority() {
+        let u = universe(&[
+            "app 1; Depends: libx (>= 2)",
+            "old-impl 1; Provides: libx (= 1)",
+            "new-impl 1; Provides: libx (= 2); Priority: optional",
+            "best-impl 1; Provides: libx (= 3); Priority: required",
+        ]);
+        let s = solve(&u, &request(&["app"])).unwrap();
+        assert_eq!(names_versions(&u, &s), ["app=1", "best-impl=1"]);
+        // A requested provider is preferred over a higher-priority one.
+        let s = solve(&u, &request(&["new-impl", "app"])).unwrap();
+        assert_eq!(names_versions(&u, &s), ["app=1", "new-impl=1"]);
+    }
+
+    #[test]
+    fn conflicts_steer_to_the_other_alternative() {
+        let u = universe(&[
+            "app 1; Depends: first | second",
+            "first 1",
+            "second 1",
+            "blocker 1; Conflicts: first",
+        ]);
+        let s = solve(&u, &request(&["app"])).unwrap();
+        assert_eq!(names_versions(&u, &s), ["app=1", "first=1"]);
+        let s = solve(&u, &request(&["app", "blocker"])).unwrap();
+        assert_eq!(names_versions(&u, &s), ["app=1", "blocker=1", "second=1"]);
+    }
+
+    #[test]
+    fn excludes_drop_clauses_and_are_reported() {
+        let u = universe(&[
+            "app 1; Pre-Depends: awk; Depends: debconf (>= 0.5) | debconf-2.0",
+            "mawk 1; Provides: awk",
+            "debconf 1",
+        ]);
+        let mut r = request(&["app"]);
+        r.exclude = vec!["mawk".into(), "debconf".into()];
+        let s = solve(&u, &r).unwrap();
+        assert_eq!(names_versions(&u, &s), ["app=1"]);
+        assert_eq!(
+            s.exclusions,
+            [
+                Exclusion {
+                    name: "awk".into(),
+                    dropped: vec!["app Pre-Depends: awk".into()]
+                },
+                Exclusion {
+                    name: "debconf".into(),
+                    dropped: vec!["app Depends: debconf (>= 0.5) | debconf-2.0".into()]
+                },
+            ]
+        );
+        let e = solve(&u, &{
+            let mut r = request(&["debconf"]);
+            r.exclude = vec!["debconf".into()];
+            r
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both requested and excluded"), "{e}");
+    }
+
+    #[test]
+    fn unsatisfiable_requests_explain_the_chain() {
+        let u = universe(&["app 1; Depends: lib (>= 2)", "lib 1.5"]);
+        let e = solve(&u, &request(&["app"])).unwrap_err().to_string();
+        assert!(e.contains("cannot install the requested packages"), "{e}");
+        assert!(e.contains("lib >= 2"), "{e}");
+        assert!(e.contains("available app: 1"), "{e}");
     }
 }

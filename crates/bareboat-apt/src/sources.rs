@@ -92,7 +92,12 @@ impl Source {
 
     /// The URL of a file under this suite's `dists/` directory.
     pub fn dists_url(&self, path: &str) -> String {
-        format!("{}/dists/{}/{}", self.url.trim_end_matches('/'), self.suite, path)
+        format!(
+            "{}/dists/{}/{}",
+            self.url.trim_end_matches('/'),
+            self.suite,
+            path
+        )
     }
 
     /// The URL of a pool file named by a `Filename` field.
@@ -103,7 +108,13 @@ impl Source {
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.url, self.suite, self.components.join(" "))
+        write!(
+            f,
+            "{} {} {}",
+            self.url,
+            self.suite,
+            self.components.join(" ")
+        )
     }
 }
 
@@ -115,8 +126,18 @@ pub struct Mirrors {
 }
 
 const DEBIAN_SUITES: &[&str] = &[
-    "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "oldstable",
-    "oldoldstable", "testing", "unstable",
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "duke",
+    "sid",
+    "stable",
+    "oldstable",
+    "oldoldstable",
+    "testing",
+    "unstable",
 ];
 
 impl Mirrors {
@@ -203,10 +224,18 @@ fn read_deb822(path: &Path) -> Result<Vec<(String, String)>, Error> {
         })?;
         let words = |name: &str| -> Vec<String> {
             para.get(name)
-                .map(|lines| lines.iter().flat_map(|l| l.split_whitespace()).map(String::from).collect())
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .flat_map(|l| l.split_whitespace())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
-        let enabled = para.get_single("Enabled").is_none_or(|v| !v.trim().eq_ignore_ascii_case("no"));
+        let enabled = para
+            .get_single("Enabled")
+            .is_none_or(|v| !v.trim().eq_ignore_ascii_case("no"));
         if !enabled || !words("Types").iter().any(|t| t == "deb") {
             continue;
         }
@@ -225,7 +254,10 @@ fn read_one_line(path: &Path) -> Result<Vec<(String, String)>, Error> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or_default().trim();
-        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else {
+        let Some(rest) = line
+            .strip_prefix("deb ")
+            .or_else(|| line.strip_prefix("deb\t"))
+        else {
             continue;
         };
         let mut rest = rest.trim_start();
@@ -276,7 +308,10 @@ Suites: bookworm-security\nComponents: main\n",
         ]);
         let m = Mirrors::from_host(d.path()).unwrap();
         assert_eq!(m.archive.as_deref(), Some("http://mirror.example/debian"));
-        assert_eq!(m.security.as_deref(), Some("http://mirror.example/debian-security"));
+        assert_eq!(
+            m.security.as_deref(),
+            Some("http://mirror.example/debian-security")
+        );
         let s = m.sources(Distribution::Trixie).unwrap();
         let suites: Vec<_> = s.iter().map(|s| s.suite.as_str()).collect();
         assert_eq!(suites, ["trixie", "trixie-updates", "trixie-security"]);
@@ -301,7 +336,10 @@ deb-src http://src.example/debian trixie main\ndeb http://m.example/debian-secur
         ]);
         let m = Mirrors::from_host(d.path()).unwrap();
         assert_eq!(m.archive.as_deref(), Some("http://m.example/debian"));
-        assert_eq!(m.security.as_deref(), Some("http://m.example/debian-security"));
+        assert_eq!(
+            m.security.as_deref(),
+            Some("http://m.example/debian-security")
+        );
     }
 
     #[test]

@@ -43,8 +43,21 @@ pub const IMAGES: &[Image] = &[
         name: "static",
         parent: None,
         summary: "CA certificates, time zones, /etc files: for statically linked programs",
-        trixie: &["base-files", "netbase", "tzdata", "tzdata-legacy", "media-types", "ca-certificates"],
-        bookworm: &["base-files", "netbase", "tzdata", "media-types", "ca-certificates"],
+        trixie: &[
+            "base-files",
+            "netbase",
+            "tzdata",
+            "tzdata-legacy",
+            "media-types",
+            "ca-certificates",
+        ],
+        bookworm: &[
+            "base-files",
+            "netbase",
+            "tzdata",
+            "media-types",
+            "ca-certificates",
+        ],
         exclude: &["awk", "debconf", "openssl"],
     },
     Image {
@@ -83,7 +96,12 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 4] = [Variant::Nonroot, Variant::Root, Variant::Debug, Variant::DebugRoot];
+    pub const ALL: [Variant; 4] = [
+        Variant::Nonroot,
+        Variant::Root,
+        Variant::Debug,
+        Variant::DebugRoot,
+    ];
 
     /// Parses a variant name, accepting distroless's names (`latest` is `root`,
     /// `debug-nonroot` is `debug`).
@@ -116,7 +134,9 @@ impl Variant {
 pub enum CatalogError {
     #[error("unknown catalogue image {0:?}; available: {list}", list = names().join(", "))]
     UnknownImage(String),
-    #[error("unknown variant {0:?}; available: nonroot, root, debug, debug-root (and distroless's latest, debug-nonroot)")]
+    #[error(
+        "unknown variant {0:?}; available: nonroot, root, debug, debug-root (and distroless's latest, debug-nonroot)"
+    )]
     UnknownVariant(String),
 }
 
@@ -144,7 +164,12 @@ pub fn stack(name: &str) -> Result<Vec<&'static Image>, CatalogError> {
 }
 
 /// The spec of a catalogue image for a release and architectures.
-pub fn spec(name: &str, variant: Option<&str>, release: Distribution, arch: Vec<String>) -> Result<Spec, CatalogError> {
+pub fn spec(
+    name: &str,
+    variant: Option<&str>,
+    release: Distribution,
+    arch: Vec<String>,
+) -> Result<Spec, CatalogError> {
     let variant = match variant {
         Some(v) => Variant::parse(v).ok_or_else(|| CatalogError::UnknownVariant(v.to_string()))?,
         None => Variant::Nonroot,
@@ -182,8 +207,22 @@ mod tests {
     fn images_stack_and_children_override_exclusions() {
         let cc = spec("cc", None, Distribution::Trixie, vec!["amd64".into()]).unwrap();
         let names: Vec<&str> = cc.packages.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(&names[..6], ["base-files", "netbase", "tzdata", "tzdata-legacy", "media-types", "ca-certificates"]);
-        assert!(names.contains(&"libc6") && names.contains(&"libssl3t64") && names.contains(&"libgcc-s1"));
+        assert_eq!(
+            &names[..6],
+            [
+                "base-files",
+                "netbase",
+                "tzdata",
+                "tzdata-legacy",
+                "media-types",
+                "ca-certificates"
+            ]
+        );
+        assert!(
+            names.contains(&"libc6")
+                && names.contains(&"libssl3t64")
+                && names.contains(&"libgcc-s1")
+        );
         assert!(!cc.exclude.contains(&"libgcc-s1".to_string()));
         let base = spec("base", None, Distribution::Bookworm, vec!["amd64".into()]).unwrap();
         assert!(base.exclude.contains(&"libgcc-s1".to_string()));
@@ -192,12 +231,22 @@ mod tests {
 
     #[test]
     fn variants_and_aliases() {
-        let d = spec("static", Some("debug-nonroot"), Distribution::Trixie, vec!["amd64".into()]).unwrap();
+        let d = spec(
+            "static",
+            Some("debug-nonroot"),
+            Distribution::Trixie,
+            vec!["amd64".into()],
+        )
+        .unwrap();
         assert!(d.packages.iter().any(|r| r.name == "busybox-static"));
         assert_eq!(Variant::parse("latest"), Some(Variant::Root));
-        let e = spec("static", Some("slim"), Distribution::Trixie, vec![]).unwrap_err().to_string();
+        let e = spec("static", Some("slim"), Distribution::Trixie, vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("debug-root"), "{e}");
-        let e = spec("alpine", None, Distribution::Trixie, vec![]).unwrap_err().to_string();
+        let e = spec("alpine", None, Distribution::Trixie, vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("static, base-nossl, base, cc"), "{e}");
     }
 }

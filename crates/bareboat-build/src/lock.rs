@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bareboat_apt::Error;
 use bareboat_apt::archive::{LoadOptions, Universe};
 use bareboat_apt::cache::Cache;
 use bareboat_apt::download::{Client, Expected, Progress};
 use bareboat_apt::keyring::Keyring;
-use bareboat_apt::lockfile::{LOCK_VERSION, LockedExclusion, LockedPackage, LockedSource, Lockfile};
+use bareboat_apt::lockfile::{
+    LOCK_VERSION, LockedExclusion, LockedPackage, LockedSource, Lockfile,
+};
 use bareboat_apt::relation::SourceRef;
 use bareboat_apt::solver::{SolveRequest, solve};
 use bareboat_apt::sources::{Mirrors, Source};
-use bareboat_apt::Error;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::spec::Spec;
@@ -124,7 +126,9 @@ pub async fn resolve(
                 version: p.version().to_string(),
                 architecture: p.architecture().to_string(),
                 target: arch.clone(),
-                source_version: source.version.map_or_else(|| p.version().to_string(), |v| v.to_string()),
+                source_version: source
+                    .version
+                    .map_or_else(|| p.version().to_string(), |v| v.to_string()),
                 source: source.name,
                 suite: universe.source_of(selected.id).source.suite.clone(),
                 filename: p.filename().to_string(),
@@ -133,11 +137,12 @@ pub async fn resolve(
                 reasons: selected.reasons.clone(),
             });
         }
-        lock.exclusions.extend(solution.exclusions.into_iter().map(|x| LockedExclusion {
-            name: x.name,
-            target: arch.clone(),
-            dropped: x.dropped,
-        }));
+        lock.exclusions
+            .extend(solution.exclusions.into_iter().map(|x| LockedExclusion {
+                name: x.name,
+                target: arch.clone(),
+                dropped: x.dropped,
+            }));
     }
     lock.normalize();
     Ok(lock)
@@ -187,7 +192,10 @@ pub async fn fetch(
     let downloads: Vec<u64> = futures::stream::iter(missing.into_iter().map(|p| async move {
         let source = lock.source_of(p).ok_or_else(|| Error::BadLock {
             path: PathBuf::from("bareboat.lock"),
-            reason: format!("package {} names suite {} that no [[source]] lists", p.name, p.suite),
+            reason: format!(
+                "package {} names suite {} that no [[source]] lists",
+                p.name, p.suite
+            ),
         })?;
         let url = format!("{}/{}", source.url.trim_end_matches('/'), p.filename);
         let expected = Expected {

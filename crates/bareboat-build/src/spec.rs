@@ -95,7 +95,9 @@ impl Spec {
             err(e.span(), reason)
         })?;
         let release = match &raw.release {
-            Some(r) => Distribution::parse(r.get_ref()).map_err(|e| err(Some(r.span()), e.to_string()))?,
+            Some(r) => {
+                Distribution::parse(r.get_ref()).map_err(|e| err(Some(r.span()), e.to_string()))?
+            }
             None => Distribution::DEFAULT,
         };
         let arch = match raw.arch {
@@ -107,31 +109,52 @@ impl Spec {
                     OneOrMany::Many(v) => v,
                 };
                 if list.is_empty() {
-                    return Err(err(Some(span), "arch must name at least one architecture".into()));
+                    return Err(err(
+                        Some(span),
+                        "arch must name at least one architecture".into(),
+                    ));
                 }
                 for a in &list {
                     if !ARCHES.contains(&a.as_str()) {
-                        return Err(err(Some(span), format!("unsupported architecture {a:?}; use one of {}", ARCHES.join(", "))));
+                        return Err(err(
+                            Some(span),
+                            format!(
+                                "unsupported architecture {a:?}; use one of {}",
+                                ARCHES.join(", ")
+                            ),
+                        ));
                     }
                 }
                 list
             }
         };
         if raw.packages.is_empty() {
-            return Err(err(None, "packages is empty: name at least one package to install".into()));
+            return Err(err(
+                None,
+                "packages is empty: name at least one package to install".into(),
+            ));
         }
         let mut packages = Vec::new();
         for p in &raw.packages {
             let r = Request::parse(p.get_ref());
             if !is_package_name(&r.name) || r.version.as_deref() == Some("") {
-                return Err(err(Some(p.span()), format!("invalid package {:?}: expected NAME or NAME=VERSION", p.get_ref())));
+                return Err(err(
+                    Some(p.span()),
+                    format!(
+                        "invalid package {:?}: expected NAME or NAME=VERSION",
+                        p.get_ref()
+                    ),
+                ));
             }
             packages.push(r);
         }
         let mut exclude = Vec::new();
         for x in &raw.exclude {
             if !is_package_name(x.get_ref()) {
-                return Err(err(Some(x.span()), format!("invalid package name {:?} in exclude", x.get_ref())));
+                return Err(err(
+                    Some(x.span()),
+                    format!("invalid package name {:?} in exclude", x.get_ref()),
+                ));
             }
             exclude.push(x.get_ref().clone());
         }
@@ -140,7 +163,13 @@ impl Spec {
             let span = s.span();
             let mut source = s.into_inner();
             if !(source.url.starts_with("http://") || source.url.starts_with("https://")) {
-                return Err(err(Some(span), format!("source url {:?} must start with http:// or https://", source.url)));
+                return Err(err(
+                    Some(span),
+                    format!(
+                        "source url {:?} must start with http:// or https://",
+                        source.url
+                    ),
+                ));
             }
             source.url = source.url.trim_end_matches('/').to_string();
             sources.push(source);
@@ -163,7 +192,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SpecRef {
     File(PathBuf),
-    Catalog { name: String, variant: Option<String> },
+    Catalog {
+        name: String,
+        variant: Option<String>,
+    },
 }
 
 impl SpecRef {
@@ -205,20 +237,57 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
     #[test]
     fn errors_name_the_line() {
         for (text, line, needle) in [
-            ("packages = [\"a0\"]\nrelaese = \"trixie\"\n", 2, "unknown field `relaese`"),
-            ("packages = [\"a0\"]\n\nrelease = \"jessie\"\n", 3, "unknown release"),
-            ("arch = \"s390\"\npackages = [\"a0\"]\n", 1, "unsupported architecture"),
-            ("packages = [\n  \"ok\",\n  \"Bad Name\",\n]\n", 3, "invalid package"),
-            ("packages = [\"a0\"]\nexclude = [\"x\"]\n", 2, "invalid package name"),
-            ("packages = [\"a0\"]\n[[source]]\nurl = \"ftp://x\"\nsuite = \"s\"\n", 2, "http://"),
-            ("packages = [\"a0\"]\n[[source]]\nurl = \"http://x\"\nsuite = \"s\"\nextra = 1\n", 5, "unknown field `extra`"),
+            (
+                "packages = [\"a0\"]\nrelaese = \"trixie\"\n",
+                2,
+                "unknown field `relaese`",
+            ),
+            (
+                "packages = [\"a0\"]\n\nrelease = \"jessie\"\n",
+                3,
+                "unknown release",
+            ),
+            (
+                "arch = \"s390\"\npackages = [\"a0\"]\n",
+                1,
+                "unsupported architecture",
+            ),
+            (
+                "packages = [\n  \"ok\",\n  \"Bad Name\",\n]\n",
+                3,
+                "invalid package",
+            ),
+            (
+                "packages = [\"a0\"]\nexclude = [\"x\"]\n",
+                2,
+                "invalid package name",
+            ),
+            (
+                "packages = [\"a0\"]\n[[source]]\nurl = \"ftp://x\"\nsuite = \"s\"\n",
+                2,
+                "http://",
+            ),
+            (
+                "packages = [\"a0\"]\n[[source]]\nurl = \"http://x\"\nsuite = \"s\"\nextra = 1\n",
+                5,
+                "unknown field `extra`",
+            ),
         ] {
             let e = Spec::parse(text, "bareboat.toml").unwrap_err();
             assert_eq!(e.line, Some(line), "{text}: {e}");
             assert!(e.to_string().contains(needle), "{e}");
-            assert!(e.to_string().starts_with(&format!("bareboat.toml:{line}: ")), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("bareboat.toml:{line}: ")),
+                "{e}"
+            );
         }
-        assert!(Spec::parse("", "t").unwrap_err().to_string().contains("packages is empty"));
+        assert!(
+            Spec::parse("", "t")
+                .unwrap_err()
+                .to_string()
+                .contains("packages is empty")
+        );
     }
 
     #[test]
@@ -230,6 +299,9 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
                 variant: Some("debug".into())
             }
         );
-        assert_eq!(SpecRef::parse("x/bareboat.toml"), SpecRef::File("x/bareboat.toml".into()));
+        assert_eq!(
+            SpecRef::parse("x/bareboat.toml"),
+            SpecRef::File("x/bareboat.toml".into())
+        );
     }
 }

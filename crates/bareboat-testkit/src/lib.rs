@@ -35,7 +35,14 @@ impl Gpg {
 
     fn gpg(&self, faked_time: Option<&str>) -> Command {
         let mut c = Command::new("gpg");
-        c.arg("--homedir").arg(self.home.path()).args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]);
+        c.arg("--homedir").arg(self.home.path()).args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]);
         if let Some(t) = faked_time {
             c.args(["--faked-system-time", t, "--ignore-time-conflict"]);
         }
@@ -50,7 +57,11 @@ impl Gpg {
             .args(["--quick-gen-key", uid, "ed25519", "sign", expire])
             .output()
             .expect("gpg runs");
-        assert!(out.status.success(), "gpg key generation failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gpg key generation failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let list = self
             .gpg(None)
             .args(["--with-colons", "--list-keys", uid])
@@ -58,13 +69,20 @@ impl Gpg {
             .expect("gpg runs");
         String::from_utf8_lossy(&list.stdout)
             .lines()
-            .find_map(|l| l.strip_prefix("fpr:::::::::").map(|f| f.trim_end_matches(':').to_string()))
+            .find_map(|l| {
+                l.strip_prefix("fpr:::::::::")
+                    .map(|f| f.trim_end_matches(':').to_string())
+            })
             .expect("new key has a fingerprint")
     }
 
     /// The armored public key.
     pub fn export(&self, fingerprint: &str) -> Vec<u8> {
-        let out = self.gpg(None).args(["--armor", "--export", fingerprint]).output().expect("gpg runs");
+        let out = self
+            .gpg(None)
+            .args(["--armor", "--export", fingerprint])
+            .output()
+            .expect("gpg runs");
         assert!(out.status.success());
         out.stdout
     }
@@ -77,12 +95,23 @@ impl Gpg {
         let output = dir.path().join("InRelease");
         let out = self
             .gpg(faked_time)
-            .args(["--digest-algo", "SHA512", "--local-user", fingerprint, "--clearsign", "--output"])
+            .args([
+                "--digest-algo",
+                "SHA512",
+                "--local-user",
+                fingerprint,
+                "--clearsign",
+                "--output",
+            ])
             .arg(&output)
             .arg(&input)
             .output()
             .expect("gpg runs");
-        assert!(out.status.success(), "gpg signing failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gpg signing failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::read_to_string(output).unwrap()
     }
 }
@@ -105,7 +134,10 @@ impl DebSpec {
         DebSpec {
             name: name.into(),
             version: version.into(),
-            files: vec![(format!("usr/share/{name}/VERSION"), version.as_bytes().to_vec())],
+            files: vec![(
+                format!("usr/share/{name}/VERSION"),
+                version.as_bytes().to_vec(),
+            )],
             ..DebSpec::default()
         }
     }
@@ -158,7 +190,11 @@ pub fn build_deb(dir: &Path, spec: &DebSpec) -> PathBuf {
         .arg(&out)
         .output()
         .expect("dpkg-deb runs (install dpkg-dev)");
-    assert!(status.status.success(), "dpkg-deb failed: {}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "dpkg-deb failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     out
 }
 
@@ -197,7 +233,12 @@ impl Repo {
         let mut index = String::new();
         for spec in packages {
             let deb = build_deb(&pool, spec);
-            let control = Command::new("dpkg-deb").arg("-f").arg(&deb).output().unwrap().stdout;
+            let control = Command::new("dpkg-deb")
+                .arg("-f")
+                .arg(&deb)
+                .output()
+                .unwrap()
+                .stdout;
             let bytes = std::fs::read(&deb).unwrap();
             index.push_str(&String::from_utf8(control).unwrap());
             index.push_str(&format!(
@@ -227,7 +268,11 @@ impl Repo {
         for (name, bytes) in [("Packages", index.as_bytes()), ("Packages.xz", &xz[..])] {
             std::fs::write(dir.join(name), bytes).unwrap();
             std::fs::write(dir.join("by-hash/SHA256").join(sha256(bytes)), bytes).unwrap();
-            release.push_str(&format!(" {} {:>9} main/binary-amd64/{name}\n", sha256(bytes), bytes.len()));
+            release.push_str(&format!(
+                " {} {:>9} main/binary-amd64/{name}\n",
+                sha256(bytes),
+                bytes.len()
+            ));
         }
         std::fs::write(self.dists().join("Release"), &release).unwrap();
         let signed = gpg.clearsign(opts.fingerprint, &release, opts.sign_time);
@@ -270,10 +315,16 @@ pub fn http_date_now() -> String {
 pub fn http_date(t: std::time::SystemTime) -> String {
     let out = Command::new("date")
         .args(["-u", "-R", "-d"])
-        .arg(format!("@{}", t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()))
+        .arg(format!(
+            "@{}",
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        ))
         .output()
         .expect("date runs");
-    String::from_utf8(out.stdout).unwrap().trim().replace("+0000", "UTC")
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .replace("+0000", "UTC")
 }
 
 /// What the server does wrong, by path suffix.
@@ -334,7 +385,10 @@ impl Server {
 
     /// Makes requests for paths ending in `suffix` fail as `fault` says.
     pub fn fault(&self, suffix: &str, fault: Fault) {
-        self.faults.lock().unwrap().insert(suffix.to_string(), fault);
+        self.faults
+            .lock()
+            .unwrap()
+            .insert(suffix.to_string(), fault);
     }
 
     pub fn clear_faults(&self) {
@@ -362,7 +416,11 @@ impl Drop for Server {
     }
 }
 
-fn serve(mut conn: TcpStream, root: &Path, faults: &Mutex<HashMap<String, Fault>>) -> std::io::Result<()> {
+fn serve(
+    mut conn: TcpStream,
+    root: &Path,
+    faults: &Mutex<HashMap<String, Fault>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -372,7 +430,11 @@ fn serve(mut conn: TcpStream, root: &Path, faults: &Mutex<HashMap<String, Fault>
             break;
         }
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
     let fault = faults
         .lock()
         .unwrap()
@@ -386,11 +448,20 @@ fn serve(mut conn: TcpStream, root: &Path, faults: &Mutex<HashMap<String, Fault>
         std::fs::read(&file).ok().filter(|_| file.is_file())
     };
     match body {
-        None => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?,
+        None => conn.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?,
         Some(body) => {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
             conn.write_all(head.as_bytes())?;
-            let send = if matches!(fault, Some(Fault::Truncate)) { &body[..body.len() / 2] } else { &body[..] };
+            let send = if matches!(fault, Some(Fault::Truncate)) {
+                &body[..body.len() / 2]
+            } else {
+                &body[..]
+            };
             conn.write_all(send)?;
         }
     }

@@ -53,14 +53,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Resolve a spec into bareboat.lock and fetch its packages into the cache
-    #[command(after_help = "Examples:\n  bareboat lock catalog:static\n  bareboat lock catalog:base --release bookworm --arch amd64,arm64\n  \
+    #[command(
+        after_help = "Examples:\n  bareboat lock catalog:static\n  bareboat lock catalog:base --release bookworm --arch amd64,arm64\n  \
 bareboat lock bareboat.toml --upgrade            move every package to its newest version\n  \
 bareboat lock --upgrade libssl3t64               move one package\n  \
 bareboat lock --check                            exit 3 if bareboat.lock would change\n  \
-bareboat lock catalog:cc --offline               re-lock from the cache alone")]
+bareboat lock catalog:cc --offline               re-lock from the cache alone"
+    )]
     Lock(LockArgs),
     /// Download the packages a lockfile names into the cache, verifying each
-    #[command(after_help = "Examples:\n  bareboat fetch\n  bareboat fetch --lockfile ci/bareboat.lock --offline   fail if anything is missing")]
+    #[command(
+        after_help = "Examples:\n  bareboat fetch\n  bareboat fetch --lockfile ci/bareboat.lock --offline   fail if anything is missing"
+    )]
     Fetch(FetchArgs),
     /// Inspect and maintain the package cache
     Cache {
@@ -86,7 +90,9 @@ enum CacheCommand {
         max_age_days: u64,
     },
     /// Write the cache (or one lockfile's packages) into a tar file for an offline machine
-    #[command(after_help = "Example:\n  bareboat cache export cache.tar --lockfile bareboat.lock\n  (then, offline) bareboat cache import cache.tar && bareboat fetch --offline")]
+    #[command(
+        after_help = "Example:\n  bareboat cache export cache.tar --lockfile bareboat.lock\n  (then, offline) bareboat cache import cache.tar && bareboat fetch --offline"
+    )]
     Export {
         file: PathBuf,
         /// Export only the packages this lockfile names (indexes and releases always go)
@@ -218,13 +224,23 @@ fn load_spec(args: &LockArgs) -> Result<(Spec, PathBuf)> {
     match SpecRef::parse(&args.spec) {
         SpecRef::Catalog { name, variant } => {
             let release = Distribution::parse(args.release.as_deref().unwrap_or("trixie"))?;
-            let arch = if args.arch.is_empty() { vec!["amd64".to_string()] } else { args.arch.clone() };
+            let arch = if args.arch.is_empty() {
+                vec!["amd64".to_string()]
+            } else {
+                args.arch.clone()
+            };
             for a in &arch {
                 if !bareboat_build::spec::ARCHES.contains(&a.as_str()) {
-                    bail!("unsupported architecture {a:?}; use one of {}", bareboat_build::spec::ARCHES.join(", "));
+                    bail!(
+                        "unsupported architecture {a:?}; use one of {}",
+                        bareboat_build::spec::ARCHES.join(", ")
+                    );
                 }
             }
-            Ok((catalog::spec(&name, variant.as_deref(), release, arch)?, PathBuf::from("bareboat.lock")))
+            Ok((
+                catalog::spec(&name, variant.as_deref(), release, arch)?,
+                PathBuf::from("bareboat.lock"),
+            ))
         }
         SpecRef::File(path) => {
             if !path.exists() {
@@ -234,10 +250,16 @@ fn load_spec(args: &LockArgs) -> Result<(Spec, PathBuf)> {
                 );
             }
             if args.release.is_some() || !args.arch.is_empty() {
-                bail!("--release and --arch apply to catalog: specs; set `release` and `arch` in {} instead", path.display());
+                bail!(
+                    "--release and --arch apply to catalog: specs; set `release` and `arch` in {} instead",
+                    path.display()
+                );
             }
             let spec = Spec::read(&path)?;
-            let lock = path.parent().unwrap_or(Path::new(".")).join("bareboat.lock");
+            let lock = path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("bareboat.lock");
             Ok((spec, lock))
         }
     }
@@ -248,7 +270,11 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let (spec, default_lock) = load_spec(&args)?;
     let lock_path = args.lockfile.clone().unwrap_or(default_lock);
     let settings = settings(&args.archive)?;
-    let previous = if lock_path.exists() { Some(Lockfile::read(&lock_path)?) } else { None };
+    let previous = if lock_path.exists() {
+        Some(Lockfile::read(&lock_path)?)
+    } else {
+        None
+    };
     let upgrade = match &args.upgrade {
         None => Upgrade::Nothing,
         Some(names) if names.is_empty() => Upgrade::All,
@@ -257,25 +283,58 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let cache = Cache::open(cache_root)?;
     let client = Client::new()?;
     let bar = progress::Bar::new("indexes");
-    let new = lock::resolve(&spec, &settings, previous.as_ref(), &upgrade, &client, &cache, &bar).await?;
+    let new = lock::resolve(
+        &spec,
+        &settings,
+        previous.as_ref(),
+        &upgrade,
+        &client,
+        &cache,
+        &bar,
+    )
+    .await?;
     bar.finish();
     let changes = previous.as_ref().map(|p| p.diff(&new)).unwrap_or_default();
 
     if args.check {
         let current = previous.as_ref().is_some_and(|p| p.same_resolution(&new));
         if json {
-            println!("{}", serde_json::to_string_pretty(&json!({
-                "lockfile": lock_path, "current": current, "changes": changes,
-            }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "lockfile": lock_path, "current": current, "changes": changes,
+                }))?
+            );
         } else if current {
-            println!("{} is current ({} packages)", lock_path.display(), new.packages.len());
+            println!(
+                "{} is current ({} packages)",
+                lock_path.display(),
+                new.packages.len()
+            );
         } else if previous.is_none() {
-            println!("{} does not exist; run `bareboat lock {}`", lock_path.display(), args.spec);
+            println!(
+                "{} does not exist; run `bareboat lock {}`",
+                lock_path.display(),
+                args.spec
+            );
         } else {
-            println!("{} is out of date; `bareboat lock {}` would change:", lock_path.display(), args.spec);
-            print_changes(&changes, previous.as_ref().is_some_and(|p| p.requested != new.requested || p.exclude != new.exclude));
+            println!(
+                "{} is out of date; `bareboat lock {}` would change:",
+                lock_path.display(),
+                args.spec
+            );
+            print_changes(
+                &changes,
+                previous
+                    .as_ref()
+                    .is_some_and(|p| p.requested != new.requested || p.exclude != new.exclude),
+            );
         }
-        return Ok(if current { ExitCode::SUCCESS } else { ExitCode::from(EXIT_STALE) });
+        return Ok(if current {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_STALE)
+        });
     }
 
     new.write(&lock_path)?;
@@ -285,22 +344,31 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
         let bar = progress::Bar::new("packages");
         let report = lock::fetch(&new, &settings, &client, &cache, &bar).await?;
         bar.finish();
-        cache.record_use(&lock_path, &new.packages.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>())?;
+        cache.record_use(
+            &lock_path,
+            &new.packages
+                .iter()
+                .map(|p| p.sha256.clone())
+                .collect::<Vec<_>>(),
+        )?;
         Some(report)
     };
     let elapsed = started.elapsed();
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({
-            "lockfile": lock_path,
-            "release": new.release,
-            "arch": new.arch,
-            "sources": new.sources,
-            "packages": new.packages,
-            "excluded": new.exclusions,
-            "changes": changes,
-            "fetch": fetched,
-            "seconds": elapsed.as_secs_f64(),
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "lockfile": lock_path,
+                "release": new.release,
+                "arch": new.arch,
+                "sources": new.sources,
+                "packages": new.packages,
+                "excluded": new.exclusions,
+                "changes": changes,
+                "fetch": fetched,
+                "seconds": elapsed.as_secs_f64(),
+            }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -313,8 +381,17 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     );
     let width = new.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in &new.packages {
-        let target = if new.arch.len() > 1 { format!(" [{}]", p.target) } else { String::new() };
-        println!("  {:width$}  {}{target}  ({})", p.name, p.version, p.reasons.join(", "));
+        let target = if new.arch.len() > 1 {
+            format!(" [{}]", p.target)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:width$}  {}{target}  ({})",
+            p.name,
+            p.version,
+            p.reasons.join(", ")
+        );
     }
     if !new.exclusions.is_empty() {
         println!("Excluded:");
@@ -352,14 +429,22 @@ fn print_changes(changes: &[Change], inputs_changed: bool) {
 }
 
 async fn cmd_fetch(args: FetchArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
-    let lock = Lockfile::read(&args.lockfile).with_context(|| "hint: create it with `bareboat lock`")?;
+    let lock =
+        Lockfile::read(&args.lockfile).with_context(|| "hint: create it with `bareboat lock`")?;
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
     let client = Client::new()?;
     let bar = progress::Bar::new("packages");
     let report = lock::fetch(&lock, &settings, &client, &cache, &bar).await?;
     bar.finish();
-    cache.record_use(&args.lockfile, &lock.packages.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>())?;
+    cache.record_use(
+        &args.lockfile,
+        &lock
+            .packages
+            .iter()
+            .map(|p| p.sha256.clone())
+            .collect::<Vec<_>>(),
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -395,7 +480,13 @@ fn cmd_cache(command: CacheCommand, root: &Path, json: bool) -> Result<ExitCode>
         CacheCommand::Export { file, lockfile } => {
             let cache = Cache::open(root)?;
             let only = match &lockfile {
-                Some(l) => Some(Lockfile::read(l)?.packages.into_iter().map(|p| p.sha256).collect::<Vec<_>>()),
+                Some(l) => Some(
+                    Lockfile::read(l)?
+                        .packages
+                        .into_iter()
+                        .map(|p| p.sha256)
+                        .collect::<Vec<_>>(),
+                ),
                 None => None,
             };
             let n = cache.export(&file, only.as_deref())?;
@@ -425,7 +516,8 @@ fn cmd_catalog(release: &str, json: bool) -> Result<ExitCode> {
         let images: Vec<_> = catalog::IMAGES
             .iter()
             .map(|i| {
-                let spec = catalog::spec(i.name, None, release, vec!["amd64".into()]).expect("catalogue images resolve");
+                let spec = catalog::spec(i.name, None, release, vec!["amd64".into()])
+                    .expect("catalogue images resolve");
                 json!({
                     "name": i.name,
                     "parent": i.parent,
@@ -440,11 +532,19 @@ fn cmd_catalog(release: &str, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&images)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Catalogue images for Debian {} ({release}); variants: {}", release.version(), variants.join(", "));
+    println!(
+        "Catalogue images for Debian {} ({release}); variants: {}",
+        release.version(),
+        variants.join(", ")
+    );
     for i in catalog::IMAGES {
         let parent = i.parent.map(|p| format!("{p} + ")).unwrap_or_default();
         println!("  catalog:{:<11} {}", i.name, i.summary);
-        println!("  {:19} packages: {parent}{}", "", i.own_packages(release).join(" "));
+        println!(
+            "  {:19} packages: {parent}{}",
+            "",
+            i.own_packages(release).join(" ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -457,5 +557,9 @@ fn human_bytes(n: u64) -> String {
         v /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }

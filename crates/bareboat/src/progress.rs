@@ -22,8 +22,10 @@ impl Bar {
         };
         let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix}: {msg}, {binary_bytes} received ({binary_bytes_per_sec})")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} {prefix}: {msg}, {binary_bytes} received ({binary_bytes_per_sec})",
+            )
+            .expect("valid template"),
         );
         bar.set_prefix(label);
         bar.enable_steady_tick(Duration::from_millis(120));

@@ -11,7 +11,10 @@ fn packages() -> Vec<DebSpec> {
     vec![
         DebSpec::new("app", "1.0")
             .field("Pre-Depends", "base")
-            .field("Depends", "libfoo (>= 1.0), awk | gawk, ghost-virtual | libbar"),
+            .field(
+                "Depends",
+                "libfoo (>= 1.0), awk | gawk, ghost-virtual | libbar",
+            ),
         DebSpec::new("base", "1.0"),
         DebSpec::new("libfoo", "1.0"),
         DebSpec::new("libbar", "2:0.5-1"),
@@ -35,10 +38,18 @@ impl Fixture {
         Fixture::with(packages(), None, None)
     }
 
-    fn with(pkgs: Vec<DebSpec>, valid_until: Option<&str>, key: Option<(&str, &str, &str)>) -> Fixture {
+    fn with(
+        pkgs: Vec<DebSpec>,
+        valid_until: Option<&str>,
+        key: Option<(&str, &str, &str)>,
+    ) -> Fixture {
         let gpg = Gpg::new();
         let (created, expire, sign_time) = key.unwrap_or(("", "never", ""));
-        let fingerprint = gpg.generate("Test Archive <archive@example.invalid>", Some(created).filter(|s| !s.is_empty()), expire);
+        let fingerprint = gpg.generate(
+            "Test Archive <archive@example.invalid>",
+            Some(created).filter(|s| !s.is_empty()),
+            expire,
+        );
         let repo = Repo::write(
             &gpg,
             &RepoOptions {
@@ -51,7 +62,11 @@ impl Fixture {
         );
         let server = Server::start(repo.root.path());
         let work = tempfile::tempdir().unwrap();
-        std::fs::write(work.path().join("archive-key.asc"), gpg.export(&fingerprint)).unwrap();
+        std::fs::write(
+            work.path().join("archive-key.asc"),
+            gpg.export(&fingerprint),
+        )
+        .unwrap();
         let f = Fixture {
             gpg,
             fingerprint,
@@ -64,7 +79,12 @@ impl Fixture {
     }
 
     fn spec(&self, packages: &[&str], exclude: &[&str]) {
-        let list = |v: &[&str]| v.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+        let list = |v: &[&str]| {
+            v.iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         std::fs::write(
             self.work.path().join("bareboat.toml"),
             format!(
@@ -104,8 +124,16 @@ impl Fixture {
 
     /// The cache holds nothing unverified: no leftovers, no packages, no indexes.
     fn assert_cache_clean(&self) {
-        assert!(self.cached("tmp").is_empty(), "temporary files left: {:?}", self.cached("tmp"));
-        assert!(self.cached("debs").is_empty(), "packages kept: {:?}", self.cached("debs"));
+        assert!(
+            self.cached("tmp").is_empty(),
+            "temporary files left: {:?}",
+            self.cached("tmp")
+        );
+        assert!(
+            self.cached("debs").is_empty(),
+            "packages kept: {:?}",
+            self.cached("debs")
+        );
     }
 }
 
@@ -137,12 +165,23 @@ fn stderr(o: &Output) -> String {
 
 #[track_caller]
 fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "bareboat failed:\nstdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "bareboat failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
 }
 
 #[track_caller]
 fn assert_fails_with(o: &Output, needles: &[&str]) {
-    assert_eq!(o.status.code(), Some(1), "expected failure:\nstdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected failure:\nstdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
     for n in needles {
         assert!(stderr(o).contains(n), "stderr lacks {n:?}:\n{}", stderr(o));
     }
@@ -167,7 +206,12 @@ fn good_repository_locks_and_fetches() {
     assert!(out.contains("Fetched 4 packages: 4 downloaded"), "{out}");
 
     let lock = lock_json(&f);
-    let names: Vec<&str> = lock["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = lock["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     // `awk` is virtual: its provider is chosen before the second alternative; `ghost-virtual`
     // has no provider, so the next alternative is taken.
     assert_eq!(names, ["app", "libbar", "libfoo", "mawk"]);
@@ -182,7 +226,11 @@ fn good_repository_locks_and_fetches() {
     assert!(stdout(&o).contains("is current"), "{}", stdout(&o));
     let o = f.run(&["lock"]);
     assert_ok(&o);
-    assert!(stdout(&o).contains("0 downloaded (0 B), 4 already cached"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("0 downloaded (0 B), 4 already cached"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -197,10 +245,19 @@ fn tampered_packages_index_is_refused() {
         }
     }
     let o = f.run(&["lock"]);
-    assert_fails_with(&o, &["does not match the signed archive metadata", "(main/binary-amd64/Packages.xz)"]);
+    assert_fails_with(
+        &o,
+        &[
+            "does not match the signed archive metadata",
+            "(main/binary-amd64/Packages.xz)",
+        ],
+    );
     f.assert_cache_clean();
     assert!(f.cached("indexes").is_empty());
-    assert!(!f.work.path().join("bareboat.lock").exists(), "no lockfile from a failed lock");
+    assert!(
+        !f.work.path().join("bareboat.lock").exists(),
+        "no lockfile from a failed lock"
+    );
 }
 
 #[test]
@@ -212,9 +269,20 @@ fn tampered_deb_is_refused() {
     bytes[n / 2] ^= 0x01;
     std::fs::write(deb, bytes).unwrap();
     let o = f.run(&["lock"]);
-    assert_fails_with(&o, &["libfoo_1.0_amd64.deb", "SHA256 does not match", "(package libfoo)"]);
+    assert_fails_with(
+        &o,
+        &[
+            "libfoo_1.0_amd64.deb",
+            "SHA256 does not match",
+            "(package libfoo)",
+        ],
+    );
     assert!(f.cached("tmp").is_empty());
-    assert!(f.cached("debs").iter().all(|p| !p.to_string_lossy().contains("libfoo")));
+    assert!(
+        f.cached("debs")
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("libfoo"))
+    );
 }
 
 #[test]
@@ -224,15 +292,29 @@ fn wrong_signing_key_is_refused() {
     let fpr = other.generate("Someone Else <else@example.invalid>", None, "never");
     std::fs::write(f.work.path().join("archive-key.asc"), other.export(&fpr)).unwrap();
     let o = f.run(&["lock"]);
-    assert_fails_with(&o, &["InRelease: signature check failed", "is not in the keyring", "--keyring"]);
+    assert_fails_with(
+        &o,
+        &[
+            "InRelease: signature check failed",
+            "is not in the keyring",
+            "--keyring",
+        ],
+    );
     f.assert_cache_clean();
-    assert!(f.cached("releases").is_empty(), "an unverified InRelease was kept");
+    assert!(
+        f.cached("releases").is_empty(),
+        "an unverified InRelease was kept"
+    );
 }
 
 #[test]
 fn expired_key_is_refused() {
     // Made and used in 2020, expired a day later.
-    let f = Fixture::with(packages(), None, Some(("20200101T000000", "1d", "20200101T120000")));
+    let f = Fixture::with(
+        packages(),
+        None,
+        Some(("20200101T000000", "1d", "20200101T120000")),
+    );
     let o = f.run(&["lock"]);
     assert_fails_with(&o, &["signature check failed", "expired on 2020-01-02"]);
     f.assert_cache_clean();
@@ -254,9 +336,20 @@ fn truncated_download_is_refused() {
     let f = Fixture::new();
     f.server.fault("libfoo_1.0_amd64.deb", Fault::Truncate);
     let o = f.run(&["lock"]);
-    assert_fails_with(&o, &["download truncated: received", "package libfoo", "after 4 attempts"]);
+    assert_fails_with(
+        &o,
+        &[
+            "download truncated: received",
+            "package libfoo",
+            "after 4 attempts",
+        ],
+    );
     assert!(f.cached("tmp").is_empty());
-    assert!(f.cached("debs").iter().all(|p| !p.to_string_lossy().contains("libfoo")));
+    assert!(
+        f.cached("debs")
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("libfoo"))
+    );
 }
 
 #[test]
@@ -273,8 +366,16 @@ fn missing_package_names_package_and_url() {
 fn concurrent_locks_share_one_cache() {
     let f = Fixture::new();
     let other = tempfile::tempdir().unwrap();
-    std::fs::copy(f.work.path().join("bareboat.toml"), other.path().join("bareboat.toml")).unwrap();
-    std::fs::copy(f.work.path().join("archive-key.asc"), other.path().join("archive-key.asc")).unwrap();
+    std::fs::copy(
+        f.work.path().join("bareboat.toml"),
+        other.path().join("bareboat.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        f.work.path().join("archive-key.asc"),
+        other.path().join("archive-key.asc"),
+    )
+    .unwrap();
     let spawn = |dir: &Path| {
         Command::new(env!("CARGO_BIN_EXE_bareboat"))
             .current_dir(dir)
@@ -313,7 +414,13 @@ fn offline_works_after_the_repository_stops() {
     let deb = f.cached("debs").pop().unwrap();
     std::fs::remove_file(deb).unwrap();
     let o = f.run(&["fetch", "--offline"]);
-    assert_fails_with(&o, &["is not in the cache, and --offline forbids downloading it", "cache import"]);
+    assert_fails_with(
+        &o,
+        &[
+            "is not in the cache, and --offline forbids downloading it",
+            "cache import",
+        ],
+    );
 }
 
 #[test]
@@ -328,13 +435,25 @@ fn check_and_upgrade_report_version_changes() {
     assert_ok(&o);
     let o = f.run(&["lock", "--upgrade", "libfoo"]);
     assert_ok(&o);
-    assert!(stdout(&o).contains("libfoo 1.0 -> 1.1 (amd64)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("libfoo 1.0 -> 1.1 (amd64)"),
+        "{}",
+        stdout(&o)
+    );
     // The archive drops the locked version: the lock is out of date.
-    let pkgs: Vec<DebSpec> = packages().into_iter().filter(|p| p.name != "libbar").chain([DebSpec::new("libbar", "2:0.6-1")]).collect();
+    let pkgs: Vec<DebSpec> = packages()
+        .into_iter()
+        .filter(|p| p.name != "libbar")
+        .chain([DebSpec::new("libbar", "2:0.6-1")])
+        .collect();
     f.publish(&pkgs);
     let o = f.run(&["lock", "--check"]);
     assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("libbar 2:0.5-1 -> 2:0.6-1"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("libbar 2:0.5-1 -> 2:0.6-1"),
+        "{}",
+        stdout(&o)
+    );
     let o = f.run(&["--json", "lock", "--check"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["current"], false);
@@ -345,7 +464,14 @@ fn unsatisfiable_requests_are_explained() {
     let f = Fixture::new();
     f.spec(&["needs-missing"], &[]);
     let o = f.run(&["lock"]);
-    assert_fails_with(&o, &["cannot install the requested packages", "nonexistent", "needs-missing"]);
+    assert_fails_with(
+        &o,
+        &[
+            "cannot install the requested packages",
+            "nonexistent",
+            "needs-missing",
+        ],
+    );
 
     f.spec(&["app", "breaker"], &["base"]);
     let o = f.run(&["lock"]);
@@ -370,23 +496,43 @@ fn deb_reader_streams_every_compression() {
         let deb = bareboat_apt::deb::Deb::open_file(&path).unwrap();
         assert_eq!(deb.field("Package"), Some("demo"));
         assert_eq!(deb.field("Source"), Some("demo-src (2.0-1)"));
-        assert!(deb.md5sums().unwrap().contains("usr/share/demo/VERSION"), "{compression}");
+        assert!(
+            deb.md5sums().unwrap().contains("usr/share/demo/VERSION"),
+            "{compression}"
+        );
         let mut names = Vec::new();
         for entry in deb.data().entries().unwrap() {
-            names.push(entry.unwrap().path().unwrap().to_string_lossy().into_owned());
+            names.push(
+                entry
+                    .unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
-        assert!(names.contains(&"./usr/share/demo/VERSION".to_string()), "{compression}: {names:?}");
+        assert!(
+            names.contains(&"./usr/share/demo/VERSION".to_string()),
+            "{compression}: {names:?}"
+        );
     }
     let bad = dir.path().join("bad.deb");
     std::fs::write(&bad, b"!<arch>\nnot really").unwrap();
-    let e = bareboat_apt::deb::Deb::open_file(&bad).err().unwrap().to_string();
+    let e = bareboat_apt::deb::Deb::open_file(&bad)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("bad.deb: invalid .deb"), "{e}");
 }
 
 #[test]
 fn spec_errors_name_the_line() {
     let f = Fixture::new();
-    std::fs::write(f.work.path().join("bareboat.toml"), "packages = [\"app\"]\nrelese = \"trixie\"\n").unwrap();
+    std::fs::write(
+        f.work.path().join("bareboat.toml"),
+        "packages = [\"app\"]\nrelese = \"trixie\"\n",
+    )
+    .unwrap();
     let o = f.run(&["lock"]);
     assert_fails_with(&o, &["bareboat.toml:2: unknown field `relese`"]);
     let o = f.run(&["lock", "missing.toml"]);
