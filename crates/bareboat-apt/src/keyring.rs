@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
+use pgp::crypto::public_key::PublicKeyAlgorithm;
 use pgp::packet::{Signature, SignatureType};
 use pgp::types::{Fingerprint, KeyDetails, KeyId, Tag, VerifyingKey};
 
@@ -84,7 +85,15 @@ impl Keyring {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut problems = Vec::new();
-        for sig in msg.signatures() {
+        // Ed25519 verifies far faster than RSA; one valid signature is enough, so try it first.
+        let mut sigs: Vec<&Signature> = msg.signatures().iter().collect();
+        sigs.sort_by_key(|s| {
+            !matches!(
+                s.config().map(|c| c.pub_alg),
+                Some(PublicKeyAlgorithm::EdDSALegacy | PublicKeyAlgorithm::Ed25519)
+            )
+        });
+        for sig in sigs {
             match self.check_signature(sig, signed.as_bytes(), now_secs) {
                 Ok(()) => {
                     // The signature covers the CRLF-normalised text; hand back the text as

@@ -22,6 +22,7 @@ use resolvo::{
     Interner, KnownDependencies, NameId, Problem, Requirement, SolvableId, Solver, SolverCache,
     StringId, UnsolvableOrCancelled, VersionSetId, VersionSetUnionId,
 };
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::Error;
 use crate::archive::{PackageId, Universe};
@@ -187,22 +188,31 @@ type FieldClauses = Rc<Vec<(&'static str, Clause)>>;
 struct DebProvider<'u> {
     universe: &'u Universe,
     pool: Pool<DebSet, String>,
-    by_name: HashMap<&'u str, Vec<PackageId>>,
-    providers: HashMap<&'u str, Vec<PackageId>>,
-    requested: HashSet<String>,
-    exclude: HashSet<String>,
+    // FxHash: these maps hold every package name of the archive and dominate start-up.
+    by_name: FxHashMap<&'u str, Vec<PackageId>>,
+    providers: FxHashMap<&'u str, Vec<PackageId>>,
+    requested: FxHashSet<String>,
+    exclude: FxHashSet<String>,
     prefer: HashMap<String, String>,
-    solvables: RefCell<HashMap<PackageId, SolvableId>>,
-    provides: RefCell<HashMap<PackageId, Rc<Vec<Provide>>>>,
-    depends: RefCell<HashMap<PackageId, FieldClauses>>,
+    solvables: RefCell<FxHashMap<PackageId, SolvableId>>,
+    provides: RefCell<FxHashMap<PackageId, Rc<Vec<Provide>>>>,
+    depends: RefCell<FxHashMap<PackageId, FieldClauses>>,
     dropped: RefCell<BTreeMap<String, BTreeSet<String>>>,
     relation_errors: RefCell<Vec<RelationFailure>>,
 }
 
 impl<'u> DebProvider<'u> {
     fn new(universe: &'u Universe, request: &SolveRequest) -> Self {
-        let mut by_name: HashMap<&str, Vec<PackageId>> = HashMap::new();
-        let mut providers: HashMap<&str, Vec<PackageId>> = HashMap::new();
+        let mut by_name: FxHashMap<&str, Vec<PackageId>> = FxHashMap::default();
+        by_name.reserve(
+            universe
+                .sources
+                .iter()
+                .flat_map(|s| &s.indexes)
+                .map(|i| i.len())
+                .sum(),
+        );
+        let mut providers: FxHashMap<&str, Vec<PackageId>> = FxHashMap::default();
         for id in universe.ids() {
             let p = universe.package(id);
             by_name.entry(p.name()).or_default().push(id);
