@@ -5,7 +5,7 @@
 //! the two overlap. Only the fields that solving and locking need are kept; a package's full
 //! control paragraph comes from its `.deb`.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -383,16 +383,6 @@ impl Builder {
             records: self.records,
         }
     }
-}
-
-/// Reads a whole compressed index from a file: a convenience over [`PackageIndex::parse`].
-pub fn parse_file(path: &Path, compression: Compression) -> Result<PackageIndex, Error> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    PackageIndex::parse(
-        BufReader::with_capacity(1 << 16, f),
-        compression,
-        &path.display().to_string(),
-    )
 }
 
 #[cfg(test)]

@@ -99,11 +99,6 @@ impl Source {
             path
         )
     }
-
-    /// The URL of a pool file named by a `Filename` field.
-    pub fn pool_url(&self, filename: &str) -> String {
-        format!("{}/{}", self.url.trim_end_matches('/'), filename)
-    }
 }
 
 impl fmt::Display for Source {

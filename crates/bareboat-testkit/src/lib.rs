@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -341,7 +341,6 @@ pub struct Server {
     port: u16,
     stop: Arc<AtomicBool>,
     faults: Arc<Mutex<HashMap<String, Fault>>>,
-    requests: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -352,17 +351,15 @@ impl Server {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
-        let requests = Arc::new(AtomicUsize::new(0));
         let root = root.to_path_buf();
         let thread = {
-            let (stop, faults, requests) = (stop.clone(), faults.clone(), requests.clone());
+            let (stop, faults) = (stop.clone(), faults.clone());
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    requests.fetch_add(1, Ordering::SeqCst);
                     let (root, faults) = (root.clone(), faults.clone());
                     std::thread::spawn(move || {
                         let _ = serve(conn, &root, &faults);
@@ -374,7 +371,6 @@ impl Server {
             port,
             stop,
             faults,
-            requests,
             thread: Some(thread),
         }
     }
@@ -389,15 +385,6 @@ impl Server {
             .lock()
             .unwrap()
             .insert(suffix.to_string(), fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.faults.lock().unwrap().clear();
-    }
-
-    /// Connections accepted so far.
-    pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
     }
 
     /// Stops accepting connections.
