@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Archive-client figures, printed side by side with their peers:
 #   - cold index: SHA256 + decompress + parse of trixie's amd64 Packages.xz vs `xz -dc` alone;
-#   - warm resolve of python3 (indexes cached; includes fetching the three InRelease files);
+#   - warm resolve of python3 (indexes cached), offline and with the three InRelease fetched;
 #   - download throughput of a python3 lock's packages: parallel fetch vs one sequential curl.
 # The mirror comes from the host's apt configuration, or BAREBOAT_MIRROR.
 set -euo pipefail
@@ -22,12 +22,18 @@ cargo bench -q -p bareboat-apt --bench index -- "$PWD/$out/Packages.xz"
 echo "== warm resolve: python3 (trixie, amd64)"
 printf 'packages = ["python3"]\nexclude = ["dpkg"]\n' > "$out/bareboat.toml"
 $bb --cache "$out/cache" lock "$out/bareboat.toml" --no-fetch >/dev/null
-best=999
-for _ in 1 2 3 4 5; do
-    s=$(date +%s.%N); $bb --cache "$out/cache" lock "$out/bareboat.toml" --no-fetch >/dev/null; e=$(date +%s.%N)
-    best=$(echo "$e - $s" | bc -l | awk -v b="$best" '{print ($1 < b) ? $1 : b}')
-done
-echo "bareboat lock python3, warm (best of 5): $(echo "$best * 1000" | bc -l | xargs printf '%.0f') ms"
+best_of_5() {
+    local best=999 s e
+    for _ in 1 2 3 4 5; do
+        s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N)
+        best=$(echo "$e - $s" | bc -l | awk -v b="$best" '{print ($1 < b) ? $1 : b}')
+    done
+    echo "$best * 1000" | bc -l | xargs printf '%.0f'
+}
+echo "bareboat lock python3, warm, offline (best of 5): $(best_of_5 $bb --cache "$out/cache" lock "$out/bareboat.toml" --no-fetch --offline) ms"
+echo "bareboat lock python3, warm, InRelease fetched (best of 5): $(best_of_5 $bb --cache "$out/cache" lock "$out/bareboat.toml" --no-fetch) ms"
+time_curl=$(curl -s -o /dev/null -w '%{time_total}' "$mirror/dists/trixie/InRelease")
+printf 'for scale, one curl of trixie InRelease: %.0f ms\n' "$(echo "$time_curl * 1000" | bc -l)"
 
 echo "== downloads: python3's packages"
 $bb --cache "$out/cache" --json lock "$out/bareboat.toml" --no-fetch > "$out/lock.json"

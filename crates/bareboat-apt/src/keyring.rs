@@ -12,7 +12,18 @@ use pgp::crypto::public_key::PublicKeyAlgorithm;
 use pgp::packet::{Signature, SignatureType};
 use pgp::types::{Fingerprint, KeyDetails, KeyId, Tag, VerifyingKey};
 
+use sha2::{Digest, Sha256};
+
 use crate::Error;
+
+/// The result of a successful verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The signed text, as written.
+    pub text: String,
+    /// When the signing key (primary or subkey) expires, in seconds since the epoch.
+    pub key_expires: Option<u64>,
+}
 
 /// The keyring of Debian's `debian-archive-keyring` package (see `keys/README.md`).
 const DEBIAN_ARCHIVE_KEYRING: &[u8] = include_bytes!("../keys/debian-archive-keyring.pgp");
@@ -21,6 +32,8 @@ const DEBIAN_ARCHIVE_KEYRING: &[u8] = include_bytes!("../keys/debian-archive-key
 #[derive(Clone, Debug)]
 pub struct Keyring {
     keys: Vec<SignedPublicKey>,
+    /// A short hash of the keyring's bytes, naming it in cached verification results.
+    id: String,
     /// Where the keys came from, for error messages.
     origin: String,
 }
@@ -62,8 +75,14 @@ impl Keyring {
         }
         Ok(Keyring {
             keys,
+            id: hex::encode(&Sha256::digest(bytes)[..8]),
             origin: origin.to_string(),
         })
+    }
+
+    /// A short hash of the keyring's bytes.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Verifies a clear-signed `InRelease` and returns the text it signs.
@@ -72,7 +91,7 @@ impl Keyring {
         inrelease: &str,
         url: &str,
         now: SystemTime,
-    ) -> Result<String, Error> {
+    ) -> Result<Verified, Error> {
         let fail = |reason: String| Error::BadSignature {
             url: url.to_string(),
             reason,
@@ -95,10 +114,13 @@ impl Keyring {
         });
         for sig in sigs {
             match self.check_signature(sig, signed.as_bytes(), now_secs) {
-                Ok(()) => {
+                Ok(key_expires) => {
                     // The signature covers the CRLF-normalised text; hand back the text as
                     // written, which is what the Release parser and hashes expect.
-                    return Ok(unescape(msg.text()));
+                    return Ok(Verified {
+                        text: unescape(msg.text()),
+                        key_expires,
+                    });
                 }
                 Err(p) => problems.push(p),
             }
@@ -113,7 +135,13 @@ impl Keyring {
         )))
     }
 
-    fn check_signature(&self, sig: &Signature, text: &[u8], now: u64) -> Result<(), String> {
+    /// Checks one signature; on success, returns when the key that made it expires.
+    fn check_signature(
+        &self,
+        sig: &Signature,
+        text: &[u8],
+        now: u64,
+    ) -> Result<Option<u64>, String> {
         let fingerprints = sig.issuer_fingerprint();
         let key_ids = sig.issuer_key_id();
         let issuer = fingerprints
@@ -127,13 +155,15 @@ impl Keyring {
         for key in &self.keys {
             let primary = &key.primary_key;
             if matches(primary.fingerprint(), primary.legacy_key_id()) {
-                check_usable(key, None, now).map_err(|p| format!("key {issuer}: {p}"))?;
-                return verify_with(sig, primary, text, &issuer);
+                let expires =
+                    check_usable(key, None, now).map_err(|p| format!("key {issuer}: {p}"))?;
+                return verify_with(sig, primary, text, &issuer).map(|()| expires);
             }
             for sub in &key.public_subkeys {
                 if matches(sub.key.fingerprint(), sub.key.legacy_key_id()) {
-                    check_usable(key, Some(sub), now).map_err(|p| format!("key {issuer}: {p}"))?;
-                    return verify_with(sig, &sub.key, text, &issuer);
+                    let expires = check_usable(key, Some(sub), now)
+                        .map_err(|p| format!("key {issuer}: {p}"))?;
+                    return verify_with(sig, &sub.key, text, &issuer).map(|()| expires);
                 }
             }
         }
@@ -152,12 +182,12 @@ fn verify_with(
 }
 
 /// Checks the bindings, revocation, expiry and signing capability of a primary key or one
-/// of its subkeys.
+/// of its subkeys, and returns when it stops being usable.
 fn check_usable(
     key: &SignedPublicKey,
     sub: Option<&pgp::composed::SignedPublicSubKey>,
     now: u64,
-) -> Result<(), String> {
+) -> Result<Option<u64>, String> {
     let primary = &key.primary_key;
     // Only a revocation that the key itself made counts.
     if key
@@ -188,14 +218,14 @@ fn check_usable(
         .iter()
         .filter(|s| s.verify_key(primary).is_ok());
     let self_sig = newest(user_sigs.chain(direct_sigs)).ok_or("it has no valid self-signature")?;
-    check_expiry(
+    let primary_expires = check_expiry(
         key.primary_key.created_at().as_secs(),
         self_sig,
         now,
         "primary key",
     )?;
     match sub {
-        None => check_can_sign(self_sig),
+        None => check_can_sign(self_sig).map(|()| primary_expires),
         Some(sub) => {
             if sub
                 .signatures
@@ -208,8 +238,12 @@ fn check_usable(
                 .map_err(|e| format!("the subkey is not bound to its primary key: {e}"))?;
             let binding =
                 newest(sub.signatures.iter()).ok_or("the subkey has no binding signature")?;
-            check_expiry(sub.key.created_at().as_secs(), binding, now, "subkey")?;
-            check_can_sign(binding)
+            let sub_expires = check_expiry(sub.key.created_at().as_secs(), binding, now, "subkey")?;
+            check_can_sign(binding)?;
+            Ok(match (primary_expires, sub_expires) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            })
         }
     }
 }
@@ -218,7 +252,13 @@ fn newest<'a>(sigs: impl Iterator<Item = &'a Signature>) -> Option<&'a Signature
     sigs.max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))
 }
 
-fn check_expiry(created: u32, sig: &Signature, now: u64, what: &str) -> Result<(), String> {
+/// Checks that a key has not expired, and returns when it will.
+fn check_expiry(
+    created: u32,
+    sig: &Signature,
+    now: u64,
+    what: &str,
+) -> Result<Option<u64>, String> {
     match sig.key_expiration_time() {
         Some(d) if d.as_secs() != 0 => {
             let expires = u64::from(created) + u64::from(d.as_secs());
@@ -228,10 +268,10 @@ fn check_expiry(created: u32, sig: &Signature, now: u64, what: &str) -> Result<(
                     crate::release::format_unix(expires)
                 ))
             } else {
-                Ok(())
+                Ok(Some(expires))
             }
         }
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 

@@ -309,6 +309,11 @@ fn tampered_deb_is_refused() {
 #[test]
 fn wrong_signing_key_is_refused() {
     let f = Fixture::new();
+    // A verification remembered from the right keyring must not vouch for the wrong one.
+    assert_ok(&f.run(&["lock", "--no-fetch"]));
+    assert_eq!(f.cached("verified").len(), 1);
+    std::fs::remove_dir_all(f.cache().join("releases")).unwrap();
+    std::fs::create_dir(f.cache().join("releases")).unwrap();
     let other = Gpg::new();
     let fpr = other.generate("Someone Else <else@example.invalid>", None, "never");
     std::fs::write(f.work.path().join("archive-key.asc"), other.export(&fpr)).unwrap();
