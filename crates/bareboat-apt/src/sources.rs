@@ -30,6 +30,14 @@ impl Distribution {
         }
     }
 
+    /// The release's major version, as os-release's VERSION_ID gives it.
+    pub fn version_id(self) -> &'static str {
+        match self {
+            Distribution::Bookworm => "12",
+            Distribution::Trixie => "13",
+        }
+    }
+
     pub fn codename(self) -> &'static str {
         match self {
             Distribution::Bookworm => "bookworm",

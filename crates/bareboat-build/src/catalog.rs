@@ -16,7 +16,7 @@
 use bareboat_apt::solver::Request;
 use bareboat_apt::sources::Distribution;
 
-use crate::spec::Spec;
+use crate::spec::{Level, Spec};
 
 /// A catalogue image.
 pub struct Image {
@@ -190,12 +190,45 @@ pub fn spec(
         .filter(|x| !packages.iter().any(|p| p == *x))
         .map(|x| x.to_string())
         .collect();
+    let mut levels: Vec<Level> = chain
+        .iter()
+        .enumerate()
+        .map(|(k, i)| Level {
+            name: i.name.to_string(),
+            roots: i
+                .own_packages(release)
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            exclude: chain[..=k]
+                .iter()
+                .flat_map(|i| i.exclude)
+                .map(|x| x.to_string())
+                .collect(),
+        })
+        .collect();
+    if variant.is_debug() {
+        levels.push(Level {
+            name: "busybox".into(),
+            roots: vec!["busybox-static".into()],
+            exclude: Vec::new(),
+        });
+    }
     Ok(Spec {
         release,
         arch,
         packages: packages.iter().map(|p| Request::parse(p)).collect(),
         exclude,
         sources: Vec::new(),
+        levels,
+        variant,
+        run: Default::default(),
+        files: Vec::new(),
+        ca_certs: Vec::new(),
+        users: Vec::new(),
+        groups: Vec::new(),
+        slice: Default::default(),
+        keep_setuid: Vec::new(),
     })
 }
 

@@ -11,6 +11,10 @@
 //! assert!(spec.exclude.contains(&"debconf".to_string()));
 //! ```
 
+pub mod build;
 pub mod catalog;
 pub mod lock;
+pub mod policy;
+pub mod rootfs;
 pub mod spec;
+pub mod synth;

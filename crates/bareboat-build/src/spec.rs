@@ -12,15 +12,50 @@
 //! components = ["main"]
 //! keyring = "archive-key.asc" # optional, relative to the spec
 //! check_valid_until = true
+//!
+//! from = "catalog:cc"         # a catalogue image (and variant) to start from
+//! user = "65532"              # numeric, or a name from [[users]]; 65532 unless a root variant
+//! entrypoint = ["/app/server"]
+//! cmd = ["--port", "8080"]
+//! workdir = "/app"
+//! env = { RUST_LOG = "info" }
+//! ports = ["8080/tcp"]
+//! labels = { "org.opencontainers.image.source" = "https://example.invalid/app" }
+//! annotations = { "org.opencontainers.image.vendor" = "Example" }
+//! ca_certs = ["corp-root.pem"]     # added to the CA bundle, relative to the spec
+//! keep_setuid = ["usr/bin/ping"]   # globs; setuid/setgid bits are stripped elsewhere
+//!
+//! [slice]                     # what to leave out of packages
+//! defaults = true             # drop docs (but copyright), man, info, lintian, bug, locales
+//! keep = ["usr/share/doc/**"]
+//! drop = ["usr/share/zoneinfo/right/**"]
+//!
+//! [[files]]                   # files or directories from the host, in a layer of their own
+//! src = "target/release/server"
+//! dst = "/app/server"
+//! mode = "0755"               # default: the host file's permission bits
+//! owner = "65532:65532"       # default: 0:0
+//!
+//! [[users]]
+//! name = "app"
+//! uid = 1000                  # gid defaults to uid; home to /home/NAME
+//!
+//! [[groups]]
+//! name = "staff"
+//! gid = 50
 //! ```
 
 use std::path::{Path, PathBuf};
+
+use std::collections::BTreeMap;
 
 use bareboat_apt::relation::is_package_name;
 use bareboat_apt::solver::Request;
 use bareboat_apt::sources::{Distribution, Source};
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::catalog::{self, Variant};
 
 /// Architectures a spec may name.
 pub const ARCHES: &[&str] = &["amd64", "arm64"];
@@ -45,6 +80,124 @@ struct RawSpec {
     exclude: Vec<Spanned<String>>,
     #[serde(default, rename = "source")]
     sources: Vec<Spanned<Source>>,
+    from: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    ca_certs: Vec<PathBuf>,
+    #[serde(default)]
+    keep_setuid: Vec<String>,
+    #[serde(default)]
+    slice: SliceSpec,
+    #[serde(default)]
+    files: Vec<Spanned<RawFile>>,
+    #[serde(default)]
+    users: Vec<Spanned<UserSpec>>,
+    #[serde(default)]
+    groups: Vec<GroupSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    src: PathBuf,
+    dst: String,
+    mode: Option<String>,
+    owner: Option<String>,
+}
+
+/// What slicing keeps and drops, as the spec says.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SliceSpec {
+    #[serde(default = "yes")]
+    pub defaults: bool,
+    #[serde(default)]
+    pub keep: Vec<String>,
+    #[serde(default)]
+    pub drop: Vec<String>,
+}
+
+impl Default for SliceSpec {
+    fn default() -> Self {
+        SliceSpec {
+            defaults: true,
+            keep: Vec::new(),
+            drop: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An extra account.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub name: String,
+    pub uid: u32,
+    pub gid: Option<u32>,
+    pub home: Option<String>,
+}
+
+/// An extra group.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub name: String,
+    pub gid: u32,
+}
+
+/// A file or directory to copy from the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    pub src: PathBuf,
+    /// Where it goes, relative to the image root.
+    pub dst: String,
+    /// Permission bits; `None` keeps the host's.
+    pub mode: Option<u32>,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// How the image runs, for its config.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSpec {
+    /// `None`: 65532, or 0 for root variants.
+    pub user: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<String>,
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+}
+
+/// A group of packages that gets its own layer, lowest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Level {
+    /// What the layer is called in the image history: a catalogue image's name, or
+    /// `packages` for the spec's own.
+    pub name: String,
+    /// The packages requested at this level; their dependencies join them unless a lower
+    /// level already has them.
+    pub roots: Vec<String>,
+    /// Dependencies this level leaves out (a catalogue image's excludes), so that a higher
+    /// level that installs them gets them in its own layer.
+    pub exclude: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +216,16 @@ pub struct Spec {
     pub exclude: Vec<String>,
     /// Explicit sources; empty means the default Debian mirrors.
     pub sources: Vec<Source>,
+    /// The layer groups, lowest first.
+    pub levels: Vec<Level>,
+    pub variant: Variant,
+    pub run: RunSpec,
+    pub files: Vec<FileSpec>,
+    pub ca_certs: Vec<PathBuf>,
+    pub users: Vec<UserSpec>,
+    pub groups: Vec<GroupSpec>,
+    pub slice: SliceSpec,
+    pub keep_setuid: Vec<String>,
 }
 
 impl Spec {
@@ -79,6 +242,12 @@ impl Spec {
             if let Some(k) = &s.keyring {
                 s.keyring = Some(dir.join(k));
             }
+        }
+        for c in &mut spec.ca_certs {
+            *c = dir.join(&*c);
+        }
+        for f in &mut spec.files {
+            f.src = dir.join(&f.src);
         }
         Ok(spec)
     }
@@ -128,10 +297,28 @@ impl Spec {
                 list
             }
         };
-        if raw.packages.is_empty() {
+        let base = match &raw.from {
+            Some(f) => {
+                let SpecRef::Catalog { name, variant } = SpecRef::parse(f.get_ref()) else {
+                    return Err(err(
+                        Some(f.span()),
+                        format!(
+                            "from = {:?}: only catalogue images (catalog:NAME[:VARIANT]) can be a base",
+                            f.get_ref()
+                        ),
+                    ));
+                };
+                Some(
+                    catalog::spec(&name, variant.as_deref(), release, arch.clone())
+                        .map_err(|e| err(Some(f.span()), e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        if raw.packages.is_empty() && base.is_none() {
             return Err(err(
                 None,
-                "packages is empty: name at least one package to install".into(),
+                "packages is empty: name at least one package to install, or a base with from = \"catalog:NAME\"".into(),
             ));
         }
         let mut packages = Vec::new();
@@ -158,6 +345,147 @@ impl Spec {
             }
             exclude.push(x.get_ref().clone());
         }
+        for port in &raw.ports {
+            let (num, proto) = port
+                .get_ref()
+                .split_once('/')
+                .unwrap_or((port.get_ref(), "tcp"));
+            if num.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp" | "sctp") {
+                return Err(err(
+                    Some(port.span()),
+                    format!(
+                        "invalid port {:?}: expected PORT or PORT/tcp|udp|sctp",
+                        port.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(u) = &raw.user {
+            let known = u.get_ref().parse::<u32>().is_ok()
+                || ["root", "nonroot", "nobody"].contains(&u.get_ref().as_str())
+                || raw.users.iter().any(|x| x.get_ref().name == *u.get_ref());
+            if !known {
+                return Err(err(
+                    Some(u.span()),
+                    format!(
+                        "user {:?} is neither a number nor a name from [[users]]",
+                        u.get_ref()
+                    ),
+                ));
+            }
+        }
+        for u in &raw.users {
+            let name = &u.get_ref().name;
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if !valid || ["root", "nonroot", "nobody"].contains(&name.as_str()) {
+                return Err(err(
+                    Some(u.span()),
+                    format!("invalid or reserved user name {name:?}"),
+                ));
+            }
+        }
+        if let Some(w) = &raw.workdir
+            && !w.get_ref().starts_with('/')
+        {
+            return Err(err(
+                Some(w.span()),
+                format!("workdir {:?} must be absolute", w.get_ref()),
+            ));
+        }
+        let mut files = Vec::new();
+        for f in raw.files {
+            let span = f.span();
+            let f = f.into_inner();
+            let dst = crate::policy::normalize(f.dst.trim_start_matches('/'))
+                .ok()
+                .filter(|d| !d.is_empty() && f.dst.starts_with('/'))
+                .ok_or_else(|| {
+                    err(
+                        Some(span.clone()),
+                        format!("dst {:?} must be an absolute path inside the image", f.dst),
+                    )
+                })?;
+            let mode = match &f.mode {
+                Some(m) => Some(
+                    u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| {
+                            err(
+                                Some(span.clone()),
+                                format!("mode {m:?} is not octal permission bits such as \"0755\""),
+                            )
+                        })?,
+                ),
+                None => None,
+            };
+            let (uid, gid) = match &f.owner {
+                Some(o) => {
+                    let (u, g) = o.split_once(':').unwrap_or((o, o));
+                    u.parse().ok().zip(g.parse().ok()).ok_or_else(|| {
+                        err(
+                            Some(span.clone()),
+                            format!("owner {o:?} must be numeric UID:GID"),
+                        )
+                    })?
+                }
+                None => (0, 0),
+            };
+            files.push(FileSpec {
+                src: f.src,
+                dst,
+                mode,
+                uid,
+                gid,
+            });
+        }
+        let own_level = Level {
+            name: "packages".into(),
+            roots: packages.iter().map(|r| r.name.clone()).collect(),
+            exclude: Vec::new(),
+        };
+        let (levels, variant, packages, exclude) = match base {
+            Some(b) => {
+                let mut levels = b.levels;
+                if !own_level.roots.is_empty() {
+                    levels.push(own_level);
+                }
+                let mut all = b.packages;
+                all.extend(packages);
+                let mut ex: Vec<String> = b
+                    .exclude
+                    .into_iter()
+                    .filter(|x| !all.iter().any(|p| p.name == *x))
+                    .collect();
+                ex.extend(exclude);
+                (levels, b.variant, all, ex)
+            }
+            None => (vec![own_level], Variant::Nonroot, packages, exclude),
+        };
+        let run = RunSpec {
+            user: raw.user.map(|u| u.into_inner()),
+            entrypoint: raw.entrypoint,
+            cmd: raw.cmd,
+            workdir: raw.workdir.map(|w| w.into_inner()),
+            env: raw.env.into_iter().collect(),
+            ports: raw
+                .ports
+                .into_iter()
+                .map(|p| {
+                    let p = p.into_inner();
+                    if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    }
+                })
+                .collect(),
+            labels: raw.labels.into_iter().collect(),
+            annotations: raw.annotations.into_iter().collect(),
+        };
         let mut sources = Vec::new();
         for s in raw.sources {
             let span = s.span();
@@ -180,6 +508,15 @@ impl Spec {
             packages,
             exclude,
             sources,
+            levels,
+            variant,
+            run,
+            files,
+            ca_certs: raw.ca_certs,
+            users: raw.users.into_iter().map(|u| u.into_inner()).collect(),
+            groups: raw.groups,
+            slice: raw.slice,
+            keep_setuid: raw.keep_setuid,
         })
     }
 }

@@ -12,9 +12,14 @@ use bareboat_apt::cache::Cache;
 use bareboat_apt::download::Client;
 use bareboat_apt::lockfile::{Change, Lockfile};
 use bareboat_apt::sources::{Distribution, Mirrors};
+use bareboat_build::build::{BuildOptions, build_arch};
 use bareboat_build::catalog::{self, Variant};
 use bareboat_build::lock::{self, Settings, Upgrade};
 use bareboat_build::spec::{Spec, SpecRef};
+use bareboat_oci::image::write_index;
+use bareboat_oci::layer::Compression;
+use bareboat_oci::layout::Layout;
+use bareboat_oci::reference::ImageRef;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -28,7 +33,8 @@ const EXIT_STALE: u8 = 3;
     about = "Build distroless container images from verified Debian packages",
     long_about = "bareboat builds distroless container images straight from Debian packages: only the \
 application and the runtime files it needs, no shell, no package manager, no daemon, no root.",
-    after_help = "Examples:\n  bareboat lock catalog:static             lock the static image's packages\n  \
+    after_help = "Examples:\n  bareboat build catalog:static -o oci:out:static   build an image\n  \
+bareboat lock catalog:static             lock the static image's packages\n  \
 bareboat lock catalog:cc --arch arm64    the same for arm64\n  bareboat lock --check                    is bareboat.lock current?\n  \
 bareboat catalog                         list the built-in images\n\n\
 Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date."
@@ -52,6 +58,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a spec or a catalogue image
+    #[command(
+        after_help = "Examples:\n  bareboat build catalog:static -o oci:out:static\n  \
+bareboat build catalog:cc:debug -o oci:out:cc-debug\n  \
+bareboat build catalog:base --release bookworm -o oci:out:base-bookworm\n  \
+bareboat build bareboat.toml -o oci:out:app --compression zstd\n  \
+SOURCE_DATE_EPOCH=1700000000 bareboat build catalog:static -o oci:out:static   clamp file times"
+    )]
+    Build(BuildArgs),
     /// Resolve a spec into bareboat.lock and fetch its packages into the cache
     #[command(
         after_help = "Examples:\n  bareboat lock catalog:static\n  bareboat lock catalog:base --release bookworm --arch amd64,arm64\n  \
@@ -126,7 +141,7 @@ struct ArchiveArgs {
 }
 
 #[derive(Args)]
-struct LockArgs {
+struct SpecArgs {
     /// A spec file or catalog:NAME[:VARIANT]
     #[arg(default_value = "bareboat.toml")]
     spec: String,
@@ -136,6 +151,36 @@ struct LockArgs {
     /// Architectures for catalogue specs, comma-separated
     #[arg(long, value_delimiter = ',')]
     arch: Vec<String>,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Where to write the image: oci:DIR[:TAG] (repeat for several)
+    #[arg(short, long = "output", value_name = "REF", required = true)]
+    output: Vec<String>,
+    /// Lockfile to use [default: bareboat.lock beside a spec file; a catalogue image is
+    /// resolved afresh]
+    #[arg(long)]
+    lockfile: Option<PathBuf>,
+    /// Layer compression: gzip or zstd
+    #[arg(long, default_value = "gzip")]
+    compression: Compression,
+    /// The most layers an image may have
+    #[arg(long = "layers", default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=127))]
+    max_layers: u16,
+    /// Clamp every file time to this (seconds since the epoch)
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    source_date_epoch: Option<u64>,
+    #[command(flatten)]
+    archive: ArchiveArgs,
+}
+
+#[derive(Args)]
+struct LockArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
     /// Lockfile to write [default: bareboat.lock beside the spec, or in the current directory]
     #[arg(long)]
     lockfile: Option<PathBuf>,
@@ -195,6 +240,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
+        Command::Build(args) => runtime.block_on(cmd_build(args, &cache_root, cli.json)),
         Command::Lock(args) => runtime.block_on(cmd_lock(args, &cache_root, cli.json)),
         Command::Fetch(args) => runtime.block_on(cmd_fetch(args, &cache_root, cli.json)),
         Command::Cache { command } => cmd_cache(command, &cache_root, cli.json),
@@ -220,7 +266,7 @@ fn settings(args: &ArchiveArgs) -> Result<Settings> {
 }
 
 /// Loads the spec a reference names, and the default lockfile path that goes with it.
-fn load_spec(args: &LockArgs) -> Result<(Spec, PathBuf)> {
+fn load_spec(args: &SpecArgs) -> Result<(Spec, PathBuf)> {
     match SpecRef::parse(&args.spec) {
         SpecRef::Catalog { name, variant } => {
             let release = Distribution::parse(args.release.as_deref().unwrap_or("trixie"))?;
@@ -267,7 +313,7 @@ fn load_spec(args: &LockArgs) -> Result<(Spec, PathBuf)> {
 
 async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let started = Instant::now();
-    let (spec, default_lock) = load_spec(&args)?;
+    let (spec, default_lock) = load_spec(&args.spec)?;
     let lock_path = args.lockfile.clone().unwrap_or(default_lock);
     let settings = settings(&args.archive)?;
     let previous = if lock_path.exists() {
@@ -315,13 +361,13 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
             println!(
                 "{} does not exist; run `bareboat lock {}`",
                 lock_path.display(),
-                args.spec
+                args.spec.spec
             );
         } else {
             println!(
                 "{} is out of date; `bareboat lock {}` would change:",
                 lock_path.display(),
-                args.spec
+                args.spec.spec
             );
             print_changes(
                 &changes,
@@ -344,13 +390,7 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
         let bar = progress::Bar::new("packages");
         let report = lock::fetch(&new, &settings, &client, &cache, &bar).await?;
         bar.finish();
-        cache.record_use(
-            &lock_path,
-            &new.packages
-                .iter()
-                .map(|p| p.sha256.clone())
-                .collect::<Vec<_>>(),
-        )?;
+        cache.record_use(&lock_path, &new.sha256s())?;
         Some(report)
     };
     let elapsed = started.elapsed();
@@ -414,6 +454,127 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let started = Instant::now();
+    let outputs = args
+        .output
+        .iter()
+        .map(|o| o.parse::<ImageRef>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (spec, default_lock) = load_spec(&args.spec)?;
+    let is_file = matches!(SpecRef::parse(&args.spec.spec), SpecRef::File(_));
+    let lock_path = args.lockfile.clone().or(is_file.then_some(default_lock));
+    let settings = settings(&args.archive)?;
+    let cache = Cache::open(cache_root)?;
+    let client = Client::new()?;
+    let lock = match &lock_path {
+        Some(path) if path.exists() => {
+            let lock = Lockfile::read(path)?;
+            let requested: Vec<String> = spec.packages.iter().map(ToString::to_string).collect();
+            if lock.requested != requested || lock.exclude != spec.exclude || lock.arch != spec.arch
+            {
+                bail!(
+                    "{} was made for other packages, excludes or architectures than the spec asks for\nhint: run `bareboat lock {}` to bring it up to date",
+                    path.display(),
+                    args.spec.spec
+                );
+            }
+            lock
+        }
+        _ => {
+            let bar = progress::Bar::new("indexes");
+            let lock = lock::resolve(
+                &spec,
+                &settings,
+                None,
+                &Upgrade::Nothing,
+                &client,
+                &cache,
+                &bar,
+            )
+            .await?;
+            bar.finish();
+            if let Some(path) = &lock_path {
+                lock.write(path)?;
+            }
+            lock
+        }
+    };
+    let bar = progress::Bar::new("packages");
+    lock::fetch(&lock, &settings, &client, &cache, &bar).await?;
+    bar.finish();
+    if let Some(path) = &lock_path {
+        cache.record_use(path, &lock.sha256s())?;
+    }
+    let opts = BuildOptions {
+        compression: args.compression,
+        source_date_epoch: args.source_date_epoch,
+        max_layers: usize::from(args.max_layers),
+        ..BuildOptions::default()
+    };
+    let ImageRef::Oci { dir, .. } = &outputs[0];
+    let layout = Layout::create(dir)?;
+    let mut images = Vec::new();
+    for arch in &spec.arch {
+        images.push(build_arch(&spec, &lock, arch, &cache, &layout, &opts)?);
+    }
+    let top = if images.len() == 1 {
+        images[0].manifest.clone()
+    } else {
+        write_index(&layout, images.iter().map(|i| i.manifest.clone()).collect())?
+    };
+    for (i, out) in outputs.iter().enumerate() {
+        let ImageRef::Oci { dir, tag } = out;
+        let target = Layout::create(dir)?;
+        if i > 0 {
+            layout.copy_image(&target, &top)?;
+        }
+        target.tag(&top, std::slice::from_ref(tag))?;
+    }
+    let elapsed = started.elapsed();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "digest": top.digest().to_string(),
+                "media_type": top.media_type().to_string(),
+                "outputs": args.output,
+                "images": images.iter().map(|i| json!({
+                    "arch": i.arch,
+                    "manifest": i.manifest.digest().to_string(),
+                    "packages": i.packages,
+                    "layers": i.layers,
+                })).collect::<Vec<_>>(),
+                "seconds": elapsed.as_secs_f64(),
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for image in &images {
+        let size: u64 = image.layers.iter().map(|l| l.size).sum();
+        let unpacked: u64 = image.layers.iter().map(|l| l.uncompressed_size).sum();
+        println!(
+            "{} {}: {} packages, {} layers, {} compressed, {} unpacked",
+            image.arch,
+            image.manifest.digest(),
+            image.packages,
+            image.layers.len(),
+            human_bytes(size),
+            human_bytes(unpacked)
+        );
+        for l in &image.layers {
+            println!("  {:>10}  {}", human_bytes(l.size), l.created_by);
+        }
+    }
+    println!(
+        "Built {} in {:.2}s -> {}",
+        top.digest(),
+        elapsed.as_secs_f64(),
+        args.output.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_changes(changes: &[Change], inputs_changed: bool) {
     if inputs_changed {
         println!("  (the requested packages or excludes changed)");
@@ -437,14 +598,7 @@ async fn cmd_fetch(args: FetchArgs, cache_root: &Path, json: bool) -> Result<Exi
     let bar = progress::Bar::new("packages");
     let report = lock::fetch(&lock, &settings, &client, &cache, &bar).await?;
     bar.finish();
-    cache.record_use(
-        &args.lockfile,
-        &lock
-            .packages
-            .iter()
-            .map(|p| p.sha256.clone())
-            .collect::<Vec<_>>(),
-    )?;
+    cache.record_use(&args.lockfile, &lock.sha256s())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,0 +1,674 @@
+//! From a spec and its lock to an image: packages grouped into layers along the catalogue,
+//! unpacked, completed with synthesized files, and written as deterministic layers.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use bareboat_apt::cache::Cache;
+use bareboat_apt::deb::Deb;
+use bareboat_apt::lockfile::{LockedPackage, Lockfile};
+use bareboat_apt::release::format_rfc3339;
+use bareboat_oci::image::{BuiltLayer, ImageSpec, RunConfig, write_image};
+use bareboat_oci::layer::{Compression, LayerWriter};
+use bareboat_oci::layout::Layout;
+use globset::{Glob, GlobSetBuilder};
+use oci_spec::image::Descriptor;
+use serde::Serialize;
+
+use crate::catalog::Variant;
+use crate::policy::{MERGED_DIRS, Slicing};
+use crate::rootfs::{Content, Limits, Rootfs, TreeError};
+use crate::spec::Spec;
+use crate::synth;
+
+/// How to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub compression: Compression,
+    /// Clamps every mtime, when set.
+    pub source_date_epoch: Option<u64>,
+    /// The most layers an image may have; the spec's biggest packages get layers of their
+    /// own while the budget lasts.
+    pub max_layers: usize,
+    pub limits: Limits,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            compression: Compression::Gzip,
+            source_date_epoch: None,
+            max_layers: 12,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A build failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Apt(#[from] bareboat_apt::Error),
+    #[error(transparent)]
+    Oci(#[from] bareboat_oci::Error),
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// One layer of a built image, for the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    pub digest: String,
+    pub size: u64,
+    pub uncompressed_size: u64,
+    pub created_by: String,
+}
+
+/// An image built for one architecture.
+#[derive(Clone, Debug)]
+pub struct BuiltImage {
+    pub arch: String,
+    pub manifest: Descriptor,
+    pub layers: Vec<LayerReport>,
+    pub packages: usize,
+}
+
+/// A group of packages that becomes one layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub packages: Vec<String>,
+}
+
+/// Builds the image of `spec` for `arch` from the packages of `lock` (already in `cache`)
+/// into `layout`, and returns its manifest descriptor.
+pub fn build_arch(
+    spec: &Spec,
+    lock: &Lockfile,
+    arch: &str,
+    cache: &Cache,
+    layout: &Layout,
+    opts: &BuildOptions,
+) -> Result<BuiltImage, BuildError> {
+    let locked: Vec<&LockedPackage> = lock.packages.iter().filter(|p| p.target == arch).collect();
+    if locked.is_empty() {
+        return Err(BuildError::Spec(format!(
+            "the lock has no packages for {arch}\n  hint: run `bareboat lock` with this architecture"
+        )));
+    }
+    let by_name: HashMap<&str, &LockedPackage> =
+        locked.iter().map(|p| (p.name.as_str(), *p)).collect();
+    let groups = split_largest(group_packages(spec, &locked), &by_name, opts.max_layers);
+    let slicing = Slicing::new(spec.slice.defaults, &spec.slice.keep, &spec.slice.drop)
+        .map_err(BuildError::Spec)?;
+    let mut setuid = GlobSetBuilder::new();
+    for g in &spec.keep_setuid {
+        setuid.add(
+            Glob::new(g.trim_start_matches('/'))
+                .map_err(|e| BuildError::Spec(format!("keep_setuid {g:?}: {e}")))?,
+        );
+    }
+    let setuid = setuid
+        .build()
+        .map_err(|e| BuildError::Spec(e.to_string()))?;
+    let tmp = cache.root().join("tmp");
+    let mut tree = Rootfs::new(&tmp, slicing, setuid, opts.limits)?;
+    let mut history = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        let layer = tree.push_layer();
+        let mut unpacked = Vec::new();
+        for name in &group.packages {
+            let p = by_name[name.as_str()];
+            let path = cache.deb_path(&p.sha256);
+            let deb = Deb::open_file(&path).map_err(|e| e.with_context(&p.name))?;
+            let control = deb.control().to_string();
+            let replaces = relation_names(deb.field("Replaces"));
+            let mut files = tree.add_package(layer, &p.name, &replaces, deb.data())?;
+            if p.name == "busybox-static" {
+                place_busybox(&mut tree, layer, &mut files.md5sums)?;
+            }
+            unpacked.push((p, control, files));
+        }
+        let mtime = tree.newest(layer);
+        for (p, control, files) in &unpacked {
+            let status =
+                synth::status_paragraph(control, &p.name, &p.version, &p.source, &p.source_version);
+            let dir = "var/lib/dpkg/status.d";
+            tree.add_file(
+                layer,
+                &format!("{dir}/{}", p.name),
+                Content::Bytes(status.as_bytes()),
+                0o644,
+                (0, 0),
+                mtime,
+            )?;
+            let sums = synth::md5sums(&files.md5sums);
+            tree.add_file(
+                layer,
+                &format!("{dir}/{}.md5sums", p.name),
+                Content::Bytes(sums.as_bytes()),
+                0o644,
+                (0, 0),
+                mtime,
+            )?;
+        }
+        if i == 0 {
+            synthesize_base(&mut tree, layer, mtime)?;
+        }
+        synthesize_missing(&mut tree, layer, spec, mtime)?;
+        history.push(format!(
+            "bareboat: {} ({})",
+            group.name,
+            group.packages.join(", ")
+        ));
+    }
+    if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.ca_certs.is_empty() {
+        let layer = tree.push_layer();
+        let mtime = (0..layer).map(|l| tree.newest(l)).max().unwrap_or(0);
+        synthesize_config(&mut tree, layer, spec, mtime)?;
+        history.push("bareboat: accounts and CA certificates from the spec".into());
+    }
+    if !spec.files.is_empty() {
+        let layer = tree.push_layer();
+        add_host_files(&mut tree, layer, spec)?;
+        history.push(format!(
+            "bareboat: files {}",
+            spec.files
+                .iter()
+                .map(|f| format!("/{}", f.dst))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    let writer = LayerWriter::new(opts.compression, opts.source_date_epoch);
+    let mut layers = Vec::new();
+    for (layer, created_by) in history.into_iter().enumerate() {
+        let blob = writer.write(layout, &tree.layer_entries(layer))?;
+        layers.push(BuiltLayer {
+            created: format_rfc3339(blob.created),
+            blob,
+            created_by,
+        });
+    }
+    let created = layers.iter().map(|l| l.blob.created).max().unwrap_or(0);
+    let image = ImageSpec {
+        arch: arch.to_string(),
+        run: run_config(spec)?,
+        created: format_rfc3339(created),
+        annotations: spec.run.annotations.clone(),
+    };
+    let manifest = write_image(layout, &image, &layers)?;
+    Ok(BuiltImage {
+        arch: arch.to_string(),
+        manifest,
+        layers: layers
+            .iter()
+            .map(|l| LayerReport {
+                digest: l.blob.digest.to_string(),
+                size: l.blob.size,
+                uncompressed_size: l.blob.uncompressed_size,
+                created_by: l.created_by.clone(),
+            })
+            .collect(),
+        packages: locked.len(),
+    })
+}
+
+/// Assigns each locked package to the lowest level whose requested packages pull it in,
+/// following the lock's "dependency of" reasons, so that a level's layer holds the same
+/// packages in every image stacked on it.
+pub fn group_packages(spec: &Spec, locked: &[&LockedPackage]) -> Vec<Group> {
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for p in locked {
+        for r in &p.reasons {
+            if let Some(by) = r.strip_prefix("dependency of ") {
+                dependents.entry(by).or_default().push(&p.name);
+            }
+        }
+    }
+    let present: HashSet<&str> = locked.iter().map(|p| p.name.as_str()).collect();
+    let mut assigned: HashSet<&str> = HashSet::new();
+    let mut groups = Vec::new();
+    for level in &spec.levels {
+        let mut members = BTreeSet::new();
+        let mut queue: Vec<&str> = level
+            .roots
+            .iter()
+            .map(String::as_str)
+            .filter(|r| present.contains(r))
+            .collect();
+        // A requested virtual package is carried by its provider.
+        for p in locked {
+            if p.reasons.iter().any(|r| {
+                r.strip_prefix("provides requested ")
+                    .is_some_and(|v| level.roots.iter().any(|x| x == v))
+            }) {
+                queue.push(&p.name);
+            }
+        }
+        while let Some(name) = queue.pop() {
+            if level.exclude.iter().any(|x| x == name) || !assigned.insert(name) {
+                continue;
+            }
+            members.insert(name.to_string());
+            queue.extend(dependents.get(name).into_iter().flatten().copied());
+        }
+        groups.push(Group {
+            name: level.name.clone(),
+            packages: members.into_iter().collect(),
+        });
+    }
+    let rest: BTreeSet<String> = locked
+        .iter()
+        .filter(|p| !assigned.contains(p.name.as_str()))
+        .map(|p| p.name.clone())
+        .collect();
+    if let Some(last) = groups.last_mut() {
+        last.packages.extend(rest);
+        last.packages.sort();
+    }
+    groups.retain(|g| !g.packages.is_empty());
+    groups
+}
+
+/// Within the budget of `max_layers`, gives the spec's own biggest packages layers of their
+/// own, biggest first, so that an update to one of them leaves the others' layers alone.
+fn split_largest(
+    mut groups: Vec<Group>,
+    by_name: &HashMap<&str, &LockedPackage>,
+    max_layers: usize,
+) -> Vec<Group> {
+    let Some(top) = groups.last() else {
+        return groups;
+    };
+    if top.name != "packages" || top.packages.len() < 2 {
+        return groups;
+    }
+    // Room for the spec's config and files layers is kept.
+    let spare = max_layers.saturating_sub(groups.len() + 2);
+    let top = groups.pop().expect("checked above");
+    let mut by_size: Vec<&String> = top.packages.iter().collect();
+    by_size.sort_by_key(|n| (std::cmp::Reverse(by_name[n.as_str()].size), n.as_str()));
+    let own: Vec<String> = by_size
+        .iter()
+        .take(spare.min(top.packages.len() - 1))
+        .filter(|n| by_name[n.as_str()].size >= 1 << 20)
+        .map(|n| n.to_string())
+        .collect();
+    let rest: Vec<String> = top
+        .packages
+        .iter()
+        .filter(|n| !own.contains(n))
+        .cloned()
+        .collect();
+    if !rest.is_empty() {
+        groups.push(Group {
+            name: "packages".into(),
+            packages: rest,
+        });
+    }
+    for n in own {
+        groups.push(Group {
+            name: n.clone(),
+            packages: vec![n],
+        });
+    }
+    groups
+}
+
+/// Names in a relation field such as `Replaces: a (<< 2), b`.
+fn relation_names(field: Option<&str>) -> Vec<String> {
+    field
+        .unwrap_or_default()
+        .split([',', '|'])
+        .filter_map(|alt| alt.split(['(', ':']).next())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Moves busybox-static's binary to `/busybox/busybox` and links the applets beside it.
+fn place_busybox(
+    tree: &mut Rootfs,
+    layer: usize,
+    md5sums: &mut [(String, String)],
+) -> Result<(), TreeError> {
+    const FROM: &str = "usr/bin/busybox";
+    const TO: &str = "busybox/busybox";
+    let mtime = tree.newest(layer);
+    tree.rename(layer, FROM, TO)?;
+    for entry in md5sums.iter_mut().filter(|(p, _)| p == FROM) {
+        entry.0 = TO.to_string();
+    }
+    tree.add_dir(layer, "busybox", 0o755, (0, 0), mtime)?;
+    for applet in synth::BUSYBOX_APPLETS {
+        tree.add_symlink(layer, &format!("busybox/{applet}"), "busybox", mtime)?;
+    }
+    Ok(())
+}
+
+/// The accounts and directories every image has, in its lowest layer.
+fn synthesize_base(tree: &mut Rootfs, layer: usize, mtime: u64) -> Result<(), TreeError> {
+    if !tree.exists("etc/passwd") {
+        tree.add_file(
+            layer,
+            "etc/passwd",
+            Content::Bytes(synth::passwd(&[]).as_bytes()),
+            0o644,
+            (0, 0),
+            mtime,
+        )?;
+    }
+    if !tree.exists("etc/group") {
+        tree.add_file(
+            layer,
+            "etc/group",
+            Content::Bytes(synth::group(&[], &[]).as_bytes()),
+            0o644,
+            (0, 0),
+            mtime,
+        )?;
+    }
+    if !tree.exists("etc/nsswitch.conf") {
+        tree.add_file(
+            layer,
+            "etc/nsswitch.conf",
+            Content::Bytes(synth::NSSWITCH.as_bytes()),
+            0o644,
+            (0, 0),
+            mtime,
+        )?;
+    }
+    if !tree.exists("home") {
+        tree.add_dir(layer, "home", 0o755, (0, 0), mtime)?;
+    }
+    tree.add_dir(
+        layer,
+        "home/nonroot",
+        0o700,
+        (synth::NONROOT, synth::NONROOT),
+        mtime,
+    )?;
+    if !tree.exists("root") {
+        tree.add_dir(layer, "root", 0o700, (0, 0), mtime)?;
+    }
+    if !tree.exists("tmp") {
+        tree.add_dir(layer, "tmp", 0o1777, (0, 0), mtime)?;
+    }
+    Ok(())
+}
+
+/// What a layer's packages make derivable and no package shipped: merged-/usr links, the
+/// CA bundle, os-release and debian_version.
+fn synthesize_missing(
+    tree: &mut Rootfs,
+    layer: usize,
+    spec: &Spec,
+    mtime: u64,
+) -> Result<(), TreeError> {
+    for dir in MERGED_DIRS {
+        if tree.get(dir).is_none() && tree.get(&format!("usr/{dir}")).is_some() {
+            tree.add_symlink(layer, dir, &format!("usr/{dir}"), mtime)?;
+        }
+    }
+    const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+    if !tree.exists(BUNDLE) {
+        let certs = package_certificates(tree);
+        if !certs.is_empty() {
+            let bundle = synth::ca_bundle(certs.iter().map(Vec::as_slice));
+            tree.add_file(layer, BUNDLE, Content::Bytes(&bundle), 0o644, (0, 0), mtime)?;
+        }
+    }
+    if tree.get("var/lib/dpkg/status.d/base-files").is_some() {
+        if !tree.exists("usr/lib/os-release") && !tree.exists("etc/os-release") {
+            let text = synth::os_release(spec.release.version_id(), spec.release.codename());
+            tree.add_file(
+                layer,
+                "usr/lib/os-release",
+                Content::Bytes(text.as_bytes()),
+                0o644,
+                (0, 0),
+                mtime,
+            )?;
+        }
+        if !tree.exists("etc/os-release") {
+            tree.add_symlink(layer, "etc/os-release", "../usr/lib/os-release", mtime)?;
+        }
+        if !tree.exists("etc/debian_version") {
+            let text = format!("{}\n", spec.release.version_id());
+            tree.add_file(
+                layer,
+                "etc/debian_version",
+                Content::Bytes(text.as_bytes()),
+                0o644,
+                (0, 0),
+                mtime,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The certificates ca-certificates ships, in the order update-ca-certificates reads them.
+fn package_certificates(tree: &Rootfs) -> Vec<Vec<u8>> {
+    tree.files_under("usr/share/ca-certificates")
+        .iter()
+        .filter(|p| p.ends_with(".crt"))
+        .filter_map(|p| tree.read(p))
+        .collect()
+}
+
+/// The spec's accounts and CA certificates, in a layer of their own so lower layers stay
+/// shared.
+fn synthesize_config(
+    tree: &mut Rootfs,
+    layer: usize,
+    spec: &Spec,
+    mtime: u64,
+) -> Result<(), BuildError> {
+    if !spec.users.is_empty() || !spec.groups.is_empty() {
+        let passwd = synth::passwd(&spec.users);
+        let group = synth::group(&spec.users, &spec.groups);
+        tree.add_file(
+            layer,
+            "etc/passwd",
+            Content::Bytes(passwd.as_bytes()),
+            0o644,
+            (0, 0),
+            mtime,
+        )?;
+        tree.add_file(
+            layer,
+            "etc/group",
+            Content::Bytes(group.as_bytes()),
+            0o644,
+            (0, 0),
+            mtime,
+        )?;
+        for u in &spec.users {
+            let home = synth::home_of(u);
+            let home = home.trim_start_matches('/');
+            if !home.is_empty() && !tree.exists(home) {
+                tree.add_dir(layer, home, 0o700, (u.uid, u.gid.unwrap_or(u.uid)), mtime)?;
+            }
+        }
+    }
+    if !spec.ca_certs.is_empty() {
+        let mut certs = package_certificates(tree);
+        for path in &spec.ca_certs {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| BuildError::Spec(format!("ca_certs {}: {e}", path.display())))?;
+            synth::check_pem_certificates(&text)
+                .map_err(|e| BuildError::Spec(format!("ca_certs {}: {e}", path.display())))?;
+            certs.push(text.into_bytes());
+        }
+        let bundle = synth::ca_bundle(certs.iter().map(Vec::as_slice));
+        tree.add_file(
+            layer,
+            "etc/ssl/certs/ca-certificates.crt",
+            Content::Bytes(&bundle),
+            0o644,
+            (0, 0),
+            mtime,
+        )?;
+    }
+    Ok(())
+}
+
+/// Copies the spec's host files and directories into `layer`.
+fn add_host_files(tree: &mut Rootfs, layer: usize, spec: &Spec) -> Result<(), BuildError> {
+    for f in &spec.files {
+        let meta = std::fs::symlink_metadata(&f.src)
+            .map_err(|e| BuildError::Spec(format!("files: {}: {e}", f.src.display())))?;
+        if meta.is_dir() {
+            add_host_dir(tree, layer, &f.src, &f.dst, f)?;
+        } else {
+            add_host_file(tree, layer, &f.src, &f.dst, f, &meta)?;
+        }
+    }
+    Ok(())
+}
+
+fn add_host_dir(
+    tree: &mut Rootfs,
+    layer: usize,
+    src: &Path,
+    dst: &str,
+    f: &crate::spec::FileSpec,
+) -> Result<(), BuildError> {
+    let meta = std::fs::metadata(src)
+        .map_err(|e| BuildError::Spec(format!("files: {}: {e}", src.display())))?;
+    tree.add_dir(layer, dst, mode_of(&meta), (f.uid, f.gid), mtime_of(&meta))?;
+    let mut children: Vec<_> = std::fs::read_dir(src)
+        .map_err(|e| BuildError::Spec(format!("files: {}: {e}", src.display())))?
+        .filter_map(|e| e.ok())
+        .collect();
+    children.sort_by_key(|e| e.file_name());
+    for child in children {
+        let name = child.file_name().to_string_lossy().into_owned();
+        let path = child.path();
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| BuildError::Spec(format!("files: {}: {e}", path.display())))?;
+        let dst = format!("{dst}/{name}");
+        if meta.is_dir() {
+            add_host_dir(tree, layer, &path, &dst, f)?;
+        } else {
+            add_host_file(tree, layer, &path, &dst, f, &meta)?;
+        }
+    }
+    Ok(())
+}
+
+fn add_host_file(
+    tree: &mut Rootfs,
+    layer: usize,
+    src: &Path,
+    dst: &str,
+    f: &crate::spec::FileSpec,
+    meta: &std::fs::Metadata,
+) -> Result<(), BuildError> {
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(src)
+            .map_err(|e| BuildError::Spec(format!("files: {}: {e}", src.display())))?;
+        tree.add_symlink(layer, dst, &target.to_string_lossy(), mtime_of(meta))?;
+        return Ok(());
+    }
+    if !meta.is_file() {
+        return Err(BuildError::Spec(format!(
+            "files: {} is not a regular file, directory or symlink",
+            src.display()
+        )));
+    }
+    let mode = f.mode.unwrap_or(mode_of(meta));
+    tree.add_file(
+        layer,
+        dst,
+        Content::Host(src),
+        mode,
+        (f.uid, f.gid),
+        mtime_of(meta),
+    )?;
+    Ok(())
+}
+
+fn mode_of(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+fn mtime_of(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime().max(0) as u64
+}
+
+/// The image config: numeric user, PATH and SSL_CERT_FILE, then the spec's settings.
+fn run_config(spec: &Spec) -> Result<RunConfig, BuildError> {
+    let root = matches!(spec.variant, Variant::Root | Variant::DebugRoot);
+    let user = match &spec.run.user {
+        None if root => "0".to_string(),
+        None => synth::NONROOT.to_string(),
+        Some(u) => numeric_user(spec, u)?,
+    };
+    let mut path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string();
+    if spec.variant.is_debug() {
+        path.push_str(":/busybox");
+    }
+    let mut env = vec![
+        format!("PATH={path}"),
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_string(),
+    ];
+    for (k, v) in &spec.run.env {
+        env.retain(|e| !e.starts_with(&format!("{k}=")));
+        env.push(format!("{k}={v}"));
+    }
+    let entrypoint = match &spec.run.entrypoint {
+        Some(e) => e.clone(),
+        None if spec.variant.is_debug() => vec!["/busybox/sh".into()],
+        None => Vec::new(),
+    };
+    let workdir = spec
+        .run
+        .workdir
+        .clone()
+        .or_else(|| (user == synth::NONROOT.to_string()).then(|| "/home/nonroot".into()));
+    Ok(RunConfig {
+        user,
+        entrypoint,
+        cmd: spec.run.cmd.clone().unwrap_or_default(),
+        workdir,
+        env,
+        exposed_ports: spec.run.ports.clone(),
+        labels: spec.run.labels.clone(),
+    })
+}
+
+/// Kubernetes' runAsNonRoot can only check a numeric user, so names become numbers.
+fn numeric_user(spec: &Spec, user: &str) -> Result<String, BuildError> {
+    let (name, group) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let uid = match name {
+        "root" => 0,
+        "nonroot" => synth::NONROOT,
+        "nobody" => 65534,
+        n => match n.parse::<u32>() {
+            Ok(id) => id,
+            Err(_) => spec
+                .users
+                .iter()
+                .find(|u| u.name == n)
+                .map(|u| u.uid)
+                .ok_or_else(|| {
+                    BuildError::Spec(format!("user {n:?} is not defined: add it under [[users]]"))
+                })?,
+        },
+    };
+    Ok(match group {
+        Some(g) => format!("{uid}:{g}"),
+        None => uid.to_string(),
+    })
+}

@@ -1,0 +1,245 @@
+//! Path policy: which package paths are acceptable, where merged /usr puts them, and which
+//! ones slicing drops. Pure functions, so they are tested with tables.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// The top-level directories that merged /usr turns into links into `usr/`.
+pub const MERGED_DIRS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// Turns a tar entry name into a clean path relative to the image root (no leading `./`
+/// or `/`, no trailing `/`), refusing names that could escape the root.
+pub fn normalize(name: &str) -> Result<String, String> {
+    if name.starts_with('/') {
+        return Err("absolute entry names are refused".into());
+    }
+    let mut parts = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("'..' in an entry name is refused".into()),
+            p => parts.push(p),
+        }
+    }
+    if parts.iter().any(|p| p.contains('\0')) {
+        return Err("NUL in an entry name is refused".into());
+    }
+    Ok(parts.join("/"))
+}
+
+/// Moves a path under a merged directory (`bin/ls`, `lib/x86_64-linux-gnu/libc.so.6`) to its
+/// place under `usr/`. The top-level names themselves are left for the caller, which keeps
+/// them as links.
+pub fn usrmerge(path: &str) -> String {
+    for dir in MERGED_DIRS {
+        if let Some(rest) = path.strip_prefix(dir)
+            && rest.starts_with('/')
+        {
+            return format!("usr/{dir}{rest}");
+        }
+    }
+    path.to_string()
+}
+
+/// Resolves a symlink's target against the directory holding the link, inside the image
+/// root: an absolute target starts at the root, and `..` never climbs above it.
+pub fn resolve_link(link_path: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let mut p: Vec<&str> = link_path.split('/').collect();
+        p.pop();
+        p
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// What slicing keeps and drops.
+#[derive(Clone, Debug)]
+pub struct Slicing {
+    /// Apply the built-in drops (docs, man and info pages, lintian, bug files, locales).
+    pub defaults: bool,
+    keep: GlobSet,
+    drop: GlobSet,
+}
+
+impl Default for Slicing {
+    fn default() -> Self {
+        Slicing {
+            defaults: true,
+            keep: GlobSet::empty(),
+            drop: GlobSet::empty(),
+        }
+    }
+}
+
+impl Slicing {
+    /// Builds a policy from the spec's globs, matched against paths relative to the root
+    /// (a leading `/` in a glob is ignored).
+    pub fn new(defaults: bool, keep: &[String], drop: &[String]) -> Result<Slicing, String> {
+        Ok(Slicing {
+            defaults,
+            keep: globs(keep)?,
+            drop: globs(drop)?,
+        })
+    }
+
+    /// Whether `path` (relative, after merged /usr) stays in the image.
+    pub fn keeps(&self, path: &str) -> bool {
+        if self.drop.is_match(path) {
+            return false;
+        }
+        !(self.defaults && dropped_by_default(path) && !self.keep.is_match(path))
+    }
+}
+
+fn globs(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let glob =
+            Glob::new(p.trim_start_matches('/')).map_err(|e| format!("invalid glob {p:?}: {e}"))?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Paths that no program reads at run time. Each package's `copyright` stays: licences
+/// require it to travel with the files.
+fn dropped_by_default(path: &str) -> bool {
+    if let Some(rest) = path.strip_prefix("usr/share/doc/") {
+        // usr/share/doc/<pkg> stays, for its copyright; everything else under it goes.
+        return rest.contains('/') && !rest.ends_with("/copyright");
+    }
+    if let Some(rest) = path.strip_prefix("usr/share/locale/") {
+        // Per-language catalogues go; the C locales and top-level files (locale.alias) stay.
+        return match rest.split_once('/') {
+            Some((lang, _)) => lang != "C" && !lang.starts_with("C."),
+            None => false,
+        };
+    }
+    [
+        "usr/share/man",
+        "usr/share/info",
+        "usr/share/lintian",
+        "usr/share/bug",
+        "usr/share/doc-base",
+        "usr/share/gtk-doc",
+    ]
+    .iter()
+    .any(|dir| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_names_are_refused() {
+        for bad in [
+            "/etc/passwd",
+            "../etc/passwd",
+            "./usr/../../x",
+            "usr/lib/../../../x",
+        ] {
+            assert!(normalize(bad).is_err(), "{bad}");
+        }
+        assert_eq!(normalize("./usr/bin/").unwrap(), "usr/bin");
+        assert_eq!(normalize("./").unwrap(), "");
+        assert_eq!(normalize("usr//lib/./x").unwrap(), "usr/lib/x");
+    }
+
+    #[test]
+    fn merged_usr_moves_top_level_dirs() {
+        for (from, to) in [
+            ("bin/sh", "usr/bin/sh"),
+            (
+                "lib/x86_64-linux-gnu/libc.so.6",
+                "usr/lib/x86_64-linux-gnu/libc.so.6",
+            ),
+            (
+                "lib64/ld-linux-x86-64.so.2",
+                "usr/lib64/ld-linux-x86-64.so.2",
+            ),
+            ("sbin/ldconfig", "usr/sbin/ldconfig"),
+            ("bin", "bin"),
+            ("binutils/x", "binutils/x"),
+            ("usr/bin/ls", "usr/bin/ls"),
+            ("etc/bin/x", "etc/bin/x"),
+        ] {
+            assert_eq!(usrmerge(from), to, "{from}");
+        }
+    }
+
+    #[test]
+    fn links_resolve_inside_the_root() {
+        for (link, target, to) in [
+            (
+                "etc/os-release",
+                "../usr/lib/os-release",
+                "usr/lib/os-release",
+            ),
+            (
+                "etc/ssl/certs/java/cacerts",
+                "/etc/ssl/certs/java/real",
+                "etc/ssl/certs/java/real",
+            ),
+            ("a/b", "../../../../etc/passwd", "etc/passwd"),
+            ("usr/lib/x", "./y", "usr/lib/y"),
+        ] {
+            assert_eq!(resolve_link(link, target), to, "{link} -> {target}");
+        }
+    }
+
+    #[test]
+    fn default_slicing() {
+        let s = Slicing::default();
+        for (path, kept) in [
+            ("usr/share/doc", true),
+            ("usr/share/doc/libc6", true),
+            ("usr/share/doc/libc6/copyright", true),
+            ("usr/share/doc/libc6/changelog.Debian.gz", false),
+            ("usr/share/doc/libc6/examples/x.c", false),
+            ("usr/share/man", false),
+            ("usr/share/man/man1/ls.1.gz", false),
+            ("usr/share/manifest", true),
+            ("usr/share/info/dir", false),
+            ("usr/share/lintian/overrides/libc6", false),
+            ("usr/share/bug/libc6/control", false),
+            ("usr/share/locale/de/LC_MESSAGES/libc.mo", false),
+            ("usr/share/locale/C.UTF-8/LC_MESSAGES/x.mo", true),
+            ("usr/share/locale/locale.alias", true),
+            ("usr/share/zoneinfo/Europe/Paris", true),
+            ("usr/lib/x86_64-linux-gnu/libc.so.6", true),
+        ] {
+            assert_eq!(s.keeps(path), kept, "{path}");
+        }
+    }
+
+    #[test]
+    fn spec_globs_keep_and_drop() {
+        let s = Slicing::new(
+            true,
+            &["usr/share/doc/**".into()],
+            &["/usr/share/zoneinfo/right/**".into(), "**/*.a".into()],
+        )
+        .unwrap();
+        assert!(s.keeps("usr/share/doc/libc6/changelog.Debian.gz"));
+        assert!(!s.keeps("usr/share/zoneinfo/right/UTC"));
+        assert!(!s.keeps("usr/lib/libfoo.a"));
+        assert!(!s.keeps("usr/share/man/man1/ls.1.gz"));
+        let off = Slicing::new(false, &[], &[]).unwrap();
+        assert!(off.keeps("usr/share/man/man1/ls.1.gz"));
+        assert!(Slicing::new(true, &["[".into()], &[]).is_err());
+    }
+}

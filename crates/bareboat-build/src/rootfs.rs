@@ -1,0 +1,995 @@
+//! The image's file tree, assembled layer by layer from package data archives and
+//! synthesized files.
+//!
+//! File contents are staged on disk, one file each, as they stream out of the package; the
+//! tree keeps only paths and metadata. Nothing is ever created on disk at an image path, so
+//! nothing can be written through a symlink, and the policy checks that no image path is
+//! either: an entry whose parent is a symlink is refused, as are `..`, absolute names, device
+//! nodes, hard links to anything but an earlier entry of the same package, and entries past
+//! the size caps.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bareboat_oci::layer::{Entry, Kind};
+use globset::GlobSet;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use crate::policy::{self, MERGED_DIRS, Slicing};
+
+/// Caps that stop a decompression bomb.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest single file.
+    pub max_file_size: u64,
+    /// The most bytes one package may unpack to.
+    pub max_package_size: u64,
+    /// The most entries one package may hold.
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_size: 2 << 30,
+            max_package_size: 8 << 30,
+            max_entries: 1 << 20,
+        }
+    }
+}
+
+/// A problem with what a package or the spec puts in the tree.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("{origin}: entry {path:?}: {reason}")]
+    Refused {
+        origin: String,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "{path}: {first} and {second} both ship it, with different content\n  hint: exclude one of them, or drop the path with [slice] drop"
+    )]
+    Conflict {
+        path: String,
+        first: String,
+        second: String,
+    },
+    #[error("{origin}: {source}")]
+    Io { origin: String, source: io::Error },
+}
+
+/// What a tree node is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Dir,
+    File {
+        staged: PathBuf,
+        size: u64,
+        sha256: [u8; 32],
+        md5: [u8; 16],
+    },
+    Symlink(String),
+    /// Another path of the same layer with the same content.
+    Hardlink(String),
+}
+
+/// A path in the tree.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+    /// The package that shipped it, or `None` for synthesized and added files.
+    pub package: Option<String>,
+}
+
+/// Content for a file that does not come from a package.
+pub enum Content<'a> {
+    Bytes(&'a [u8]),
+    Host(&'a Path),
+}
+
+/// What one package left in the tree.
+#[derive(Clone, Debug, Default)]
+pub struct Unpacked {
+    /// Regular files kept, with their MD5, in archive order.
+    pub md5sums: Vec<(String, String)>,
+    /// How many entries slicing dropped.
+    pub dropped: usize,
+}
+
+/// The image tree under assembly.
+pub struct Rootfs {
+    staging: tempfile::TempDir,
+    next_file: u64,
+    layers: Vec<BTreeMap<String, Node>>,
+    /// The topmost layer holding each path.
+    top: HashMap<String, usize>,
+    slicing: Slicing,
+    keep_setuid: GlobSet,
+    limits: Limits,
+}
+
+impl Rootfs {
+    /// An empty tree, staging file contents in a new directory under `staging_parent`.
+    pub fn new(
+        staging_parent: &Path,
+        slicing: Slicing,
+        keep_setuid: GlobSet,
+        limits: Limits,
+    ) -> Result<Rootfs, TreeError> {
+        let staging = tempfile::Builder::new()
+            .prefix("bareboat-staging-")
+            .tempdir_in(staging_parent)
+            .map_err(|e| TreeError::Io {
+                origin: staging_parent.display().to_string(),
+                source: e,
+            })?;
+        Ok(Rootfs {
+            staging,
+            next_file: 0,
+            layers: Vec::new(),
+            top: HashMap::new(),
+            slicing,
+            keep_setuid,
+            limits,
+        })
+    }
+
+    /// Starts a new layer on top and returns its index.
+    pub fn push_layer(&mut self) -> usize {
+        self.layers.push(BTreeMap::new());
+        self.layers.len() - 1
+    }
+
+    /// The node the finished image shows at `path`, without following links.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        let layer = *self.top.get(path)?;
+        self.layers[layer].get(path)
+    }
+
+    /// Follows symlinks (in every component) inside the image root and returns the path
+    /// they lead to, or `None` for a symlink loop.
+    pub fn resolve(&self, path: &str) -> Option<String> {
+        let mut pending: Vec<String> = path
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .rev()
+            .map(String::from)
+            .collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            if part == "." {
+                continue;
+            }
+            if part == ".." {
+                done.pop();
+                continue;
+            }
+            done.push(part);
+            let here = done.join("/");
+            // A component with no node of its own is an implied directory.
+            match self.get(&here).map(|n| &n.kind) {
+                Some(NodeKind::Symlink(target)) => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    let resolved = policy::resolve_link(&here, target);
+                    done = Vec::new();
+                    pending.extend(
+                        resolved
+                            .split('/')
+                            .filter(|p| !p.is_empty())
+                            .rev()
+                            .map(String::from),
+                    );
+                }
+                Some(NodeKind::Hardlink(target)) => {
+                    done = target.split('/').map(String::from).collect();
+                }
+                _ => {}
+            }
+        }
+        Some(done.join("/"))
+    }
+
+    /// The content of the regular file at `path`, following links.
+    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let real = self.resolve(path)?;
+        match &self.get(&real)?.kind {
+            NodeKind::File { staged, .. } => std::fs::read(staged).ok(),
+            _ => None,
+        }
+    }
+
+    /// Whether the finished image has something at `path`, following links.
+    pub fn exists(&self, path: &str) -> bool {
+        self.resolve(path).is_some_and(|p| self.get(&p).is_some())
+    }
+
+    /// The regular files under `dir` (following links to reach it), sorted by path.
+    pub fn files_under(&self, dir: &str) -> Vec<String> {
+        let Some(real) = self.resolve(dir) else {
+            return Vec::new();
+        };
+        let prefix = format!("{real}/");
+        let mut out: Vec<String> = self
+            .top
+            .keys()
+            .filter(|p| p.starts_with(&prefix))
+            .filter(|p| {
+                matches!(
+                    self.get(p).map(|n| &n.kind),
+                    Some(NodeKind::File { .. } | NodeKind::Hardlink(_))
+                )
+            })
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Streams a package's data archive into `layer`.
+    ///
+    /// `replaces` lists the packages this one declares `Replaces:` on: as with dpkg, it may
+    /// overwrite their files; any other package's different file at the same path is a
+    /// conflict.
+    pub fn add_package<R: Read>(
+        &mut self,
+        layer: usize,
+        package: &str,
+        replaces: &[String],
+        mut data: tar::Archive<R>,
+    ) -> Result<Unpacked, TreeError> {
+        let origin = format!("package {package}");
+        let io_err = |e: io::Error| TreeError::Io {
+            origin: format!("package {package}"),
+            source: e,
+        };
+        let mut unpacked = Unpacked::default();
+        let mut dropped_files = HashSet::new();
+        let mut total = 0u64;
+        let mut count = 0u64;
+        for entry in data.entries().map_err(io_err)? {
+            let mut entry = entry.map_err(io_err)?;
+            count += 1;
+            let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let refuse = |reason: String| TreeError::Refused {
+                origin: origin.clone(),
+                path: raw_name.clone(),
+                reason,
+            };
+            if count > self.limits.max_entries {
+                return Err(refuse(format!(
+                    "more than {} entries: refused as a decompression bomb",
+                    self.limits.max_entries
+                )));
+            }
+            let name = policy::normalize(&raw_name).map_err(&refuse)?;
+            if name.is_empty() {
+                continue;
+            }
+            let header = entry.header();
+            let mode = header.mode().map_err(io_err)? & 0o7777;
+            let uid = header.uid().map_err(io_err)? as u32;
+            let gid = header.gid().map_err(io_err)? as u32;
+            let mtime = header.mtime().map_err(io_err)?;
+            let kind = header.entry_type();
+            let link = || -> Result<String, TreeError> {
+                let l = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refuse("a link without a target".into()))?;
+                Ok(String::from_utf8_lossy(&l).into_owned())
+            };
+            let (path, node_kind) = match kind {
+                tar::EntryType::Directory => {
+                    // A bookworm-style top-level directory becomes its place under usr/.
+                    let path = if MERGED_DIRS.contains(&name.as_str()) {
+                        format!("usr/{name}")
+                    } else {
+                        policy::usrmerge(&name)
+                    };
+                    (path, NodeKind::Dir)
+                }
+                tar::EntryType::Symlink => {
+                    let target = link()?;
+                    if target.is_empty() || target.contains('\0') {
+                        return Err(refuse("a symlink with an empty target".into()));
+                    }
+                    (policy::usrmerge(&name), NodeKind::Symlink(target))
+                }
+                tar::EntryType::Link => {
+                    let target = policy::normalize(&link()?).map_err(&refuse)?;
+                    (
+                        policy::usrmerge(&name),
+                        NodeKind::Hardlink(policy::usrmerge(&target)),
+                    )
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = entry.size();
+                    if size > self.limits.max_file_size {
+                        return Err(refuse(format!(
+                            "{size} bytes is past the {}-byte file cap: refused as a decompression bomb",
+                            self.limits.max_file_size
+                        )));
+                    }
+                    total += size;
+                    if total > self.limits.max_package_size {
+                        return Err(refuse(format!(
+                            "the package unpacks to more than {} bytes: refused as a decompression bomb",
+                            self.limits.max_package_size
+                        )));
+                    }
+                    let path = policy::usrmerge(&name);
+                    if !self.slicing.keeps(&path) {
+                        unpacked.dropped += 1;
+                        dropped_files.insert(path);
+                        continue;
+                    }
+                    let staged = self
+                        .stage(&mut (&mut entry).take(size + 1), size)
+                        .map_err(|e| refuse(e.to_string()))?;
+                    (path, staged)
+                }
+                tar::EntryType::Char | tar::EntryType::Block => {
+                    return Err(refuse("device nodes are refused".into()));
+                }
+                tar::EntryType::Fifo => {
+                    return Err(refuse("FIFOs are refused".into()));
+                }
+                other => {
+                    return Err(refuse(format!("unsupported entry type {other:?}")));
+                }
+            };
+            if !self.slicing.keeps(&path) {
+                unpacked.dropped += 1;
+                continue;
+            }
+            let node_kind = match node_kind {
+                NodeKind::Hardlink(target) => {
+                    if dropped_files.contains(&target) {
+                        // Slicing dropped the content it shares.
+                        unpacked.dropped += 1;
+                        continue;
+                    }
+                    match self.layers[layer].get(&target) {
+                        Some(Node {
+                            kind: NodeKind::File { .. },
+                            package: Some(p),
+                            ..
+                        }) if p == package => NodeKind::Hardlink(target),
+                        _ => {
+                            return Err(refuse(format!(
+                                "a hard link to {target:?}, which is not an earlier file of this package"
+                            )));
+                        }
+                    }
+                }
+                k => k,
+            };
+            let node = Node {
+                mode: self.filter_mode(&path, mode, &node_kind),
+                kind: node_kind,
+                uid,
+                gid,
+                mtime,
+                package: Some(package.to_string()),
+            };
+            if let Some(md5) = self.insert(layer, &path, node, replaces, &origin)? {
+                unpacked.md5sums.push((path, md5));
+            }
+        }
+        Ok(unpacked)
+    }
+
+    /// Adds a regular file that no package ships.
+    pub fn add_file(
+        &mut self,
+        layer: usize,
+        path: &str,
+        content: Content<'_>,
+        mode: u32,
+        owner: (u32, u32),
+        mtime: u64,
+    ) -> Result<(), TreeError> {
+        let origin = "bareboat".to_string();
+        let io_err = |e: io::Error| TreeError::Io {
+            origin: path.to_string(),
+            source: e,
+        };
+        let kind = match content {
+            Content::Bytes(b) => self.stage(&mut &b[..], b.len() as u64),
+            Content::Host(host) => {
+                let f = File::open(host).map_err(|e| TreeError::Io {
+                    origin: host.display().to_string(),
+                    source: e,
+                })?;
+                let size = f.metadata().map_err(io_err)?.len();
+                self.stage(&mut f.take(size + 1), size)
+            }
+        }
+        .map_err(io_err)?;
+        self.insert_replacing(layer, path, synthesized(kind, mode, owner, mtime), &origin)
+    }
+
+    /// Adds a directory that no package ships.
+    pub fn add_dir(
+        &mut self,
+        layer: usize,
+        path: &str,
+        mode: u32,
+        owner: (u32, u32),
+        mtime: u64,
+    ) -> Result<(), TreeError> {
+        let node = synthesized(NodeKind::Dir, mode, owner, mtime);
+        self.insert_replacing(layer, path, node, "bareboat")
+    }
+
+    /// Adds a symlink that no package ships.
+    pub fn add_symlink(
+        &mut self,
+        layer: usize,
+        path: &str,
+        target: &str,
+        mtime: u64,
+    ) -> Result<(), TreeError> {
+        let node = synthesized(NodeKind::Symlink(target.to_string()), 0o777, (0, 0), mtime);
+        self.insert_replacing(layer, path, node, "bareboat")
+    }
+
+    /// Moves a file within one layer, as when a debug image's busybox goes to `/busybox`.
+    pub fn rename(&mut self, layer: usize, from: &str, to: &str) -> Result<(), TreeError> {
+        let node = self.layers[layer]
+            .remove(from)
+            .ok_or_else(|| TreeError::Refused {
+                origin: "bareboat".into(),
+                path: from.to_string(),
+                reason: "not in this layer, so it cannot be moved".into(),
+            })?;
+        self.top.remove(from);
+        self.insert_replacing(layer, to, node, "bareboat")
+    }
+
+    /// The newest mtime in a layer.
+    pub fn newest(&self, layer: usize) -> u64 {
+        self.layers[layer]
+            .values()
+            .map(|n| n.mtime)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A layer's entries in tar order: sorted by path, every parent directory present, and
+    /// each set of hard links carried by its first path.
+    pub fn layer_entries(&self, layer: usize) -> Vec<Entry> {
+        let nodes = &self.layers[layer];
+        let newest = self.newest(layer);
+        // Parents that the layer lacks are implied directories.
+        let mut implied: BTreeMap<String, Node> = BTreeMap::new();
+        for path in nodes.keys() {
+            let mut p = path.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if !nodes.contains_key(parent) && !implied.contains_key(parent) {
+                    implied.insert(
+                        parent.to_string(),
+                        Node {
+                            kind: NodeKind::Dir,
+                            mode: 0o755,
+                            uid: 0,
+                            gid: 0,
+                            mtime: newest,
+                            package: None,
+                        },
+                    );
+                }
+                p = parent;
+            }
+        }
+        // The first path (in tar order) of each hard-link set carries the content.
+        let mut carrier: HashMap<&str, &str> = HashMap::new();
+        for (path, node) in nodes {
+            if let NodeKind::Hardlink(target) = &node.kind {
+                let first = carrier.entry(target.as_str()).or_insert(target.as_str());
+                if path.as_str() < *first {
+                    *first = path.as_str();
+                }
+            }
+        }
+        let merged = nodes.iter().chain(implied.iter());
+        let mut all: Vec<(&String, &Node)> = merged.collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all.into_iter()
+            .map(|(path, node)| {
+                let kind = match &node.kind {
+                    NodeKind::Dir => Kind::Dir,
+                    NodeKind::Symlink(t) => Kind::Symlink(t.clone()),
+                    NodeKind::File { staged, size, .. } => match carrier.get(path.as_str()) {
+                        Some(first) if first != path => Kind::Hardlink(first.to_string()),
+                        _ => Kind::File {
+                            source: staged.clone(),
+                            size: *size,
+                        },
+                    },
+                    NodeKind::Hardlink(target) => {
+                        let first = carrier[target.as_str()];
+                        if first == path {
+                            match &nodes[target].kind {
+                                NodeKind::File { staged, size, .. } => Kind::File {
+                                    source: staged.clone(),
+                                    size: *size,
+                                },
+                                _ => unreachable!("hard links point at files"),
+                            }
+                        } else {
+                            Kind::Hardlink(first.to_string())
+                        }
+                    }
+                };
+                Entry {
+                    path: path.clone(),
+                    kind,
+                    mode: node.mode,
+                    uid: node.uid,
+                    gid: node.gid,
+                    mtime: node.mtime,
+                }
+            })
+            .collect()
+    }
+
+    /// The packages that put something in a layer, in name order.
+    pub fn layer_packages(&self, layer: usize) -> Vec<String> {
+        let mut names: Vec<String> = self.layers[layer]
+            .values()
+            .filter_map(|n| n.package.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn filter_mode(&self, path: &str, mode: u32, kind: &NodeKind) -> u32 {
+        let special = matches!(kind, NodeKind::File { .. } | NodeKind::Hardlink(_));
+        if special && mode & 0o6000 != 0 && !self.keep_setuid.is_match(path) {
+            mode & !0o6000
+        } else {
+            mode
+        }
+    }
+
+    fn stage(&mut self, content: &mut impl Read, size: u64) -> io::Result<NodeKind> {
+        let staged = self.staging.path().join(self.next_file.to_string());
+        self.next_file += 1;
+        let mut out = BufWriter::with_capacity(1 << 16, File::create(&staged)?);
+        let mut sha = Sha256::new();
+        let mut md5 = Md5::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut written = 0u64;
+        loop {
+            let n = content.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            written += n as u64;
+            if written > size {
+                return Err(io::Error::other(format!(
+                    "more than the {size} bytes its header declares"
+                )));
+            }
+            sha.update(&buf[..n]);
+            md5.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        out.flush()?;
+        if written != size {
+            return Err(io::Error::other(format!(
+                "truncated: {written} of {size} bytes"
+            )));
+        }
+        Ok(NodeKind::File {
+            staged,
+            size,
+            sha256: sha.finalize().into(),
+            md5: md5.finalize().into(),
+        })
+    }
+
+    /// Refuses a path whose parent, in the image as built so far, is a symlink.
+    fn check_parents(&self, path: &str, origin: &str) -> Result<(), TreeError> {
+        let mut end = 0;
+        while let Some(i) = path[end..].find('/') {
+            let parent = &path[..end + i];
+            if let Some(Node {
+                kind: NodeKind::Symlink(target),
+                ..
+            }) = self.get(parent)
+            {
+                return Err(TreeError::Refused {
+                    origin: origin.to_string(),
+                    path: path.to_string(),
+                    reason: format!(
+                        "its parent {parent:?} is a symlink (to {target:?}): writing through it is refused"
+                    ),
+                });
+            }
+            end += i + 1;
+        }
+        Ok(())
+    }
+
+    /// Inserts a package's node; returns the MD5 of a kept regular file.
+    fn insert(
+        &mut self,
+        layer: usize,
+        path: &str,
+        node: Node,
+        replaces: &[String],
+        origin: &str,
+    ) -> Result<Option<String>, TreeError> {
+        self.check_parents(path, origin)?;
+        let md5 = match &node.kind {
+            NodeKind::File { md5, .. } => Some(hex::encode(md5)),
+            NodeKind::Hardlink(target) => match &self.layers[layer][target].kind {
+                NodeKind::File { md5, .. } => Some(hex::encode(md5)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(existing) = self.get(path) {
+            let same = match (&existing.kind, &node.kind) {
+                (NodeKind::Dir, NodeKind::Dir) => true,
+                (NodeKind::Symlink(a), NodeKind::Symlink(b)) => a == b,
+                (NodeKind::File { sha256: a, .. }, NodeKind::File { sha256: b, .. }) => a == b,
+                _ => false,
+            };
+            if same {
+                return Ok(md5);
+            }
+            let first = existing
+                .package
+                .clone()
+                .unwrap_or_else(|| "bareboat".into());
+            if !replaces.contains(&first) {
+                return Err(TreeError::Conflict {
+                    path: format!("/{path}"),
+                    first: format!("package {first}"),
+                    second: origin.to_string(),
+                });
+            }
+        }
+        self.layers[layer].insert(path.to_string(), node);
+        self.top.insert(path.to_string(), layer);
+        Ok(md5)
+    }
+
+    /// Inserts a node that bareboat makes, replacing whatever the path held.
+    fn insert_replacing(
+        &mut self,
+        layer: usize,
+        path: &str,
+        node: Node,
+        origin: &str,
+    ) -> Result<(), TreeError> {
+        self.check_parents(path, origin)?;
+        self.layers[layer].insert(path.to_string(), node);
+        self.top.insert(path.to_string(), layer);
+        Ok(())
+    }
+}
+
+fn synthesized(kind: NodeKind, mode: u32, (uid, gid): (u32, u32), mtime: u64) -> Node {
+    Node {
+        kind,
+        mode,
+        uid,
+        gid,
+        mtime,
+        package: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A raw tar entry: its name is written as is, so escaping names can be tested.
+    enum E<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a [u8], u32),
+        Symlink(&'a str, &'a str),
+        Hardlink(&'a str, &'a str),
+        Device(&'a str),
+    }
+
+    fn tar_of(entries: &[E]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let mut h = tar::Header::new_old();
+            let (name, kind, data, mode, link): (&str, tar::EntryType, &[u8], u32, Option<&str>) =
+                match e {
+                    E::Dir(n) => (n, tar::EntryType::Directory, b"", 0o755, None),
+                    E::File(n, d, m) => (n, tar::EntryType::Regular, d, *m, None),
+                    E::Symlink(n, t) => (n, tar::EntryType::Symlink, b"", 0o777, Some(t)),
+                    E::Hardlink(n, t) => (n, tar::EntryType::Link, b"", 0o644, Some(t)),
+                    E::Device(n) => (n, tar::EntryType::Char, b"", 0o600, None),
+                };
+            let old = h.as_old_mut();
+            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                old.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
+            h.set_mtime(1000);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_cksum();
+            b.append(&h, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn tree() -> (tempfile::TempDir, Rootfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Rootfs::new(
+            dir.path(),
+            Slicing::default(),
+            GlobSet::empty(),
+            Limits::default(),
+        )
+        .unwrap();
+        (dir, t)
+    }
+
+    fn add(t: &mut Rootfs, layer: usize, pkg: &str, entries: &[E]) -> Result<Unpacked, TreeError> {
+        let bytes = tar_of(entries);
+        t.add_package(layer, pkg, &[], tar::Archive::new(&bytes[..]))
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        for (entries, needle) in [
+            (vec![E::File("../etc/passwd", b"x", 0o644)], "'..'"),
+            (vec![E::File("/etc/passwd", b"x", 0o644)], "absolute"),
+            (vec![E::Device("./dev/sda")], "device nodes"),
+            (
+                vec![
+                    E::Symlink("./etc/evil", "/"),
+                    E::File("./etc/evil/passwd", b"x", 0o644),
+                ],
+                "is a symlink",
+            ),
+            (
+                vec![E::Hardlink("./usr/bin/a", "etc/shadow")],
+                "not an earlier file of this package",
+            ),
+            (
+                vec![
+                    E::Hardlink("./usr/bin/a", "./usr/bin/b"),
+                    E::File("./usr/bin/b", b"x", 0o755),
+                ],
+                "not an earlier file",
+            ),
+        ] {
+            let (_d, mut t) = tree();
+            let layer = t.push_layer();
+            let e = add(&mut t, layer, "evil", &entries)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle) && e.contains("package evil"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_link_from_another_package_is_not_written_through() {
+        let (_d, mut t) = tree();
+        let layer = t.push_layer();
+        add(&mut t, layer, "a", &[E::Symlink("./opt/data", "/etc")]).unwrap();
+        let e = add(
+            &mut t,
+            layer,
+            "b",
+            &[E::File("./opt/data/passwd", b"x", 0o644)],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("\"opt/data\" is a symlink"), "{e}");
+    }
+
+    #[test]
+    fn absolute_symlinks_are_kept_and_resolve_inside_the_root() {
+        let (_d, mut t) = tree();
+        let layer = t.push_layer();
+        add(
+            &mut t,
+            layer,
+            "openjdk",
+            &[
+                E::File("./etc/ssl/certs/java/cacerts", b"store", 0o644),
+                E::Symlink(
+                    "./usr/lib/jvm/lib/security/cacerts",
+                    "/etc/ssl/certs/java/cacerts",
+                ),
+                E::Symlink(
+                    "./usr/lib/escape",
+                    "../../../../../etc/ssl/certs/java/cacerts",
+                ),
+            ],
+        )
+        .unwrap();
+        let link = t.get("usr/lib/jvm/lib/security/cacerts").unwrap();
+        assert_eq!(
+            link.kind,
+            NodeKind::Symlink("/etc/ssl/certs/java/cacerts".into())
+        );
+        assert_eq!(
+            t.read("usr/lib/jvm/lib/security/cacerts").unwrap(),
+            b"store"
+        );
+        assert_eq!(t.read("usr/lib/escape").unwrap(), b"store");
+    }
+
+    #[test]
+    fn bookworm_paths_move_under_usr() {
+        let (_d, mut t) = tree();
+        let layer = t.push_layer();
+        let u = add(
+            &mut t,
+            layer,
+            "libc6",
+            &[
+                E::Dir("./lib/"),
+                E::Dir("./lib/x86_64-linux-gnu/"),
+                E::File("./lib/x86_64-linux-gnu/libc.so.6", b"elf", 0o755),
+                E::Symlink(
+                    "./lib64/ld-linux-x86-64.so.2",
+                    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                ),
+            ],
+        )
+        .unwrap();
+        assert!(t.get("usr/lib/x86_64-linux-gnu/libc.so.6").is_some());
+        assert!(t.get("lib").is_none() && t.get("usr/lib").is_some());
+        assert!(t.get("usr/lib64/ld-linux-x86-64.so.2").is_some());
+        assert_eq!(u.md5sums.len(), 1);
+        assert_eq!(u.md5sums[0].0, "usr/lib/x86_64-linux-gnu/libc.so.6");
+    }
+
+    #[test]
+    fn conflicts_are_reported_unless_replaced() {
+        let (_d, mut t) = tree();
+        let layer = t.push_layer();
+        add(
+            &mut t,
+            layer,
+            "a",
+            &[E::File("./usr/bin/tool", b"one", 0o755)],
+        )
+        .unwrap();
+        add(
+            &mut t,
+            layer,
+            "same",
+            &[E::File("./usr/bin/tool", b"one", 0o755)],
+        )
+        .unwrap();
+        let e = add(
+            &mut t,
+            layer,
+            "b",
+            &[E::File("./usr/bin/tool", b"two", 0o755)],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, TreeError::Conflict { first, .. } if first == "package a"),
+            "{e}"
+        );
+        let bytes = tar_of(&[E::File("./usr/bin/tool", b"two", 0o755)]);
+        t.add_package(layer, "b", &["a".into()], tar::Archive::new(&bytes[..]))
+            .unwrap();
+        assert_eq!(t.read("usr/bin/tool").unwrap(), b"two");
+    }
+
+    #[test]
+    fn setuid_is_stripped_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut keep = globset::GlobSetBuilder::new();
+        keep.add(globset::Glob::new("usr/bin/ping").unwrap());
+        let mut t = Rootfs::new(
+            dir.path(),
+            Slicing::default(),
+            keep.build().unwrap(),
+            Limits::default(),
+        )
+        .unwrap();
+        let layer = t.push_layer();
+        add(
+            &mut t,
+            layer,
+            "p",
+            &[
+                E::File("./usr/bin/su", b"x", 0o4755),
+                E::File("./usr/bin/ping", b"y", 0o4755),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.get("usr/bin/su").unwrap().mode, 0o755);
+        assert_eq!(t.get("usr/bin/ping").unwrap().mode, 0o4755);
+    }
+
+    #[test]
+    fn bombs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_file_size: 1 << 20,
+            max_package_size: 3 << 20,
+            max_entries: 100,
+        };
+        let big = vec![0u8; 2 << 20];
+        let mut t = Rootfs::new(dir.path(), Slicing::default(), GlobSet::empty(), limits).unwrap();
+        let layer = t.push_layer();
+        let e = add(&mut t, layer, "bomb", &[E::File("./big", &big, 0o644)]).unwrap_err();
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
+        let mb = vec![0u8; 1 << 20];
+        let names: Vec<String> = (0..4).map(|i| format!("./f{i}")).collect();
+        let entries: Vec<E> = names.iter().map(|n| E::File(n, &mb, 0o644)).collect();
+        let e = add(&mut t, layer, "bomb", &entries).unwrap_err();
+        assert!(e.to_string().contains("unpacks to more than"), "{e}");
+        let names: Vec<String> = (0..101).map(|i| format!("./d{i}/")).collect();
+        let entries: Vec<E> = names.iter().map(|n| E::Dir(n)).collect();
+        let e = add(&mut t, layer, "bomb", &entries).unwrap_err();
+        assert!(e.to_string().contains("entries"), "{e}");
+    }
+
+    #[test]
+    fn slicing_and_md5sums_agree() {
+        let (_d, mut t) = tree();
+        let layer = t.push_layer();
+        let u = add(
+            &mut t,
+            layer,
+            "p",
+            &[
+                E::File("./usr/share/doc/p/copyright", b"c", 0o644),
+                E::File("./usr/share/doc/p/changelog.gz", b"l", 0o644),
+                E::File("./usr/share/man/man1/p.1.gz", b"m", 0o644),
+                E::Hardlink("./usr/share/man/man1/q.1.gz", "./usr/share/man/man1/p.1.gz"),
+                E::File("./usr/bin/p", b"p", 0o755),
+            ],
+        )
+        .unwrap();
+        let kept: Vec<&str> = u.md5sums.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(kept, ["usr/share/doc/p/copyright", "usr/bin/p"]);
+        assert_eq!(u.dropped, 3);
+    }
+
+    #[test]
+    fn layer_entries_are_sorted_with_parents_and_hardlinks_after_their_file() {
+        let (_d, mut t) = tree();
+        let layer = t.push_layer();
+        add(
+            &mut t,
+            layer,
+            "p",
+            &[
+                E::File("./usr/bin/z", b"same", 0o755),
+                E::Hardlink("./usr/bin/a", "./usr/bin/z"),
+            ],
+        )
+        .unwrap();
+        let entries = t.layer_entries(layer);
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["usr", "usr/bin", "usr/bin/a", "usr/bin/z"]);
+        assert!(matches!(entries[2].kind, Kind::File { .. }));
+        assert_eq!(entries[3].kind, Kind::Hardlink("usr/bin/a".into()));
+    }
+}

@@ -1,0 +1,165 @@
+//! Image documents: the config, the manifest and the index.
+
+use std::collections::HashMap;
+
+use oci_spec::image::{
+    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+};
+use serde::Serialize;
+
+use crate::Error;
+use crate::layer::LayerBlob;
+use crate::layout::Layout;
+
+/// What the image's config says about running it.
+#[derive(Clone, Debug, Default)]
+pub struct RunConfig {
+    pub user: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub workdir: Option<String>,
+    /// `NAME=value` pairs, in order.
+    pub env: Vec<String>,
+    /// Such as `8080/tcp`.
+    pub exposed_ports: Vec<String>,
+    pub labels: Vec<(String, String)>,
+}
+
+/// One image for one platform.
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    /// A Debian architecture name: `amd64`, `arm64`, ...
+    pub arch: String,
+    pub run: RunConfig,
+    /// The image's creation time, RFC 3339.
+    pub created: String,
+    /// Manifest annotations.
+    pub annotations: Vec<(String, String)>,
+}
+
+/// A layer and what made it, for the config's history.
+pub struct BuiltLayer {
+    pub blob: LayerBlob,
+    pub created_by: String,
+    /// The layer's time, RFC 3339.
+    pub created: String,
+}
+
+/// The OCI platform of a Debian architecture.
+pub fn platform(debian_arch: &str) -> (Arch, Option<&'static str>) {
+    match debian_arch {
+        "amd64" => (Arch::Amd64, None),
+        "arm64" => (Arch::ARM64, Some("v8")),
+        "armhf" => (Arch::ARM, Some("v7")),
+        "armel" => (Arch::ARM, Some("v5")),
+        "i386" => (Arch::i386, None),
+        "ppc64el" => (Arch::PowerPC64le, None),
+        "s390x" => (Arch::s390x, None),
+        "riscv64" => (Arch::RISCV64, None),
+        other => (Arch::Other(other.to_string()), None),
+    }
+}
+
+/// Writes the config and manifest of an image whose layers are already in `layout`, and
+/// returns the manifest's descriptor, with the platform set.
+pub fn write_image(
+    layout: &Layout,
+    spec: &ImageSpec,
+    layers: &[BuiltLayer],
+) -> Result<Descriptor, Error> {
+    let (arch, variant) = platform(&spec.arch);
+    let run = &spec.run;
+    let mut config = ConfigBuilder::default()
+        .user(run.user.clone())
+        .env(run.env.clone());
+    if !run.entrypoint.is_empty() {
+        config = config.entrypoint(run.entrypoint.clone());
+    }
+    if !run.cmd.is_empty() {
+        config = config.cmd(run.cmd.clone());
+    }
+    if let Some(dir) = &run.workdir {
+        config = config.working_dir(dir.clone());
+    }
+    if !run.exposed_ports.is_empty() {
+        config = config.exposed_ports(run.exposed_ports.clone());
+    }
+    if !run.labels.is_empty() {
+        config = config.labels(run.labels.iter().cloned().collect::<HashMap<_, _>>());
+    }
+    let history = layers
+        .iter()
+        .map(|l| {
+            HistoryBuilder::default()
+                .created(l.created.clone())
+                .created_by(l.created_by.clone())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(
+            layers
+                .iter()
+                .map(|l| l.blob.diff_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()?;
+    let mut image = ImageConfigurationBuilder::default()
+        .created(spec.created.clone())
+        .architecture(arch.clone())
+        .os(Os::Linux)
+        .config(config.build()?)
+        .rootfs(rootfs)
+        .history(history);
+    if let Some(v) = variant {
+        image = image.variant(v);
+    }
+    let config_bytes = canonical_json(&image.build()?)?;
+    let config_desc = layout.put_json(MediaType::ImageConfig, &config_bytes)?;
+    let layer_descs = layers
+        .iter()
+        .map(|l| {
+            Ok(Descriptor::new(
+                MediaType::Other(l.blob.media_type.to_string()),
+                l.blob.size,
+                oci_spec::image::Digest::try_from(l.blob.digest.to_string())?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config_desc)
+        .layers(layer_descs);
+    if !spec.annotations.is_empty() {
+        manifest =
+            manifest.annotations(spec.annotations.iter().cloned().collect::<HashMap<_, _>>());
+    }
+    let bytes = canonical_json(&manifest.build()?)?;
+    let mut desc = layout.put_json(MediaType::ImageManifest, &bytes)?;
+    let mut platform = PlatformBuilder::default().architecture(arch).os(Os::Linux);
+    if let Some(v) = variant {
+        platform = platform.variant(v);
+    }
+    desc.set_platform(Some(platform.build()?));
+    Ok(desc)
+}
+
+/// Writes an image index over per-platform manifests and returns its descriptor.
+pub fn write_index(layout: &Layout, manifests: Vec<Descriptor>) -> Result<Descriptor, Error> {
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()?;
+    layout.put_json(MediaType::ImageIndex, &canonical_json(&index)?)
+}
+
+/// JSON with object keys sorted, so that documents holding maps serialize the same way
+/// every time.
+pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    let value = serde_json::to_value(value).map_err(|e| Error::Spec(e.to_string()))?;
+    serde_json::to_vec(&value).map_err(|e| Error::Spec(e.to_string()))
+}

@@ -1,0 +1,367 @@
+//! Deterministic layers.
+//!
+//! A layer's bytes depend only on its entries: they are written in the order given (the
+//! caller sorts them), with numeric ids, no user or group names, no access or change times,
+//! and mtimes clamped to `SOURCE_DATE_EPOCH` when it is set. Compression has fixed settings,
+//! and parallel gzip cuts its input into fixed-size blocks, so the output does not depend
+//! on the number of threads.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use gzp::ZWriter;
+use gzp::deflate::Gzip;
+use gzp::par::compress::{ParCompress, ParCompressBuilder};
+
+use crate::Error;
+use crate::digest::{Digest, HashingWriter};
+use crate::layout::Layout;
+
+/// How a layer is compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            _ => Err(format!("unknown compression {s:?}: use gzip or zstd")),
+        }
+    }
+}
+
+/// What a layer entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    /// A regular file whose content is read from `source` when the layer is written.
+    File {
+        source: PathBuf,
+        size: u64,
+    },
+    Symlink(String),
+    /// A hard link to an earlier entry of the same layer.
+    Hardlink(String),
+}
+
+/// One entry of a layer: a path relative to the root, without a leading or trailing `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+}
+
+impl Entry {
+    /// A root-owned directory.
+    pub fn dir(path: &str, mode: u32, mtime: u64) -> Entry {
+        Entry {
+            path: path.to_string(),
+            kind: Kind::Dir,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime,
+        }
+    }
+}
+
+/// A written layer blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// The digest of the compressed bytes.
+    pub digest: Digest,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+    pub size: u64,
+    pub uncompressed_size: u64,
+    pub media_type: &'static str,
+    /// The layer's time: its newest entry's mtime, after clamping.
+    pub created: u64,
+}
+
+/// Writes layers with fixed settings.
+pub struct LayerWriter {
+    compression: Compression,
+    source_date_epoch: Option<u64>,
+    threads: usize,
+}
+
+/// Compressed blocks are this large, whatever the number of threads.
+const GZIP_BLOCK: usize = 1 << 20;
+
+impl LayerWriter {
+    pub fn new(compression: Compression, source_date_epoch: Option<u64>) -> LayerWriter {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        LayerWriter {
+            compression,
+            source_date_epoch,
+            threads,
+        }
+    }
+
+    /// Sets the number of compression threads (at least one); the output does not change.
+    pub fn threads(mut self, threads: usize) -> LayerWriter {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Writes `entries`, in order, as a compressed tar blob into `layout`.
+    pub fn write(&self, layout: &Layout, entries: &[Entry]) -> Result<LayerBlob, Error> {
+        let tmp = layout.temp_blob()?;
+        let file = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
+        let compressor = self.compressor(HashingWriter::new(BufWriter::new(file)))?;
+        let mut tar = tar::Builder::new(HashingWriter::new(compressor));
+        let clamp = self.source_date_epoch.unwrap_or(u64::MAX);
+        let mut created = 0;
+        for entry in entries {
+            let mtime = entry.mtime.min(clamp);
+            created = created.max(mtime);
+            append(&mut tar, entry, mtime)?;
+        }
+        let (compressor, diff_id, uncompressed_size) = tar
+            .into_inner()
+            .map_err(|e| Error::io(tmp.path(), e))?
+            .finish();
+        let (mut file, digest, size) = compressor
+            .finish()
+            .map_err(|e| Error::io(tmp.path(), e))?
+            .finish();
+        file.flush().map_err(|e| Error::io(tmp.path(), e))?;
+        layout.commit_blob(tmp, &digest)?;
+        Ok(LayerBlob {
+            digest,
+            diff_id,
+            size,
+            uncompressed_size,
+            media_type: self.compression.media_type(),
+            created,
+        })
+    }
+
+    fn compressor(&self, out: HashingWriter<BufWriter<File>>) -> Result<Compressor, Error> {
+        Ok(match self.compression {
+            Compression::Gzip => {
+                let z: ParCompress<Gzip, _> = ParCompressBuilder::new()
+                    .num_threads(self.threads)
+                    .and_then(|b| b.buffer_size(GZIP_BLOCK))
+                    .map_err(|e| Error::Spec(e.to_string()))?
+                    .compression_level(flate2::Compression::new(6))
+                    .from_writer(out);
+                Compressor::Gzip(z)
+            }
+            Compression::Zstd => {
+                let mut z = zstd::Encoder::new(out, 3).map_err(|e| Error::io("zstd", e))?;
+                // zstd's output is the same for any number of workers above zero.
+                z.multithread(self.threads as u32)
+                    .map_err(|e| Error::io("zstd", e))?;
+                Compressor::Zstd(z)
+            }
+        })
+    }
+}
+
+type BlobFile = HashingWriter<BufWriter<File>>;
+
+enum Compressor {
+    Gzip(ParCompress<'static, Gzip, BlobFile>),
+    Zstd(zstd::Encoder<'static, BlobFile>),
+}
+
+impl Compressor {
+    /// Ends the stream and hands back the blob file.
+    fn finish(self) -> io::Result<BlobFile> {
+        match self {
+            Compressor::Gzip(mut z) => z.finish().map_err(io::Error::other),
+            Compressor::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl Write for Compressor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(z) => z.write(buf),
+            Compressor::Zstd(z) => z.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(z) => z.flush(),
+            Compressor::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+fn append<W: Write>(tar: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Result<(), Error> {
+    let bad = |e: io::Error| Error::BadEntry {
+        path: entry.path.clone(),
+        reason: e.to_string(),
+    };
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(entry.mode & 0o7777);
+    header.set_uid(entry.uid.into());
+    header.set_gid(entry.gid.into());
+    header.set_mtime(mtime);
+    match &entry.kind {
+        Kind::Dir => {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{}/", entry.path), io::empty())
+                .map_err(bad)
+        }
+        Kind::File { source, size } => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(*size);
+            let file = File::open(source).map_err(|e| Error::io(source, e))?;
+            // A file that changed size since it was staged would corrupt the archive.
+            let actual = file.metadata().map_err(|e| Error::io(source, e))?.len();
+            if actual != *size {
+                return Err(Error::BadEntry {
+                    path: entry.path.clone(),
+                    reason: format!("staged file changed size from {size} to {actual}"),
+                });
+            }
+            tar.append_data(&mut header, &entry.path, file).map_err(bad)
+        }
+        Kind::Symlink(target) | Kind::Hardlink(target) => {
+            let kind = if matches!(entry.kind, Kind::Symlink(_)) {
+                tar::EntryType::Symlink
+            } else {
+                tar::EntryType::Link
+            };
+            header.set_entry_type(kind);
+            header.set_size(0);
+            tar.append_link(&mut header, &entry.path, target)
+                .map_err(bad)
+        }
+    }
+}
+
+/// The time an image's layers say it was made: the newest layer.
+pub fn newest(layers: &[LayerBlob]) -> u64 {
+    layers.iter().map(|l| l.created).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &std::path::Path) -> Vec<Entry> {
+        let data = dir.join("data");
+        // Several gzip blocks, so parallel compression has work to split.
+        let content: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        std::fs::write(&data, &content).unwrap();
+        vec![
+            Entry::dir("etc", 0o755, 100),
+            Entry {
+                path: "etc/data".into(),
+                kind: Kind::File {
+                    source: data,
+                    size: content.len() as u64,
+                },
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 300,
+            },
+            Entry {
+                path: "etc/link".into(),
+                kind: Kind::Symlink("data".into()),
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                mtime: 200,
+            },
+        ]
+    }
+
+    fn write(threads: usize, compression: Compression, sde: Option<u64>) -> (LayerBlob, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(&dir.path().join("layout")).unwrap();
+        let blob = LayerWriter::new(compression, sde)
+            .threads(threads)
+            .write(&layout, &entries(dir.path()))
+            .unwrap();
+        let bytes = std::fs::read(layout.blob_path(&blob.digest)).unwrap();
+        (blob, bytes)
+    }
+
+    #[test]
+    fn bytes_do_not_depend_on_threads_or_place() {
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let (one, bytes) = write(1, compression, None);
+            let (four, _) = write(4, compression, None);
+            assert_eq!(one, four, "{compression:?}");
+            assert_eq!(Digest::of(&bytes), one.digest);
+            assert_eq!(one.size, bytes.len() as u64);
+        }
+    }
+
+    #[test]
+    fn diff_id_is_the_uncompressed_tar_and_headers_are_plain() {
+        let (blob, bytes) = write(2, Compression::Gzip, None);
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut tar)
+            .unwrap();
+        assert_eq!(Digest::of(&tar), blob.diff_id);
+        assert_eq!(blob.uncompressed_size, tar.len() as u64);
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut seen = Vec::new();
+        for e in archive.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            assert_eq!(h.username().unwrap(), Some(""));
+            assert!(
+                h.as_gnu().unwrap().atime.iter().all(|b| *b == 0),
+                "no atime"
+            );
+            seen.push((e.path().unwrap().display().to_string(), h.mtime().unwrap()));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("etc/".into(), 100),
+                ("etc/data".into(), 300),
+                ("etc/link".into(), 200)
+            ]
+        );
+        assert_eq!(blob.created, 300, "the layer's time is its newest file");
+    }
+
+    #[test]
+    fn source_date_epoch_clamps_each_mtime() {
+        let (blob, bytes) = write(2, Compression::Gzip, Some(150));
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut tar)
+            .unwrap();
+        let times: Vec<u64> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().header().mtime().unwrap())
+            .collect();
+        assert_eq!(times, [100, 150, 150]);
+        assert_eq!(blob.created, 150);
+    }
+}

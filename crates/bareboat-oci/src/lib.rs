@@ -1,0 +1,27 @@
+//! bareboat-oci: the image model and the OCI formats it is written in.
+//!
+//! - [`digest`] hashes and counts bytes as they stream past;
+//! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
+//!   computing its diff_id and digest in the same pass;
+//! - [`image`] assembles the config, manifest and index documents;
+//! - [`layout`] stores blobs and tags in an OCI image layout directory;
+//! - [`reference`] parses image references in the transport syntax of skopeo and podman.
+//!
+//! ```no_run
+//! # fn run() -> Result<(), bareboat_oci::Error> {
+//! use bareboat_oci::{layer::{Compression, Entry, LayerWriter}, layout::Layout};
+//! let layout = Layout::create(std::path::Path::new("out"))?;
+//! let entries = vec![Entry::dir("etc", 0o755, 0)];
+//! let layer = LayerWriter::new(Compression::Gzip, None).write(&layout, &entries)?;
+//! println!("{} (diff_id {})", layer.digest, layer.diff_id);
+//! # Ok(()) }
+//! ```
+
+pub mod digest;
+mod error;
+pub mod image;
+pub mod layer;
+pub mod layout;
+pub mod reference;
+
+pub use error::Error;

@@ -1,0 +1,532 @@
+//! Catalogue images built from the real Debian archive (through the host's apt mirror),
+//! checked with umoci, oci-image-tool and skopeo, and booted with runc (and qemu-user for
+//! arm64). Test programs are compiled here with the host's gcc.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+fn cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-archive-cache")
+}
+
+/// Builds share one package cache; the first fills it.
+static CACHE_FILL: Mutex<()> = Mutex::new(());
+
+fn tool(name: &str) -> String {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{name} is not installed: .ci/run installs it (apt-get install runc umoci skopeo oci-image-tool qemu-user-static gcc-aarch64-linux-gnu)"
+    );
+    String::from_utf8(found.stdout).unwrap().trim().to_string()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `bareboat --json build ARGS` in `dir`; returns the report.
+fn build(dir: &Path, args: &[&str]) -> Value {
+    let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = run(Command::new(env!("CARGO_BIN_EXE_bareboat"))
+        .current_dir(dir)
+        .arg("--cache")
+        .arg(cache())
+        .args(["--json", "build"])
+        .args(args)
+        .env_remove("BAREBOAT_MIRROR")
+        .env_remove("SOURCE_DATE_EPOCH"));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Unpacks `layout:tag` with umoci (which checks every diff_id) after oci-image-tool
+/// validates it, and returns the bundle directory.
+fn unpack(dir: &Path, layout: &str, tag: &str) -> PathBuf {
+    run(Command::new(tool("oci-image-tool")).current_dir(dir).args([
+        "validate",
+        "--type",
+        "image",
+        "--ref",
+        &format!("name={tag}"),
+        layout,
+    ]));
+    let bundle = dir.join(format!("bundle-{tag}"));
+    run(Command::new(tool("umoci"))
+        .current_dir(dir)
+        .args(["unpack", "--image", &format!("{layout}:{tag}")])
+        .arg(&bundle));
+    bundle
+}
+
+/// Runs `args` in the unpacked bundle with runc, on the host network, and returns stdout.
+fn runc(bundle: &Path, args: &[&str]) -> String {
+    let config_path = bundle.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["process"]["terminal"] = Value::Bool(false);
+    config["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+    // The host network, so a test server on 127.0.0.1 is reachable.
+    let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+    namespaces.retain(|n| n["type"] != "network");
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let id = format!(
+        "bareboat-test-{}-{}",
+        std::process::id(),
+        bundle.file_name().unwrap().to_string_lossy()
+    );
+    let out = run(Command::new(tool("runc"))
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(&id));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Compiles a C or C++ test program into the bundle's rootfs under /test.
+fn compile(bundle: &Path, compiler: &str, source: &str, ext: &str, flags: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join(format!("prog.{ext}"));
+    std::fs::write(&src, source).unwrap();
+    let dest = bundle.join("rootfs/test");
+    std::fs::create_dir_all(&dest).unwrap();
+    run(Command::new(tool(compiler))
+        .arg(&src)
+        .arg("-o")
+        .arg(dest.join("prog"))
+        .args(flags));
+}
+
+const HELLO_C: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("hello from C, uid %d\n", (int)getuid()); return 0; }
+"#;
+
+fn assert_no_shell_or_package_manager(rootfs: &Path) {
+    for name in ["sh", "bash", "dash", "apt", "apt-get", "dpkg", "busybox"] {
+        for dir in ["usr/bin", "usr/sbin", "busybox"] {
+            let p = rootfs.join(dir).join(name);
+            assert!(
+                std::fs::symlink_metadata(&p).is_err(),
+                "{} is in a non-debug image",
+                p.display()
+            );
+        }
+    }
+}
+
+fn layers(report: &Value) -> Vec<String> {
+    report["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn static_runs_a_static_binary_as_nonroot() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = build(dir.path(), &["catalog:static", "-o", "oci:out:static"]);
+    let bundle = unpack(dir.path(), "out", "static");
+    let rootfs = bundle.join("rootfs");
+    compile(&bundle, "gcc", HELLO_C, "c", &["-static"]);
+    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C, uid 65532\n");
+    assert_no_shell_or_package_manager(&rootfs);
+    // Scanners' view: every package is recorded with its kept files.
+    for pkg in [
+        "base-files",
+        "netbase",
+        "tzdata",
+        "tzdata-legacy",
+        "media-types",
+        "ca-certificates",
+    ] {
+        let status =
+            std::fs::read_to_string(rootfs.join("var/lib/dpkg/status.d").join(pkg)).unwrap();
+        assert!(status.starts_with(&format!("Package: {pkg}\n")), "{status}");
+        let sums =
+            std::fs::read_to_string(rootfs.join(format!("var/lib/dpkg/status.d/{pkg}.md5sums")))
+                .unwrap();
+        for line in sums.lines() {
+            let path = line.split_once("  ").unwrap().1;
+            assert!(
+                rootfs.join(path).exists(),
+                "{pkg}.md5sums lists {path}, which is not in the image"
+            );
+            assert!(
+                !path.contains("usr/share/man/"),
+                "{path} should have been sliced"
+            );
+        }
+    }
+    assert!(
+        std::fs::read_to_string(rootfs.join("etc/ssl/certs/ca-certificates.crt"))
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count()
+            > 100
+    );
+    assert!(
+        std::fs::read_to_string(rootfs.join("etc/os-release"))
+            .unwrap()
+            .contains("ID=debian")
+    );
+    assert!(rootfs.join("usr/share/doc/tzdata/copyright").exists());
+    assert!(
+        !rootfs
+            .join("usr/share/doc/tzdata/changelog.Debian.gz")
+            .exists()
+    );
+    let home = std::fs::metadata(rootfs.join("home/nonroot")).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        (home.uid(), home.permissions().mode() & 0o7777),
+        (65532, 0o700)
+    );
+    assert_eq!(
+        std::fs::metadata(rootfs.join("tmp"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o1777
+    );
+    assert_eq!(report["images"][0]["packages"], 6);
+}
+
+#[test]
+fn base_nossl_runs_a_c_program() {
+    let dir = tempfile::tempdir().unwrap();
+    build(
+        dir.path(),
+        &["catalog:base-nossl", "-o", "oci:out:base-nossl"],
+    );
+    let bundle = unpack(dir.path(), "out", "base-nossl");
+    compile(&bundle, "gcc", HELLO_C, "c", &[]);
+    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C, uid 65532\n");
+    assert_no_shell_or_package_manager(&bundle.join("rootfs"));
+}
+
+#[test]
+fn cc_runs_a_cpp_program_and_shares_base_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cc = build(dir.path(), &["catalog:cc", "-o", "oci:out:cc"]);
+    let base = build(dir.path(), &["catalog:base", "-o", "oci:out:base"]);
+    let (cc_layers, base_layers) = (layers(&cc), layers(&base));
+    assert_eq!(
+        base_layers.len(),
+        3,
+        "static, base-nossl and base: {base_layers:?}"
+    );
+    assert_eq!(
+        cc_layers[..3],
+        base_layers[..],
+        "cc's lower layers are base's"
+    );
+    let bundle = unpack(dir.path(), "out", "cc");
+    compile(
+        &bundle,
+        "g++",
+        "#include <iostream>\n#include <vector>\nint main() { std::vector<int> v{1,2,3}; std::cout << \"hello from C++ \" << v.size() << std::endl; }\n",
+        "cpp",
+        &[],
+    );
+    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C++ 3\n");
+}
+
+#[test]
+fn base_trusts_the_spec_ca_in_a_tls_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = tool("openssl");
+    run(Command::new(&openssl).current_dir(d).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bareboat test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]));
+    run(Command::new(&openssl).current_dir(d).args([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]));
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(Command::new(&openssl).current_dir(d).args([
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]));
+    std::fs::write(
+        d.join("bareboat.toml"),
+        "from = \"catalog:base\"\nca_certs = [\"ca.pem\"]\n",
+    )
+    .unwrap();
+    build(d, &["bareboat.toml", "-o", "oci:out:tls"]);
+    assert!(
+        d.join("bareboat.lock").exists(),
+        "a spec file's lock is written beside it"
+    );
+    let bundle = unpack(d, "out", "tls");
+    compile(&bundle, "gcc", TLS_CLIENT, "c", &["-lssl", "-lcrypto"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut server = Command::new(&openssl)
+        .current_dir(d)
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+            "-www",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = runc(&bundle, &["/test/prog", &port.to_string()]);
+    server.kill().ok();
+    server.wait().ok();
+    assert_eq!(out, "verified handshake\n");
+}
+
+const TLS_CLIENT: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+int main(int argc, char **argv) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!SSL_CTX_set_default_verify_paths(ctx)) return 2;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%s", argv[1]);
+    BIO *bio = BIO_new_ssl_connect(ctx);
+    SSL *ssl;
+    BIO_get_ssl(bio, &ssl);
+    SSL_set1_host(ssl, "localhost");
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    BIO_set_conn_hostname(bio, addr);
+    if (BIO_do_handshake(bio) <= 0 || SSL_get_verify_result(ssl) != X509_V_OK) {
+        ERR_print_errors_fp(stderr);
+        printf("handshake failed: %ld\n", SSL_get_verify_result(ssl));
+        return 1;
+    }
+    printf("verified handshake\n");
+    return 0;
+}
+"#;
+
+#[test]
+fn debug_images_have_busybox_and_root_variants_run_as_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = build(
+        dir.path(),
+        &["catalog:static:debug-root", "-o", "oci:out:debug-root"],
+    );
+    let bundle = unpack(dir.path(), "out", "debug-root");
+    assert_eq!(
+        runc(&bundle, &["/busybox/sh", "-c", "echo ok; id -u"]),
+        "ok\n0\n"
+    );
+    let status =
+        std::fs::read_to_string(bundle.join("rootfs/var/lib/dpkg/status.d/busybox-static"))
+            .unwrap();
+    assert!(status.contains("Source: busybox"), "{status}");
+    let sums =
+        std::fs::read_to_string(bundle.join("rootfs/var/lib/dpkg/status.d/busybox-static.md5sums"))
+            .unwrap();
+    assert!(sums.contains("  busybox/busybox\n"), "{sums}");
+    let history = report["images"][0]["layers"].as_array().unwrap();
+    assert!(
+        history.last().unwrap()["created_by"]
+            .as_str()
+            .unwrap()
+            .contains("busybox")
+    );
+
+    build(dir.path(), &["catalog:static:debug", "-o", "oci:out:debug"]);
+    let bundle = unpack(dir.path(), "out", "debug");
+    assert_eq!(
+        runc(&bundle, &["/busybox/sh", "-c", "echo ok; id -u"]),
+        "ok\n65532\n"
+    );
+}
+
+#[test]
+fn builds_are_reproducible_across_directories_and_times() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let first = build(a.path(), &["catalog:base-nossl", "-o", "oci:x:one"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = build(
+        b.path(),
+        &["catalog:base-nossl", "-o", "oci:elsewhere/deeper:two"],
+    );
+    assert_eq!(first["digest"], second["digest"]);
+    // A second tag in the same layout reuses every blob.
+    let before = std::fs::read_dir(a.path().join("x/blobs/sha256"))
+        .unwrap()
+        .count();
+    build(a.path(), &["catalog:base-nossl", "-o", "oci:x:again"]);
+    assert_eq!(
+        std::fs::read_dir(a.path().join("x/blobs/sha256"))
+            .unwrap()
+            .count(),
+        before
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(a.path().join("x/index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn zstd_images_read_back_with_skopeo() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = build(
+        dir.path(),
+        &[
+            "catalog:static",
+            "--compression",
+            "zstd",
+            "-o",
+            "oci:out:zstd",
+        ],
+    );
+    let manifest = run(Command::new(tool("skopeo")).current_dir(dir.path()).args([
+        "inspect",
+        "--raw",
+        "oci:out:zstd",
+    ]));
+    let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert_eq!(
+        format!("\"{}\"", manifest["layers"][0]["digest"].as_str().unwrap()),
+        report["images"][0]["layers"][0]["digest"].to_string()
+    );
+    // skopeo copy checks every blob's digest as it reads it.
+    run(Command::new(tool("skopeo")).current_dir(dir.path()).args([
+        "copy",
+        "oci:out:zstd",
+        "dir:copied",
+    ]));
+}
+
+#[test]
+fn bookworm_packages_are_moved_under_usr() {
+    let dir = tempfile::tempdir().unwrap();
+    build(
+        dir.path(),
+        &[
+            "catalog:base-nossl",
+            "--release",
+            "bookworm",
+            "-o",
+            "oci:out:bookworm",
+        ],
+    );
+    let bundle = unpack(dir.path(), "out", "bookworm");
+    let rootfs = bundle.join("rootfs");
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        let meta = std::fs::symlink_metadata(rootfs.join(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "/{link} is not a link");
+    }
+    assert!(rootfs.join("usr/lib/x86_64-linux-gnu/libc.so.6").exists());
+    assert!(
+        std::fs::read_to_string(rootfs.join("etc/debian_version"))
+            .unwrap()
+            .starts_with("12.")
+    );
+    compile(&bundle, "gcc", HELLO_C, "c", &[]);
+    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C, uid 65532\n");
+}
+
+#[test]
+fn arm64_images_run_under_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    build(
+        dir.path(),
+        &[
+            "catalog:base-nossl:debug",
+            "--arch",
+            "arm64",
+            "-o",
+            "oci:out:arm64",
+        ],
+    );
+    let bundle = unpack(dir.path(), "out", "arm64");
+    let rootfs = bundle.join("rootfs");
+    let qemu = tool("qemu-aarch64-static");
+    let out = run(Command::new(&qemu)
+        .arg(rootfs.join("busybox/busybox"))
+        .args(["sh", "-c", "echo ok"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let src = dir.path().join("hello.c");
+    std::fs::write(&src, HELLO_C).unwrap();
+    run(Command::new(tool("aarch64-linux-gnu-gcc"))
+        .arg(&src)
+        .arg("-o")
+        .arg(rootfs.join("hello")));
+    let out = run(Command::new(&qemu)
+        .arg("-L")
+        .arg(&rootfs)
+        .arg(rootfs.join("hello")));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello from C"));
+}
