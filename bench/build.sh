@@ -28,8 +28,8 @@ for image in static cc; do
     $bb --cache "$cache" --json build "catalog:$image" -o "oci:$out/bb:$image" > "$out/$image.json"
     pkgs=$($bb --cache "$cache" --json lock "catalog:$image" --lockfile "$out/$image.lock" --no-fetch \
         | python3 -c 'import json,sys; print(",".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
-    ours=$(best_of_5 $bb --cache "$cache" build "catalog:$image" -o "oci:$out/bb:$image")
-    rss=$( { /usr/bin/time -f %M $bb --cache "$cache" build "catalog:$image" -o "oci:$out/bb:$image" >/dev/null; } 2>&1 | tail -1)
+    ours=$(best_of_5 $bb --cache "$cache" build "catalog:$image" --lockfile "$out/$image.lock" -o "oci:$out/bb:$image")
+    rss=$( { /usr/bin/time -f %M $bb --cache "$cache" build "catalog:$image" --lockfile "$out/$image.lock" -o "oci:$out/bb:$image" >/dev/null; } 2>&1 | tail -1)
 
     debs="$out/debs-$image" && mkdir -p "$debs"
     python3 - "$out/$image.lock" "$cache" "$debs" <<'PY'
@@ -66,7 +66,7 @@ idx = json.load(open(os.path.join(peer, "index.json")))
 man = json.load(open(os.path.join(peer, "blobs/sha256", idx["manifests"][0]["digest"][7:])))
 peer_gz = sum(l["size"] for l in man["layers"])
 ours_t, theirs_t, rss = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-print(f"bareboat build (warm, best of 5): {ours_t*1000:7.0f} ms   peak RSS {rss/1024:.0f} MB")
+print(f"bareboat build (warm, locked, best of 5): {ours_t*1000:7.0f} ms   peak RSS {rss/1024:.0f} MB")
 print(f"mmdebstrap extract + umoci repack: {theirs_t*1000:7.0f} ms   ({theirs_t/ours_t:.1f}x slower)")
 print(f"bareboat image: {ours_gz/1e6:.2f} MB gzipped, {ours_tar/1e6:.2f} MB as tar")
 print(f"peer image:     {peer_gz/1e6:.2f} MB gzipped")

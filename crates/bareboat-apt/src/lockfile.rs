@@ -269,12 +269,12 @@ impl Lockfile {
         changes
     }
 
-    /// The source a package was locked from.
     /// The SHA256 of every locked package, for the cache's record of what is in use.
     pub fn sha256s(&self) -> Vec<String> {
         self.packages.iter().map(|p| p.sha256.clone()).collect()
     }
 
+    /// The source a package was locked from.
     pub fn source_of(&self, package: &LockedPackage) -> Option<&LockedSource> {
         self.sources.iter().find(|s| s.suite == package.suite)
     }

@@ -1,8 +1,9 @@
 //! The image's file tree, assembled layer by layer from package data archives and
 //! synthesized files.
 //!
-//! File contents are staged on disk, one file each, as they stream out of the package; the
-//! tree keeps only paths and metadata. Nothing is ever created on disk at an image path, so
+//! File contents are staged on disk, appended to one staging file as they stream out of the
+//! package (one file per entry would spend most of a build creating inodes); the tree keeps
+//! only paths, metadata and offsets. Nothing is ever created on disk at an image path, so
 //! nothing can be written through a symlink, and the policy checks that no image path is
 //! either: an entry whose parent is a symlink is refused, as are `..`, absolute names, device
 //! nodes, hard links to anything but an earlier entry of the same package, and entries past
@@ -10,8 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
 use bareboat_oci::layer::{Entry, Kind};
 use globset::GlobSet;
@@ -67,7 +68,8 @@ pub enum TreeError {
 pub enum NodeKind {
     Dir,
     File {
-        staged: PathBuf,
+        /// Where the content starts in the staging file.
+        offset: u64,
         size: u64,
         sha256: [u8; 32],
         md5: [u8; 16],
@@ -106,8 +108,8 @@ pub struct Unpacked {
 
 /// The image tree under assembly.
 pub struct Rootfs {
-    staging: tempfile::TempDir,
-    next_file: u64,
+    staging: tempfile::NamedTempFile,
+    staged_len: u64,
     layers: Vec<BTreeMap<String, Node>>,
     /// The topmost layer holding each path.
     top: HashMap<String, usize>,
@@ -126,14 +128,14 @@ impl Rootfs {
     ) -> Result<Rootfs, TreeError> {
         let staging = tempfile::Builder::new()
             .prefix("bareboat-staging-")
-            .tempdir_in(staging_parent)
+            .tempfile_in(staging_parent)
             .map_err(|e| TreeError::Io {
                 origin: staging_parent.display().to_string(),
                 source: e,
             })?;
         Ok(Rootfs {
             staging,
-            next_file: 0,
+            staged_len: 0,
             layers: Vec::new(),
             top: HashMap::new(),
             slicing,
@@ -205,7 +207,13 @@ impl Rootfs {
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
         let real = self.resolve(path)?;
         match &self.get(&real)?.kind {
-            NodeKind::File { staged, .. } => std::fs::read(staged).ok(),
+            NodeKind::File { offset, size, .. } => {
+                let mut f = File::open(self.staging.path()).ok()?;
+                f.seek(SeekFrom::Start(*offset)).ok()?;
+                let mut out = Vec::with_capacity(*size as usize);
+                f.take(*size).read_to_end(&mut out).ok()?;
+                Some(out)
+            }
             _ => None,
         }
     }
@@ -511,10 +519,11 @@ impl Rootfs {
                 let kind = match &node.kind {
                     NodeKind::Dir => Kind::Dir,
                     NodeKind::Symlink(t) => Kind::Symlink(t.clone()),
-                    NodeKind::File { staged, size, .. } => match carrier.get(path.as_str()) {
+                    NodeKind::File { offset, size, .. } => match carrier.get(path.as_str()) {
                         Some(first) if first != path => Kind::Hardlink(first.to_string()),
                         _ => Kind::File {
-                            source: staged.clone(),
+                            source: self.staging.path().to_path_buf(),
+                            offset: *offset,
                             size: *size,
                         },
                     },
@@ -522,8 +531,9 @@ impl Rootfs {
                         let first = carrier[target.as_str()];
                         if first == path {
                             match &nodes[target].kind {
-                                NodeKind::File { staged, size, .. } => Kind::File {
-                                    source: staged.clone(),
+                                NodeKind::File { offset, size, .. } => Kind::File {
+                                    source: self.staging.path().to_path_buf(),
+                                    offset: *offset,
                                     size: *size,
                                 },
                                 _ => unreachable!("hard links point at files"),
@@ -567,9 +577,30 @@ impl Rootfs {
     }
 
     fn stage(&mut self, content: &mut impl Read, size: u64) -> io::Result<NodeKind> {
-        let staged = self.staging.path().join(self.next_file.to_string());
-        self.next_file += 1;
-        let mut out = BufWriter::with_capacity(1 << 16, File::create(&staged)?);
+        let offset = self.staged_len;
+        let result = self.append_staged(content, size);
+        if result.is_err() {
+            // Drop the partial content, so the next file starts where it should.
+            self.staging.as_file().set_len(offset)?;
+        }
+        let (sha256, md5) = result?;
+        self.staged_len += size;
+        Ok(NodeKind::File {
+            offset,
+            size,
+            sha256,
+            md5,
+        })
+    }
+
+    fn append_staged(
+        &mut self,
+        content: &mut impl Read,
+        size: u64,
+    ) -> io::Result<([u8; 32], [u8; 16])> {
+        let mut file = self.staging.as_file();
+        file.seek(SeekFrom::Start(self.staged_len))?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
         let mut sha = Sha256::new();
         let mut md5 = Md5::new();
         let mut buf = vec![0u8; 1 << 16];
@@ -595,12 +626,7 @@ impl Rootfs {
                 "truncated: {written} of {size} bytes"
             )));
         }
-        Ok(NodeKind::File {
-            staged,
-            size,
-            sha256: sha.finalize().into(),
-            md5: md5.finalize().into(),
-        })
+        Ok((sha.finalize().into(), md5.finalize().into()))
     }
 
     /// Refuses a path whose parent, in the image as built so far, is a symlink.

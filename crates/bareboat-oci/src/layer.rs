@@ -7,7 +7,7 @@
 //! on the number of threads.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
 use gzp::ZWriter;
@@ -50,9 +50,10 @@ impl std::str::FromStr for Compression {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     Dir,
-    /// A regular file whose content is read from `source` when the layer is written.
+    /// A regular file: `size` bytes at `offset` in `source`, read when the layer is written.
     File {
         source: PathBuf,
+        offset: u64,
         size: u64,
     },
     Symlink(String),
@@ -229,19 +230,26 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Res
             tar.append_data(&mut header, format!("{}/", entry.path), io::empty())
                 .map_err(bad)
         }
-        Kind::File { source, size } => {
+        Kind::File {
+            source,
+            offset,
+            size,
+        } => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(*size);
-            let file = File::open(source).map_err(|e| Error::io(source, e))?;
-            // A file that changed size since it was staged would corrupt the archive.
+            let mut file = File::open(source).map_err(|e| Error::io(source, e))?;
+            // A staged file cut short since would corrupt the archive.
             let actual = file.metadata().map_err(|e| Error::io(source, e))?.len();
-            if actual != *size {
+            if actual < offset + size {
                 return Err(Error::BadEntry {
                     path: entry.path.clone(),
-                    reason: format!("staged file changed size from {size} to {actual}"),
+                    reason: format!("staged content is shorter than its {size} bytes"),
                 });
             }
-            tar.append_data(&mut header, &entry.path, file).map_err(bad)
+            file.seek(io::SeekFrom::Start(*offset))
+                .map_err(|e| Error::io(source, e))?;
+            tar.append_data(&mut header, &entry.path, file.take(*size))
+                .map_err(bad)
         }
         Kind::Symlink(target) | Kind::Hardlink(target) => {
             let kind = if matches!(entry.kind, Kind::Symlink(_)) {
@@ -279,6 +287,7 @@ mod tests {
                 path: "etc/data".into(),
                 kind: Kind::File {
                     source: data,
+                    offset: 0,
                     size: content.len() as u64,
                 },
                 mode: 0o644,
