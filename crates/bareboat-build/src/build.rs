@@ -7,16 +7,16 @@ use std::path::Path;
 use bareboat_apt::cache::Cache;
 use bareboat_apt::deb::Deb;
 use bareboat_apt::lockfile::{LockedPackage, Lockfile};
+use bareboat_apt::relation::{RelationError, parse_relations};
 use bareboat_apt::release::format_rfc3339;
 use bareboat_oci::image::{BuiltLayer, ImageSpec, RunConfig, write_image};
 use bareboat_oci::layer::{Compression, LayerWriter};
 use bareboat_oci::layout::Layout;
-use globset::{Glob, GlobSetBuilder};
 use oci_spec::image::Descriptor;
 use serde::Serialize;
 
 use crate::catalog::Variant;
-use crate::policy::{MERGED_DIRS, Slicing};
+use crate::policy::{self, MERGED_DIRS, Slicing};
 use crate::rootfs::{Content, Limits, Rootfs, TreeError};
 use crate::spec::Spec;
 use crate::synth;
@@ -103,16 +103,8 @@ pub fn build_arch(
     let groups = split_largest(group_packages(spec, &locked), &by_name, opts.max_layers);
     let slicing = Slicing::new(spec.slice.defaults, &spec.slice.keep, &spec.slice.drop)
         .map_err(BuildError::Spec)?;
-    let mut setuid = GlobSetBuilder::new();
-    for g in &spec.keep_setuid {
-        setuid.add(
-            Glob::new(g.trim_start_matches('/'))
-                .map_err(|e| BuildError::Spec(format!("keep_setuid {g:?}: {e}")))?,
-        );
-    }
-    let setuid = setuid
-        .build()
-        .map_err(|e| BuildError::Spec(e.to_string()))?;
+    let setuid = policy::globs(&spec.keep_setuid)
+        .map_err(|e| BuildError::Spec(format!("keep_setuid: {e}")))?;
     let tmp = cache.root().join("tmp");
     let mut tree = Rootfs::new(&tmp, slicing, setuid, opts.limits)?;
     let mut history = Vec::new();
@@ -124,7 +116,13 @@ pub fn build_arch(
             let path = cache.deb_path(&p.sha256);
             let deb = Deb::open_file(&path).map_err(|e| e.with_context(&p.name))?;
             let control = deb.control().to_string();
-            let replaces = relation_names(deb.field("Replaces"));
+            let replaces =
+                replaced_packages(deb.field("Replaces").unwrap_or_default()).map_err(|source| {
+                    bareboat_apt::Error::Relation {
+                        package: p.name.clone(),
+                        source,
+                    }
+                })?;
             let mut files = tree.add_package(layer, &p.name, &replaces, deb.data())?;
             if p.name == "busybox-static" {
                 place_busybox(&mut tree, layer, &mut files.md5sums)?;
@@ -136,23 +134,16 @@ pub fn build_arch(
             let status =
                 synth::status_paragraph(control, &p.name, &p.version, &p.source, &p.source_version);
             let dir = "var/lib/dpkg/status.d";
-            tree.add_file(
+            add_text(
+                &mut tree,
                 layer,
                 &format!("{dir}/{}", p.name),
-                Content::Bytes(status.as_bytes()),
-                0o644,
-                (0, 0),
+                status.as_bytes(),
                 mtime,
             )?;
             let sums = synth::md5sums(&files.md5sums);
-            tree.add_file(
-                layer,
-                &format!("{dir}/{}.md5sums", p.name),
-                Content::Bytes(sums.as_bytes()),
-                0o644,
-                (0, 0),
-                mtime,
-            )?;
+            let path = format!("{dir}/{}.md5sums", p.name);
+            add_text(&mut tree, layer, &path, sums.as_bytes(), mtime)?;
         }
         if i == 0 {
             synthesize_base(&mut tree, layer, mtime)?;
@@ -196,7 +187,7 @@ pub fn build_arch(
     let created = layers.iter().map(|l| l.blob.created).max().unwrap_or(0);
     let image = ImageSpec {
         arch: arch.to_string(),
-        run: run_config(spec)?,
+        run: run_config(spec),
         created: format_rfc3339(created),
         annotations: spec.run.annotations.clone(),
     };
@@ -319,15 +310,13 @@ fn split_largest(
     groups
 }
 
-/// Names in a relation field such as `Replaces: a (<< 2), b`.
-fn relation_names(field: Option<&str>) -> Vec<String> {
-    field
-        .unwrap_or_default()
-        .split([',', '|'])
-        .filter_map(|alt| alt.split(['(', ':']).next())
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-        .collect()
+/// The package names a `Replaces:` field lists.
+fn replaced_packages(field: &str) -> Result<Vec<String>, RelationError> {
+    Ok(parse_relations(field)?
+        .into_iter()
+        .flatten()
+        .map(|alt| alt.name)
+        .collect())
 }
 
 /// Moves busybox-static's binary to `/busybox/busybox` and links the applets beside it.
@@ -350,35 +339,38 @@ fn place_busybox(
     Ok(())
 }
 
+/// Adds a root-owned, world-readable file that bareboat writes.
+fn add_text(
+    tree: &mut Rootfs,
+    layer: usize,
+    path: &str,
+    content: &[u8],
+    mtime: u64,
+) -> Result<(), TreeError> {
+    tree.add_file(layer, path, Content::Bytes(content), 0o644, (0, 0), mtime)
+}
+
 /// The accounts and directories every image has, in its lowest layer.
 fn synthesize_base(tree: &mut Rootfs, layer: usize, mtime: u64) -> Result<(), TreeError> {
     if !tree.exists("etc/passwd") {
-        tree.add_file(
+        add_text(
+            tree,
             layer,
             "etc/passwd",
-            Content::Bytes(synth::passwd(&[]).as_bytes()),
-            0o644,
-            (0, 0),
+            synth::passwd(&[]).as_bytes(),
             mtime,
         )?;
     }
     if !tree.exists("etc/group") {
-        tree.add_file(
-            layer,
-            "etc/group",
-            Content::Bytes(synth::group(&[], &[]).as_bytes()),
-            0o644,
-            (0, 0),
-            mtime,
-        )?;
+        let group = synth::group(&[], &[]);
+        add_text(tree, layer, "etc/group", group.as_bytes(), mtime)?;
     }
     if !tree.exists("etc/nsswitch.conf") {
-        tree.add_file(
+        add_text(
+            tree,
             layer,
             "etc/nsswitch.conf",
-            Content::Bytes(synth::NSSWITCH.as_bytes()),
-            0o644,
-            (0, 0),
+            synth::NSSWITCH.as_bytes(),
             mtime,
         )?;
     }
@@ -419,34 +411,20 @@ fn synthesize_missing(
         let certs = package_certificates(tree);
         if !certs.is_empty() {
             let bundle = synth::ca_bundle(certs.iter().map(Vec::as_slice));
-            tree.add_file(layer, BUNDLE, Content::Bytes(&bundle), 0o644, (0, 0), mtime)?;
+            add_text(tree, layer, BUNDLE, &bundle, mtime)?;
         }
     }
     if tree.get("var/lib/dpkg/status.d/base-files").is_some() {
         if !tree.exists("usr/lib/os-release") && !tree.exists("etc/os-release") {
             let text = synth::os_release(spec.release.version_id(), spec.release.codename());
-            tree.add_file(
-                layer,
-                "usr/lib/os-release",
-                Content::Bytes(text.as_bytes()),
-                0o644,
-                (0, 0),
-                mtime,
-            )?;
+            add_text(tree, layer, "usr/lib/os-release", text.as_bytes(), mtime)?;
         }
         if !tree.exists("etc/os-release") {
             tree.add_symlink(layer, "etc/os-release", "../usr/lib/os-release", mtime)?;
         }
         if !tree.exists("etc/debian_version") {
             let text = format!("{}\n", spec.release.version_id());
-            tree.add_file(
-                layer,
-                "etc/debian_version",
-                Content::Bytes(text.as_bytes()),
-                0o644,
-                (0, 0),
-                mtime,
-            )?;
+            add_text(tree, layer, "etc/debian_version", text.as_bytes(), mtime)?;
         }
     }
     Ok(())
@@ -472,22 +450,8 @@ fn synthesize_config(
     if !spec.users.is_empty() || !spec.groups.is_empty() {
         let passwd = synth::passwd(&spec.users);
         let group = synth::group(&spec.users, &spec.groups);
-        tree.add_file(
-            layer,
-            "etc/passwd",
-            Content::Bytes(passwd.as_bytes()),
-            0o644,
-            (0, 0),
-            mtime,
-        )?;
-        tree.add_file(
-            layer,
-            "etc/group",
-            Content::Bytes(group.as_bytes()),
-            0o644,
-            (0, 0),
-            mtime,
-        )?;
+        add_text(tree, layer, "etc/passwd", passwd.as_bytes(), mtime)?;
+        add_text(tree, layer, "etc/group", group.as_bytes(), mtime)?;
         for u in &spec.users {
             let home = synth::home_of(u);
             let home = home.trim_start_matches('/');
@@ -506,12 +470,11 @@ fn synthesize_config(
             certs.push(text.into_bytes());
         }
         let bundle = synth::ca_bundle(certs.iter().map(Vec::as_slice));
-        tree.add_file(
+        add_text(
+            tree,
             layer,
             "etc/ssl/certs/ca-certificates.crt",
-            Content::Bytes(&bundle),
-            0o644,
-            (0, 0),
+            &bundle,
             mtime,
         )?;
     }
@@ -605,12 +568,12 @@ fn mtime_of(meta: &std::fs::Metadata) -> u64 {
 }
 
 /// The image config: numeric user, PATH and SSL_CERT_FILE, then the spec's settings.
-fn run_config(spec: &Spec) -> Result<RunConfig, BuildError> {
+fn run_config(spec: &Spec) -> RunConfig {
     let root = matches!(spec.variant, Variant::Root | Variant::DebugRoot);
     let user = match &spec.run.user {
         None if root => "0".to_string(),
         None => synth::NONROOT.to_string(),
-        Some(u) => numeric_user(spec, u)?,
+        Some(u) => u.clone(),
     };
     let mut path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string();
     if spec.variant.is_debug() {
@@ -634,7 +597,7 @@ fn run_config(spec: &Spec) -> Result<RunConfig, BuildError> {
         .workdir
         .clone()
         .or_else(|| (user == synth::NONROOT.to_string()).then(|| "/home/nonroot".into()));
-    Ok(RunConfig {
+    RunConfig {
         user,
         entrypoint,
         cmd: spec.run.cmd.clone().unwrap_or_default(),
@@ -642,33 +605,5 @@ fn run_config(spec: &Spec) -> Result<RunConfig, BuildError> {
         env,
         exposed_ports: spec.run.ports.clone(),
         labels: spec.run.labels.clone(),
-    })
-}
-
-/// Kubernetes' runAsNonRoot can only check a numeric user, so names become numbers.
-fn numeric_user(spec: &Spec, user: &str) -> Result<String, BuildError> {
-    let (name, group) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let uid = match name {
-        "root" => 0,
-        "nonroot" => synth::NONROOT,
-        "nobody" => 65534,
-        n => match n.parse::<u32>() {
-            Ok(id) => id,
-            Err(_) => spec
-                .users
-                .iter()
-                .find(|u| u.name == n)
-                .map(|u| u.uid)
-                .ok_or_else(|| {
-                    BuildError::Spec(format!("user {n:?} is not defined: add it under [[users]]"))
-                })?,
-        },
-    };
-    Ok(match group {
-        Some(g) => format!("{uid}:{g}"),
-        None => uid.to_string(),
-    })
+    }
 }

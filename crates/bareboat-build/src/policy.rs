@@ -101,7 +101,8 @@ impl Slicing {
     }
 }
 
-fn globs(patterns: &[String]) -> Result<GlobSet, String> {
+/// Compiles globs matched against paths relative to the root (a leading `/` is ignored).
+pub fn globs(patterns: &[String]) -> Result<GlobSet, String> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
         let glob =

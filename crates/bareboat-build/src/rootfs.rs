@@ -297,29 +297,26 @@ impl Rootfs {
                     .ok_or_else(|| refuse("a link without a target".into()))?;
                 Ok(String::from_utf8_lossy(&l).into_owned())
             };
-            let (path, node_kind) = match kind {
-                tar::EntryType::Directory => {
-                    // A bookworm-style top-level directory becomes its place under usr/.
-                    let path = if MERGED_DIRS.contains(&name.as_str()) {
-                        format!("usr/{name}")
-                    } else {
-                        policy::usrmerge(&name)
-                    };
-                    (path, NodeKind::Dir)
-                }
+            // A bookworm-style top-level directory becomes its place under usr/.
+            let path = if kind == tar::EntryType::Directory && MERGED_DIRS.contains(&name.as_str())
+            {
+                format!("usr/{name}")
+            } else {
+                policy::usrmerge(&name)
+            };
+            let kept = self.slicing.keeps(&path);
+            let node_kind = match kind {
+                tar::EntryType::Directory => NodeKind::Dir,
                 tar::EntryType::Symlink => {
                     let target = link()?;
                     if target.is_empty() || target.contains('\0') {
                         return Err(refuse("a symlink with an empty target".into()));
                     }
-                    (policy::usrmerge(&name), NodeKind::Symlink(target))
+                    NodeKind::Symlink(target)
                 }
                 tar::EntryType::Link => {
                     let target = policy::normalize(&link()?).map_err(&refuse)?;
-                    (
-                        policy::usrmerge(&name),
-                        NodeKind::Hardlink(policy::usrmerge(&target)),
-                    )
+                    NodeKind::Hardlink(policy::usrmerge(&target))
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let size = entry.size();
@@ -336,16 +333,14 @@ impl Rootfs {
                             self.limits.max_package_size
                         )));
                     }
-                    let path = policy::usrmerge(&name);
-                    if !self.slicing.keeps(&path) {
+                    if !kept {
+                        // Not staged; a hard link to it is dropped with it.
                         unpacked.dropped += 1;
                         dropped_files.insert(path);
                         continue;
                     }
-                    let staged = self
-                        .stage(&mut (&mut entry).take(size + 1), size)
-                        .map_err(|e| refuse(e.to_string()))?;
-                    (path, staged)
+                    self.stage(&mut (&mut entry).take(size + 1), size)
+                        .map_err(|e| refuse(e.to_string()))?
                 }
                 tar::EntryType::Char | tar::EntryType::Block => {
                     return Err(refuse("device nodes are refused".into()));
@@ -357,7 +352,7 @@ impl Rootfs {
                     return Err(refuse(format!("unsupported entry type {other:?}")));
                 }
             };
-            if !self.slicing.keeps(&path) {
+            if !kept {
                 unpacked.dropped += 1;
                 continue;
             }
@@ -553,18 +548,6 @@ impl Rootfs {
                 }
             })
             .collect()
-    }
-
-    /// The packages that put something in a layer, in name order.
-    pub fn layer_packages(&self, layer: usize) -> Vec<String> {
-        let mut names: Vec<String> = self.layers[layer]
-            .values()
-            .filter_map(|n| n.package.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        names.sort();
-        names
     }
 
     fn filter_mode(&self, path: &str, mode: u32, kind: &NodeKind) -> u32 {

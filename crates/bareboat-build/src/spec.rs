@@ -175,7 +175,7 @@ pub struct FileSpec {
 /// How the image runs, for its config.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunSpec {
-    /// `None`: 65532, or 0 for root variants.
+    /// The numeric user; `None`: 65532, or 0 for root variants.
     pub user: Option<String>,
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
@@ -360,20 +360,23 @@ impl Spec {
                 ));
             }
         }
-        if let Some(u) = &raw.user {
-            let known = u.get_ref().parse::<u32>().is_ok()
-                || ["root", "nonroot", "nobody"].contains(&u.get_ref().as_str())
-                || raw.users.iter().any(|x| x.get_ref().name == *u.get_ref());
-            if !known {
-                return Err(err(
-                    Some(u.span()),
-                    format!(
-                        "user {:?} is neither a number nor a name from [[users]]",
-                        u.get_ref()
-                    ),
-                ));
-            }
-        }
+        // Kubernetes' runAsNonRoot can only check a numeric user, so names become numbers.
+        let user = match &raw.user {
+            Some(u) => Some(
+                uid_of(u.get_ref(), &raw.users)
+                    .ok_or_else(|| {
+                        err(
+                            Some(u.span()),
+                            format!(
+                                "user {:?} is neither a number nor a name from [[users]]",
+                                u.get_ref()
+                            ),
+                        )
+                    })?
+                    .to_string(),
+            ),
+            None => None,
+        };
         for u in &raw.users {
             let name = &u.get_ref().name;
             let valid = !name.is_empty()
@@ -466,7 +469,7 @@ impl Spec {
             None => (vec![own_level], Variant::Nonroot, packages, exclude),
         };
         let run = RunSpec {
-            user: raw.user.map(|u| u.into_inner()),
+            user,
             entrypoint: raw.entrypoint,
             cmd: raw.cmd,
             workdir: raw.workdir.map(|w| w.into_inner()),
@@ -518,6 +521,21 @@ impl Spec {
             slice: raw.slice,
             keep_setuid: raw.keep_setuid,
         })
+    }
+}
+
+/// The uid of a numeric user, a built-in account or one of the spec's users.
+fn uid_of(user: &str, users: &[Spanned<UserSpec>]) -> Option<u32> {
+    match user {
+        "root" => Some(0),
+        "nonroot" => Some(crate::synth::NONROOT),
+        "nobody" => Some(65534),
+        n => n.parse().ok().or_else(|| {
+            users
+                .iter()
+                .find(|u| u.get_ref().name == n)
+                .map(|u| u.get_ref().uid)
+        }),
     }
 }
 
@@ -625,6 +643,20 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
                 .to_string()
                 .contains("packages is empty")
         );
+    }
+
+    #[test]
+    fn user_names_become_numbers() {
+        let s = Spec::parse(
+            "packages = [\"a0\"]\nuser = \"app\"\n[[users]]\nname = \"app\"\nuid = 1000\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(s.run.user.as_deref(), Some("1000"));
+        let s = Spec::parse("packages = [\"a0\"]\nuser = \"nonroot\"\n", "t").unwrap();
+        assert_eq!(s.run.user.as_deref(), Some("65532"));
+        let e = Spec::parse("packages = [\"a0\"]\nuser = \"ghost\"\n", "t").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
     }
 
     #[test]

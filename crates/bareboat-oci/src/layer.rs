@@ -265,11 +265,6 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Res
     }
 }
 
-/// The time an image's layers say it was made: the newest layer.
-pub fn newest(layers: &[LayerBlob]) -> u64 {
-    layers.iter().map(|l| l.created).max().unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

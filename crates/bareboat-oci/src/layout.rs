@@ -51,23 +51,6 @@ impl Layout {
         })
     }
 
-    /// Opens an existing layout.
-    pub fn open(root: &Path) -> Result<Layout, Error> {
-        if !root.join("oci-layout").is_file() {
-            return Err(Error::BadLayout {
-                path: root.to_path_buf(),
-                reason: "it has no oci-layout file".into(),
-            });
-        }
-        Ok(Layout {
-            root: root.to_path_buf(),
-        })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Where the blob with `digest` is stored.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs").join("sha256").join(digest.hex())

@@ -512,7 +512,10 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         max_layers: usize::from(args.max_layers),
         ..BuildOptions::default()
     };
-    let ImageRef::Oci { dir, .. } = &outputs[0];
+    let ImageRef::Oci {
+        dir,
+        tag: first_tag,
+    } = &outputs[0];
     let layout = Layout::create(dir)?;
     let mut images = Vec::new();
     for arch in &spec.arch {
@@ -523,12 +526,10 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     } else {
         write_index(&layout, images.iter().map(|i| i.manifest.clone()).collect())?
     };
-    for (i, out) in outputs.iter().enumerate() {
-        let ImageRef::Oci { dir, tag } = out;
+    layout.tag(&top, std::slice::from_ref(first_tag))?;
+    for ImageRef::Oci { dir, tag } in &outputs[1..] {
         let target = Layout::create(dir)?;
-        if i > 0 {
-            layout.copy_image(&target, &top)?;
-        }
+        layout.copy_image(&target, &top)?;
         target.tag(&top, std::slice::from_ref(tag))?;
     }
     let elapsed = started.elapsed();
