@@ -9,6 +9,7 @@
 //! releases/<key>.InRelease the last verified InRelease of each source, for --offline
 //! verified/<key>.txt       the text of an InRelease whose signature has been verified
 //! uses/<key>.txt           the packages each lockfile used, for `cache prune`
+//! layers/<key>.json        what a layer compressed to, named by everything its bytes depend on
 //! tmp/                     partial writes, renamed into place when complete and verified
 //! ```
 //!
@@ -40,7 +41,9 @@ pub struct PruneReport {
     pub kept_files: u64,
 }
 
-const DIRS: [&str; 6] = ["debs", "indexes", "releases", "verified", "uses", "tmp"];
+const DIRS: [&str; 7] = [
+    "debs", "indexes", "releases", "verified", "layers", "uses", "tmp",
+];
 
 impl Cache {
     /// `$XDG_CACHE_HOME/bareboat`, or `~/.cache/bareboat`.
@@ -114,6 +117,11 @@ impl Cache {
         self.root
             .join("verified")
             .join(format!("{inrelease_sha256}-{keyring_id}.txt"))
+    }
+
+    /// Where records of compressed layers live (see `bareboat_oci::layer::LayerWriter`).
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
     }
 
     /// A new temporary file inside the cache, on the same filesystem as its entries.
@@ -209,8 +217,8 @@ impl Cache {
                 remove(&entry, &mut report);
             }
         }
-        // Readers touch indexes and releases on use, so their age is the time since last use.
-        for dir in ["indexes", "releases", "verified"] {
+        // Readers touch these on use, so their age is the time since last use.
+        for dir in ["indexes", "releases", "verified", "layers"] {
             for entry in read_dir(&self.root.join(dir))? {
                 if recent(&entry) {
                     report.kept_files += 1;

@@ -14,7 +14,7 @@ use deb822_fast::borrowed::iter_paragraphs_borrowed;
 use crate::Error;
 
 /// The fields kept from each stanza, in storage order.
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     "Package",
     "Version",
     "Architecture",
@@ -27,6 +27,7 @@ const FIELDS: [&str; 12] = [
     "Breaks",
     "Priority",
     "Essential",
+    "Installed-Size",
 ];
 const NFIELDS: usize = FIELDS.len();
 
@@ -45,9 +46,10 @@ enum F {
     Breaks,
     Priority,
     Essential,
+    InstalledSize,
 }
 
-const MAGIC: &[u8; 8] = b"BBIDX\x00\x00\x01";
+const MAGIC: &[u8; 8] = b"BBIDX\x00\x00\x02";
 const RECORD_BYTES: usize = NFIELDS * 8 + 8 + 32;
 
 #[derive(Clone, Copy)]
@@ -146,6 +148,12 @@ impl<'a> Package<'a> {
     }
     pub fn size(&self) -> u64 {
         self.raw.size
+    }
+    /// What the package takes once unpacked, in bytes (Debian states it in KiB).
+    pub fn installed_size(&self) -> u64 {
+        self.field(F::InstalledSize)
+            .and_then(|s| s.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
     }
     pub fn sha256(&self) -> String {
         hex::encode(self.raw.sha256)
@@ -390,7 +398,7 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "Package: base-files\nVersion: 13.8+deb13u1\nArchitecture: amd64\n\
-Maintainer: x\nPre-Depends: awk\nPriority: required\nEssential: yes\n\
+Maintainer: x\nInstalled-Size: 391\nPre-Depends: awk\nPriority: required\nEssential: yes\n\
 Filename: pool/main/b/base-files/base-files_13.8+deb13u1_amd64.deb\nSize: 73156\n\
 SHA256: 0000000000000000000000000000000000000000000000000000000000000001\n\
 Description: misc\n long text\n\n\
@@ -408,11 +416,13 @@ SHA256: 00000000000000000000000000000000000000000000000000000000000000ff\n";
         assert_eq!(p.priority(), Some("required"));
         assert!(p.essential());
         assert_eq!(p.size(), 73156);
+        assert_eq!(p.installed_size(), 391 * 1024);
         assert!(p.sha256().ends_with("01"));
         assert_eq!(p.source(), None);
         let b = idx.get(1);
         assert_eq!(b.source(), Some("busybox (1:1.37.0-6)"));
         assert_eq!(b.version(), "1:1.37.0-6+b9");
+        assert_eq!(b.installed_size(), 0, "absent");
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct LockedPackage {
     pub suite: String,
     pub filename: String,
     pub size: u64,
+    /// Debian's Installed-Size, in bytes: the unpacked size before slicing.
+    #[serde(default)]
+    pub installed_size: u64,
     pub sha256: String,
     pub reasons: Vec<String>,
 }
@@ -304,6 +307,7 @@ mod tests {
             suite: "trixie".into(),
             filename: format!("pool/{name}.deb"),
             size: 1,
+            installed_size: 4096,
             sha256: "0".repeat(64),
             reasons: vec!["requested".into()],
         }

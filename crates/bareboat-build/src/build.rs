@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::thread::ScopedJoinHandle;
 
 use bareboat_apt::cache::Cache;
 use bareboat_apt::deb::Deb;
@@ -10,7 +11,7 @@ use bareboat_apt::lockfile::{LockedPackage, Lockfile};
 use bareboat_apt::relation::{RelationError, parse_relations};
 use bareboat_apt::release::format_rfc3339;
 use bareboat_oci::image::{BuiltLayer, ImageSpec, RunConfig, write_image};
-use bareboat_oci::layer::{Compression, LayerWriter};
+use bareboat_oci::layer::{Compression, LayerBlob, LayerWriter};
 use bareboat_oci::layout::Layout;
 use oci_spec::image::Descriptor;
 use serde::Serialize;
@@ -107,83 +108,55 @@ pub fn build_arch(
         .map_err(|e| BuildError::Spec(format!("keep_setuid: {e}")))?;
     let tmp = cache.root().join("tmp");
     let mut tree = Rootfs::new(&tmp, slicing, setuid, opts.limits)?;
-    let mut history = Vec::new();
-    for (i, group) in groups.iter().enumerate() {
-        let layer = tree.push_layer();
-        let mut unpacked = Vec::new();
-        for name in &group.packages {
-            let p = by_name[name.as_str()];
-            let path = cache.deb_path(&p.sha256);
-            let deb = Deb::open_file(&path).map_err(|e| e.with_context(&p.name))?;
-            let control = deb.control().to_string();
-            let replaces =
-                replaced_packages(deb.field("Replaces").unwrap_or_default()).map_err(|source| {
-                    bareboat_apt::Error::Relation {
-                        package: p.name.clone(),
-                        source,
-                    }
-                })?;
-            let mut files = tree.add_package(layer, &p.name, &replaces, deb.data())?;
-            if p.name == "busybox-static" {
-                place_busybox(&mut tree, layer, &mut files.md5sums)?;
+    let writer =
+        LayerWriter::new(opts.compression, opts.source_date_epoch).memo(&cache.layers_dir());
+    // Each finished layer is compressed on its own thread while the next one is unpacked;
+    // one write at a time keeps memory bounded however many layers there are.
+    let layers = std::thread::scope(|scope| -> Result<Vec<BuiltLayer>, BuildError> {
+        let mut layers = Vec::new();
+        let mut writing: Option<(ScopedJoinHandle<_>, String)> = None;
+        let mut finish = |tree: &Rootfs, layer: usize, created_by: String| {
+            let done = writing.take().map(join_layer).transpose()?;
+            layers.extend(done);
+            let entries = tree.layer_entries(layer);
+            let writer = &writer;
+            writing = Some((
+                scope.spawn(move || writer.write(layout, &entries)),
+                created_by,
+            ));
+            Ok::<_, BuildError>(())
+        };
+        for (i, group) in groups.iter().enumerate() {
+            let layer = tree.push_layer();
+            add_packages(&mut tree, layer, &group.packages, &by_name, cache)?;
+            let mtime = tree.newest(layer);
+            if i == 0 {
+                synthesize_base(&mut tree, layer, mtime)?;
             }
-            unpacked.push((p, control, files));
+            synthesize_missing(&mut tree, layer, spec, mtime)?;
+            let created_by = format!("bareboat: {} ({})", group.name, group.packages.join(", "));
+            finish(&tree, layer, created_by)?;
         }
-        let mtime = tree.newest(layer);
-        for (p, control, files) in &unpacked {
-            let status =
-                synth::status_paragraph(control, &p.name, &p.version, &p.source, &p.source_version);
-            let dir = "var/lib/dpkg/status.d";
-            add_text(
-                &mut tree,
+        if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.ca_certs.is_empty() {
+            let layer = tree.push_layer();
+            let mtime = (0..layer).map(|l| tree.newest(l)).max().unwrap_or(0);
+            synthesize_config(&mut tree, layer, spec, mtime)?;
+            let created_by = "bareboat: accounts and CA certificates from the spec".to_string();
+            finish(&tree, layer, created_by)?;
+        }
+        if !spec.files.is_empty() {
+            let layer = tree.push_layer();
+            add_host_files(&mut tree, layer, spec)?;
+            let files: Vec<String> = spec.files.iter().map(|f| format!("/{}", f.dst)).collect();
+            finish(
+                &tree,
                 layer,
-                &format!("{dir}/{}", p.name),
-                status.as_bytes(),
-                mtime,
+                format!("bareboat: files {}", files.join(", ")),
             )?;
-            let sums = synth::md5sums(&files.md5sums);
-            let path = format!("{dir}/{}.md5sums", p.name);
-            add_text(&mut tree, layer, &path, sums.as_bytes(), mtime)?;
         }
-        if i == 0 {
-            synthesize_base(&mut tree, layer, mtime)?;
-        }
-        synthesize_missing(&mut tree, layer, spec, mtime)?;
-        history.push(format!(
-            "bareboat: {} ({})",
-            group.name,
-            group.packages.join(", ")
-        ));
-    }
-    if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.ca_certs.is_empty() {
-        let layer = tree.push_layer();
-        let mtime = (0..layer).map(|l| tree.newest(l)).max().unwrap_or(0);
-        synthesize_config(&mut tree, layer, spec, mtime)?;
-        history.push("bareboat: accounts and CA certificates from the spec".into());
-    }
-    if !spec.files.is_empty() {
-        let layer = tree.push_layer();
-        add_host_files(&mut tree, layer, spec)?;
-        history.push(format!(
-            "bareboat: files {}",
-            spec.files
-                .iter()
-                .map(|f| format!("/{}", f.dst))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-
-    let writer = LayerWriter::new(opts.compression, opts.source_date_epoch);
-    let mut layers = Vec::new();
-    for (layer, created_by) in history.into_iter().enumerate() {
-        let blob = writer.write(layout, &tree.layer_entries(layer))?;
-        layers.push(BuiltLayer {
-            created: format_rfc3339(blob.created),
-            blob,
-            created_by,
-        });
-    }
+        layers.extend(writing.map(join_layer).transpose()?);
+        Ok(layers)
+    })?;
     let created = layers.iter().map(|l| l.blob.created).max().unwrap_or(0);
     let image = ImageSpec {
         arch: arch.to_string(),
@@ -205,6 +178,73 @@ pub fn build_arch(
             })
             .collect(),
         packages: locked.len(),
+    })
+}
+
+/// Unpacks `names` into `layer`, each with its status.d entry and md5sums, which carry the
+/// layer's newest mtime.
+fn add_packages(
+    tree: &mut Rootfs,
+    layer: usize,
+    names: &[String],
+    by_name: &HashMap<&str, &LockedPackage>,
+    cache: &Cache,
+) -> Result<(), BuildError> {
+    let mut unpacked = Vec::new();
+    for name in names {
+        let p = by_name[name.as_str()];
+        let deb =
+            Deb::open_file(&cache.deb_path(&p.sha256)).map_err(|e| e.with_context(&p.name))?;
+        let control = deb.control().to_string();
+        let replaces =
+            replaced_packages(deb.field("Replaces").unwrap_or_default()).map_err(|source| {
+                bareboat_apt::Error::Relation {
+                    package: p.name.clone(),
+                    source,
+                }
+            })?;
+        let mut files = tree.add_package(layer, &p.name, &replaces, deb.data())?;
+        if p.name == "busybox-static" {
+            place_busybox(tree, layer, &mut files.md5sums)?;
+        }
+        unpacked.push((p, control, files));
+    }
+    let mtime = tree.newest(layer);
+    let dir = "var/lib/dpkg/status.d";
+    for (p, control, files) in &unpacked {
+        let status =
+            synth::status_paragraph(control, &p.name, &p.version, &p.source, &p.source_version);
+        add_text(
+            tree,
+            layer,
+            &format!("{dir}/{}", p.name),
+            status.as_bytes(),
+            mtime,
+        )?;
+        let sums = synth::md5sums(&files.md5sums);
+        add_text(
+            tree,
+            layer,
+            &format!("{dir}/{}.md5sums", p.name),
+            sums.as_bytes(),
+            mtime,
+        )?;
+    }
+    Ok(())
+}
+
+/// Waits for a layer's compression thread and names what made the layer.
+fn join_layer(
+    (handle, created_by): (
+        ScopedJoinHandle<'_, Result<LayerBlob, bareboat_oci::Error>>,
+        String,
+    ),
+) -> Result<BuiltLayer, BuildError> {
+    let blob = handle.join().expect("a layer writer panicked")?;
+    Ok(BuiltLayer {
+        created: format_rfc3339(blob.created),
+        blob,
+        created_by,
     })
 }
 

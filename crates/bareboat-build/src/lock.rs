@@ -54,6 +54,26 @@ pub fn sources_for(spec: &Spec, settings: &Settings) -> Result<Vec<Source>, Erro
     Ok(sources)
 }
 
+/// Resolves `spec` afresh, with no earlier lock to keep versions from.
+pub async fn resolve_fresh(
+    spec: &Spec,
+    settings: &Settings,
+    client: &Client,
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<Lockfile, Error> {
+    resolve(
+        spec,
+        settings,
+        None,
+        &Upgrade::Nothing,
+        client,
+        cache,
+        progress,
+    )
+    .await
+}
+
 /// Resolves `spec` into a lockfile. With a `previous` lock, its versions are kept where
 /// still available, except for the packages `upgrade` names.
 pub async fn resolve(
@@ -133,6 +153,7 @@ pub async fn resolve(
                 suite: universe.source_of(selected.id).source.suite.clone(),
                 filename: p.filename().to_string(),
                 size: p.size(),
+                installed_size: p.installed_size(),
                 sha256: p.sha256(),
                 reasons: selected.reasons.clone(),
             });

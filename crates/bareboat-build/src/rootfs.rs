@@ -514,25 +514,14 @@ impl Rootfs {
                 let kind = match &node.kind {
                     NodeKind::Dir => Kind::Dir,
                     NodeKind::Symlink(t) => Kind::Symlink(t.clone()),
-                    NodeKind::File { offset, size, .. } => match carrier.get(path.as_str()) {
+                    NodeKind::File { .. } => match carrier.get(path.as_str()) {
                         Some(first) if first != path => Kind::Hardlink(first.to_string()),
-                        _ => Kind::File {
-                            source: self.staging.path().to_path_buf(),
-                            offset: *offset,
-                            size: *size,
-                        },
+                        _ => self.staged_content(&node.kind),
                     },
                     NodeKind::Hardlink(target) => {
                         let first = carrier[target.as_str()];
                         if first == path {
-                            match &nodes[target].kind {
-                                NodeKind::File { offset, size, .. } => Kind::File {
-                                    source: self.staging.path().to_path_buf(),
-                                    offset: *offset,
-                                    size: *size,
-                                },
-                                _ => unreachable!("hard links point at files"),
-                            }
+                            self.staged_content(&nodes[target].kind)
                         } else {
                             Kind::Hardlink(first.to_string())
                         }
@@ -548,6 +537,25 @@ impl Rootfs {
                 }
             })
             .collect()
+    }
+
+    /// The layer entry kind that reads a staged file's content.
+    fn staged_content(&self, kind: &NodeKind) -> Kind {
+        let NodeKind::File {
+            offset,
+            size,
+            sha256,
+            ..
+        } = kind
+        else {
+            unreachable!("hard links point at files")
+        };
+        Kind::File {
+            source: self.staging.path().to_path_buf(),
+            offset: *offset,
+            size: *size,
+            sha256: *sha256,
+        }
     }
 
     fn filter_mode(&self, path: &str, mode: u32, kind: &NodeKind) -> u32 {

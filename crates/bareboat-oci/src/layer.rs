@@ -5,14 +5,21 @@
 //! and mtimes clamped to `SOURCE_DATE_EPOCH` when it is set. Compression has fixed settings,
 //! and parallel gzip cuts its input into fixed-size blocks, so the output does not depend
 //! on the number of threads.
+//!
+//! That makes a layer's bytes a function of its identity (its entries, their contents'
+//! SHA256 and the writer's settings), so a writer given a memo directory records what each
+//! identity compressed to and, when the layout already holds that blob, reuses it instead of
+//! compressing again: rebuilding an image rewrites only the layers that changed.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gzp::ZWriter;
 use gzp::deflate::Gzip;
 use gzp::par::compress::{ParCompress, ParCompressBuilder};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::Error;
 use crate::digest::{Digest, HashingWriter};
@@ -51,10 +58,13 @@ impl std::str::FromStr for Compression {
 pub enum Kind {
     Dir,
     /// A regular file: `size` bytes at `offset` in `source`, read when the layer is written.
+    /// `sha256` is the content's digest as the caller knows it; it names the content in the
+    /// layer's identity.
     File {
         source: PathBuf,
         offset: u64,
         size: u64,
+        sha256: [u8; 32],
     },
     Symlink(String),
     /// A hard link to an earlier entry of the same layer.
@@ -100,11 +110,22 @@ pub struct LayerBlob {
     pub created: u64,
 }
 
+/// What a memo records of a written layer.
+#[derive(Serialize, Deserialize)]
+struct Recorded {
+    digest: String,
+    diff_id: String,
+    size: u64,
+    uncompressed_size: u64,
+    created: u64,
+}
+
 /// Writes layers with fixed settings.
 pub struct LayerWriter {
     compression: Compression,
     source_date_epoch: Option<u64>,
     threads: usize,
+    memo: Option<PathBuf>,
 }
 
 /// Compressed blocks are this large, whatever the number of threads.
@@ -117,7 +138,15 @@ impl LayerWriter {
             compression,
             source_date_epoch,
             threads,
+            memo: None,
         }
+    }
+
+    /// Records each written layer in `dir`, and reuses a layout's blob for a layer whose
+    /// identity was written before.
+    pub fn memo(mut self, dir: &Path) -> LayerWriter {
+        self.memo = Some(dir.to_path_buf());
+        self
     }
 
     /// Sets the number of compression threads (at least one); the output does not change.
@@ -126,8 +155,78 @@ impl LayerWriter {
         self
     }
 
-    /// Writes `entries`, in order, as a compressed tar blob into `layout`.
+    /// Writes `entries`, in order, as a compressed tar blob into `layout`, or finds that the
+    /// layout holds it already.
     pub fn write(&self, layout: &Layout, entries: &[Entry]) -> Result<LayerBlob, Error> {
+        let Some(memo) = &self.memo else {
+            return self.compress(layout, entries);
+        };
+        let record = memo.join(format!("{}.json", self.identity(entries)));
+        if let Some(blob) = self.recall(layout, &record) {
+            return Ok(blob);
+        }
+        let blob = self.compress(layout, entries)?;
+        let recorded = Recorded {
+            digest: blob.digest.to_string(),
+            diff_id: blob.diff_id.to_string(),
+            size: blob.size,
+            uncompressed_size: blob.uncompressed_size,
+            created: blob.created,
+        };
+        let json = serde_json::to_vec(&recorded).expect("a record serializes");
+        crate::layout::write_atomic(&record, &json)?;
+        Ok(blob)
+    }
+
+    /// Everything a layer's bytes depend on, hashed: the format, the settings, and each
+    /// entry as it will be written.
+    fn identity(&self, entries: &[Entry]) -> String {
+        let mut h = Sha256::new();
+        h.update(format!(
+            "bareboat {} layer: {:?}, gzip blocks of {GZIP_BLOCK}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.compression
+        ));
+        let clamp = self.source_date_epoch.unwrap_or(u64::MAX);
+        for e in entries {
+            let kind = match &e.kind {
+                Kind::Dir => "dir".to_string(),
+                Kind::File { size, sha256, .. } => format!("file {size} {}", hex::encode(sha256)),
+                Kind::Symlink(t) => format!("symlink {t}"),
+                Kind::Hardlink(t) => format!("hardlink {t}"),
+            };
+            let (mode, uid, gid, mtime) = (e.mode, e.uid, e.gid, e.mtime.min(clamp));
+            h.update(format!(
+                "{}\0{kind}\0{mode:o} {uid} {gid} {mtime}\n",
+                e.path
+            ));
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// The blob an identity was written to before, if the record is sound and the layout
+    /// holds the blob whole. A reused record is touched, so pruning keeps it.
+    fn recall(&self, layout: &Layout, record: &Path) -> Option<LayerBlob> {
+        let recorded: Recorded = serde_json::from_slice(&std::fs::read(record).ok()?).ok()?;
+        let digest: Digest = recorded.digest.parse().ok()?;
+        let on_disk = std::fs::metadata(layout.blob_path(&digest)).ok()?.len();
+        if on_disk != recorded.size {
+            return None;
+        }
+        if let Ok(f) = File::options().write(true).open(record) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        Some(LayerBlob {
+            digest,
+            diff_id: recorded.diff_id.parse().ok()?,
+            size: recorded.size,
+            uncompressed_size: recorded.uncompressed_size,
+            media_type: self.compression.media_type(),
+            created: recorded.created,
+        })
+    }
+
+    fn compress(&self, layout: &Layout, entries: &[Entry]) -> Result<LayerBlob, Error> {
         let tmp = layout.temp_blob()?;
         let file = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
         let compressor = self.compressor(HashingWriter::new(BufWriter::new(file)))?;
@@ -234,6 +333,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Res
             source,
             offset,
             size,
+            ..
         } => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(*size);
@@ -284,6 +384,7 @@ mod tests {
                     source: data,
                     offset: 0,
                     size: content.len() as u64,
+                    sha256: Sha256::digest(&content).into(),
                 },
                 mode: 0o644,
                 uid: 0,
@@ -367,5 +468,40 @@ mod tests {
             .collect();
         assert_eq!(times, [100, 150, 150]);
         assert_eq!(blob.created, 150);
+    }
+
+    #[test]
+    fn memo_reuses_a_layout_blob_only_for_the_same_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = dir.path().join("memo");
+        std::fs::create_dir(&memo).unwrap();
+        let layout = Layout::create(&dir.path().join("layout")).unwrap();
+        let writer = LayerWriter::new(Compression::Gzip, None).memo(&memo);
+        let entries = entries(dir.path());
+        let first = writer.write(&layout, &entries).unwrap();
+
+        // With the content gone, only a memo hit can produce the layer.
+        std::fs::remove_file(dir.path().join("data")).unwrap();
+        assert_eq!(writer.write(&layout, &entries).unwrap(), first);
+
+        // Another layout lacks the blob, so the layer must be compressed again.
+        let other = Layout::create(&dir.path().join("other")).unwrap();
+        assert!(writer.write(&other, &entries).is_err());
+
+        // Any change to an entry is another identity.
+        let mut changed = entries.clone();
+        changed[1].mode = 0o600;
+        assert!(writer.write(&layout, &changed).is_err());
+        let mut changed = entries.clone();
+        changed[2].kind = Kind::Symlink("elsewhere".into());
+        let blob = writer.write(&layout, &changed);
+        assert!(
+            blob.is_err(),
+            "a new identity compresses, and the content is gone"
+        );
+
+        // A clamp that changes mtimes is another identity too.
+        let clamped = LayerWriter::new(Compression::Gzip, Some(150)).memo(&memo);
+        assert!(clamped.write(&layout, &entries).is_err());
     }
 }

@@ -39,10 +39,7 @@ impl Layout {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let layout = Layout {
-                    root: root.to_path_buf(),
-                };
-                layout.write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+                write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
             }
             Err(e) => return Err(Error::io(&marker, e)),
         }
@@ -140,7 +137,7 @@ impl Layout {
         }
         index.set_manifests(manifests);
         let bytes = crate::image::canonical_json(&index)?;
-        self.write_atomic(&self.root.join("index.json"), &bytes)
+        write_atomic(&self.root.join("index.json"), &bytes)
     }
 
     /// Copies the image (or index) `top` and every blob it reaches into `to`, keeping digests.
@@ -179,15 +176,17 @@ impl Layout {
         }
         Ok(())
     }
+}
 
-    fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), Error> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&self.root)
-            .map_err(|e| Error::io(&self.root, e))?;
-        tmp.write_all(bytes).map_err(|e| Error::io(dest, e))?;
-        tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
-        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-        Ok(())
-    }
+/// Writes `bytes` to `dest` through a temporary file beside it, so readers see all or nothing.
+pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(dest, e))?;
+    tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    Ok(())
 }

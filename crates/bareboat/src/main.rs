@@ -86,12 +86,11 @@ bareboat lock catalog:cc --offline               re-lock from the cache alone"
         #[command(subcommand)]
         command: CacheCommand,
     },
-    /// List the built-in images, their variants and packages
-    Catalog {
-        /// Release whose package sets to show
-        #[arg(long, default_value = "trixie")]
-        release: String,
-    },
+    /// List the built-in images, their variants, packages and sizes
+    #[command(
+        after_help = "Sizes come from resolving each image against the archive's indexes (cached after the first run): the .deb downloads, and Debian's Installed-Size before slicing drops documentation.\n\nExample:\n  bareboat catalog --release bookworm --arch arm64"
+    )]
+    Catalog(CatalogArgs),
 }
 
 #[derive(Subcommand)]
@@ -198,6 +197,18 @@ struct LockArgs {
 }
 
 #[derive(Args)]
+struct CatalogArgs {
+    /// Release whose package sets to show: trixie (13) or bookworm (12)
+    #[arg(long, default_value = "trixie")]
+    release: String,
+    /// Architecture to size the images for
+    #[arg(long, default_value = "amd64")]
+    arch: String,
+    #[command(flatten)]
+    archive: ArchiveArgs,
+}
+
+#[derive(Args)]
 struct FetchArgs {
     /// The lockfile whose packages to fetch
     #[arg(long, default_value = "bareboat.lock")]
@@ -244,7 +255,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lock(args) => runtime.block_on(cmd_lock(args, &cache_root, cli.json)),
         Command::Fetch(args) => runtime.block_on(cmd_fetch(args, &cache_root, cli.json)),
         Command::Cache { command } => cmd_cache(command, &cache_root, cli.json),
-        Command::Catalog { release } => cmd_catalog(&release, cli.json),
+        Command::Catalog(args) => runtime.block_on(cmd_catalog(args, &cache_root, cli.json)),
     }
 }
 
@@ -483,16 +494,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         }
         _ => {
             let bar = progress::Bar::new("indexes");
-            let lock = lock::resolve(
-                &spec,
-                &settings,
-                None,
-                &Upgrade::Nothing,
-                &client,
-                &cache,
-                &bar,
-            )
-            .await?;
+            let lock = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
             bar.finish();
             if let Some(path) = &lock_path {
                 lock.write(path)?;
@@ -664,23 +666,50 @@ fn cmd_cache(command: CacheCommand, root: &Path, json: bool) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_catalog(release: &str, json: bool) -> Result<ExitCode> {
-    let release = Distribution::parse(release)?;
+async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let release = Distribution::parse(&args.release)?;
+    if !bareboat_build::spec::ARCHES.contains(&args.arch.as_str()) {
+        bail!(
+            "unsupported architecture {:?}; use one of {}",
+            args.arch,
+            bareboat_build::spec::ARCHES.join(", ")
+        );
+    }
+    let settings = settings(&args.archive)?;
+    let cache = Cache::open(cache_root)?;
+    let client = Client::new()?;
+    let bar = progress::Bar::new("indexes");
+    let mut rows = Vec::new();
+    for image in catalog::IMAGES {
+        let spec = catalog::spec(image.name, None, release, vec![args.arch.clone()])?;
+        let lock = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar)
+            .await
+            .with_context(|| format!("resolving catalog:{}", image.name))?;
+        rows.push((image, spec, lock));
+    }
+    bar.finish();
     let variants: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
     if json {
-        let images: Vec<_> = catalog::IMAGES
+        let images: Vec<_> = rows
             .iter()
-            .map(|i| {
-                let spec = catalog::spec(i.name, None, release, vec!["amd64".into()])
-                    .expect("catalogue images resolve");
+            .map(|(i, spec, lock)| {
+                let packages: Vec<_> = lock
+                    .packages
+                    .iter()
+                    .map(|p| json!({"name": p.name, "version": p.version, "size": p.size, "installed_size": p.installed_size}))
+                    .collect();
                 json!({
                     "name": i.name,
                     "parent": i.parent,
                     "summary": i.summary,
                     "release": release.codename(),
+                    "arch": args.arch,
                     "variants": variants,
-                    "packages": spec.packages.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "requested": spec.packages.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "exclude": spec.exclude,
+                    "packages": packages,
+                    "download_size": lock.packages.iter().map(|p| p.size).sum::<u64>(),
+                    "installed_size": lock.packages.iter().map(|p| p.installed_size).sum::<u64>(),
                 })
             })
             .collect();
@@ -688,19 +717,34 @@ fn cmd_catalog(release: &str, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "Catalogue images for Debian {} ({release}); variants: {}",
+        "Catalogue images for Debian {} ({release}, {}); variants: {}",
         release.version(),
+        args.arch,
         variants.join(", ")
     );
-    for i in catalog::IMAGES {
-        let parent = i.parent.map(|p| format!("{p} + ")).unwrap_or_default();
-        println!("  catalog:{:<11} {}", i.name, i.summary);
+    println!(
+        "  {:<20} {:>8} {:>10} {:>10}  summary",
+        "image", "packages", "debs", "installed"
+    );
+    for (i, _, lock) in &rows {
+        let download = lock.packages.iter().map(|p| p.size).sum();
+        let installed = lock.packages.iter().map(|p| p.installed_size).sum();
         println!(
-            "  {:19} packages: {parent}{}",
+            "  {:<20} {:>8} {:>10} {:>10}  {}",
+            format!("catalog:{}", i.name),
+            lock.packages.len(),
+            human_bytes(download),
+            human_bytes(installed),
+            i.summary
+        );
+        let parent = i.parent.map(|p| format!("{p} + ")).unwrap_or_default();
+        println!(
+            "  {:20} requests: {parent}{}",
             "",
             i.own_packages(release).join(" ")
         );
     }
+    println!("  debug variants add busybox-static; installed sizes are before slicing");
     Ok(ExitCode::SUCCESS)
 }
 

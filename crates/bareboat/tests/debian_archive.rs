@@ -178,3 +178,57 @@ fn python3_spec_locks_without_dpkg() {
     assert!(!n.iter().any(|x| x == "dpkg"), "{n:?}");
     assert!(excluded(&r).contains(&"dpkg".to_string()));
 }
+
+#[test]
+fn catalog_lists_each_image_with_its_packages_and_sizes() {
+    require_host_mirror();
+    let out = Command::new(env!("CARGO_BIN_EXE_bareboat"))
+        .arg("--cache")
+        .arg(cache())
+        .args(["--json", "catalog", "--arch", "arm64"])
+        .env_remove("BAREBOAT_MIRROR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let images: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = images.as_array().unwrap();
+    let names: Vec<&str> = images.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["static", "base-nossl", "base", "cc"]);
+    let mut previous = 0;
+    for image in images {
+        let packages = image["packages"].as_array().unwrap();
+        let sum = |field: &str| {
+            packages
+                .iter()
+                .map(|p| p[field].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        assert!(
+            packages
+                .iter()
+                .all(|p| p["installed_size"].as_u64() > Some(0)),
+            "{image}"
+        );
+        assert_eq!(image["download_size"].as_u64(), Some(sum("size")));
+        assert_eq!(
+            image["installed_size"].as_u64(),
+            Some(sum("installed_size"))
+        );
+        assert_eq!(image["arch"], "arm64");
+        // Each image stacks on the one before, so it is larger.
+        let installed = sum("installed_size");
+        assert!(installed > previous, "{}", image["name"]);
+        previous = installed;
+    }
+    let cc = &images[3]["packages"];
+    assert!(
+        cc.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "libstdc++6")
+    );
+}

@@ -1,6 +1,6 @@
 //! Catalogue images built from the real Debian archive (through the host's apt mirror),
-//! checked with umoci, oci-image-tool and skopeo, and booted with runc (and qemu-user for
-//! arm64). Test programs are compiled here with the host's gcc.
+//! checked with umoci, oci-image-tool and skopeo, and booted with runc and podman (and
+//! qemu-user for arm64). Test programs are compiled here with the host's gcc.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,7 +22,7 @@ fn tool(name: &str) -> String {
         .unwrap();
     assert!(
         found.status.success(),
-        "{name} is not installed: .ci/run installs it (apt-get install runc umoci skopeo oci-image-tool qemu-user-static gcc-aarch64-linux-gnu)"
+        "{name} is not installed: .ci/run installs it (apt-get install runc podman python3 umoci skopeo oci-image-tool qemu-user-static gcc-aarch64-linux-gnu)"
     );
     String::from_utf8(found.stdout).unwrap().trim().to_string()
 }
@@ -529,4 +529,95 @@ fn arm64_images_run_under_qemu() {
         .arg(&rootfs)
         .arg(rootfs.join("hello")));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello from C"));
+}
+
+/// A runc for podman that drops the process rlimits from each bundle's config first: this
+/// sandbox refuses setrlimit, and podman always asks for RLIMIT_NOFILE and RLIMIT_NPROC.
+const RUNC_WITHOUT_RLIMITS: &str = r#"#!/bin/sh
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--bundle" ] || [ "$prev" = "-b" ]; then
+    python3 -c 'import json, sys
+p = sys.argv[1] + "/config.json"
+c = json.load(open(p))
+c["process"].pop("rlimits", None)
+json.dump(c, open(p, "w"))' "$a" || exit 1
+  fi
+  prev="$a"
+done
+exec runc "$@"
+"#;
+
+#[test]
+fn multi_arch_index_reads_back_and_podman_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = build(
+        dir.path(),
+        &[
+            "catalog:static:debug",
+            "--arch",
+            "amd64,arm64",
+            "-o",
+            "oci:out:multi",
+        ],
+    );
+    let index = run(Command::new(tool("skopeo")).current_dir(dir.path()).args([
+        "inspect",
+        "--raw",
+        "oci:out:multi",
+    ]));
+    let index: Value = serde_json::from_slice(&index.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<(&str, &str)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            (
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(platforms, [("linux", "amd64"), ("linux", "arm64")]);
+
+    // skopeo picks the arm64 image out of the index and checks its blobs on the way.
+    run(Command::new(tool("skopeo")).current_dir(dir.path()).args([
+        "--override-arch",
+        "arm64",
+        "copy",
+        "oci:out:multi",
+        "dir:arm64",
+    ]));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("arm64/manifest.json")).unwrap())
+            .unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("arm64").join(&config["sha256:".len()..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(report["images"][1]["arch"], "arm64");
+
+    // podman pulls the host's image out of the index into its own store and runs it.
+    let runtime = dir.path().join("runc-without-rlimits");
+    std::fs::write(&runtime, RUNC_WITHOUT_RLIMITS).unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&runtime, executable).unwrap();
+    let out = run(Command::new(tool("podman"))
+        .current_dir(dir.path())
+        .arg("--root")
+        .arg(dir.path().join("podman/root"))
+        .arg("--runroot")
+        .arg(dir.path().join("podman/run"))
+        .args(["--storage-driver", "vfs", "--runtime"])
+        .arg(&runtime)
+        .args(["run", "--rm", "--network=none", "oci:out:multi"])
+        .args(["-c", "echo ok; id -u"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n65532\n");
 }
