@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::cache::Cache;
+use crate::contents::ContentsIndex;
 use crate::download::{Client, Expected, Progress};
 use crate::index::{Compression, Package, PackageIndex};
 use crate::keyring::Keyring;
@@ -103,13 +104,13 @@ impl Universe {
     }
 }
 
-async fn load_source(
+/// Fetches (or, offline, reads back) a source's InRelease and verifies it.
+async fn load_release(
     client: &Client,
     cache: &Cache,
     source: &Source,
     opts: &LoadOptions,
-    progress: &dyn Progress,
-) -> Result<LoadedSource, Error> {
+) -> Result<Release, Error> {
     let url = source.dists_url("InRelease");
     let cached = cache.release_path(&url);
     let keyring = match &source.keyring {
@@ -138,7 +139,17 @@ async fn load_source(
     if !opts.offline {
         cache.write_atomic(&cached, text.as_bytes())?;
     }
+    Ok(release)
+}
 
+async fn load_source(
+    client: &Client,
+    cache: &Cache,
+    source: &Source,
+    opts: &LoadOptions,
+    progress: &dyn Progress,
+) -> Result<LoadedSource, Error> {
+    let release = load_release(client, cache, source, opts).await?;
     let mut wanted = Vec::new();
     for component in &source.components {
         wanted.push(pick_index(&release, source, component, &opts.arch)?);
@@ -152,14 +163,17 @@ async fn load_source(
         }
     }
     let indexes = try_join_all(wanted.into_iter().map(|(path, entry, compression)| {
-        load_index(
+        let file = DistsFile {
+            path,
+            entry,
+            compression,
+        };
+        load_parsed::<PackageIndex>(
             client,
             cache,
             source,
             &release,
-            path,
-            entry,
-            compression,
+            file,
             opts.offline,
             progress,
         )
@@ -232,23 +246,78 @@ fn pick_index(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn load_index(
+/// A dists file the Release lists: where it is, and what it must hash to.
+struct DistsFile {
+    path: String,
+    entry: IndexEntry,
+    compression: Compression,
+}
+
+/// An index kept in the cache in parsed form.
+trait Parsed: Sized + Send + 'static {
+    fn load(path: &std::path::Path) -> Result<Self, Error>;
+    fn parse(
+        input: std::io::BufReader<std::fs::File>,
+        c: Compression,
+        what: &str,
+    ) -> Result<Self, Error>;
+    fn write(&self, out: &mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>;
+}
+
+impl Parsed for PackageIndex {
+    fn load(path: &std::path::Path) -> Result<Self, Error> {
+        PackageIndex::load(path)
+    }
+    fn parse(
+        input: std::io::BufReader<std::fs::File>,
+        c: Compression,
+        what: &str,
+    ) -> Result<Self, Error> {
+        PackageIndex::parse(input, c, what)
+    }
+    fn write(&self, out: &mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()> {
+        self.write_to(out)
+    }
+}
+
+impl Parsed for ContentsIndex {
+    fn load(path: &std::path::Path) -> Result<Self, Error> {
+        ContentsIndex::load(path)
+    }
+    fn parse(
+        input: std::io::BufReader<std::fs::File>,
+        c: Compression,
+        what: &str,
+    ) -> Result<Self, Error> {
+        ContentsIndex::parse(input, c, what)
+    }
+    fn write(&self, out: &mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()> {
+        self.write_to(out)
+    }
+}
+
+/// Loads a dists file in parsed form: from the cache, named by the SHA256 the Release gives
+/// the file, or else downloaded (by hash when the archive supports it), verified, parsed as
+/// it streams, and cached.
+async fn load_parsed<T: Parsed>(
     client: &Client,
     cache: &Cache,
     source: &Source,
     release: &Release,
-    path: String,
-    entry: IndexEntry,
-    compression: Compression,
+    file: DistsFile,
     offline: bool,
     progress: &dyn Progress,
-) -> Result<PackageIndex, Error> {
+) -> Result<T, Error> {
+    let DistsFile {
+        path,
+        entry,
+        compression,
+    } = file;
     let parsed = cache.index_path(&entry.sha256);
     if parsed.exists() {
         cache.touch(&parsed);
         let p = parsed.clone();
-        match tokio::task::spawn_blocking(move || PackageIndex::load(&p))
+        match tokio::task::spawn_blocking(move || T::load(&p))
             .await
             .expect("index loader panicked")
         {
@@ -296,7 +365,7 @@ async fn load_index(
     let tmp_path: PathBuf = tmp.path().to_path_buf();
     let index = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
-        PackageIndex::parse(
+        T::parse(
             std::io::BufReader::with_capacity(1 << 16, f),
             compression,
             &what,
@@ -308,12 +377,47 @@ async fn load_index(
     let mut out = cache.temp_file()?;
     let mut writer = std::io::BufWriter::new(out.as_file_mut());
     index
-        .write_to(&mut writer)
+        .write(&mut writer)
         .and_then(|()| std::io::Write::flush(&mut writer))
         .map_err(|e| Error::io(&parsed, e))?;
     drop(writer);
     cache.commit(out, &parsed)?;
     Ok(index)
+}
+
+/// The Contents indexes of a loaded universe's sources, one per component that publishes
+/// one, verified against the same Release files as its package indexes.
+pub async fn load_contents(
+    client: &Client,
+    cache: &Cache,
+    universe: &Universe,
+    offline: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<ContentsIndex>, Error> {
+    let mut wanted = Vec::new();
+    for loaded in &universe.sources {
+        for component in &loaded.source.components {
+            let base = format!("{component}/Contents-{}", universe.arch);
+            let found = [Compression::Gzip, Compression::Xz, Compression::None]
+                .into_iter()
+                .find_map(|c| {
+                    let path = format!("{base}{}", c.extension());
+                    loaded.release.files.get(&path).map(|entry| DistsFile {
+                        path,
+                        entry: entry.clone(),
+                        compression: c,
+                    })
+                });
+            if let Some(file) = found {
+                wanted.push((loaded, file));
+            }
+        }
+    }
+    try_join_all(wanted.into_iter().map(|(loaded, file)| async move {
+        let (source, release) = (&loaded.source, &loaded.release);
+        load_parsed(client, cache, source, release, file, offline, progress).await
+    }))
+    .await
 }
 
 #[cfg(test)]

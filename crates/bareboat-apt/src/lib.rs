@@ -27,6 +27,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod contents;
 pub mod deb;
 pub mod download;
 mod error;

@@ -2,7 +2,6 @@
 //! unpacked, completed with synthesized files, and written as deterministic layers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
 use std::thread::ScopedJoinHandle;
 
 use bareboat_apt::cache::Cache;
@@ -17,8 +16,11 @@ use oci_spec::image::Descriptor;
 use serde::Serialize;
 
 use crate::catalog::Variant;
+use crate::deps::{self, Analysis, FileKind};
+use crate::hostfiles::{self, HostKind};
+use crate::lock;
 use crate::policy::{self, MERGED_DIRS, Slicing};
-use crate::rootfs::{Content, Limits, Rootfs, TreeError};
+use crate::rootfs::{Content, Limits, NodeKind, Rootfs, TreeError};
 use crate::spec::Spec;
 use crate::synth;
 
@@ -93,6 +95,8 @@ pub fn build_arch(
     layout: &Layout,
     opts: &BuildOptions,
 ) -> Result<BuiltImage, BuildError> {
+    let spec = &spec.with_auto_deps(&lock::auto_packages(lock, arch));
+    let analysis = lock::analyze_files(spec).map_err(|e| BuildError::Spec(e.to_string()))?;
     let locked: Vec<&LockedPackage> = lock.packages.iter().filter(|p| p.target == arch).collect();
     if locked.is_empty() {
         return Err(BuildError::Spec(format!(
@@ -147,6 +151,7 @@ pub fn build_arch(
         if !spec.files.is_empty() {
             let layer = tree.push_layer();
             add_host_files(&mut tree, layer, spec)?;
+            check_needs(&tree, &analysis, arch, spec.auto_deps)?;
             let files: Vec<String> = spec.files.iter().map(|f| format!("/{}", f.dst)).collect();
             finish(
                 &tree,
@@ -523,88 +528,64 @@ fn synthesize_config(
 
 /// Copies the spec's host files and directories into `layer`.
 fn add_host_files(tree: &mut Rootfs, layer: usize, spec: &Spec) -> Result<(), BuildError> {
-    for f in &spec.files {
-        let meta = std::fs::symlink_metadata(&f.src)
-            .map_err(|e| BuildError::Spec(format!("files: {}: {e}", f.src.display())))?;
-        if meta.is_dir() {
-            add_host_dir(tree, layer, &f.src, &f.dst, f)?;
-        } else {
-            add_host_file(tree, layer, &f.src, &f.dst, f, &meta)?;
+    for e in hostfiles::expand(&spec.files).map_err(BuildError::Spec)? {
+        let owner = (e.uid, e.gid);
+        match &e.kind {
+            HostKind::Dir => tree.add_dir(layer, &e.dst, e.mode, owner, e.mtime)?,
+            HostKind::Symlink(target) => tree.add_symlink(layer, &e.dst, target, e.mtime)?,
+            HostKind::File => {
+                let content = Content::Host(&e.src);
+                tree.add_file(layer, &e.dst, content, e.mode, owner, e.mtime)?
+            }
         }
     }
     Ok(())
 }
 
-fn add_host_dir(
-    tree: &mut Rootfs,
-    layer: usize,
-    src: &Path,
-    dst: &str,
-    f: &crate::spec::FileSpec,
+/// Checks that every added program finds its interpreter and libraries in the finished
+/// tree, as the dynamic loader would look for them.
+fn check_needs(
+    tree: &Rootfs,
+    analysis: &[Analysis],
+    arch: &str,
+    auto_deps: bool,
 ) -> Result<(), BuildError> {
-    let meta = std::fs::metadata(src)
-        .map_err(|e| BuildError::Spec(format!("files: {}: {e}", src.display())))?;
-    tree.add_dir(layer, dst, mode_of(&meta), (f.uid, f.gid), mtime_of(&meta))?;
-    let mut children: Vec<_> = std::fs::read_dir(src)
-        .map_err(|e| BuildError::Spec(format!("files: {}: {e}", src.display())))?
-        .filter_map(|e| e.ok())
-        .collect();
-    children.sort_by_key(|e| e.file_name());
-    for child in children {
-        let name = child.file_name().to_string_lossy().into_owned();
-        let path = child.path();
-        let meta = std::fs::symlink_metadata(&path)
-            .map_err(|e| BuildError::Spec(format!("files: {}: {e}", path.display())))?;
-        let dst = format!("{dst}/{name}");
-        if meta.is_dir() {
-            add_host_dir(tree, layer, &path, &dst, f)?;
-        } else {
-            add_host_file(tree, layer, &path, &dst, f, &meta)?;
+    let present = |path: &str| {
+        tree.resolve(path)
+            .is_some_and(|p| matches!(tree.get(&p).map(|n| &n.kind), Some(NodeKind::File { .. })))
+    };
+    for a in analysis {
+        let FileKind::Dynamic {
+            interpreter,
+            needed,
+            search,
+            ..
+        } = &a.kind
+        else {
+            continue;
+        };
+        let missing = interpreter
+            .iter()
+            .filter(|i| !present(i))
+            .chain(needed.iter().filter(|soname| {
+                !deps::search_paths(soname, search, arch)
+                    .iter()
+                    .any(|p| present(p))
+            }))
+            .next();
+        if let Some(need) = missing {
+            let hint = if auto_deps {
+                "the lock predates this need: run `bareboat lock` to add its package"
+            } else {
+                "add the package that ships it to packages, or turn auto_deps on"
+            };
+            return Err(BuildError::Spec(format!(
+                "{} needs {need}, which the image lacks\n  hint: {hint}",
+                a.path
+            )));
         }
     }
     Ok(())
-}
-
-fn add_host_file(
-    tree: &mut Rootfs,
-    layer: usize,
-    src: &Path,
-    dst: &str,
-    f: &crate::spec::FileSpec,
-    meta: &std::fs::Metadata,
-) -> Result<(), BuildError> {
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(src)
-            .map_err(|e| BuildError::Spec(format!("files: {}: {e}", src.display())))?;
-        tree.add_symlink(layer, dst, &target.to_string_lossy(), mtime_of(meta))?;
-        return Ok(());
-    }
-    if !meta.is_file() {
-        return Err(BuildError::Spec(format!(
-            "files: {} is not a regular file, directory or symlink",
-            src.display()
-        )));
-    }
-    let mode = f.mode.unwrap_or(mode_of(meta));
-    tree.add_file(
-        layer,
-        dst,
-        Content::Host(src),
-        mode,
-        (f.uid, f.gid),
-        mtime_of(meta),
-    )?;
-    Ok(())
-}
-
-fn mode_of(meta: &std::fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o7777
-}
-
-fn mtime_of(meta: &std::fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    meta.mtime().max(0) as u64
 }
 
 /// The image config: numeric user, PATH and SSL_CERT_FILE, then the spec's settings.

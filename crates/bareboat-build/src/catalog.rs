@@ -224,6 +224,7 @@ pub fn spec(
         variant,
         run: Default::default(),
         files: Vec::new(),
+        auto_deps: true,
         ca_certs: Vec::new(),
         users: Vec::new(),
         groups: Vec::new(),

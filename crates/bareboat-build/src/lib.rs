@@ -2,7 +2,10 @@
 //!
 //! - [`spec`] reads `bareboat.toml` and validates it, naming the line of any error;
 //! - [`catalog`] holds the built-in images (`catalog:static`, `catalog:cc`, ...) and variants;
-//! - [`lock`] turns a spec into a lockfile and a lockfile into cached, verified packages.
+//! - [`lock`] turns a spec into a lockfile and a lockfile into cached, verified packages;
+//! - [`hostfiles`] expands the spec's `[[files]]`, and [`deps`] finds what those files need
+//!   at run time (ELF libraries and interpreters, script interpreters);
+//! - [`rootfs`], [`policy`], [`synth`] and [`build`] assemble the image.
 //!
 //! ```
 //! use bareboat_build::catalog;
@@ -13,6 +16,8 @@
 
 pub mod build;
 pub mod catalog;
+pub mod deps;
+pub mod hostfiles;
 pub mod lock;
 pub mod policy;
 pub mod rootfs;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bareboat_apt::Error;
-use bareboat_apt::archive::{LoadOptions, Universe};
+use bareboat_apt::archive::{LoadOptions, Universe, load_contents};
 use bareboat_apt::cache::Cache;
 use bareboat_apt::download::{Client, Expected, Progress};
 use bareboat_apt::keyring::Keyring;
@@ -18,7 +18,52 @@ use bareboat_apt::solver::{SolveRequest, solve};
 use bareboat_apt::sources::{Mirrors, Source};
 use futures::{StreamExt, TryStreamExt};
 
+use crate::deps::{self, Analysis, DepsError, FileKind, Found};
+use crate::hostfiles;
 use crate::spec::Spec;
+
+/// A failure to lock a spec.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(transparent)]
+    Apt(#[from] Error),
+    #[error(transparent)]
+    Deps(#[from] DepsError),
+    #[error("{0}")]
+    Files(String),
+    #[error(
+        "finding the packages of added files needs {0}'s Contents index, which the archive does not publish\n  hint: set auto_deps = false (or --no-auto-deps) and name the packages yourself"
+    )]
+    NoContents(String),
+}
+
+/// A lock, and what was found for the spec's added files on each architecture.
+#[derive(Debug)]
+pub struct Resolution {
+    pub lock: Lockfile,
+    pub auto: Vec<(String, Found)>,
+}
+
+/// The reason a lock gives a package that an added file needs.
+pub const NEEDED: &str = "needed: ";
+
+/// The packages a lock added for the spec's files on `arch`.
+pub fn auto_packages(lock: &Lockfile, arch: &str) -> Vec<String> {
+    lock.packages
+        .iter()
+        .filter(|p| p.target == arch && p.reasons.iter().any(|r| r.starts_with(NEEDED)))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Analyses the spec's added files, if it asks for auto-deps.
+pub fn analyze_files(spec: &Spec) -> Result<Vec<Analysis>, LockError> {
+    if !spec.auto_deps || spec.files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries = hostfiles::expand(&spec.files).map_err(LockError::Files)?;
+    Ok(deps::analyze_all(&entries)?)
+}
 
 /// Where and how to reach the archive.
 #[derive(Clone, Debug)]
@@ -61,7 +106,7 @@ pub async fn resolve_fresh(
     client: &Client,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<Lockfile, Error> {
+) -> Result<Resolution, LockError> {
     resolve(
         spec,
         settings,
@@ -84,8 +129,29 @@ pub async fn resolve(
     client: &Client,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<Lockfile, Error> {
+) -> Result<Resolution, LockError> {
     let sources = sources_for(spec, settings)?;
+    let analysis = analyze_files(spec)?;
+    let needs_lookup = analysis
+        .iter()
+        .any(|a| matches!(a.kind, FileKind::Dynamic { .. } | FileKind::Script { .. }));
+    let added: std::collections::HashSet<String> = if needs_lookup {
+        hostfiles::expand(&spec.files)
+            .map_err(LockError::Files)?
+            .into_iter()
+            .map(|e| bareboat_apt::contents::merged_usr(&e.dst))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let entrypoint = spec
+        .run
+        .entrypoint
+        .as_ref()
+        .or(spec.run.cmd.as_ref())
+        .and_then(|c| c.first())
+        .map(String::as_str);
+    let mut auto = Vec::new();
     let keyring = Arc::new(match &settings.keyring {
         Some(path) => Keyring::from_file(path)?,
         None => Keyring::debian(),
@@ -117,11 +183,36 @@ pub async fn resolve(
                 .collect(),
             _ => HashMap::new(),
         };
-        let request = SolveRequest {
+        let mut request = SolveRequest {
             packages: spec.packages.clone(),
             exclude: spec.exclude.clone(),
             prefer,
         };
+        let mut found = Found::default();
+        if !analysis.is_empty() {
+            // What the spec installs anyway meets a need without adding anything.
+            let installed = solve(&universe, &request)?
+                .packages
+                .iter()
+                .map(|s| universe.package(s.id).name().to_string())
+                .collect();
+            let contents = if needs_lookup {
+                let contents =
+                    load_contents(client, cache, &universe, settings.offline, progress).await?;
+                if contents.is_empty() {
+                    return Err(LockError::NoContents(format!("{} {arch}", spec.release)));
+                }
+                contents
+            } else {
+                Vec::new()
+            };
+            found =
+                deps::find_packages(&analysis, arch, &added, &contents, &installed, entrypoint)?;
+            let names: Vec<String> = found.packages.keys().cloned().collect();
+            let with = spec.with_auto_deps(&names);
+            request.packages = with.packages;
+            request.exclude = with.exclude;
+        }
         let solution = solve(&universe, &request)?;
         if lock.sources.is_empty() {
             lock.sources = universe
@@ -155,7 +246,10 @@ pub async fn resolve(
                 size: p.size(),
                 installed_size: p.installed_size(),
                 sha256: p.sha256(),
-                reasons: selected.reasons.clone(),
+                reasons: match found.packages.get(p.name()) {
+                    Some(needs) => needs.iter().map(|n| format!("{NEEDED}{n}")).collect(),
+                    None => selected.reasons.clone(),
+                },
             });
         }
         lock.exclusions
@@ -164,9 +258,12 @@ pub async fn resolve(
                 target: arch.clone(),
                 dropped: x.dropped,
             }));
+        if !analysis.is_empty() {
+            auto.push((arch.clone(), found));
+        }
     }
     lock.normalize();
-    Ok(lock)
+    Ok(Resolution { lock, auto })
 }
 
 /// What fetching a lock's packages did.

@@ -30,9 +30,11 @@
 //! keep = ["usr/share/doc/**"]
 //! drop = ["usr/share/zoneinfo/right/**"]
 //!
+//! auto_deps = true            # add the packages that added programs and scripts need
+//!
 //! [[files]]                   # files or directories from the host, in a layer of their own
-//! src = "target/release/server"
-//! dst = "/app/server"
+//! src = "target/release/server"  # a file, a directory, or a glob such as "dist/*.so"
+//! dst = "/app/server"            # for a glob: the directory the matches go into
 //! mode = "0755"               # default: the host file's permission bits
 //! owner = "65532:65532"       # default: 0:0
 //!
@@ -101,6 +103,7 @@ struct RawSpec {
     slice: SliceSpec,
     #[serde(default)]
     files: Vec<Spanned<RawFile>>,
+    auto_deps: Option<bool>,
     #[serde(default)]
     users: Vec<Spanned<UserSpec>>,
     #[serde(default)]
@@ -221,6 +224,8 @@ pub struct Spec {
     pub variant: Variant,
     pub run: RunSpec,
     pub files: Vec<FileSpec>,
+    /// Whether to add the packages that the added files need.
+    pub auto_deps: bool,
     pub ca_certs: Vec<PathBuf>,
     pub users: Vec<UserSpec>,
     pub groups: Vec<GroupSpec>,
@@ -515,12 +520,37 @@ impl Spec {
             variant,
             run,
             files,
+            auto_deps: raw.auto_deps.unwrap_or(true),
             ca_certs: raw.ca_certs,
             users: raw.users.into_iter().map(|u| u.into_inner()).collect(),
             groups: raw.groups,
             slice: raw.slice,
             keep_setuid: raw.keep_setuid,
         })
+    }
+}
+
+impl Spec {
+    /// The spec with `packages`, found for its added files, requested in a layer of their
+    /// own below the files.
+    pub fn with_auto_deps(&self, packages: &[String]) -> Spec {
+        let mut spec = self.clone();
+        let new: Vec<String> = packages
+            .iter()
+            .filter(|p| !spec.packages.iter().any(|r| &r.name == *p))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return spec;
+        }
+        spec.packages.extend(new.iter().map(|p| Request::parse(p)));
+        spec.exclude.retain(|x| !new.contains(x));
+        spec.levels.push(Level {
+            name: "auto-deps".into(),
+            roots: new,
+            exclude: Vec::new(),
+        });
+        spec
     }
 }
 

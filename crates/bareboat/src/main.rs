@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use bareboat_apt::cache::Cache;
 use bareboat_apt::download::Client;
 use bareboat_apt::lockfile::{Change, Lockfile};
 use bareboat_apt::sources::{Distribution, Mirrors};
 use bareboat_build::build::{BuildOptions, build_arch};
 use bareboat_build::catalog::{self, Variant};
+use bareboat_build::deps::Found;
 use bareboat_build::lock::{self, Settings, Upgrade};
-use bareboat_build::spec::{Spec, SpecRef};
+use bareboat_build::spec::{FileSpec, Spec, SpecRef};
 use bareboat_oci::image::write_index;
 use bareboat_oci::layer::Compression;
 use bareboat_oci::layout::Layout;
@@ -91,6 +92,14 @@ bareboat lock catalog:cc --offline               re-lock from the cache alone"
         after_help = "Sizes come from resolving each image against the archive's indexes (cached after the first run): the .deb downloads, and Debian's Installed-Size before slicing drops documentation.\n\nExample:\n  bareboat catalog --release bookworm --arch arm64"
     )]
     Catalog(CatalogArgs),
+    /// Show what programs and scripts need at run time, and which packages provide it
+    #[command(
+        after_help = "Each FILE is analysed as if added at DST (default /app/NAME): its ELF interpreter, \
+DT_NEEDED libraries and RUNPATH, or its #! interpreter. Needs are looked up among the files \
+given and in the archive's Contents index; what the base image already installs is not added.\n\n\
+Example:\n  bareboat deps target/release/server --from catalog:cc"
+    )]
+    Deps(DepsArgs),
 }
 
 #[derive(Subcommand)]
@@ -139,10 +148,13 @@ struct ArchiveArgs {
     jobs: u16,
 }
 
+/// The spec a command reads when none is named.
+const DEFAULT_SPEC: &str = "bareboat.toml";
+
 #[derive(Args)]
 struct SpecArgs {
     /// A spec file or catalog:NAME[:VARIANT]
-    #[arg(default_value = "bareboat.toml")]
+    #[arg(default_value = DEFAULT_SPEC)]
     spec: String,
     /// Release for catalogue specs: trixie (13) or bookworm (12)
     #[arg(long)]
@@ -173,7 +185,61 @@ struct BuildArgs {
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
     #[command(flatten)]
+    app: AppArgs,
+    #[command(flatten)]
     archive: ArchiveArgs,
+}
+
+/// An application on top of the spec, from the command line.
+#[derive(Args)]
+struct AppArgs {
+    /// Start from this catalogue image instead of a spec file (catalog:NAME[:VARIANT])
+    #[arg(long, value_name = "IMAGE")]
+    from: Option<String>,
+    /// Add a host file, directory or glob at an image path, in the top layer (repeat)
+    #[arg(long, value_name = "SRC:DST")]
+    add: Vec<String>,
+    /// The program the image starts
+    #[arg(long, value_name = "PATH")]
+    entrypoint: Option<String>,
+    /// An argument for the entrypoint (repeat for several)
+    #[arg(long = "cmd", value_name = "ARG")]
+    cmd: Vec<String>,
+    /// Do not add the packages that added programs and scripts need
+    #[arg(long)]
+    no_auto_deps: bool,
+}
+
+impl AppArgs {
+    /// Applies the command line on top of `spec`.
+    fn apply(&self, spec: &mut Spec) -> Result<()> {
+        for add in &self.add {
+            let (src, dst) = add.rsplit_once(':').filter(|(s, d)| !s.is_empty() && d.starts_with('/')).ok_or_else(|| {
+                anyhow!("--add {add:?}: expected SRC:DST with an absolute DST, such as target/release/server:/app/server")
+            })?;
+            let dst = bareboat_build::policy::normalize(dst.trim_start_matches('/'))
+                .ok()
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| anyhow!("--add {add:?}: {dst} is not a path inside the image"))?;
+            spec.files.push(FileSpec {
+                src: PathBuf::from(src),
+                dst,
+                mode: None,
+                uid: 0,
+                gid: 0,
+            });
+        }
+        if let Some(e) = &self.entrypoint {
+            spec.run.entrypoint = Some(vec![e.clone()]);
+        }
+        if !self.cmd.is_empty() {
+            spec.run.cmd = Some(self.cmd.clone());
+        }
+        if self.no_auto_deps {
+            spec.auto_deps = false;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -192,6 +258,24 @@ struct LockArgs {
     /// Write the lockfile without downloading its packages
     #[arg(long)]
     no_fetch: bool,
+    #[command(flatten)]
+    archive: ArchiveArgs,
+}
+
+#[derive(Args)]
+struct DepsArgs {
+    /// Files to analyse, each FILE or FILE:DST
+    #[arg(required = true, value_name = "FILE[:DST]")]
+    files: Vec<String>,
+    /// The base image whose packages count as installed
+    #[arg(long, default_value = "catalog:static", value_name = "IMAGE")]
+    from: String,
+    /// Release: trixie (13) or bookworm (12)
+    #[arg(long)]
+    release: Option<String>,
+    /// Architectures, comma-separated
+    #[arg(long, value_delimiter = ',')]
+    arch: Vec<String>,
     #[command(flatten)]
     archive: ArchiveArgs,
 }
@@ -256,6 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fetch(args) => runtime.block_on(cmd_fetch(args, &cache_root, cli.json)),
         Command::Cache { command } => cmd_cache(command, &cache_root, cli.json),
         Command::Catalog(args) => runtime.block_on(cmd_catalog(args, &cache_root, cli.json)),
+        Command::Deps(args) => runtime.block_on(cmd_deps(args, &cache_root, cli.json)),
     }
 }
 
@@ -340,7 +425,7 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let cache = Cache::open(cache_root)?;
     let client = Client::new()?;
     let bar = progress::Bar::new("indexes");
-    let new = lock::resolve(
+    let resolution = lock::resolve(
         &spec,
         &settings,
         previous.as_ref(),
@@ -350,6 +435,7 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
         &bar,
     )
     .await?;
+    let new = resolution.lock;
     bar.finish();
     let changes = previous.as_ref().map(|p| p.diff(&new)).unwrap_or_default();
 
@@ -415,6 +501,7 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
                 "sources": new.sources,
                 "packages": new.packages,
                 "excluded": new.exclusions,
+                "auto_deps": auto_json(&resolution.auto),
                 "changes": changes,
                 "fetch": fetched,
                 "seconds": elapsed.as_secs_f64(),
@@ -444,6 +531,7 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
             p.reasons.join(", ")
         );
     }
+    print_auto(&resolution.auto);
     if !new.exclusions.is_empty() {
         println!("Excluded:");
         for x in &new.exclusions {
@@ -472,12 +560,28 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         .iter()
         .map(|o| o.parse::<ImageRef>())
         .collect::<Result<Vec<_>, _>>()?;
-    let (spec, default_lock) = load_spec(&args.spec)?;
-    let is_file = matches!(SpecRef::parse(&args.spec.spec), SpecRef::File(_));
+    let spec_args = match &args.app.from {
+        Some(from) if args.spec.spec != DEFAULT_SPEC => {
+            bail!(
+                "give a spec ({}) or --from {from}, not both",
+                args.spec.spec
+            )
+        }
+        Some(from) => SpecArgs {
+            spec: from.clone(),
+            release: args.spec.release.clone(),
+            arch: args.spec.arch.clone(),
+        },
+        None => args.spec,
+    };
+    let (mut spec, default_lock) = load_spec(&spec_args)?;
+    args.app.apply(&mut spec)?;
+    let is_file = matches!(SpecRef::parse(&spec_args.spec), SpecRef::File(_));
     let lock_path = args.lockfile.clone().or(is_file.then_some(default_lock));
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
     let client = Client::new()?;
+    let mut auto = Vec::new();
     let lock = match &lock_path {
         Some(path) if path.exists() => {
             let lock = Lockfile::read(path)?;
@@ -487,19 +591,23 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
                 bail!(
                     "{} was made for other packages, excludes or architectures than the spec asks for\nhint: run `bareboat lock {}` to bring it up to date",
                     path.display(),
-                    args.spec.spec
+                    spec_args.spec
                 );
             }
             lock
         }
         _ => {
             let bar = progress::Bar::new("indexes");
-            let lock = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
+            let resolution = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
             bar.finish();
             if let Some(path) = &lock_path {
-                lock.write(path)?;
+                resolution.lock.write(path)?;
             }
-            lock
+            if !json {
+                print_auto(&resolution.auto);
+            }
+            auto = resolution.auto;
+            resolution.lock
         }
     };
     let bar = progress::Bar::new("packages");
@@ -542,6 +650,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
                 "digest": top.digest().to_string(),
                 "media_type": top.media_type().to_string(),
                 "outputs": args.output,
+                "auto_deps": auto_json(&auto),
                 "images": images.iter().map(|i| json!({
                     "arch": i.arch,
                     "manifest": i.manifest.digest().to_string(),
@@ -684,7 +793,8 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
         let spec = catalog::spec(image.name, None, release, vec![args.arch.clone()])?;
         let lock = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar)
             .await
-            .with_context(|| format!("resolving catalog:{}", image.name))?;
+            .with_context(|| format!("resolving catalog:{}", image.name))?
+            .lock;
         rows.push((image, spec, lock));
     }
     bar.finish();
@@ -746,6 +856,126 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
     }
     println!("  debug variants add busybox-static; installed sizes are before slicing");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_deps(args: DepsArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let spec_args = SpecArgs {
+        spec: args.from.clone(),
+        release: args.release.clone(),
+        arch: args.arch.clone(),
+    };
+    if !matches!(SpecRef::parse(&args.from), SpecRef::Catalog { .. }) {
+        bail!("--from {:?}: expected catalog:NAME[:VARIANT]", args.from);
+    }
+    let (mut spec, _) = load_spec(&spec_args)?;
+    let add: Vec<String> = args
+        .files
+        .iter()
+        .map(|f| match f.rsplit_once(':') {
+            Some((_, dst)) if dst.starts_with('/') => f.clone(),
+            _ => {
+                let name = Path::new(f)
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy();
+                format!("{f}:/app/{name}")
+            }
+        })
+        .collect();
+    AppArgs {
+        from: None,
+        add,
+        entrypoint: None,
+        cmd: Vec::new(),
+        no_auto_deps: false,
+    }
+    .apply(&mut spec)?;
+    let analysis = lock::analyze_files(&spec)?;
+    let settings = settings(&args.archive)?;
+    let cache = Cache::open(cache_root)?;
+    let client = Client::new()?;
+    let bar = progress::Bar::new("indexes");
+    let resolution = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
+    bar.finish();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "base": args.from,
+                "files": analysis,
+                "auto_deps": auto_json(&resolution.auto),
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for a in &analysis {
+        use bareboat_build::deps::FileKind;
+        match &a.kind {
+            FileKind::Static { arch } => println!("{}: static {arch} ELF", a.path),
+            FileKind::Dynamic {
+                arch,
+                interpreter,
+                needed,
+                search,
+            } => {
+                println!("{}: dynamic {arch} ELF", a.path);
+                if let Some(i) = interpreter {
+                    println!("  interpreter {i}");
+                }
+                println!("  needs {}", needed.join(" "));
+                if !search.is_empty() {
+                    println!("  searches {}", search.join(":"));
+                }
+            }
+            FileKind::Script {
+                interpreter,
+                via_env,
+            } => match via_env {
+                Some(p) => println!("{}: script run by {interpreter} {p}", a.path),
+                None => println!("{}: script run by {interpreter}", a.path),
+            },
+            FileKind::Data => println!("{}: data, needs nothing", a.path),
+        }
+    }
+    for (arch, found) in &resolution.auto {
+        for line in found
+            .already_installed
+            .iter()
+            .chain(&found.satisfied_by_added)
+        {
+            println!("  [{arch}] {line}");
+        }
+    }
+    print_auto(&resolution.auto);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What auto-deps found, per architecture, as JSON.
+fn auto_json(auto: &[(String, Found)]) -> serde_json::Value {
+    auto.iter()
+        .map(|(arch, found)| (arch.clone(), json!(found)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// Says what auto-deps added and why, and what it noticed.
+fn print_auto(auto: &[(String, Found)]) {
+    for (arch, found) in auto {
+        let arch = if auto.len() > 1 {
+            format!(" [{arch}]")
+        } else {
+            String::new()
+        };
+        if found.packages.is_empty() {
+            println!("Auto-deps{arch}: the added files need no packages beyond the base");
+        }
+        for (package, why) in &found.packages {
+            println!("Auto-deps{arch}: + {package} ({})", why.join("; "));
+        }
+        for note in &found.notes {
+            println!("  note: {note}");
+        }
+    }
 }
 
 fn human_bytes(n: u64) -> String {

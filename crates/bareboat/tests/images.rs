@@ -41,15 +41,21 @@ fn run(cmd: &mut Command) -> Output {
 /// `bareboat --json build ARGS` in `dir`; returns the report.
 fn build(dir: &Path, args: &[&str]) -> Value {
     let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run(Command::new(env!("CARGO_BIN_EXE_bareboat"))
-        .current_dir(dir)
+    let out = run(&mut bareboat(dir, "build", args));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `bareboat --json COMMAND ARGS` in `dir`, with the shared cache.
+fn bareboat(dir: &Path, command: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bareboat"));
+    cmd.current_dir(dir)
         .arg("--cache")
         .arg(cache())
-        .args(["--json", "build"])
+        .args(["--json", command])
         .args(args)
         .env_remove("BAREBOAT_MIRROR")
-        .env_remove("SOURCE_DATE_EPOCH"));
-    serde_json::from_slice(&out.stdout).unwrap()
+        .env_remove("SOURCE_DATE_EPOCH");
+    cmd
 }
 
 /// Unpacks `layout:tag` with umoci (which checks every diff_id) after oci-image-tool
@@ -71,13 +77,15 @@ fn unpack(dir: &Path, layout: &str, tag: &str) -> PathBuf {
     bundle
 }
 
-/// Runs `args` in the unpacked bundle with runc, on the host network, and returns stdout.
-fn runc(bundle: &Path, args: &[&str]) -> String {
+/// A `runc run` of `args` in the unpacked bundle, on the host network (so a test server on
+/// 127.0.0.1 is reachable), and the container's id.
+fn runc_command(bundle: &Path, args: &[&str]) -> (Command, String) {
     let config_path = bundle.join("config.json");
     let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
     config["process"]["terminal"] = Value::Bool(false);
-    config["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
-    // The host network, so a test server on 127.0.0.1 is reachable.
+    if !args.is_empty() {
+        config["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+    }
     let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
     namespaces.retain(|n| n["type"] != "network");
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
@@ -86,11 +94,16 @@ fn runc(bundle: &Path, args: &[&str]) -> String {
         std::process::id(),
         bundle.file_name().unwrap().to_string_lossy()
     );
-    let out = run(Command::new(tool("runc"))
-        .args(["run", "--bundle"])
-        .arg(bundle)
-        .arg(&id));
-    String::from_utf8(out.stdout).unwrap()
+    let mut cmd = Command::new(tool("runc"));
+    cmd.args(["run", "--bundle"]).arg(bundle).arg(&id);
+    (cmd, id)
+}
+
+/// Runs `args` (or, if empty, the image's own entrypoint and cmd) in the unpacked bundle
+/// with runc, and returns stdout.
+fn runc(bundle: &Path, args: &[&str]) -> String {
+    let (mut cmd, _) = runc_command(bundle, args);
+    String::from_utf8(run(&mut cmd).stdout).unwrap()
 }
 
 /// Compiles a C or C++ test program into the bundle's rootfs under /test.
@@ -620,4 +633,215 @@ fn multi_arch_index_reads_back_and_podman_runs_it() {
         .args(["run", "--rm", "--network=none", "oci:out:multi"])
         .args(["-c", "echo ok; id -u"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n65532\n");
+}
+
+const LIBS_CPP: &str = r#"
+#include <cstdio>
+#include <string>
+#include <zlib.h>
+#include <openssl/ssl.h>
+int main() {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    std::string s = std::string("zlib ") + zlibVersion();
+    std::printf("%s, ssl %s\n", s.c_str(), ctx ? "ok" : "failed");
+    SSL_CTX_free(ctx);
+    return 0;
+}
+"#;
+
+/// The packages a lock added for added files.
+fn auto_added(lock: &Path) -> Vec<String> {
+    let lock: toml::Value = toml::from_str(&std::fs::read_to_string(lock).unwrap()).unwrap();
+    let mut names: Vec<String> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().starts_with("needed: "))
+        })
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn auto_deps_add_exactly_the_packages_of_a_programs_libraries() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("prog.cc"), LIBS_CPP).unwrap();
+    run(Command::new(tool("g++"))
+        .current_dir(d)
+        .args(["prog.cc", "-o", "prog", "-lssl", "-lcrypto", "-lz"]));
+    std::fs::write(
+        d.join("bareboat.toml"),
+        "from = \"catalog:base-nossl\"\nentrypoint = [\"/app/prog\"]\n\n\
+         [[files]]\nsrc = \"prog\"\ndst = \"/app/prog\"\n",
+    )
+    .unwrap();
+    build(d, &["-o", "oci:out:app"]);
+    // What the program links, as binutils reads it, decides whether libgcc-s1 is expected.
+    let dynamic = run(Command::new(tool("readelf"))
+        .args(["-d"])
+        .arg(d.join("prog")));
+    let mut expected = vec!["libssl3t64", "libstdc++6", "zlib1g"];
+    if String::from_utf8_lossy(&dynamic.stdout).contains("libgcc_s.so.1") {
+        expected.push("libgcc-s1");
+        expected.sort();
+    }
+    assert_eq!(auto_added(&d.join("bareboat.lock")), expected);
+    let bundle = unpack(d, "out", "app");
+    let out = runc(&bundle, &[]);
+    assert!(
+        out.starts_with("zlib 1.3") && out.ends_with("ssl ok\n"),
+        "{out}"
+    );
+
+    // A library no package ships is an error naming the file and the library ...
+    std::fs::write(d.join("own.c"), "int own(void) { return 7; }\n").unwrap();
+    run(Command::new(tool("gcc")).current_dir(d).args([
+        "-shared",
+        "-fPIC",
+        "own.c",
+        "-o",
+        "libbbown.so",
+    ]));
+    std::fs::write(
+        d.join("use.c"),
+        "int own(void); int main(void) { return own() - 7; }\n",
+    )
+    .unwrap();
+    run(Command::new(tool("gcc"))
+        .current_dir(d)
+        .args(["use.c", "-o", "use", "-L.", "-lbbown"]));
+    let out = bareboat(
+        d,
+        "build",
+        &[
+            "--from",
+            "catalog:base-nossl",
+            "--add",
+            "use:/app/use",
+            "-o",
+            "oci:out:own",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("/app/use needs libbbown.so"), "{err}");
+    // ... unless the image gets the library from the user.
+    build(
+        d,
+        &[
+            "--from",
+            "catalog:base-nossl",
+            "--add",
+            "use:/app/use",
+            "--add",
+            "libbbown.so:/usr/lib/x86_64-linux-gnu/libbbown.so",
+            "--entrypoint",
+            "/app/use",
+            "-o",
+            "oci:out:own",
+        ],
+    );
+    let bundle = unpack(d, "out", "own");
+    runc(&bundle, &[]);
+}
+
+const HTTP_SERVER_RS: &str = r#"
+use std::io::{Read, Write};
+fn main() {
+    let port = std::env::args().nth(1).expect("a port");
+    let listener = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).unwrap();
+    for stream in listener.incoming() {
+        let mut stream = stream.unwrap();
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request);
+        let body = "hello from a rust server";
+        let _ = write!(stream, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    }
+}
+"#;
+
+#[test]
+fn a_rust_server_added_with_auto_deps_serves_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let project = d.join("server");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(
+        project.join("Cargo.toml"),
+        "[package]\nname = \"server\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(project.join("src/main.rs"), HTTP_SERVER_RS).unwrap();
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&project)
+            .args(["build", "--release", "--quiet"])
+            .env("CARGO_TARGET_DIR", project.join("target")),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let args = [
+        "--from",
+        "catalog:static",
+        "--add",
+        "server/target/release/server:/app/server",
+        "--entrypoint",
+        "/app/server",
+        "--cmd",
+        &port,
+        "-o",
+        "oci:out:server",
+    ];
+    let report = build(d, &args);
+    let added: Vec<&str> = report["auto_deps"]["amd64"]["packages"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(added.contains(&"libc6"), "{added:?}");
+
+    let bundle = unpack(d, "out", "server");
+    let (mut cmd, id) = runc_command(&bundle, &[]);
+    let mut child = cmd.spawn().unwrap();
+    let mut page = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            s.read_to_string(&mut page).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new(tool("runc"))
+        .args(["kill", &id, "KILL"])
+        .status();
+    let _ = child.wait();
+    assert!(page.ends_with("hello from a rust server"), "{page:?}");
+
+    // A changed program rewrites only the top layer.
+    let mut program = std::fs::read(d.join("server/target/release/server")).unwrap();
+    program.push(0);
+    std::fs::write(d.join("server/target/release/server"), program).unwrap();
+    let again = build(d, &args);
+    let (before, after) = (layers(&report), layers(&again));
+    assert_eq!(before.len(), after.len());
+    let n = before.len();
+    assert_eq!(before[..n - 1], after[..n - 1]);
+    assert_ne!(before[n - 1], after[n - 1]);
 }

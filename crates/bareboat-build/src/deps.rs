@@ -1,0 +1,486 @@
+//! What an added file needs at run time, and which Debian packages provide it.
+//!
+//! An ELF file names its program interpreter (`PT_INTERP`), the sonames it needs
+//! (`DT_NEEDED`) and where to look for them (`DT_RPATH`, or `DT_RUNPATH` which overrides it).
+//! Each need is looked up as the dynamic loader would, first among the files the spec adds and
+//! then in the archive's Contents index; Debian's own `Depends` then carry each package's
+//! libraries' needs in turn, and the added libraries are analysed like any other added file.
+//!
+//! A script's `#!` line names its interpreter, whose package is added. `#!/usr/bin/env NAME`
+//! is resolved to NAME's package, but `/usr/bin/env` itself is not added: it would pull in
+//! coreutils, and a distroless image is better off starting the interpreter directly. A
+//! script the image starts (its entrypoint) with such a line is refused, with the fix; other
+//! such scripts are reported, since they run only when invoked through their interpreter.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+use bareboat_apt::contents::{ContentsIndex, merged_usr};
+use serde::Serialize;
+
+use crate::hostfiles::{HostEntry, HostKind};
+
+/// What a file is, as far as running it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileKind {
+    /// A statically linked program: it needs nothing from the image.
+    Static { arch: String },
+    /// A dynamically linked program or library.
+    Dynamic {
+        arch: String,
+        interpreter: Option<String>,
+        needed: Vec<String>,
+        /// Directories searched first, from RUNPATH (or RPATH), with `$ORIGIN` expanded.
+        search: Vec<String>,
+    },
+    /// A `#!` script.
+    Script {
+        interpreter: String,
+        /// The program `#!/usr/bin/env` runs, if that is how the line reads.
+        via_env: Option<String>,
+    },
+    /// Anything else: data, which needs nothing.
+    Data,
+}
+
+/// A file and what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Analysis {
+    /// The file's path in the image, absolute.
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: FileKind,
+}
+
+/// A failure to analyse or satisfy a file.
+#[derive(Debug, thiserror::Error)]
+pub enum DepsError {
+    #[error("{path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error(
+        "{file} needs {need}, which no file added to the image and no {arch} package in the archive provides\n  hint: add the library with [[files]] (or --add) into a directory the loader searches, or add the package that ships it to packages"
+    )]
+    Unprovided {
+        file: String,
+        need: String,
+        arch: String,
+    },
+    #[error("{file} is built for {found}, but the image is {arch}")]
+    WrongArch {
+        file: String,
+        found: String,
+        arch: String,
+    },
+    #[error(
+        "{file} starts with #!/usr/bin/env {program}, and bareboat does not add /usr/bin/env (it would bring coreutils)\n  hint: set entrypoint = [\"{interpreter}\", \"{file}\"], or change the first line to #!{interpreter}"
+    )]
+    EnvEntrypoint {
+        file: String,
+        program: String,
+        interpreter: String,
+    },
+}
+
+/// The ELF machine names bareboat builds for.
+fn arch_of(machine: u16) -> String {
+    match machine {
+        goblin::elf::header::EM_X86_64 => "amd64".into(),
+        goblin::elf::header::EM_AARCH64 => "arm64".into(),
+        m => goblin::elf::header::machine_to_str(m).to_string(),
+    }
+}
+
+/// The multiarch directory of an architecture.
+fn triplet(arch: &str) -> &'static str {
+    match arch {
+        "arm64" => "aarch64-linux-gnu",
+        _ => "x86_64-linux-gnu",
+    }
+}
+
+/// Where the loader looks for `soname`: the file's own directories, then the system's.
+pub fn search_paths(soname: &str, search: &[String], arch: &str) -> Vec<String> {
+    if soname.contains('/') {
+        return vec![soname.to_string()];
+    }
+    let defaults = [format!("/usr/lib/{}", triplet(arch)), "/usr/lib".into()];
+    search
+        .iter()
+        .chain(defaults.iter())
+        .map(|d| merged_usr(&format!("{}/{soname}", d.trim_end_matches('/'))))
+        .collect()
+}
+
+/// Analyses the host file `src`, which the image will hold at `path`.
+pub fn analyze(src: &Path, path: &str) -> Result<Analysis, DepsError> {
+    let unreadable = |reason: String| DepsError::Unreadable {
+        path: src.display().to_string(),
+        reason,
+    };
+    let mut file = std::fs::File::open(src).map_err(|e| unreadable(e.to_string()))?;
+    let mut head = [0u8; 256];
+    let mut len = 0;
+    while len < head.len() {
+        match file
+            .read(&mut head[len..])
+            .map_err(|e| unreadable(e.to_string()))?
+        {
+            0 => break,
+            n => len += n,
+        }
+    }
+    let head = &head[..len];
+    let kind = if head.starts_with(b"\x7fELF") {
+        // Mapped, not read: programs can be hundreds of megabytes.
+        // SAFETY: the map is read-only and dropped before this function returns; a file
+        // changed underneath it gives wrong answers, not undefined behaviour in safe code
+        // that only reads bytes.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| unreadable(e.to_string()))?;
+        elf_kind(&map, path).map_err(unreadable)?
+    } else if let Some(line) = head.strip_prefix(b"#!") {
+        let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line);
+        let mut words = line.split_whitespace();
+        let interpreter = words
+            .next()
+            .ok_or_else(|| unreadable("a #! line without an interpreter".into()))?
+            .to_string();
+        let via_env = (interpreter == "/usr/bin/env" || interpreter == "/bin/env")
+            .then(|| words.find(|w| !w.starts_with('-')).map(String::from))
+            .flatten();
+        FileKind::Script {
+            interpreter,
+            via_env,
+        }
+    } else {
+        FileKind::Data
+    };
+    Ok(Analysis {
+        path: format!("/{}", path.trim_start_matches('/')),
+        kind,
+    })
+}
+
+fn elf_kind(bytes: &[u8], path: &str) -> Result<FileKind, String> {
+    let elf =
+        goblin::elf::Elf::parse(bytes).map_err(|e| format!("not a readable ELF file: {e}"))?;
+    let arch = arch_of(elf.header.e_machine);
+    let interpreter = elf.interpreter.map(String::from);
+    let needed: Vec<String> = elf.libraries.iter().map(|s| s.to_string()).collect();
+    if interpreter.is_none() && needed.is_empty() {
+        return Ok(FileKind::Static { arch });
+    }
+    let origin = Path::new(path.trim_start_matches('/'))
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The loader ignores RPATH when RUNPATH is present.
+    let dirs = if elf.runpaths.is_empty() {
+        &elf.rpaths
+    } else {
+        &elf.runpaths
+    };
+    let search = dirs
+        .iter()
+        .flat_map(|d| d.split(':'))
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let d = d.replace("${ORIGIN}", "$ORIGIN");
+            match d.strip_prefix("$ORIGIN") {
+                Some(rest) => format!("/{origin}{rest}"),
+                None => d,
+            }
+        })
+        .collect();
+    Ok(FileKind::Dynamic {
+        arch,
+        interpreter,
+        needed,
+        search,
+    })
+}
+
+/// Analyses every regular file among `entries`.
+pub fn analyze_all(entries: &[HostEntry]) -> Result<Vec<Analysis>, DepsError> {
+    entries
+        .iter()
+        .filter(|e| e.kind == HostKind::File)
+        .map(|e| analyze(&e.src, &e.dst))
+        .collect()
+}
+
+/// Packages found for the added files of one architecture.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Found {
+    /// Each package to add, with why: `/app/server needs libssl.so.3`.
+    pub packages: BTreeMap<String, Vec<String>>,
+    /// Needs the added files satisfy themselves.
+    pub satisfied_by_added: Vec<String>,
+    /// Needs already met by the packages the spec installs anyway.
+    pub already_installed: Vec<String>,
+    /// Things worth telling the user that are not errors.
+    pub notes: Vec<String>,
+}
+
+/// Looks up what `files` need, for `arch`, among the added paths and in `contents`.
+/// `installed` holds the packages the spec installs without these additions; needs met by
+/// them are not added again. `entrypoint` is the program the image starts.
+pub fn find_packages(
+    files: &[Analysis],
+    arch: &str,
+    added: &HashSet<String>,
+    contents: &[ContentsIndex],
+    installed: &HashSet<String>,
+    entrypoint: Option<&str>,
+) -> Result<Found, DepsError> {
+    let mut found = Found::default();
+    let add = |found: &mut Found, file: &str, need: &str, paths: &[String]| {
+        if let Some(p) = paths.iter().find(|p| added.contains(&merged_usr(p))) {
+            found
+                .satisfied_by_added
+                .push(format!("{file} needs {need}: added at /{}", merged_usr(p)));
+            return Ok(());
+        }
+        let mut candidates: BTreeSet<&str> = BTreeSet::new();
+        for p in paths {
+            candidates.extend(contents.iter().flat_map(|c| c.packages(p)));
+            if !candidates.is_empty() {
+                break;
+            }
+        }
+        if let Some(have) = candidates.iter().find(|c| installed.contains(**c)) {
+            found
+                .already_installed
+                .push(format!("{file} needs {need}: {have} is installed"));
+            return Ok(());
+        }
+        let Some(first) = candidates.first() else {
+            return Err(DepsError::Unprovided {
+                file: file.to_string(),
+                need: need.to_string(),
+                arch: arch.to_string(),
+            });
+        };
+        if candidates.len() > 1 {
+            let others: Vec<&str> = candidates.iter().skip(1).copied().collect();
+            found.notes.push(format!(
+                "{need} is shipped by several packages; chose {first} over {}",
+                others.join(", ")
+            ));
+        }
+        found
+            .packages
+            .entry(first.to_string())
+            .or_default()
+            .push(format!("{file} needs {need}"));
+        Ok(())
+    };
+    for a in files {
+        match &a.kind {
+            FileKind::Data => {}
+            FileKind::Static { arch: found_arch }
+            | FileKind::Dynamic {
+                arch: found_arch, ..
+            } if found_arch != arch => {
+                return Err(DepsError::WrongArch {
+                    file: a.path.clone(),
+                    found: found_arch.clone(),
+                    arch: arch.to_string(),
+                });
+            }
+            FileKind::Static { .. } => found.notes.push(format!(
+                "{} is statically linked and needs no packages: catalog:static is all it needs",
+                a.path
+            )),
+            FileKind::Dynamic {
+                interpreter,
+                needed,
+                search,
+                ..
+            } => {
+                if let Some(interp) = interpreter {
+                    add(&mut found, &a.path, interp, std::slice::from_ref(interp))?;
+                }
+                for soname in needed {
+                    add(
+                        &mut found,
+                        &a.path,
+                        soname,
+                        &search_paths(soname, search, arch),
+                    )?;
+                }
+            }
+            FileKind::Script {
+                interpreter,
+                via_env,
+            } => match via_env {
+                Some(program) => {
+                    let path = format!("/usr/bin/{program}");
+                    if entrypoint == Some(a.path.as_str()) {
+                        return Err(DepsError::EnvEntrypoint {
+                            file: a.path.clone(),
+                            program: program.clone(),
+                            interpreter: path,
+                        });
+                    }
+                    found.notes.push(format!(
+                        "{} starts with #!/usr/bin/env {program}; the image has no /usr/bin/env, so run it as {path} {}",
+                        a.path, a.path
+                    ));
+                    add(&mut found, &a.path, &path, std::slice::from_ref(&path))?;
+                }
+                None => add(
+                    &mut found,
+                    &a.path,
+                    interpreter,
+                    std::slice::from_ref(interpreter),
+                )?,
+            },
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bareboat_apt::index::Compression;
+
+    const CONTENTS: &str = "\
+usr/lib/x86_64-linux-gnu/libc.so.6 libs/libc6
+usr/lib64/ld-linux-x86-64.so.2 libs/libc6
+usr/lib/x86_64-linux-gnu/libssl.so.3 libs/libssl3t64
+usr/lib/x86_64-linux-gnu/libz.so.1 libs/zlib1g
+usr/bin/python3.13 python/python3.13-minimal
+usr/bin/python3 python/python3-minimal
+";
+
+    fn contents() -> Vec<ContentsIndex> {
+        vec![ContentsIndex::parse(CONTENTS.as_bytes(), Compression::None, "t").unwrap()]
+    }
+
+    fn dynamic(path: &str, needed: &[&str], search: &[&str]) -> Analysis {
+        Analysis {
+            path: path.into(),
+            kind: FileKind::Dynamic {
+                arch: "amd64".into(),
+                interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+                needed: needed.iter().map(|s| s.to_string()).collect(),
+                search: search.iter().map(|s| s.to_string()).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn libraries_map_to_packages_unless_added_or_installed() {
+        let files = [dynamic(
+            "/app/server",
+            &["libssl.so.3", "libz.so.1", "libc.so.6", "libown.so"],
+            &["/app/lib"],
+        )];
+        let added: HashSet<String> = ["app/lib/libown.so".to_string()].into();
+        let installed: HashSet<String> = ["libc6".to_string()].into();
+        let found = find_packages(&files, "amd64", &added, &contents(), &installed, None).unwrap();
+        let names: Vec<&str> = found.packages.keys().map(String::as_str).collect();
+        assert_eq!(names, ["libssl3t64", "zlib1g"]);
+        assert_eq!(found.packages["zlib1g"], ["/app/server needs libz.so.1"]);
+        assert_eq!(found.satisfied_by_added.len(), 1);
+        assert_eq!(found.already_installed.len(), 2, "libc and the loader");
+    }
+
+    #[test]
+    fn a_library_nobody_ships_is_an_error_naming_file_and_library() {
+        let files = [dynamic("/app/server", &["libnowhere.so.9"], &[])];
+        let err = find_packages(
+            &files,
+            "amd64",
+            &HashSet::new(),
+            &contents(),
+            &HashSet::new(),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/app/server needs libnowhere.so.9"), "{err}");
+    }
+
+    #[test]
+    fn scripts_pull_in_their_interpreter_and_env_entrypoints_are_refused() {
+        let script = |path: &str, interpreter: &str, via_env: Option<&str>| Analysis {
+            path: path.into(),
+            kind: FileKind::Script {
+                interpreter: interpreter.into(),
+                via_env: via_env.map(String::from),
+            },
+        };
+        let none = HashSet::new();
+        let files = [script("/app/run.py", "/usr/bin/python3", None)];
+        let found = find_packages(&files, "amd64", &none, &contents(), &none, None).unwrap();
+        assert!(found.packages.contains_key("python3-minimal"));
+
+        let files = [script("/app/tool.py", "/usr/bin/env", Some("python3"))];
+        let found = find_packages(&files, "amd64", &none, &contents(), &none, None).unwrap();
+        assert!(found.packages.contains_key("python3-minimal"));
+        assert!(
+            found.notes[0].contains("no /usr/bin/env"),
+            "{:?}",
+            found.notes
+        );
+        let err = find_packages(
+            &files,
+            "amd64",
+            &none,
+            &contents(),
+            &none,
+            Some("/app/tool.py"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("entrypoint = [\"/usr/bin/python3\""), "{err}");
+    }
+
+    #[test]
+    fn a_binary_for_another_architecture_is_refused() {
+        let mut a = dynamic("/app/server", &[], &[]);
+        if let FileKind::Dynamic { arch, .. } = &mut a.kind {
+            *arch = "arm64".into();
+        }
+        let none = HashSet::new();
+        let err = find_packages(&[a], "amd64", &none, &contents(), &none, None).unwrap_err();
+        assert!(err.to_string().contains("built for arm64"), "{err}");
+    }
+
+    #[test]
+    fn reads_real_elf_files_and_shebangs() {
+        let dir = tempfile::tempdir().unwrap();
+        // This test binary is a dynamically linked program of the host's architecture.
+        let me = std::env::current_exe().unwrap();
+        let a = analyze(&me, "app/test").unwrap();
+        let FileKind::Dynamic {
+            interpreter,
+            needed,
+            ..
+        } = &a.kind
+        else {
+            panic!("{a:?}")
+        };
+        assert!(interpreter.as_deref().unwrap().contains("ld-linux"));
+        assert!(needed.iter().any(|n| n == "libc.so.6"), "{needed:?}");
+        assert_eq!(a.path, "/app/test");
+
+        let script = dir.path().join("s");
+        std::fs::write(&script, "#!/usr/bin/env -S python3 -u\nprint(1)\n").unwrap();
+        assert_eq!(
+            analyze(&script, "s").unwrap().kind,
+            FileKind::Script {
+                interpreter: "/usr/bin/env".into(),
+                via_env: Some("python3".into())
+            }
+        );
+        let data = dir.path().join("d");
+        std::fs::write(&data, "hello").unwrap();
+        assert_eq!(analyze(&data, "d").unwrap().kind, FileKind::Data);
+    }
+}

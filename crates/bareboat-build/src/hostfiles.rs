@@ -1,0 +1,162 @@
+//! The spec's `[[files]]` expanded into the entries they put in the image: a file, a whole
+//! directory (walked in name order), or a glob whose matches go into `dst` as a directory.
+//! Host symlinks are copied as symlinks and never followed.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::spec::FileSpec;
+
+/// One entry a `[[files]]` item puts in the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostEntry {
+    pub src: PathBuf,
+    /// Where it goes, relative to the image root.
+    pub dst: String,
+    pub kind: HostKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    Dir,
+    File,
+    Symlink(String),
+}
+
+/// Whether a `src` is a glob pattern rather than a path.
+pub fn is_glob(src: &Path) -> bool {
+    src.to_string_lossy().contains(['*', '?', '['])
+}
+
+/// Expands every item, in spec order.
+pub fn expand(files: &[FileSpec]) -> Result<Vec<HostEntry>, String> {
+    let mut out = Vec::new();
+    for f in files {
+        if is_glob(&f.src) {
+            let pattern = f.src.to_string_lossy();
+            let matches: Vec<PathBuf> = glob::glob(&pattern)
+                .map_err(|e| format!("files: bad glob {pattern:?}: {e}"))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("files: {e}"))?;
+            if matches.is_empty() {
+                return Err(format!("files: {pattern:?} matches nothing"));
+            }
+            for m in matches {
+                let name = m.file_name().unwrap_or_default().to_string_lossy();
+                add(&mut out, &m, &format!("{}/{name}", f.dst), f)?;
+            }
+        } else {
+            add(&mut out, &f.src, &f.dst, f)?;
+        }
+    }
+    Ok(out)
+}
+
+fn add(out: &mut Vec<HostEntry>, src: &Path, dst: &str, f: &FileSpec) -> Result<(), String> {
+    let meta =
+        std::fs::symlink_metadata(src).map_err(|e| format!("files: {}: {e}", src.display()))?;
+    let kind = if meta.is_dir() {
+        HostKind::Dir
+    } else if meta.file_type().is_symlink() {
+        let target =
+            std::fs::read_link(src).map_err(|e| format!("files: {}: {e}", src.display()))?;
+        HostKind::Symlink(target.to_string_lossy().into_owned())
+    } else if meta.is_file() {
+        HostKind::File
+    } else {
+        return Err(format!(
+            "files: {} is not a regular file, directory or symlink",
+            src.display()
+        ));
+    };
+    let host_mode = meta.permissions().mode() & 0o7777;
+    let mode = match kind {
+        // A mode given for a directory tree applies to its files; directories stay searchable.
+        HostKind::Dir => host_mode,
+        HostKind::Symlink(_) => 0o777,
+        HostKind::File => f.mode.unwrap_or(host_mode),
+    };
+    out.push(HostEntry {
+        src: src.to_path_buf(),
+        dst: dst.to_string(),
+        kind: kind.clone(),
+        mode,
+        uid: f.uid,
+        gid: f.gid,
+        mtime: meta.mtime().max(0) as u64,
+    });
+    if kind == HostKind::Dir {
+        let mut children: Vec<_> = std::fs::read_dir(src)
+            .map_err(|e| format!("files: {}: {e}", src.display()))?
+            .filter_map(|e| e.ok())
+            .collect();
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let name = child.file_name().to_string_lossy().into_owned();
+            add(out, &child.path(), &format!("{dst}/{name}"), f)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(src: &Path, dst: &str) -> FileSpec {
+        FileSpec {
+            src: src.to_path_buf(),
+            dst: dst.into(),
+            mode: Some(0o700),
+            uid: 1,
+            gid: 2,
+        }
+    }
+
+    #[test]
+    fn directories_are_walked_in_order_and_globs_fill_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("tree/sub")).unwrap();
+        std::fs::write(root.join("tree/b"), "b").unwrap();
+        std::fs::write(root.join("tree/sub/a"), "a").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("tree/link")).unwrap();
+        std::fs::write(root.join("x.so"), "").unwrap();
+        std::fs::write(root.join("y.so"), "").unwrap();
+        std::fs::write(root.join("z.txt"), "").unwrap();
+        let entries = expand(&[
+            spec(&root.join("tree"), "app"),
+            spec(&root.join("*.so"), "app/lib"),
+        ])
+        .unwrap();
+        let got: Vec<(&str, &HostKind)> =
+            entries.iter().map(|e| (e.dst.as_str(), &e.kind)).collect();
+        assert_eq!(
+            got,
+            [
+                ("app", &HostKind::Dir),
+                ("app/b", &HostKind::File),
+                ("app/link", &HostKind::Symlink("/etc/passwd".into())),
+                ("app/sub", &HostKind::Dir),
+                ("app/sub/a", &HostKind::File),
+                ("app/lib/x.so", &HostKind::File),
+                ("app/lib/y.so", &HostKind::File),
+            ]
+        );
+        assert_eq!(entries[1].mode, 0o700, "the spec's mode applies to files");
+        assert_eq!((entries[1].uid, entries[1].gid), (1, 2));
+    }
+
+    #[test]
+    fn a_glob_that_matches_nothing_and_a_missing_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = expand(&[spec(&dir.path().join("*.none"), "x")]).unwrap_err();
+        assert!(e.contains("matches nothing"), "{e}");
+        let e = expand(&[spec(&dir.path().join("absent"), "x")]).unwrap_err();
+        assert!(e.contains("absent"), "{e}");
+    }
+}
