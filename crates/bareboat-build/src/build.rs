@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::catalog::Variant;
 use crate::deps::{self, Analysis, FileKind};
-use crate::hostfiles::{self, HostKind};
-use crate::lock;
+use crate::hostfiles::{HostEntry, HostKind};
+use crate::lock::{self, AddedFiles};
 use crate::policy::{self, MERGED_DIRS, Slicing};
 use crate::rootfs::{Content, Limits, NodeKind, Rootfs, TreeError};
 use crate::spec::Spec;
@@ -96,7 +96,11 @@ pub fn build_arch(
     opts: &BuildOptions,
 ) -> Result<BuiltImage, BuildError> {
     let spec = &spec.with_auto_deps(&lock::auto_packages(lock, arch));
-    let analysis = lock::analyze_files(spec).map_err(|e| BuildError::Spec(e.to_string()))?;
+    let added = if spec.files.is_empty() {
+        None
+    } else {
+        Some(AddedFiles::of(spec).map_err(|e| BuildError::Spec(e.to_string()))?)
+    };
     let locked: Vec<&LockedPackage> = lock.packages.iter().filter(|p| p.target == arch).collect();
     if locked.is_empty() {
         return Err(BuildError::Spec(format!(
@@ -148,10 +152,10 @@ pub fn build_arch(
             let created_by = "bareboat: accounts and CA certificates from the spec".to_string();
             finish(&tree, layer, created_by)?;
         }
-        if !spec.files.is_empty() {
+        if let Some(added) = &added {
             let layer = tree.push_layer();
-            add_host_files(&mut tree, layer, spec)?;
-            check_needs(&tree, &analysis, arch, spec.auto_deps)?;
+            add_host_files(&mut tree, layer, &added.entries)?;
+            check_needs(&tree, &added.analysis, arch)?;
             let files: Vec<String> = spec.files.iter().map(|f| format!("/{}", f.dst)).collect();
             finish(
                 &tree,
@@ -527,8 +531,12 @@ fn synthesize_config(
 }
 
 /// Copies the spec's host files and directories into `layer`.
-fn add_host_files(tree: &mut Rootfs, layer: usize, spec: &Spec) -> Result<(), BuildError> {
-    for e in hostfiles::expand(&spec.files).map_err(BuildError::Spec)? {
+fn add_host_files(
+    tree: &mut Rootfs,
+    layer: usize,
+    entries: &[HostEntry],
+) -> Result<(), BuildError> {
+    for e in entries {
         let owner = (e.uid, e.gid);
         match &e.kind {
             HostKind::Dir => tree.add_dir(layer, &e.dst, e.mode, owner, e.mtime)?,
@@ -544,12 +552,7 @@ fn add_host_files(tree: &mut Rootfs, layer: usize, spec: &Spec) -> Result<(), Bu
 
 /// Checks that every added program finds its interpreter and libraries in the finished
 /// tree, as the dynamic loader would look for them.
-fn check_needs(
-    tree: &Rootfs,
-    analysis: &[Analysis],
-    arch: &str,
-    auto_deps: bool,
-) -> Result<(), BuildError> {
+fn check_needs(tree: &Rootfs, analysis: &[Analysis], arch: &str) -> Result<(), BuildError> {
     let present = |path: &str| {
         tree.resolve(path)
             .is_some_and(|p| matches!(tree.get(&p).map(|n| &n.kind), Some(NodeKind::File { .. })))
@@ -574,13 +577,8 @@ fn check_needs(
             }))
             .next();
         if let Some(need) = missing {
-            let hint = if auto_deps {
-                "the lock predates this need: run `bareboat lock` to add its package"
-            } else {
-                "add the package that ships it to packages, or turn auto_deps on"
-            };
             return Err(BuildError::Spec(format!(
-                "{} needs {need}, which the image lacks\n  hint: {hint}",
+                "{} needs {need}, which the image lacks\n  hint: the lock predates this need: run `bareboat lock` to add its package",
                 a.path
             )));
         }

@@ -1,6 +1,6 @@
 //! From a spec to a lockfile, and from a lockfile to cached, verified packages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -19,7 +19,7 @@ use bareboat_apt::sources::{Mirrors, Source};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::deps::{self, Analysis, DepsError, FileKind, Found};
-use crate::hostfiles;
+use crate::hostfiles::{self, HostEntry};
 use crate::spec::Spec;
 
 /// A failure to lock a spec.
@@ -37,10 +37,12 @@ pub enum LockError {
     NoContents(String),
 }
 
-/// A lock, and what was found for the spec's added files on each architecture.
+/// A lock, the analysis of the spec's added files, and what was found for them on each
+/// architecture.
 #[derive(Debug)]
 pub struct Resolution {
     pub lock: Lockfile,
+    pub analysis: Vec<Analysis>,
     pub auto: Vec<(String, Found)>,
 }
 
@@ -56,13 +58,30 @@ pub fn auto_packages(lock: &Lockfile, arch: &str) -> Vec<String> {
         .collect()
 }
 
-/// Analyses the spec's added files, if it asks for auto-deps.
-pub fn analyze_files(spec: &Spec) -> Result<Vec<Analysis>, LockError> {
-    if !spec.auto_deps || spec.files.is_empty() {
-        return Ok(Vec::new());
+/// The spec's added files, expanded once, and their analysis if the spec asks for auto-deps.
+pub struct AddedFiles {
+    pub entries: Vec<HostEntry>,
+    pub analysis: Vec<Analysis>,
+}
+
+impl AddedFiles {
+    pub fn of(spec: &Spec) -> Result<AddedFiles, LockError> {
+        let entries = hostfiles::expand(&spec.files).map_err(LockError::Files)?;
+        let analysis = if spec.auto_deps {
+            deps::analyze_all(&entries)?
+        } else {
+            Vec::new()
+        };
+        Ok(AddedFiles { entries, analysis })
     }
-    let entries = hostfiles::expand(&spec.files).map_err(LockError::Files)?;
-    Ok(deps::analyze_all(&entries)?)
+
+    /// Where the added entries land in the image, merged-/usr.
+    pub fn image_paths(&self) -> HashSet<String> {
+        self.entries
+            .iter()
+            .map(|e| bareboat_apt::contents::merged_usr(&e.dst))
+            .collect()
+    }
 }
 
 /// Where and how to reach the archive.
@@ -131,19 +150,12 @@ pub async fn resolve(
     progress: &dyn Progress,
 ) -> Result<Resolution, LockError> {
     let sources = sources_for(spec, settings)?;
-    let analysis = analyze_files(spec)?;
+    let files = AddedFiles::of(spec)?;
+    let added = files.image_paths();
+    let analysis = files.analysis;
     let needs_lookup = analysis
         .iter()
         .any(|a| matches!(a.kind, FileKind::Dynamic { .. } | FileKind::Script { .. }));
-    let added: std::collections::HashSet<String> = if needs_lookup {
-        hostfiles::expand(&spec.files)
-            .map_err(LockError::Files)?
-            .into_iter()
-            .map(|e| bareboat_apt::contents::merged_usr(&e.dst))
-            .collect()
-    } else {
-        Default::default()
-    };
     let entrypoint = spec
         .run
         .entrypoint
@@ -263,7 +275,11 @@ pub async fn resolve(
         }
     }
     lock.normalize();
-    Ok(Resolution { lock, auto })
+    Ok(Resolution {
+        lock,
+        analysis,
+        auto,
+    })
 }
 
 /// What fetching a lock's packages did.

@@ -407,15 +407,12 @@ impl Spec {
         for f in raw.files {
             let span = f.span();
             let f = f.into_inner();
-            let dst = crate::policy::normalize(f.dst.trim_start_matches('/'))
-                .ok()
-                .filter(|d| !d.is_empty() && f.dst.starts_with('/'))
-                .ok_or_else(|| {
-                    err(
-                        Some(span.clone()),
-                        format!("dst {:?} must be an absolute path inside the image", f.dst),
-                    )
-                })?;
+            let dst = image_path(&f.dst).ok_or_else(|| {
+                err(
+                    Some(span.clone()),
+                    format!("dst {:?} must be an absolute path inside the image", f.dst),
+                )
+            })?;
             let mode = match &f.mode {
                 Some(m) => Some(
                     u32::from_str_radix(m.trim_start_matches("0o"), 8)
@@ -552,6 +549,17 @@ impl Spec {
         });
         spec
     }
+}
+
+/// An absolute path inside the image, normalized and relative to the root; `None` for a
+/// relative path, the root itself, or one that escapes it.
+pub fn image_path(dst: &str) -> Option<String> {
+    if !dst.starts_with('/') {
+        return None;
+    }
+    crate::policy::normalize(dst.trim_start_matches('/'))
+        .ok()
+        .filter(|d| !d.is_empty())
 }
 
 /// The uid of a numeric user, a built-in account or one of the spec's users.

@@ -16,7 +16,7 @@ use bareboat_build::build::{BuildOptions, build_arch};
 use bareboat_build::catalog::{self, Variant};
 use bareboat_build::deps::Found;
 use bareboat_build::lock::{self, Settings, Upgrade};
-use bareboat_build::spec::{FileSpec, Spec, SpecRef};
+use bareboat_build::spec::{FileSpec, Spec, SpecRef, image_path};
 use bareboat_oci::image::write_index;
 use bareboat_oci::layer::Compression;
 use bareboat_oci::layout::Layout;
@@ -214,13 +214,13 @@ impl AppArgs {
     /// Applies the command line on top of `spec`.
     fn apply(&self, spec: &mut Spec) -> Result<()> {
         for add in &self.add {
-            let (src, dst) = add.rsplit_once(':').filter(|(s, d)| !s.is_empty() && d.starts_with('/')).ok_or_else(|| {
-                anyhow!("--add {add:?}: expected SRC:DST with an absolute DST, such as target/release/server:/app/server")
-            })?;
-            let dst = bareboat_build::policy::normalize(dst.trim_start_matches('/'))
-                .ok()
-                .filter(|d| !d.is_empty())
-                .ok_or_else(|| anyhow!("--add {add:?}: {dst} is not a path inside the image"))?;
+            let (src, dst) = add
+                .rsplit_once(':')
+                .filter(|(s, _)| !s.is_empty())
+                .and_then(|(s, d)| Some((s, image_path(d)?)))
+                .ok_or_else(|| {
+                    anyhow!("--add {add:?}: expected SRC:DST with DST an absolute path inside the image, such as target/release/server:/app/server")
+                })?;
             spec.files.push(FileSpec {
                 src: PathBuf::from(src),
                 dst,
@@ -890,7 +890,6 @@ async fn cmd_deps(args: DepsArgs, cache_root: &Path, json: bool) -> Result<ExitC
         no_auto_deps: false,
     }
     .apply(&mut spec)?;
-    let analysis = lock::analyze_files(&spec)?;
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
     let client = Client::new()?;
@@ -902,13 +901,13 @@ async fn cmd_deps(args: DepsArgs, cache_root: &Path, json: bool) -> Result<ExitC
             "{}",
             serde_json::to_string_pretty(&json!({
                 "base": args.from,
-                "files": analysis,
+                "files": resolution.analysis,
                 "auto_deps": auto_json(&resolution.auto),
             }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for a in &analysis {
+    for a in &resolution.analysis {
         use bareboat_build::deps::FileKind;
         match &a.kind {
             FileKind::Static { arch } => println!("{}: static {arch} ELF", a.path),
