@@ -5,13 +5,7 @@
 # Prints wall-clock times and their ratio, image sizes against distroless's static-debian13
 # (2.75 MB unpacked, 0.84 MB gzipped), and bareboat's peak RSS.
 # Needs root (mmdebstrap and umoci as the peer run them) and the host's apt mirror.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-out=bench/out/build
-rm -rf "$out" && mkdir -p "$out"
-cargo build --release -q -p bareboat
-bb="$PWD/target/release/bareboat"
-cache="$PWD/$out/cache"
+source "$(dirname "$0")/common.sh" build
 
 best_of_5() {
     local best=999 s e

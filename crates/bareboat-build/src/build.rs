@@ -22,7 +22,7 @@ use crate::lock::{self, AddedFiles};
 use crate::policy::{self, MERGED_DIRS, Slicing};
 use crate::rootfs::{Content, Limits, NodeKind, Rootfs, TreeError};
 use crate::spec::Spec;
-use crate::synth;
+use crate::{jks, probe, runtimes, synth};
 
 /// How to build.
 #[derive(Clone, Debug)]
@@ -152,16 +152,27 @@ pub fn build_arch(
             let created_by = "bareboat: accounts and CA certificates from the spec".to_string();
             finish(&tree, layer, created_by)?;
         }
-        if let Some(added) = &added {
+        if added.is_some() || spec.run.health.is_some() {
             let layer = tree.push_layer();
-            add_host_files(&mut tree, layer, &added.entries)?;
-            check_needs(&tree, &added.analysis, arch)?;
-            let files: Vec<String> = spec.files.iter().map(|f| format!("/{}", f.dst)).collect();
-            finish(
-                &tree,
-                layer,
-                format!("bareboat: files {}", files.join(", ")),
-            )?;
+            let mut made = Vec::new();
+            if let Some(added) = &added {
+                add_host_files(&mut tree, layer, &added.entries)?;
+                check_needs(&tree, &added.analysis, arch)?;
+                let files: Vec<String> = spec.files.iter().map(|f| format!("/{}", f.dst)).collect();
+                made.push(format!("files {}", files.join(", ")));
+            }
+            if spec.run.health.is_some() {
+                let binary = probe::binary(arch).ok_or_else(|| {
+                    BuildError::Spec(format!(
+                        "this bareboat was built without the {arch} health probe\n  hint: install gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (or gcc for amd64) and rebuild bareboat"
+                    ))
+                })?;
+                let mtime = (0..layer).map(|l| tree.newest(l)).max().unwrap_or(0);
+                let content = Content::Bytes(binary);
+                tree.add_file(layer, probe::PATH, content, 0o755, (0, 0), mtime)?;
+                made.push(format!("health probe /{}", probe::PATH));
+            }
+            finish(&tree, layer, format!("bareboat: {}", made.join("; ")))?;
         }
         layers.extend(writing.map(join_layer).transpose()?);
         Ok(layers)
@@ -443,23 +454,22 @@ fn synthesize_base(tree: &mut Rootfs, layer: usize, mtime: u64) -> Result<(), Tr
 }
 
 /// What a layer's packages make derivable and no package shipped: merged-/usr links, the
-/// CA bundle, os-release and debian_version.
+/// CA bundle, os-release and debian_version, and what runtimes' scripts would make.
 fn synthesize_missing(
     tree: &mut Rootfs,
     layer: usize,
     spec: &Spec,
     mtime: u64,
-) -> Result<(), TreeError> {
+) -> Result<(), BuildError> {
     for dir in MERGED_DIRS {
         if tree.get(dir).is_none() && tree.get(&format!("usr/{dir}")).is_some() {
             tree.add_symlink(layer, dir, &format!("usr/{dir}"), mtime)?;
         }
     }
-    const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
     if !tree.exists(BUNDLE) {
         let certs = package_certificates(tree);
         if !certs.is_empty() {
-            let bundle = synth::ca_bundle(certs.iter().map(Vec::as_slice));
+            let bundle = synth::ca_bundle(certs.iter().map(|(_, pem)| pem.as_slice()));
             add_text(tree, layer, BUNDLE, &bundle, mtime)?;
         }
     }
@@ -476,20 +486,67 @@ fn synthesize_missing(
             add_text(tree, layer, "etc/debian_version", text.as_bytes(), mtime)?;
         }
     }
+    let links = runtimes::alternatives(tree)
+        .into_iter()
+        .chain(runtimes::php_config(tree));
+    for link in links.collect::<Vec<_>>() {
+        tree.add_symlink(layer, &link.path, &link.target, mtime)?;
+    }
+    let stores: Vec<String> = runtimes::java_trust_stores(tree)
+        .into_iter()
+        .filter(|s| !tree.exists(s))
+        .collect();
+    if !stores.is_empty() {
+        write_trust_stores(tree, layer, &stores, &[], mtime)?;
+    }
     Ok(())
 }
 
-/// The certificates ca-certificates ships, in the order update-ca-certificates reads them.
-fn package_certificates(tree: &Rootfs) -> Vec<Vec<u8>> {
+/// The CA bundle's path.
+const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+
+/// The certificates ca-certificates ships, with their paths, in the order
+/// update-ca-certificates reads them.
+fn package_certificates(tree: &Rootfs) -> Vec<(String, Vec<u8>)> {
     tree.files_under("usr/share/ca-certificates")
-        .iter()
+        .into_iter()
         .filter(|p| p.ends_with(".crt"))
-        .filter_map(|p| tree.read(p))
+        .filter_map(|p| tree.read(&p).map(|pem| (p, pem)))
         .collect()
 }
 
+/// Writes Java keystores at `stores` holding the package certificates and `extra` (file
+/// name and PEM text), named as ca-certificates-java names them (`debian:NAME.pem`).
+fn write_trust_stores(
+    tree: &mut Rootfs,
+    layer: usize,
+    stores: &[String],
+    extra: &[(String, String)],
+    mtime: u64,
+) -> Result<(), BuildError> {
+    let mut certs = Vec::new();
+    let named = package_certificates(tree)
+        .into_iter()
+        .map(|(path, pem)| {
+            let file = path.rsplit('/').next().unwrap_or_default();
+            let name = format!("debian:{}.pem", file.trim_end_matches(".crt"));
+            (name, String::from_utf8_lossy(&pem).into_owned())
+        })
+        .chain(extra.iter().cloned());
+    for (name, pem) in named {
+        let ders = jks::pem_certificates(&pem)
+            .map_err(|e| BuildError::Spec(format!("Java keystore: certificate {name}: {e}")))?;
+        jks::add_named(&mut certs, &name, ders);
+    }
+    let keystore = jks::keystore(&certs, mtime * 1000);
+    for store in stores {
+        add_text(tree, layer, store, &keystore, mtime)?;
+    }
+    Ok(())
+}
+
 /// The spec's accounts and CA certificates, in a layer of their own so lower layers stay
-/// shared.
+/// shared. The certificates join the CA bundle and any Java keystore.
 fn synthesize_config(
     tree: &mut Rootfs,
     layer: usize,
@@ -510,22 +567,23 @@ fn synthesize_config(
         }
     }
     if !spec.ca_certs.is_empty() {
-        let mut certs = package_certificates(tree);
+        let mut extra = Vec::new();
         for path in &spec.ca_certs {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| BuildError::Spec(format!("ca_certs {}: {e}", path.display())))?;
             synth::check_pem_certificates(&text)
                 .map_err(|e| BuildError::Spec(format!("ca_certs {}: {e}", path.display())))?;
-            certs.push(text.into_bytes());
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            extra.push((stem.into_owned(), text));
         }
-        let bundle = synth::ca_bundle(certs.iter().map(Vec::as_slice));
-        add_text(
-            tree,
-            layer,
-            "etc/ssl/certs/ca-certificates.crt",
-            &bundle,
-            mtime,
-        )?;
+        let certs = package_certificates(tree);
+        let pems = certs
+            .iter()
+            .map(|(_, pem)| pem.as_slice())
+            .chain(extra.iter().map(|(_, text)| text.as_bytes()));
+        add_text(tree, layer, BUNDLE, &synth::ca_bundle(pems), mtime)?;
+        let stores = runtimes::java_trust_stores(tree);
+        write_trust_stores(tree, layer, &stores, &extra, mtime)?;
     }
     Ok(())
 }
@@ -624,5 +682,12 @@ fn run_config(spec: &Spec) -> RunConfig {
         env,
         exposed_ports: spec.run.ports.clone(),
         labels: spec.run.labels.clone(),
+        healthcheck: spec.run.health.as_ref().map(|target| {
+            vec![
+                "CMD".to_string(),
+                format!("/{}", probe::PATH),
+                target.clone(),
+            ]
+        }),
     }
 }

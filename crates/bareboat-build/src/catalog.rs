@@ -1,22 +1,17 @@
-//! The built-in catalogue: distroless's images as specs, per Debian release.
+//! The built-in catalogue: distroless's images and the language runtimes as specs, per
+//! Debian release.
 //!
-//! Images stack (`static` → `base-nossl` → `base` → `cc`): each adds packages to its
-//! parent's, so their lower layers can be shared. The solver's full closure of these sets is
-//! not distroless, so each image lists excludes; each is a dependency that no program in the
-//! image reads at run time:
-//!
-//! - `awk` (mawk): base-files' Pre-Depends, used only by its maintainer scripts;
-//! - `debconf`, `openssl`: configuration and the CLI that ca-certificates' scripts call;
-//!   bareboat generates the CA bundle itself;
-//! - `libgcc-s1` in `base-nossl` and `base`: libc6 loads it only for thread cancellation
-//!   unwinding, as in distroless; `cc` installs it;
-//! - `openssl-provider-legacy` in `base` (trixie): the legacy algorithms module, loaded only
-//!   when configured.
+//! Images stack (`static` → `base-nossl` → `base` → `cc` → each runtime): each adds
+//! packages to its parent's, so their lower layers are shared byte for byte. The solver's
+//! full closure of these sets is not distroless, so each image lists excludes, each a
+//! dependency that no program in the image reads at run time, with the reason
+//! (`bareboat catalog` prints them). What the excluded packages' maintainer scripts would
+//! have made (the CA bundle, the Java keystore, alternatives links) bareboat writes itself.
 
 use bareboat_apt::solver::Request;
 use bareboat_apt::sources::Distribution;
 
-use crate::spec::{Level, Spec};
+use crate::spec::{Level, RunSpec, Spec};
 
 /// A catalogue image.
 pub struct Image {
@@ -24,19 +19,28 @@ pub struct Image {
     pub parent: Option<&'static str>,
     pub summary: &'static str,
     trixie: &'static [&'static str],
-    bookworm: &'static [&'static str],
-    exclude: &'static [&'static str],
+    /// `None` where the image is made for Debian 13 only.
+    bookworm: Option<&'static [&'static str]>,
+    /// Dependencies dropped, each with why nothing needs it at run time.
+    pub exclude: &'static [(&'static str, &'static str)],
+    /// The image's entrypoint; children inherit it.
+    entrypoint: &'static [&'static str],
 }
 
 impl Image {
     /// The packages this image adds to its parent's, for a release.
-    pub fn own_packages(&self, release: Distribution) -> &'static [&'static str] {
+    pub fn own_packages(&self, release: Distribution) -> Option<&'static [&'static str]> {
         match release {
-            Distribution::Trixie => self.trixie,
+            Distribution::Trixie => Some(self.trixie),
             Distribution::Bookworm => self.bookworm,
         }
     }
 }
+
+const DEBCONF: (&str, &str) = (
+    "debconf",
+    "configuration questions, asked only by maintainer scripts",
+);
 
 pub const IMAGES: &[Image] = &[
     Image {
@@ -51,39 +55,149 @@ pub const IMAGES: &[Image] = &[
             "media-types",
             "ca-certificates",
         ],
-        bookworm: &[
+        bookworm: Some(&[
             "base-files",
             "netbase",
             "tzdata",
             "media-types",
             "ca-certificates",
+        ]),
+        exclude: &[
+            (
+                "awk",
+                "base-files' Pre-Depends, used only by its maintainer scripts",
+            ),
+            DEBCONF,
+            (
+                "openssl",
+                "the CLI ca-certificates' scripts call; bareboat writes the CA bundle itself",
+            ),
         ],
-        exclude: &["awk", "debconf", "openssl"],
+        entrypoint: &[],
     },
     Image {
         name: "base-nossl",
         parent: Some("static"),
         summary: "static + glibc: for dynamically linked C programs without TLS",
         trixie: &["libc6"],
-        bookworm: &["libc6"],
-        exclude: &["libgcc-s1"],
+        bookworm: Some(&["libc6"]),
+        exclude: &[(
+            "libgcc-s1",
+            "libc6 loads it only to unwind at thread cancellation, as in distroless; cc has it",
+        )],
+        entrypoint: &[],
     },
     Image {
         name: "base",
         parent: Some("base-nossl"),
         summary: "base-nossl + OpenSSL and compression libraries",
         trixie: &["libssl3t64", "libzstd1", "zlib1g"],
-        bookworm: &["libssl3"],
-        exclude: &["openssl-provider-legacy"],
+        bookworm: Some(&["libssl3"]),
+        exclude: &[(
+            "openssl-provider-legacy",
+            "OpenSSL's legacy algorithms module, loaded only when configured",
+        )],
+        entrypoint: &[],
     },
     Image {
         name: "cc",
         parent: Some("base"),
         summary: "base + the C++ runtime and OpenMP: for C++ and Rust programs",
         trixie: &["libgcc-s1", "libstdc++6", "libgomp1", "gcc-14-base"],
-        bookworm: &["libgcc-s1", "libstdc++6", "libgomp1", "gcc-12-base"],
+        bookworm: Some(&["libgcc-s1", "libstdc++6", "libgomp1", "gcc-12-base"]),
         exclude: &[],
+        entrypoint: &[],
     },
+    Image {
+        name: "python3",
+        parent: Some("cc"),
+        summary: "cc + Python 3.13 and its standard library",
+        trixie: &["python3"],
+        bookworm: None,
+        exclude: &[(
+            "dpkg",
+            "python3-minimal's maintainer scripts compare versions with it",
+        )],
+        entrypoint: &["/usr/bin/python3"],
+    },
+    Image {
+        name: "java21",
+        parent: Some("cc"),
+        summary: "cc + OpenJDK 21 headless JRE",
+        trixie: &["openjdk-21-jre-headless"],
+        bookworm: None,
+        exclude: JAVA_EXCLUDES,
+        entrypoint: &["/usr/bin/java", "-jar"],
+    },
+    Image {
+        name: "java25",
+        parent: Some("cc"),
+        summary: "cc + OpenJDK 25 headless JRE",
+        trixie: &["openjdk-25-jre-headless"],
+        bookworm: None,
+        exclude: JAVA_EXCLUDES,
+        entrypoint: &["/usr/bin/java", "-jar"],
+    },
+    Image {
+        name: "nodejs",
+        parent: Some("cc"),
+        summary: "cc + Node.js 20",
+        trixie: &["nodejs"],
+        bookworm: None,
+        exclude: &[(
+            "node-corepack",
+            "a downloader of package managers (yarn, pnpm), not the runtime",
+        )],
+        entrypoint: &["/usr/bin/node"],
+    },
+    Image {
+        name: "ruby",
+        parent: Some("cc"),
+        summary: "cc + Ruby 3.3",
+        trixie: &["ruby"],
+        bookworm: None,
+        exclude: &[
+            ("rake", "a build tool"),
+            (
+                "ruby-rubygems",
+                "the gem package manager; bundle gems with your application instead",
+            ),
+        ],
+        entrypoint: &["/usr/bin/ruby"],
+    },
+    Image {
+        name: "php",
+        parent: Some("cc"),
+        summary: "cc + PHP 8.4 CLI with Debian's default extensions enabled",
+        trixie: &["php8.4-cli"],
+        bookworm: None,
+        exclude: &[
+            (
+                "ucf",
+                "copies configuration in maintainer scripts (and brings perl); bareboat links it",
+            ),
+            (
+                "psmisc",
+                "killall and fuser, for php-common's session cleanup cron job",
+            ),
+        ],
+        entrypoint: &["/usr/bin/php"],
+    },
+];
+
+const JAVA_EXCLUDES: &[(&str, &str)] = &[
+    (
+        "ca-certificates-java",
+        "builds the keystore with keytool at install time; bareboat writes it",
+    ),
+    (
+        "java-common",
+        "update-java-alternatives and a java wrapper; bareboat links /usr/bin/java",
+    ),
+    (
+        "util-linux",
+        "the JRE's maintainer scripts use it; it brings PAM and systemd libraries",
+    ),
 ];
 
 /// An image flavour: who it runs as, and whether it carries a busybox shell.
@@ -138,6 +252,10 @@ pub enum CatalogError {
         "unknown variant {0:?}; available: nonroot, root, debug, debug-root (and distroless's latest, debug-nonroot)"
     )]
     UnknownVariant(String),
+    #[error(
+        "catalog:{0} is made for Debian 13 (trixie) only\n  hint: drop --release, or set release = \"trixie\""
+    )]
+    NotInRelease(&'static str),
 }
 
 /// The names of all catalogue images.
@@ -175,38 +293,37 @@ pub fn spec(
         None => Variant::Nonroot,
     };
     let chain = stack(name)?;
-    let mut packages: Vec<String> = chain
-        .iter()
-        .flat_map(|i| i.own_packages(release))
-        .map(|p| p.to_string())
-        .collect();
+    let own = |i: &Image| {
+        i.own_packages(release)
+            .ok_or(CatalogError::NotInRelease(i.name))
+    };
+    let mut packages: Vec<String> = Vec::new();
+    for i in &chain {
+        packages.extend(own(i)?.iter().map(|p| p.to_string()));
+    }
     if variant.is_debug() {
         packages.push("busybox-static".into());
     }
+    let excludes = |images: &[&Image]| -> Vec<String> {
+        images
+            .iter()
+            .flat_map(|i| i.exclude)
+            .map(|(x, _)| x.to_string())
+            .collect()
+    };
     // A child's own packages override an ancestor's exclusion of them.
-    let exclude = chain
-        .iter()
-        .flat_map(|i| i.exclude)
-        .filter(|x| !packages.iter().any(|p| p == *x))
-        .map(|x| x.to_string())
+    let exclude = excludes(&chain)
+        .into_iter()
+        .filter(|x| !packages.contains(x))
         .collect();
-    let mut levels: Vec<Level> = chain
-        .iter()
-        .enumerate()
-        .map(|(k, i)| Level {
+    let mut levels = Vec::new();
+    for (k, i) in chain.iter().enumerate() {
+        levels.push(Level {
             name: i.name.to_string(),
-            roots: i
-                .own_packages(release)
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
-            exclude: chain[..=k]
-                .iter()
-                .flat_map(|i| i.exclude)
-                .map(|x| x.to_string())
-                .collect(),
-        })
-        .collect();
+            roots: own(i)?.iter().map(|p| p.to_string()).collect(),
+            exclude: excludes(&chain[..=k]),
+        });
+    }
     if variant.is_debug() {
         levels.push(Level {
             name: "busybox".into(),
@@ -214,6 +331,11 @@ pub fn spec(
             exclude: Vec::new(),
         });
     }
+    let entrypoint = chain
+        .iter()
+        .rev()
+        .find(|i| !i.entrypoint.is_empty())
+        .map(|i| i.entrypoint.iter().map(|a| a.to_string()).collect());
     Ok(Spec {
         release,
         arch,
@@ -222,7 +344,10 @@ pub fn spec(
         sources: Vec::new(),
         levels,
         variant,
-        run: Default::default(),
+        run: RunSpec {
+            entrypoint,
+            ..Default::default()
+        },
         files: Vec::new(),
         auto_deps: true,
         ca_certs: Vec::new(),
@@ -281,6 +406,10 @@ mod tests {
         let e = spec("alpine", None, Distribution::Trixie, vec![])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("static, base-nossl, base, cc"), "{e}");
+        assert!(e.contains("static, base-nossl, base, cc, python3"), "{e}");
+        let e = spec("ruby", None, Distribution::Bookworm, vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Debian 13"), "{e}");
     }
 }

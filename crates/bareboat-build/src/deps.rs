@@ -81,6 +81,10 @@ pub enum DepsError {
         program: String,
         interpreter: String,
     },
+    #[error(
+        "the entrypoint {file} is neither an ELF program nor a script with a #! line, so it cannot start\n  hint: point entrypoint at a program, or run the file through its interpreter (entrypoint = [\"/usr/bin/python3\", \"{file}\"])"
+    )]
+    NotAProgram { file: String },
 }
 
 /// The ELF machine names bareboat builds for.
@@ -279,6 +283,11 @@ pub fn find_packages(
     };
     for a in files {
         match &a.kind {
+            FileKind::Data if entrypoint == Some(a.path.as_str()) => {
+                return Err(DepsError::NotAProgram {
+                    file: a.path.clone(),
+                });
+            }
             FileKind::Data => {}
             FileKind::Static { arch: found_arch }
             | FileKind::Dynamic {

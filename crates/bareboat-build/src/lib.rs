@@ -5,7 +5,9 @@
 //! - [`lock`] turns a spec into a lockfile and a lockfile into cached, verified packages;
 //! - [`hostfiles`] expands the spec's `[[files]]`, and [`deps`] finds what those files need
 //!   at run time (ELF libraries and interpreters, script interpreters);
-//! - [`rootfs`], [`policy`], [`synth`] and [`build`] assemble the image.
+//! - [`rootfs`], [`policy`], [`synth`] and [`build`] assemble the image; [`runtimes`] and
+//!   [`jks`] stand in for the language runtimes' maintainer scripts; [`probe`] is the
+//!   health probe an image can carry.
 //!
 //! ```
 //! use bareboat_build::catalog;
@@ -18,8 +20,11 @@ pub mod build;
 pub mod catalog;
 pub mod deps;
 pub mod hostfiles;
+pub mod jks;
 pub mod lock;
 pub mod policy;
+pub mod probe;
 pub mod rootfs;
+pub mod runtimes;
 pub mod spec;
 pub mod synth;

@@ -223,8 +223,8 @@ impl Rootfs {
         self.resolve(path).is_some_and(|p| self.get(&p).is_some())
     }
 
-    /// The regular files under `dir` (following links to reach it), sorted by path.
-    pub fn files_under(&self, dir: &str) -> Vec<String> {
+    /// The paths under `dir` (following links to reach it) in the finished image, sorted.
+    pub fn paths_under(&self, dir: &str) -> Vec<String> {
         let Some(real) = self.resolve(dir) else {
             return Vec::new();
         };
@@ -233,15 +233,21 @@ impl Rootfs {
             .top
             .keys()
             .filter(|p| p.starts_with(&prefix))
-            .filter(|p| {
-                matches!(
-                    self.get(p).map(|n| &n.kind),
-                    Some(NodeKind::File { .. } | NodeKind::Hardlink(_))
-                )
-            })
             .cloned()
             .collect();
         out.sort();
+        out
+    }
+
+    /// The regular files under `dir` (following links to reach it), sorted by path.
+    pub fn files_under(&self, dir: &str) -> Vec<String> {
+        let mut out = self.paths_under(dir);
+        out.retain(|p| {
+            matches!(
+                self.get(p).map(|n| &n.kind),
+                Some(NodeKind::File { .. } | NodeKind::Hardlink(_))
+            )
+        });
         out
     }
 

@@ -24,6 +24,8 @@
 //! annotations = { "org.opencontainers.image.vendor" = "Example" }
 //! ca_certs = ["corp-root.pem"]     # added to the CA bundle, relative to the spec
 //! keep_setuid = ["usr/bin/ping"]   # globs; setuid/setgid bits are stripped elsewhere
+//! health = "http://127.0.0.1:8080/healthz"  # or tcp://HOST:PORT, file:///PATH: adds the
+//!                             # static probe /usr/local/bin/health and a Docker HEALTHCHECK
 //!
 //! [slice]                     # what to leave out of packages
 //! defaults = true             # drop docs (but copyright), man, info, lintian, bug, locales
@@ -87,6 +89,7 @@ struct RawSpec {
     entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
     workdir: Option<Spanned<String>>,
+    health: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -183,6 +186,9 @@ pub struct RunSpec {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub workdir: Option<String>,
+    /// What the health probe checks (`http://`, `tcp://` or `file:///`), if the image
+    /// carries it.
+    pub health: Option<String>,
     pub env: Vec<(String, String)>,
     pub ports: Vec<String>,
     pub labels: Vec<(String, String)>,
@@ -403,6 +409,9 @@ impl Spec {
                 format!("workdir {:?} must be absolute", w.get_ref()),
             ));
         }
+        if let Some(h) = &raw.health {
+            crate::probe::check_target(h.get_ref()).map_err(|e| err(Some(h.span()), e))?;
+        }
         let mut files = Vec::new();
         for f in raw.files {
             let span = f.span();
@@ -452,6 +461,9 @@ impl Spec {
             roots: packages.iter().map(|r| r.name.clone()).collect(),
             exclude: Vec::new(),
         };
+        // A catalogue base's entrypoint (python3's interpreter, java -jar) holds unless the
+        // spec sets its own.
+        let inherited = base.as_ref().map(|b| b.run.clone()).unwrap_or_default();
         let (levels, variant, packages, exclude) = match base {
             Some(b) => {
                 let mut levels = b.levels;
@@ -472,9 +484,10 @@ impl Spec {
         };
         let run = RunSpec {
             user,
-            entrypoint: raw.entrypoint,
-            cmd: raw.cmd,
+            entrypoint: raw.entrypoint.or(inherited.entrypoint),
+            cmd: raw.cmd.or(inherited.cmd),
             workdir: raw.workdir.map(|w| w.into_inner()),
+            health: raw.health.map(|h| h.into_inner()).or(inherited.health),
             env: raw.env.into_iter().collect(),
             ports: raw
                 .ports

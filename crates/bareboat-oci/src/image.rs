@@ -24,6 +24,9 @@ pub struct RunConfig {
     /// Such as `8080/tcp`.
     pub exposed_ports: Vec<String>,
     pub labels: Vec<(String, String)>,
+    /// Docker's `Healthcheck.Test` (such as `["CMD", "/usr/local/bin/health", URL]`), which
+    /// Docker and podman run; the OCI config has no field of its own for it.
+    pub healthcheck: Option<Vec<String>>,
 }
 
 /// One image for one platform.
@@ -116,7 +119,15 @@ pub fn write_image(
     if let Some(v) = variant {
         image = image.variant(v);
     }
-    let config_bytes = canonical_json(&image.build()?)?;
+    let config_bytes = match &run.healthcheck {
+        None => canonical_json(&image.build()?)?,
+        Some(test) => {
+            let mut value =
+                serde_json::to_value(image.build()?).map_err(|e| Error::Spec(e.to_string()))?;
+            value["config"]["Healthcheck"] = serde_json::json!({ "Test": test });
+            canonical_json(&value)?
+        }
+    };
     let config_desc = layout.put_json(MediaType::ImageConfig, &config_bytes)?;
     let layer_descs = layers
         .iter()

@@ -208,6 +208,10 @@ struct AppArgs {
     /// Do not add the packages that added programs and scripts need
     #[arg(long)]
     no_auto_deps: bool,
+    /// Carry the static health probe /usr/local/bin/health checking this URL, and set it as
+    /// the Docker HEALTHCHECK (http://HOST[:PORT]/PATH, tcp://HOST:PORT or file:///PATH)
+    #[arg(long, value_name = "URL")]
+    health: Option<String>,
 }
 
 impl AppArgs {
@@ -237,6 +241,10 @@ impl AppArgs {
         }
         if self.no_auto_deps {
             spec.auto_deps = false;
+        }
+        if let Some(h) = &self.health {
+            bareboat_build::probe::check_target(h).map_err(|e| anyhow!("--health: {e}"))?;
+            spec.run.health = Some(h.clone());
         }
         Ok(())
     }
@@ -790,6 +798,9 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
     let bar = progress::Bar::new("indexes");
     let mut rows = Vec::new();
     for image in catalog::IMAGES {
+        if image.own_packages(release).is_none() {
+            continue;
+        }
         let spec = catalog::spec(image.name, None, release, vec![args.arch.clone()])?;
         let lock = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar)
             .await
@@ -817,6 +828,8 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
                     "variants": variants,
                     "requested": spec.packages.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "exclude": spec.exclude,
+                    "dropped": i.exclude.iter().map(|(name, why)| json!({"package": name, "why": why})).collect::<Vec<_>>(),
+                    "entrypoint": spec.run.entrypoint,
                     "packages": packages,
                     "download_size": lock.packages.iter().map(|p| p.size).sum::<u64>(),
                     "installed_size": lock.packages.iter().map(|p| p.installed_size).sum::<u64>(),
@@ -851,8 +864,11 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
         println!(
             "  {:20} requests: {parent}{}",
             "",
-            i.own_packages(release).join(" ")
+            i.own_packages(release).unwrap_or_default().join(" ")
         );
+        for (name, why) in i.exclude {
+            println!("  {:20} drops {name}: {why}", "");
+        }
     }
     println!("  debug variants add busybox-static; installed sizes are before slicing");
     Ok(ExitCode::SUCCESS)
@@ -888,6 +904,7 @@ async fn cmd_deps(args: DepsArgs, cache_root: &Path, json: bool) -> Result<ExitC
         entrypoint: None,
         cmd: Vec::new(),
         no_auto_deps: false,
+        health: None,
     }
     .apply(&mut spec)?;
     let settings = settings(&args.archive)?;

@@ -2,142 +2,22 @@
 //! checked with umoci, oci-image-tool and skopeo, and booted with runc and podman (and
 //! qemu-user for arm64). Test programs are compiled here with the host's gcc.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{
+    assert_no_shell_or_package_manager, bareboat, build, compile, run, runc, runc_command, tool,
+    unpack,
+};
 use serde_json::Value;
-
-fn cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-archive-cache")
-}
-
-/// Builds share one package cache; the first fills it.
-static CACHE_FILL: Mutex<()> = Mutex::new(());
-
-fn tool(name: &str) -> String {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "{name} is not installed: .ci/run installs it (apt-get install runc podman python3 umoci skopeo oci-image-tool qemu-user-static gcc-aarch64-linux-gnu)"
-    );
-    String::from_utf8(found.stdout).unwrap().trim().to_string()
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `bareboat --json build ARGS` in `dir`; returns the report.
-fn build(dir: &Path, args: &[&str]) -> Value {
-    let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run(&mut bareboat(dir, "build", args));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// `bareboat --json COMMAND ARGS` in `dir`, with the shared cache.
-fn bareboat(dir: &Path, command: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bareboat"));
-    cmd.current_dir(dir)
-        .arg("--cache")
-        .arg(cache())
-        .args(["--json", command])
-        .args(args)
-        .env_remove("BAREBOAT_MIRROR")
-        .env_remove("SOURCE_DATE_EPOCH");
-    cmd
-}
-
-/// Unpacks `layout:tag` with umoci (which checks every diff_id) after oci-image-tool
-/// validates it, and returns the bundle directory.
-fn unpack(dir: &Path, layout: &str, tag: &str) -> PathBuf {
-    run(Command::new(tool("oci-image-tool")).current_dir(dir).args([
-        "validate",
-        "--type",
-        "image",
-        "--ref",
-        &format!("name={tag}"),
-        layout,
-    ]));
-    let bundle = dir.join(format!("bundle-{tag}"));
-    run(Command::new(tool("umoci"))
-        .current_dir(dir)
-        .args(["unpack", "--image", &format!("{layout}:{tag}")])
-        .arg(&bundle));
-    bundle
-}
-
-/// A `runc run` of `args` in the unpacked bundle, on the host network (so a test server on
-/// 127.0.0.1 is reachable), and the container's id.
-fn runc_command(bundle: &Path, args: &[&str]) -> (Command, String) {
-    let config_path = bundle.join("config.json");
-    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
-    config["process"]["terminal"] = Value::Bool(false);
-    if !args.is_empty() {
-        config["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
-    }
-    let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
-    namespaces.retain(|n| n["type"] != "network");
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let id = format!(
-        "bareboat-test-{}-{}",
-        std::process::id(),
-        bundle.file_name().unwrap().to_string_lossy()
-    );
-    let mut cmd = Command::new(tool("runc"));
-    cmd.args(["run", "--bundle"]).arg(bundle).arg(&id);
-    (cmd, id)
-}
-
-/// Runs `args` (or, if empty, the image's own entrypoint and cmd) in the unpacked bundle
-/// with runc, and returns stdout.
-fn runc(bundle: &Path, args: &[&str]) -> String {
-    let (mut cmd, _) = runc_command(bundle, args);
-    String::from_utf8(run(&mut cmd).stdout).unwrap()
-}
-
-/// Compiles a C or C++ test program into the bundle's rootfs under /test.
-fn compile(bundle: &Path, compiler: &str, source: &str, ext: &str, flags: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join(format!("prog.{ext}"));
-    std::fs::write(&src, source).unwrap();
-    let dest = bundle.join("rootfs/test");
-    std::fs::create_dir_all(&dest).unwrap();
-    run(Command::new(tool(compiler))
-        .arg(&src)
-        .arg("-o")
-        .arg(dest.join("prog"))
-        .args(flags));
-}
 
 const HELLO_C: &str = r#"
 #include <stdio.h>
 #include <unistd.h>
 int main(void) { printf("hello from C, uid %d\n", (int)getuid()); return 0; }
 "#;
-
-fn assert_no_shell_or_package_manager(rootfs: &Path) {
-    for name in ["sh", "bash", "dash", "apt", "apt-get", "dpkg", "busybox"] {
-        for dir in ["usr/bin", "usr/sbin", "busybox"] {
-            let p = rootfs.join(dir).join(name);
-            assert!(
-                std::fs::symlink_metadata(&p).is_err(),
-                "{} is in a non-debug image",
-                p.display()
-            );
-        }
-    }
-}
 
 fn layers(report: &Value) -> Vec<String> {
     report["images"][0]["layers"]
@@ -263,56 +143,7 @@ fn cc_runs_a_cpp_program_and_shares_base_layers() {
 fn base_trusts_the_spec_ca_in_a_tls_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let openssl = tool("openssl");
-    run(Command::new(&openssl).current_dir(d).args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=bareboat test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]));
-    run(Command::new(&openssl).current_dir(d).args([
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]));
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    run(Command::new(&openssl).current_dir(d).args([
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.pem",
-    ]));
+    common::make_test_ca(d);
     std::fs::write(
         d.join("bareboat.toml"),
         "from = \"catalog:base\"\nca_certs = [\"ca.pem\"]\n",
@@ -325,35 +156,10 @@ fn base_trusts_the_spec_ca_in_a_tls_handshake() {
     );
     let bundle = unpack(d, "out", "tls");
     compile(&bundle, "gcc", TLS_CLIENT, "c", &["-lssl", "-lcrypto"]);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let mut server = Command::new(&openssl)
-        .current_dir(d)
-        .args([
-            "s_server",
-            "-quiet",
-            "-accept",
-            &port.to_string(),
-            "-cert",
-            "server.pem",
-            "-key",
-            "server.key",
-            "-www",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let server = common::TlsServer::start(d);
+    let port = server.port;
     let out = runc(&bundle, &["/test/prog", &port.to_string()]);
-    server.kill().ok();
-    server.wait().ok();
+    drop(server);
     assert_eq!(out, "verified handshake\n");
 }
 
@@ -520,6 +326,8 @@ fn arm64_images_run_under_qemu() {
             "catalog:base-nossl:debug",
             "--arch",
             "arm64",
+            "--health",
+            "file:///etc/passwd",
             "-o",
             "oci:out:arm64",
         ],
@@ -542,6 +350,15 @@ fn arm64_images_run_under_qemu() {
         .arg(&rootfs)
         .arg(rootfs.join("hello")));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello from C"));
+    // The arm64 health probe, against a port that listens and then one that does not.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("tcp://{}", listener.local_addr().unwrap());
+    let probe = rootfs.join("usr/local/bin/health");
+    let out = run(Command::new(&qemu).arg(&probe).arg(&url));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("healthy: connected"));
+    drop(listener);
+    let out = Command::new(&qemu).arg(&probe).arg(&url).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
 /// A runc for podman that drops the process rlimits from each bundle's config first: this
@@ -735,6 +552,11 @@ fn auto_deps_add_exactly_the_packages_of_a_programs_libraries() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("/app/use needs libbbown.so"), "{err}");
+    let index = std::fs::read_to_string(d.join("out/index.json")).unwrap();
+    assert!(
+        !index.contains("\"own\""),
+        "a refused build tags nothing: {index}"
+    );
     // ... unless the image gets the library from the user.
     build(
         d,
@@ -794,6 +616,7 @@ fn a_rust_server_added_with_auto_deps_serves_a_page() {
         .unwrap()
         .port()
         .to_string();
+    let health = format!("http://127.0.0.1:{port}/");
     let args = [
         "--from",
         "catalog:static",
@@ -803,6 +626,8 @@ fn a_rust_server_added_with_auto_deps_serves_a_page() {
         "/app/server",
         "--cmd",
         &port,
+        "--health",
+        &health,
         "-o",
         "oci:out:server",
     ];
@@ -828,11 +653,39 @@ fn a_rust_server_added_with_auto_deps_serves_a_page() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // The health probe, run in the server's container as Docker or a Kubernetes exec probe
+    // would, is healthy while the server runs...
+    let probe = Command::new(tool("runc"))
+        .args(["exec", &id, "/usr/local/bin/health", &health])
+        .output()
+        .unwrap();
     let _ = Command::new(tool("runc"))
         .args(["kill", &id, "KILL"])
         .status();
     let _ = child.wait();
     assert!(page.ends_with("hello from a rust server"), "{page:?}");
+    assert!(probe.status.success(), "{probe:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout),
+        "healthy: status 200\n"
+    );
+    // ...and unhealthy (exit 1) once it has stopped.
+    let (mut cmd, _) = runc_command(&bundle, &["/usr/local/bin/health", &health]);
+    let stopped = cmd.output().unwrap();
+    assert_eq!(stopped.status.code(), Some(1), "{stopped:?}");
+    assert!(String::from_utf8_lossy(&stopped.stdout).starts_with("unhealthy: connect"));
+    // The image config tells Docker and podman to run it.
+    let config = run(Command::new(tool("skopeo")).current_dir(d).args([
+        "inspect",
+        "--config",
+        "--raw",
+        "oci:out:server",
+    ]));
+    let config: Value = serde_json::from_slice(&config.stdout).unwrap();
+    assert_eq!(
+        config["config"]["Healthcheck"]["Test"],
+        serde_json::json!(["CMD", "/usr/local/bin/health", health])
+    );
 
     // A changed program rewrites only the top layer.
     let mut program = std::fs::read(d.join("server/target/release/server")).unwrap();
@@ -844,4 +697,65 @@ fn a_rust_server_added_with_auto_deps_serves_a_page() {
     let n = before.len();
     assert_eq!(before[..n - 1], after[..n - 1]);
     assert_ne!(before[n - 1], after[n - 1]);
+}
+
+#[test]
+fn bad_application_input_is_refused_with_the_fix_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("notes.txt"), "not a program\n").unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[
+                "--from",
+                "catalog:nginx",
+                "--add",
+                "notes.txt:/app/notes.txt",
+            ],
+            &["unknown catalogue image \"nginx\"", "static, base-nossl"],
+        ),
+        (
+            &[
+                "--from",
+                "catalog:cc",
+                "--add",
+                "missing/server:/app/server",
+            ],
+            &["missing/server"],
+        ),
+        (
+            &["--from", "catalog:cc", "--add", "notes.txt:app/notes.txt"],
+            &["expected SRC:DST with DST an absolute path"],
+        ),
+        (
+            &[
+                "--from",
+                "catalog:cc",
+                "--add",
+                "notes.txt:/app/notes.txt",
+                "--entrypoint",
+                "/app/notes.txt",
+            ],
+            &[
+                "/app/notes.txt is neither an ELF program nor a script",
+                "hint:",
+            ],
+        ),
+        (
+            &["--from", "catalog:static", "--health", "https://127.0.0.1/"],
+            &["--health", "expected http://HOST[:PORT][/PATH]"],
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = bareboat(d, "build", &[args, &["-o", "oci:out:bad"][..]].concat())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        for e in *expected {
+            assert!(err.contains(e), "{args:?}: {err}");
+        }
+        assert!(!d.join("out").exists(), "{args:?} wrote a layout");
+        assert!(!d.join("bareboat.lock").exists(), "{args:?} wrote a lock");
+    }
 }

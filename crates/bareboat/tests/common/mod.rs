@@ -1,0 +1,235 @@
+//! Helpers shared by the image tests: the shared package cache, bareboat and the outside
+//! tools (umoci, oci-image-tool, runc, compilers, openssl) run as processes.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+pub fn cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-archive-cache")
+}
+
+/// Builds share one package cache; the first fills it.
+pub static CACHE_FILL: Mutex<()> = Mutex::new(());
+
+pub fn tool(name: &str) -> String {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{name} is not installed: .ci/run installs it (apt-get install runc podman python3 umoci skopeo oci-image-tool qemu-user-static gcc-aarch64-linux-gnu)"
+    );
+    String::from_utf8(found.stdout).unwrap().trim().to_string()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `bareboat --json build ARGS` in `dir`; returns the report.
+pub fn build(dir: &Path, args: &[&str]) -> Value {
+    let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = run(&mut bareboat(dir, "build", args));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `bareboat --json COMMAND ARGS` in `dir`, with the shared cache.
+pub fn bareboat(dir: &Path, command: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bareboat"));
+    cmd.current_dir(dir)
+        .arg("--cache")
+        .arg(cache())
+        .args(["--json", command])
+        .args(args)
+        .env_remove("BAREBOAT_MIRROR")
+        .env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Unpacks `layout:tag` with umoci (which checks every diff_id) after oci-image-tool
+/// validates it, and returns the bundle directory.
+pub fn unpack(dir: &Path, layout: &str, tag: &str) -> PathBuf {
+    run(Command::new(tool("oci-image-tool")).current_dir(dir).args([
+        "validate",
+        "--type",
+        "image",
+        "--ref",
+        &format!("name={tag}"),
+        layout,
+    ]));
+    let bundle = dir.join(format!("bundle-{tag}"));
+    run(Command::new(tool("umoci"))
+        .current_dir(dir)
+        .args(["unpack", "--image", &format!("{layout}:{tag}")])
+        .arg(&bundle));
+    bundle
+}
+
+/// A `runc run` of `args` in the unpacked bundle, on the host network (so a test server on
+/// 127.0.0.1 is reachable), and the container's id.
+pub fn runc_command(bundle: &Path, args: &[&str]) -> (Command, String) {
+    let config_path = bundle.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["process"]["terminal"] = Value::Bool(false);
+    if !args.is_empty() {
+        config["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+    }
+    let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+    namespaces.retain(|n| n["type"] != "network");
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let id = format!(
+        "bareboat-test-{}-{}",
+        std::process::id(),
+        bundle.file_name().unwrap().to_string_lossy()
+    );
+    let mut cmd = Command::new(tool("runc"));
+    cmd.args(["run", "--bundle"]).arg(bundle).arg(&id);
+    (cmd, id)
+}
+
+/// Runs `args` (or, if empty, the image's own entrypoint and cmd) in the unpacked bundle
+/// with runc, and returns stdout.
+pub fn runc(bundle: &Path, args: &[&str]) -> String {
+    let (mut cmd, _) = runc_command(bundle, args);
+    String::from_utf8(run(&mut cmd).stdout).unwrap()
+}
+
+/// Compiles a C or C++ test program into the bundle's rootfs under /test.
+pub fn compile(bundle: &Path, compiler: &str, source: &str, ext: &str, flags: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join(format!("prog.{ext}"));
+    std::fs::write(&src, source).unwrap();
+    let dest = bundle.join("rootfs/test");
+    std::fs::create_dir_all(&dest).unwrap();
+    run(Command::new(tool(compiler))
+        .arg(&src)
+        .arg("-o")
+        .arg(dest.join("prog"))
+        .args(flags));
+}
+
+pub fn assert_no_shell_or_package_manager(rootfs: &Path) {
+    for name in [
+        "sh", "bash", "dash", "apt", "apt-get", "dpkg", "busybox", "pip", "pip3", "npm", "gem",
+    ] {
+        for dir in ["usr/bin", "usr/sbin", "busybox"] {
+            let p = rootfs.join(dir).join(name);
+            assert!(
+                std::fs::symlink_metadata(&p).is_err(),
+                "{} is in a non-debug image",
+                p.display()
+            );
+        }
+    }
+}
+
+/// Writes a test CA (`ca.pem`, `ca.key`) and a server certificate for localhost and
+/// 127.0.0.1 signed by it (`server.pem`, `server.key`) into `dir`.
+pub fn make_test_ca(dir: &Path) {
+    let openssl = tool("openssl");
+    let req = |args: &[&str]| run(Command::new(&openssl).current_dir(dir).args(args));
+    req(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bareboat test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    req(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    req(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+/// `openssl s_server -www` on 127.0.0.1 with the certificate of [`make_test_ca`], stopped
+/// when dropped.
+pub struct TlsServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl TlsServer {
+    pub fn start(dir: &Path) -> TlsServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let child = Command::new(tool("openssl"))
+            .current_dir(dir)
+            .args(["s_server", "-quiet", "-accept", &port.to_string()])
+            .args(["-cert", "server.pem", "-key", "server.key", "-www"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Waits up to five seconds for something to listen on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}

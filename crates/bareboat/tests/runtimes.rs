@@ -1,0 +1,221 @@
+//! The catalogue's language runtimes, built from the real Debian archive (through the
+//! host's apt mirror) and run with runc through their own entrypoints, and for arm64 under
+//! qemu-user.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{assert_no_shell_or_package_manager, build, run, runc, tool, unpack};
+
+/// Builds `catalog:IMAGE` with `args` added into the layout `dir/TAG` and unpacks it. (A
+/// layout per image: oci-image-tool cannot pick one tag out of three or more.)
+fn build_runtime(dir: &Path, image: &str, tag: &str, args: &[&str]) -> std::path::PathBuf {
+    let from = format!("catalog:{image}");
+    let out = format!("oci:{tag}:{tag}");
+    let mut all = vec!["--from", &from, "-o", &out];
+    all.extend_from_slice(args);
+    build(dir, &all);
+    let bundle = unpack(dir, tag, tag);
+    assert_no_shell_or_package_manager(&bundle.join("rootfs"));
+    bundle
+}
+
+const PYTHON_SCRIPT: &str = r#"
+import json, ssl, sqlite3, zlib
+db = sqlite3.connect(":memory:")
+db.execute("create table t (v text)")
+db.execute("insert into t values (?)", (json.dumps({"ok": True}),))
+(value,) = db.execute("select v from t").fetchone()
+packed = zlib.compress(value.encode())
+ctx = ssl.create_default_context()
+print(json.loads(zlib.decompress(packed))["ok"], ctx.cert_store_stats()["x509_ca"] > 100)
+"#;
+
+#[test]
+fn python3_runs_a_script_with_ssl_sqlite3_json_and_zlib() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("main.py"), PYTHON_SCRIPT).unwrap();
+    let bundle = build_runtime(
+        d,
+        "python3",
+        "py",
+        &["--add", "main.py:/app/main.py", "--cmd", "/app/main.py"],
+    );
+    // The image's own entrypoint (/usr/bin/python3) runs the script; the CA bundle loads.
+    assert_eq!(runc(&bundle, &[]), "True True\n");
+}
+
+const FETCH_JAVA: &str = r#"
+import java.net.URI;
+import javax.net.ssl.HttpsURLConnection;
+
+public class Fetch {
+    public static void main(String[] args) throws Exception {
+        var url = URI.create("https://127.0.0.1:" + args[0] + "/").toURL();
+        var conn = (HttpsURLConnection) url.openConnection();
+        System.out.println("status " + conn.getResponseCode() + " from "
+            + conn.getServerCertificates()[0].getType());
+    }
+}
+"#;
+
+#[test]
+fn java_trusts_the_spec_ca_through_the_synthesized_keystore() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::make_test_ca(d);
+    std::fs::write(d.join("Fetch.java"), FETCH_JAVA).unwrap();
+    run(Command::new(tool("javac"))
+        .current_dir(d)
+        .args(["--release", "17", "Fetch.java"]));
+    run(Command::new(tool("jar")).current_dir(d).args([
+        "--create",
+        "--file",
+        "fetch.jar",
+        "--main-class",
+        "Fetch",
+        "Fetch.class",
+    ]));
+    let server = common::TlsServer::start(d);
+    for image in ["java21", "java25"] {
+        // A directory per spec, as each spec's lock sits beside it.
+        let d = &d.join(image);
+        std::fs::create_dir(d).unwrap();
+        std::fs::copy(dir.path().join("ca.pem"), d.join("ca.pem")).unwrap();
+        std::fs::copy(dir.path().join("fetch.jar"), d.join("fetch.jar")).unwrap();
+        std::fs::write(
+            d.join("bareboat.toml"),
+            format!(
+                "from = \"catalog:{image}\"\nca_certs = [\"ca.pem\"]\ncmd = [\"/app/fetch.jar\"]\n\
+                 [[files]]\nsrc = \"fetch.jar\"\ndst = \"/app/fetch.jar\"\n"
+            ),
+        )
+        .unwrap();
+        build(d, &["bareboat.toml", "-o", &format!("oci:out:{image}")]);
+        let bundle = unpack(d, "out", image);
+        let rootfs = bundle.join("rootfs");
+        assert_no_shell_or_package_manager(&rootfs);
+        // The JDK's own keytool reads the keystore: Debian's certificates under
+        // ca-certificates-java's names, and the spec's CA under its file name.
+        let keystore = rootfs.join("etc/ssl/certs/java/cacerts");
+        let list = run(Command::new(tool("keytool"))
+            .args(["-list", "-storepass", "changeit", "-keystore"])
+            .arg(&keystore)
+            .args(["-alias", "ca"]));
+        assert!(
+            String::from_utf8_lossy(&list.stdout).contains("trustedCertEntry"),
+            "{}",
+            String::from_utf8_lossy(&list.stdout)
+        );
+        let all = run(Command::new(tool("keytool"))
+            .args(["-list", "-storepass", "changeit", "-keystore"])
+            .arg(&keystore));
+        let all = String::from_utf8_lossy(&all.stdout);
+        assert!(all.contains("debian:isrg_root_x1.pem,"), "{all}");
+        let java = std::fs::read_link(rootfs.join("usr/bin/java")).unwrap();
+        assert!(
+            java.starts_with(format!("/usr/lib/jvm/java-{}-openjdk-amd64", &image[4..])),
+            "{java:?}"
+        );
+        // `java -jar /app/fetch.jar PORT`: the image's entrypoint, its cmd and the port.
+        let port = server.port.to_string();
+        let out = runc(&bundle, &["/usr/bin/java", "-jar", "/app/fetch.jar", &port]);
+        assert_eq!(out, "status 200 from X.509\n", "{image}");
+    }
+}
+
+/// A script for each interpreter that reads a data file beside it and prints it.
+const SCRIPTS: &[(&str, &str, &str)] = &[
+    (
+        "nodejs",
+        "main.js",
+        "const fs = require('fs');\nconsole.log('node read ' + fs.readFileSync('/app/data.txt', 'utf8').trim());\n",
+    ),
+    (
+        "ruby",
+        "main.rb",
+        "require 'json'\nputs \"ruby read #{File.read('/app/data.txt').strip} #{JSON.generate([1])}\"\n",
+    ),
+    (
+        "php",
+        "main.php",
+        "<?php\necho 'php read ', trim(file_get_contents('/app/data.txt')), ' ', extension_loaded('ctype') && extension_loaded('Zend OPcache') ? 'modules' : 'no modules', \"\\n\";\n",
+    ),
+];
+
+#[test]
+fn nodejs_ruby_and_php_run_scripts_through_their_entrypoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("data.txt"), "the data\n").unwrap();
+    for (image, script, text) in SCRIPTS {
+        std::fs::write(d.join(script), text).unwrap();
+        let add = format!("{script}:/app/{script}");
+        let cmd = format!("/app/{script}");
+        let args = [
+            "--add",
+            add.as_str(),
+            "--add",
+            "data.txt:/app/data.txt",
+            "--cmd",
+            cmd.as_str(),
+        ];
+        let bundle = build_runtime(d, image, image, &args);
+        let out = runc(&bundle, &[]);
+        let expected = match *image {
+            "nodejs" => "node read the data\n",
+            "ruby" => "ruby read the data [1]\n",
+            _ => "php read the data modules\n",
+        };
+        assert_eq!(out, expected, "{image}");
+    }
+}
+
+#[test]
+fn arm64_runtimes_start_under_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let qemu = tool("qemu-aarch64-static");
+    let checks: &[(&str, &[&str], &str)] = &[
+        ("python3", &["/usr/bin/python3", "--version"], "Python 3.13"),
+        (
+            "java21",
+            &["/usr/bin/java", "-version"],
+            "openjdk version \"21",
+        ),
+        (
+            "java25",
+            &["/usr/bin/java", "-version"],
+            "openjdk version \"25",
+        ),
+        ("nodejs", &["/usr/bin/node", "--version"], "v20."),
+        ("ruby", &["/usr/bin/ruby", "--version"], "ruby 3.3"),
+        ("php", &["/usr/bin/php", "--version"], "PHP 8.4"),
+    ];
+    for (image, args, expected) in checks {
+        let rootfs =
+            build_runtime(d, image, &format!("{image}-arm64"), &["--arch", "arm64"]).join("rootfs");
+        // The alternatives link is absolute: follow it inside the image root.
+        let mut program = rootfs.join(args[0].trim_start_matches('/'));
+        while let Ok(target) = std::fs::read_link(&program) {
+            program = match target.strip_prefix("/") {
+                Ok(inside) => rootfs.join(inside),
+                Err(_) => program.parent().unwrap().join(target),
+            };
+        }
+        let out = run(Command::new(&qemu)
+            .arg("-L")
+            .arg(&rootfs)
+            .arg(&program)
+            .args(&args[1..]));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with(expected), "{image}: {text}");
+    }
+}
