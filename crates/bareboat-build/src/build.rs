@@ -147,7 +147,7 @@ pub fn build_arch(
         }
         if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.ca_certs.is_empty() {
             let layer = tree.push_layer();
-            let mtime = (0..layer).map(|l| tree.newest(l)).max().unwrap_or(0);
+            let mtime = tree.newest_below(layer);
             synthesize_config(&mut tree, layer, spec, mtime)?;
             let created_by = "bareboat: accounts and CA certificates from the spec".to_string();
             finish(&tree, layer, created_by)?;
@@ -167,7 +167,7 @@ pub fn build_arch(
                         "this bareboat was built without the {arch} health probe\n  hint: install gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (or gcc for amd64) and rebuild bareboat"
                     ))
                 })?;
-                let mtime = (0..layer).map(|l| tree.newest(l)).max().unwrap_or(0);
+                let mtime = tree.newest_below(layer);
                 let content = Content::Bytes(binary);
                 tree.add_file(layer, probe::PATH, content, 0o755, (0, 0), mtime)?;
                 made.push(format!("health probe /{}", probe::PATH));
@@ -486,18 +486,16 @@ fn synthesize_missing(
             add_text(tree, layer, "etc/debian_version", text.as_bytes(), mtime)?;
         }
     }
-    let links = runtimes::alternatives(tree)
-        .into_iter()
-        .chain(runtimes::php_config(tree));
-    for link in links.collect::<Vec<_>>() {
+    let mut links = runtimes::alternatives(tree);
+    links.extend(runtimes::php_config(tree));
+    for link in links {
         tree.add_symlink(layer, &link.path, &link.target, mtime)?;
     }
-    let stores: Vec<String> = runtimes::java_trust_stores(tree)
-        .into_iter()
-        .filter(|s| !tree.exists(s))
-        .collect();
+    let mut stores = runtimes::java_trust_stores(tree);
+    stores.retain(|s| !tree.exists(s));
     if !stores.is_empty() {
-        write_trust_stores(tree, layer, &stores, &[], mtime)?;
+        let certs = package_certificates(tree);
+        write_trust_stores(tree, layer, &stores, &certs, &[], mtime)?;
     }
     Ok(())
 }
@@ -515,22 +513,27 @@ fn package_certificates(tree: &Rootfs) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Writes Java keystores at `stores` holding the package certificates and `extra` (file
-/// name and PEM text), named as ca-certificates-java names them (`debian:NAME.pem`).
+/// Writes Java keystores at `stores` (if any) holding `package` certificates (path and
+/// PEM, named as ca-certificates-java names them: `debian:NAME.pem`) and `extra` ones
+/// (file name and PEM text).
 fn write_trust_stores(
     tree: &mut Rootfs,
     layer: usize,
     stores: &[String],
+    package: &[(String, Vec<u8>)],
     extra: &[(String, String)],
     mtime: u64,
 ) -> Result<(), BuildError> {
+    if stores.is_empty() {
+        return Ok(());
+    }
     let mut certs = Vec::new();
-    let named = package_certificates(tree)
-        .into_iter()
+    let named = package
+        .iter()
         .map(|(path, pem)| {
             let file = path.rsplit('/').next().unwrap_or_default();
             let name = format!("debian:{}.pem", file.trim_end_matches(".crt"));
-            (name, String::from_utf8_lossy(&pem).into_owned())
+            (name, String::from_utf8_lossy(pem).into_owned())
         })
         .chain(extra.iter().cloned());
     for (name, pem) in named {
@@ -583,7 +586,7 @@ fn synthesize_config(
             .chain(extra.iter().map(|(_, text)| text.as_bytes()));
         add_text(tree, layer, BUNDLE, &synth::ca_bundle(pems), mtime)?;
         let stores = runtimes::java_trust_stores(tree);
-        write_trust_stores(tree, layer, &stores, &extra, mtime)?;
+        write_trust_stores(tree, layer, &stores, &certs, &extra, mtime)?;
     }
     Ok(())
 }

@@ -476,6 +476,12 @@ impl Rootfs {
             .unwrap_or(0)
     }
 
+    /// The newest mtime in the layers below `layer`: what a layer of bareboat's own files,
+    /// with no packages to date it, is dated by.
+    pub fn newest_below(&self, layer: usize) -> u64 {
+        (0..layer).map(|l| self.newest(l)).max().unwrap_or(0)
+    }
+
     /// A layer's entries in tar order: sorted by path, every parent directory present, and
     /// each set of hard links carried by its first path.
     pub fn layer_entries(&self, layer: usize) -> Vec<Entry> {

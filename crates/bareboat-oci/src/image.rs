@@ -119,15 +119,12 @@ pub fn write_image(
     if let Some(v) = variant {
         image = image.variant(v);
     }
-    let config_bytes = match &run.healthcheck {
-        None => canonical_json(&image.build()?)?,
-        Some(test) => {
-            let mut value =
-                serde_json::to_value(image.build()?).map_err(|e| Error::Spec(e.to_string()))?;
-            value["config"]["Healthcheck"] = serde_json::json!({ "Test": test });
-            canonical_json(&value)?
-        }
-    };
+    let mut config =
+        serde_json::to_value(image.build()?).map_err(|e| Error::Spec(e.to_string()))?;
+    if let Some(test) = &run.healthcheck {
+        config["config"]["Healthcheck"] = serde_json::json!({ "Test": test });
+    }
+    let config_bytes = canonical_json(&config)?;
     let config_desc = layout.put_json(MediaType::ImageConfig, &config_bytes)?;
     let layer_descs = layers
         .iter()
