@@ -197,8 +197,22 @@ fn catalog_lists_each_image_with_its_packages_and_sizes() {
     let images: Value = serde_json::from_slice(&out.stdout).unwrap();
     let images = images.as_array().unwrap();
     let names: Vec<&str> = images.iter().map(|i| i["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["static", "base-nossl", "base", "cc"]);
-    let mut previous = 0;
+    assert_eq!(
+        names,
+        [
+            "static",
+            "base-nossl",
+            "base",
+            "cc",
+            "python3",
+            "java21",
+            "java25",
+            "nodejs",
+            "ruby",
+            "php"
+        ]
+    );
+    let mut installed_of = std::collections::HashMap::new();
     for image in images {
         let packages = image["packages"].as_array().unwrap();
         let sum = |field: &str| {
@@ -219,11 +233,25 @@ fn catalog_lists_each_image_with_its_packages_and_sizes() {
             Some(sum("installed_size"))
         );
         assert_eq!(image["arch"], "arm64");
-        // Each image stacks on the one before, so it is larger.
+        // Each image stacks on its parent, so it is larger.
         let installed = sum("installed_size");
-        assert!(installed > previous, "{}", image["name"]);
-        previous = installed;
+        if let Some(parent) = image["parent"].as_str() {
+            assert!(installed > installed_of[parent], "{}", image["name"]);
+        }
+        installed_of.insert(image["name"].as_str().unwrap(), installed);
+        // What an image drops, with the reason, is not among its packages.
+        for dropped in image["dropped"].as_array().unwrap() {
+            assert!(!dropped["why"].as_str().unwrap().is_empty());
+            let name = &dropped["package"];
+            assert!(packages.iter().all(|p| &p["name"] != name), "{name}");
+        }
     }
+    let java = images.iter().find(|i| i["name"] == "java21").unwrap();
+    assert_eq!(
+        java["entrypoint"],
+        serde_json::json!(["/usr/bin/java", "-jar"])
+    );
+    assert_eq!(java["parent"], "cc");
     let cc = &images[3]["packages"];
     assert!(
         cc.as_array()
