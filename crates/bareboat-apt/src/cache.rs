@@ -18,7 +18,7 @@
 //! exclusively.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::Error;
+use crate::deb::Deb;
 
 /// An open cache directory.
 pub struct Cache {
@@ -41,8 +42,8 @@ pub struct PruneReport {
     pub kept_files: u64,
 }
 
-const DIRS: [&str; 7] = [
-    "debs", "indexes", "releases", "verified", "layers", "uses", "tmp",
+const DIRS: [&str; 8] = [
+    "debs", "indexes", "releases", "verified", "layers", "trees", "uses", "tmp",
 ];
 
 impl Cache {
@@ -124,6 +125,11 @@ impl Cache {
         self.root.join("layers")
     }
 
+    /// Where assembled package layers are kept (see `bareboat_build::treecache`).
+    pub fn trees_dir(&self) -> PathBuf {
+        self.root.join("trees")
+    }
+
     /// A new temporary file inside the cache, on the same filesystem as its entries.
     pub fn temp_file(&self) -> Result<NamedTempFile, Error> {
         let tmp = self.root.join("tmp");
@@ -151,19 +157,32 @@ impl Cache {
         }
     }
 
-    /// Whether the package is cached whole: right size and right SHA256. A corrupt or
-    /// partial entry is removed, so the caller fetches it again.
+    /// Whether the package is cached at the right size. Its SHA256 was checked when it was
+    /// stored and is checked again when it is read ([`Cache::open_deb`]), so a build whose
+    /// unpacked layers are cached does not hash packages it never opens. An entry of the
+    /// wrong size is removed, so the caller fetches it again.
     pub fn has_deb(&self, sha256: &str, size: u64) -> Result<bool, Error> {
         let path = self.deb_path(sha256);
         let Ok(meta) = std::fs::metadata(&path) else {
             return Ok(false);
         };
-        if meta.len() == size && sha256_file(&path)? == sha256 {
+        if meta.len() == size {
             return Ok(true);
         }
-        tracing::warn!(path = %path.display(), "removing a corrupt cache entry");
+        tracing::warn!(path = %path.display(), "removing a partial cache entry");
         let _ = std::fs::remove_file(&path);
         Ok(false)
+    }
+
+    /// Opens a cached package after checking its SHA256. A corrupt entry is removed, and
+    /// the error says to run again, which downloads it afresh.
+    pub fn open_deb(&self, sha256: &str) -> Result<Deb<BufReader<File>>, Error> {
+        let path = self.deb_path(sha256);
+        if sha256_file(&path)? != sha256 {
+            let _ = std::fs::remove_file(&path);
+            return Err(Error::CorruptCacheEntry { path });
+        }
+        Deb::open_file(&path)
     }
 
     /// Records that the lockfile at `lock_path` uses these packages, for `prune`.
@@ -218,7 +237,7 @@ impl Cache {
             }
         }
         // Readers touch these on use, so their age is the time since last use.
-        for dir in ["indexes", "releases", "verified", "layers"] {
+        for dir in ["indexes", "releases", "verified", "layers", "trees"] {
             for entry in read_dir(&self.root.join(dir))? {
                 if recent(&entry) {
                     report.kept_files += 1;
@@ -384,10 +403,20 @@ mod tests {
         cache.write_atomic(&cache.deb_path(&h), b"package").unwrap();
         assert!(cache.has_deb(&h, 7).unwrap());
         std::fs::write(cache.deb_path(&h), b"packagX").unwrap();
-        assert!(!cache.has_deb(&h, 7).unwrap());
+        let e = cache
+            .open_deb(&h)
+            .err()
+            .expect("a corrupt entry is refused");
+        assert!(matches!(e, Error::CorruptCacheEntry { .. }), "{e}");
+        assert!(e.to_string().contains("run the same command again"), "{e}");
         assert!(!cache.deb_path(&h).exists(), "corrupt entry removed");
+        assert!(
+            !cache.has_deb(&h, 7).unwrap(),
+            "so the next fetch downloads it"
+        );
         std::fs::write(cache.deb_path(&h), b"pack").unwrap();
         assert!(!cache.has_deb(&h, 7).unwrap(), "partial entry detected");
+        assert!(!cache.deb_path(&h).exists(), "partial entry removed");
     }
 
     #[test]

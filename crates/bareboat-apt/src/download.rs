@@ -29,15 +29,33 @@ pub struct Expected {
 /// An HTTP client that retries transient failures with backoff.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Made on first use: loading the system's roots costs a build that downloads nothing.
+    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     attempts: u32,
     backoff: Duration,
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client::new()
+    }
 }
 
 impl Client {
     /// A client with TLS verified against the system's roots; `HTTP(S)_PROXY` and `NO_PROXY`
     /// are honoured.
-    pub fn new() -> Result<Client, Error> {
+    pub fn new() -> Client {
+        Client {
+            http: Default::default(),
+            attempts: 4,
+            backoff: Duration::from_millis(250),
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, Error> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
         // One process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -51,11 +69,7 @@ impl Client {
                 attempts: 0,
                 context: None,
             })?;
-        Ok(Client {
-            http,
-            attempts: 4,
-            backoff: Duration::from_millis(250),
-        })
+        Ok(self.http.get_or_init(|| http))
     }
 
     /// Fetches a small file whole (an `InRelease`).
@@ -93,10 +107,11 @@ impl Client {
     /// run out. 5xx, 429 (honouring `Retry-After`), dropped connections and truncated bodies
     /// are retried.
     async fn with_retries(&self, url: &str, body: &mut impl Body) -> Result<(), Error> {
+        let http = self.http()?;
         let mut last = String::new();
         for attempt in 1..=self.attempts {
             let mut wait = self.backoff * 2u32.pow(attempt - 1);
-            match self.http.get(url).send().await {
+            match http.get(url).send().await {
                 Err(e) if e.is_builder() => {
                     return Err(Error::BadUrl {
                         url: url.to_string(),

@@ -105,6 +105,13 @@ pub enum Error {
     )]
     NotCached { what: String },
 
+    #[error(
+        "{}: the cached package does not match its SHA256 (corrupted on disk); it has been removed.\n\
+         hint: run the same command again to download it afresh",
+        path.display()
+    )]
+    CorruptCacheEntry { path: PathBuf },
+
     #[error("{}: invalid .deb: {reason}", path.display())]
     BadDeb { path: PathBuf, reason: String },
 

@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::thread::ScopedJoinHandle;
 
 use bareboat_apt::cache::Cache;
-use bareboat_apt::deb::Deb;
 use bareboat_apt::lockfile::{LockedPackage, Lockfile};
 use bareboat_apt::relation::{RelationError, parse_relations};
 use bareboat_apt::release::format_rfc3339;
@@ -22,6 +21,7 @@ use crate::lock::{self, AddedFiles};
 use crate::policy::{self, MERGED_DIRS, Slicing};
 use crate::rootfs::{Content, Limits, NodeKind, Rootfs, TreeError};
 use crate::spec::Spec;
+use crate::treecache::TreeCache;
 use crate::{jks, probe, runtimes, synth};
 
 /// How to build.
@@ -76,6 +76,8 @@ pub struct BuiltImage {
     pub manifest: Descriptor,
     pub layers: Vec<LayerReport>,
     pub packages: usize,
+    /// How many package layers came from trees that earlier builds saved, unpacked.
+    pub resumed_layers: usize,
 }
 
 /// A group of packages that becomes one layer.
@@ -99,7 +101,7 @@ pub fn build_arch(
     let added = if spec.files.is_empty() {
         None
     } else {
-        Some(AddedFiles::of(spec).map_err(|e| BuildError::Spec(e.to_string()))?)
+        Some(AddedFiles::of(spec, arch).map_err(|e| BuildError::Spec(e.to_string()))?)
     };
     let locked: Vec<&LockedPackage> = lock.packages.iter().filter(|p| p.target == arch).collect();
     if locked.is_empty() {
@@ -115,7 +117,22 @@ pub fn build_arch(
     let setuid = policy::globs(&spec.keep_setuid)
         .map_err(|e| BuildError::Spec(format!("keep_setuid: {e}")))?;
     let tmp = cache.root().join("tmp");
-    let mut tree = Rootfs::new(&tmp, slicing, setuid, opts.limits)?;
+    let trees = TreeCache::new(cache);
+    let keys = tree_keys(spec, arch, opts, &groups, &by_name);
+    // Resume from the deepest package layer an earlier build saved.
+    let saved = (0..keys.len())
+        .rev()
+        .find_map(|i| trees.load(&keys[i]).map(|s| (i + 1, s)));
+    let (resumed, mut tree) = match saved {
+        Some((n, snapshot)) => {
+            tracing::debug!(layers = n, "resuming from a saved tree");
+            (
+                n,
+                Rootfs::resume(&tmp, slicing, setuid, opts.limits, snapshot)?,
+            )
+        }
+        None => (0, Rootfs::new(&tmp, slicing, setuid, opts.limits)?),
+    };
     let writer =
         LayerWriter::new(opts.compression, opts.source_date_epoch).memo(&cache.layers_dir());
     // Each finished layer is compressed on its own thread while the next one is unpacked;
@@ -135,6 +152,11 @@ pub fn build_arch(
             Ok::<_, BuildError>(())
         };
         for (i, group) in groups.iter().enumerate() {
+            let created_by = format!("bareboat: {} ({})", group.name, group.packages.join(", "));
+            if i < resumed {
+                finish(&tree, i, created_by)?;
+                continue;
+            }
             let layer = tree.push_layer();
             add_packages(&mut tree, layer, &group.packages, &by_name, cache)?;
             let mtime = tree.newest(layer);
@@ -142,8 +164,12 @@ pub fn build_arch(
                 synthesize_base(&mut tree, layer, mtime)?;
             }
             synthesize_missing(&mut tree, layer, spec, mtime)?;
-            let created_by = format!("bareboat: {} ({})", group.name, group.packages.join(", "));
+            tree.seal()?;
             finish(&tree, layer, created_by)?;
+            // Saved while the layer compresses.
+            if let Err(e) = trees.save(&keys[i], &mut tree) {
+                tracing::warn!("could not save the unpacked layer for later builds: {e}");
+            }
         }
         if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.ca_certs.is_empty() {
             let layer = tree.push_layer();
@@ -198,7 +224,36 @@ pub fn build_arch(
             })
             .collect(),
         packages: locked.len(),
+        resumed_layers: resumed,
     })
+}
+
+/// The saved-tree key of each package layer: everything that shapes unpacking, and the
+/// packages of the layer and those below.
+fn tree_keys(
+    spec: &Spec,
+    arch: &str,
+    opts: &BuildOptions,
+    groups: &[Group],
+    by_name: &HashMap<&str, &LockedPackage>,
+) -> Vec<String> {
+    let settings = format!(
+        "arch {arch}\nslice {:?} {:?} {:?}\nkeep setuid {:?}\nlimits {:?}\nrelease {} {}\n",
+        spec.slice.defaults,
+        spec.slice.keep,
+        spec.slice.drop,
+        spec.keep_setuid,
+        opts.limits,
+        spec.release.version_id(),
+        spec.release.codename(),
+    );
+    let layers = groups.iter().map(|g| {
+        g.packages
+            .iter()
+            .map(|name| (name.as_str(), by_name[name.as_str()].sha256.as_str()))
+            .collect()
+    });
+    TreeCache::keys(&settings, layers)
 }
 
 /// Unpacks `names` into `layer`, each with its status.d entry and md5sums, which carry the
@@ -213,8 +268,9 @@ fn add_packages(
     let mut unpacked = Vec::new();
     for name in names {
         let p = by_name[name.as_str()];
-        let deb =
-            Deb::open_file(&cache.deb_path(&p.sha256)).map_err(|e| e.with_context(&p.name))?;
+        let deb = cache
+            .open_deb(&p.sha256)
+            .map_err(|e| e.with_context(&p.name))?;
         let control = deb.control().to_string();
         let replaces =
             replaced_packages(deb.field("Replaces").unwrap_or_default()).map_err(|source| {

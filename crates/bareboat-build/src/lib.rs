@@ -28,3 +28,4 @@ pub mod rootfs;
 pub mod runtimes;
 pub mod spec;
 pub mod synth;
+pub mod treecache;

@@ -65,8 +65,8 @@ pub struct AddedFiles {
 }
 
 impl AddedFiles {
-    pub fn of(spec: &Spec) -> Result<AddedFiles, LockError> {
-        let entries = hostfiles::expand(&spec.files).map_err(LockError::Files)?;
+    pub fn of(spec: &Spec, arch: &str) -> Result<AddedFiles, LockError> {
+        let entries = hostfiles::expand(&spec.files_for(arch)).map_err(LockError::Files)?;
         let analysis = if spec.auto_deps {
             deps::analyze_all(&entries)?
         } else {
@@ -150,12 +150,6 @@ pub async fn resolve(
     progress: &dyn Progress,
 ) -> Result<Resolution, LockError> {
     let sources = sources_for(spec, settings)?;
-    let files = AddedFiles::of(spec)?;
-    let added = files.image_paths();
-    let analysis = files.analysis;
-    let needs_lookup = analysis
-        .iter()
-        .any(|a| matches!(a.kind, FileKind::Dynamic { .. } | FileKind::Script { .. }));
     let entrypoint = spec
         .run
         .entrypoint
@@ -164,6 +158,7 @@ pub async fn resolve(
         .and_then(|c| c.first())
         .map(String::as_str);
     let mut auto = Vec::new();
+    let mut all_analysis: Vec<Analysis> = Vec::new();
     let keyring = Arc::new(match &settings.keyring {
         Some(path) => Keyring::from_file(path)?,
         None => Keyring::debian(),
@@ -179,6 +174,12 @@ pub async fn resolve(
         exclusions: Vec::new(),
     };
     for arch in &spec.arch {
+        let files = AddedFiles::of(spec, arch)?;
+        let added = files.image_paths();
+        let analysis = files.analysis;
+        let needs_lookup = analysis
+            .iter()
+            .any(|a| matches!(a.kind, FileKind::Dynamic { .. } | FileKind::Script { .. }));
         let opts = LoadOptions {
             arch: arch.clone(),
             offline: settings.offline,
@@ -273,11 +274,17 @@ pub async fn resolve(
         if !analysis.is_empty() {
             auto.push((arch.clone(), found));
         }
+        // The same file on every architecture is reported once.
+        for a in analysis {
+            if !all_analysis.contains(&a) {
+                all_analysis.push(a);
+            }
+        }
     }
     lock.normalize();
     Ok(Resolution {
         lock,
-        analysis,
+        analysis: all_analysis,
         auto,
     })
 }

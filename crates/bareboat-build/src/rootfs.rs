@@ -1,9 +1,10 @@
 //! The image's file tree, assembled layer by layer from package data archives and
 //! synthesized files.
 //!
-//! File contents are staged on disk, appended to one staging file as they stream out of the
+//! File contents are staged on disk, appended to a staging file as they stream out of the
 //! package (one file per entry would spend most of a build creating inodes); the tree keeps
-//! only paths, metadata and offsets. Nothing is ever created on disk at an image path, so
+//! only paths, metadata and offsets. Sealing ends a segment of the staging area, which is
+//! never written again, so a finished tree can be kept and resumed (see `treecache`). Nothing is ever created on disk at an image path, so
 //! nothing can be written through a symlink, and the policy checks that no image path is
 //! either: an entry whose parent is a symlink is refused, as are `..`, absolute names, device
 //! nodes, hard links to anything but an earlier entry of the same package, and entries past
@@ -12,11 +13,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bareboat_oci::layer::{Entry, Kind};
 use globset::GlobSet;
 use md5::Md5;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::policy::{self, MERGED_DIRS, Slicing};
@@ -64,15 +66,15 @@ pub enum TreeError {
 }
 
 /// What a tree node is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
     Dir,
     File {
-        /// Where the content starts in the staging file.
+        /// Where the content starts in the staging area.
         offset: u64,
         size: u64,
+        #[serde(with = "hex::serde")]
         sha256: [u8; 32],
-        md5: [u8; 16],
     },
     Symlink(String),
     /// Another path of the same layer with the same content.
@@ -80,7 +82,7 @@ pub enum NodeKind {
 }
 
 /// A path in the tree.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Node {
     pub kind: NodeKind,
     pub mode: u32,
@@ -106,9 +108,36 @@ pub struct Unpacked {
     pub dropped: usize,
 }
 
+/// A sealed part of the staging area: the file holding the contents staged at offsets
+/// `start..start + len`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub start: u64,
+    pub len: u64,
+}
+
+/// What a tree resumes from: its layers' nodes and the sealed segments holding their
+/// contents, from offset 0 without gaps.
+pub struct Snapshot {
+    pub layers: Vec<BTreeMap<String, Node>>,
+    pub segments: Vec<Segment>,
+}
+
+/// A sealed segment, with the temporary file that removes it when the tree is dropped
+/// (none for a segment the tree resumed from).
+struct Sealed {
+    segment: Segment,
+    _temp: Option<tempfile::NamedTempFile>,
+}
+
 /// The image tree under assembly.
 pub struct Rootfs {
+    staging_parent: PathBuf,
+    sealed: Vec<Sealed>,
+    /// The open segment, holding the contents staged from `staging_start` on.
     staging: tempfile::NamedTempFile,
+    staging_start: u64,
     staged_len: u64,
     layers: Vec<BTreeMap<String, Node>>,
     /// The topmost layer holding each path.
@@ -126,15 +155,11 @@ impl Rootfs {
         keep_setuid: GlobSet,
         limits: Limits,
     ) -> Result<Rootfs, TreeError> {
-        let staging = tempfile::Builder::new()
-            .prefix("bareboat-staging-")
-            .tempfile_in(staging_parent)
-            .map_err(|e| TreeError::Io {
-                origin: staging_parent.display().to_string(),
-                source: e,
-            })?;
         Ok(Rootfs {
-            staging,
+            staging: new_staging(staging_parent)?,
+            staging_parent: staging_parent.to_path_buf(),
+            sealed: Vec::new(),
+            staging_start: 0,
             staged_len: 0,
             layers: Vec::new(),
             top: HashMap::new(),
@@ -142,6 +167,79 @@ impl Rootfs {
             keep_setuid,
             limits,
         })
+    }
+
+    /// A tree that goes on from a snapshot.
+    pub fn resume(
+        staging_parent: &Path,
+        slicing: Slicing,
+        keep_setuid: GlobSet,
+        limits: Limits,
+        Snapshot { layers, segments }: Snapshot,
+    ) -> Result<Rootfs, TreeError> {
+        let mut tree = Rootfs::new(staging_parent, slicing, keep_setuid, limits)?;
+        tree.staged_len = segments.last().map_or(0, |s| s.start + s.len);
+        tree.staging_start = tree.staged_len;
+        tree.sealed = segments
+            .into_iter()
+            .map(|segment| Sealed {
+                segment,
+                _temp: None,
+            })
+            .collect();
+        for (i, nodes) in layers.iter().enumerate() {
+            tree.top.extend(nodes.keys().map(|p| (p.clone(), i)));
+        }
+        tree.layers = layers;
+        Ok(tree)
+    }
+
+    /// Ends the open segment of the staging area: what was staged so far is never written
+    /// again.
+    pub fn seal(&mut self) -> Result<(), TreeError> {
+        if self.staged_len == self.staging_start {
+            return Ok(());
+        }
+        let next = new_staging(&self.staging_parent)?;
+        let done = std::mem::replace(&mut self.staging, next);
+        self.sealed.push(Sealed {
+            segment: Segment {
+                path: done.path().to_path_buf(),
+                start: self.staging_start,
+                len: self.staged_len - self.staging_start,
+            },
+            _temp: Some(done),
+        });
+        self.staging_start = self.staged_len;
+        Ok(())
+    }
+
+    /// The sealed segments, in offset order.
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed.iter().map(|s| &s.segment)
+    }
+
+    /// Names sealed segment `index` by `path`, another name (a hard link) of the same file.
+    pub fn rename_segment(&mut self, index: usize, path: PathBuf) {
+        self.sealed[index].segment.path = path;
+    }
+
+    /// Every layer's nodes, bottom first.
+    pub fn layers(&self) -> &[BTreeMap<String, Node>] {
+        &self.layers
+    }
+
+    /// The file holding the staged content at `offset`, and where it is in that file.
+    fn locate(&self, offset: u64) -> (&Path, u64) {
+        if offset >= self.staging_start {
+            return (self.staging.path(), offset - self.staging_start);
+        }
+        let i = self
+            .sealed
+            .partition_point(|s| s.segment.start <= offset)
+            .saturating_sub(1);
+        let s = &self.sealed[i].segment;
+        (&s.path, offset - s.start)
     }
 
     /// Starts a new layer on top and returns its index.
@@ -208,8 +306,9 @@ impl Rootfs {
         let real = self.resolve(path)?;
         match &self.get(&real)?.kind {
             NodeKind::File { offset, size, .. } => {
-                let mut f = File::open(self.staging.path()).ok()?;
-                f.seek(SeekFrom::Start(*offset)).ok()?;
+                let (path, at) = self.locate(*offset);
+                let mut f = File::open(path).ok()?;
+                f.seek(SeekFrom::Start(at)).ok()?;
                 let mut out = Vec::with_capacity(*size as usize);
                 f.take(*size).read_to_end(&mut out).ok()?;
                 Some(out)
@@ -270,6 +369,8 @@ impl Rootfs {
         };
         let mut unpacked = Unpacked::default();
         let mut dropped_files = HashSet::new();
+        // What dpkg's md5sums list; only package files need it.
+        let mut md5s: HashMap<String, [u8; 16]> = HashMap::new();
         let mut total = 0u64;
         let mut count = 0u64;
         for entry in data.entries().map_err(io_err)? {
@@ -345,8 +446,11 @@ impl Rootfs {
                         dropped_files.insert(path);
                         continue;
                     }
-                    self.stage(&mut (&mut entry).take(size + 1), size)
-                        .map_err(|e| refuse(e.to_string()))?
+                    let (kind, md5) = self
+                        .stage(&mut (&mut entry).take(size + 1), size, true)
+                        .map_err(|e| refuse(e.to_string()))?;
+                    md5s.extend(md5.map(|m| (path.clone(), m)));
+                    kind
                 }
                 tar::EntryType::Char | tar::EntryType::Block => {
                     return Err(refuse("device nodes are refused".into()));
@@ -392,8 +496,13 @@ impl Rootfs {
                 mtime,
                 package: Some(package.to_string()),
             };
-            if let Some(md5) = self.insert(layer, &path, node, replaces, &origin)? {
-                unpacked.md5sums.push((path, md5));
+            let md5 = match &node.kind {
+                NodeKind::Hardlink(target) => md5s.get(target).copied(),
+                _ => md5s.get(&path).copied(),
+            };
+            self.insert(layer, &path, node, replaces, &origin)?;
+            if let Some(md5) = md5 {
+                unpacked.md5sums.push((path, hex::encode(md5)));
             }
         }
         Ok(unpacked)
@@ -415,17 +524,18 @@ impl Rootfs {
             source: e,
         };
         let kind = match content {
-            Content::Bytes(b) => self.stage(&mut &b[..], b.len() as u64),
+            Content::Bytes(b) => self.stage(&mut &b[..], b.len() as u64, false),
             Content::Host(host) => {
                 let f = File::open(host).map_err(|e| TreeError::Io {
                     origin: host.display().to_string(),
                     source: e,
                 })?;
                 let size = f.metadata().map_err(io_err)?.len();
-                self.stage(&mut f.take(size + 1), size)
+                self.stage(&mut f.take(size + 1), size, false)
             }
         }
-        .map_err(io_err)?;
+        .map_err(io_err)?
+        .0;
         self.insert_replacing(layer, path, synthesized(kind, mode, owner, mtime), &origin)
     }
 
@@ -562,9 +672,10 @@ impl Rootfs {
         else {
             unreachable!("hard links point at files")
         };
+        let (source, at) = self.locate(*offset);
         Kind::File {
-            source: self.staging.path().to_path_buf(),
-            offset: *offset,
+            source: source.to_path_buf(),
+            offset: at,
             size: *size,
             sha256: *sha256,
         }
@@ -579,33 +690,43 @@ impl Rootfs {
         }
     }
 
-    fn stage(&mut self, content: &mut impl Read, size: u64) -> io::Result<NodeKind> {
+    /// Appends `size` bytes of content to the staging area; with `with_md5`, also returns
+    /// their MD5.
+    fn stage(
+        &mut self,
+        content: &mut impl Read,
+        size: u64,
+        with_md5: bool,
+    ) -> io::Result<(NodeKind, Option<[u8; 16]>)> {
         let offset = self.staged_len;
-        let result = self.append_staged(content, size);
+        let mut md5 = with_md5.then(Md5::new);
+        let result = self.append_staged(content, size, md5.as_mut());
         if result.is_err() {
             // Drop the partial content, so the next file starts where it should.
-            self.staging.as_file().set_len(offset)?;
+            self.staging
+                .as_file()
+                .set_len(offset - self.staging_start)?;
         }
-        let (sha256, md5) = result?;
+        let sha256 = result?;
         self.staged_len += size;
-        Ok(NodeKind::File {
+        let kind = NodeKind::File {
             offset,
             size,
             sha256,
-            md5,
-        })
+        };
+        Ok((kind, md5.map(|m| m.finalize().into())))
     }
 
     fn append_staged(
         &mut self,
         content: &mut impl Read,
         size: u64,
-    ) -> io::Result<([u8; 32], [u8; 16])> {
+        mut md5: Option<&mut Md5>,
+    ) -> io::Result<[u8; 32]> {
         let mut file = self.staging.as_file();
-        file.seek(SeekFrom::Start(self.staged_len))?;
+        file.seek(SeekFrom::Start(self.staged_len - self.staging_start))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         let mut sha = Sha256::new();
-        let mut md5 = Md5::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut written = 0u64;
         loop {
@@ -620,7 +741,9 @@ impl Rootfs {
                 )));
             }
             sha.update(&buf[..n]);
-            md5.update(&buf[..n]);
+            if let Some(md5) = md5.as_mut() {
+                md5.update(&buf[..n]);
+            }
             out.write_all(&buf[..n])?;
         }
         out.flush()?;
@@ -629,7 +752,7 @@ impl Rootfs {
                 "truncated: {written} of {size} bytes"
             )));
         }
-        Ok((sha.finalize().into(), md5.finalize().into()))
+        Ok(sha.finalize().into())
     }
 
     /// Refuses a path whose parent, in the image as built so far, is a symlink.
@@ -655,7 +778,7 @@ impl Rootfs {
         Ok(())
     }
 
-    /// Inserts a package's node; returns the MD5 of a kept regular file.
+    /// Inserts a package's node, unless the image has the same thing at `path` already.
     fn insert(
         &mut self,
         layer: usize,
@@ -663,16 +786,8 @@ impl Rootfs {
         node: Node,
         replaces: &[String],
         origin: &str,
-    ) -> Result<Option<String>, TreeError> {
+    ) -> Result<(), TreeError> {
         self.check_parents(path, origin)?;
-        let md5 = match &node.kind {
-            NodeKind::File { md5, .. } => Some(hex::encode(md5)),
-            NodeKind::Hardlink(target) => match &self.layers[layer][target].kind {
-                NodeKind::File { md5, .. } => Some(hex::encode(md5)),
-                _ => None,
-            },
-            _ => None,
-        };
         if let Some(existing) = self.get(path) {
             let same = match (&existing.kind, &node.kind) {
                 (NodeKind::Dir, NodeKind::Dir) => true,
@@ -681,7 +796,7 @@ impl Rootfs {
                 _ => false,
             };
             if same {
-                return Ok(md5);
+                return Ok(());
             }
             let first = existing
                 .package
@@ -697,7 +812,7 @@ impl Rootfs {
         }
         self.layers[layer].insert(path.to_string(), node);
         self.top.insert(path.to_string(), layer);
-        Ok(md5)
+        Ok(())
     }
 
     /// Inserts a node that bareboat makes, replacing whatever the path held.
@@ -713,6 +828,16 @@ impl Rootfs {
         self.top.insert(path.to_string(), layer);
         Ok(())
     }
+}
+
+fn new_staging(parent: &Path) -> Result<tempfile::NamedTempFile, TreeError> {
+    tempfile::Builder::new()
+        .prefix("bareboat-staging-")
+        .tempfile_in(parent)
+        .map_err(|e| TreeError::Io {
+            origin: parent.display().to_string(),
+            source: e,
+        })
 }
 
 fn synthesized(kind: NodeKind, mode: u32, (uid, gid): (u32, u32), mtime: u64) -> Node {

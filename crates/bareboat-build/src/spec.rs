@@ -35,7 +35,8 @@
 //! auto_deps = true            # add the packages that added programs and scripts need
 //!
 //! [[files]]                   # files or directories from the host, in a layer of their own
-//! src = "target/release/server"  # a file, a directory, or a glob such as "dist/*.so"
+//! src = "target/release/server"  # a file, a directory, or a glob such as "dist/*.so";
+//!                                # {arch} becomes amd64 or arm64 in multi-arch builds
 //! dst = "/app/server"            # for a glob: the directory the matches go into
 //! mode = "0755"               # default: the host file's permission bits
 //! owner = "65532:65532"       # default: 0:0
@@ -541,6 +542,19 @@ impl Spec {
 }
 
 impl Spec {
+    /// The files to add on `arch`: `{arch}` in a source path becomes the architecture's
+    /// Debian name, so one spec adds `dist/{arch}/server` to each image of a multi-arch
+    /// build.
+    pub fn files_for(&self, arch: &str) -> Vec<FileSpec> {
+        self.files
+            .iter()
+            .map(|f| FileSpec {
+                src: PathBuf::from(f.src.to_string_lossy().replace("{arch}", arch)),
+                ..f.clone()
+            })
+            .collect()
+    }
+
     /// The spec with `packages`, found for its added files, requested in a layer of their
     /// own below the files.
     pub fn with_auto_deps(&self, packages: &[String]) -> Spec {

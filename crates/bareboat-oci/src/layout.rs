@@ -18,6 +18,33 @@ use crate::digest::Digest;
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// A layout being written; see [`Layout::pending`].
+pub struct Pending {
+    layout: Layout,
+    /// The temporary directory and the path it becomes, for a new layout.
+    staged: Option<(tempfile::TempDir, PathBuf)>,
+}
+
+impl Pending {
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Puts a new layout at its path and returns it there.
+    pub fn commit(self) -> Result<Layout, Error> {
+        let Some((tmp, root)) = self.staged else {
+            return Ok(self.layout);
+        };
+        let staged = tmp.keep();
+        // A rename onto a directory that appeared meanwhile fails unless it is empty.
+        if let Err(e) = std::fs::rename(&staged, &root) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(Error::io(&root, e));
+        }
+        Ok(Layout { root })
+    }
+}
+
 /// An open layout directory.
 pub struct Layout {
     root: PathBuf,
@@ -45,6 +72,32 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+        })
+    }
+
+    /// A layout that appears at `root` only when committed. When `root` does not exist,
+    /// the layout is written in a temporary directory beside it and renamed into place by
+    /// [`Pending::commit`], so a failed build leaves nothing behind. An existing layout is
+    /// written in place: its blobs and index change atomically, so it never reads as broken.
+    pub fn pending(root: &Path) -> Result<Pending, Error> {
+        if root.exists() {
+            return Ok(Pending {
+                layout: Layout::create(root)?,
+                staged: None,
+            });
+        }
+        let parent = root
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".bareboat-layout-")
+            .tempdir_in(parent)
+            .map_err(|e| Error::io(parent, e))?;
+        Ok(Pending {
+            layout: Layout::create(tmp.path())?,
+            staged: Some((tmp, root.to_path_buf())),
         })
     }
 
@@ -142,25 +195,35 @@ impl Layout {
 
     /// Copies the image (or index) `top` and every blob it reaches into `to`, keeping digests.
     pub fn copy_image(&self, to: &Layout, top: &Descriptor) -> Result<(), Error> {
-        let mut pending = vec![(top.digest().to_string(), top.media_type().to_string())];
-        while let Some((digest, media_type)) = pending.pop() {
-            let digest: Digest = digest.parse().map_err(|reason| Error::BadLayout {
-                path: self.root.clone(),
-                reason,
-            })?;
-            let src = self.blob_path(&digest);
+        for digest in self.reachable(top)? {
             if !to.blob_path(&digest).is_file() {
+                let src = self.blob_path(&digest);
                 let tmp = to.temp_blob()?;
                 std::fs::copy(&src, tmp.path()).map_err(|e| Error::io(&src, e))?;
                 to.commit_blob(tmp, &digest)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Every blob the image (or index) `top` reaches, itself included; an error names a
+    /// blob the layout lacks.
+    pub fn reachable(&self, top: &Descriptor) -> Result<Vec<Digest>, Error> {
+        let bad = |reason: String| Error::BadLayout {
+            path: self.root.clone(),
+            reason,
+        };
+        let mut out = Vec::new();
+        let mut pending = vec![(top.digest().to_string(), top.media_type().to_string())];
+        while let Some((digest, media_type)) = pending.pop() {
+            let digest: Digest = digest.parse().map_err(bad)?;
+            if !self.blob_path(&digest).is_file() {
+                return Err(bad(format!("blob {digest} is missing")));
+            }
             // Only manifests and indexes point at other blobs.
             if media_type.ends_with("manifest.v1+json") || media_type.ends_with("index.v1+json") {
                 let doc: serde_json::Value = serde_json::from_slice(&self.read_blob(&digest)?)
-                    .map_err(|e| Error::BadLayout {
-                        path: self.root.clone(),
-                        reason: format!("{digest}: {e}"),
-                    })?;
+                    .map_err(|e| bad(format!("{digest}: {e}")))?;
                 let children = ["manifests", "layers"]
                     .iter()
                     .flat_map(|k| doc[k].as_array().into_iter().flatten())
@@ -173,8 +236,22 @@ impl Layout {
                     }
                 }
             }
+            out.push(digest);
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// The descriptor `tag` names in `index.json`.
+    pub fn resolve(&self, tag: &str) -> Result<Descriptor, Error> {
+        let index = self.index()?;
+        let found = index.manifests().iter().find(|d| {
+            let name = d.annotations().as_ref().and_then(|a| a.get(REF_NAME));
+            name.is_some_and(|n| n == tag)
+        });
+        found.cloned().ok_or_else(|| Error::BadLayout {
+            path: self.root.clone(),
+            reason: format!("no image is tagged {tag:?}"),
+        })
     }
 }
 
@@ -189,4 +266,45 @@ pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
     tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_layout_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("deeper/out");
+        let abandoned = Layout::pending(&root).unwrap();
+        abandoned
+            .layout()
+            .put_json(MediaType::ImageConfig, b"{}")
+            .unwrap();
+        drop(abandoned);
+        assert!(!root.exists(), "a failed build leaves no layout");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("deeper"))
+                .unwrap()
+                .count(),
+            0,
+            "nor a temporary directory"
+        );
+
+        let pending = Layout::pending(&root).unwrap();
+        let d = pending
+            .layout()
+            .put_json(MediaType::ImageConfig, b"{}")
+            .unwrap();
+        assert!(!root.exists());
+        let layout = pending.commit().unwrap();
+        let digest: Digest = d.digest().to_string().parse().unwrap();
+        assert!(layout.blob_path(&digest).is_file());
+        assert!(root.join("oci-layout").is_file());
+
+        // An existing layout is written in place.
+        let again = Layout::pending(&root).unwrap();
+        assert_eq!(again.layout().root, root);
+        again.commit().unwrap();
+    }
 }

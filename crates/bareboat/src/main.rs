@@ -65,6 +65,8 @@ enum Command {
 bareboat build catalog:cc:debug -o oci:out:cc-debug\n  \
 bareboat build catalog:base --release bookworm -o oci:out:base-bookworm\n  \
 bareboat build bareboat.toml -o oci:out:app --compression zstd\n  \
+bareboat build --from catalog:cc --add target/release/server:/app/server --entrypoint /app/server -o oci:out:server\n  \
+bareboat build --from catalog:cc --arch amd64,arm64 --add 'dist/{arch}/server:/app/server' --entrypoint /app/server -o oci:out:server\n  \
 SOURCE_DATE_EPOCH=1700000000 bareboat build catalog:static -o oci:out:static   clamp file times"
     )]
     Build(BuildArgs),
@@ -196,7 +198,8 @@ struct AppArgs {
     /// Start from this catalogue image instead of a spec file (catalog:NAME[:VARIANT])
     #[arg(long, value_name = "IMAGE")]
     from: Option<String>,
-    /// Add a host file, directory or glob at an image path, in the top layer (repeat)
+    /// Add a host file, directory or glob at an image path, in the top layer (repeat);
+    /// {arch} in SRC becomes each image's architecture
     #[arg(long, value_name = "SRC:DST")]
     add: Vec<String>,
     /// The program the image starts
@@ -431,7 +434,7 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
         Some(names) => Upgrade::Only(names.clone()),
     };
     let cache = Cache::open(cache_root)?;
-    let client = Client::new()?;
+    let client = Client::new();
     let bar = progress::Bar::new("indexes");
     let resolution = lock::resolve(
         &spec,
@@ -588,7 +591,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     let lock_path = args.lockfile.clone().or(is_file.then_some(default_lock));
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
-    let client = Client::new()?;
+    let client = Client::new();
     let mut auto = Vec::new();
     let lock = match &lock_path {
         Some(path) if path.exists() => {
@@ -634,17 +637,19 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         dir,
         tag: first_tag,
     } = &outputs[0];
-    let layout = Layout::create(dir)?;
+    let pending = Layout::pending(dir)?;
+    let layout = pending.layout();
     let mut images = Vec::new();
     for arch in &spec.arch {
-        images.push(build_arch(&spec, &lock, arch, &cache, &layout, &opts)?);
+        images.push(build_arch(&spec, &lock, arch, &cache, layout, &opts)?);
     }
     let top = if images.len() == 1 {
         images[0].manifest.clone()
     } else {
-        write_index(&layout, images.iter().map(|i| i.manifest.clone()).collect())?
+        write_index(layout, images.iter().map(|i| i.manifest.clone()).collect())?
     };
     layout.tag(&top, std::slice::from_ref(first_tag))?;
+    let layout = pending.commit()?;
     for ImageRef::Oci { dir, tag } in &outputs[1..] {
         let target = Layout::create(dir)?;
         layout.copy_image(&target, &top)?;
@@ -663,6 +668,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
                     "arch": i.arch,
                     "manifest": i.manifest.digest().to_string(),
                     "packages": i.packages,
+                    "resumed_layers": i.resumed_layers,
                     "layers": i.layers,
                 })).collect::<Vec<_>>(),
                 "seconds": elapsed.as_secs_f64(),
@@ -673,8 +679,12 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     for image in &images {
         let size: u64 = image.layers.iter().map(|l| l.size).sum();
         let unpacked: u64 = image.layers.iter().map(|l| l.uncompressed_size).sum();
+        let resumed = match image.resumed_layers {
+            0 => String::new(),
+            n => format!(" ({n} unpacked by an earlier build)"),
+        };
         println!(
-            "{} {}: {} packages, {} layers, {} compressed, {} unpacked",
+            "{} {}: {} packages, {} layers{resumed}, {} compressed, {} unpacked",
             image.arch,
             image.manifest.digest(),
             image.packages,
@@ -714,7 +724,7 @@ async fn cmd_fetch(args: FetchArgs, cache_root: &Path, json: bool) -> Result<Exi
         Lockfile::read(&args.lockfile).with_context(|| "hint: create it with `bareboat lock`")?;
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
-    let client = Client::new()?;
+    let client = Client::new();
     let bar = progress::Bar::new("packages");
     let report = lock::fetch(&lock, &settings, &client, &cache, &bar).await?;
     bar.finish();
@@ -794,7 +804,7 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
     }
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
-    let client = Client::new()?;
+    let client = Client::new();
     let bar = progress::Bar::new("indexes");
     let mut rows = Vec::new();
     for image in catalog::IMAGES {
@@ -909,7 +919,7 @@ async fn cmd_deps(args: DepsArgs, cache_root: &Path, json: bool) -> Result<ExitC
     .apply(&mut spec)?;
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
-    let client = Client::new()?;
+    let client = Client::new();
     let bar = progress::Bar::new("indexes");
     let resolution = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
     bar.finish();

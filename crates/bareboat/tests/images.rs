@@ -452,6 +452,81 @@ fn multi_arch_index_reads_back_and_podman_runs_it() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n65532\n");
 }
 
+#[test]
+fn multi_arch_apps_take_each_architectures_build_of_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("hello.c"), HELLO_C).unwrap();
+    for (arch, compiler) in [("amd64", "gcc"), ("arm64", "aarch64-linux-gnu-gcc")] {
+        std::fs::create_dir_all(d.join("dist").join(arch)).unwrap();
+        run(Command::new(tool(compiler)).current_dir(d).args([
+            "hello.c",
+            "-o",
+            &format!("dist/{arch}/hello"),
+        ]));
+    }
+    build(
+        d,
+        &[
+            "--from",
+            "catalog:static",
+            "--arch",
+            "amd64,arm64",
+            "--add",
+            "dist/{arch}/hello:/app/hello",
+            "--entrypoint",
+            "/app/hello",
+            "--lockfile",
+            "app.lock",
+            "-o",
+            "oci:out:app",
+        ],
+    );
+    // Each architecture's program needs its own libc6, found by auto-deps.
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(d.join("app.lock")).unwrap()).unwrap();
+    let mut needed: Vec<&str> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str() == Some("libc6"))
+        .filter(|p| {
+            let reasons = p["reasons"].as_array().unwrap();
+            reasons
+                .iter()
+                .any(|r| r.as_str().unwrap().starts_with("needed: "))
+        })
+        .map(|p| p["target"].as_str().unwrap())
+        .collect();
+    needed.sort();
+    assert_eq!(needed, ["amd64", "arm64"]);
+    for arch in ["amd64", "arm64"] {
+        run(Command::new(tool("skopeo")).current_dir(d).args([
+            "--override-arch",
+            arch,
+            "copy",
+            "oci:out:app",
+            &format!("oci:{arch}:app-{arch}"),
+        ]));
+        let bundle = unpack(d, arch, &format!("app-{arch}"));
+        let program = bundle.join("rootfs/app/hello");
+        assert_eq!(
+            std::fs::read(&program).unwrap(),
+            std::fs::read(d.join("dist").join(arch).join("hello")).unwrap(),
+            "{arch} image holds the {arch} build"
+        );
+        let out = if arch == "amd64" {
+            runc(&bundle, &[])
+        } else {
+            let qemu = tool("qemu-aarch64-static");
+            let rootfs = bundle.join("rootfs");
+            let out = run(Command::new(qemu).arg("-L").arg(&rootfs).arg(&program));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert!(out.starts_with("hello from C"), "{arch}: {out}");
+    }
+}
+
 const LIBS_CPP: &str = r#"
 #include <cstdio>
 #include <string>
@@ -758,4 +833,138 @@ fn bad_application_input_is_refused_with_the_fix_and_writes_nothing() {
         assert!(!d.join("out").exists(), "{args:?} wrote a layout");
         assert!(!d.join("bareboat.lock").exists(), "{args:?} wrote a lock");
     }
+}
+
+/// `bareboat --json build ARGS` in `dir` with the cache at `cache`.
+fn build_with_cache(dir: &Path, cache: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bareboat"))
+        .current_dir(dir)
+        .arg("--cache")
+        .arg(cache)
+        .args(["--json", "build"])
+        .args(args)
+        .env_remove("BAREBOAT_MIRROR")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap()
+}
+
+fn report(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn saved_unpacked_layers_give_the_same_image_and_damaged_ones_are_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A cache of this test's own, holding the shared cache's downloads (as hard links, which
+    // the test replaces rather than writes through), so that the saved trees are its alone.
+    let first = build(d, &["catalog:base-nossl", "-o", "oci:shared:t"]);
+    let cache = d.join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    for sub in ["debs", "indexes", "releases", "verified"] {
+        run(Command::new("cp")
+            .arg("-al")
+            .arg(common::cache().join(sub))
+            .arg(cache.join(sub)));
+    }
+    let trees = cache.join("trees");
+    let saved = |ext: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&trees)
+            .map(|r| r.map(|e| e.unwrap().path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect()
+    };
+    let unpacked = report(&build_with_cache(
+        d,
+        &cache,
+        &["catalog:base-nossl", "-o", "oci:one:t"],
+    ));
+    assert_eq!(unpacked["images"][0]["resumed_layers"], 0);
+    assert_eq!(unpacked["digest"], first["digest"]);
+    assert_eq!(saved("json").len(), 2, "one saved tree per package layer");
+
+    // A new layout: the package layers come from the saved trees, and are byte for byte
+    // what unpacking gave.
+    let resumed = report(&build_with_cache(
+        d,
+        &cache,
+        &["catalog:base-nossl", "-o", "oci:two:t"],
+    ));
+    assert_eq!(resumed["images"][0]["resumed_layers"], 2);
+    assert_eq!(resumed["digest"], first["digest"]);
+    assert_eq!(layers(&resumed), layers(&first));
+    run(Command::new(tool("umoci"))
+        .args(["unpack", "--rootless", "--image", "two:t", "bundle"])
+        .current_dir(d));
+    assert!(
+        d.join("bundle/rootfs/usr/lib/x86_64-linux-gnu/libc.so.6")
+            .exists()
+    );
+
+    // Truncated segments: the saved trees are ignored and the packages unpacked again.
+    for seg in saved("seg") {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(1)
+            .unwrap();
+    }
+    let again = report(&build_with_cache(
+        d,
+        &cache,
+        &["catalog:base-nossl", "-o", "oci:three:t"],
+    ));
+    assert_eq!(again["images"][0]["resumed_layers"], 0);
+    assert_eq!(again["digest"], first["digest"]);
+
+    // A package corrupted in the cache (same size, one byte changed) is refused when it is
+    // unpacked, removed, and downloaded afresh by the next run.
+    std::fs::remove_dir_all(&trees).unwrap();
+    run(&mut bareboat(
+        d,
+        "lock",
+        &[
+            "catalog:base-nossl",
+            "--lockfile",
+            "base-nossl.lock",
+            "--no-fetch",
+        ],
+    ));
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(d.join("base-nossl.lock")).unwrap()).unwrap();
+    let sha256 = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str() == Some("libc6"))
+        .and_then(|p| p["sha256"].as_str())
+        .expect("libc6 is locked");
+    let libc6 = cache.join("debs").join(format!("{sha256}.deb"));
+    let mut bytes = std::fs::read(&libc6).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::remove_file(&libc6).unwrap();
+    std::fs::write(&libc6, &bytes).unwrap();
+    let refused = build_with_cache(d, &cache, &["catalog:base-nossl", "-o", "oci:four:t"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not match its SHA256"), "{err}");
+    assert!(err.contains("run the same command again"), "{err}");
+    assert!(!libc6.exists(), "the corrupt entry is removed");
+    assert!(!d.join("four").exists(), "nothing written");
+    let healed = report(&build_with_cache(
+        d,
+        &cache,
+        &["catalog:base-nossl", "-o", "oci:four:t"],
+    ));
+    assert_eq!(healed["digest"], first["digest"]);
 }
