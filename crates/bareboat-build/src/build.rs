@@ -19,7 +19,7 @@ use crate::deps::{self, Analysis, FileKind};
 use crate::hostfiles::{HostEntry, HostKind};
 use crate::lock::{self, AddedFiles};
 use crate::policy::{self, MERGED_DIRS, Slicing};
-use crate::rootfs::{Content, Limits, NodeKind, Rootfs, TreeError};
+use crate::rootfs::{Content, Limits, NodeKind, Rootfs, Snapshot, TreeError};
 use crate::spec::Spec;
 use crate::treecache::TreeCache;
 use crate::{jks, probe, runtimes, synth};
@@ -151,6 +151,17 @@ pub fn build_arch(
             ));
             Ok::<_, BuildError>(())
         };
+        // Unpacked trees are saved on a thread of their own, in order, while the build
+        // goes on.
+        let (to_save, saves) = std::sync::mpsc::channel::<(&str, Snapshot)>();
+        let trees = &trees;
+        let saver = scope.spawn(move || {
+            for (key, snapshot) in saves {
+                if let Err(e) = trees.save(key, &snapshot) {
+                    tracing::warn!("could not save an unpacked layer for later builds: {e}");
+                }
+            }
+        });
         for (i, group) in groups.iter().enumerate() {
             let created_by = format!("bareboat: {} ({})", group.name, group.packages.join(", "));
             if i < resumed {
@@ -166,11 +177,10 @@ pub fn build_arch(
             synthesize_missing(&mut tree, layer, spec, mtime)?;
             tree.seal()?;
             finish(&tree, layer, created_by)?;
-            // Saved while the layer compresses.
-            if let Err(e) = trees.save(&keys[i], &mut tree) {
-                tracing::warn!("could not save the unpacked layer for later builds: {e}");
-            }
+            // A closed channel means the saver has stopped: the build goes on without it.
+            let _ = to_save.send((&keys[i], tree.snapshot()));
         }
+        drop(to_save);
         if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.ca_certs.is_empty() {
             let layer = tree.push_layer();
             let mtime = tree.newest_below(layer);
@@ -201,6 +211,7 @@ pub fn build_arch(
             finish(&tree, layer, format!("bareboat: {}", made.join("; ")))?;
         }
         layers.extend(writing.map(join_layer).transpose()?);
+        saver.join().expect("the tree saver panicked");
         Ok(layers)
     })?;
     let created = layers.iter().map(|l| l.blob.created).max().unwrap_or(0);

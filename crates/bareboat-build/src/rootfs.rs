@@ -214,19 +214,13 @@ impl Rootfs {
         Ok(())
     }
 
-    /// The sealed segments, in offset order.
-    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
-        self.sealed.iter().map(|s| &s.segment)
-    }
-
-    /// Names sealed segment `index` by `path`, another name (a hard link) of the same file.
-    pub fn rename_segment(&mut self, index: usize, path: PathBuf) {
-        self.sealed[index].segment.path = path;
-    }
-
-    /// Every layer's nodes, bottom first.
-    pub fn layers(&self) -> &[BTreeMap<String, Node>] {
-        &self.layers
+    /// The tree as it stands: its layers and sealed segments. Seal it first, so that
+    /// everything staged is in a segment.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            layers: self.layers.clone(),
+            segments: self.sealed.iter().map(|s| s.segment.clone()).collect(),
+        }
     }
 
     /// The file holding the staged content at `offset`, and where it is in that file.

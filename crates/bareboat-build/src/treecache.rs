@@ -11,15 +11,16 @@
 //! A saved tree is used only when every segment it names is there at its recorded size;
 //! anything else is treated as absent and the packages are unpacked again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use bareboat_apt::cache::Cache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::rootfs::{Node, Rootfs, Segment, Snapshot};
+use crate::rootfs::{Node, Segment, Snapshot};
 
 /// Bumped when what a saved tree means changes.
 const FORMAT: u32 = 1;
@@ -28,12 +29,21 @@ const FORMAT: u32 = 1;
 pub struct TreeCache<'a> {
     cache: &'a Cache,
     dir: PathBuf,
+    /// The name each staging segment was linked in under by this process.
+    linked: Mutex<HashMap<PathBuf, String>>,
 }
 
 /// What a saved tree's JSON holds.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Saved {
     layers: Vec<BTreeMap<String, Node>>,
+    segments: Vec<SavedSegment>,
+}
+
+/// The same, written without copying the layers.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    layers: &'a [BTreeMap<String, Node>],
     segments: Vec<SavedSegment>,
 }
 
@@ -50,6 +60,7 @@ impl<'a> TreeCache<'a> {
         TreeCache {
             cache,
             dir: cache.trees_dir(),
+            linked: Mutex::default(),
         }
     }
 
@@ -107,14 +118,16 @@ impl<'a> TreeCache<'a> {
         })
     }
 
-    /// Saves `tree`, whose staging area must be sealed, under `key`. Segments already in
-    /// the cache are shared; new ones are linked in.
-    pub fn save(&self, key: &str, tree: &mut Rootfs) -> io::Result<()> {
-        let mut linked = Vec::new();
+    /// Saves a snapshot under `key`. Segments already in the cache, or linked in by an
+    /// earlier save, are shared; new ones are written to disk and linked in.
+    pub fn save(&self, key: &str, snapshot: &Snapshot) -> io::Result<()> {
+        let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
         let mut segments = Vec::new();
-        for (i, s) in tree.segments().enumerate() {
+        for s in &snapshot.segments {
             let file = if s.path.parent() == Some(self.dir.as_path()) {
                 file_name(&s.path)
+            } else if let Some(name) = linked.get(&s.path) {
+                name.clone()
             } else {
                 let name = format!("{key}-{}.seg", s.start);
                 // On disk before any record names it: a crash must not leave a record
@@ -122,8 +135,8 @@ impl<'a> TreeCache<'a> {
                 std::fs::File::open(&s.path)?.sync_data()?;
                 match std::fs::hard_link(&s.path, self.dir.join(&name)) {
                     Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                    _ => linked.push((i, self.dir.join(&name))),
-                }
+                    _ => linked.insert(s.path.clone(), name.clone()),
+                };
                 name
             };
             segments.push(SavedSegment {
@@ -132,12 +145,8 @@ impl<'a> TreeCache<'a> {
                 len: s.len,
             });
         }
-        // Later saves share the linked segments rather than linking them again.
-        for (i, path) in linked {
-            tree.rename_segment(i, path);
-        }
-        let saved = Saved {
-            layers: tree.layers().to_vec(),
+        let saved = SavedRef {
+            layers: &snapshot.layers,
             segments,
         };
         let json = serde_json::to_vec(&saved).map_err(io::Error::other)?;
@@ -161,7 +170,7 @@ fn file_name(path: &Path) -> String {
 mod tests {
     use super::*;
     use crate::policy::Slicing;
-    use crate::rootfs::{Content, Limits};
+    use crate::rootfs::{Content, Limits, Rootfs};
 
     fn tree(cache: &Cache) -> Rootfs {
         let slicing = Slicing::default();
@@ -205,12 +214,12 @@ mod tests {
         t.add_file(l0, "etc/a", Content::Bytes(b"first"), 0o644, (0, 0), 5)
             .unwrap();
         t.seal().unwrap();
-        trees.save("k0", &mut t).unwrap();
+        trees.save("k0", &t.snapshot()).unwrap();
         let l1 = t.push_layer();
         t.add_file(l1, "etc/b", Content::Bytes(b"second"), 0o600, (1, 2), 7)
             .unwrap();
         t.seal().unwrap();
-        trees.save("k1", &mut t).unwrap();
+        trees.save("k1", &t.snapshot()).unwrap();
         let saved_entries = t.layer_entries(1);
         drop(t);
 
@@ -258,7 +267,7 @@ mod tests {
         t.add_file(l0, "etc/a", Content::Bytes(b"content"), 0o644, (0, 0), 5)
             .unwrap();
         t.seal().unwrap();
-        TreeCache::new(&cache).save("k", &mut t).unwrap();
+        TreeCache::new(&cache).save("k", &t.snapshot()).unwrap();
         drop(t);
         assert!(resume(&cache, "k").is_some());
         let linked = std::fs::read_dir(cache.trees_dir())

@@ -5,7 +5,9 @@
 //!   computing its diff_id and digest in the same pass;
 //! - [`image`] assembles the config, manifest and index documents;
 //! - [`layout`] stores blobs and tags in an OCI image layout directory;
-//! - [`reference`] parses image references in the transport syntax of skopeo and podman.
+//! - [`archive`] writes and reads `oci-archive` and `docker-archive` tar files;
+//! - [`reference`] parses image references in the transport syntax of skopeo and podman,
+//!   and normalises image names as Docker does.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), bareboat_oci::Error> {
@@ -17,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod archive;
 pub mod digest;
 mod error;
 pub mod image;

@@ -9,6 +9,14 @@ use crate::Error;
 pub enum ImageRef {
     /// `oci:DIR[:TAG]`: an OCI layout directory; the tag defaults to `latest`.
     Oci { dir: PathBuf, tag: String },
+    /// `oci-archive:FILE[:TAG]`: a tar of an OCI layout. Written, the tag defaults to
+    /// `latest`; read, no tag means the archive's only image.
+    OciArchive { file: PathBuf, tag: Option<String> },
+    /// `docker-archive:FILE[:NAME[:TAG]]`: what `docker save` writes.
+    DockerArchive {
+        file: PathBuf,
+        name: Option<DockerName>,
+    },
 }
 
 impl std::str::FromStr for ImageRef {
@@ -21,27 +29,127 @@ impl std::str::FromStr for ImageRef {
         let (transport, rest) = s
             .split_once(':')
             .ok_or_else(|| bad("expected TRANSPORT:DETAILS, such as oci:DIR:TAG"))?;
-        match transport {
-            "oci" => {
-                // As skopeo does: the directory ends at the first colon.
-                let (dir, tag) = rest.split_once(':').unwrap_or((rest, "latest"));
-                if dir.is_empty() {
-                    return Err(bad("the directory is empty"));
-                }
-                if !is_tag(tag) {
-                    return Err(bad(&format!(
-                        "{tag:?} is not a valid tag: use letters, digits, '_', '.' and '-', at most 128"
-                    )));
-                }
-                Ok(ImageRef::Oci {
-                    dir: PathBuf::from(dir),
-                    tag: tag.to_string(),
-                })
+        // As skopeo does: the path ends at the first colon.
+        let (path, rest) = match rest.split_once(':') {
+            Some((p, r)) => (p, Some(r)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(bad("the path is empty"));
+        }
+        let tag = |t: &str| {
+            if is_tag(t) {
+                Ok(t.to_string())
+            } else {
+                Err(bad(&format!(
+                    "{t:?} is not a valid tag: use letters, digits, '_', '.' and '-', at most 128"
+                )))
             }
+        };
+        match transport {
+            "oci" => Ok(ImageRef::Oci {
+                dir: PathBuf::from(path),
+                tag: tag(rest.unwrap_or("latest"))?,
+            }),
+            "oci-archive" => Ok(ImageRef::OciArchive {
+                file: PathBuf::from(path),
+                tag: rest.map(tag).transpose()?,
+            }),
+            "docker-archive" => Ok(ImageRef::DockerArchive {
+                file: PathBuf::from(path),
+                name: rest.map(str::parse).transpose()?,
+            }),
             other => Err(bad(&format!(
-                "unknown transport {other:?}: use oci:DIR[:TAG]"
+                "unknown transport {other:?}: use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
             ))),
         }
+    }
+}
+
+/// An image name as Docker normalises it: `alpine` is `docker.io/library/alpine:latest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerName {
+    /// The registry host, with its port if any.
+    pub registry: String,
+    /// The repository path inside the registry.
+    pub repository: String,
+    pub tag: String,
+}
+
+impl std::str::FromStr for DockerName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<DockerName, Error> {
+        let bad = |reason: &str| Error::BadReference {
+            reference: s.to_string(),
+            reason: reason.to_string(),
+        };
+        // The tag follows the last colon after the last slash (a port's colon comes before).
+        let last_part = s.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match s[last_part..].rfind(':') {
+            Some(i) => (&s[..last_part + i], &s[last_part + i + 1..]),
+            None => (s, "latest"),
+        };
+        if !is_tag(tag) {
+            return Err(bad(&format!("{tag:?} is not a valid tag")));
+        }
+        // As Docker decides: a first component with a dot or colon, or `localhost`, is a
+        // registry host.
+        let (registry, path) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), rest.to_string())
+            }
+            _ => ("docker.io".to_string(), name.to_string()),
+        };
+        let repository = if registry == "docker.io" && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                })
+                && c.as_bytes()[0].is_ascii_alphanumeric()
+                && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
+        };
+        if !repository.split('/').all(component_ok) {
+            return Err(bad(
+                "a repository is lowercase letters, digits and separators (. _ -), in /-separated parts",
+            ));
+        }
+        if registry.is_empty() || registry.contains(char::is_whitespace) {
+            return Err(bad("the registry host is empty or has spaces"));
+        }
+        Ok(DockerName {
+            registry,
+            repository,
+            tag: tag.to_string(),
+        })
+    }
+}
+
+impl DockerName {
+    /// `REGISTRY/REPOSITORY:TAG`.
+    pub fn full(&self) -> String {
+        format!("{}/{}:{}", self.registry, self.repository, self.tag)
+    }
+
+    /// The repository as Docker shows it: Docker Hub's host and `library/` left out.
+    pub fn familiar_repository(&self) -> String {
+        if self.registry == "docker.io" {
+            let short = self.repository.strip_prefix("library/");
+            short.unwrap_or(&self.repository).to_string()
+        } else {
+            format!("{}/{}", self.registry, self.repository)
+        }
+    }
+
+    /// `familiar_repository:TAG`, as `docker images` and `manifest.json` show it.
+    pub fn familiar(&self) -> String {
+        format!("{}:{}", self.familiar_repository(), self.tag)
     }
 }
 
@@ -56,6 +164,7 @@ pub fn is_tag(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn oci_references() {
@@ -69,8 +178,61 @@ mod tests {
         );
         let r: ImageRef = "oci:out".parse().unwrap();
         assert!(matches!(r, ImageRef::Oci { tag, .. } if tag == "latest"));
-        for bad in ["out", "oci:", "oci:out:-x", "oci:out:a/b", "tar:x"] {
+        for bad in [
+            "out",
+            "oci:",
+            "oci:out:-x",
+            "oci:out:a/b",
+            "tar:x",
+            "oci-archive::v1",
+            "docker-archive:x.tar:Upper/Case",
+        ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn archive_references() {
+        let r: ImageRef = "oci-archive:out.tar".parse().unwrap();
+        assert_eq!(
+            r,
+            ImageRef::OciArchive {
+                file: "out.tar".into(),
+                tag: None
+            }
+        );
+        let r: ImageRef = "docker-archive:app.tar:localhost:5000/team/app:1.0"
+            .parse()
+            .unwrap();
+        let ImageRef::DockerArchive { file, name } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(file, Path::new("app.tar"));
+        assert_eq!(name.unwrap().full(), "localhost:5000/team/app:1.0");
+    }
+
+    #[test]
+    fn names_are_normalised_as_docker_does() {
+        let full = |s: &str| s.parse::<DockerName>().unwrap().full();
+        assert_eq!(full("alpine"), "docker.io/library/alpine:latest");
+        assert_eq!(full("team/app:2"), "docker.io/team/app:2");
+        assert_eq!(full("ghcr.io/team/app:v1"), "ghcr.io/team/app:v1");
+        assert_eq!(full("localhost/app"), "localhost/app:latest");
+        assert_eq!(full("registry:5000/app"), "registry:5000/app:latest");
+        let n: DockerName = "docker.io/library/alpine:3".parse().unwrap();
+        assert_eq!(n.familiar(), "alpine:3");
+        let n: DockerName = "127.0.0.1:5000/a/b".parse().unwrap();
+        assert_eq!(n.familiar(), "127.0.0.1:5000/a/b:latest");
+        for bad in [
+            "Alpine",
+            "a//b",
+            "app:",
+            "app:-x",
+            "-app",
+            "team/app_:1",
+            "",
+        ] {
+            assert!(bad.parse::<DockerName>().is_err(), "{bad}");
         }
     }
 }

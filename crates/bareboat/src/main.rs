@@ -2,6 +2,7 @@
 //! the library crates.
 
 mod progress;
+mod transport;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -102,6 +103,26 @@ given and in the archive's Contents index; what the base image already installs 
 Example:\n  bareboat deps target/release/server --from catalog:cc"
     )]
     Deps(DepsArgs),
+    /// Copy an image between layouts and archives, keeping its digest where the format allows
+    #[command(
+        after_help = "References: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG].\n\n\
+Examples:\n  bareboat copy oci:out:app docker-archive:app.tar:example.com/team/app:1.0   for docker load\n  \
+bareboat copy oci:out:multi oci-archive:multi.tar:v1\n  \
+bareboat copy --arch arm64 oci:out:multi docker-archive:app-arm64.tar:app:arm64\n  \
+bareboat copy docker-archive:saved.tar oci:out:imported"
+    )]
+    Copy(CopyArgs),
+}
+
+#[derive(Args)]
+struct CopyArgs {
+    /// The image to read
+    source: String,
+    /// Where to write it
+    destination: String,
+    /// Copy only this architecture's image out of a multi-platform one
+    #[arg(long)]
+    arch: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -170,7 +191,8 @@ struct SpecArgs {
 struct BuildArgs {
     #[command(flatten)]
     spec: SpecArgs,
-    /// Where to write the image: oci:DIR[:TAG] (repeat for several)
+    /// Where to write the image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or
+    /// docker-archive:FILE[:NAME:TAG] (repeat for several)
     #[arg(short, long = "output", value_name = "REF", required = true)]
     output: Vec<String>,
     /// Lockfile to use [default: bareboat.lock beside a spec file; a catalogue image is
@@ -352,7 +374,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cache { command } => cmd_cache(command, &cache_root, cli.json),
         Command::Catalog(args) => runtime.block_on(cmd_catalog(args, &cache_root, cli.json)),
         Command::Deps(args) => runtime.block_on(cmd_deps(args, &cache_root, cli.json)),
+        Command::Copy(args) => cmd_copy(args, &cache_root, cli.json),
     }
+}
+
+fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let source: ImageRef = args.source.parse()?;
+    let destination: ImageRef = args.destination.parse()?;
+    let cache = Cache::open(cache_root)?;
+    let source = transport::open(&source, &cache.root().join("tmp"))
+        .with_context(|| format!("reading {}", args.source))?;
+    let written = transport::write(
+        &source.layout,
+        &source.top,
+        &destination,
+        args.arch.as_deref(),
+    )
+    .with_context(|| format!("writing {}", args.destination))?;
+    let digest = written.digest().to_string();
+    if json {
+        print_json(&json!({
+            "source": args.source,
+            "destination": args.destination,
+            "digest": digest,
+        }))?;
+    } else {
+        println!("Copied {digest} -> {}", args.destination);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn settings(args: &ArchiveArgs) -> Result<Settings> {
@@ -453,12 +502,9 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     if args.check {
         let current = previous.as_ref().is_some_and(|p| p.same_resolution(&new));
         if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "lockfile": lock_path, "current": current, "changes": changes,
-                }))?
-            );
+            print_json(&json!({
+                "lockfile": lock_path, "current": current, "changes": changes,
+            }))?;
         } else if current {
             println!(
                 "{} is current ({} packages)",
@@ -503,21 +549,18 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     };
     let elapsed = started.elapsed();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "lockfile": lock_path,
-                "release": new.release,
-                "arch": new.arch,
-                "sources": new.sources,
-                "packages": new.packages,
-                "excluded": new.exclusions,
-                "auto_deps": auto_json(&resolution.auto),
-                "changes": changes,
-                "fetch": fetched,
-                "seconds": elapsed.as_secs_f64(),
-            }))?
-        );
+        print_json(&json!({
+            "lockfile": lock_path,
+            "release": new.release,
+            "arch": new.arch,
+            "sources": new.sources,
+            "packages": new.packages,
+            "excluded": new.exclusions,
+            "auto_deps": auto_json(&resolution.auto),
+            "changes": changes,
+            "fetch": fetched,
+            "seconds": elapsed.as_secs_f64(),
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -571,6 +614,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         .iter()
         .map(|o| o.parse::<ImageRef>())
         .collect::<Result<Vec<_>, _>>()?;
+
     let spec_args = match &args.app.from {
         Some(from) if args.spec.spec != DEFAULT_SPEC => {
             bail!(
@@ -587,6 +631,17 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     };
     let (mut spec, default_lock) = load_spec(&spec_args)?;
     args.app.apply(&mut spec)?;
+    if spec.arch.len() > 1
+        && let Some(i) = outputs
+            .iter()
+            .position(|o| !transport::holds_several_platforms(o))
+    {
+        bail!(
+            "{} holds one platform's image, and this build makes {}\n  hint: write oci: or oci-archive: for a multi-arch image, or build one --arch",
+            args.output[i],
+            spec.arch.join(" and ")
+        );
+    }
     let is_file = matches!(SpecRef::parse(&spec_args.spec), SpecRef::File(_));
     let lock_path = args.lockfile.clone().or(is_file.then_some(default_lock));
     let settings = settings(&args.archive)?;
@@ -633,11 +688,18 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         max_layers: usize::from(args.max_layers),
         ..BuildOptions::default()
     };
-    let ImageRef::Oci {
-        dir,
-        tag: first_tag,
-    } = &outputs[0];
-    let pending = Layout::pending(dir)?;
+    // The first layout output is built into directly; archives are written from it, or
+    // from a scratch layout when there is none.
+    let primary = outputs
+        .iter()
+        .position(|o| matches!(o, ImageRef::Oci { .. }));
+    let scratch = tempfile::Builder::new()
+        .prefix("bareboat-build-")
+        .tempdir_in(cache.root().join("tmp"))?;
+    let pending = match primary.map(|i| &outputs[i]) {
+        Some(ImageRef::Oci { dir, .. }) => Layout::pending(dir)?,
+        _ => Layout::pending(&scratch.path().join("layout"))?,
+    };
     let layout = pending.layout();
     let mut images = Vec::new();
     for arch in &spec.arch {
@@ -648,32 +710,31 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     } else {
         write_index(layout, images.iter().map(|i| i.manifest.clone()).collect())?
     };
-    layout.tag(&top, std::slice::from_ref(first_tag))?;
+    if let Some(ImageRef::Oci { tag, .. }) = primary.map(|i| &outputs[i]) {
+        layout.tag(&top, std::slice::from_ref(tag))?;
+    }
     let layout = pending.commit()?;
-    for ImageRef::Oci { dir, tag } in &outputs[1..] {
-        let target = Layout::create(dir)?;
-        layout.copy_image(&target, &top)?;
-        target.tag(&top, std::slice::from_ref(tag))?;
+    for (i, output) in outputs.iter().enumerate() {
+        if Some(i) != primary {
+            transport::write(&layout, &top, output, None)?;
+        }
     }
     let elapsed = started.elapsed();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "digest": top.digest().to_string(),
-                "media_type": top.media_type().to_string(),
-                "outputs": args.output,
-                "auto_deps": auto_json(&auto),
-                "images": images.iter().map(|i| json!({
-                    "arch": i.arch,
-                    "manifest": i.manifest.digest().to_string(),
-                    "packages": i.packages,
-                    "resumed_layers": i.resumed_layers,
-                    "layers": i.layers,
-                })).collect::<Vec<_>>(),
-                "seconds": elapsed.as_secs_f64(),
-            }))?
-        );
+        print_json(&json!({
+            "digest": top.digest().to_string(),
+            "media_type": top.media_type().to_string(),
+            "outputs": args.output,
+            "auto_deps": auto_json(&auto),
+            "images": images.iter().map(|i| json!({
+                "arch": i.arch,
+                "manifest": i.manifest.digest().to_string(),
+                "packages": i.packages,
+                "resumed_layers": i.resumed_layers,
+                "layers": i.layers,
+            })).collect::<Vec<_>>(),
+            "seconds": elapsed.as_secs_f64(),
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
     for image in &images {
@@ -705,6 +766,12 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints a `--json` report.
+fn print_json<T: serde::Serialize + ?Sized>(report: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
+}
+
 fn print_changes(changes: &[Change], inputs_changed: bool) {
     if inputs_changed {
         println!("  (the requested packages or excludes changed)");
@@ -730,7 +797,7 @@ async fn cmd_fetch(args: FetchArgs, cache_root: &Path, json: bool) -> Result<Exi
     bar.finish();
     cache.record_use(&args.lockfile, &lock.sha256s())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_json(&report)?;
     } else {
         println!(
             "{} packages ready in {}: {} downloaded ({}), {} already cached",
@@ -751,7 +818,7 @@ fn cmd_cache(command: CacheCommand, root: &Path, json: bool) -> Result<ExitCode>
             let cache = Cache::open_exclusive(root)?;
             let report = cache.prune(Duration::from_secs(max_age_days * 86400))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                print_json(&report)?;
             } else {
                 println!(
                     "Removed {} files ({}); kept {}",
@@ -846,7 +913,7 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&images)?);
+        print_json(&images)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -924,14 +991,11 @@ async fn cmd_deps(args: DepsArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let resolution = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
     bar.finish();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "base": args.from,
-                "files": resolution.analysis,
-                "auto_deps": auto_json(&resolution.auto),
-            }))?
-        );
+        print_json(&json!({
+            "base": args.from,
+            "files": resolution.analysis,
+            "auto_deps": auto_json(&resolution.auto),
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
     for a in &resolution.analysis {

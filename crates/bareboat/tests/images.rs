@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    assert_no_shell_or_package_manager, bareboat, build, compile, run, runc, runc_command, tool,
-    unpack,
+    assert_no_shell_or_package_manager, bareboat, build, compile, podman, run, runc, runc_command,
+    tool, unpack,
 };
 use serde_json::Value;
 
@@ -361,23 +361,6 @@ fn arm64_images_run_under_qemu() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
-/// A runc for podman that drops the process rlimits from each bundle's config first: this
-/// sandbox refuses setrlimit, and podman always asks for RLIMIT_NOFILE and RLIMIT_NPROC.
-const RUNC_WITHOUT_RLIMITS: &str = r#"#!/bin/sh
-prev=""
-for a in "$@"; do
-  if [ "$prev" = "--bundle" ] || [ "$prev" = "-b" ]; then
-    python3 -c 'import json, sys
-p = sys.argv[1] + "/config.json"
-c = json.load(open(p))
-c["process"].pop("rlimits", None)
-json.dump(c, open(p, "w"))' "$a" || exit 1
-  fi
-  prev="$a"
-done
-exec runc "$@"
-"#;
-
 #[test]
 fn multi_arch_index_reads_back_and_podman_runs_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -435,18 +418,7 @@ fn multi_arch_index_reads_back_and_podman_runs_it() {
     assert_eq!(report["images"][1]["arch"], "arm64");
 
     // podman pulls the host's image out of the index into its own store and runs it.
-    let runtime = dir.path().join("runc-without-rlimits");
-    std::fs::write(&runtime, RUNC_WITHOUT_RLIMITS).unwrap();
-    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    std::fs::set_permissions(&runtime, executable).unwrap();
-    let out = run(Command::new(tool("podman"))
-        .current_dir(dir.path())
-        .arg("--root")
-        .arg(dir.path().join("podman/root"))
-        .arg("--runroot")
-        .arg(dir.path().join("podman/run"))
-        .args(["--storage-driver", "vfs", "--runtime"])
-        .arg(&runtime)
+    let out = run(podman(dir.path())
         .args(["run", "--rm", "--network=none", "oci:out:multi"])
         .args(["-c", "echo ok; id -u"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n65532\n");

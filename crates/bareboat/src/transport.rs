@@ -1,0 +1,125 @@
+//! Where images go and where they come from: writing an image from a layout to any output
+//! reference, and opening any source reference as a layout.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use bareboat_oci::archive;
+use bareboat_oci::image::platform;
+use bareboat_oci::layout::Layout;
+use bareboat_oci::reference::ImageRef;
+use oci_spec::image::{Descriptor, ImageIndex};
+
+/// An image to read: a layout and the descriptor of the image (or index) in it. An archive
+/// is unpacked into a temporary layout that lives as long as this.
+pub struct Source {
+    pub layout: Layout,
+    pub top: Descriptor,
+    _unpacked: Option<tempfile::TempDir>,
+}
+
+/// Opens `source`; archives are unpacked under `scratch`, every blob checked.
+pub fn open(source: &ImageRef, scratch: &Path) -> Result<Source> {
+    let unpack = |file: &Path, tag: Option<&str>| -> Result<Source> {
+        let dir = tempfile::Builder::new()
+            .prefix("bareboat-source-")
+            .tempdir_in(scratch)
+            .with_context(|| format!("{}", scratch.display()))?;
+        let layout = Layout::create(dir.path())?;
+        let top = archive::read(file, &layout, tag)?;
+        Ok(Source {
+            layout,
+            top,
+            _unpacked: Some(dir),
+        })
+    };
+    match source {
+        ImageRef::Oci { dir, tag } => {
+            if !dir.join("oci-layout").is_file() {
+                bail!(
+                    "{}: not an OCI layout (no oci-layout file)\n  hint: check the path, or use oci-archive: for a tar file",
+                    dir.display()
+                );
+            }
+            let layout = Layout::create(dir)?;
+            let top = layout.resolve(tag)?;
+            Ok(Source {
+                layout,
+                top,
+                _unpacked: None,
+            })
+        }
+        ImageRef::OciArchive { file, tag } => unpack(file, tag.as_deref()),
+        ImageRef::DockerArchive { file, name } => {
+            let name = name.as_ref().map(|n| n.full());
+            unpack(file, name.as_deref())
+        }
+    }
+}
+
+/// Whether `output` can hold an image of several platforms.
+pub fn holds_several_platforms(output: &ImageRef) -> bool {
+    !matches!(output, ImageRef::DockerArchive { .. })
+}
+
+/// Writes the image (or index) `top` of `layout` to `output` and returns what was written.
+/// `arch` picks one platform out of an index, which a docker archive needs.
+pub fn write(
+    layout: &Layout,
+    top: &Descriptor,
+    output: &ImageRef,
+    arch: Option<&str>,
+) -> Result<Descriptor> {
+    let top = match arch {
+        Some(arch) => select_platform(layout, top, arch)?,
+        None => top.clone(),
+    };
+    match output {
+        ImageRef::Oci { dir, tag } => {
+            let pending = Layout::pending(dir)?;
+            layout.copy_image(pending.layout(), &top)?;
+            pending.layout().tag(&top, std::slice::from_ref(tag))?;
+            pending.commit()?;
+        }
+        ImageRef::OciArchive { file, tag } => {
+            archive::write_oci(layout, &top, tag.as_deref().unwrap_or("latest"), file)?;
+        }
+        ImageRef::DockerArchive { file, name } => {
+            if top.media_type().to_string().ends_with("index.v1+json") {
+                bail!(
+                    "a docker archive holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead"
+                );
+            }
+            archive::write_docker(layout, &top, name.as_ref(), file)?;
+        }
+    }
+    Ok(top)
+}
+
+/// The manifest for Debian architecture `arch` in the index `top` (or `top` itself, if it
+/// is that platform's image).
+fn select_platform(layout: &Layout, top: &Descriptor, arch: &str) -> Result<Descriptor> {
+    if !top.media_type().to_string().ends_with("index.v1+json") {
+        return Ok(top.clone());
+    }
+    let digest = top
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let index: ImageIndex = serde_json::from_slice(&layout.read_blob(&digest)?)?;
+    let (want, variant) = platform(arch);
+    let found = index.manifests().iter().find(|m| {
+        m.platform()
+            .as_ref()
+            .is_some_and(|p| *p.architecture() == want && p.variant().as_deref() == variant)
+    });
+    let available: Vec<String> = index
+        .manifests()
+        .iter()
+        .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
+        .collect();
+    found
+        .cloned()
+        .with_context(|| format!("the image has no {arch} platform; it has {available:?}"))
+}
