@@ -14,6 +14,8 @@ pub enum Error {
     BadLayout { path: PathBuf, reason: String },
     #[error("layer entry {path:?}: {reason}")]
     BadEntry { path: String, reason: String },
+    #[error("registry {registry}: {reason}")]
+    Registry { registry: String, reason: String },
     #[error("{0}")]
     Spec(String),
 }

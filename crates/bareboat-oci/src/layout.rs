@@ -209,6 +209,16 @@ impl Layout {
     /// Every blob the image (or index) `top` reaches, itself included; an error names a
     /// blob the layout lacks.
     pub fn reachable(&self, top: &Descriptor) -> Result<Vec<Digest>, Error> {
+        Ok(self
+            .reachable_with_types(top)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// [`Layout::reachable`] with each blob's media type, documents before the blobs they
+    /// point at.
+    pub fn reachable_with_types(&self, top: &Descriptor) -> Result<Vec<(Digest, String)>, Error> {
         let bad = |reason: String| Error::BadLayout {
             path: self.root.clone(),
             reason,
@@ -236,7 +246,7 @@ impl Layout {
                     }
                 }
             }
-            out.push(digest);
+            out.push((digest, media_type));
         }
         Ok(out)
     }

@@ -6,6 +6,7 @@
 //! - [`image`] assembles the config, manifest and index documents;
 //! - [`layout`] stores blobs and tags in an OCI image layout directory;
 //! - [`archive`] writes and reads `oci-archive` and `docker-archive` tar files;
+//! - [`registry`] pushes images to and pulls them from registries;
 //! - [`reference`] parses image references in the transport syntax of skopeo and podman,
 //!   and normalises image names as Docker does.
 //!
@@ -26,5 +27,6 @@ pub mod image;
 pub mod layer;
 pub mod layout;
 pub mod reference;
+pub mod registry;
 
 pub use error::Error;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::Error;
+use crate::digest::Digest;
 
 /// Where an image is written or read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +18,12 @@ pub enum ImageRef {
         file: PathBuf,
         name: Option<DockerName>,
     },
+    /// `docker://NAME[:TAG|@DIGEST]`: an image in a registry. A digest names the image
+    /// exactly; a push by digest sets no tag.
+    Docker {
+        name: DockerName,
+        digest: Option<Digest>,
+    },
 }
 
 impl std::str::FromStr for ImageRef {
@@ -29,6 +36,21 @@ impl std::str::FromStr for ImageRef {
         let (transport, rest) = s
             .split_once(':')
             .ok_or_else(|| bad("expected TRANSPORT:DETAILS, such as oci:DIR:TAG"))?;
+        if transport == "docker" {
+            let name = rest
+                .strip_prefix("//")
+                .ok_or_else(|| bad("expected docker://REGISTRY/REPOSITORY[:TAG|@DIGEST]"))?;
+            return match name.split_once('@') {
+                Some((name, digest)) => Ok(ImageRef::Docker {
+                    name: name.parse()?,
+                    digest: Some(digest.parse().map_err(|e: String| bad(&e))?),
+                }),
+                None => Ok(ImageRef::Docker {
+                    name: name.parse()?,
+                    digest: None,
+                }),
+            };
+        }
         // As skopeo does: the path ends at the first colon.
         let (path, rest) = match rest.split_once(':') {
             Some((p, r)) => (p, Some(r)),
@@ -60,7 +82,7 @@ impl std::str::FromStr for ImageRef {
                 name: rest.map(str::parse).transpose()?,
             }),
             other => Err(bad(&format!(
-                "unknown transport {other:?}: use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
+                "unknown transport {other:?}: use oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://REGISTRY/REPOSITORY[:TAG|@DIGEST]"
             ))),
         }
     }
@@ -209,6 +231,21 @@ mod tests {
         };
         assert_eq!(file, Path::new("app.tar"));
         assert_eq!(name.unwrap().full(), "localhost:5000/team/app:1.0");
+        let r: ImageRef = "docker://127.0.0.1:5000/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            .parse()
+            .unwrap();
+        let ImageRef::Docker { name, digest } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(name.registry, "127.0.0.1:5000");
+        assert!(digest.unwrap().hex().starts_with("0123"));
+        let r: ImageRef = "docker://alpine".parse().unwrap();
+        assert!(
+            matches!(r, ImageRef::Docker { name, digest: None } if name.full() == "docker.io/library/alpine:latest")
+        );
+        for bad in ["docker:alpine", "docker://Alpine", "docker://app@sha256:12"] {
+            assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use bareboat_oci::image::write_index;
 use bareboat_oci::layer::Compression;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::reference::ImageRef;
+use bareboat_oci::registry::RegistryOptions;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -105,11 +106,13 @@ Example:\n  bareboat deps target/release/server --from catalog:cc"
     Deps(DepsArgs),
     /// Copy an image between layouts and archives, keeping its digest where the format allows
     #[command(
-        after_help = "References: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG].\n\n\
+        after_help = "References: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], docker://REGISTRY/REPO[:TAG|@DIGEST].\n\n\
 Examples:\n  bareboat copy oci:out:app docker-archive:app.tar:example.com/team/app:1.0   for docker load\n  \
 bareboat copy oci:out:multi oci-archive:multi.tar:v1\n  \
 bareboat copy --arch arm64 oci:out:multi docker-archive:app-arm64.tar:app:arm64\n  \
-bareboat copy docker-archive:saved.tar oci:out:imported"
+bareboat copy docker-archive:saved.tar oci:out:imported\n  \
+bareboat copy oci:out:app docker://registry.example.com/team/app:1.0\n  \
+bareboat copy --insecure docker://127.0.0.1:5000/team/app:1.0 oci:out:pulled"
     )]
     Copy(CopyArgs),
 }
@@ -123,6 +126,45 @@ struct CopyArgs {
     /// Copy only this architecture's image out of a multi-platform one
     #[arg(long)]
     arch: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Args)]
+struct RegistryArgs {
+    /// Talk to registries over plain HTTP, for a local test registry
+    #[arg(long)]
+    insecure: bool,
+    /// Registry credentials, USER:PASSWORD
+    #[arg(
+        long,
+        env = "BAREBOAT_REGISTRY_CREDS",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+    /// How many blobs to push or pull at once
+    #[arg(long, default_value_t = 4)]
+    registry_jobs: usize,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> Result<RegistryOptions> {
+        let creds = match &self.creds {
+            Some(c) => {
+                let (user, password) = c
+                    .split_once(':')
+                    .ok_or_else(|| anyhow!("--creds: expected USER:PASSWORD"))?;
+                Some((user.to_string(), password.to_string()))
+            }
+            None => None,
+        };
+        Ok(RegistryOptions {
+            insecure: self.insecure,
+            creds,
+            jobs: self.registry_jobs,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -191,8 +233,8 @@ struct SpecArgs {
 struct BuildArgs {
     #[command(flatten)]
     spec: SpecArgs,
-    /// Where to write the image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or
-    /// docker-archive:FILE[:NAME:TAG] (repeat for several)
+    /// Where to write the image: oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker-archive:FILE[:NAME:TAG] or docker://REGISTRY/REPO[:TAG] (repeat for several)
     #[arg(short, long = "output", value_name = "REF", required = true)]
     output: Vec<String>,
     /// Lockfile to use [default: bareboat.lock beside a spec file; a catalogue image is
@@ -210,6 +252,8 @@ struct BuildArgs {
     source_date_epoch: Option<u64>,
     #[command(flatten)]
     app: AppArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
     #[command(flatten)]
     archive: ArchiveArgs,
 }
@@ -374,32 +418,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cache { command } => cmd_cache(command, &cache_root, cli.json),
         Command::Catalog(args) => runtime.block_on(cmd_catalog(args, &cache_root, cli.json)),
         Command::Deps(args) => runtime.block_on(cmd_deps(args, &cache_root, cli.json)),
-        Command::Copy(args) => cmd_copy(args, &cache_root, cli.json),
+        Command::Copy(args) => runtime.block_on(cmd_copy(args, &cache_root, cli.json)),
     }
 }
 
-fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let source: ImageRef = args.source.parse()?;
     let destination: ImageRef = args.destination.parse()?;
+    let registry = args.registry.options()?;
     let cache = Cache::open(cache_root)?;
-    let source = transport::open(&source, &cache.root().join("tmp"))
+    let source = transport::open(&source, &cache.root().join("tmp"), &registry)
+        .await
         .with_context(|| format!("reading {}", args.source))?;
     let written = transport::write(
         &source.layout,
         &source.top,
         &destination,
         args.arch.as_deref(),
+        &registry,
     )
+    .await
     .with_context(|| format!("writing {}", args.destination))?;
-    let digest = written.digest().to_string();
+    let digest = written.top.digest().to_string();
     if json {
         print_json(&json!({
             "source": args.source,
             "destination": args.destination,
             "digest": digest,
+            "push": written.push,
         }))?;
     } else {
         println!("Copied {digest} -> {}", args.destination);
+        if let Some(p) = &written.push {
+            print_push(p);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -714,9 +766,14 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         layout.tag(&top, std::slice::from_ref(tag))?;
     }
     let layout = pending.commit()?;
+    let registry = args.registry.options()?;
+    let mut pushes = Vec::new();
     for (i, output) in outputs.iter().enumerate() {
         if Some(i) != primary {
-            transport::write(&layout, &top, output, None)?;
+            let written = transport::write(&layout, &top, output, None, &registry)
+                .await
+                .with_context(|| format!("writing {}", args.output[i]))?;
+            pushes.extend(written.push);
         }
     }
     let elapsed = started.elapsed();
@@ -726,6 +783,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
             "media_type": top.media_type().to_string(),
             "outputs": args.output,
             "auto_deps": auto_json(&auto),
+            "pushes": pushes,
             "images": images.iter().map(|i| json!({
                 "arch": i.arch,
                 "manifest": i.manifest.digest().to_string(),
@@ -757,6 +815,9 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
             println!("  {:>10}  {}", human_bytes(l.size), l.created_by);
         }
     }
+    for p in &pushes {
+        print_push(p);
+    }
     println!(
         "Built {} in {:.2}s -> {}",
         top.digest(),
@@ -764,6 +825,16 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         args.output.join(", ")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_push(p: &bareboat_oci::registry::PushReport) {
+    println!(
+        "Pushed {}: {} blobs uploaded ({}), {} already there",
+        p.digest,
+        p.uploaded_blobs,
+        human_bytes(p.uploaded_bytes),
+        p.skipped_blobs
+    );
 }
 
 /// Prints a `--json` report.

@@ -8,6 +8,7 @@ use bareboat_oci::archive;
 use bareboat_oci::image::platform;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::reference::ImageRef;
+use bareboat_oci::registry::{PushReport, Registry, RegistryOptions};
 use oci_spec::image::{Descriptor, ImageIndex};
 
 /// An image to read: a layout and the descriptor of the image (or index) in it. An archive
@@ -18,14 +19,19 @@ pub struct Source {
     _unpacked: Option<tempfile::TempDir>,
 }
 
-/// Opens `source`; archives are unpacked under `scratch`, every blob checked.
-pub fn open(source: &ImageRef, scratch: &Path) -> Result<Source> {
-    let unpack = |file: &Path, tag: Option<&str>| -> Result<Source> {
+/// Opens `source`; archives and registry images are unpacked or pulled under `scratch`,
+/// every blob checked.
+pub async fn open(source: &ImageRef, scratch: &Path, registry: &RegistryOptions) -> Result<Source> {
+    let temporary = || -> Result<(tempfile::TempDir, Layout)> {
         let dir = tempfile::Builder::new()
             .prefix("bareboat-source-")
             .tempdir_in(scratch)
             .with_context(|| format!("{}", scratch.display()))?;
         let layout = Layout::create(dir.path())?;
+        Ok((dir, layout))
+    };
+    let unpack = |file: &Path, tag: Option<&str>| -> Result<Source> {
+        let (dir, layout) = temporary()?;
         let top = archive::read(file, &layout, tag)?;
         Ok(Source {
             layout,
@@ -34,6 +40,17 @@ pub fn open(source: &ImageRef, scratch: &Path) -> Result<Source> {
         })
     };
     match source {
+        ImageRef::Docker { name, digest } => {
+            let (dir, layout) = temporary()?;
+            let top = Registry::new(registry)
+                .pull(name, digest.as_ref(), &layout)
+                .await?;
+            Ok(Source {
+                layout,
+                top,
+                _unpacked: Some(dir),
+            })
+        }
         ImageRef::Oci { dir, tag } => {
             if !dir.join("oci-layout").is_file() {
                 bail!(
@@ -62,14 +79,24 @@ pub fn holds_several_platforms(output: &ImageRef) -> bool {
     !matches!(output, ImageRef::DockerArchive { .. })
 }
 
-/// Writes the image (or index) `top` of `layout` to `output` and returns what was written.
-/// `arch` picks one platform out of an index, which a docker archive needs.
-pub fn write(
+/// What writing an image did.
+pub struct Written {
+    /// The image (or index) written.
+    pub top: Descriptor,
+    /// For a push, what moved.
+    pub push: Option<PushReport>,
+}
+
+/// Writes the image (or index) `top` of `layout` to `output`. `arch` picks one platform
+/// out of an index, which a docker archive needs.
+pub async fn write(
     layout: &Layout,
     top: &Descriptor,
     output: &ImageRef,
     arch: Option<&str>,
-) -> Result<Descriptor> {
+    registry: &RegistryOptions,
+) -> Result<Written> {
+    let mut push = None;
     let top = match arch {
         Some(arch) => select_platform(layout, top, arch)?,
         None => top.clone(),
@@ -92,8 +119,27 @@ pub fn write(
             }
             archive::write_docker(layout, &top, name.as_ref(), file)?;
         }
+        ImageRef::Docker { name, digest } => {
+            if digest
+                .as_ref()
+                .is_some_and(|d| d.to_string() != top.digest().to_string())
+            {
+                bail!(
+                    "{} names {}, but the image is {}\n  hint: push to a tag, or to the image's own digest",
+                    name.full(),
+                    digest.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    top.digest()
+                );
+            }
+            let by_digest = digest.is_some();
+            push = Some(
+                Registry::new(registry)
+                    .push(layout, &top, name, !by_digest)
+                    .await?,
+            );
+        }
     }
-    Ok(top)
+    Ok(Written { top, push })
 }
 
 /// The manifest for Debian architecture `arch` in the index `top` (or `top` itself, if it

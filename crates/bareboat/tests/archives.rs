@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{bareboat, build, podman, run, tool, unpack};
+use common::{assert_copies_refused, bareboat, build, podman, run, tool, unpack};
 use serde_json::Value;
 
 /// `bareboat --json copy ARGS` in `dir`; returns the report.
@@ -195,14 +195,7 @@ fn bad_references_and_tampered_archives_are_refused_and_write_nothing() {
             "no image tagged \"other\"",
         ),
     ];
-    for (args, expected) in cases {
-        let out = bareboat(d, "copy", args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert!(!d.join("dest").exists(), "{args:?} wrote a layout");
-        assert!(!d.join("dest.tar").exists(), "{args:?} wrote an archive");
-    }
+    assert_copies_refused(d, cases);
 
     // A multi-arch build refuses a docker archive output before building anything.
     let out = bareboat(

@@ -269,3 +269,16 @@ pub fn podman(dir: &Path) -> Command {
         .arg(&runtime);
     cmd
 }
+
+/// Runs `bareboat copy` on each case, expecting exit status 1, an error containing the
+/// case's text, and no `dest` or `dest.tar` written in `dir`.
+pub fn assert_copies_refused(dir: &Path, cases: &[(&[&str], &str)]) {
+    for (args, expected) in cases {
+        let out = bareboat(dir, "copy", args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!dir.join("dest").exists(), "{args:?} wrote a layout");
+        assert!(!dir.join("dest.tar").exists(), "{args:?} wrote an archive");
+    }
+}

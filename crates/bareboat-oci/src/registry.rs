@@ -1,0 +1,336 @@
+//! Pushing images to and pulling them from registries (the OCI distribution spec), on
+//! `oci-client`.
+//!
+//! A push uploads blobs first, several at once, each after a HEAD that skips what the
+//! registry already has, streamed from the layout in chunks; then each manifest by digest,
+//! an index last, and the tag only at the very end. So an interrupted push, run again,
+//! completes, and a tag never points at a manifest whose blobs are missing. A pull checks
+//! every blob against its digest on the way into a layout.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::{StreamExt, TryStreamExt};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use oci_spec::image::{Descriptor, MediaType};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+
+use crate::Error;
+use crate::digest::Digest;
+use crate::layout::Layout;
+use crate::reference::DockerName;
+
+/// The media types a pull accepts for the top document.
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Upload chunks are this large: a layer is never held in memory whole.
+const CHUNK: usize = 4 << 20;
+
+/// How to reach a registry.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryOptions {
+    /// Plain HTTP instead of TLS, for a local test registry.
+    pub insecure: bool,
+    /// User name and password (or token) for basic auth; anonymous when `None`.
+    pub creds: Option<(String, String)>,
+    /// How many blobs move at once.
+    pub jobs: usize,
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PushReport {
+    pub digest: String,
+    pub uploaded_blobs: usize,
+    pub uploaded_bytes: u64,
+    pub skipped_blobs: usize,
+}
+
+/// A client for one registry.
+pub struct Registry {
+    client: Client,
+    auth: RegistryAuth,
+    jobs: usize,
+}
+
+impl Registry {
+    pub fn new(opts: &RegistryOptions) -> Registry {
+        // One process-wide crypto provider; a second install is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = ClientConfig {
+            protocol: if opts.insecure {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            ..ClientConfig::default()
+        };
+        let auth = match &opts.creds {
+            Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
+            None => RegistryAuth::Anonymous,
+        };
+        Registry {
+            client: Client::new(config),
+            auth,
+            jobs: opts.jobs.max(1),
+        }
+    }
+
+    /// Pushes the image (or index) `top` of `layout` to `name`: blobs, then manifests by
+    /// digest, the index last, then (with `tag`) the tag.
+    pub async fn push(
+        &self,
+        layout: &Layout,
+        top: &Descriptor,
+        name: &DockerName,
+        tag: bool,
+    ) -> Result<PushReport, Error> {
+        let tagged = reference(name, None);
+        self.client
+            .auth(&tagged, &self.auth, RegistryOperation::Push)
+            .await
+            .map_err(|e| remote(name, "authenticating", e))?;
+        let mut documents = Vec::new();
+        let mut blobs = Vec::new();
+        for (digest, media_type) in layout.reachable_with_types(top)? {
+            if is_document(&media_type) {
+                documents.push((digest, media_type));
+            } else {
+                blobs.push(digest);
+            }
+        }
+        blobs.sort_by(|a, b| a.hex().cmp(b.hex()));
+        blobs.dedup();
+        let uploaded_bytes = AtomicU64::new(0);
+        let uploaded = futures::stream::iter(blobs.iter())
+            .map(|digest| self.push_blob(layout, name, digest, &uploaded_bytes))
+            .buffer_unordered(self.jobs)
+            .try_collect::<Vec<bool>>()
+            .await?;
+        // `reachable` lists a document before the documents it points at: push in reverse,
+        // so the index goes last.
+        for (digest, media_type) in documents.iter().rev() {
+            let bytes = layout.read_blob(digest)?;
+            let by_digest = reference(name, Some(digest));
+            self.client
+                .push_manifest_raw(&by_digest, bytes, header(media_type)?)
+                .await
+                .map_err(|e| remote(name, &format!("pushing manifest {digest}"), e))?;
+        }
+        if tag {
+            let top_bytes = layout.read_blob(&digest_of(top)?)?;
+            let media_type = header(top.media_type().as_ref())?;
+            self.client
+                .push_manifest_raw(&tagged, top_bytes, media_type)
+                .await
+                .map_err(|e| remote(name, "tagging", e))?;
+        }
+        let pushed = uploaded.iter().filter(|u| **u).count();
+        Ok(PushReport {
+            digest: top.digest().to_string(),
+            uploaded_blobs: pushed,
+            uploaded_bytes: uploaded_bytes.into_inner(),
+            skipped_blobs: uploaded.len() - pushed,
+        })
+    }
+
+    /// Uploads one blob unless the registry has it; returns whether it was uploaded.
+    async fn push_blob(
+        &self,
+        layout: &Layout,
+        name: &DockerName,
+        digest: &Digest,
+        uploaded: &AtomicU64,
+    ) -> Result<bool, Error> {
+        let image = reference(name, None);
+        let what = format!("uploading blob {digest}");
+        let exists = self
+            .client
+            .blob_exists(&image, &digest.to_string())
+            .await
+            .map_err(|e| remote(name, &what, e))?;
+        if exists {
+            return Ok(false);
+        }
+        let path = layout.blob_path(digest);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        // Chunks are read as they are sent.
+        let chunks = futures::stream::try_unfold(file, |mut file| async move {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                let n = file.read(&mut buf[filled..]).await?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                return Ok(None);
+            }
+            buf.truncate(filled);
+            Ok(Some((bytes::Bytes::from(buf), file)))
+        });
+        self.client
+            .push_blob_stream(&image, chunks, &digest.to_string(), Some(size))
+            .await
+            .map_err(|e| remote(name, &what, e))?;
+        uploaded.fetch_add(size, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Pulls `name` (at `digest` when given) into `layout`, checking every blob, and
+    /// returns the top descriptor.
+    pub async fn pull(
+        &self,
+        name: &DockerName,
+        digest: Option<&Digest>,
+        layout: &Layout,
+    ) -> Result<Descriptor, Error> {
+        let image = reference(name, digest);
+        let (bytes, got) = self
+            .client
+            .pull_manifest_raw(&image, &self.auth, MANIFEST_TYPES)
+            .await
+            .map_err(|e| remote(name, "pulling the manifest", e))?;
+        let actual = Digest::of(&bytes);
+        if digest.is_some_and(|d| *d != actual) || got != actual.to_string() {
+            return Err(Error::BadLayout {
+                path: name.full().into(),
+                reason: format!(
+                    "the registry sent a manifest whose content hashes to {actual}, not {}",
+                    digest.map_or(got, |d| d.to_string())
+                ),
+            });
+        }
+        let top = self.store_document(layout, name, &bytes)?;
+        let mut pending = vec![top.clone()];
+        while let Some(doc) = pending.pop() {
+            let json: serde_json::Value =
+                serde_json::from_slice(&layout.read_blob(&digest_of(&doc)?)?)
+                    .map_err(|e| Error::Spec(format!("{}: {e}", doc.digest())))?;
+            for child in json["manifests"].as_array().into_iter().flatten() {
+                let d: Digest = child["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(Error::Spec)?;
+                let (bytes, _) = self
+                    .client
+                    .pull_manifest_raw(&reference(name, Some(&d)), &self.auth, MANIFEST_TYPES)
+                    .await
+                    .map_err(|e| remote(name, &format!("pulling manifest {d}"), e))?;
+                if Digest::of(&bytes) != d {
+                    return Err(Error::Spec(format!(
+                        "manifest {d} from {} does not match its digest",
+                        name.full()
+                    )));
+                }
+                pending.push(self.store_document(layout, name, &bytes)?);
+            }
+            let blobs = json["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(&json["config"]))
+                .filter_map(|b| b["digest"].as_str())
+                .map(|d| d.parse::<Digest>().map_err(Error::Spec))
+                .collect::<Result<Vec<_>, _>>()?;
+            futures::stream::iter(blobs.iter())
+                .map(|d| self.pull_blob(layout, name, d))
+                .buffer_unordered(self.jobs)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Ok(top)
+    }
+
+    async fn pull_blob(
+        &self,
+        layout: &Layout,
+        name: &DockerName,
+        digest: &Digest,
+    ) -> Result<(), Error> {
+        if layout.blob_path(digest).is_file() {
+            return Ok(());
+        }
+        let tmp = layout.temp_blob()?;
+        let file = tokio::fs::File::create(tmp.path())
+            .await
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        // oci-client checks the content against the digest as it arrives.
+        self.client
+            .pull_blob(&reference(name, None), digest.to_string().as_str(), file)
+            .await
+            .map_err(|e| remote(name, &format!("pulling blob {digest}"), e))?;
+        layout.commit_blob(tmp, digest)
+    }
+
+    /// Stores a pulled manifest or index and describes it.
+    fn store_document(
+        &self,
+        layout: &Layout,
+        name: &DockerName,
+        bytes: &[u8],
+    ) -> Result<Descriptor, Error> {
+        let json: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Spec(format!("a manifest from {}: {e}", name.full())))?;
+        let media_type = match json["mediaType"].as_str() {
+            Some(m) => MediaType::from(m),
+            None if json.get("manifests").is_some() => MediaType::ImageIndex,
+            None => MediaType::ImageManifest,
+        };
+        layout.put_json(media_type, bytes)
+    }
+}
+
+fn is_document(media_type: &str) -> bool {
+    media_type.ends_with("manifest.v1+json")
+        || media_type.ends_with("index.v1+json")
+        || media_type.ends_with("manifest.v2+json")
+        || media_type.ends_with("manifest.list.v2+json")
+}
+
+fn header(media_type: &str) -> Result<http::HeaderValue, Error> {
+    http::HeaderValue::from_str(media_type).map_err(|e| Error::Spec(e.to_string()))
+}
+
+fn reference(name: &DockerName, digest: Option<&Digest>) -> Reference {
+    match digest {
+        Some(d) => Reference::with_digest(
+            name.registry.clone(),
+            name.repository.clone(),
+            d.to_string(),
+        ),
+        None => Reference::with_tag(
+            name.registry.clone(),
+            name.repository.clone(),
+            name.tag.clone(),
+        ),
+    }
+}
+
+fn digest_of(d: &Descriptor) -> Result<Digest, Error> {
+    d.digest().to_string().parse().map_err(Error::Spec)
+}
+
+fn remote(name: &DockerName, what: &str, e: oci_client::errors::OciDistributionError) -> Error {
+    Error::Registry {
+        registry: name.registry.clone(),
+        reason: format!("{what} for {}: {e}", name.full()),
+    }
+}

@@ -1,0 +1,233 @@
+//! Pushing to and pulling from a real registry: Debian's docker-registry 2.8 on a free
+//! loopback port, read back with skopeo and podman.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use common::{assert_copies_refused, bareboat, build, podman, run, tool, wait_for_port};
+use serde_json::Value;
+
+/// A docker-registry serving plain HTTP on 127.0.0.1, stopped when dropped.
+struct LocalRegistry {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl LocalRegistry {
+    fn start(dir: &Path) -> LocalRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("registry-data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("registry.log");
+        let child = Command::new(tool("docker-registry"))
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join("registry.err")).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        LocalRegistry { child, port, log }
+    }
+
+    fn reference(&self, repository: &str) -> String {
+        format!("docker://127.0.0.1:{}/{repository}", self.port)
+    }
+
+    /// How many blob uploads the registry has started, from its access log.
+    fn uploads_started(&self) -> usize {
+        let stderr = self.log.with_file_name("registry.err");
+        let text = std::fs::read_to_string(&stderr).unwrap()
+            + &std::fs::read_to_string(&self.log).unwrap();
+        text.lines()
+            .filter(|l| l.contains("\"POST /v2/") && l.contains("/blobs/uploads/"))
+            .count()
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn digest_in_registry(dir: &Path, reference: &str) -> String {
+    let out = run(Command::new(tool("skopeo")).current_dir(dir).args([
+        "inspect",
+        "--tls-verify=false",
+        reference,
+    ]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn pushes_round_trip_and_skip_what_the_registry_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    let static_ref = format!("{}:static", registry.reference("team/app"));
+    let cc_ref = format!("{}:cc", registry.reference("team/app"));
+
+    let first = build(
+        d,
+        &["catalog:static:debug", "--insecure", "-o", &static_ref],
+    );
+    let push = &first["pushes"][0];
+    assert!(push["uploaded_blobs"].as_u64().unwrap() >= 2, "{push}");
+    let digest = first["digest"].as_str().unwrap();
+    assert_eq!(digest_in_registry(d, &static_ref), digest);
+
+    // cc shares static's layer: only what is new moves.
+    let uploads = registry.uploads_started();
+    let cc = build(
+        d,
+        &[
+            "catalog:cc",
+            "--insecure",
+            "-o",
+            "oci:out:cc",
+            "-o",
+            &cc_ref,
+        ],
+    );
+    let push = &cc["pushes"][0];
+    assert!(push["skipped_blobs"].as_u64().unwrap() >= 1, "{push}");
+    let started = registry.uploads_started() - uploads;
+    assert_eq!(started as u64, push["uploaded_blobs"].as_u64().unwrap());
+
+    // The same image again uploads nothing at all.
+    let uploads = registry.uploads_started();
+    let again = run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", "oci:out:cc", &cc_ref],
+    ));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["push"]["uploaded_blobs"], 0);
+    assert_eq!(registry.uploads_started(), uploads, "no upload started");
+
+    // Pulled back into a layout, the digest is the same; podman pulls and runs it.
+    let pulled = run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", &static_ref, "oci:pulled:static"],
+    ));
+    let pulled: Value = serde_json::from_slice(&pulled.stdout).unwrap();
+    assert_eq!(pulled["digest"], digest);
+    let podman_ref = static_ref.trim_start_matches("docker://").to_string();
+    run(podman(d).args(["pull", "--tls-verify=false", &podman_ref]));
+    let out = run(podman(d).args([
+        "run",
+        "--rm",
+        "--network=none",
+        &podman_ref,
+        "-c",
+        "echo pulled; id -u",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled\n65532\n");
+}
+
+#[test]
+fn a_multi_arch_index_is_pushed_after_its_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    let reference = format!("{}:1", registry.reference("team/multi"));
+    let report = build(
+        d,
+        &[
+            "catalog:base-nossl",
+            "--arch",
+            "amd64,arm64",
+            "--insecure",
+            "-o",
+            &reference,
+        ],
+    );
+    let raw = run(Command::new(tool("skopeo")).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &reference,
+    ]));
+    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(digest_in_registry(d, &reference), report["digest"]);
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        assert_eq!(
+            index["manifests"][i]["digest"],
+            report["images"][i]["manifest"]
+        );
+        // Each platform's manifest and config are there to be read.
+        let out = run(Command::new(tool("skopeo")).args([
+            "--override-arch",
+            arch,
+            "inspect",
+            "--tls-verify=false",
+            &reference,
+        ]));
+        let image: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(image["Architecture"], *arch);
+    }
+    // Pulled whole, the index keeps its digest.
+    let pulled = run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", &reference, "oci:pulled:multi"],
+    ));
+    let pulled: Value = serde_json::from_slice(&pulled.stdout).unwrap();
+    assert_eq!(pulled["digest"], report["digest"]);
+}
+
+#[test]
+fn bad_registry_references_and_unreachable_registries_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build(d, &["catalog:static", "-o", "oci:out:static"]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let wrong = format!(
+        "docker://127.0.0.1:{closed}/team/app@sha256:{}",
+        "0".repeat(64)
+    );
+    let unreachable = format!("docker://127.0.0.1:{closed}/team/app:1");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["oci:out:static", "docker://Team/App"],
+            "repository is lowercase",
+        ),
+        (&["oci:out:static", "docker:team/app"], "expected docker://"),
+        (&["oci:out:static", &wrong], "but the image is sha256:"),
+        (
+            &["--insecure", "oci:out:static", &unreachable],
+            "registry 127.0.0.1:",
+        ),
+        (
+            &["--insecure", &unreachable, "oci:dest:x"],
+            "registry 127.0.0.1:",
+        ),
+    ];
+    assert_copies_refused(d, cases);
+}
