@@ -6,6 +6,7 @@
 //! - [`image`] assembles the config, manifest and index documents;
 //! - [`layout`] stores blobs and tags in an OCI image layout directory;
 //! - [`archive`] writes and reads `oci-archive` and `docker-archive` tar files;
+//! - [`credentials`] finds registry credentials where Docker and podman keep them;
 //! - [`registry`] pushes images to and pulls them from registries;
 //! - [`reference`] parses image references in the transport syntax of skopeo and podman,
 //!   and normalises image names as Docker does.
@@ -21,6 +22,7 @@
 //! ```
 
 pub mod archive;
+pub mod credentials;
 pub mod digest;
 mod error;
 pub mod image;

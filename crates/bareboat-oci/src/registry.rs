@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::{Descriptor, MediaType};
@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
 use crate::Error;
+use crate::credentials::{self, Credentials};
 use crate::digest::Digest;
 use crate::layout::Layout;
 use crate::reference::DockerName;
@@ -38,8 +39,11 @@ const CHUNK: usize = 4 << 20;
 pub struct RegistryOptions {
     /// Plain HTTP instead of TLS, for a local test registry.
     pub insecure: bool,
-    /// User name and password (or token) for basic auth; anonymous when `None`.
-    pub creds: Option<(String, String)>,
+    /// Certificates (PEM) trusted besides the system's, for a private CA.
+    pub ca_certs: Vec<Vec<u8>>,
+    /// User name and password (or token); when `None`, those stored for the registry
+    /// (see [`credentials`](crate::credentials)), else anonymous.
+    pub creds: Option<Credentials>,
     /// How many blobs move at once.
     pub jobs: usize,
 }
@@ -61,7 +65,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(opts: &RegistryOptions) -> Registry {
+    /// A client for `registry` (a host, with its port if any).
+    pub fn new(opts: &RegistryOptions, registry: &str) -> Result<Registry, Error> {
         // One process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = ClientConfig {
@@ -70,17 +75,45 @@ impl Registry {
             } else {
                 ClientProtocol::Https
             },
+            extra_root_certificates: opts
+                .ca_certs
+                .iter()
+                .map(|pem| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
             ..ClientConfig::default()
         };
-        let auth = match &opts.creds {
-            Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
+        let creds = match &opts.creds {
+            Some(c) => Some(c.clone()),
+            None => credentials::lookup(registry)?,
+        };
+        let auth = match creds {
+            Some((user, password)) => RegistryAuth::Basic(user, password),
             None => RegistryAuth::Anonymous,
         };
-        Registry {
+        Ok(Registry {
             client: Client::new(config),
             auth,
             jobs: opts.jobs.max(1),
-        }
+        })
+    }
+
+    /// Checks that the credentials are accepted, as `docker login` does.
+    pub async fn check_login(&self, registry: &str) -> Result<(), Error> {
+        let name: DockerName = format!("{registry}/bareboat/login-check").parse()?;
+        let image = reference(&name, None);
+        self.client
+            .auth(&image, &self.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| remote(&name, "logging in", e))?;
+        // A registry with basic auth only refuses wrong credentials on a real request.
+        self.client
+            .blob_exists(&image, &format!("sha256:{}", "0".repeat(64)))
+            .await
+            .map_err(|e| remote(&name, "logging in", e))?;
+        Ok(())
     }
 
     /// Pushes the image (or index) `top` of `layout` to `name`: blobs, then manifests by
@@ -329,8 +362,30 @@ fn digest_of(d: &Descriptor) -> Result<Digest, Error> {
 }
 
 fn remote(name: &DockerName, what: &str, e: oci_client::errors::OciDistributionError) -> Error {
+    // reqwest keeps the cause (a refused certificate, a refused connection) in its sources.
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    let lower = reason.to_lowercase();
+    let hint = if lower.contains("401") || lower.contains("unauthorized") {
+        format!(
+            "\n  hint: log in with `bareboat login {}`, or pass --creds USER:PASSWORD",
+            name.registry
+        )
+    } else if lower.contains("certificate") || lower.contains("unknownissuer") {
+        "\n  hint: trust the registry's CA with --ca-cert FILE (or --insecure for plain HTTP)"
+            .to_string()
+    } else if lower.contains("connect") {
+        "\n  hint: check the registry's address, and --insecure for a plain-HTTP registry"
+            .to_string()
+    } else {
+        String::new()
+    };
     Error::Registry {
         registry: name.registry.clone(),
-        reason: format!("{what} for {}: {e}", name.full()),
+        reason: format!("{what} for {}: {reason}{hint}", name.full()),
     }
 }

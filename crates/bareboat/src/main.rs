@@ -18,11 +18,12 @@ use bareboat_build::catalog::{self, Variant};
 use bareboat_build::deps::Found;
 use bareboat_build::lock::{self, Settings, Upgrade};
 use bareboat_build::spec::{FileSpec, Spec, SpecRef, image_path};
+use bareboat_oci::credentials;
 use bareboat_oci::image::write_index;
 use bareboat_oci::layer::Compression;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::reference::ImageRef;
-use bareboat_oci::registry::RegistryOptions;
+use bareboat_oci::registry::{Registry, RegistryOptions};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -71,7 +72,7 @@ bareboat build --from catalog:cc --add target/release/server:/app/server --entry
 bareboat build --from catalog:cc --arch amd64,arm64 --add 'dist/{arch}/server:/app/server' --entrypoint /app/server -o oci:out:server\n  \
 SOURCE_DATE_EPOCH=1700000000 bareboat build catalog:static -o oci:out:static   clamp file times"
     )]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Resolve a spec into bareboat.lock and fetch its packages into the cache
     #[command(
         after_help = "Examples:\n  bareboat lock catalog:static\n  bareboat lock catalog:base --release bookworm --arch amd64,arm64\n  \
@@ -115,6 +116,25 @@ bareboat copy oci:out:app docker://registry.example.com/team/app:1.0\n  \
 bareboat copy --insecure docker://127.0.0.1:5000/team/app:1.0 oci:out:pulled"
     )]
     Copy(CopyArgs),
+    /// Check and store credentials for a registry (where podman keeps them)
+    #[command(
+        after_help = "The password is read from standard input. Credentials go to $REGISTRY_AUTH_FILE, \
+else $XDG_RUNTIME_DIR/containers/auth.json, else ~/.docker/config.json; pushes and pulls also \
+read Docker's config.json and its credential helpers.\n\n\
+Example:\n  echo \"$TOKEN\" | bareboat login ghcr.io -u me"
+    )]
+    Login(LoginArgs),
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// The registry host, with its port if any
+    registry: String,
+    /// The user name
+    #[arg(short, long)]
+    username: String,
+    #[command(flatten)]
+    registry_args: RegistryArgs,
 }
 
 #[derive(Args)]
@@ -135,6 +155,9 @@ struct RegistryArgs {
     /// Talk to registries over plain HTTP, for a local test registry
     #[arg(long)]
     insecure: bool,
+    /// Trust this CA certificate (PEM) for registries, besides the system's (repeat)
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    ca_certs: Vec<PathBuf>,
     /// Registry credentials, USER:PASSWORD
     #[arg(
         long,
@@ -159,8 +182,14 @@ impl RegistryArgs {
             }
             None => None,
         };
+        let ca_certs = self
+            .ca_certs
+            .iter()
+            .map(|p| std::fs::read(p).with_context(|| format!("--ca-cert {}", p.display())))
+            .collect::<Result<Vec<_>>>()?;
         Ok(RegistryOptions {
             insecure: self.insecure,
+            ca_certs,
             creds,
             jobs: self.registry_jobs,
         })
@@ -412,13 +441,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
-        Command::Build(args) => runtime.block_on(cmd_build(args, &cache_root, cli.json)),
+        Command::Build(args) => runtime.block_on(cmd_build(*args, &cache_root, cli.json)),
         Command::Lock(args) => runtime.block_on(cmd_lock(args, &cache_root, cli.json)),
         Command::Fetch(args) => runtime.block_on(cmd_fetch(args, &cache_root, cli.json)),
         Command::Cache { command } => cmd_cache(command, &cache_root, cli.json),
         Command::Catalog(args) => runtime.block_on(cmd_catalog(args, &cache_root, cli.json)),
         Command::Deps(args) => runtime.block_on(cmd_deps(args, &cache_root, cli.json)),
         Command::Copy(args) => runtime.block_on(cmd_copy(args, &cache_root, cli.json)),
+        Command::Login(args) => runtime.block_on(cmd_login(args, cli.json)),
     }
 }
 
@@ -452,6 +482,39 @@ async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitC
         if let Some(p) = &written.push {
             print_push(p);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_login(args: LoginArgs, json: bool) -> Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!(
+            "no password on standard input\n  hint: echo \"$PASSWORD\" | bareboat login {} -u {}",
+            args.registry,
+            args.username
+        );
+    }
+    let creds = (args.username.clone(), password);
+    let mut opts = args.registry_args.options()?;
+    opts.creds = Some(creds.clone());
+    Registry::new(&opts, &args.registry)?
+        .check_login(&args.registry)
+        .await?;
+    let file = credentials::login_file()?;
+    credentials::store(&file, &args.registry, &creds)?;
+    if json {
+        print_json(&json!({ "registry": args.registry, "file": file }))?;
+    } else {
+        println!(
+            "Logged in to {}; credentials in {}",
+            args.registry,
+            file.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

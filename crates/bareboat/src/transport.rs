@@ -42,7 +42,7 @@ pub async fn open(source: &ImageRef, scratch: &Path, registry: &RegistryOptions)
     match source {
         ImageRef::Docker { name, digest } => {
             let (dir, layout) = temporary()?;
-            let top = Registry::new(registry)
+            let top = Registry::new(registry, &name.registry)?
                 .pull(name, digest.as_ref(), &layout)
                 .await?;
             Ok(Source {
@@ -132,11 +132,8 @@ pub async fn write(
                 );
             }
             let by_digest = digest.is_some();
-            push = Some(
-                Registry::new(registry)
-                    .push(layout, &top, name, !by_digest)
-                    .await?,
-            );
+            let client = Registry::new(registry, &name.registry)?;
+            push = Some(client.push(layout, &top, name, !by_digest).await?);
         }
     }
     Ok(Written { top, push })

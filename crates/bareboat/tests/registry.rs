@@ -6,7 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-use common::{assert_copies_refused, bareboat, build, podman, run, tool, wait_for_port};
+use common::{
+    assert_copies_refused, bareboat, build, make_test_ca, podman, run, tool, wait_for_port,
+};
 use serde_json::Value;
 
 /// A docker-registry serving plain HTTP on 127.0.0.1, stopped when dropped.
@@ -17,7 +19,28 @@ struct LocalRegistry {
 }
 
 impl LocalRegistry {
+    /// Plain HTTP, anonymous.
     fn start(dir: &Path) -> LocalRegistry {
+        LocalRegistry::start_with(dir, "")
+    }
+
+    /// TLS with the certificate of `make_test_ca`, and basic auth for `user`/`secret`.
+    fn start_tls_with_auth(dir: &Path) -> LocalRegistry {
+        make_test_ca(dir);
+        let htpasswd = run(Command::new(tool("htpasswd")).args(["-Bbn", "user", "secret"]));
+        std::fs::write(dir.join("htpasswd"), htpasswd.stdout).unwrap();
+        let d = dir.display();
+        LocalRegistry::start_with(
+            dir,
+            &format!(
+                "  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\n\
+                 auth:\n  htpasswd:\n    realm: bareboat-test\n    path: {d}/htpasswd\n"
+            ),
+        )
+    }
+
+    /// A registry whose config ends with `more` (under `http:`, then top-level keys).
+    fn start_with(dir: &Path, more: &str) -> LocalRegistry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -27,7 +50,7 @@ impl LocalRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{more}",
                 dir.join("registry-data").display()
             ),
         )
@@ -230,4 +253,106 @@ fn bad_registry_references_and_unreachable_registries_fail_clearly() {
         ),
     ];
     assert_copies_refused(d, cases);
+}
+
+/// `bareboat --json COMMAND ARGS` with credentials looked up only in `dir`.
+fn hermetic(dir: &Path, command: &str, args: &[&str]) -> Command {
+    let mut cmd = bareboat(dir, command, args);
+    cmd.env("REGISTRY_AUTH_FILE", dir.join("auth.json"))
+        .env("DOCKER_CONFIG", dir.join("docker"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("BAREBOAT_REGISTRY_CREDS");
+    cmd
+}
+
+fn fails_with(cmd: &mut Command, expected: &str) {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{cmd:?}: {err}");
+    assert!(err.contains(expected), "{cmd:?}: {err}");
+}
+
+#[test]
+fn tls_and_basic_auth_with_login_and_docker_config_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start_tls_with_auth(d);
+    build(d, &["catalog:static", "-o", "oci:out:static"]);
+    let target = format!("docker://localhost:{}/team/app:1", registry.port);
+    let ca = d.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+
+    // Without credentials, and with the wrong CA trust, the errors say what to do.
+    fails_with(
+        &mut hermetic(d, "copy", &["--ca-cert", ca, "oci:out:static", &target]),
+        "hint: log in with `bareboat login",
+    );
+    fails_with(
+        &mut hermetic(
+            d,
+            "copy",
+            &["--creds", "user:secret", "oci:out:static", &target],
+        ),
+        "--ca-cert",
+    );
+
+    // A wrong password is refused by login, which then stores nothing.
+    let host = format!("localhost:{}", registry.port);
+    let login = |password: &str| {
+        let mut cmd = hermetic(d, "login", &[&host, "-u", "user", "--ca-cert", ca]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let wrong = login("nope");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
+    assert!(!d.join("auth.json").exists());
+    let right = login("secret");
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    let stored = std::fs::read_to_string(d.join("auth.json")).unwrap();
+    assert!(stored.contains(&host), "{stored}");
+
+    // The stored credentials push; skopeo reads the image back.
+    let pushed = run(&mut hermetic(
+        d,
+        "copy",
+        &["--ca-cert", ca, "oci:out:static", &target],
+    ));
+    let pushed: Value = serde_json::from_slice(&pushed.stdout).unwrap();
+    let out = run(Command::new(tool("skopeo")).args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "user:secret",
+        &target,
+    ]));
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["Digest"], pushed["digest"]);
+
+    // Docker's config.json, with base64 auth, serves a pull just as well.
+    std::fs::remove_file(d.join("auth.json")).unwrap();
+    std::fs::create_dir(d.join("docker")).unwrap();
+    let auth = run(Command::new("sh").args(["-c", "printf user:secret | base64"]));
+    let auth = String::from_utf8_lossy(&auth.stdout).trim().to_string();
+    std::fs::write(
+        d.join("docker/config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let pulled = run(&mut hermetic(
+        d,
+        "copy",
+        &["--ca-cert", ca, &target, "oci:pulled:x"],
+    ));
+    let pulled: Value = serde_json::from_slice(&pulled.stdout).unwrap();
+    assert_eq!(pulled["digest"], pushed["digest"]);
 }
