@@ -20,6 +20,7 @@ use crate::hostfiles::{HostEntry, HostKind};
 use crate::lock::{self, AddedFiles};
 use crate::policy::{self, MERGED_DIRS, Slicing};
 use crate::rootfs::{Content, Limits, NodeKind, Rootfs, Snapshot, TreeError};
+use crate::sbom::{Sbom, SbomFile, SbomPackage};
 use crate::spec::Spec;
 use crate::treecache::TreeCache;
 use crate::{jks, probe, runtimes, synth};
@@ -78,6 +79,7 @@ pub struct BuiltImage {
     pub packages: usize,
     /// How many package layers came from trees that earlier builds saved, unpacked.
     pub resumed_layers: usize,
+    pub sbom: Sbom,
 }
 
 /// A group of packages that becomes one layer.
@@ -222,6 +224,19 @@ pub fn build_arch(
         annotations: spec.run.annotations.clone(),
     };
     let manifest = write_image(layout, &image, &layers)?;
+    let files = match &added {
+        Some(added) => SbomFile::of_added(&added.entries)
+            .map_err(|e| BuildError::Spec(format!("hashing the added files: {e}")))?,
+        None => Vec::new(),
+    };
+    let sbom = Sbom {
+        digest: manifest.digest().to_string(),
+        arch: arch.to_string(),
+        os_version: spec.release.version_id().to_string(),
+        created: image.created.clone(),
+        packages: locked.iter().map(|p| SbomPackage::of(p, &tree)).collect(),
+        files,
+    };
     Ok(BuiltImage {
         arch: arch.to_string(),
         manifest,
@@ -236,6 +251,7 @@ pub fn build_arch(
             .collect(),
         packages: locked.len(),
         resumed_layers: resumed,
+        sbom,
     })
 }
 

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod probe;
 pub mod rootfs;
 pub mod runtimes;
+pub mod sbom;
 pub mod spec;
 pub mod synth;
 pub mod treecache;

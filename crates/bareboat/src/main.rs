@@ -150,6 +150,21 @@ struct CopyArgs {
     registry: RegistryArgs,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SbomFormat {
+    Spdx,
+    Cyclonedx,
+}
+
+impl SbomFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx.json",
+            SbomFormat::Cyclonedx => "cdx.json",
+        }
+    }
+}
+
 #[derive(Args)]
 struct RegistryArgs {
     /// Talk to registries over plain HTTP, for a local test registry
@@ -279,6 +294,10 @@ struct BuildArgs {
     /// Clamp every file time to this (seconds since the epoch)
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
+    /// Write SBOMs beside each layout and archive output: spdx (SPDX 2.3 JSON),
+    /// cyclonedx (CycloneDX 1.6 JSON), or both, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "FORMATS")]
+    sbom: Vec<SbomFormat>,
     #[command(flatten)]
     app: AppArgs,
     #[command(flatten)]
@@ -730,6 +749,11 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         .map(|o| o.parse::<ImageRef>())
         .collect::<Result<Vec<_>, _>>()?;
 
+    if !args.sbom.is_empty() && outputs.iter().all(|o| matches!(o, ImageRef::Docker { .. })) {
+        bail!(
+            "--sbom needs a layout or archive output to write beside; attaching SBOMs to a registry image is not supported yet\n  hint: add -o oci:DIR or -o oci-archive:FILE"
+        );
+    }
     let spec_args = match &args.app.from {
         Some(from) if args.spec.spec != DEFAULT_SPEC => {
             bail!(
@@ -839,6 +863,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
             pushes.extend(written.push);
         }
     }
+    let sboms = write_sboms(&outputs, &images, &args.sbom)?;
     let elapsed = started.elapsed();
     if json {
         print_json(&json!({
@@ -847,6 +872,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
             "outputs": args.output,
             "auto_deps": auto_json(&auto),
             "pushes": pushes,
+            "sboms": sboms,
             "images": images.iter().map(|i| json!({
                 "arch": i.arch,
                 "manifest": i.manifest.digest().to_string(),
@@ -898,6 +924,46 @@ fn print_push(p: &bareboat_oci::registry::PushReport) {
         human_bytes(p.uploaded_bytes),
         p.skipped_blobs
     );
+}
+
+/// Writes each image's SBOM in each format beside every layout and archive output, as
+/// `PATH.spdx.json` (`PATH.ARCH.spdx.json` for a multi-arch build); returns the paths.
+fn write_sboms(
+    outputs: &[ImageRef],
+    images: &[bareboat_build::build::BuiltImage],
+    formats: &[SbomFormat],
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for output in outputs {
+        let base = match output {
+            ImageRef::Oci { dir, .. } => dir,
+            ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => file,
+            ImageRef::Docker { .. } => continue,
+        };
+        for image in images {
+            for format in formats {
+                let document = match format {
+                    SbomFormat::Spdx => image.sbom.spdx(),
+                    SbomFormat::Cyclonedx => image.sbom.cyclonedx(),
+                };
+                let arch = if images.len() > 1 {
+                    format!(".{}", image.arch)
+                } else {
+                    String::new()
+                };
+                let mut name = base.as_os_str().to_owned();
+                name.push(format!("{arch}.{}", format.extension()));
+                let path = PathBuf::from(name);
+                let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+                let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+                serde_json::to_writer_pretty(&mut tmp, &document)?;
+                tmp.persist(&path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written.push(path);
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Prints a `--json` report.

@@ -1,0 +1,205 @@
+//! SBOMs written by a build, validated with the official SPDX and CycloneDX tools (installed
+//! by `.ci/run` into `target/sbom-tools`) and checked against the image's own status.d.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{bareboat, build, run, tool, unpack};
+use serde_json::Value;
+
+fn validator() -> PathBuf {
+    let python = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("sbom-tools/bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: .ci/run installs the SBOM validators (spdx-tools, cyclonedx-python-lib) there",
+        python.display()
+    );
+    python
+}
+
+fn validate(kind: &str, path: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom/validate.py");
+    run(Command::new(validator()).arg(script).arg(kind).arg(path));
+}
+
+/// The element of `doc[list]` whose `key` is `value`.
+fn element<'a>(doc: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {
+    doc[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[key] == value)
+        .unwrap_or_else(|| panic!("no {list} entry with {key} {value}"))
+}
+
+/// Package -> (version, source, source version) from the image's status.d.
+fn installed(rootfs: &Path) -> BTreeMap<String, (String, String, String)> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(rootfs.join("var/lib/dpkg/status.d")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(String::from))
+        };
+        let (name, version) = (field("Package").unwrap(), field("Version").unwrap());
+        let (source, source_version) = match field("Source") {
+            Some(s) => match s.split_once(" (") {
+                Some((s, v)) => (s.to_string(), v.trim_end_matches(')').to_string()),
+                None => (s, version.clone()),
+            },
+            None => (name.clone(), version.clone()),
+        };
+        out.insert(name, (version, source, source_version));
+    }
+    out
+}
+
+#[test]
+fn sboms_list_every_package_and_added_file_and_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("hello.c"), "int main(void) { return 0; }\n").unwrap();
+    run(Command::new(tool("gcc"))
+        .current_dir(d)
+        .args(["hello.c", "-o", "hello"]));
+    let report = build(
+        d,
+        &[
+            "--from",
+            "catalog:base",
+            "--add",
+            "hello:/app/hello",
+            "--entrypoint",
+            "/app/hello",
+            "--sbom",
+            "spdx,cyclonedx",
+            "-o",
+            "oci:out:app",
+            "-o",
+            "oci-archive:app.tar",
+        ],
+    );
+    let sboms: Vec<&str> = report["sboms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sboms,
+        [
+            "out.spdx.json",
+            "out.cdx.json",
+            "app.tar.spdx.json",
+            "app.tar.cdx.json"
+        ]
+    );
+    validate("spdx", &d.join("out.spdx.json"));
+    validate("cyclonedx", &d.join("out.cdx.json"));
+    assert_eq!(
+        std::fs::read(d.join("out.spdx.json")).unwrap(),
+        std::fs::read(d.join("app.tar.spdx.json")).unwrap()
+    );
+
+    let rootfs = unpack(d, "out", "app").join("rootfs");
+    let packages = installed(&rootfs);
+    assert!(packages.contains_key("libssl3t64") && packages.contains_key("libc6"));
+    let spdx: Value =
+        serde_json::from_slice(&std::fs::read(d.join("out.spdx.json")).unwrap()).unwrap();
+    let cdx: Value =
+        serde_json::from_slice(&std::fs::read(d.join("out.cdx.json")).unwrap()).unwrap();
+    for (name, (version, source, source_version)) in &packages {
+        let p = element(&spdx, "packages", "name", name);
+        assert_eq!(p["versionInfo"], version.as_str(), "{name}");
+        let purl = p["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+        assert!(
+            purl.starts_with(&format!("pkg:deb/debian/{name}@")),
+            "{purl}"
+        );
+        assert!(purl.contains("distro=debian-13"), "{purl}");
+        if source != name || source_version != version {
+            assert!(purl.contains(&format!("upstream={source}")), "{purl}");
+        }
+        assert!(
+            p["sourceInfo"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{source} {source_version}")),
+            "{p}"
+        );
+        let c = element(&cdx, "components", "name", name);
+        assert_eq!(c["version"], version.as_str(), "{name}");
+        assert_eq!(c["purl"], purl, "{name}");
+        assert_eq!(
+            c["hashes"][0]["content"],
+            p["checksums"][0]["checksumValue"]
+        );
+    }
+    // The packages and nothing else, besides the image and the OS.
+    assert_eq!(
+        spdx["packages"].as_array().unwrap().len(),
+        packages.len() + 2
+    );
+    let os = element(&cdx, "components", "type", "operating-system");
+    assert_eq!(
+        (os["name"].as_str(), os["version"].as_str()),
+        (Some("debian"), Some("13"))
+    );
+    // libssl's licence comes from its machine-readable copyright file.
+    let ssl = element(&spdx, "packages", "name", "libssl3t64");
+    assert_eq!(ssl["licenseDeclared"], "Apache-2.0");
+
+    // The added program, with the digest of what was added.
+    let sum = run(Command::new("sha256sum").arg(d.join("hello")));
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    let sha256 = sum.split_whitespace().next().unwrap();
+    let file = &spdx["files"][0];
+    assert_eq!(file["fileName"], "./app/hello");
+    assert_eq!(file["checksums"][1]["checksumValue"], sha256);
+    let c = element(&cdx, "components", "type", "file");
+    assert_eq!(c["hashes"][1]["content"], sha256);
+}
+
+#[test]
+fn sbom_requests_without_a_place_or_with_an_unknown_format_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = bareboat(
+        d,
+        "build",
+        &["catalog:static", "--sbom", "xml", "-o", "oci:out:x"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spdx, cyclonedx"));
+    let out = bareboat(
+        d,
+        "build",
+        &[
+            "catalog:static",
+            "--sbom",
+            "spdx",
+            "-o",
+            "docker://127.0.0.1:1/x:y",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--sbom needs a layout or archive output"),
+        "{err}"
+    );
+}
