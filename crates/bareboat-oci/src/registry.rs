@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::{Descriptor, MediaType};
@@ -33,6 +34,9 @@ const MANIFEST_TYPES: &[&str] = &[
 
 /// Upload chunks are this large: a layer is never held in memory whole.
 const CHUNK: usize = 4 << 20;
+
+/// How many times a request is tried before its failure is reported.
+const ATTEMPTS: u32 = 5;
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
@@ -62,6 +66,8 @@ pub struct Registry {
     client: Client,
     auth: RegistryAuth,
     jobs: usize,
+    /// The wait before the first retry; it doubles with each.
+    backoff: std::time::Duration,
 }
 
 impl Registry {
@@ -97,6 +103,7 @@ impl Registry {
             client: Client::new(config),
             auth,
             jobs: opts.jobs.max(1),
+            backoff: std::time::Duration::from_millis(250),
         })
     }
 
@@ -126,10 +133,11 @@ impl Registry {
         tag: bool,
     ) -> Result<PushReport, Error> {
         let tagged = reference(name, None);
-        self.client
-            .auth(&tagged, &self.auth, RegistryOperation::Push)
-            .await
-            .map_err(|e| remote(name, "authenticating", e))?;
+        self.retrying(name, "authenticating", || {
+            self.client
+                .auth(&tagged, &self.auth, RegistryOperation::Push)
+        })
+        .await?;
         let mut documents = Vec::new();
         let mut blobs = Vec::new();
         for (digest, media_type) in layout.reachable_with_types(top)? {
@@ -152,18 +160,21 @@ impl Registry {
         for (digest, media_type) in documents.iter().rev() {
             let bytes = layout.read_blob(digest)?;
             let by_digest = reference(name, Some(digest));
-            self.client
-                .push_manifest_raw(&by_digest, bytes, header(media_type)?)
-                .await
-                .map_err(|e| remote(name, &format!("pushing manifest {digest}"), e))?;
+            let media_type = header(media_type)?;
+            self.retrying(name, &format!("pushing manifest {digest}"), || {
+                self.client
+                    .push_manifest_raw(&by_digest, bytes.clone(), media_type.clone())
+            })
+            .await?;
         }
         if tag {
             let top_bytes = layout.read_blob(&digest_of(top)?)?;
             let media_type = header(top.media_type().as_ref())?;
-            self.client
-                .push_manifest_raw(&tagged, top_bytes, media_type)
-                .await
-                .map_err(|e| remote(name, "tagging", e))?;
+            self.retrying(name, "tagging", || {
+                self.client
+                    .push_manifest_raw(&tagged, top_bytes.clone(), media_type.clone())
+            })
+            .await?;
         }
         let pushed = uploaded.iter().filter(|u| **u).count();
         Ok(PushReport {
@@ -183,47 +194,56 @@ impl Registry {
         uploaded: &AtomicU64,
     ) -> Result<bool, Error> {
         let image = reference(name, None);
-        let what = format!("uploading blob {digest}");
-        let exists = self
-            .client
-            .blob_exists(&image, &digest.to_string())
-            .await
-            .map_err(|e| remote(name, &what, e))?;
-        if exists {
-            return Ok(false);
-        }
         let path = layout.blob_path(digest);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Error::io(&path, e))?;
-        let size = file
-            .metadata()
-            .await
+        let size = std::fs::metadata(&path)
             .map_err(|e| Error::io(&path, e))?
             .len();
-        // Chunks are read as they are sent.
-        let chunks = futures::stream::try_unfold(file, |mut file| async move {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                let n = file.read(&mut buf[filled..]).await?;
-                if n == 0 {
-                    break;
+        let digest = digest.to_string();
+        // Each attempt asks again, then uploads the whole blob in a new session.
+        let pushed = self
+            .retrying(name, &format!("uploading blob {digest}"), || async {
+                if self.client.blob_exists(&image, &digest).await? {
+                    return Ok(false);
                 }
-                filled += n;
+                let file = tokio::fs::File::open(&path).await?;
+                self.client
+                    .push_blob_stream(&image, chunks(file), &digest, Some(size))
+                    .await?;
+                Ok(true)
+            })
+            .await?;
+        if pushed {
+            uploaded.fetch_add(size, Ordering::Relaxed);
+        }
+        Ok(pushed)
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the attempts run out; transient
+    /// failures (5xx, 429, dropped connections) are retried with exponential backoff.
+    async fn retrying<T, F, Fut>(
+        &self,
+        name: &DockerName,
+        what: &str,
+        mut op: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+    {
+        let mut delay = self.backoff;
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                    tracing::warn!("{what} for {}: {e}; retrying in {delay:?}", name.full());
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(remote(name, what, e)),
             }
-            if filled == 0 {
-                return Ok(None);
-            }
-            buf.truncate(filled);
-            Ok(Some((bytes::Bytes::from(buf), file)))
-        });
-        self.client
-            .push_blob_stream(&image, chunks, &digest.to_string(), Some(size))
-            .await
-            .map_err(|e| remote(name, &what, e))?;
-        uploaded.fetch_add(size, Ordering::Relaxed);
-        Ok(true)
+        }
     }
 
     /// Pulls `name` (at `digest` when given) into `layout`, checking every blob, and
@@ -236,10 +256,11 @@ impl Registry {
     ) -> Result<Descriptor, Error> {
         let image = reference(name, digest);
         let (bytes, got) = self
-            .client
-            .pull_manifest_raw(&image, &self.auth, MANIFEST_TYPES)
-            .await
-            .map_err(|e| remote(name, "pulling the manifest", e))?;
+            .retrying(name, "pulling the manifest", || {
+                self.client
+                    .pull_manifest_raw(&image, &self.auth, MANIFEST_TYPES)
+            })
+            .await?;
         let actual = Digest::of(&bytes);
         if digest.is_some_and(|d| *d != actual) || got != actual.to_string() {
             return Err(Error::BadLayout {
@@ -262,11 +283,13 @@ impl Registry {
                     .unwrap_or_default()
                     .parse()
                     .map_err(Error::Spec)?;
+                let child = reference(name, Some(&d));
                 let (bytes, _) = self
-                    .client
-                    .pull_manifest_raw(&reference(name, Some(&d)), &self.auth, MANIFEST_TYPES)
-                    .await
-                    .map_err(|e| remote(name, &format!("pulling manifest {d}"), e))?;
+                    .retrying(name, &format!("pulling manifest {d}"), || {
+                        self.client
+                            .pull_manifest_raw(&child, &self.auth, MANIFEST_TYPES)
+                    })
+                    .await?;
                 if Digest::of(&bytes) != d {
                     return Err(Error::Spec(format!(
                         "manifest {d} from {} does not match its digest",
@@ -302,14 +325,15 @@ impl Registry {
             return Ok(());
         }
         let tmp = layout.temp_blob()?;
-        let file = tokio::fs::File::create(tmp.path())
-            .await
-            .map_err(|e| Error::io(tmp.path(), e))?;
-        // oci-client checks the content against the digest as it arrives.
-        self.client
-            .pull_blob(&reference(name, None), digest.to_string().as_str(), file)
-            .await
-            .map_err(|e| remote(name, &format!("pulling blob {digest}"), e))?;
+        let image = reference(name, None);
+        let hex = digest.to_string();
+        // oci-client checks the content against the digest as it arrives; each attempt
+        // starts the file afresh.
+        self.retrying(name, &format!("pulling blob {digest}"), || async {
+            let file = tokio::fs::File::create(tmp.path()).await?;
+            self.client.pull_blob(&image, hex.as_str(), file).await
+        })
+        .await?;
         layout.commit_blob(tmp, digest)
     }
 
@@ -328,6 +352,52 @@ impl Registry {
             None => MediaType::ImageManifest,
         };
         layout.put_json(media_type, bytes)
+    }
+}
+
+/// A layout blob as a stream of chunks, read as they are sent.
+fn chunks(
+    file: tokio::fs::File,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, OciDistributionError>> + Send + 'static {
+    futures::stream::try_unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        while filled < CHUNK {
+            let n = file.read(&mut buf[filled..]).await?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            return Ok(None);
+        }
+        buf.truncate(filled);
+        Ok(Some((bytes::Bytes::from(buf), file)))
+    })
+}
+
+/// Whether a failure may pass on its own: a server error, throttling, or a connection
+/// that dropped or timed out.
+fn transient(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ServerError { code, .. } => {
+            *code >= 500 || *code == 429 || *code == 408
+        }
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::Toomanyrequests)),
+        OciDistributionError::RequestError(e) => {
+            e.is_connect()
+                || e.is_timeout()
+                || e.is_request()
+                || e.is_body()
+                || e.status()
+                    .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
+        }
+        OciDistributionError::IoError(_) => true,
+        _ => false,
     }
 }
 
@@ -361,7 +431,7 @@ fn digest_of(d: &Descriptor) -> Result<Digest, Error> {
     d.digest().to_string().parse().map_err(Error::Spec)
 }
 
-fn remote(name: &DockerName, what: &str, e: oci_client::errors::OciDistributionError) -> Error {
+fn remote(name: &DockerName, what: &str, e: OciDistributionError) -> Error {
     // reqwest keeps the cause (a refused certificate, a refused connection) in its sources.
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(&e);

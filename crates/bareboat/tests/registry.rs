@@ -356,3 +356,186 @@ fn tls_and_basic_auth_with_login_and_docker_config_credentials() {
     let pulled: Value = serde_json::from_slice(&pulled.stdout).unwrap();
     assert_eq!(pulled["digest"], pushed["digest"]);
 }
+
+/// For the next `times` requests whose method is `method` and whose path contains `path`:
+/// answer `status` (with `Retry-After: 1` for 429) instead of forwarding.
+struct Rule {
+    method: &'static str,
+    path: &'static str,
+    status: u16,
+    times: usize,
+}
+
+/// An HTTP proxy in front of a registry that injects faults, one connection per request
+/// (it asks both sides to close), and records the faults it injected.
+struct FaultProxy {
+    port: u16,
+    fired: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FaultProxy {
+    fn start(upstream: u16, rules: Vec<Rule>) -> FaultProxy {
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rules = Arc::new(Mutex::new(rules));
+        let fired = Arc::new(Mutex::new(Vec::new()));
+        let record = fired.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (rules, record) = (rules.clone(), record.clone());
+                std::thread::spawn(move || proxy_one(conn, upstream, &rules, &record));
+            }
+        });
+        FaultProxy { port, fired }
+    }
+
+    fn fired(&self) -> Vec<String> {
+        self.fired.lock().unwrap().clone()
+    }
+}
+
+fn proxy_one(
+    mut client: std::net::TcpStream,
+    upstream: u16,
+    rules: &std::sync::Mutex<Vec<Rule>>,
+    fired: &std::sync::Mutex<Vec<String>>,
+) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).unwrap_or(0) == 0 {
+            return;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut first = text.lines().next().unwrap_or_default().split(' ');
+    let (method, path) = (
+        first.next().unwrap_or_default(),
+        first.next().unwrap_or_default(),
+    );
+    let status = {
+        let mut rules = rules.lock().unwrap();
+        rules
+            .iter_mut()
+            .find(|r| r.times > 0 && r.method == method && path.contains(r.path))
+            .map(|r| {
+                r.times -= 1;
+                r.status
+            })
+    };
+    if let Some(code) = status {
+        fired
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path}: {code}"));
+        let retry = if code == 429 {
+            "Retry-After: 1\r\n"
+        } else {
+            ""
+        };
+        let _ = write!(
+            client,
+            "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n{retry}\r\n"
+        );
+        return;
+    }
+    let mut forwarded: String = text
+        .trim_end_matches("\r\n")
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    forwarded.push_str("Connection: close\r\n\r\n");
+    let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    if up.write_all(forwarded.as_bytes()).is_err() {
+        return;
+    }
+    let (mut from_client, mut to_up) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_up);
+        let _ = to_up.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut up, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn pushes_survive_server_errors_and_throttling() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    build(d, &["catalog:static", "-o", "oci:out:static"]);
+    let proxy = FaultProxy::start(
+        registry.port,
+        vec![
+            Rule {
+                method: "HEAD",
+                path: "/blobs/",
+                status: 429,
+                times: 1,
+            },
+            Rule {
+                method: "PUT",
+                path: "/blobs/uploads/",
+                status: 500,
+                times: 1,
+            },
+            Rule {
+                method: "PUT",
+                path: "/manifests/sha256:",
+                status: 503,
+                times: 1,
+            },
+        ],
+    );
+    let through = format!("docker://127.0.0.1:{}/team/app:1", proxy.port);
+    let pushed = run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", "oci:out:static", &through],
+    ));
+    let pushed: Value = serde_json::from_slice(&pushed.stdout).unwrap();
+    assert_eq!(proxy.fired().len(), 3, "{:?}", proxy.fired());
+    let direct = format!("{}:1", registry.reference("team/app"));
+    assert_eq!(digest_in_registry(d, &direct), pushed["digest"]);
+
+    // A failure that lasts ends the push with the error, and the tag is never written.
+    let failing = FaultProxy::start(
+        registry.port,
+        vec![Rule {
+            method: "PUT",
+            path: "/manifests/2",
+            status: 500,
+            times: 100,
+        }],
+    );
+    let out = bareboat(
+        d,
+        "copy",
+        &[
+            "--insecure",
+            "oci:out:static",
+            &format!("docker://127.0.0.1:{}/team/app:2", failing.port),
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("tagging") && err.contains("500"), "{err}");
+    assert_eq!(failing.fired().len(), 5, "tried five times");
+    let tag = Command::new(tool("skopeo"))
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("{}:2", registry.reference("team/app")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!tag.status.success(), "the tag was not written");
+}
