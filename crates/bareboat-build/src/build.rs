@@ -35,6 +35,8 @@ pub struct BuildOptions {
     /// own while the budget lasts.
     pub max_layers: usize,
     pub limits: Limits,
+    /// Collect what an SBOM says (package licences, added files' digests).
+    pub sbom: bool,
 }
 
 impl Default for BuildOptions {
@@ -44,6 +46,7 @@ impl Default for BuildOptions {
             source_date_epoch: None,
             max_layers: 12,
             limits: Limits::default(),
+            sbom: false,
         }
     }
 }
@@ -79,7 +82,8 @@ pub struct BuiltImage {
     pub packages: usize,
     /// How many package layers came from trees that earlier builds saved, unpacked.
     pub resumed_layers: usize,
-    pub sbom: Sbom,
+    /// When the options ask for it.
+    pub sbom: Option<Sbom>,
 }
 
 /// A group of packages that becomes one layer.
@@ -224,18 +228,22 @@ pub fn build_arch(
         annotations: spec.run.annotations.clone(),
     };
     let manifest = write_image(layout, &image, &layers)?;
-    let files = match &added {
-        Some(added) => SbomFile::of_added(&added.entries)
-            .map_err(|e| BuildError::Spec(format!("hashing the added files: {e}")))?,
-        None => Vec::new(),
-    };
-    let sbom = Sbom {
-        digest: manifest.digest().to_string(),
-        arch: arch.to_string(),
-        os_version: spec.release.version_id().to_string(),
-        created: image.created.clone(),
-        packages: locked.iter().map(|p| SbomPackage::of(p, &tree)).collect(),
-        files,
+    let sbom = if opts.sbom {
+        let files = match &added {
+            Some(added) => SbomFile::of_added(&added.entries)
+                .map_err(|e| BuildError::Spec(format!("hashing the added files: {e}")))?,
+            None => Vec::new(),
+        };
+        Some(Sbom {
+            digest: manifest.digest().to_string(),
+            arch: arch.to_string(),
+            os_version: spec.release.version_id().to_string(),
+            created: image.created.clone(),
+            packages: locked.iter().map(|p| SbomPackage::of(p, &tree)).collect(),
+            files,
+        })
+    } else {
+        None
     };
     Ok(BuiltImage {
         arch: arch.to_string(),

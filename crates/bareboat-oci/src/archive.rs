@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::digest::{Digest, HashingWriter};
 use crate::image::canonical_json;
-use crate::layout::{Layout, REF_NAME};
+use crate::layout::{Layout, REF_NAME, annotated};
 use crate::reference::DockerName;
 
 /// The annotation containerd and Docker give an image's full name in `index.json`.
@@ -29,10 +29,7 @@ const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Writes the image (or index) `top`, tagged `tag`, as an OCI archive at `file`.
 pub fn write_oci(layout: &Layout, top: &Descriptor, tag: &str, file: &Path) -> Result<(), Error> {
-    let mut entry = top.clone();
-    let mut annotations = entry.annotations().clone().unwrap_or_default();
-    annotations.insert(REF_NAME.to_string(), tag.to_string());
-    entry.set_annotations(Some(annotations));
+    let entry = annotated(top, REF_NAME, tag);
     write_archive(layout, top, &[entry], BTreeMap::new(), file)
 }
 
@@ -53,7 +50,7 @@ pub fn write_docker(
             "a docker archive holds one platform's image, and this is a multi-platform index\n  hint: choose one with --arch".into(),
         ));
     }
-    let doc: ImageManifest = serde_json::from_slice(&layout.read_blob(&digest_of(manifest)?)?)
+    let doc: ImageManifest = serde_json::from_slice(&layout.read_described(manifest)?)
         .map_err(|e| Error::Spec(format!("manifest {}: {e}", manifest.digest())))?;
     let blob = |d: &Descriptor| format!("blobs/sha256/{}", d.digest().digest());
     let mut entry = manifest.clone();
@@ -64,10 +61,11 @@ pub fn write_docker(
         "Layers": doc.layers().iter().map(blob).collect::<Vec<_>>(),
     });
     if let Some(name) = name {
-        let mut annotations = entry.annotations().clone().unwrap_or_default();
-        annotations.insert(CONTAINERD_NAME.to_string(), name.full());
-        annotations.insert(REF_NAME.to_string(), name.tag.clone());
-        entry.set_annotations(Some(annotations));
+        entry = annotated(
+            &annotated(&entry, CONTAINERD_NAME, &name.full()),
+            REF_NAME,
+            &name.tag,
+        );
         docker_manifest["RepoTags"] = json!([name.familiar()]);
         let top_layer = doc.layers().last().map(|l| l.digest().digest().to_string());
         let repositories = json!({ name.familiar_repository(): { &name.tag: top_layer } });
@@ -334,14 +332,4 @@ fn store_blob(layout: &Layout, content: &mut impl Read) -> io::Result<Digest> {
     file.flush()?;
     layout.commit_blob(tmp, &digest).map_err(io::Error::other)?;
     Ok(digest)
-}
-
-fn digest_of(d: &Descriptor) -> Result<Digest, Error> {
-    d.digest()
-        .to_string()
-        .parse()
-        .map_err(|reason| Error::BadReference {
-            reference: d.digest().to_string(),
-            reason,
-        })
 }

@@ -175,13 +175,12 @@ pub fn store(file: &Path, registry: &str, (user, password): &Credentials) -> Res
     config["auths"][registry] = serde_json::json!({
         "auth": base64_encode(format!("{user}:{password}").as_bytes()),
     });
-    let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::Spec(e.to_string()))?;
-    tmp.write_all(&bytes).map_err(|e| Error::io(file, e))?;
-    // NamedTempFile is created 0600: the password stays its owner's.
-    tmp.persist(file).map_err(|e| Error::io(file, e.error))?;
+    // Its temporary file is created 0600: the password stays its owner's.
+    crate::layout::write_atomic(file, &bytes)?;
     Ok(())
 }
 

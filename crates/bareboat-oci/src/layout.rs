@@ -149,6 +149,19 @@ impl Layout {
         std::fs::read(&path).map_err(|e| Error::io(path, e))
     }
 
+    /// Reads the blob a descriptor names, whole; for manifests and indexes.
+    pub fn read_described(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
+        let digest: Digest = d
+            .digest()
+            .to_string()
+            .parse()
+            .map_err(|reason| Error::BadLayout {
+                path: self.root.clone(),
+                reason,
+            })?;
+        self.read_blob(&digest)
+    }
+
     /// The layout's `index.json`, or an empty index.
     pub fn index(&self) -> Result<ImageIndex, Error> {
         let path = self.root.join("index.json");
@@ -181,13 +194,7 @@ impl Layout {
             })
             .cloned()
             .collect();
-        for tag in tags {
-            let mut d = descriptor.clone();
-            let mut annotations = d.annotations().clone().unwrap_or_default();
-            annotations.insert(REF_NAME.to_string(), tag.clone());
-            d.set_annotations(Some(annotations));
-            manifests.push(d);
-        }
+        manifests.extend(tags.iter().map(|tag| annotated(descriptor, REF_NAME, tag)));
         index.set_manifests(manifests);
         let bytes = crate::image::canonical_json(&index)?;
         write_atomic(&self.root.join("index.json"), &bytes)
@@ -265,9 +272,21 @@ impl Layout {
     }
 }
 
+/// `d` with the annotation `key` set to `value`.
+pub(crate) fn annotated(d: &Descriptor, key: &str, value: &str) -> Descriptor {
+    let mut d = d.clone();
+    let mut annotations = d.annotations().clone().unwrap_or_default();
+    annotations.insert(key.to_string(), value.to_string());
+    d.set_annotations(Some(annotations));
+    d
+}
+
 /// Writes `bytes` to `dest` through a temporary file beside it, so readers see all or nothing.
 pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
@@ -308,8 +327,7 @@ mod tests {
             .unwrap();
         assert!(!root.exists());
         let layout = pending.commit().unwrap();
-        let digest: Digest = d.digest().to_string().parse().unwrap();
-        assert!(layout.blob_path(&digest).is_file());
+        assert_eq!(layout.read_described(&d).unwrap(), b"{}");
         assert!(root.join("oci-layout").is_file());
 
         // An existing layout is written in place.

@@ -168,7 +168,7 @@ impl Registry {
             .await?;
         }
         if tag {
-            let top_bytes = layout.read_blob(&digest_of(top)?)?;
+            let top_bytes = layout.read_described(top)?;
             let media_type = header(top.media_type().as_ref())?;
             self.retrying(name, "tagging", || {
                 self.client
@@ -274,9 +274,8 @@ impl Registry {
         let top = self.store_document(layout, name, &bytes)?;
         let mut pending = vec![top.clone()];
         while let Some(doc) = pending.pop() {
-            let json: serde_json::Value =
-                serde_json::from_slice(&layout.read_blob(&digest_of(&doc)?)?)
-                    .map_err(|e| Error::Spec(format!("{}: {e}", doc.digest())))?;
+            let json: serde_json::Value = serde_json::from_slice(&layout.read_described(&doc)?)
+                .map_err(|e| Error::Spec(format!("{}: {e}", doc.digest())))?;
             for child in json["manifests"].as_array().into_iter().flatten() {
                 let d: Digest = child["digest"]
                     .as_str()
@@ -425,10 +424,6 @@ fn reference(name: &DockerName, digest: Option<&Digest>) -> Reference {
             name.tag.clone(),
         ),
     }
-}
-
-fn digest_of(d: &Descriptor) -> Result<Digest, Error> {
-    d.digest().to_string().parse().map_err(Error::Spec)
 }
 
 fn remote(name: &DockerName, what: &str, e: OciDistributionError) -> Error {

@@ -825,6 +825,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         compression: args.compression,
         source_date_epoch: args.source_date_epoch,
         max_layers: usize::from(args.max_layers),
+        sbom: !args.sbom.is_empty(),
         ..BuildOptions::default()
     };
     // The first layout output is built into directly; archives are written from it, or
@@ -940,11 +941,11 @@ fn write_sboms(
             ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => file,
             ImageRef::Docker { .. } => continue,
         };
-        for image in images {
+        for (image, sbom) in images.iter().filter_map(|i| Some((i, i.sbom.as_ref()?))) {
             for format in formats {
                 let document = match format {
-                    SbomFormat::Spdx => image.sbom.spdx(),
-                    SbomFormat::Cyclonedx => image.sbom.cyclonedx(),
+                    SbomFormat::Spdx => sbom.spdx(),
+                    SbomFormat::Cyclonedx => sbom.cyclonedx(),
                 };
                 let arch = if images.len() > 1 {
                     format!(".{}", image.arch)

@@ -145,12 +145,7 @@ fn select_platform(layout: &Layout, top: &Descriptor, arch: &str) -> Result<Desc
     if !top.media_type().to_string().ends_with("index.v1+json") {
         return Ok(top.clone());
     }
-    let digest = top
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let index: ImageIndex = serde_json::from_slice(&layout.read_blob(&digest)?)?;
+    let index: ImageIndex = serde_json::from_slice(&layout.read_described(top)?)?;
     let (want, variant) = platform(arch);
     let found = index.manifests().iter().find(|m| {
         m.platform()
