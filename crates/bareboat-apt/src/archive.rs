@@ -50,37 +50,62 @@ pub struct PackageId {
     record: u32,
 }
 
-/// Every package of every loaded source, for one architecture.
+/// Every package of every loaded source, for one architecture, and the packages a base
+/// image has installed.
 pub struct Universe {
     pub arch: String,
     pub sources: Vec<LoadedSource>,
+    /// Packages already in the base image: they satisfy dependencies as they are, and no
+    /// other version of them can be chosen.
+    pub installed: Option<PackageIndex>,
 }
+
+/// The `source` of a [`PackageId`] that names an installed package.
+const INSTALLED: u16 = u16::MAX;
 
 impl Universe {
     /// The package with this id.
     pub fn package(&self, id: PackageId) -> Package<'_> {
-        self.sources[id.source as usize].indexes[id.index as usize].get(id.record as usize)
+        match &self.installed {
+            Some(installed) if id.source == INSTALLED => installed.get(id.record as usize),
+            _ => {
+                self.sources[id.source as usize].indexes[id.index as usize].get(id.record as usize)
+            }
+        }
     }
 
-    /// The source a package comes from.
+    /// Whether the package is one the base image has installed.
+    pub fn is_installed(&self, id: PackageId) -> bool {
+        id.source == INSTALLED
+    }
+
+    /// The source a package to download comes from.
     pub fn source_of(&self, id: PackageId) -> &LoadedSource {
         &self.sources[id.source as usize]
     }
 
-    /// Every package id, in source order, for packages of this architecture or `all`.
+    /// Every package id for packages of this architecture or `all`: the installed ones
+    /// first, then in source order.
     pub fn ids(&self) -> impl Iterator<Item = PackageId> + '_ {
-        self.sources.iter().enumerate().flat_map(move |(s, src)| {
-            src.indexes.iter().enumerate().flat_map(move |(i, idx)| {
+        let installed = self.installed.iter().map(|idx| (INSTALLED, 0, idx));
+        let indexes = self.sources.iter().enumerate().flat_map(|(s, src)| {
+            src.indexes
+                .iter()
+                .enumerate()
+                .map(move |(i, idx)| (s as u16, i as u16, idx))
+        });
+        installed
+            .chain(indexes)
+            .flat_map(move |(source, index, idx)| {
                 (0..idx.len()).filter_map(move |r| {
                     let arch = idx.get(r).architecture();
                     (arch == self.arch || arch == "all").then_some(PackageId {
-                        source: s as u16,
-                        index: i as u16,
+                        source,
+                        index,
                         record: r as u32,
                     })
                 })
             })
-        })
     }
 
     /// Loads and verifies all `sources`.
@@ -100,6 +125,7 @@ impl Universe {
         Ok(Universe {
             arch: opts.arch.clone(),
             sources: loaded,
+            installed: None,
         })
     }
 }

@@ -31,7 +31,7 @@ const FIELDS: [&str; 13] = [
 ];
 const NFIELDS: usize = FIELDS.len();
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
 enum F {
     Package,
@@ -245,6 +245,17 @@ impl PackageIndex {
         Ok(b.finish())
     }
 
+    /// Parses the control paragraphs of installed packages (a dpkg `status` file or
+    /// `status.d` entries), which name no file to download.
+    pub fn parse_installed(text: &str, what: &str) -> Result<PackageIndex, Error> {
+        let mut b = Builder {
+            installed: true,
+            ..Builder::default()
+        };
+        b.add_text(text.as_bytes(), what)?;
+        Ok(b.finish())
+    }
+
     /// Writes the compact form.
     pub fn write_to(&self, mut w: impl Write) -> std::io::Result<()> {
         w.write_all(MAGIC)?;
@@ -323,6 +334,8 @@ impl PackageIndex {
 struct Builder {
     text: String,
     records: Vec<Raw>,
+    /// Installed packages have no Filename or SHA256.
+    installed: bool,
 }
 
 impl Builder {
@@ -373,11 +386,11 @@ impl Builder {
                 (F::Architecture, "Architecture"),
                 (F::Filename, "Filename"),
             ] {
-                if raw.spans[f as usize].1 == 0 {
+                if raw.spans[f as usize].1 == 0 && !(self.installed && f == F::Filename) {
                     return Err(bad(format!("package {name} has no {label}")));
                 }
             }
-            if !have_hash {
+            if !have_hash && !self.installed {
                 return Err(bad(format!("package {name} has no SHA256")));
             }
             self.records.push(raw);

@@ -25,6 +25,10 @@ pub struct Lockfile {
     pub requested: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The base image the packages were solved against (its digest), whose installed
+    /// packages the lock leaves out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
     #[serde(default, rename = "source")]
     pub sources: Vec<LockedSource>,
     #[serde(default, rename = "package")]
@@ -200,6 +204,7 @@ impl Lockfile {
                 l.arch.clone(),
                 l.requested.clone(),
                 l.exclude.clone(),
+                l.base.clone(),
                 l.sources
                     .iter()
                     .map(|s| (s.url.clone(), s.suite.clone(), s.components.clone()))
@@ -320,6 +325,7 @@ mod tests {
             arch: vec!["amd64".into()],
             requested: vec!["a".into()],
             exclude: vec![],
+            base: None,
             sources: vec![LockedSource {
                 url: "http://m/debian".into(),
                 suite: "trixie".into(),

@@ -98,11 +98,17 @@ pub struct Solution {
 /// Solves `request` against `universe`.
 pub fn solve(universe: &Universe, request: &SolveRequest) -> Result<Solution, Error> {
     let provider = DebProvider::new(universe, request);
-    let requirements = request
+    let mut requirements = request
         .packages
         .iter()
         .map(|r| provider.root_requirement(r))
         .collect::<Result<Vec<_>, _>>()?;
+    // The base image's packages stay, so what conflicts with them cannot be added.
+    let mut installed: Vec<&str> = provider.installed.keys().copied().collect();
+    installed.sort_unstable();
+    for name in installed {
+        requirements.push(provider.requirement(vec![provider.version_set(name, DebSet::Any)]));
+    }
     let mut solver = Solver::new(provider);
     let problem = Problem::new().requirements(requirements);
     let solvables = match solver.solve(problem) {
@@ -192,6 +198,8 @@ struct DebProvider<'u> {
     by_name: FxHashMap<&'u str, Vec<PackageId>>,
     providers: FxHashMap<&'u str, Vec<PackageId>>,
     requested: FxHashSet<String>,
+    /// The base image's packages, by name, with their versions.
+    installed: FxHashMap<&'u str, &'u str>,
     exclude: FxHashSet<String>,
     prefer: HashMap<String, String>,
     solvables: RefCell<FxHashMap<PackageId, SolvableId>>,
@@ -213,8 +221,12 @@ impl<'u> DebProvider<'u> {
                 .sum(),
         );
         let mut providers: FxHashMap<&str, Vec<PackageId>> = FxHashMap::default();
+        let mut installed = FxHashMap::default();
         for id in universe.ids() {
             let p = universe.package(id);
+            if universe.is_installed(id) {
+                installed.insert(p.name(), p.version());
+            }
             by_name.entry(p.name()).or_default().push(id);
             if let Some(provides) = p.provides() {
                 for entry in provides.split(',') {
@@ -231,6 +243,7 @@ impl<'u> DebProvider<'u> {
             by_name,
             providers,
             requested: request.packages.iter().map(|r| r.name.clone()).collect(),
+            installed,
             exclude: request.exclude.iter().cloned().collect(),
             prefer: request.prefer.clone(),
             solvables: RefCell::default(),
@@ -409,7 +422,14 @@ impl<'u> DebProvider<'u> {
         }
         let p = self.universe.package(id);
         let mut clauses = Vec::new();
-        for (label, field) in [("Pre-Depends", p.pre_depends()), ("Depends", p.depends())] {
+        // What an installed package needs is the base image's business: distroless bases
+        // leave out dependencies that are not needed at run time.
+        let fields = if self.universe.is_installed(id) {
+            Vec::new()
+        } else {
+            vec![("Pre-Depends", p.pre_depends()), ("Depends", p.depends())]
+        };
+        for (label, field) in fields {
             let Some(field) = field else { continue };
             match parse_relations(field) {
                 Ok(c) => clauses.extend(c.into_iter().map(|c| (label, c))),
@@ -486,6 +506,10 @@ impl<'u> DebProvider<'u> {
             let name = self.universe.package(c.id).name();
             if request.packages.iter().any(|r| r.name == name) {
                 reasons.entry(c.id).or_default().insert("requested".into());
+            }
+            if self.universe.is_installed(c.id) {
+                let reason = "installed in the base image".into();
+                reasons.entry(c.id).or_default().insert(reason);
             }
             for (_, clause) in self.clauses(c.id).iter() {
                 if self.excluded_by(clause).is_some() {
@@ -581,9 +605,27 @@ impl<'u> DebProvider<'u> {
                 ));
             }
         }
-        out.push_str(
-            "\nhint: pin a version with NAME=VERSION, or add a package the chain does not need at run time to `exclude`",
-        );
+        let mut installed: Vec<(&str, &str)> = self
+            .installed
+            .iter()
+            .filter(|(name, _)| {
+                explanation
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .any(|word| word == **name)
+            })
+            .map(|(n, v)| (*n, *v))
+            .collect();
+        installed.sort_unstable();
+        for (name, version) in &installed {
+            out.push_str(&format!(
+                "\n  the base image has {name} {version} installed, and no other version of it can be added"
+            ));
+        }
+        out.push_str(if installed.is_empty() {
+            "\nhint: pin a version with NAME=VERSION, or add a package the chain does not need at run time to `exclude`"
+        } else {
+            "\nhint: use a base image with other versions of those packages, or request packages that work with them"
+        });
         out
     }
 }
@@ -688,7 +730,11 @@ impl DependencyProvider for DebProvider<'_> {
             {
                 favored = Some(solvable);
             }
-            if self.exclude.contains(pkg_name) {
+            let in_base = self.installed.get(pkg_name.as_str());
+            if let Some(v) = in_base.filter(|_| !self.universe.is_installed(id)) {
+                let reason = format!("the base image has {pkg_name} {v} installed");
+                excluded.push((solvable, self.pool.intern_string(reason)));
+            } else if self.exclude.contains(pkg_name) {
                 excluded.push((solvable, self.pool.intern_string("excluded by the spec")));
             } else {
                 candidates.push(solvable);
@@ -811,6 +857,7 @@ mod tests {
                 release,
                 indexes: vec![PackageIndex::parse_text(&text, "t").unwrap()],
             }],
+            installed: None,
         }
     }
 
@@ -921,5 +968,41 @@ mod tests {
         assert!(e.contains("cannot install the requested packages"), "{e}");
         assert!(e.contains("lib >= 2"), "{e}");
         assert!(e.contains("available app: 1"), "{e}");
+    }
+
+    #[test]
+    fn a_base_images_packages_count_as_installed() {
+        let mut u = universe(&[
+            "app 1; Depends: libc (>= 2), tool",
+            "libc 3",
+            "tool 1; Depends: libc",
+            "newer 1; Depends: libc (>= 3)",
+            "breaker 1; Breaks: libc (<< 3)",
+        ]);
+        // Installed packages keep their own dependencies out of the solve: the base left
+        // out what it did not need.
+        let installed = "Package: libc\nVersion: 2.5\nArchitecture: amd64\nDepends: gone\n\n\
+Package: tool\nVersion: 0.9\nArchitecture: all\nStatus: install ok installed\n";
+        u.installed = Some(PackageIndex::parse_installed(installed, "base").unwrap());
+        let s = solve(&u, &request(&["app"])).unwrap();
+        assert_eq!(names_versions(&u, &s), ["app=1", "libc=2.5", "tool=0.9"]);
+        let fresh: Vec<&str> = s
+            .packages
+            .iter()
+            .filter(|p| !u.is_installed(p.id))
+            .map(|p| u.package(p.id).name())
+            .collect();
+        assert_eq!(fresh, ["app"]);
+        let libc = s.packages.iter().find(|p| u.is_installed(p.id)).unwrap();
+        assert!(
+            libc.reasons
+                .contains(&"installed in the base image".to_string())
+        );
+        // No other version of an installed package is chosen, and what conflicts with one
+        // is refused, naming the base.
+        for wants in ["newer", "breaker"] {
+            let e = solve(&u, &request(&[wants])).unwrap_err().to_string();
+            assert!(e.contains("the base image has libc 2.5 installed"), "{e}");
+        }
     }
 }

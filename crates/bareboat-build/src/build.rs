@@ -11,9 +11,10 @@ use bareboat_apt::release::format_rfc3339;
 use bareboat_oci::image::{BuiltLayer, ImageSpec, RunConfig, write_image};
 use bareboat_oci::layer::{Compression, LayerBlob, LayerWriter};
 use bareboat_oci::layout::Layout;
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Config, Descriptor};
 use serde::Serialize;
 
+use crate::base::BaseImage;
 use crate::catalog::Variant;
 use crate::deps::{self, Analysis, FileKind};
 use crate::hostfiles::{HostEntry, HostKind};
@@ -80,6 +81,8 @@ pub struct BuiltImage {
     pub manifest: Descriptor,
     pub layers: Vec<LayerReport>,
     pub packages: usize,
+    /// How many layers came from the base image, below those listed.
+    pub base_layers: usize,
     /// How many package layers came from trees that earlier builds saved, unpacked.
     pub resumed_layers: usize,
     /// When the options ask for it.
@@ -95,6 +98,8 @@ pub struct Group {
 
 /// Builds the image of `spec` for `arch` from the packages of `lock` (already in `cache`)
 /// into `layout`, and returns its manifest descriptor.
+/// With a `base`, the image is built on that image's layers, which must be the spec's
+/// `base_image` for this architecture.
 pub fn build_arch(
     spec: &Spec,
     lock: &Lockfile,
@@ -102,6 +107,7 @@ pub fn build_arch(
     cache: &Cache,
     layout: &Layout,
     opts: &BuildOptions,
+    base: Option<&BaseImage>,
 ) -> Result<BuiltImage, BuildError> {
     let spec = &spec.with_auto_deps(&lock::auto_packages(lock, arch));
     let added = if spec.files.is_empty() {
@@ -110,7 +116,7 @@ pub fn build_arch(
         Some(AddedFiles::of(spec, arch).map_err(|e| BuildError::Spec(e.to_string()))?)
     };
     let locked: Vec<&LockedPackage> = lock.packages.iter().filter(|p| p.target == arch).collect();
-    if locked.is_empty() {
+    if locked.is_empty() && base.is_none() {
         return Err(BuildError::Spec(format!(
             "the lock has no packages for {arch}\n  hint: run `bareboat lock` with this architecture"
         )));
@@ -124,21 +130,38 @@ pub fn build_arch(
         .map_err(|e| BuildError::Spec(format!("keep_setuid: {e}")))?;
     let tmp = cache.root().join("tmp");
     let trees = TreeCache::new(cache);
-    let keys = tree_keys(spec, arch, opts, &groups, &by_name);
+    let keys = tree_keys(spec, arch, opts, &groups, &by_name, base);
     // Resume from the deepest package layer an earlier build saved.
     let saved = (0..keys.len())
         .rev()
         .find_map(|i| trees.load(&keys[i]).map(|s| (i + 1, s)));
+    let base_layers = base.map_or(0, |b| b.layers.len());
     let (resumed, mut tree) = match saved {
         Some((n, snapshot)) => {
             tracing::debug!(layers = n, "resuming from a saved tree");
-            (
-                n,
-                Rootfs::resume(&tmp, slicing, setuid, opts.limits, snapshot)?,
-            )
+            let mut tree = Rootfs::resume(&tmp, slicing, setuid, opts.limits, snapshot)?;
+            tree.set_base_layers(base_layers);
+            (n, tree)
         }
-        None => (0, Rootfs::new(&tmp, slicing, setuid, opts.limits)?),
+        None => {
+            let mut tree = Rootfs::new(&tmp, slicing, setuid, opts.limits)?;
+            if let Some(base) = base {
+                base.unpack(&mut tree)?;
+                if !spec.remove.is_empty() {
+                    let layer = tree.push_layer();
+                    let mtime = tree.newest_below(layer);
+                    for path in &spec.remove {
+                        tree.remove(layer, path, mtime)?;
+                    }
+                    tree.seal()?;
+                }
+            }
+            (0, tree)
+        }
     };
+    // The layer that deletes paths from the base sits right on it.
+    let removal = (!spec.remove.is_empty()).then_some(base_layers);
+    let first_group = base_layers + usize::from(removal.is_some());
     let writer =
         LayerWriter::new(opts.compression, opts.source_date_epoch).memo(&cache.layers_dir());
     // Each finished layer is compressed on its own thread while the next one is unpacked;
@@ -168,16 +191,24 @@ pub fn build_arch(
                 }
             }
         });
+        if let Some(layer) = removal {
+            let removed: Vec<String> = spec.remove.iter().map(|p| format!("/{p}")).collect();
+            finish(
+                &tree,
+                layer,
+                format!("bareboat: remove {}", removed.join(", ")),
+            )?;
+        }
         for (i, group) in groups.iter().enumerate() {
             let created_by = format!("bareboat: {} ({})", group.name, group.packages.join(", "));
             if i < resumed {
-                finish(&tree, i, created_by)?;
+                finish(&tree, first_group + i, created_by)?;
                 continue;
             }
             let layer = tree.push_layer();
             add_packages(&mut tree, layer, &group.packages, &by_name, cache)?;
             let mtime = tree.newest(layer);
-            if i == 0 {
+            if i == 0 && base.is_none() {
                 synthesize_base(&mut tree, layer, mtime)?;
             }
             synthesize_missing(&mut tree, layer, spec, mtime)?;
@@ -220,12 +251,22 @@ pub fn build_arch(
         saver.join().expect("the tree saver panicked");
         Ok(layers)
     })?;
-    let created = layers.iter().map(|l| l.blob.created).max().unwrap_or(0);
+    // An image that adds nothing to its base is as old as the base.
+    let created = match (layers.iter().map(|l| l.blob.created).max(), base) {
+        (None, Some(b)) => b.config.created().clone().unwrap_or_default(),
+        (newest, _) => format_rfc3339(newest.unwrap_or(0)),
+    };
+    let mut annotations = spec.run.annotations.clone();
+    if let Some(base) = base {
+        base.copy_layers(layout)?;
+        annotations.extend(base.annotations());
+    }
     let image = ImageSpec {
         arch: arch.to_string(),
-        run: run_config(spec),
-        created: format_rfc3339(created),
-        annotations: spec.run.annotations.clone(),
+        run: run_config(spec, base.and_then(|b| b.config.config().as_ref())),
+        created,
+        annotations,
+        base: base.map(BaseImage::inherited),
     };
     let manifest = write_image(layout, &image, &layers)?;
     let sbom = if opts.sbom {
@@ -258,6 +299,7 @@ pub fn build_arch(
             })
             .collect(),
         packages: locked.len(),
+        base_layers,
         resumed_layers: resumed,
         sbom,
     })
@@ -271,8 +313,9 @@ fn tree_keys(
     opts: &BuildOptions,
     groups: &[Group],
     by_name: &HashMap<&str, &LockedPackage>,
+    base: Option<&BaseImage>,
 ) -> Vec<String> {
-    let settings = format!(
+    let mut settings = format!(
         "arch {arch}\nslice {:?} {:?} {:?}\nkeep setuid {:?}\nlimits {:?}\nrelease {} {}\n",
         spec.slice.defaults,
         spec.slice.keep,
@@ -282,6 +325,10 @@ fn tree_keys(
         spec.release.version_id(),
         spec.release.codename(),
     );
+    if let Some(base) = base {
+        let digest = base.manifest.digest();
+        settings.push_str(&format!("base {digest}\nremove {:?}\n", spec.remove));
+    }
     let layers = groups.iter().map(|g| {
         g.packages
             .iter()
@@ -738,44 +785,82 @@ fn check_needs(tree: &Rootfs, analysis: &[Analysis], arch: &str) -> Result<(), B
     Ok(())
 }
 
-/// The image config: numeric user, PATH and SSL_CERT_FILE, then the spec's settings.
-fn run_config(spec: &Spec) -> RunConfig {
+/// The image config: numeric user, PATH and SSL_CERT_FILE, then the spec's settings. On
+/// an image base, the base's settings stand where bareboat's defaults would, as with a
+/// Dockerfile's FROM.
+fn run_config(spec: &Spec, base: Option<&Config>) -> RunConfig {
     let root = matches!(spec.variant, Variant::Root | Variant::DebugRoot);
-    let user = match &spec.run.user {
-        None if root => "0".to_string(),
-        None => synth::NONROOT.to_string(),
-        Some(u) => u.clone(),
+    let base_user = base
+        .and_then(|c| c.user().clone())
+        .filter(|u| !u.is_empty());
+    let user = match (&spec.run.user, base_user) {
+        (Some(u), _) => u.clone(),
+        (None, Some(u)) => u,
+        (None, None) if root => "0".to_string(),
+        (None, None) => synth::NONROOT.to_string(),
     };
-    let mut path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string();
-    if spec.variant.is_debug() {
-        path.push_str(":/busybox");
-    }
-    let mut env = vec![
-        format!("PATH={path}"),
-        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_string(),
-    ];
+    let mut env = match base {
+        Some(c) => c.env().clone().unwrap_or_default(),
+        None => {
+            let mut path =
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string();
+            if spec.variant.is_debug() {
+                path.push_str(":/busybox");
+            }
+            vec![
+                format!("PATH={path}"),
+                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_string(),
+            ]
+        }
+    };
     for (k, v) in &spec.run.env {
         env.retain(|e| !e.starts_with(&format!("{k}=")));
         env.push(format!("{k}={v}"));
     }
+    let base_entrypoint = base.and_then(|c| c.entrypoint().clone());
     let entrypoint = match &spec.run.entrypoint {
         Some(e) => e.clone(),
+        None if base.is_some() => base_entrypoint.unwrap_or_default(),
         None if spec.variant.is_debug() => vec!["/busybox/sh".into()],
         None => Vec::new(),
+    };
+    // A new entrypoint drops the base's arguments for the old one.
+    let cmd = match (&spec.run.cmd, &spec.run.entrypoint) {
+        (Some(c), _) => c.clone(),
+        (None, None) => base.and_then(|c| c.cmd().clone()).unwrap_or_default(),
+        (None, Some(_)) => Vec::new(),
     };
     let workdir = spec
         .run
         .workdir
         .clone()
-        .or_else(|| (user == synth::NONROOT.to_string()).then(|| "/home/nonroot".into()));
+        .or_else(|| base.and_then(|c| c.working_dir().clone()))
+        .or_else(|| {
+            (base.is_none() && user == synth::NONROOT.to_string()).then(|| "/home/nonroot".into())
+        });
+    let mut exposed_ports = base
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    for p in &spec.run.ports {
+        if !exposed_ports.contains(p) {
+            exposed_ports.push(p.clone());
+        }
+    }
+    let mut labels: Vec<(String, String)> = base
+        .and_then(|c| c.labels().clone())
+        .map(|l| l.into_iter().collect())
+        .unwrap_or_default();
+    labels.retain(|(k, _)| !spec.run.labels.iter().any(|(s, _)| s == k));
+    labels.extend(spec.run.labels.iter().cloned());
+    labels.sort();
     RunConfig {
         user,
         entrypoint,
-        cmd: spec.run.cmd.clone().unwrap_or_default(),
+        cmd,
         workdir,
         env,
-        exposed_ports: spec.run.ports.clone(),
-        labels: spec.run.labels.clone(),
+        exposed_ports,
+        labels,
         healthcheck: spec.run.health.as_ref().map(|target| {
             vec![
                 "CMD".to_string(),

@@ -355,6 +355,8 @@ pub fn spec(
         groups: Vec::new(),
         slice: Default::default(),
         keep_setuid: Vec::new(),
+        base_image: None,
+        remove: Vec::new(),
     })
 }
 

@@ -1,6 +1,8 @@
 //! bareboat-build: what an image is made of and how it is put together.
 //!
 //! - [`spec`] reads `bareboat.toml` and validates it, naming the line of any error;
+//! - [`base`] reads a base image that bareboat builds on: its layers, config and the
+//!   Debian packages it has installed;
 //! - [`catalog`] holds the built-in images (`catalog:static`, `catalog:cc`, ...) and variants;
 //! - [`lock`] turns a spec into a lockfile and a lockfile into cached, verified packages;
 //! - [`hostfiles`] expands the spec's `[[files]]`, and [`deps`] finds what those files need
@@ -16,6 +18,7 @@
 //! assert!(spec.exclude.contains(&"debconf".to_string()));
 //! ```
 
+pub mod base;
 pub mod build;
 pub mod catalog;
 pub mod deps;

@@ -18,6 +18,7 @@ use bareboat_apt::solver::{SolveRequest, solve};
 use bareboat_apt::sources::{Mirrors, Source};
 use futures::{StreamExt, TryStreamExt};
 
+use crate::base::Base;
 use crate::deps::{self, Analysis, DepsError, FileKind, Found};
 use crate::hostfiles::{self, HostEntry};
 use crate::spec::Spec;
@@ -31,6 +32,8 @@ pub enum LockError {
     Deps(#[from] DepsError),
     #[error("{0}")]
     Files(String),
+    #[error(transparent)]
+    Base(#[from] crate::build::BuildError),
     #[error(
         "finding the packages of added files needs {0}'s Contents index, which the archive does not publish\n  hint: set auto_deps = false (or --no-auto-deps) and name the packages yourself"
     )]
@@ -121,6 +124,7 @@ pub fn sources_for(spec: &Spec, settings: &Settings) -> Result<Vec<Source>, Erro
 /// Resolves `spec` afresh, with no earlier lock to keep versions from.
 pub async fn resolve_fresh(
     spec: &Spec,
+    base: Option<&Base<'_>>,
     settings: &Settings,
     client: &Client,
     cache: &Cache,
@@ -128,6 +132,7 @@ pub async fn resolve_fresh(
 ) -> Result<Resolution, LockError> {
     resolve(
         spec,
+        base,
         settings,
         None,
         &Upgrade::Nothing,
@@ -139,9 +144,12 @@ pub async fn resolve_fresh(
 }
 
 /// Resolves `spec` into a lockfile. With a `previous` lock, its versions are kept where
-/// still available, except for the packages `upgrade` names.
+/// still available, except for the packages `upgrade` names. The packages a `base` image
+/// has installed count as installed, and stay out of the lock.
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     spec: &Spec,
+    base: Option<&Base<'_>>,
     settings: &Settings,
     previous: Option<&Lockfile>,
     upgrade: &Upgrade,
@@ -169,6 +177,7 @@ pub async fn resolve(
         arch: spec.arch.clone(),
         requested: spec.packages.iter().map(ToString::to_string).collect(),
         exclude: spec.exclude.clone(),
+        base: base.map(Base::digest),
         sources: Vec::new(),
         packages: Vec::new(),
         exclusions: Vec::new(),
@@ -186,7 +195,12 @@ pub async fn resolve(
             keyring: keyring.clone(),
             now: SystemTime::now(),
         };
-        let universe = Universe::load(client, cache, &sources, &opts, progress).await?;
+        let mut universe = Universe::load(client, cache, &sources, &opts, progress).await?;
+        if let Some(base) = base {
+            let staging = cache.root().join("tmp");
+            let installed = base.image(arch)?.installed(&staging)?;
+            universe.installed = Some(installed);
+        }
         let prefer: HashMap<String, String> = match (previous, upgrade) {
             (Some(prev), Upgrade::Nothing) => prev.versions(arch).into_iter().collect(),
             (Some(prev), Upgrade::Only(names)) => prev
@@ -240,6 +254,9 @@ pub async fn resolve(
                 .collect();
         }
         for selected in &solution.packages {
+            if universe.is_installed(selected.id) {
+                continue;
+            }
             let p = universe.package(selected.id);
             let source = SourceRef::parse(p.source(), p.name()).map_err(|e| Error::Relation {
                 package: p.name().to_string(),

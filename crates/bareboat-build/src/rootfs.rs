@@ -145,6 +145,8 @@ pub struct Rootfs {
     slicing: Slicing,
     keep_setuid: GlobSet,
     limits: Limits,
+    /// How many of the lowest layers came from a base image.
+    base_layers: usize,
 }
 
 impl Rootfs {
@@ -166,6 +168,7 @@ impl Rootfs {
             slicing,
             keep_setuid,
             limits,
+            base_layers: 0,
         })
     }
 
@@ -192,6 +195,11 @@ impl Rootfs {
         }
         tree.layers = layers;
         Ok(tree)
+    }
+
+    /// Says that the lowest `n` layers of a resumed tree came from a base image.
+    pub fn set_base_layers(&mut self, n: usize) {
+        self.base_layers = n;
     }
 
     /// Ends the open segment of the staging area: what was staged so far is never written
@@ -370,34 +378,20 @@ impl Rootfs {
         for entry in data.entries().map_err(io_err)? {
             let mut entry = entry.map_err(io_err)?;
             count += 1;
-            let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let refuse = |reason: String| TreeError::Refused {
-                origin: origin.clone(),
-                path: raw_name.clone(),
-                reason,
-            };
-            if count > self.limits.max_entries {
-                return Err(refuse(format!(
-                    "more than {} entries: refused as a decompression bomb",
-                    self.limits.max_entries
-                )));
-            }
-            let name = policy::normalize(&raw_name).map_err(&refuse)?;
+            let Checked {
+                raw,
+                path: name,
+                kind,
+                mode,
+                uid,
+                gid,
+                mtime,
+                link,
+            } = self.check_entry(&entry, count, &origin)?;
             if name.is_empty() {
                 continue;
             }
-            let header = entry.header();
-            let mode = header.mode().map_err(io_err)? & 0o7777;
-            let uid = header.uid().map_err(io_err)? as u32;
-            let gid = header.gid().map_err(io_err)? as u32;
-            let mtime = header.mtime().map_err(io_err)?;
-            let kind = header.entry_type();
-            let link = || -> Result<String, TreeError> {
-                let l = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refuse("a link without a target".into()))?;
-                Ok(String::from_utf8_lossy(&l).into_owned())
-            };
+            let refuse = |reason: String| refusal(&origin, &raw, reason);
             // A bookworm-style top-level directory becomes its place under usr/.
             let path = if kind == tar::EntryType::Directory && MERGED_DIRS.contains(&name.as_str())
             {
@@ -408,15 +402,9 @@ impl Rootfs {
             let kept = self.slicing.keeps(&path);
             let node_kind = match kind {
                 tar::EntryType::Directory => NodeKind::Dir,
-                tar::EntryType::Symlink => {
-                    let target = link()?;
-                    if target.is_empty() || target.contains('\0') {
-                        return Err(refuse("a symlink with an empty target".into()));
-                    }
-                    NodeKind::Symlink(target)
-                }
+                tar::EntryType::Symlink => NodeKind::Symlink(link),
                 tar::EntryType::Link => {
-                    let target = policy::normalize(&link()?).map_err(&refuse)?;
+                    let target = policy::normalize(&link).map_err(&refuse)?;
                     NodeKind::Hardlink(policy::usrmerge(&target))
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -500,6 +488,231 @@ impl Rootfs {
             }
         }
         Ok(unpacked)
+    }
+
+    /// Reads a layer of a base image into `layer` as an overlay filesystem stacks it:
+    /// `.wh.NAME` deletes NAME from the layers below, and `.wh..wh..opq` empties its
+    /// directory below. Names are checked and the size caps apply as for packages, but
+    /// nothing is sliced, moved or stripped: the base's layers are kept as they are, and
+    /// the tree only learns what they hold. Device nodes and FIFOs stay in the layer and
+    /// out of the tree.
+    pub fn add_image_layer<R: Read>(
+        &mut self,
+        layer: usize,
+        origin: &str,
+        data: &mut tar::Archive<R>,
+    ) -> Result<(), TreeError> {
+        let io_err = |e: io::Error| TreeError::Io {
+            origin: origin.to_string(),
+            source: e,
+        };
+        let mut total = 0u64;
+        let mut count = 0u64;
+        for entry in data.entries().map_err(io_err)? {
+            let mut entry = entry.map_err(io_err)?;
+            count += 1;
+            let Checked {
+                raw,
+                path,
+                kind,
+                mode,
+                uid,
+                gid,
+                mtime,
+                link,
+            } = self.check_entry(&entry, count, origin)?;
+            if path.is_empty() {
+                continue;
+            }
+            let refuse = |reason: String| refusal(origin, &raw, reason);
+            let (parent, name) = match path.rsplit_once('/') {
+                Some((parent, name)) => (parent, name),
+                None => ("", path.as_str()),
+            };
+            if name == ".wh..wh..opq" {
+                self.delete_below(layer, parent, false);
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                let hidden = if parent.is_empty() {
+                    hidden.to_string()
+                } else {
+                    format!("{parent}/{hidden}")
+                };
+                self.delete_below(layer, &hidden, true);
+                continue;
+            }
+            let kind = match kind {
+                tar::EntryType::Directory => NodeKind::Dir,
+                tar::EntryType::Symlink => NodeKind::Symlink(link),
+                tar::EntryType::Link => {
+                    let target = policy::normalize(&link).map_err(&refuse)?;
+                    if !matches!(
+                        self.layers[layer].get(&target).map(|n| &n.kind),
+                        Some(NodeKind::File { .. })
+                    ) {
+                        return Err(refuse(format!(
+                            "a hard link to {target:?}, which is not an earlier file of this layer"
+                        )));
+                    }
+                    NodeKind::Hardlink(target)
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = entry.size();
+                    total += size;
+                    if size > self.limits.max_file_size || total > self.limits.max_package_size {
+                        return Err(refuse(format!(
+                            "past the size caps ({} bytes a file, {} a layer): refused as a decompression bomb",
+                            self.limits.max_file_size, self.limits.max_package_size
+                        )));
+                    }
+                    self.stage(&mut (&mut entry).take(size + 1), size, false)
+                        .map_err(|e| refuse(e.to_string()))?
+                        .0
+                }
+                _ => continue,
+            };
+            // A directory stays one; anything else replaces what was there, and all of it.
+            if kind != NodeKind::Dir {
+                self.delete_below(layer, &path, true);
+            }
+            let node = Node {
+                kind,
+                mode,
+                uid,
+                gid,
+                mtime,
+                package: None,
+            };
+            self.layers[layer].insert(path.clone(), node);
+            self.top.insert(path, layer);
+        }
+        self.base_layers = layer + 1;
+        Ok(())
+    }
+
+    /// Deletes `path` from the base image with a whiteout in `layer`, which sits on the
+    /// base's layers.
+    pub fn remove(&mut self, layer: usize, path: &str, mtime: u64) -> Result<(), TreeError> {
+        let refuse = |reason: &str| TreeError::Refused {
+            origin: "remove".into(),
+            path: format!("/{path}"),
+            reason: reason.to_string(),
+        };
+        match self.top.get(path) {
+            Some(l) if *l < self.base_layers => {}
+            Some(_) => {
+                return Err(refuse(
+                    "bareboat adds it: leave its package out, or drop it with [slice] drop",
+                ));
+            }
+            None => {
+                return Err(refuse(
+                    "the base image has nothing at this path (a path through a symlink must be given as the real path)",
+                ));
+            }
+        }
+        self.delete_below(layer, path, true);
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        // The whiteout's directories keep their metadata from below: an upper layer's
+        // directory replaces the lower one's mode and owner.
+        // (A directory the base's tar only implies is implied again.)
+        let mut dir = parent;
+        while !dir.is_empty() {
+            if let Some(node) = self.get(dir).cloned() {
+                self.layers[layer].insert(dir.to_string(), node);
+            }
+            dir = dir.rsplit_once('/').map_or("", |(p, _)| p);
+        }
+        let marker = if parent.is_empty() {
+            format!(".wh.{name}")
+        } else {
+            format!("{parent}/.wh.{name}")
+        };
+        let (kind, _) = self
+            .stage(&mut io::empty(), 0, false)
+            .map_err(|e| refuse(&e.to_string()))?;
+        // The marker is in the layer, not in the image the tree shows.
+        self.layers[layer].insert(marker, synthesized(kind, 0o644, (0, 0), mtime));
+        Ok(())
+    }
+
+    /// Deletes from the layers below `layer` everything under `path`, and `path` itself
+    /// when `with_self`.
+    fn delete_below(&mut self, layer: usize, path: &str, with_self: bool) {
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        for nodes in &mut self.layers[..layer] {
+            let mut doomed: Vec<String> = nodes
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .map(|(p, _)| p)
+                .take_while(|p| p.starts_with(&prefix))
+                .cloned()
+                .collect();
+            if with_self && nodes.contains_key(path) {
+                doomed.push(path.to_string());
+            }
+            for p in doomed {
+                nodes.remove(&p);
+                if self.top.get(&p).is_some_and(|l| *l < layer) {
+                    self.top.remove(&p);
+                }
+            }
+        }
+    }
+
+    /// Checks what every tar entry is checked for: its position against the entry cap, its
+    /// name (normalised; `..` and absolute names are refused) and a link's target.
+    fn check_entry<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        count: u64,
+        origin: &str,
+    ) -> Result<Checked, TreeError> {
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let refuse = |reason: String| refusal(origin, &raw, reason);
+        if count > self.limits.max_entries {
+            return Err(refuse(format!(
+                "more than {} entries: refused as a decompression bomb",
+                self.limits.max_entries
+            )));
+        }
+        let path = policy::normalize(&raw).map_err(&refuse)?;
+        let header = entry.header();
+        let io_err = |e: io::Error| TreeError::Io {
+            origin: origin.to_string(),
+            source: e,
+        };
+        let kind = header.entry_type();
+        let link = match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let l = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refuse("a link without a target".into()))?;
+                let target = String::from_utf8_lossy(&l).into_owned();
+                if target.is_empty() || target.contains('\0') {
+                    return Err(refuse("a link with an empty target".into()));
+                }
+                target
+            }
+            _ => String::new(),
+        };
+        Ok(Checked {
+            raw,
+            path,
+            kind,
+            mode: header.mode().map_err(io_err)? & 0o7777,
+            uid: header.uid().map_err(io_err)? as u32,
+            gid: header.gid().map_err(io_err)? as u32,
+            mtime: header.mtime().map_err(io_err)?,
+            link,
+        })
     }
 
     /// Adds a regular file that no package ships.
@@ -792,14 +1005,16 @@ impl Rootfs {
             if same {
                 return Ok(());
             }
-            let first = existing
-                .package
-                .clone()
-                .unwrap_or_else(|| "bareboat".into());
-            if !replaces.contains(&first) {
+            let first = match &existing.package {
+                Some(p) if replaces.contains(p) => None,
+                Some(p) => Some(format!("package {p}")),
+                None if self.top[path] < self.base_layers => Some("the base image".into()),
+                None => Some("package bareboat".into()),
+            };
+            if let Some(first) = first {
                 return Err(TreeError::Conflict {
                     path: format!("/{path}"),
-                    first: format!("package {first}"),
+                    first,
                     second: origin.to_string(),
                 });
             }
@@ -821,6 +1036,30 @@ impl Rootfs {
         self.layers[layer].insert(path.to_string(), node);
         self.top.insert(path.to_string(), layer);
         Ok(())
+    }
+}
+
+/// A tar entry's checked name and metadata.
+struct Checked {
+    /// The name as the archive gives it.
+    raw: String,
+    /// Normalised, relative to the root; empty for the root itself.
+    path: String,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u64,
+    /// A link's target, as written; empty for anything else.
+    link: String,
+}
+
+/// An entry refused, named as the archive names it.
+fn refusal(origin: &str, raw: &str, reason: String) -> TreeError {
+    TreeError::Refused {
+        origin: origin.to_string(),
+        path: raw.to_string(),
+        reason,
     }
 }
 
@@ -1139,5 +1378,80 @@ mod tests {
         assert_eq!(paths, ["usr", "usr/bin", "usr/bin/a", "usr/bin/z"]);
         assert!(matches!(entries[2].kind, Kind::File { .. }));
         assert_eq!(entries[3].kind, Kind::Hardlink("usr/bin/a".into()));
+    }
+
+    fn add_base(t: &mut Rootfs, entries: &[E]) -> Result<usize, TreeError> {
+        let bytes = tar_of(entries);
+        let layer = t.push_layer();
+        t.add_image_layer(layer, "base", &mut tar::Archive::new(&bytes[..]))?;
+        Ok(layer)
+    }
+
+    #[test]
+    fn base_layers_stack_as_overlays_do_and_removals_are_whiteouts() {
+        let (_d, mut t) = tree();
+        add_base(
+            &mut t,
+            &[
+                E::Dir("a/"),
+                E::File("a/x", b"x", 0o644),
+                E::File("a/y", b"y", 0o4755),
+                E::File("b/z", b"z", 0o644),
+                E::File("c/d/e", b"e", 0o644),
+                E::File("keep/f", b"f", 0o644),
+            ],
+        )
+        .unwrap();
+        add_base(
+            &mut t,
+            &[
+                E::File("a/.wh.x", b"", 0o644),
+                E::File("b/.wh..wh..opq", b"", 0o644),
+                E::File("b/w", b"w", 0o644),
+                // A file where a directory was hides all under it.
+                E::File("c", b"c", 0o644),
+            ],
+        )
+        .unwrap();
+        assert!(t.get("a/x").is_none());
+        // Nothing is stripped from a base: its setuid bit stays as its layer has it.
+        assert_eq!(t.get("a/y").unwrap().mode, 0o4755);
+        assert!(t.get("b/z").is_none());
+        assert_eq!(t.read("b/w").unwrap(), b"w");
+        assert!(t.get("c/d/e").is_none());
+        assert_eq!(t.read("c").unwrap(), b"c");
+
+        // A removal deletes a base path in a layer of its own, as a whiteout beside it,
+        // under directories that keep their metadata from below.
+        let layer = t.push_layer();
+        t.remove(layer, "keep/f", 7).unwrap();
+        assert!(t.get("keep/f").is_none());
+        let entries = t.layer_entries(layer);
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["keep", "keep/.wh.f"]);
+        let e = t.remove(layer, "no/such", 7).unwrap_err().to_string();
+        assert!(e.contains("the base image has nothing at this path"), "{e}");
+
+        // A package's file that differs from the base's is a conflict naming the base.
+        let layer = t.push_layer();
+        let e = add(&mut t, layer, "p", &[E::File("./a/y", b"other", 0o755)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the base image") && e.contains("package p"),
+            "{e}"
+        );
+
+        // Base layers are checked like packages: no escapes, no links out of the layer.
+        for (entries, needle) in [
+            (vec![E::File("../etc/passwd", b"x", 0o644)], "'..'"),
+            (
+                vec![E::Hardlink("a/h", "a/y")],
+                "not an earlier file of this layer",
+            ),
+        ] {
+            let e = add_base(&mut t, &entries).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains("base"), "{e}");
+        }
     }
 }

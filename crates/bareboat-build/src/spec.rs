@@ -13,7 +13,10 @@
 //! keyring = "archive-key.asc" # optional, relative to the spec
 //! check_valid_until = true
 //!
-//! from = "catalog:cc"         # a catalogue image (and variant) to start from
+//! from = "catalog:cc"         # a catalogue image (and variant) to start from, or any
+//!                             # image: docker://REG/REPO:TAG, oci:DIR:TAG, oci-archive:FILE,
+//!                             # docker-archive:FILE; its packages count as installed
+//! remove = ["/usr/share/doc"]  # paths deleted from an image base, by whiteouts
 //! user = "65532"              # numeric, or a name from [[users]]; 65532 unless a root variant
 //! entrypoint = ["/app/server"]
 //! cmd = ["--port", "8080"]
@@ -57,6 +60,7 @@ use std::collections::BTreeMap;
 use bareboat_apt::relation::is_package_name;
 use bareboat_apt::solver::Request;
 use bareboat_apt::sources::{Distribution, Source};
+use bareboat_oci::reference::ImageRef;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -86,6 +90,8 @@ struct RawSpec {
     #[serde(default, rename = "source")]
     sources: Vec<Spanned<Source>>,
     from: Option<Spanned<String>>,
+    #[serde(default)]
+    remove: Vec<Spanned<String>>,
     user: Option<Spanned<String>>,
     entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
@@ -238,6 +244,10 @@ pub struct Spec {
     pub groups: Vec<GroupSpec>,
     pub slice: SliceSpec,
     pub keep_setuid: Vec<String>,
+    /// An image to build on instead of a catalogue image.
+    pub base_image: Option<ImageRef>,
+    /// Paths (relative to the root) to delete from `base_image`.
+    pub remove: Vec<String>,
 }
 
 impl Spec {
@@ -260,6 +270,12 @@ impl Spec {
         }
         for f in &mut spec.files {
             f.src = dir.join(&f.src);
+        }
+        match &mut spec.base_image {
+            Some(ImageRef::Oci { dir: path, .. })
+            | Some(ImageRef::OciArchive { file: path, .. })
+            | Some(ImageRef::DockerArchive { file: path, .. }) => *path = dir.join(&*path),
+            _ => {}
         }
         Ok(spec)
     }
@@ -309,29 +325,53 @@ impl Spec {
                 list
             }
         };
-        let base = match &raw.from {
-            Some(f) => {
-                let SpecRef::Catalog { name, variant } = SpecRef::parse(f.get_ref()) else {
-                    return Err(err(
-                        Some(f.span()),
-                        format!(
-                            "from = {:?}: only catalogue images (catalog:NAME[:VARIANT]) can be a base",
-                            f.get_ref()
-                        ),
-                    ));
-                };
-                Some(
-                    catalog::spec(&name, variant.as_deref(), release, arch.clone())
-                        .map_err(|e| err(Some(f.span()), e.to_string()))?,
-                )
+        let mut base = None;
+        let mut base_image = None;
+        if let Some(f) = &raw.from {
+            match SpecRef::parse(f.get_ref()) {
+                SpecRef::Catalog { name, variant } => {
+                    base = Some(
+                        catalog::spec(&name, variant.as_deref(), release, arch.clone())
+                            .map_err(|e| err(Some(f.span()), e.to_string()))?,
+                    )
+                }
+                SpecRef::File(_) | SpecRef::Image(_) => {
+                    let image = f.get_ref().parse::<ImageRef>().map_err(|e| {
+                        err(
+                            Some(f.span()),
+                            format!(
+                                "from = {:?}: {e}\n  hint: a base is catalog:NAME[:VARIANT], or an image such as docker://REGISTRY/REPO:TAG or oci:DIR:TAG",
+                                f.get_ref()
+                            ),
+                        )
+                    })?;
+                    base_image = Some(image);
+                }
             }
-            None => None,
-        };
-        if raw.packages.is_empty() && base.is_none() {
+        }
+        if raw.packages.is_empty() && base.is_none() && base_image.is_none() {
             return Err(err(
                 None,
                 "packages is empty: name at least one package to install, or a base with from = \"catalog:NAME\"".into(),
             ));
+        }
+        let mut remove = Vec::new();
+        for r in &raw.remove {
+            if base_image.is_none() {
+                return Err(err(
+                    Some(r.span()),
+                    "remove deletes paths from a base image (from = \"docker://...\"); to leave out a package's files, use [slice] drop".into(),
+                ));
+            }
+            remove.push(image_path(r.get_ref()).ok_or_else(|| {
+                err(
+                    Some(r.span()),
+                    format!(
+                        "remove {:?}: expected an absolute path inside the image",
+                        r.get_ref()
+                    ),
+                )
+            })?);
         }
         let mut packages = Vec::new();
         for p in &raw.packages {
@@ -537,11 +577,27 @@ impl Spec {
             groups: raw.groups,
             slice: raw.slice,
             keep_setuid: raw.keep_setuid,
+            base_image,
+            remove,
         })
     }
 }
 
 impl Spec {
+    /// A spec that builds on `image` and adds nothing yet: `--from IMAGE` on the command
+    /// line.
+    pub fn on_image(
+        image: &str,
+        release: Distribution,
+        arch: Vec<String>,
+    ) -> Result<Spec, SpecError> {
+        let mut table = toml::Table::new();
+        table.insert("from".into(), image.into());
+        table.insert("release".into(), release.codename().into());
+        table.insert("arch".into(), arch.into());
+        Spec::parse(&table.to_string(), "--from")
+    }
+
     /// The files to add on `arch`: `{arch}` in a source path becomes the architecture's
     /// Debian name, so one spec adds `dist/{arch}/server` to each image of a multi-arch
     /// build.
@@ -612,6 +668,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SpecRef {
     File(PathBuf),
+    /// An image to build on.
+    Image(String),
     Catalog {
         name: String,
         variant: Option<String>,
@@ -619,8 +677,13 @@ pub enum SpecRef {
 }
 
 impl SpecRef {
-    /// `catalog:NAME[:VARIANT]` or a path.
+    /// `catalog:NAME[:VARIANT]`, an image in a transport's syntax (`docker://`, `oci:`,
+    /// `oci-archive:`, `docker-archive:`), or a path.
     pub fn parse(s: &str) -> SpecRef {
+        const TRANSPORTS: [&str; 4] = ["docker://", "oci:", "oci-archive:", "docker-archive:"];
+        if TRANSPORTS.iter().any(|t| s.starts_with(t)) {
+            return SpecRef::Image(s.to_string());
+        }
         match s.strip_prefix("catalog:") {
             Some(rest) => {
                 let (name, variant) = match rest.split_once(':') {

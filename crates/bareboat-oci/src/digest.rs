@@ -1,7 +1,7 @@
 //! Hashing while streaming.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
@@ -80,6 +80,55 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes what it reads and, at the end, fails unless the bytes had the
+/// expected digest and size: a tampered or truncated blob is never taken for the real one.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    expected: Digest,
+    size: u64,
+    checked: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub fn new(inner: R, expected: Digest, size: u64) -> VerifyingReader<R> {
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            expected,
+            size,
+            checked: false,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        if self.count > self.size {
+            return Err(io::Error::other(format!(
+                "blob {} is larger than the {} bytes its descriptor says",
+                self.expected, self.size
+            )));
+        }
+        if n == 0 && !buf.is_empty() && !self.checked {
+            let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
+            if self.count != self.size || actual != self.expected {
+                return Err(io::Error::other(format!(
+                    "blob {} does not match its descriptor: {} bytes with digest {actual}",
+                    self.expected, self.count
+                )));
+            }
+            self.checked = true;
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +146,23 @@ mod tests {
         );
         assert_eq!(d, Digest::of(b"abc"));
         assert!("sha256:xyz".parse::<Digest>().is_err());
+    }
+
+    #[test]
+    fn verifying_reader_refuses_other_bytes() {
+        let read = |bytes: &[u8], size| {
+            let mut r = VerifyingReader::new(bytes, Digest::of(b"abc"), size);
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).map(|_| out)
+        };
+        assert_eq!(read(b"abc", 3).unwrap(), b"abc");
+        assert!(
+            read(b"abd", 3)
+                .unwrap_err()
+                .to_string()
+                .contains("does not match")
+        );
+        assert!(read(b"ab", 3).is_err());
+        assert!(read(b"abcd", 3).unwrap_err().to_string().contains("larger"));
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
-    ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, History, HistoryBuilder, ImageConfigurationBuilder,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
 use serde::Serialize;
 
@@ -39,6 +39,17 @@ pub struct ImageSpec {
     pub created: String,
     /// Manifest annotations.
     pub annotations: Vec<(String, String)>,
+    /// The layers of the base image this one is built on, if any.
+    pub base: Option<BaseLayers>,
+}
+
+/// What an image built on another one keeps of it: its layers (already in the layout), as
+/// the base's manifest and config list them.
+#[derive(Clone, Debug, Default)]
+pub struct BaseLayers {
+    pub layers: Vec<Descriptor>,
+    pub diff_ids: Vec<String>,
+    pub history: Vec<History>,
 }
 
 /// A layer and what made it, for the config's history.
@@ -91,23 +102,21 @@ pub fn write_image(
     if !run.labels.is_empty() {
         config = config.labels(run.labels.iter().cloned().collect::<HashMap<_, _>>());
     }
-    let history = layers
-        .iter()
-        .map(|l| {
+    let base = spec.base.clone().unwrap_or_default();
+    let mut history = base.history;
+    for l in layers {
+        history.push(
             HistoryBuilder::default()
                 .created(l.created.clone())
                 .created_by(l.created_by.clone())
-                .build()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+                .build()?,
+        );
+    }
+    let mut diff_ids = base.diff_ids;
+    diff_ids.extend(layers.iter().map(|l| l.blob.diff_id.to_string()));
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(
-            layers
-                .iter()
-                .map(|l| l.blob.diff_id.to_string())
-                .collect::<Vec<_>>(),
-        )
+        .diff_ids(diff_ids)
         .build()?;
     let mut image = ImageConfigurationBuilder::default()
         .created(spec.created.clone())
@@ -126,16 +135,14 @@ pub fn write_image(
     }
     let config_bytes = canonical_json(&config)?;
     let config_desc = layout.put_json(MediaType::ImageConfig, &config_bytes)?;
-    let layer_descs = layers
-        .iter()
-        .map(|l| {
-            Ok(Descriptor::new(
-                MediaType::Other(l.blob.media_type.to_string()),
-                l.blob.size,
-                oci_spec::image::Digest::try_from(l.blob.digest.to_string())?,
-            ))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let mut layer_descs = base.layers;
+    for l in layers {
+        layer_descs.push(Descriptor::new(
+            MediaType::Other(l.blob.media_type.to_string()),
+            l.blob.size,
+            oci_spec::image::Digest::try_from(l.blob.digest.to_string())?,
+        ));
+    }
     let mut manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)

@@ -6,14 +6,14 @@
 //! their tags.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use tempfile::NamedTempFile;
 
 use crate::Error;
-use crate::digest::Digest;
+use crate::digest::{Digest, VerifyingReader};
 
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -149,17 +149,112 @@ impl Layout {
         std::fs::read(&path).map_err(|e| Error::io(path, e))
     }
 
-    /// Reads the blob a descriptor names, whole; for manifests and indexes.
+    /// Reads the blob a descriptor names, whole, and checks its digest; for manifests,
+    /// configs and indexes.
     pub fn read_described(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
-        let digest: Digest = d
-            .digest()
+        let digest = self.digest_of(d)?;
+        let bytes = self.read_blob(&digest)?;
+        if Digest::of(&bytes) != digest {
+            return Err(Error::BadLayout {
+                path: self.blob_path(&digest),
+                reason: format!(
+                    "the blob does not match its digest {digest}: it was damaged or tampered with"
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn digest_of(&self, d: &Descriptor) -> Result<Digest, Error> {
+        d.digest()
             .to_string()
             .parse()
             .map_err(|reason| Error::BadLayout {
                 path: self.root.clone(),
                 reason,
-            })?;
-        self.read_blob(&digest)
+            })
+    }
+
+    /// Checks that the blob a descriptor names has its digest and size.
+    pub fn verify_blob(&self, d: &Descriptor) -> Result<(), Error> {
+        let (path, mut verified) = self.verifying_reader(d)?;
+        std::io::copy(&mut verified, &mut std::io::sink()).map_err(|e| Error::BadLayout {
+            path,
+            reason: format!("{e}: it was damaged or tampered with"),
+        })?;
+        Ok(())
+    }
+
+    fn verifying_reader(
+        &self,
+        d: &Descriptor,
+    ) -> Result<(PathBuf, VerifyingReader<std::io::BufReader<File>>), Error> {
+        let digest = self.digest_of(d)?;
+        let path = self.blob_path(&digest);
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let reader = VerifyingReader::new(std::io::BufReader::new(file), digest, d.size());
+        Ok((path, reader))
+    }
+
+    /// Streams the layer blob a descriptor names, uncompressed, checking its digest and
+    /// size as it goes: the reader fails at the end if they do not match.
+    pub fn open_layer(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
+        let (path, verified) = self.verifying_reader(d)?;
+        let media_type = d.media_type().to_string();
+        Ok(if media_type.ends_with("gzip") {
+            Box::new(flate2::read::MultiGzDecoder::new(verified))
+        } else if media_type.ends_with("zstd") {
+            Box::new(zstd::stream::read::Decoder::new(verified).map_err(|e| Error::io(&path, e))?)
+        } else if media_type.ends_with(".tar") || media_type.ends_with("layer.v1.tar") {
+            Box::new(verified)
+        } else {
+            return Err(Error::BadLayout {
+                path,
+                reason: format!("layer media type {media_type} is not a tar, gzip or zstd layer"),
+            });
+        })
+    }
+
+    /// Copies one blob into `to`, unless it is there already.
+    pub fn copy_blob(&self, to: &Layout, digest: &Digest) -> Result<(), Error> {
+        if !to.blob_path(digest).is_file() {
+            let src = self.blob_path(digest);
+            let tmp = to.temp_blob()?;
+            std::fs::copy(&src, tmp.path()).map_err(|e| Error::io(&src, e))?;
+            to.commit_blob(tmp, digest)?;
+        }
+        Ok(())
+    }
+
+    /// The manifest for Debian architecture `arch` in the index `top` (or `top` itself,
+    /// if it is one image).
+    pub fn platform_manifest(&self, top: &Descriptor, arch: &str) -> Result<Descriptor, Error> {
+        if !top.media_type().to_string().ends_with("index.v1+json") {
+            return Ok(top.clone());
+        }
+        let index: ImageIndex = serde_json::from_slice(&self.read_described(top)?)
+            .map_err(|e| Error::Spec(format!("image index {}: {e}", top.digest())))?;
+        let (want, variant) = crate::image::platform(arch);
+        let found = index.manifests().iter().find(|m| {
+            m.platform().as_ref().is_some_and(|p| {
+                // An index that leaves the variant out means the usual one.
+                *p.architecture() == want
+                    && (variant.is_none()
+                        || p.variant().is_none()
+                        || p.variant().as_deref() == variant)
+            })
+        });
+        let available: Vec<String> = index
+            .manifests()
+            .iter()
+            .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
+            .collect();
+        found.cloned().ok_or_else(|| {
+            Error::Spec(format!(
+                "the image has no {arch} platform; it has {}",
+                available.join(", ")
+            ))
+        })
     }
 
     /// The layout's `index.json`, or an empty index.
@@ -203,12 +298,7 @@ impl Layout {
     /// Copies the image (or index) `top` and every blob it reaches into `to`, keeping digests.
     pub fn copy_image(&self, to: &Layout, top: &Descriptor) -> Result<(), Error> {
         for digest in self.reachable(top)? {
-            if !to.blob_path(&digest).is_file() {
-                let src = self.blob_path(&digest);
-                let tmp = to.temp_blob()?;
-                std::fs::copy(&src, tmp.path()).map_err(|e| Error::io(&src, e))?;
-                to.commit_blob(tmp, &digest)?;
-            }
+            self.copy_blob(to, &digest)?;
         }
         Ok(())
     }

@@ -4,9 +4,12 @@
 //! A push uploads blobs first, several at once, each after a HEAD that skips what the
 //! registry already has, streamed from the layout in chunks; then each manifest by digest,
 //! an index last, and the tag only at the very end. So an interrupted push, run again,
-//! completes, and a tag never points at a manifest whose blobs are missing. A pull checks
+//! completes, and a tag never points at a manifest whose blobs are missing. A layer that
+//! the image's base (its `org.opencontainers.image.base.name` annotation) has in another
+//! repository of the same registry is mounted from there instead of uploaded. A pull checks
 //! every blob against its digest on the way into a layout.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
@@ -38,6 +41,15 @@ const CHUNK: usize = 4 << 20;
 /// How many times a request is tried before its failure is reported.
 const ATTEMPTS: u32 = 5;
 
+/// Told how each blob of a push or pull moves, for progress bars.
+pub trait BlobProgress: Send + Sync + std::fmt::Debug {
+    /// A transfer of `size` bytes starts (again, after a failed attempt).
+    fn start(&self, digest: &str, size: u64);
+    fn advance(&self, digest: &str, bytes: u64);
+    /// The blob is done: `uploaded`, `downloaded`, `mounted` or `exists`.
+    fn finish(&self, digest: &str, outcome: &str);
+}
+
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
@@ -50,6 +62,7 @@ pub struct RegistryOptions {
     pub creds: Option<Credentials>,
     /// How many blobs move at once.
     pub jobs: usize,
+    pub progress: Option<Arc<dyn BlobProgress>>,
 }
 
 /// What a push did.
@@ -59,6 +72,16 @@ pub struct PushReport {
     pub uploaded_blobs: usize,
     pub uploaded_bytes: u64,
     pub skipped_blobs: usize,
+    /// Blobs mounted from the base image's repository.
+    pub mounted_blobs: usize,
+}
+
+/// What became of one blob in a push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BlobPush {
+    Present,
+    Mounted,
+    Uploaded,
 }
 
 /// A client for one registry.
@@ -66,6 +89,7 @@ pub struct Registry {
     client: Client,
     auth: RegistryAuth,
     jobs: usize,
+    progress: Option<Arc<dyn BlobProgress>>,
     /// The wait before the first retry; it doubles with each.
     backoff: std::time::Duration,
 }
@@ -103,6 +127,7 @@ impl Registry {
             client: Client::new(config),
             auth,
             jobs: opts.jobs.max(1),
+            progress: opts.progress.clone(),
             backoff: std::time::Duration::from_millis(250),
         })
     }
@@ -140,8 +165,10 @@ impl Registry {
         .await?;
         let mut documents = Vec::new();
         let mut blobs = Vec::new();
+        let mut mount_from = None;
         for (digest, media_type) in layout.reachable_with_types(top)? {
             if is_document(&media_type) {
+                mount_from = mount_from.or(base_repository(layout, &digest, name));
                 documents.push((digest, media_type));
             } else {
                 blobs.push(digest);
@@ -150,10 +177,12 @@ impl Registry {
         blobs.sort_by(|a, b| a.hex().cmp(b.hex()));
         blobs.dedup();
         let uploaded_bytes = AtomicU64::new(0);
-        let uploaded = futures::stream::iter(blobs.iter())
-            .map(|digest| self.push_blob(layout, name, digest, &uploaded_bytes))
+        let outcomes = futures::stream::iter(blobs.iter())
+            .map(|digest| {
+                self.push_blob(layout, name, digest, mount_from.as_ref(), &uploaded_bytes)
+            })
             .buffer_unordered(self.jobs)
-            .try_collect::<Vec<bool>>()
+            .try_collect::<Vec<BlobPush>>()
             .await?;
         // `reachable` lists a document before the documents it points at: push in reverse,
         // so the index goes last.
@@ -176,23 +205,26 @@ impl Registry {
             })
             .await?;
         }
-        let pushed = uploaded.iter().filter(|u| **u).count();
+        let count = |o: BlobPush| outcomes.iter().filter(|x| **x == o).count();
         Ok(PushReport {
             digest: top.digest().to_string(),
-            uploaded_blobs: pushed,
+            uploaded_blobs: count(BlobPush::Uploaded),
             uploaded_bytes: uploaded_bytes.into_inner(),
-            skipped_blobs: uploaded.len() - pushed,
+            skipped_blobs: count(BlobPush::Present),
+            mounted_blobs: count(BlobPush::Mounted),
         })
     }
 
-    /// Uploads one blob unless the registry has it; returns whether it was uploaded.
+    /// Uploads one blob unless the registry has it, or mounts it from `mount_from` when
+    /// that repository has it.
     async fn push_blob(
         &self,
         layout: &Layout,
         name: &DockerName,
         digest: &Digest,
+        mount_from: Option<&DockerName>,
         uploaded: &AtomicU64,
-    ) -> Result<bool, Error> {
+    ) -> Result<BlobPush, Error> {
         let image = reference(name, None);
         let path = layout.blob_path(digest);
         let size = std::fs::metadata(&path)
@@ -203,16 +235,50 @@ impl Registry {
         let pushed = self
             .retrying(name, &format!("uploading blob {digest}"), || async {
                 if self.client.blob_exists(&image, &digest).await? {
-                    return Ok(false);
+                    return Ok(BlobPush::Present);
+                }
+                if let Some(source) = mount_from {
+                    let source = reference(source, None);
+                    // Asking first spares an upload session for each of the image's own
+                    // blobs; a registry that cannot mount (no permission, say) gets the
+                    // blob uploaded instead.
+                    if self
+                        .client
+                        .blob_exists(&source, &digest)
+                        .await
+                        .unwrap_or(false)
+                    {
+                        match self.client.mount_blob(&image, &source, &digest).await {
+                            Ok(()) => return Ok(BlobPush::Mounted),
+                            Err(e) => tracing::debug!("mounting {digest}: {e}"),
+                        }
+                    }
+                }
+                if let Some(p) = &self.progress {
+                    p.start(&digest, size);
                 }
                 let file = tokio::fs::File::open(&path).await?;
+                let (progress, sending) = (self.progress.clone(), digest.clone());
+                let sent = chunks(file).inspect_ok(move |chunk| {
+                    if let Some(p) = &progress {
+                        p.advance(&sending, chunk.len() as u64);
+                    }
+                });
                 self.client
-                    .push_blob_stream(&image, chunks(file), &digest, Some(size))
+                    .push_blob_stream(&image, sent, &digest, Some(size))
                     .await?;
-                Ok(true)
+                Ok(BlobPush::Uploaded)
             })
             .await?;
-        if pushed {
+        if let Some(p) = &self.progress {
+            let outcome = match pushed {
+                BlobPush::Present => "exists",
+                BlobPush::Mounted => "mounted",
+                BlobPush::Uploaded => "uploaded",
+            };
+            p.finish(&digest, outcome);
+        }
+        if pushed == BlobPush::Uploaded {
             uploaded.fetch_add(size, Ordering::Relaxed);
         }
         Ok(pushed)
@@ -302,11 +368,11 @@ impl Registry {
                 .into_iter()
                 .flatten()
                 .chain(std::iter::once(&json["config"]))
-                .filter_map(|b| b["digest"].as_str())
-                .map(|d| d.parse::<Digest>().map_err(Error::Spec))
-                .collect::<Result<Vec<_>, _>>()?;
+                .filter_map(|b| Some((b["digest"].as_str()?, b["size"].as_u64().unwrap_or(0))))
+                .map(|(d, size)| Ok((d.parse::<Digest>().map_err(Error::Spec)?, size)))
+                .collect::<Result<Vec<_>, Error>>()?;
             futures::stream::iter(blobs.iter())
-                .map(|d| self.pull_blob(layout, name, d))
+                .map(|(d, size)| self.pull_blob(layout, name, d, *size))
                 .buffer_unordered(self.jobs)
                 .try_collect::<Vec<()>>()
                 .await?;
@@ -319,6 +385,7 @@ impl Registry {
         layout: &Layout,
         name: &DockerName,
         digest: &Digest,
+        size: u64,
     ) -> Result<(), Error> {
         if layout.blob_path(digest).is_file() {
             return Ok(());
@@ -330,9 +397,20 @@ impl Registry {
         // starts the file afresh.
         self.retrying(name, &format!("pulling blob {digest}"), || async {
             let file = tokio::fs::File::create(tmp.path()).await?;
-            self.client.pull_blob(&image, hex.as_str(), file).await
+            if let Some(p) = &self.progress {
+                p.start(&hex, size);
+            }
+            let counted = Counted {
+                inner: file,
+                digest: &hex,
+                progress: self.progress.as_deref(),
+            };
+            self.client.pull_blob(&image, hex.as_str(), counted).await
         })
         .await?;
+        if let Some(p) = &self.progress {
+            p.finish(&hex, "downloaded");
+        }
         layout.commit_blob(tmp, digest)
     }
 
@@ -351,6 +429,41 @@ impl Registry {
             None => MediaType::ImageManifest,
         };
         layout.put_json(media_type, bytes)
+    }
+}
+
+/// A file being pulled into, telling the progress what it writes.
+struct Counted<'a> {
+    inner: tokio::fs::File,
+    digest: &'a str,
+    progress: Option<&'a dyn BlobProgress>,
+}
+
+impl tokio::io::AsyncWrite for Counted<'_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let (std::task::Poll::Ready(Ok(n)), Some(p)) = (&polled, self.progress) {
+            p.advance(self.digest, *n as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -398,6 +511,19 @@ fn transient(e: &OciDistributionError) -> bool {
         OciDistributionError::IoError(_) => true,
         _ => false,
     }
+}
+
+/// The repository of the base a manifest names, when it is another repository of the
+/// registry `name` is on: its layers can be mounted from there.
+fn base_repository(layout: &Layout, manifest: &Digest, name: &DockerName) -> Option<DockerName> {
+    let doc: serde_json::Value = serde_json::from_slice(&layout.read_blob(manifest).ok()?).ok()?;
+    let base: DockerName = doc["annotations"]["org.opencontainers.image.base.name"]
+        .as_str()?
+        .split('@')
+        .next()?
+        .parse()
+        .ok()?;
+    (base.registry == name.registry && base.repository != name.repository).then_some(base)
 }
 
 fn is_document(media_type: &str) -> bool {

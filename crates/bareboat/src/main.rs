@@ -13,6 +13,7 @@ use bareboat_apt::cache::Cache;
 use bareboat_apt::download::Client;
 use bareboat_apt::lockfile::{Change, Lockfile};
 use bareboat_apt::sources::{Distribution, Mirrors};
+use bareboat_build::base::Base;
 use bareboat_build::build::{BuildOptions, build_arch};
 use bareboat_build::catalog::{self, Variant};
 use bareboat_build::deps::Found;
@@ -70,6 +71,7 @@ bareboat build catalog:base --release bookworm -o oci:out:base-bookworm\n  \
 bareboat build bareboat.toml -o oci:out:app --compression zstd\n  \
 bareboat build --from catalog:cc --add target/release/server:/app/server --entrypoint /app/server -o oci:out:server\n  \
 bareboat build --from catalog:cc --arch amd64,arm64 --add 'dist/{arch}/server:/app/server' --entrypoint /app/server -o oci:out:server\n  \
+bareboat build --from docker://registry.example/base/cc:1 --add app:/app/app -o docker://registry.example/app:1\n  \
 SOURCE_DATE_EPOCH=1700000000 bareboat build catalog:static -o oci:out:static   clamp file times"
     )]
     Build(Box<BuildArgs>),
@@ -207,6 +209,7 @@ impl RegistryArgs {
             ca_certs,
             creds,
             jobs: self.registry_jobs,
+            progress: Some(std::sync::Arc::new(progress::Blobs::new())),
         })
     }
 }
@@ -309,7 +312,9 @@ struct BuildArgs {
 /// An application on top of the spec, from the command line.
 #[derive(Args)]
 struct AppArgs {
-    /// Start from this catalogue image instead of a spec file (catalog:NAME[:VARIANT])
+    /// Start from this image instead of a spec file: catalog:NAME[:VARIANT], or any image
+    /// (docker://REGISTRY/REPO[:TAG], oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE),
+    /// whose Debian packages count as installed
     #[arg(long, value_name = "IMAGE")]
     from: Option<String>,
     /// Add a host file, directory or glob at an image path, in the top layer (repeat);
@@ -383,6 +388,8 @@ struct LockArgs {
     /// Write the lockfile without downloading its packages
     #[arg(long)]
     no_fetch: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
     #[command(flatten)]
     archive: ArchiveArgs,
 }
@@ -557,27 +564,32 @@ fn settings(args: &ArchiveArgs) -> Result<Settings> {
 
 /// Loads the spec a reference names, and the default lockfile path that goes with it.
 fn load_spec(args: &SpecArgs) -> Result<(Spec, PathBuf)> {
-    match SpecRef::parse(&args.spec) {
-        SpecRef::Catalog { name, variant } => {
-            let release = Distribution::parse(args.release.as_deref().unwrap_or("trixie"))?;
-            let arch = if args.arch.is_empty() {
-                vec!["amd64".to_string()]
-            } else {
-                args.arch.clone()
-            };
-            for a in &arch {
-                if !bareboat_build::spec::ARCHES.contains(&a.as_str()) {
-                    bail!(
-                        "unsupported architecture {a:?}; use one of {}",
-                        bareboat_build::spec::ARCHES.join(", ")
-                    );
-                }
+    let release = || Distribution::parse(args.release.as_deref().unwrap_or("trixie"));
+    let arch = || -> Result<Vec<String>> {
+        let arch = if args.arch.is_empty() {
+            vec!["amd64".to_string()]
+        } else {
+            args.arch.clone()
+        };
+        for a in &arch {
+            if !bareboat_build::spec::ARCHES.contains(&a.as_str()) {
+                bail!(
+                    "unsupported architecture {a:?}; use one of {}",
+                    bareboat_build::spec::ARCHES.join(", ")
+                );
             }
-            Ok((
-                catalog::spec(&name, variant.as_deref(), release, arch)?,
-                PathBuf::from("bareboat.lock"),
-            ))
         }
+        Ok(arch)
+    };
+    match SpecRef::parse(&args.spec) {
+        SpecRef::Catalog { name, variant } => Ok((
+            catalog::spec(&name, variant.as_deref(), release()?, arch()?)?,
+            PathBuf::from("bareboat.lock"),
+        )),
+        SpecRef::Image(image) => Ok((
+            Spec::on_image(&image, release()?, arch()?)?,
+            PathBuf::from("bareboat.lock"),
+        )),
         SpecRef::File(path) => {
             if !path.exists() {
                 bail!(
@@ -618,9 +630,12 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     };
     let cache = Cache::open(cache_root)?;
     let client = Client::new();
+    let source = open_base(&spec, &args.registry, &cache).await?;
+    let base = source.as_ref().map(|(name, s)| s.base(name));
     let bar = progress::Bar::new("indexes");
     let resolution = lock::resolve(
         &spec,
+        base.as_ref(),
         &settings,
         previous.as_ref(),
         &upgrade,
@@ -786,15 +801,20 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     let settings = settings(&args.archive)?;
     let cache = Cache::open(cache_root)?;
     let client = Client::new();
+    let source = open_base(&spec, &args.registry, &cache).await?;
+    let base = source.as_ref().map(|(name, s)| s.base(name));
     let mut auto = Vec::new();
     let lock = match &lock_path {
         Some(path) if path.exists() => {
             let lock = Lockfile::read(path)?;
             let requested: Vec<String> = spec.packages.iter().map(ToString::to_string).collect();
-            if lock.requested != requested || lock.exclude != spec.exclude || lock.arch != spec.arch
+            if lock.requested != requested
+                || lock.exclude != spec.exclude
+                || lock.arch != spec.arch
+                || lock.base != base.as_ref().map(Base::digest)
             {
                 bail!(
-                    "{} was made for other packages, excludes or architectures than the spec asks for\nhint: run `bareboat lock {}` to bring it up to date",
+                    "{} was made for other packages, excludes, architectures or base image than the spec asks for\nhint: run `bareboat lock {}` to bring it up to date",
                     path.display(),
                     spec_args.spec
                 );
@@ -803,7 +823,8 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         }
         _ => {
             let bar = progress::Bar::new("indexes");
-            let resolution = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
+            let resolution =
+                lock::resolve_fresh(&spec, base.as_ref(), &settings, &client, &cache, &bar).await?;
             bar.finish();
             if let Some(path) = &lock_path {
                 resolution.lock.write(path)?;
@@ -843,7 +864,16 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     let layout = pending.layout();
     let mut images = Vec::new();
     for arch in &spec.arch {
-        images.push(build_arch(&spec, &lock, arch, &cache, layout, &opts)?);
+        let base_image = base.as_ref().map(|b| b.image(arch)).transpose()?;
+        images.push(build_arch(
+            &spec,
+            &lock,
+            arch,
+            &cache,
+            layout,
+            &opts,
+            base_image.as_ref(),
+        )?);
     }
     let top = if images.len() == 1 {
         images[0].manifest.clone()
@@ -874,10 +904,12 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
             "auto_deps": auto_json(&auto),
             "pushes": pushes,
             "sboms": sboms,
+            "base": base.as_ref().map(|b| json!({"name": b.name, "digest": b.digest()})),
             "images": images.iter().map(|i| json!({
                 "arch": i.arch,
                 "manifest": i.manifest.digest().to_string(),
                 "packages": i.packages,
+                "base_layers": i.base_layers,
                 "resumed_layers": i.resumed_layers,
                 "layers": i.layers,
             })).collect::<Vec<_>>(),
@@ -892,8 +924,12 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
             0 => String::new(),
             n => format!(" ({n} unpacked by an earlier build)"),
         };
+        let on_base = match &base {
+            Some(b) => format!(" on {} base layers of {}", image.base_layers, b.name),
+            None => String::new(),
+        };
         println!(
-            "{} {}: {} packages, {} layers{resumed}, {} compressed, {} unpacked",
+            "{} {}: {} packages, {} layers{resumed}{on_base}, {} compressed, {} unpacked",
             image.arch,
             image.manifest.digest(),
             image.packages,
@@ -917,9 +953,39 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// Opens the image a spec builds on, if it names one: pulled or unpacked into the cache's
+/// scratch space, every blob checked. Returns the base's name with it.
+async fn open_base(
+    spec: &Spec,
+    registry: &RegistryArgs,
+    cache: &Cache,
+) -> Result<Option<(String, transport::Source)>> {
+    let Some(image) = &spec.base_image else {
+        return Ok(None);
+    };
+    let name = match image {
+        ImageRef::Docker { name, digest } => match digest {
+            Some(d) => format!("{}@{d}", name.full()),
+            None => name.full(),
+        },
+        ImageRef::Oci { dir, tag } => format!("oci:{}:{tag}", dir.display()),
+        ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => {
+            file.display().to_string()
+        }
+    };
+    let source = transport::open(image, &cache.root().join("tmp"), &registry.options()?)
+        .await
+        .with_context(|| format!("opening the base image {name}"))?;
+    Ok(Some((name, source)))
+}
+
 fn print_push(p: &bareboat_oci::registry::PushReport) {
+    let mounted = match p.mounted_blobs {
+        0 => String::new(),
+        n => format!(", {n} mounted from the base's repository"),
+    };
     println!(
-        "Pushed {}: {} blobs uploaded ({}), {} already there",
+        "Pushed {}: {} blobs uploaded ({}), {} already there{mounted}",
         p.digest,
         p.uploaded_blobs,
         human_bytes(p.uploaded_bytes),
@@ -1080,7 +1146,7 @@ async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result
             continue;
         }
         let spec = catalog::spec(image.name, None, release, vec![args.arch.clone()])?;
-        let lock = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar)
+        let lock = lock::resolve_fresh(&spec, None, &settings, &client, &cache, &bar)
             .await
             .with_context(|| format!("resolving catalog:{}", image.name))?
             .lock;
@@ -1189,7 +1255,7 @@ async fn cmd_deps(args: DepsArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let cache = Cache::open(cache_root)?;
     let client = Client::new();
     let bar = progress::Bar::new("indexes");
-    let resolution = lock::resolve_fresh(&spec, &settings, &client, &cache, &bar).await?;
+    let resolution = lock::resolve_fresh(&spec, None, &settings, &client, &cache, &bar).await?;
     bar.finish();
     if json {
         print_json(&json!({

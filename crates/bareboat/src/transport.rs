@@ -5,11 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use bareboat_oci::archive;
-use bareboat_oci::image::platform;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::registry::{PushReport, Registry, RegistryOptions};
-use oci_spec::image::{Descriptor, ImageIndex};
+use oci_spec::image::Descriptor;
 
 /// An image to read: a layout and the descriptor of the image (or index) in it. An archive
 /// is unpacked into a temporary layout that lives as long as this.
@@ -17,6 +16,17 @@ pub struct Source {
     pub layout: Layout,
     pub top: Descriptor,
     _unpacked: Option<tempfile::TempDir>,
+}
+
+impl Source {
+    /// The image as a base to build on, named `name`.
+    pub fn base(&self, name: &str) -> bareboat_build::base::Base<'_> {
+        bareboat_build::base::Base {
+            name: name.to_string(),
+            layout: &self.layout,
+            top: self.top.clone(),
+        }
+    }
 }
 
 /// Opens `source`; archives and registry images are unpacked or pulled under `scratch`,
@@ -98,7 +108,7 @@ pub async fn write(
 ) -> Result<Written> {
     let mut push = None;
     let top = match arch {
-        Some(arch) => select_platform(layout, top, arch)?,
+        Some(arch) => layout.platform_manifest(top, arch)?,
         None => top.clone(),
     };
     match output {
@@ -137,27 +147,4 @@ pub async fn write(
         }
     }
     Ok(Written { top, push })
-}
-
-/// The manifest for Debian architecture `arch` in the index `top` (or `top` itself, if it
-/// is that platform's image).
-fn select_platform(layout: &Layout, top: &Descriptor, arch: &str) -> Result<Descriptor> {
-    if !top.media_type().to_string().ends_with("index.v1+json") {
-        return Ok(top.clone());
-    }
-    let index: ImageIndex = serde_json::from_slice(&layout.read_described(top)?)?;
-    let (want, variant) = platform(arch);
-    let found = index.manifests().iter().find(|m| {
-        m.platform()
-            .as_ref()
-            .is_some_and(|p| *p.architecture() == want && p.variant().as_deref() == variant)
-    });
-    let available: Vec<String> = index
-        .manifests()
-        .iter()
-        .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
-        .collect();
-    found
-        .cloned()
-        .with_context(|| format!("the image has no {arch} platform; it has {available:?}"))
 }

@@ -3,91 +3,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Command;
 
 use common::{
-    assert_copies_refused, bareboat, build, make_test_ca, podman, run, tool, wait_for_port,
+    LocalRegistry, assert_copies_refused, bareboat, build, fails_with, podman, podman_pull_and_run,
+    run, tool,
 };
 use serde_json::Value;
-
-/// A docker-registry serving plain HTTP on 127.0.0.1, stopped when dropped.
-struct LocalRegistry {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl LocalRegistry {
-    /// Plain HTTP, anonymous.
-    fn start(dir: &Path) -> LocalRegistry {
-        LocalRegistry::start_with(dir, "")
-    }
-
-    /// TLS with the certificate of `make_test_ca`, and basic auth for `user`/`secret`.
-    fn start_tls_with_auth(dir: &Path) -> LocalRegistry {
-        make_test_ca(dir);
-        let htpasswd = run(Command::new(tool("htpasswd")).args(["-Bbn", "user", "secret"]));
-        std::fs::write(dir.join("htpasswd"), htpasswd.stdout).unwrap();
-        let d = dir.display();
-        LocalRegistry::start_with(
-            dir,
-            &format!(
-                "  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\n\
-                 auth:\n  htpasswd:\n    realm: bareboat-test\n    path: {d}/htpasswd\n"
-            ),
-        )
-    }
-
-    /// A registry whose config ends with `more` (under `http:`, then top-level keys).
-    fn start_with(dir: &Path, more: &str) -> LocalRegistry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{more}",
-                dir.join("registry-data").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("registry.log");
-        let child = Command::new(tool("docker-registry"))
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.join("registry.err")).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_port(port);
-        LocalRegistry { child, port, log }
-    }
-
-    fn reference(&self, repository: &str) -> String {
-        format!("docker://127.0.0.1:{}/{repository}", self.port)
-    }
-
-    /// How many blob uploads the registry has started, from its access log.
-    fn uploads_started(&self) -> usize {
-        let stderr = self.log.with_file_name("registry.err");
-        let text = std::fs::read_to_string(&stderr).unwrap()
-            + &std::fs::read_to_string(&self.log).unwrap();
-        text.lines()
-            .filter(|l| l.contains("\"POST /v2/") && l.contains("/blobs/uploads/"))
-            .count()
-    }
-}
-
-impl Drop for LocalRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn digest_in_registry(dir: &Path, reference: &str) -> String {
     let out = run(Command::new(tool("skopeo")).current_dir(dir).args([
@@ -153,17 +76,8 @@ fn pushes_round_trip_and_skip_what_the_registry_has() {
     ));
     let pulled: Value = serde_json::from_slice(&pulled.stdout).unwrap();
     assert_eq!(pulled["digest"], digest);
-    let podman_ref = static_ref.trim_start_matches("docker://").to_string();
-    run(podman(d).args(["pull", "--tls-verify=false", &podman_ref]));
-    let out = run(podman(d).args([
-        "run",
-        "--rm",
-        "--network=none",
-        &podman_ref,
-        "-c",
-        "echo pulled; id -u",
-    ]));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled\n65532\n");
+    let shown = podman_pull_and_run(d, &static_ref, "echo pulled; id -u");
+    assert_eq!(shown, "pulled\n65532\n");
 }
 
 #[test]
@@ -263,13 +177,6 @@ fn hermetic(dir: &Path, command: &str, args: &[&str]) -> Command {
         .env_remove("XDG_RUNTIME_DIR")
         .env_remove("BAREBOAT_REGISTRY_CREDS");
     cmd
-}
-
-fn fails_with(cmd: &mut Command, expected: &str) {
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{cmd:?}: {err}");
-    assert!(err.contains(expected), "{cmd:?}: {err}");
 }
 
 #[test]
@@ -538,4 +445,104 @@ fn pushes_survive_server_errors_and_throttling() {
         .output()
         .unwrap();
     assert!(!tag.status.success(), "the tag was not written");
+}
+
+#[test]
+fn a_multi_stage_dockerfile_builds_on_pushed_catalogue_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    let debug = format!("{}:debug", registry.reference("team/cc"));
+    let cc = format!("{}:1", registry.reference("team/cc"));
+    build(d, &["catalog:cc:debug", "--insecure", "-o", &debug]);
+    build(d, &["catalog:cc", "--insecure", "-o", &cc]);
+    std::fs::write(
+        d.join("hello.c"),
+        "#include <stdio.h>\nint main(void) {\n  char line[256];\n  FILE *f = fopen(\"/greeting\", \"r\");\n\
+         if (!f || !fgets(line, sizeof line, f)) return 1;\n  printf(\"%s\", line);\n  return 0;\n}\n",
+    )
+    .unwrap();
+    run(Command::new(tool("gcc"))
+        .current_dir(d)
+        .args(["-O2", "-o", "hello", "hello.c"]));
+    // The debug image has no /bin/sh: its RUN goes through busybox's shell. SHELL is a
+    // Docker-format instruction, hence --format docker.
+    let host = |r: &str| r.trim_start_matches("docker://").to_string();
+    std::fs::write(
+        d.join("Dockerfile"),
+        format!(
+            "FROM {} AS build\nSHELL [\"/busybox/sh\", \"-c\"]\n\
+             RUN echo \"made by busybox as $(id -u) on Debian $(cat /etc/debian_version)\" > /tmp/greeting\n\
+             FROM {}\nCOPY --from=build /tmp/greeting /greeting\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n",
+            host(&debug),
+            host(&cc)
+        ),
+    )
+    .unwrap();
+    run(podman(d).args([
+        "build",
+        "--format",
+        "docker",
+        "--tls-verify=false",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "-t",
+        "localhost/classic",
+        ".",
+    ]));
+    let out = run(podman(d).args(["run", "--rm", "--network=none", "localhost/classic"]));
+    let greeting = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        greeting.starts_with("made by busybox as 65532 on Debian 13."),
+        "{greeting}"
+    );
+}
+
+#[test]
+fn pushes_and_pulls_show_a_bar_per_blob_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    let report = build(d, &["catalog:static", "-o", "oci:out:static"]);
+    let layer = report["images"][0]["layers"][0]["digest"].as_str().unwrap();
+    let short = &layer[..19];
+    // Without a terminal, standard error stays quiet.
+    let quiet_ref = format!("{}:quiet", registry.reference("team/static"));
+    let out = run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", "oci:out:static", &quiet_ref],
+    ));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // On a terminal, each blob has its line; pulled back, the same blob is downloaded.
+    let shown_ref = format!("{}:shown", registry.reference("team/shown"));
+    let screen = on_a_terminal(
+        d,
+        bareboat(d, "copy", &["--insecure", "oci:out:static", &shown_ref]),
+    );
+    assert!(screen.contains(&format!("{short} uploaded")), "{screen}");
+    let screen = on_a_terminal(
+        d,
+        bareboat(d, "copy", &["--insecure", &shown_ref, "oci:back:static"]),
+    );
+    assert!(screen.contains(&format!("{short} downloaded")), "{screen}");
+}
+
+/// What `command` shows when run on a terminal, which script(1) gives it.
+fn on_a_terminal(dir: &Path, command: Command) -> String {
+    let words: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let out = run(Command::new("script")
+        .current_dir(dir)
+        .env("TERM", "xterm")
+        .args(["-qec", &words.join(" "), "/dev/null"]));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

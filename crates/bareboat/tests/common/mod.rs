@@ -270,6 +270,23 @@ pub fn podman(dir: &Path) -> Command {
     cmd
 }
 
+/// Pulls `reference` (docker://...) from a plain-HTTP registry with podman and runs
+/// `script` in it with the image's shell entrypoint; returns what it printed.
+pub fn podman_pull_and_run(dir: &Path, reference: &str, script: &str) -> String {
+    let name = reference.trim_start_matches("docker://");
+    run(podman(dir).args(["pull", "--tls-verify=false", name]));
+    let out = run(podman(dir).args(["run", "--rm", "--network=none", name, "-c", script]));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `cmd`, expecting exit status 1 and an error containing `expected`.
+pub fn fails_with(cmd: &mut Command, expected: &str) {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{cmd:?}: {err}");
+    assert!(err.contains(expected), "{cmd:?}: {err}");
+}
+
 /// Runs `bareboat copy` on each case, expecting exit status 1, an error containing the
 /// case's text, and no `dest` or `dest.tar` written in `dir`.
 pub fn assert_copies_refused(dir: &Path, cases: &[(&[&str], &str)]) {
@@ -280,5 +297,83 @@ pub fn assert_copies_refused(dir: &Path, cases: &[(&[&str], &str)]) {
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(!dir.join("dest").exists(), "{args:?} wrote a layout");
         assert!(!dir.join("dest.tar").exists(), "{args:?} wrote an archive");
+    }
+}
+
+/// A docker-registry serving plain HTTP on 127.0.0.1, stopped when dropped.
+pub struct LocalRegistry {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl LocalRegistry {
+    /// Plain HTTP, anonymous.
+    pub fn start(dir: &Path) -> LocalRegistry {
+        LocalRegistry::start_with(dir, "")
+    }
+
+    /// TLS with the certificate of `make_test_ca`, and basic auth for `user`/`secret`.
+    pub fn start_tls_with_auth(dir: &Path) -> LocalRegistry {
+        make_test_ca(dir);
+        let htpasswd = run(Command::new(tool("htpasswd")).args(["-Bbn", "user", "secret"]));
+        std::fs::write(dir.join("htpasswd"), htpasswd.stdout).unwrap();
+        let d = dir.display();
+        LocalRegistry::start_with(
+            dir,
+            &format!(
+                "  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\n\
+                 auth:\n  htpasswd:\n    realm: bareboat-test\n    path: {d}/htpasswd\n"
+            ),
+        )
+    }
+
+    /// A registry whose config ends with `more` (under `http:`, then top-level keys).
+    pub fn start_with(dir: &Path, more: &str) -> LocalRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{more}",
+                dir.join("registry-data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("registry.log");
+        let child = Command::new(tool("docker-registry"))
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join("registry.err")).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        LocalRegistry { child, port, log }
+    }
+
+    pub fn reference(&self, repository: &str) -> String {
+        format!("docker://127.0.0.1:{}/{repository}", self.port)
+    }
+
+    /// How many blob uploads the registry has started, from its access log.
+    pub fn uploads_started(&self) -> usize {
+        let stderr = self.log.with_file_name("registry.err");
+        let text = std::fs::read_to_string(&stderr).unwrap()
+            + &std::fs::read_to_string(&self.log).unwrap();
+        text.lines()
+            .filter(|l| l.contains("\"POST /v2/") && l.contains("/blobs/uploads/"))
+            .count()
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,254 @@
+//! Building on an image bareboat did not make in this build: a company base, or a
+//! catalogue image published once to a registry.
+//!
+//! The base's layers are kept byte for byte and bareboat's layers go on top. The tree reads
+//! them, so that it knows what the base holds (its accounts, its CA bundle, the files a
+//! package would overwrite) and which Debian packages it has installed: the solver counts
+//! those as installed instead of adding them again.
+
+use std::io;
+use std::path::Path;
+
+use bareboat_apt::index::PackageIndex;
+use bareboat_oci::image::BaseLayers;
+use bareboat_oci::layout::Layout;
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
+
+use crate::build::BuildError;
+use crate::policy::Slicing;
+use crate::rootfs::{Limits, Rootfs};
+use globset::GlobSet;
+
+/// The annotations that let base-image update tools follow an image to its base.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// A base image, opened: an image or an index in a layout.
+pub struct Base<'a> {
+    /// The reference it was named by.
+    pub name: String,
+    pub layout: &'a Layout,
+    pub top: Descriptor,
+}
+
+impl<'a> Base<'a> {
+    /// The base's image for Debian architecture `arch`.
+    pub fn image(&self, arch: &str) -> Result<BaseImage<'a>, BuildError> {
+        BaseImage::open(self.layout, &self.top, arch, &self.name)
+    }
+
+    /// What a lockfile records of the base: its digest.
+    pub fn digest(&self) -> String {
+        self.top.digest().to_string()
+    }
+}
+
+/// One platform's image of the base.
+pub struct BaseImage<'a> {
+    /// The reference the base was named by.
+    pub name: String,
+    /// This platform's manifest.
+    pub manifest: Descriptor,
+    /// Its layers, with OCI media types.
+    pub layers: Vec<Descriptor>,
+    pub config: ImageConfiguration,
+    layout: &'a Layout,
+}
+
+impl<'a> BaseImage<'a> {
+    /// The image for Debian architecture `arch` of the image (or index) `top` in `layout`.
+    /// Every document's digest is checked as it is read.
+    pub fn open(
+        layout: &'a Layout,
+        top: &Descriptor,
+        arch: &str,
+        name: &str,
+    ) -> Result<BaseImage<'a>, BuildError> {
+        let bad = |reason: String| BuildError::Spec(format!("base image {name}: {reason}"));
+        let manifest_desc = layout
+            .platform_manifest(top, arch)
+            .map_err(|e| bad(e.to_string()))?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&layout.read_described(&manifest_desc)?)
+                .map_err(|e| bad(format!("manifest {}: {e}", manifest_desc.digest())))?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&layout.read_described(manifest.config())?)
+                .map_err(|e| bad(format!("config {}: {e}", manifest.config().digest())))?;
+        let (want, _) = bareboat_oci::image::platform(arch);
+        if *config.architecture() != want {
+            return Err(bad(format!(
+                "it is a {} image, and this build is for {arch}\n  hint: name an index that has {arch}, or build for {}",
+                config.architecture(),
+                config.architecture()
+            )));
+        }
+        if config.rootfs().diff_ids().len() != manifest.layers().len() {
+            return Err(bad(format!(
+                "its config lists {} layers and its manifest {}",
+                config.rootfs().diff_ids().len(),
+                manifest.layers().len()
+            )));
+        }
+        let layers = manifest
+            .layers()
+            .iter()
+            .map(|l| {
+                let mut l = l.clone();
+                l.set_media_type(oci_media_type(l.media_type().as_ref()));
+                l
+            })
+            .collect();
+        Ok(BaseImage {
+            name: name.to_string(),
+            manifest: manifest_desc,
+            layers,
+            config,
+            layout,
+        })
+    }
+
+    /// Reads the base's layers into `tree`, one tree layer each, checking each blob's
+    /// digest.
+    pub fn unpack(&self, tree: &mut Rootfs) -> Result<(), BuildError> {
+        for d in &self.layers {
+            let origin = format!("base image {} layer {}", self.name, d.digest());
+            let layer = tree.push_layer();
+            let unpacked = self
+                .layout
+                .open_layer(d)
+                .map_err(BuildError::from)
+                .and_then(|r| {
+                    let mut archive = tar::Archive::new(r);
+                    tree.add_image_layer(layer, &origin, &mut archive)?;
+                    // Read to the end, so the blob's digest is checked whole.
+                    io::copy(&mut archive.into_inner(), &mut io::sink())
+                        .map_err(|e| BuildError::Spec(format!("{origin}: {e}")))?;
+                    Ok(())
+                });
+            if let Err(e) = unpacked {
+                // A damaged blob usually breaks decompression first: say what is wrong.
+                self.layout.verify_blob(d)?;
+                return Err(e);
+            }
+        }
+        tree.seal()?;
+        Ok(())
+    }
+
+    /// The Debian packages the base has installed, read from its layers by a tree staged
+    /// under `staging`.
+    pub fn installed(&self, staging: &Path) -> Result<PackageIndex, BuildError> {
+        let slicing = Slicing::new(false, &[], &[]).map_err(BuildError::Spec)?;
+        let mut tree = Rootfs::new(staging, slicing, GlobSet::empty(), Limits::default())?;
+        self.unpack(&mut tree)?;
+        installed_packages(&tree)
+    }
+
+    /// Copies the base's layer blobs into `to`, where the new image's manifest names them.
+    pub fn copy_layers(&self, to: &Layout) -> Result<(), BuildError> {
+        for d in &self.layers {
+            let digest = d
+                .digest()
+                .to_string()
+                .parse()
+                .map_err(|e: String| BuildError::Spec(e))?;
+            self.layout.copy_blob(to, &digest)?;
+        }
+        Ok(())
+    }
+
+    /// What the new image's manifest and config keep of the base.
+    pub fn inherited(&self) -> BaseLayers {
+        BaseLayers {
+            layers: self.layers.clone(),
+            diff_ids: self.config.rootfs().diff_ids().clone(),
+            history: self.config.history().clone().unwrap_or_default(),
+        }
+    }
+
+    /// The annotations naming the base.
+    pub fn annotations(&self) -> Vec<(String, String)> {
+        vec![
+            (BASE_NAME.to_string(), self.name.clone()),
+            (BASE_DIGEST.to_string(), self.manifest.digest().to_string()),
+        ]
+    }
+}
+
+/// The packages a tree's dpkg database lists as installed: `status.d` entries, as
+/// distroless and bareboat write them, and `status` paragraphs in the installed state.
+pub fn installed_packages(tree: &Rootfs) -> Result<PackageIndex, BuildError> {
+    let mut text = String::new();
+    let dir = "var/lib/dpkg/status.d";
+    for path in tree.files_under(dir) {
+        let name = &path[dir.len() + 1..];
+        if name.contains('/') || !is_package_file_name(name) {
+            continue;
+        }
+        if let Some(bytes) = tree.read(&path) {
+            push_paragraphs(&mut text, &String::from_utf8_lossy(&bytes), false);
+        }
+    }
+    if let Some(bytes) = tree.read("var/lib/dpkg/status") {
+        push_paragraphs(&mut text, &String::from_utf8_lossy(&bytes), true);
+    }
+    PackageIndex::parse_installed(&text, "the base image's dpkg database").map_err(Into::into)
+}
+
+/// Whether a `status.d` file name is a package's entry rather than its `.md5sums` or
+/// another list: package names may hold dots (`libstdc++6`, `python3.13`).
+fn is_package_file_name(name: &str) -> bool {
+    !name.ends_with(".md5sums") && !name.ends_with(".list") && !name.ends_with(".conffiles")
+}
+
+/// Appends the paragraphs of `text`; with `check_status`, only those whose `Status` says
+/// the package is installed.
+fn push_paragraphs(out: &mut String, text: &str, check_status: bool) {
+    for para in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
+        if check_status {
+            let status = para
+                .lines()
+                .find_map(|l| l.strip_prefix("Status:"))
+                .map(str::trim);
+            if !status.is_some_and(|s| s.ends_with(" installed")) {
+                continue;
+            }
+        }
+        out.push_str(para.trim_matches('\n'));
+        out.push_str("\n\n");
+    }
+}
+
+/// The OCI media type of a layer, for Docker's names of the same bytes.
+fn oci_media_type(media_type: &str) -> MediaType {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => MediaType::ImageLayerGzip,
+        "application/vnd.docker.image.rootfs.diff.tar.zstd" => MediaType::ImageLayerZstd,
+        "application/vnd.docker.image.rootfs.diff.tar" => MediaType::ImageLayer,
+        other => MediaType::from(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installed_paragraphs_only() {
+        let mut out = String::new();
+        let status = "Package: a\nStatus: install ok installed\nVersion: 1\n\n\
+Package: b\nStatus: deinstall ok config-files\nVersion: 2\n\n";
+        push_paragraphs(&mut out, status, true);
+        assert_eq!(
+            out,
+            "Package: a\nStatus: install ok installed\nVersion: 1\n\n"
+        );
+        assert!(is_package_file_name("libstdc++6"));
+        assert!(is_package_file_name("python3.13"));
+        assert!(!is_package_file_name("libc6.md5sums"));
+        assert_eq!(
+            oci_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            MediaType::ImageLayerGzip
+        );
+    }
+}
