@@ -276,20 +276,48 @@ impl Layout {
 
     /// Points each of `tags` at `descriptor` in `index.json`, replacing what they named.
     pub fn tag(&self, descriptor: &Descriptor, tags: &[String]) -> Result<(), Error> {
+        self.update_index(|manifests| {
+            manifests.retain(|d| {
+                let name = d.annotations().as_ref().and_then(|a| a.get(REF_NAME));
+                !name.is_some_and(|n| tags.contains(n))
+            });
+            manifests.extend(tags.iter().map(|tag| annotated(descriptor, REF_NAME, tag)));
+        })
+    }
+
+    /// Lists a manifest in `index.json` without a tag, as a layout keeps the referrers of
+    /// its images (an SBOM, say).
+    pub fn add_untagged(&self, descriptor: &Descriptor) -> Result<(), Error> {
+        self.update_index(|manifests| {
+            if !manifests.iter().any(|d| d.digest() == descriptor.digest()) {
+                manifests.push(descriptor.clone());
+            }
+        })
+    }
+
+    /// The manifests `index.json` lists without a tag.
+    pub fn untagged(&self) -> Result<Vec<Descriptor>, Error> {
+        let index = self.index()?;
+        Ok(index
+            .manifests()
+            .iter()
+            .filter(|d| {
+                d.annotations()
+                    .as_ref()
+                    .is_none_or(|a| !a.contains_key(REF_NAME))
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Rewrites `index.json` under the layout's lock.
+    fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<(), Error> {
         let lock_path = self.root.join(".index.lock");
         let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         let mut index = self.index()?;
-        let mut manifests: Vec<Descriptor> = index
-            .manifests()
-            .iter()
-            .filter(|d| {
-                let name = d.annotations().as_ref().and_then(|a| a.get(REF_NAME));
-                !name.is_some_and(|n| tags.contains(n))
-            })
-            .cloned()
-            .collect();
-        manifests.extend(tags.iter().map(|tag| annotated(descriptor, REF_NAME, tag)));
+        let mut manifests = index.manifests().clone();
+        change(&mut manifests);
         index.set_manifests(manifests);
         let bytes = crate::image::canonical_json(&index)?;
         write_atomic(&self.root.join("index.json"), &bytes)

@@ -7,6 +7,7 @@
 //! - [`layout`] stores blobs and tags in an OCI image layout directory;
 //! - [`archive`] writes and reads `oci-archive` and `docker-archive` tar files;
 //! - [`credentials`] finds registry credentials where Docker and podman keep them;
+//! - [`referrer`] writes and finds OCI 1.1 artifacts (SBOMs) that refer to an image;
 //! - [`registry`] pushes images to and pulls them from registries;
 //! - [`reference`] parses image references in the transport syntax of skopeo and podman,
 //!   and normalises image names as Docker does.
@@ -29,6 +30,7 @@ pub mod image;
 pub mod layer;
 pub mod layout;
 pub mod reference;
+pub mod referrer;
 pub mod registry;
 
 pub use error::Error;

@@ -26,6 +26,7 @@ use crate::credentials::{self, Credentials};
 use crate::digest::Digest;
 use crate::layout::Layout;
 use crate::reference::DockerName;
+use crate::referrer;
 
 /// The media types a pull accepts for the top document.
 const MANIFEST_TYPES: &[&str] = &[
@@ -74,6 +75,8 @@ pub struct PushReport {
     pub skipped_blobs: usize,
     /// Blobs mounted from the base image's repository.
     pub mounted_blobs: usize,
+    /// Artifacts (SBOMs) pushed as referrers of the image.
+    pub referrers: usize,
 }
 
 /// What became of one blob in a push.
@@ -212,7 +215,123 @@ impl Registry {
             uploaded_bytes: uploaded_bytes.into_inner(),
             skipped_blobs: count(BlobPush::Present),
             mounted_blobs: count(BlobPush::Mounted),
+            referrers: 0,
         })
+    }
+
+    /// Pushes the artifacts `layout` lists as referring to `top` (or to its platform
+    /// manifests), already pushed to `name`, and returns how many. A registry with the
+    /// referrers API lists them itself; for one without, each joins the index under the
+    /// tag `sha256-<hex of its subject>`.
+    pub async fn push_referrers(
+        &self,
+        layout: &Layout,
+        top: &Descriptor,
+        name: &DockerName,
+    ) -> Result<usize, Error> {
+        let artifacts = referrer::of_image(layout, top)?;
+        for (subject, artifact) in &artifacts {
+            let subject: Digest = subject.parse().map_err(Error::Spec)?;
+            self.push(layout, artifact, name, false).await?;
+            let listed = self.referrers(name, &subject).await?;
+            if !listed.iter().any(|d| d.digest() == artifact.digest()) {
+                self.add_to_referrers_tag(name, &subject, artifact).await?;
+            }
+        }
+        Ok(artifacts.len())
+    }
+
+    /// Adds `artifact` to the index under the referrers tag of `subject`.
+    async fn add_to_referrers_tag(
+        &self,
+        name: &DockerName,
+        subject: &Digest,
+        artifact: &Descriptor,
+    ) -> Result<(), Error> {
+        let tagged = Reference::with_tag(
+            name.registry.clone(),
+            name.repository.clone(),
+            format!("sha256-{}", subject.hex()),
+        );
+        const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+        let mut index = match self
+            .client
+            .pull_manifest_raw(&tagged, &self.auth, &[INDEX])
+            .await
+        {
+            Ok((bytes, _)) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Spec(format!("the referrers index of {subject}: {e}")))?,
+            Err(
+                OciDistributionError::ImageManifestNotFoundError(_)
+                | OciDistributionError::RegistryError { .. }
+                | OciDistributionError::ServerError { code: 404, .. },
+            ) => serde_json::json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": []}),
+            Err(e) => return Err(remote(name, "reading the referrers tag", e)),
+        };
+        let listed = index["manifests"].as_array_mut().ok_or_else(|| {
+            Error::Spec(format!(
+                "the referrers index of {subject} lists no manifests"
+            ))
+        })?;
+        let entry = serde_json::to_value(artifact).map_err(|e| Error::Spec(e.to_string()))?;
+        if !listed.iter().any(|d| d["digest"] == entry["digest"]) {
+            listed.push(entry);
+        }
+        let bytes = crate::image::canonical_json(&index)?;
+        self.retrying(name, "writing the referrers tag", || {
+            self.client.push_manifest_raw(
+                &tagged,
+                bytes.clone(),
+                http::HeaderValue::from_static(INDEX),
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The artifacts the registry lists as referring to `subject` in `name`'s repository,
+    /// through the referrers API or, where there is none, the referrers tag.
+    pub async fn referrers(
+        &self,
+        name: &DockerName,
+        subject: &Digest,
+    ) -> Result<Vec<Descriptor>, Error> {
+        let image = reference(name, Some(subject));
+        self.retrying(name, "authenticating", || {
+            self.client
+                .auth(&image, &self.auth, RegistryOperation::Pull)
+        })
+        .await?;
+        let index = self
+            .retrying(name, "listing referrers", || {
+                self.client.pull_referrers(&image, None)
+            })
+            .await?;
+        let json =
+            serde_json::to_value(&index.manifests).map_err(|e| Error::Spec(e.to_string()))?;
+        serde_json::from_value(json)
+            .map_err(|e| Error::Spec(format!("the referrers of {subject}: {e}")))
+    }
+
+    /// Pulls the artifacts referring to `top` (or to its platform manifests) from `name`
+    /// into `layout`, listed in its `index.json`; returns how many.
+    pub async fn pull_referrers(
+        &self,
+        name: &DockerName,
+        layout: &Layout,
+        top: &Descriptor,
+    ) -> Result<usize, Error> {
+        let mut pulled = 0;
+        for subject in referrer::subjects(layout, top)? {
+            let subject: Digest = subject.digest().to_string().parse().map_err(Error::Spec)?;
+            for artifact in self.referrers(name, &subject).await? {
+                let digest: Digest = artifact.digest().to_string().parse().map_err(Error::Spec)?;
+                self.pull(name, Some(&digest), layout).await?;
+                layout.add_untagged(&artifact)?;
+                pulled += 1;
+            }
+        }
+        Ok(pulled)
     }
 
     /// Uploads one blob unless the registry has it, or mounts it from `mount_from` when
@@ -312,9 +431,9 @@ impl Registry {
         }
     }
 
-    /// Pulls `name` (at `digest` when given) into `layout`, checking every blob, and
-    /// returns the top descriptor.
-    pub async fn pull(
+    /// Fetches the manifest or index `name` (at `digest` when given) names into `layout`,
+    /// checking its digest, without what it points at; returns its descriptor.
+    pub async fn pull_top(
         &self,
         name: &DockerName,
         digest: Option<&Digest>,
@@ -337,7 +456,18 @@ impl Registry {
                 ),
             });
         }
-        let top = self.store_document(layout, name, &bytes)?;
+        self.store_document(layout, name, &bytes)
+    }
+
+    /// Pulls `name` (at `digest` when given) into `layout`, checking every blob, and
+    /// returns the top descriptor.
+    pub async fn pull(
+        &self,
+        name: &DockerName,
+        digest: Option<&Digest>,
+        layout: &Layout,
+    ) -> Result<Descriptor, Error> {
+        let top = self.pull_top(name, digest, layout).await?;
         let mut pending = vec![top.clone()];
         while let Some(doc) = pending.pop() {
             let json: serde_json::Value = serde_json::from_slice(&layout.read_described(&doc)?)
@@ -561,7 +691,10 @@ fn remote(name: &DockerName, what: &str, e: OciDistributionError) -> Error {
         source = s.source();
     }
     let lower = reason.to_lowercase();
-    let hint = if lower.contains("401") || lower.contains("unauthorized") {
+    let hint = if lower.contains("401")
+        || lower.contains("unauthorized")
+        || lower.contains("authentication failure")
+    {
         format!(
             "\n  hint: log in with `bareboat login {}`, or pass --creds USER:PASSWORD",
             name.registry

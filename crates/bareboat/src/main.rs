@@ -4,6 +4,7 @@
 mod progress;
 mod transport;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use bareboat_oci::image::write_index;
 use bareboat_oci::layer::Compression;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::reference::ImageRef;
+use bareboat_oci::referrer;
 use bareboat_oci::registry::{Registry, RegistryOptions};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -126,6 +128,33 @@ read Docker's config.json and its credential helpers.\n\n\
 Example:\n  echo \"$TOKEN\" | bareboat login ghcr.io -u me"
     )]
     Login(LoginArgs),
+    /// Fetch the SBOM attached to a pushed image
+    #[command(
+        after_help = "bareboat build --sbom pushes each platform's SBOMs as OCI referrers of its image: through the registry's referrers API, or, where it has none, in the index tagged sha256-<hex of the image's digest>.
+
+Examples:
+  bareboat sbom --from-registry docker://registry.example.com/team/app:1.0 > app.spdx.json
+  bareboat sbom --from-registry docker://registry.example.com/team/app:1.0 --format cyclonedx --arch arm64 -o app.cdx.json"
+    )]
+    Sbom(SbomArgs),
+}
+
+#[derive(Args)]
+struct SbomArgs {
+    /// The pushed image whose SBOM to fetch (docker://REGISTRY/REPO[:TAG|@DIGEST])
+    #[arg(long, value_name = "REF", required = true)]
+    from_registry: String,
+    /// Which SBOM
+    #[arg(long, value_enum, default_value = "spdx")]
+    format: SbomFormat,
+    /// The platform, for a multi-platform image
+    #[arg(long, default_value = "amd64")]
+    arch: String,
+    /// Write it here instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(Args)]
@@ -164,6 +193,22 @@ impl SbomFormat {
             SbomFormat::Spdx => "spdx.json",
             SbomFormat::Cyclonedx => "cdx.json",
         }
+    }
+
+    /// The artifact type an SBOM of this format is attached under.
+    fn media_type(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "application/spdx+json",
+            SbomFormat::Cyclonedx => "application/vnd.cyclonedx+json",
+        }
+    }
+
+    fn document(self, sbom: &bareboat_build::sbom::Sbom) -> Result<Vec<u8>> {
+        let document = match self {
+            SbomFormat::Spdx => sbom.spdx(),
+            SbomFormat::Cyclonedx => sbom.cyclonedx(),
+        };
+        Ok(serde_json::to_vec_pretty(&document)?)
     }
 }
 
@@ -297,8 +342,9 @@ struct BuildArgs {
     /// Clamp every file time to this (seconds since the epoch)
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
-    /// Write SBOMs beside each layout and archive output: spdx (SPDX 2.3 JSON),
-    /// cyclonedx (CycloneDX 1.6 JSON), or both, comma-separated
+    /// Write SBOMs beside each layout and archive output, and attach them to layouts and
+    /// pushed images as OCI referrers: spdx (SPDX 2.3 JSON), cyclonedx (CycloneDX 1.6
+    /// JSON), or both, comma-separated
     #[arg(long, value_delimiter = ',', value_name = "FORMATS")]
     sbom: Vec<SbomFormat>,
     #[command(flatten)]
@@ -475,7 +521,81 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deps(args) => runtime.block_on(cmd_deps(args, &cache_root, cli.json)),
         Command::Copy(args) => runtime.block_on(cmd_copy(args, &cache_root, cli.json)),
         Command::Login(args) => runtime.block_on(cmd_login(args, cli.json)),
+        Command::Sbom(args) => runtime.block_on(cmd_sbom(args, &cache_root, cli.json)),
     }
+}
+
+async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let ImageRef::Docker { name, digest } = args.from_registry.parse()? else {
+        bail!(
+            "--from-registry {}: expected docker://REGISTRY/REPO[:TAG|@DIGEST]\n  hint: an SBOM written beside a layout or archive is the file PATH.{}",
+            args.from_registry,
+            args.format.extension()
+        );
+    };
+    let cache = Cache::open(cache_root)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("bareboat-sbom-")
+        .tempdir_in(cache.root().join("tmp"))?;
+    let layout = Layout::create(scratch.path())?;
+    let client = Registry::new(&args.registry.options()?, &name.registry)?;
+    let top = client.pull_top(&name, digest.as_ref(), &layout).await?;
+    let image = layout.platform_manifest(&top, &args.arch)?;
+    let subject = image
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|e: String| anyhow!(e))?;
+    let wanted = args.format.media_type();
+    let artifact = client
+        .referrers(&name, &subject)
+        .await?
+        .into_iter()
+        .filter(|d| d.artifact_type().as_ref().is_some_and(|t| t.to_string() == wanted))
+        .max_by_key(|d| {
+            let created = d.annotations().as_ref().and_then(|a| a.get("org.opencontainers.image.created"));
+            created.cloned().unwrap_or_default()
+        })
+        .with_context(|| {
+            format!(
+                "no {wanted} SBOM refers to {}@{subject}\n  hint: build with --sbom {} and push with -o docker://...",
+                name.full(),
+                args.format.extension().trim_end_matches(".json")
+            )
+        })?;
+    let artifact_digest = artifact
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|e: String| anyhow!(e))?;
+    let pulled = client.pull(&name, Some(&artifact_digest), &layout).await?;
+    let document = referrer::content(&layout, &pulled)?;
+    match &args.output {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+            tmp.write_all(&document)?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            if json {
+                print_json(&json!({
+                    "image": subject.to_string(),
+                    "sbom": artifact.digest().to_string(),
+                    "media_type": wanted,
+                    "file": path,
+                }))?;
+            } else {
+                println!(
+                    "Wrote {} ({wanted}, {}) for {}",
+                    path.display(),
+                    artifact.digest(),
+                    subject
+                );
+            }
+        }
+        None => std::io::stdout().write_all(&document)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
@@ -764,11 +884,6 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         .map(|o| o.parse::<ImageRef>())
         .collect::<Result<Vec<_>, _>>()?;
 
-    if !args.sbom.is_empty() && outputs.iter().all(|o| matches!(o, ImageRef::Docker { .. })) {
-        bail!(
-            "--sbom needs a layout or archive output to write beside; attaching SBOMs to a registry image is not supported yet\n  hint: add -o oci:DIR or -o oci-archive:FILE"
-        );
-    }
     let spec_args = match &args.app.from {
         Some(from) if args.spec.spec != DEFAULT_SPEC => {
             bail!(
@@ -880,6 +995,21 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     } else {
         write_index(layout, images.iter().map(|i| i.manifest.clone()).collect())?
     };
+    // SBOMs ride along as referrers of each platform's image, into every output that
+    // keeps them.
+    for image in &images {
+        let Some(sbom) = &image.sbom else { continue };
+        for format in &args.sbom {
+            let bytes = format.document(sbom)?;
+            referrer::write_artifact(
+                layout,
+                &image.manifest,
+                format.media_type(),
+                &bytes,
+                &sbom.created,
+            )?;
+        }
+    }
     if let Some(ImageRef::Oci { tag, .. }) = primary.map(|i| &outputs[i]) {
         layout.tag(&top, std::slice::from_ref(tag))?;
     }
@@ -984,8 +1114,12 @@ fn print_push(p: &bareboat_oci::registry::PushReport) {
         0 => String::new(),
         n => format!(", {n} mounted from the base's repository"),
     };
+    let referrers = match p.referrers {
+        0 => String::new(),
+        n => format!(", {n} SBOMs attached"),
+    };
     println!(
-        "Pushed {}: {} blobs uploaded ({}), {} already there{mounted}",
+        "Pushed {}: {} blobs uploaded ({}), {} already there{mounted}{referrers}",
         p.digest,
         p.uploaded_blobs,
         human_bytes(p.uploaded_bytes),
@@ -1009,10 +1143,7 @@ fn write_sboms(
         };
         for (image, sbom) in images.iter().filter_map(|i| Some((i, i.sbom.as_ref()?))) {
             for format in formats {
-                let document = match format {
-                    SbomFormat::Spdx => sbom.spdx(),
-                    SbomFormat::Cyclonedx => sbom.cyclonedx(),
-                };
+                let document = format.document(sbom)?;
                 let arch = if images.len() > 1 {
                     format!(".{}", image.arch)
                 } else {
@@ -1023,7 +1154,7 @@ fn write_sboms(
                 let path = PathBuf::from(name);
                 let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
                 let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
-                serde_json::to_writer_pretty(&mut tmp, &document)?;
+                tmp.write_all(&document)?;
                 tmp.persist(&path)
                     .with_context(|| format!("writing {}", path.display()))?;
                 written.push(path);

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use bareboat_oci::archive;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::reference::ImageRef;
+use bareboat_oci::referrer;
 use bareboat_oci::registry::{PushReport, Registry, RegistryOptions};
 use oci_spec::image::Descriptor;
 
@@ -52,9 +53,12 @@ pub async fn open(source: &ImageRef, scratch: &Path, registry: &RegistryOptions)
     match source {
         ImageRef::Docker { name, digest } => {
             let (dir, layout) = temporary()?;
-            let top = Registry::new(registry, &name.registry)?
-                .pull(name, digest.as_ref(), &layout)
-                .await?;
+            let client = Registry::new(registry, &name.registry)?;
+            let top = client.pull(name, digest.as_ref(), &layout).await?;
+            // The image's SBOMs come along; an image is still usable without them.
+            if let Err(e) = client.pull_referrers(name, &layout, &top).await {
+                tracing::warn!("the referrers of {} were not pulled: {e}", name.full());
+            }
             Ok(Source {
                 layout,
                 top,
@@ -115,6 +119,10 @@ pub async fn write(
         ImageRef::Oci { dir, tag } => {
             let pending = Layout::pending(dir)?;
             layout.copy_image(pending.layout(), &top)?;
+            for (_, artifact) in referrer::of_image(layout, &top)? {
+                layout.copy_image(pending.layout(), &artifact)?;
+                pending.layout().add_untagged(&artifact)?;
+            }
             pending.layout().tag(&top, std::slice::from_ref(tag))?;
             pending.commit()?;
         }
@@ -143,7 +151,9 @@ pub async fn write(
             }
             let by_digest = digest.is_some();
             let client = Registry::new(registry, &name.registry)?;
-            push = Some(client.push(layout, &top, name, !by_digest).await?);
+            let mut report = client.push(layout, &top, name, !by_digest).await?;
+            report.referrers = client.push_referrers(layout, &top, name).await?;
+            push = Some(report);
         }
     }
     Ok(Written { top, push })

@@ -273,8 +273,13 @@ struct Rule {
     times: usize,
 }
 
+/// The manifests with a `subject` that a proxy saw pushed: (subject digest, descriptor).
+type Referrers = std::sync::Mutex<Vec<(String, Value)>>;
+
 /// An HTTP proxy in front of a registry that injects faults, one connection per request
-/// (it asks both sides to close), and records the faults it injected.
+/// (it asks both sides to close), and records the faults it injected. With a referrers
+/// store, it also serves the OCI referrers API that docker-registry 2.8 lacks, from the
+/// manifests with a `subject` pushed through it.
 struct FaultProxy {
     port: u16,
     fired: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -282,16 +287,27 @@ struct FaultProxy {
 
 impl FaultProxy {
     fn start(upstream: u16, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::start_with(upstream, rules, None)
+    }
+
+    fn with_referrers_api(upstream: u16) -> FaultProxy {
+        FaultProxy::start_with(upstream, Vec::new(), Some(Referrers::default()))
+    }
+
+    fn start_with(upstream: u16, rules: Vec<Rule>, referrers: Option<Referrers>) -> FaultProxy {
         use std::sync::{Arc, Mutex};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let rules = Arc::new(Mutex::new(rules));
+        let referrers = Arc::new(referrers);
         let fired = Arc::new(Mutex::new(Vec::new()));
         let record = fired.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (rules, record) = (rules.clone(), record.clone());
-                std::thread::spawn(move || proxy_one(conn, upstream, &rules, &record));
+                let (rules, record, referrers) = (rules.clone(), record.clone(), referrers.clone());
+                std::thread::spawn(move || {
+                    proxy_one(conn, upstream, &rules, &record, referrers.as_ref().as_ref())
+                });
             }
         });
         FaultProxy { port, fired }
@@ -307,6 +323,7 @@ fn proxy_one(
     upstream: u16,
     rules: &std::sync::Mutex<Vec<Rule>>,
     fired: &std::sync::Mutex<Vec<String>>,
+    referrers: Option<&Referrers>,
 ) {
     use std::io::{Read, Write};
     let mut head = Vec::new();
@@ -349,6 +366,67 @@ fn proxy_one(
         );
         return;
     }
+    let mut body = Vec::new();
+    if let Some(store) = referrers {
+        if method == "GET" && path.contains("/referrers/") {
+            let subject = path.rsplit('/').next().unwrap_or_default();
+            let subject = subject.split('?').next().unwrap_or_default();
+            fired
+                .lock()
+                .unwrap()
+                .push(format!("{method} {path}: referrers API"));
+            let listed: Vec<Value> = store
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(s, _)| s == subject)
+                .map(|(_, d)| d.clone())
+                .collect();
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": listed,
+            })
+            .to_string();
+            let _ = write!(
+                client,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{index}",
+                index.len()
+            );
+            return;
+        }
+        // A pushed manifest is read whole, so one with a subject can be listed.
+        if method == "PUT" && path.contains("/manifests/") {
+            let length: usize = text
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            body.resize(length, 0);
+            if client.read_exact(&mut body).is_err() {
+                return;
+            }
+            if let Ok(doc) = serde_json::from_slice::<Value>(&body)
+                && let Some(subject) = doc["subject"]["digest"].as_str()
+            {
+                let descriptor = serde_json::json!({
+                    "mediaType": doc["mediaType"],
+                    "digest": format!("sha256:{}", bareboat_testkit::sha256(&body)),
+                    "size": body.len(),
+                    "artifactType": doc["artifactType"],
+                    "annotations": doc["annotations"],
+                });
+                store
+                    .lock()
+                    .unwrap()
+                    .push((subject.to_string(), descriptor));
+            }
+        }
+    }
     let mut forwarded: String = text
         .trim_end_matches("\r\n")
         .split("\r\n")
@@ -359,7 +437,7 @@ fn proxy_one(
     let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
-    if up.write_all(forwarded.as_bytes()).is_err() {
+    if up.write_all(forwarded.as_bytes()).is_err() || up.write_all(&body).is_err() {
         return;
     }
     let (mut from_client, mut to_up) = (client.try_clone().unwrap(), up.try_clone().unwrap());
@@ -545,4 +623,250 @@ fn on_a_terminal(dir: &Path, command: Command) -> String {
         .env("TERM", "xterm")
         .args(["-qec", &words.join(" "), "/dev/null"]));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sboms_are_attached_as_referrers_and_fetched_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    let image = format!("{}:1", registry.reference("team/static"));
+    let report = build(
+        d,
+        &[
+            "catalog:static",
+            "--sbom",
+            "spdx,cyclonedx",
+            "--insecure",
+            "-o",
+            "oci:out:static",
+            "-o",
+            &image,
+        ],
+    );
+    let digest = report["digest"].as_str().unwrap();
+    assert_eq!(report["pushes"][0]["referrers"], 2);
+    let spdx = std::fs::read(d.join("out.spdx.json")).unwrap();
+    let cdx = std::fs::read(d.join("out.cdx.json")).unwrap();
+
+    // The layout lists both SBOMs, untagged, as referrers of the image.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(d.join("out/index.json")).unwrap()).unwrap();
+    let artifacts: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["artifactType"].as_str())
+        .collect();
+    assert_eq!(
+        artifacts,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+    );
+
+    // docker-registry has no referrers API: the index under the sha256-<hex> tag lists them.
+    let fallback = format!(
+        "{}:sha256-{}",
+        registry.reference("team/static"),
+        &digest[7..]
+    );
+    let raw = run(Command::new(tool("skopeo")).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &fallback,
+    ]));
+    let listed: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(listed["manifests"].as_array().unwrap().len(), 2, "{listed}");
+    let sbom = |reference: &str, format: &str| {
+        let out = run(&mut bareboat(
+            d,
+            "sbom",
+            &[
+                "--insecure",
+                "--from-registry",
+                reference,
+                "--format",
+                format,
+            ],
+        ));
+        out.stdout
+    };
+    assert_eq!(sbom(&image, "spdx"), spdx);
+    assert_eq!(sbom(&image, "cyclonedx"), cdx);
+
+    // A copy carries them, to another repository and into a layout.
+    let copied = format!("{}:1", registry.reference("team/copy"));
+    let out = run(&mut bareboat(d, "copy", &["--insecure", &image, &copied]));
+    let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out["push"]["referrers"], 2, "{out}");
+    assert_eq!(sbom(&copied, "spdx"), spdx);
+    run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", &copied, "oci:pulled:static"],
+    ));
+    let pulled: Value =
+        serde_json::from_slice(&std::fs::read(d.join("pulled/index.json")).unwrap()).unwrap();
+    assert_eq!(pulled["manifests"].as_array().unwrap().len(), 3, "{pulled}");
+
+    // An image without SBOMs says so.
+    let plain = format!("{}:1", registry.reference("team/plain"));
+    build(
+        d,
+        &[
+            "catalog:static",
+            "--source-date-epoch",
+            "1",
+            "--insecure",
+            "-o",
+            &plain,
+        ],
+    );
+    fails_with(
+        &mut bareboat(d, "sbom", &["--insecure", "--from-registry", &plain]),
+        "no application/spdx+json SBOM refers to",
+    );
+
+    // Through a registry with the referrers API, no tag is needed, and the API answers.
+    let proxy = FaultProxy::with_referrers_api(registry.port);
+    let through = format!("docker://127.0.0.1:{}/team/api:1", proxy.port);
+    let out = run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", "oci:out:static", &through],
+    ));
+    let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out["push"]["referrers"], 2, "{out}");
+    let tags = run(Command::new(tool("skopeo")).args([
+        "list-tags",
+        "--tls-verify=false",
+        &registry.reference("team/api"),
+    ]));
+    let tags: Value = serde_json::from_slice(&tags.stdout).unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["1"]));
+    assert_eq!(sbom(&through, "spdx"), spdx);
+    assert!(
+        proxy.fired().iter().any(|f| f.ends_with("referrers API")),
+        "{:?}",
+        proxy.fired()
+    );
+}
+
+/// The token issuer of `tests/registry/token_issuer.py`, signing with the test CA's key;
+/// stopped when dropped.
+struct TokenIssuer {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl TokenIssuer {
+    fn start(dir: &Path) -> TokenIssuer {
+        common::make_test_ca(dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry/token_issuer.py");
+        let (port_file, log) = (dir.join("token.port"), dir.join("token.log"));
+        let child = Command::new(tool("python3"))
+            .arg(script)
+            .args([
+                dir.join("ca.key"),
+                dir.join("ca.pem"),
+                port_file.clone(),
+                log.clone(),
+            ])
+            .spawn()
+            .unwrap();
+        // Dropped, it stops the issuer, also when it never starts.
+        let mut issuer = TokenIssuer {
+            child,
+            port: 0,
+            log,
+        };
+        for _ in 0..50 {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                issuer.port = port.parse().unwrap();
+                return issuer;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the token issuer did not start");
+    }
+
+    /// The scopes asked for, a line per token request.
+    fn requests(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().map(String::from).collect()
+    }
+}
+
+impl Drop for TokenIssuer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn bearer_tokens_from_the_registrys_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let issuer = TokenIssuer::start(d);
+    let registry = LocalRegistry::start_with(
+        d,
+        &format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: bareboat-test\n\
+             \x20   issuer: bareboat-test-issuer\n    rootcertbundle: {}\n",
+            issuer.port,
+            d.join("ca.pem").display()
+        ),
+    );
+    build(d, &["catalog:static", "-o", "oci:out:static"]);
+    let target = format!("{}:1", registry.reference("team/app"));
+
+    // Without credentials the issuer refuses, and the error says how to log in.
+    fails_with(
+        &mut hermetic(d, "copy", &["--insecure", "oci:out:static", &target]),
+        "hint: log in with `bareboat login",
+    );
+    let pushed = run(&mut hermetic(
+        d,
+        "copy",
+        &[
+            "--insecure",
+            "--creds",
+            "user:secret",
+            "oci:out:static",
+            &target,
+        ],
+    ));
+    let pushed: Value = serde_json::from_slice(&pushed.stdout).unwrap();
+    assert!(
+        issuer
+            .requests()
+            .iter()
+            .any(|r| r == "repository:team/app:pull,push"),
+        "{:?}",
+        issuer.requests()
+    );
+    let out = run(Command::new(tool("skopeo")).args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "user:secret",
+        &target,
+    ]));
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["Digest"], pushed["digest"]);
+    let pulled = run(&mut hermetic(
+        d,
+        "copy",
+        &[
+            "--insecure",
+            "--creds",
+            "user:secret",
+            &target,
+            "oci:pulled:x",
+        ],
+    ));
+    let pulled: Value = serde_json::from_slice(&pulled.stdout).unwrap();
+    assert_eq!(pulled["digest"], pushed["digest"]);
 }

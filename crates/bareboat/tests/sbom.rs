@@ -171,7 +171,7 @@ fn sboms_list_every_package_and_added_file_and_validate() {
 }
 
 #[test]
-fn sbom_requests_without_a_place_or_with_an_unknown_format_are_refused() {
+fn unknown_sbom_formats_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = bareboat(
@@ -183,23 +183,5 @@ fn sbom_requests_without_a_place_or_with_an_unknown_format_are_refused() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("spdx, cyclonedx"));
-    let out = bareboat(
-        d,
-        "build",
-        &[
-            "catalog:static",
-            "--sbom",
-            "spdx",
-            "-o",
-            "docker://127.0.0.1:1/x:y",
-        ],
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("--sbom needs a layout or archive output"),
-        "{err}"
-    );
+    assert!(!d.join("out").exists());
 }
