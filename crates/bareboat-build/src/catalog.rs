@@ -317,11 +317,21 @@ pub fn spec(
         .filter(|x| !packages.contains(x))
         .collect();
     let mut levels = Vec::new();
+    let mut installed: Vec<String> = Vec::new();
     for (k, i) in chain.iter().enumerate() {
+        let roots: Vec<String> = own(i)?.iter().map(|p| p.to_string()).collect();
+        installed.extend(roots.iter().cloned());
+        // As for the whole image: what this level or a lower one installs is not excluded
+        // (cc installs the libgcc-s1 that base-nossl leaves out), so each level's layer
+        // holds the same packages in every image stacked on it.
+        let exclude = excludes(&chain[..=k])
+            .into_iter()
+            .filter(|x| !installed.contains(x))
+            .collect();
         levels.push(Level {
             name: i.name.to_string(),
-            roots: own(i)?.iter().map(|p| p.to_string()).collect(),
-            exclude: excludes(&chain[..=k]),
+            roots,
+            exclude,
         });
     }
     if variant.is_debug() {
@@ -385,6 +395,12 @@ mod tests {
                 && names.contains(&"libgcc-s1")
         );
         assert!(!cc.exclude.contains(&"libgcc-s1".to_string()));
+        // In every image on cc, cc's level installs libgcc-s1, so the cc layer is the same.
+        let python3 = spec("python3", None, Distribution::Trixie, vec!["amd64".into()]).unwrap();
+        let level = |s: &Spec, name: &str| s.levels.iter().find(|l| l.name == name).cloned();
+        assert_eq!(level(&python3, "cc"), level(&cc, "cc"));
+        let nossl = level(&python3, "base-nossl").unwrap();
+        assert!(nossl.exclude.contains(&"libgcc-s1".to_string()));
         let base = spec("base", None, Distribution::Bookworm, vec!["amd64".into()]).unwrap();
         assert!(base.exclude.contains(&"libgcc-s1".to_string()));
         assert!(base.packages.iter().any(|r| r.name == "libssl3"));

@@ -116,6 +116,9 @@ impl Registry {
                     data: pem.clone(),
                 })
                 .collect(),
+            // A registry that stops answering ends in an error (and a retry), not a hang.
+            connect_timeout: Some(std::time::Duration::from_secs(30)),
+            read_timeout: Some(std::time::Duration::from_secs(300)),
             ..ClientConfig::default()
         };
         let creds = match &opts.creds {

@@ -57,6 +57,43 @@ fn pushes_round_trip_and_skip_what_the_registry_has() {
     let started = registry.uploads_started() - uploads;
     assert_eq!(started as u64, push["uploaded_blobs"].as_u64().unwrap());
 
+    // python3 stacks on cc: cc's layers are not uploaded again, and the bytes that move
+    // are python3's own layers and its config.
+    let python_ref = format!("{}:python3", registry.reference("team/app"));
+    let python = build(d, &["catalog:python3", "--insecure", "-o", &python_ref]);
+    let digests = |report: &Value| -> Vec<(String, u64)> {
+        report["images"][0]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["digest"].as_str().unwrap().to_string(),
+                    l["size"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (cc_layers, python_layers) = (digests(&cc), digests(&python));
+    let own: Vec<&(String, u64)> = python_layers
+        .iter()
+        .filter(|l| !cc_layers.contains(l))
+        .collect();
+    assert_eq!(
+        python_layers.len() - own.len(),
+        cc_layers.len(),
+        "python3 is on cc"
+    );
+    let push = &python["pushes"][0];
+    assert_eq!(push["uploaded_blobs"], own.len() + 1, "{push}");
+    assert_eq!(push["skipped_blobs"], cc_layers.len(), "{push}");
+    let own_bytes: u64 = own.iter().map(|(_, size)| size).sum();
+    let uploaded = push["uploaded_bytes"].as_u64().unwrap();
+    assert!(
+        (own_bytes..own_bytes + 8192).contains(&uploaded),
+        "{uploaded} bytes uploaded for {own_bytes} bytes of python3's own layers"
+    );
+
     // The same image again uploads nothing at all.
     let uploads = registry.uploads_started();
     let again = run(&mut bareboat(
@@ -265,7 +302,10 @@ fn tls_and_basic_auth_with_login_and_docker_config_credentials() {
 }
 
 /// For the next `times` requests whose method is `method` and whose path contains `path`:
-/// answer `status` (with `Retry-After: 1` for 429) instead of forwarding.
+/// answer `status` (with `Retry-After: 1` for 429) instead of forwarding, or, for status
+/// [`DROP`], forward the head and 64 KiB of the body and then drop both connections.
+const DROP: u16 = 0;
+
 struct Rule {
     method: &'static str,
     path: &'static str,
@@ -326,15 +366,9 @@ fn proxy_one(
     referrers: Option<&Referrers>,
 ) {
     use std::io::{Read, Write};
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte).unwrap_or(0) == 0 {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
+    let Some(text) = read_head(&mut client) else {
+        return;
+    };
     let mut first = text.lines().next().unwrap_or_default().split(' ');
     let (method, path) = (
         first.next().unwrap_or_default(),
@@ -350,7 +384,8 @@ fn proxy_one(
                 r.status
             })
     };
-    if let Some(code) = status {
+    let drop_mid_body = status == Some(DROP);
+    if let Some(code) = status.filter(|c| *c != DROP) {
         fired
             .lock()
             .unwrap()
@@ -440,6 +475,45 @@ fn proxy_one(
     if up.write_all(forwarded.as_bytes()).is_err() || up.write_all(&body).is_err() {
         return;
     }
+    if drop_mid_body {
+        // Up to 64 KiB, or what a smaller body sends before it stops.
+        let mut part = vec![0u8; 64 << 10];
+        let mut got = 0;
+        let _ = client.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+        while got < part.len() {
+            match client.read(&mut part[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        let _ = up.write_all(&part[..got]);
+        fired
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path}: dropped"));
+        let _ = up.shutdown(std::net::Shutdown::Both);
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        return;
+    }
+    relay(client, up);
+}
+
+/// Reads an HTTP request's head, a byte at a time so that none of its body is taken.
+fn read_head(stream: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Relays bytes both ways between a client and its upstream until they close.
+fn relay(mut client: std::net::TcpStream, mut up: std::net::TcpStream) {
     let (mut from_client, mut to_up) = (client.try_clone().unwrap(), up.try_clone().unwrap());
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut from_client, &mut to_up);
@@ -476,6 +550,12 @@ fn pushes_survive_server_errors_and_throttling() {
                 status: 503,
                 times: 1,
             },
+            Rule {
+                method: "PATCH",
+                path: "/blobs/uploads/",
+                status: DROP,
+                times: 1,
+            },
         ],
     );
     let through = format!("docker://127.0.0.1:{}/team/app:1", proxy.port);
@@ -485,7 +565,9 @@ fn pushes_survive_server_errors_and_throttling() {
         &["--insecure", "oci:out:static", &through],
     ));
     let pushed: Value = serde_json::from_slice(&pushed.stdout).unwrap();
-    assert_eq!(proxy.fired().len(), 3, "{:?}", proxy.fired());
+    let fired = proxy.fired();
+    assert_eq!(fired.len(), 4, "{fired:?}");
+    assert!(fired.iter().any(|f| f.ends_with("dropped")), "{fired:?}");
     let direct = format!("{}:1", registry.reference("team/app"));
     assert_eq!(digest_in_registry(d, &direct), pushed["digest"]);
 
@@ -869,4 +951,97 @@ fn bearer_tokens_from_the_registrys_issuer() {
     ));
     let pulled: Value = serde_json::from_slice(&pulled.stdout).unwrap();
     assert_eq!(pulled["digest"], pushed["digest"]);
+}
+
+/// A forward proxy for HTTPS: it tunnels each CONNECT to its target and records the
+/// targets.
+struct ConnectProxy {
+    port: u16,
+    tunnels: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start() -> ConnectProxy {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = tunnels.clone();
+        std::thread::spawn(move || {
+            for mut client in listener.incoming().flatten() {
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let Some(head) = read_head(&mut client) else {
+                        return;
+                    };
+                    let Some(target) = head.strip_prefix("CONNECT ") else {
+                        return;
+                    };
+                    let target = target.split(' ').next().unwrap_or_default().to_string();
+                    record.lock().unwrap().push(target.clone());
+                    let Ok(up) = std::net::TcpStream::connect(&target) else {
+                        return;
+                    };
+                    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    relay(client, up);
+                });
+            }
+        });
+        ConnectProxy { port, tunnels }
+    }
+
+    fn tunnels(&self) -> Vec<String> {
+        self.tunnels.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn https_proxy_and_no_proxy_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start_tls_with_auth(d);
+    build(d, &["catalog:static", "-o", "oci:out:static"]);
+    let proxy = ConnectProxy::start();
+    let ca = d.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let target = format!("docker://localhost:{}/team/app:1", registry.port);
+    let push = |env: &[(&str, String)]| {
+        let mut cmd = hermetic(
+            d,
+            "copy",
+            &[
+                "--ca-cert",
+                ca,
+                "--creds",
+                "user:secret",
+                "oci:out:static",
+                &target,
+            ],
+        );
+        for v in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        run(&mut cmd)
+    };
+    let via = format!("http://127.0.0.1:{}", proxy.port);
+    push(&[("HTTPS_PROXY", via.clone())]);
+    let registry_host = format!("localhost:{}", registry.port);
+    assert!(
+        proxy.tunnels().contains(&registry_host),
+        "{:?}",
+        proxy.tunnels()
+    );
+    // NO_PROXY names the registry: it is reached directly.
+    let before = proxy.tunnels().len();
+    push(&[("HTTPS_PROXY", via), ("NO_PROXY", "localhost".to_string())]);
+    assert_eq!(proxy.tunnels().len(), before, "{:?}", proxy.tunnels());
 }
