@@ -23,14 +23,21 @@ use crate::digest::{Digest, HashingWriter};
 use crate::image::canonical_json;
 use crate::layout::{Layout, REF_NAME, annotated};
 use crate::reference::DockerName;
+use crate::referrer;
 
 /// The annotation containerd and Docker give an image's full name in `index.json`.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Writes the image (or index) `top`, tagged `tag`, as an OCI archive at `file`.
+/// The archive holds the image alone, not its referrers: skopeo and podman read an
+/// archive of one image without being told which (its SBOMs are the files beside it).
 pub fn write_oci(layout: &Layout, top: &Descriptor, tag: &str, file: &Path) -> Result<(), Error> {
-    let entry = annotated(top, REF_NAME, tag);
-    write_archive(layout, top, &[entry], BTreeMap::new(), file)
+    write_archive(
+        layout,
+        &[annotated(top, REF_NAME, tag)],
+        BTreeMap::new(),
+        file,
+    )
 }
 
 /// Writes the single-platform image `manifest` as a docker archive at `file`, named `name`
@@ -75,13 +82,12 @@ pub fn write_docker(
         "manifest.json".to_string(),
         canonical_json(&json!([docker_manifest]))?,
     );
-    write_archive(layout, manifest, &[entry], extra, file)
+    write_archive(layout, &[entry], extra, file)
 }
 
 /// The layout, index entries and extra files of an archive, tarred into `file`.
 fn write_archive(
     layout: &Layout,
-    top: &Descriptor,
     index_entries: &[Descriptor],
     mut extra: BTreeMap<String, Vec<u8>>,
     file: &Path,
@@ -106,7 +112,10 @@ fn write_archive(
         .map_err(|e| Error::io(dir, e))?;
     let io_err = |e| Error::io(file, e);
     let mut tar = tar::Builder::new(BufWriter::new(tmp.as_file()));
-    let mut blobs: Vec<Digest> = layout.reachable(top)?;
+    let mut blobs = Vec::new();
+    for entry in index_entries {
+        blobs.extend(layout.reachable(entry)?);
+    }
     blobs.sort_by(|a, b| a.hex().cmp(b.hex()));
     blobs.dedup();
     let mut names: Vec<(String, Member)> = extra
@@ -165,7 +174,8 @@ enum Member {
 }
 
 /// Reads the archive at `file` into `layout` (checking every blob) and returns the image
-/// it holds: the one tagged `tag` when given, else its only image. A docker archive without
+/// it holds: the one tagged `tag` when given, else its only image. Referrers of that image
+/// that the archive lists (as other tools write them) are listed in `layout` too. A docker archive without
 /// an OCI layout (as older Docker and podman write) is converted: its layers and config
 /// become blobs under a new OCI manifest.
 pub fn read(file: &Path, layout: &Layout, tag: Option<&str>) -> Result<Descriptor, Error> {
@@ -214,9 +224,24 @@ pub fn read(file: &Path, layout: &Layout, tag: Option<&str>) -> Result<Descripto
             serde_json::from_slice(index).map_err(|e| bad(format!("index.json: {e}")))?;
         let entries: Vec<Descriptor> = serde_json::from_value(index["manifests"].clone())
             .map_err(|e| bad(format!("index.json: {e}")))?;
-        let chosen = pick(&entries, tag).ok_or_else(|| bad(not_found(&entries, tag)))?;
+        let (artifacts, images): (Vec<Descriptor>, Vec<Descriptor>) = entries
+            .into_iter()
+            .partition(|d| d.artifact_type().is_some());
+        let chosen = pick(&images, tag).ok_or_else(|| bad(not_found(&images, tag)))?;
         // Every blob the image reaches must be there (and was checked on the way in).
         layout.reachable(&chosen)?;
+        // The image's referrers come along.
+        let subjects: Vec<String> = referrer::subjects(layout, &chosen)?
+            .iter()
+            .map(|d| d.digest().to_string())
+            .collect();
+        for artifact in artifacts {
+            if layout.reachable(&artifact).is_ok()
+                && referrer::subject_of(layout, &artifact)?.is_some_and(|s| subjects.contains(&s))
+            {
+                layout.add_untagged(&artifact)?;
+            }
+        }
         return Ok(chosen);
     }
     let manifest = documents

@@ -56,17 +56,21 @@ pub fn write_artifact(
 pub fn in_layout(layout: &Layout, subject: &str) -> Result<Vec<Descriptor>, Error> {
     let mut found = Vec::new();
     for d in layout.untagged()? {
-        let manifest: ImageManifest = serde_json::from_slice(&layout.read_described(&d)?)
-            .map_err(|e| Error::Spec(format!("manifest {}: {e}", d.digest())))?;
-        if manifest
-            .subject()
-            .as_ref()
-            .is_some_and(|s| s.digest().to_string() == subject)
-        {
+        if subject_of(layout, &d)?.is_some_and(|s| s == subject) {
             found.push(d);
         }
     }
     Ok(found)
+}
+
+/// The digest of the manifest that the manifest `d` in `layout` refers to, if any.
+pub fn subject_of(layout: &Layout, d: &Descriptor) -> Result<Option<String>, Error> {
+    if !d.media_type().to_string().ends_with("manifest.v1+json") {
+        return Ok(None);
+    }
+    let manifest: ImageManifest = serde_json::from_slice(&layout.read_described(d)?)
+        .map_err(|e| Error::Spec(format!("manifest {}: {e}", d.digest())))?;
+    Ok(manifest.subject().as_ref().map(|s| s.digest().to_string()))
 }
 
 /// The artifacts `layout` lists that refer to the image (or index) `top` or to one of its

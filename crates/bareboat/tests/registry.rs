@@ -791,6 +791,25 @@ fn sboms_are_attached_as_referrers_and_fetched_back() {
         serde_json::from_slice(&std::fs::read(d.join("pulled/index.json")).unwrap()).unwrap();
     assert_eq!(pulled["manifests"].as_array().unwrap().len(), 3, "{pulled}");
 
+    // An OCI archive of the layout, as tar makes it, keeps them listed: they are read
+    // with the image and pushed with it.
+    run(Command::new("tar").current_dir(d.join("out")).args([
+        "-cf",
+        "../sboms.tar",
+        "oci-layout",
+        "index.json",
+        "blobs",
+    ]));
+    let from_tar = format!("{}:1", registry.reference("team/fromtar"));
+    let out = run(&mut bareboat(
+        d,
+        "copy",
+        &["--insecure", "oci-archive:sboms.tar:static", &from_tar],
+    ));
+    let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out["push"]["referrers"], 2, "{out}");
+    assert_eq!(sbom(&from_tar, "cyclonedx"), cdx);
+
     // An image without SBOMs says so.
     let plain = format!("{}:1", registry.reference("team/plain"));
     build(
