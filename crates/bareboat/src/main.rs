@@ -1,6 +1,7 @@
 //! The bareboat command line: argument parsing, progress and output. The work happens in
 //! the library crates.
 
+mod inspect;
 mod progress;
 mod transport;
 
@@ -128,6 +129,12 @@ read Docker's config.json and its credential helpers.\n\n\
 Example:\n  echo \"$TOKEN\" | bareboat login ghcr.io -u me"
     )]
     Login(LoginArgs),
+    /// Report what any image holds: config, layers, sizes, packages, waste
+    #[command(
+        after_help = "The image is read from any source, a layer at a time, each checked against its digest. The report lists the config, each layer's compressed and uncompressed size and what made it (the config's history), the largest directories and files, the packages (dpkg status, status.d, apk), files that later layers overwrite or delete with the bytes they waste, and content repeated across layers.\n\nExamples:\n  bareboat inspect oci:out:app\n  bareboat inspect docker://registry.example.com/team/app:1.0 --arch arm64 --json\n  \
+bareboat inspect oci:out:app --tree /etc"
+    )]
+    Inspect(inspect::InspectArgs),
     /// Fetch the SBOM attached to a pushed image
     #[command(
         after_help = "bareboat build --sbom pushes each platform's SBOMs as OCI referrers of its image: through the registry's referrers API, or, where it has none, in the index tagged sha256-<hex of the image's digest>.
@@ -522,6 +529,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Copy(args) => runtime.block_on(cmd_copy(args, &cache_root, cli.json)),
         Command::Login(args) => runtime.block_on(cmd_login(args, cli.json)),
         Command::Sbom(args) => runtime.block_on(cmd_sbom(args, &cache_root, cli.json)),
+        Command::Inspect(args) => {
+            runtime.block_on(inspect::cmd_inspect(args, &cache_root, cli.json))
+        }
     }
 }
 

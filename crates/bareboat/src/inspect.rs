@@ -1,0 +1,195 @@
+//! `bareboat inspect`: the report on any image, as text or JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bareboat_apt::cache::Cache;
+use bareboat_inspect::filesystem::{Filesystem, Kind};
+use bareboat_inspect::inspect::{Report, inspect_with_filesystem};
+use bareboat_oci::reference::ImageRef;
+use clap::Args;
+use serde_json::json;
+
+use crate::{RegistryArgs, human_bytes, print_json, transport};
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    /// or docker://REGISTRY/REPO[:TAG|@DIGEST]
+    image: String,
+    /// The platform, for a multi-platform image
+    #[arg(long, default_value = "amd64")]
+    arch: String,
+    /// List this directory as the finished image shows it
+    #[arg(long, value_name = "PATH")]
+    tree: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub async fn cmd_inspect(args: InspectArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let image: ImageRef = args.image.parse()?;
+    let cache = Cache::open(cache_root)?;
+    let source = transport::open(&image, &cache.root().join("tmp"), &args.registry.options()?)
+        .await
+        .with_context(|| format!("opening {}", args.image))?;
+    let (report, fs) = inspect_with_filesystem(&source.layout, &source.top, &args.arch)
+        .with_context(|| format!("reading {}", args.image))?;
+    if let Some(dir) = &args.tree {
+        let dir = dir.to_string_lossy();
+        let dir = bareboat_inspect::filesystem::normalize(&dir)
+            .with_context(|| format!("--tree {dir}: a path inside the image, such as /etc"))?;
+        if !dir.is_empty() && !fs.view.get(&dir).is_some_and(|n| n.kind == Kind::Dir) {
+            bail!("--tree /{dir}: the image has no directory there");
+        }
+        return print_tree(&fs, &dir, json);
+    }
+    if json {
+        print_json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_tree(fs: &Filesystem, dir: &str, json: bool) -> Result<ExitCode> {
+    let children = fs.children(dir);
+    if json {
+        let entries: Vec<_> = children
+            .iter()
+            .map(|(path, n)| json!({ "path": format!("/{path}"), "node": n }))
+            .collect();
+        print_json(&entries)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (path, n) in children {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let (kind, suffix) = match &n.kind {
+            Kind::Dir => ('d', "/".to_string()),
+            Kind::File => ('-', String::new()),
+            Kind::Symlink(t) => ('l', format!(" -> {t}")),
+            Kind::Hardlink(t) => ('h', format!(" => /{t}")),
+            Kind::Special => ('c', String::new()),
+        };
+        println!(
+            "{kind}{:04o} {:>5}:{:<5} {:>10}  layer {:<2} {name}{suffix}",
+            n.mode,
+            n.uid,
+            n.gid,
+            human_bytes(n.size),
+            n.layer
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How many wasted files the text report lists.
+const SHOWN: usize = 10;
+
+fn print_report(r: &Report) {
+    println!(
+        "Image {} ({}/{}){}",
+        r.image,
+        r.os,
+        r.architecture,
+        r.created
+            .as_ref()
+            .map(|c| format!(", created {c}"))
+            .unwrap_or_default()
+    );
+    let c = &r.config;
+    let user = if c.user.is_empty() {
+        "0 (root, unset)"
+    } else {
+        &c.user
+    };
+    println!("  user {user}, workdir {}", or_none(&c.workdir));
+    println!("  entrypoint {:?}, cmd {:?}", c.entrypoint, c.cmd);
+    for e in &c.env {
+        println!("  env {e}");
+    }
+    if !c.exposed_ports.is_empty() {
+        println!("  ports {}", c.exposed_ports.join(", "));
+    }
+    println!(
+        "Size: {} compressed, {} uncompressed; {} files, {}",
+        human_bytes(r.size),
+        human_bytes(r.uncompressed_size),
+        r.files,
+        human_bytes(r.file_bytes)
+    );
+    println!("Layers:");
+    for (i, l) in r.layers.iter().enumerate() {
+        println!(
+            "  {i:>2} {:>10} {:>10} {:>6} entries  {}",
+            human_bytes(l.read.size),
+            human_bytes(l.read.uncompressed_size),
+            l.read.entries,
+            l.created_by.as_deref().unwrap_or("(no history)")
+        );
+    }
+    println!("Largest directories:");
+    for d in &r.largest_dirs {
+        println!("  {:>10}  {}", human_bytes(d.size), d.path);
+    }
+    println!("Largest files:");
+    for f in &r.largest_files {
+        println!("  {:>10}  {}", human_bytes(f.size), f.path);
+    }
+    if r.packages.is_empty() {
+        println!(
+            "Packages: none listed (no dpkg status, status.d or apk database): scanners cannot see what this image holds"
+        );
+    } else {
+        println!("Packages ({}):", r.packages.len());
+        for p in &r.packages {
+            let source = p
+                .source
+                .as_ref()
+                .filter(|s| **s != p.name)
+                .map(|s| format!(" (source {s})"))
+                .unwrap_or_default();
+            println!("  {} {} {}{source}", p.name, p.version, p.architecture);
+        }
+    }
+    println!(
+        "Wasted: {} in {} files that later layers overwrite or delete",
+        human_bytes(r.wasted_bytes),
+        r.waste.len()
+    );
+    // The biggest first; the JSON report has them all.
+    let mut waste: Vec<_> = r.waste.iter().collect();
+    waste.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
+    if waste.len() > SHOWN {
+        println!(
+            "  (the {SHOWN} largest of {}; --json lists them all)",
+            waste.len()
+        );
+    }
+    for w in waste.into_iter().take(SHOWN) {
+        println!(
+            "  {:>10}  /{} (layer {}, {} by layer {})",
+            human_bytes(w.size),
+            w.path,
+            w.layer,
+            w.how,
+            w.by_layer
+        );
+    }
+    if !r.repeated.is_empty() {
+        println!("Repeated content across layers:");
+        for rep in &r.repeated {
+            let copies: Vec<String> = rep
+                .copies
+                .iter()
+                .map(|(layer, path)| format!("{path} (layer {layer})"))
+                .collect();
+            println!("  {:>10}  {}", human_bytes(rep.wasted), copies.join(", "));
+        }
+    }
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "(none)" } else { s }
+}
