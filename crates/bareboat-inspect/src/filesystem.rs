@@ -15,7 +15,7 @@ use oci_spec::image::Descriptor;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::Error;
+use crate::{Error, secrets};
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -90,6 +90,16 @@ pub struct Filesystem {
     pub contents: Vec<Content>,
     /// The package databases the finished image shows, by path.
     pub databases: BTreeMap<String, Vec<u8>>,
+    /// Files of any layer that hold a secret, shown or not: a deleted key still ships.
+    pub secrets: Vec<Secret>,
+}
+
+/// A file that holds a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Secret {
+    pub layer: usize,
+    pub path: String,
+    pub kind: &'static str,
 }
 
 /// Caps that keep a hostile image from exhausting memory.
@@ -198,8 +208,18 @@ pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Fi
             if node.kind == Kind::File {
                 node.size = entry.size();
                 read.file_bytes += node.size;
-                let keep = is_database(&path) && node.size <= limits.max_database;
-                let (sha256, bytes) = hash(&mut entry, keep).map_err(io_err)?;
+                let database = is_database(&path) && node.size <= limits.max_database;
+                let scanned = node.size <= secrets::MAX_SCANNED;
+                let (sha256, bytes) = hash(&mut entry, database || scanned).map_err(io_err)?;
+                let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
+                if let Some(kind) = secret {
+                    fs.secrets.push(Secret {
+                        layer: i,
+                        path: path.clone(),
+                        kind,
+                    });
+                }
+                let bytes = bytes.filter(|_| database);
                 node.sha256 = Some(sha256);
                 fs.contents.push(Content {
                     layer: i,

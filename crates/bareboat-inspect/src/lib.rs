@@ -5,7 +5,10 @@
 //!   delete;
 //! - [`packages`] reads the package databases a filesystem carries (dpkg's `status` and
 //!   `status.d`, apk's `installed`);
-//! - [`inspect`] puts them together into the report `bareboat inspect` prints.
+//! - [`secrets`] recognises private keys and tokens in a file's bytes;
+//! - [`inspect`] puts them together into the report `bareboat inspect` prints;
+//! - [`audit`] finds what a distroless image must not have, and what makes any image
+//!   riskier.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), bareboat_inspect::Error> {
@@ -17,9 +20,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod filesystem;
 pub mod inspect;
 pub mod packages;
+pub mod secrets;
 
 /// A failure to read an image.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! The bareboat command line: argument parsing, progress and output. The work happens in
 //! the library crates.
 
-mod inspect;
+mod analysis;
 mod progress;
 mod transport;
 
@@ -134,7 +134,12 @@ Example:\n  echo \"$TOKEN\" | bareboat login ghcr.io -u me"
         after_help = "The image is read from any source, a layer at a time, each checked against its digest. The report lists the config, each layer's compressed and uncompressed size and what made it (the config's history), the largest directories and files, the packages (dpkg status, status.d, apk), files that later layers overwrite or delete with the bytes they waste, and content repeated across layers.\n\nExamples:\n  bareboat inspect oci:out:app\n  bareboat inspect docker://registry.example.com/team/app:1.0 --arch arm64 --json\n  \
 bareboat inspect oci:out:app --tree /etc"
     )]
-    Inspect(inspect::InspectArgs),
+    Inspect(analysis::InspectArgs),
+    /// Find what a distroless image must not have: shells, package managers, setuid files, root, secrets
+    #[command(
+        after_help = "Each finding has an id, a severity and the path. Rules: shell and package-manager (high) where programs are run from; debug-shell (low) for busybox in /busybox, as debug variants declare; setuid (high); root-user (medium); world-writable without the sticky bit (medium); secret (critical: private keys and tokens, also in files a later layer hides); no-package-metadata (high: scanners cannot see the packages); docs (low).\n\nExit status: 0, or 4 when --fail-on SEVERITY names a severity that a finding reaches.\n\nExamples:\n  bareboat audit oci:out:app\n  bareboat audit --fail-on high docker://registry.example.com/team/app:1.0"
+    )]
+    Audit(analysis::AuditArgs),
     /// Fetch the SBOM attached to a pushed image
     #[command(
         after_help = "bareboat build --sbom pushes each platform's SBOMs as OCI referrers of its image: through the registry's referrers API, or, where it has none, in the index tagged sha256-<hex of the image's digest>.
@@ -530,8 +535,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Login(args) => runtime.block_on(cmd_login(args, cli.json)),
         Command::Sbom(args) => runtime.block_on(cmd_sbom(args, &cache_root, cli.json)),
         Command::Inspect(args) => {
-            runtime.block_on(inspect::cmd_inspect(args, &cache_root, cli.json))
+            runtime.block_on(analysis::cmd_inspect(args, &cache_root, cli.json))
         }
+        Command::Audit(args) => runtime.block_on(analysis::cmd_audit(args, &cache_root, cli.json)),
     }
 }
 

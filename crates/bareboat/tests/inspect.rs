@@ -109,3 +109,111 @@ fn inspect_reports_exact_sizes_packages_and_wasted_bytes() {
         "the image has no directory there",
     );
 }
+
+#[test]
+fn audit_finds_every_planted_issue_and_nothing_in_clean_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A fat image, built by bareboat itself: shells, package managers, a setuid program, a
+    // world-writable directory, a private key, running as root.
+    std::fs::create_dir(d.join("app")).unwrap();
+    std::fs::create_dir(d.join("drop")).unwrap();
+    // A directory keeps its host mode.
+    let world_writable = std::os::unix::fs::PermissionsExt::from_mode(0o777);
+    std::fs::set_permissions(d.join("drop"), world_writable).unwrap();
+    std::fs::write(d.join("app/tool"), "#!/usr/bin/perl\nprint 1;\n").unwrap();
+    run(std::process::Command::new("openssl").current_dir(d).args([
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        "app/id_key",
+    ]));
+    std::fs::write(
+        d.join("bareboat.toml"),
+        r#"packages = ["bash", "dash", "coreutils", "apt", "dpkg", "perl-base"]
+user = "0"
+auto_deps = false
+
+[[files]]
+src = "app/tool"
+dst = "/app/tool"
+mode = "4755"
+
+[[files]]
+src = "app/id_key"
+dst = "/app/id_key"
+mode = "0600"
+
+[[files]]
+src = "drop"
+dst = "/srv/drop"
+"#,
+    )
+    .unwrap();
+    build(d, &["-o", "oci:fat:fat"]);
+    let out = bareboat(d, "audit", &["oci:fat:fat", "--fail-on", "high"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(String, String)> = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let path = f["path"].as_str().unwrap_or("-").to_string();
+            (f["id"].as_str().unwrap().to_string(), path)
+        })
+        .collect();
+    for planted in [
+        ("secret", "/app/id_key"),
+        ("shell", "/usr/bin/bash"),
+        ("shell", "/usr/bin/dash"),
+        ("package-manager", "/usr/bin/apt"),
+        ("package-manager", "/usr/bin/apt-get"),
+        ("package-manager", "/usr/bin/dpkg"),
+        ("setuid", "/app/tool"),
+        ("world-writable", "/srv/drop"),
+        ("root-user", "-"),
+    ] {
+        let planted = (planted.0.to_string(), planted.1.to_string());
+        assert!(found.contains(&planted), "{planted:?} not in {found:?}");
+    }
+    assert_eq!(
+        audit["findings"][0]["severity"], "critical",
+        "the most severe first"
+    );
+    assert!(audit["counts"]["high"].as_u64().unwrap() >= 6);
+
+    // The catalogue's images are clean, but for the busybox a debug variant declares.
+    build(d, &["catalog:static", "-o", "oci:clean:static"]);
+    let out = bareboat(d, "audit", &["oci:clean:static", "--fail-on", "info"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let clean: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(clean["findings"], serde_json::json!([]));
+    build(d, &["catalog:base:debug", "-o", "oci:clean:debug"]);
+    let debug: Value = serde_json::from_slice(
+        &run(&mut bareboat(
+            d,
+            "audit",
+            &["oci:clean:debug", "--fail-on", "medium"],
+        ))
+        .stdout,
+    )
+    .unwrap();
+    let ids: Vec<&str> = debug["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["debug-shell"]);
+}

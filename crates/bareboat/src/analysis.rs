@@ -1,10 +1,12 @@
-//! `bareboat inspect`: the report on any image, as text or JSON.
+//! The commands that look inside any image: `inspect` (its report, as text or JSON) and
+//! `audit` (its findings, with an exit status for CI).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bareboat_apt::cache::Cache;
+use bareboat_inspect::audit::{self, Severity};
 use bareboat_inspect::filesystem::{Filesystem, Kind};
 use bareboat_inspect::inspect::{Report, inspect_with_filesystem};
 use bareboat_oci::reference::ImageRef;
@@ -13,29 +15,101 @@ use serde_json::json;
 
 use crate::{RegistryArgs, human_bytes, print_json, transport};
 
+/// The image a command looks at.
 #[derive(Args)]
-pub struct InspectArgs {
+pub struct ImageArgs {
     /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
     /// or docker://REGISTRY/REPO[:TAG|@DIGEST]
     image: String,
     /// The platform, for a multi-platform image
     #[arg(long, default_value = "amd64")]
     arch: String,
-    /// List this directory as the finished image shows it
-    #[arg(long, value_name = "PATH")]
-    tree: Option<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
 
+impl ImageArgs {
+    /// Opens the image and reads it whole.
+    async fn read(&self, cache_root: &Path) -> Result<(Report, Filesystem)> {
+        let image: ImageRef = self.image.parse()?;
+        let cache = Cache::open(cache_root)?;
+        let scratch = cache.root().join("tmp");
+        let source = transport::open(&image, &scratch, &self.registry.options()?)
+            .await
+            .with_context(|| format!("opening {}", self.image))?;
+        inspect_with_filesystem(&source.layout, &source.top, &self.arch)
+            .with_context(|| format!("reading {}", self.image))
+    }
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// List this directory as the finished image shows it
+    #[arg(long, value_name = "PATH")]
+    tree: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Exit with status 4 when a finding is at least this severe
+    #[arg(long, value_name = "SEVERITY", value_parser = ["critical", "high", "medium", "low", "info"])]
+    fail_on: Option<String>,
+}
+
+/// The exit status of an audit with findings at or above `--fail-on`.
+const EXIT_FINDINGS: u8 = 4;
+
+pub async fn cmd_audit(args: AuditArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let (report, fs) = args.image.read(cache_root).await?;
+    let findings = audit::audit(&report, &fs);
+    let counts: Vec<(&str, usize)> = Severity::ALL
+        .iter()
+        .map(|s| {
+            (
+                s.name(),
+                findings.iter().filter(|f| f.severity == *s).count(),
+            )
+        })
+        .collect();
+    if json {
+        let counts: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        print_json(&json!({ "image": report.image, "counts": counts, "findings": findings }))?;
+    } else {
+        let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "{}: {} findings ({})",
+            report.image,
+            findings.len(),
+            summary.join(", ")
+        );
+        for f in &findings {
+            println!(
+                "  {:<8} {:<20} {}  {}",
+                f.severity.name().to_uppercase(),
+                f.id,
+                f.path.as_deref().unwrap_or("-"),
+                f.message
+            );
+        }
+    }
+    let threshold = args.fail_on.as_deref().and_then(Severity::parse);
+    let failed = threshold.is_some_and(|t| findings.iter().any(|f| f.severity >= t));
+    Ok(if failed {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 pub async fn cmd_inspect(args: InspectArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
-    let image: ImageRef = args.image.parse()?;
-    let cache = Cache::open(cache_root)?;
-    let source = transport::open(&image, &cache.root().join("tmp"), &args.registry.options()?)
-        .await
-        .with_context(|| format!("opening {}", args.image))?;
-    let (report, fs) = inspect_with_filesystem(&source.layout, &source.top, &args.arch)
-        .with_context(|| format!("reading {}", args.image))?;
+    let (report, fs) = args.image.read(cache_root).await?;
     if let Some(dir) = &args.tree {
         let dir = dir.to_string_lossy();
         let dir = bareboat_inspect::filesystem::normalize(&dir)

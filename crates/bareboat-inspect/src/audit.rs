@@ -1,0 +1,249 @@
+//! What a distroless image must not have, and what makes any image riskier: shells,
+//! package managers, setuid and setgid files, running as root, world-writable paths,
+//! secrets, packages scanners cannot see, and documentation weight. Each rule is a pure
+//! function of the filesystem and the report.
+
+use serde::Serialize;
+
+use crate::filesystem::{Filesystem, Kind, Node};
+use crate::inspect::Report;
+
+/// How much a finding matters, least first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|v| v.name() == s)
+    }
+}
+
+/// One thing audit found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule: `shell`, `debug-shell`, `package-manager`, `setuid`, `root-user`,
+    /// `world-writable`, `secret`, `no-package-metadata` or `docs`.
+    pub id: &'static str,
+    pub severity: Severity,
+    /// The path it concerns, if any.
+    pub path: Option<String>,
+    pub message: String,
+}
+
+/// Where programs are looked for.
+const PROGRAM_DIRS: [&str; 6] = [
+    "bin",
+    "sbin",
+    "usr/bin",
+    "usr/sbin",
+    "usr/local/bin",
+    "usr/local/sbin",
+];
+
+const SHELLS: [&str; 11] = [
+    "sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox",
+];
+
+const PACKAGE_MANAGERS: [&str; 15] = [
+    "apt", "apt-get", "aptitude", "dpkg", "apk", "rpm", "yum", "dnf", "microdnf", "zypper", "pip",
+    "pip3", "npm", "yarn", "gem",
+];
+
+/// Every finding for an image, the most severe first.
+pub fn audit(report: &Report, fs: &Filesystem) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (path, node) in &fs.view {
+        findings.extend(program(path));
+        findings.extend(mode(path, node));
+    }
+    findings.extend(user(&report.config.user));
+    for s in &fs.secrets {
+        let shown = fs.view.get(&s.path).is_some_and(|n| n.layer == s.layer);
+        let message = if shown {
+            format!("a {} (layer {})", s.kind, s.layer)
+        } else {
+            format!(
+                "a {} in layer {}, which a later layer hides but the image still ships",
+                s.kind, s.layer
+            )
+        };
+        findings.push(finding("secret", Severity::Critical, &s.path, message));
+    }
+    if report.packages.is_empty() && report.files > 0 {
+        findings.push(Finding {
+            id: "no-package-metadata",
+            severity: Severity::High,
+            path: None,
+            message: "no package database (dpkg status, status.d or apk): scanners cannot see what this image holds".into(),
+        });
+    }
+    findings.extend(docs(fs));
+    findings.sort_by(|a, b| (b.severity, a.id, &a.path).cmp(&(a.severity, b.id, &b.path)));
+    findings
+}
+
+fn finding(id: &'static str, severity: Severity, path: &str, message: String) -> Finding {
+    Finding {
+        id,
+        severity,
+        path: Some(format!("/{path}")),
+        message,
+    }
+}
+
+/// A shell or package manager where programs are run from.
+fn program(path: &str) -> Option<Finding> {
+    let (dir, name) = path.rsplit_once('/')?;
+    if dir == "busybox" && name == "busybox" {
+        return Some(finding(
+            "debug-shell",
+            Severity::Low,
+            path,
+            "busybox and its shell in /busybox, as a debug variant declares".into(),
+        ));
+    }
+    if !PROGRAM_DIRS.contains(&dir) {
+        return None;
+    }
+    if SHELLS.contains(&name) {
+        return Some(finding(
+            "shell",
+            Severity::High,
+            path,
+            format!("a shell ({name})"),
+        ));
+    }
+    PACKAGE_MANAGERS.contains(&name).then(|| {
+        finding(
+            "package-manager",
+            Severity::High,
+            path,
+            format!("a package manager ({name})"),
+        )
+    })
+}
+
+/// setuid and setgid files, and world-writable paths without the sticky bit.
+fn mode(path: &str, node: &Node) -> Option<Finding> {
+    match node.kind {
+        Kind::File if node.mode & 0o6000 != 0 => Some(finding(
+            "setuid",
+            Severity::High,
+            path,
+            format!("setuid or setgid (mode {:04o})", node.mode),
+        )),
+        Kind::File | Kind::Dir if node.mode & 0o002 != 0 && node.mode & 0o1000 == 0 => {
+            Some(finding(
+                "world-writable",
+                Severity::Medium,
+                path,
+                format!(
+                    "world-writable without the sticky bit (mode {:04o})",
+                    node.mode
+                ),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Running as root: no user, or user 0.
+fn user(user: &str) -> Option<Finding> {
+    let name = user.split(':').next().unwrap_or_default();
+    matches!(name, "" | "0" | "root").then(|| Finding {
+        id: "root-user",
+        severity: Severity::Medium,
+        path: None,
+        message: format!(
+            "runs as root (User {:?}); Kubernetes runAsNonRoot refuses it",
+            user
+        ),
+    })
+}
+
+/// Documentation beyond the copyright files that licences require.
+fn docs(fs: &Filesystem) -> Option<Finding> {
+    let bytes: u64 = fs
+        .view
+        .iter()
+        .filter(|(p, n)| {
+            n.kind == Kind::File
+                && ["usr/share/doc/", "usr/share/man/", "usr/share/info/"]
+                    .iter()
+                    .any(|d| p.starts_with(d))
+                && !p.ends_with("/copyright")
+        })
+        .map(|(_, n)| n.size)
+        .sum();
+    (bytes > 0).then(|| Finding {
+        id: "docs",
+        severity: Severity::Low,
+        path: Some("/usr/share/doc".into()),
+        message: format!("{bytes} bytes of documentation, man and info pages no program reads"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: Kind, mode: u32) -> Node {
+        Node {
+            layer: 0,
+            kind,
+            size: 10,
+            mode,
+            uid: 0,
+            gid: 0,
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn rules_find_what_they_name_and_nothing_else() {
+        assert_eq!(program("usr/bin/bash").unwrap().id, "shell");
+        assert_eq!(program("usr/bin/apt-get").unwrap().id, "package-manager");
+        assert_eq!(program("busybox/busybox").unwrap().severity, Severity::Low);
+        assert!(program("usr/share/bash").is_none());
+        assert!(program("usr/bin/python3").is_none());
+        assert_eq!(
+            mode("usr/bin/x", &node(Kind::File, 0o4755)).unwrap().id,
+            "setuid"
+        );
+        assert_eq!(
+            mode("srv", &node(Kind::Dir, 0o777)).unwrap().id,
+            "world-writable"
+        );
+        assert!(mode("tmp", &node(Kind::Dir, 0o1777)).is_none());
+        assert!(mode("usr/bin/x", &node(Kind::Symlink("y".into()), 0o777)).is_none());
+        assert!(user("65532").is_none());
+        assert!(user("0:0").is_some() && user("").is_some() && user("root").is_some());
+        assert_eq!(Severity::parse("high"), Some(Severity::High));
+        assert!(Severity::High > Severity::Medium);
+    }
+}
