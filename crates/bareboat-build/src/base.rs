@@ -6,18 +6,18 @@
 //! package would overwrite) and which Debian packages it has installed: the solver counts
 //! those as installed instead of adding them again.
 
+use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
 
 use bareboat_apt::index::PackageIndex;
 use bareboat_oci::image::BaseLayers;
 use bareboat_oci::layout::Layout;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
 
+use bareboat_inspect::filesystem;
+
 use crate::build::BuildError;
-use crate::policy::Slicing;
-use crate::rootfs::{Limits, Rootfs};
-use globset::GlobSet;
+use crate::rootfs::Rootfs;
 
 /// The annotations that let base-image update tools follow an image to its base.
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -135,13 +135,11 @@ impl<'a> BaseImage<'a> {
         Ok(())
     }
 
-    /// The Debian packages the base has installed, read from its layers by a tree staged
-    /// under `staging`.
-    pub fn installed(&self, staging: &Path) -> Result<PackageIndex, BuildError> {
-        let slicing = Slicing::new(false, &[], &[]).map_err(BuildError::Spec)?;
-        let mut tree = Rootfs::new(staging, slicing, GlobSet::empty(), Limits::default())?;
-        self.unpack(&mut tree)?;
-        installed_packages(&tree)
+    /// The Debian packages the base has installed, read from its layers as they stream:
+    /// only the dpkg database is kept.
+    pub fn installed(&self) -> Result<PackageIndex, BuildError> {
+        let fs = filesystem::read(self.layout, &self.layers, filesystem::Limits::default())?;
+        installed_packages(&fs.databases)
     }
 
     /// Copies the base's layer blobs into `to`, where the new image's manifest names them.
@@ -175,30 +173,20 @@ impl<'a> BaseImage<'a> {
     }
 }
 
-/// The packages a tree's dpkg database lists as installed: `status.d` entries, as
+/// The packages a dpkg database lists as installed, from the database files `databases`
+/// holds (path to content, as [`filesystem::read`] keeps them): `status.d` entries, as
 /// distroless and bareboat write them, and `status` paragraphs in the installed state.
-pub fn installed_packages(tree: &Rootfs) -> Result<PackageIndex, BuildError> {
+pub fn installed_packages(
+    databases: &BTreeMap<String, Vec<u8>>,
+) -> Result<PackageIndex, BuildError> {
     let mut text = String::new();
-    let dir = "var/lib/dpkg/status.d";
-    for path in tree.files_under(dir) {
-        let name = &path[dir.len() + 1..];
-        if name.contains('/') || !is_package_file_name(name) {
-            continue;
+    for (path, bytes) in databases {
+        let status = path == "var/lib/dpkg/status";
+        if status || path.starts_with("var/lib/dpkg/status.d/") {
+            push_paragraphs(&mut text, &String::from_utf8_lossy(bytes), status);
         }
-        if let Some(bytes) = tree.read(&path) {
-            push_paragraphs(&mut text, &String::from_utf8_lossy(&bytes), false);
-        }
-    }
-    if let Some(bytes) = tree.read("var/lib/dpkg/status") {
-        push_paragraphs(&mut text, &String::from_utf8_lossy(&bytes), true);
     }
     PackageIndex::parse_installed(&text, "the base image's dpkg database").map_err(Into::into)
-}
-
-/// Whether a `status.d` file name is a package's entry rather than its `.md5sums` or
-/// another list: package names may hold dots (`libstdc++6`, `python3.13`).
-fn is_package_file_name(name: &str) -> bool {
-    !name.ends_with(".md5sums") && !name.ends_with(".list") && !name.ends_with(".conffiles")
 }
 
 /// Appends the paragraphs of `text`; with `check_status`, only those whose `Status` says
@@ -243,9 +231,6 @@ Package: b\nStatus: deinstall ok config-files\nVersion: 2\n\n";
             out,
             "Package: a\nStatus: install ok installed\nVersion: 1\n\n"
         );
-        assert!(is_package_file_name("libstdc++6"));
-        assert!(is_package_file_name("python3.13"));
-        assert!(!is_package_file_name("libc6.md5sums"));
         assert_eq!(
             oci_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
             MediaType::ImageLayerGzip

@@ -61,6 +61,8 @@ pub enum BuildError {
     Apt(#[from] bareboat_apt::Error),
     #[error(transparent)]
     Oci(#[from] bareboat_oci::Error),
+    #[error(transparent)]
+    Inspect(#[from] bareboat_inspect::Error),
     #[error("{0}")]
     Spec(String),
 }

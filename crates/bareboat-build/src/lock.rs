@@ -197,8 +197,7 @@ pub async fn resolve(
         };
         let mut universe = Universe::load(client, cache, &sources, &opts, progress).await?;
         if let Some(base) = base {
-            let staging = cache.root().join("tmp");
-            let installed = base.image(arch)?.installed(&staging)?;
+            let installed = base.image(arch)?.installed()?;
             universe.installed = Some(installed);
         }
         let prefer: HashMap<String, String> = match (previous, upgrade) {

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use bareboat_oci::layer::{Entry, Kind};
+use bareboat_oci::layer::{Entry, Kind, Whiteout};
 use globset::GlobSet;
 use md5::Md5;
 use serde::{Deserialize, Serialize};
@@ -525,22 +525,16 @@ impl Rootfs {
                 continue;
             }
             let refuse = |reason: String| refusal(origin, &raw, reason);
-            let (parent, name) = match path.rsplit_once('/') {
-                Some((parent, name)) => (parent, name),
-                None => ("", path.as_str()),
-            };
-            if name == ".wh..wh..opq" {
-                self.delete_below(layer, parent, false);
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                let hidden = if parent.is_empty() {
-                    hidden.to_string()
-                } else {
-                    format!("{parent}/{hidden}")
-                };
-                self.delete_below(layer, &hidden, true);
-                continue;
+            match Whiteout::of(&path) {
+                Some(Whiteout::Opaque(dir)) => {
+                    self.delete_below(layer, &dir, false);
+                    continue;
+                }
+                Some(Whiteout::Path(hidden)) => {
+                    self.delete_below(layer, &hidden, true);
+                    continue;
+                }
+                None => {}
             }
             let kind = match kind {
                 tar::EntryType::Directory => NodeKind::Dir,
@@ -613,7 +607,7 @@ impl Rootfs {
             }
         }
         self.delete_below(layer, path, true);
-        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
         // The whiteout's directories keep their metadata from below: an upper layer's
         // directory replaces the lower one's mode and owner.
         // (A directory the base's tar only implies is implied again.)
@@ -624,11 +618,7 @@ impl Rootfs {
             }
             dir = dir.rsplit_once('/').map_or("", |(p, _)| p);
         }
-        let marker = if parent.is_empty() {
-            format!(".wh.{name}")
-        } else {
-            format!("{parent}/.wh.{name}")
-        };
+        let marker = Whiteout::marker(path);
         let (kind, _) = self
             .stage(&mut io::empty(), 0, false)
             .map_err(|e| refuse(&e.to_string()))?;

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
+use bareboat_oci::layer::Whiteout;
 use bareboat_oci::layout::Layout;
 use oci_spec::image::Descriptor;
 use serde::Serialize;
@@ -120,19 +121,47 @@ impl Default for Limits {
     }
 }
 
-/// Whether a path is a package database that [`crate::packages`] reads.
+/// Whether a path is a package database that [`crate::packages`] reads: dpkg's `status`,
+/// a package's `status.d` entry (not its `.md5sums` or another list; package names may
+/// hold dots, as `libstdc++6` and `python3.13` do), or apk's `installed`.
 pub fn is_database(path: &str) -> bool {
     path == "var/lib/dpkg/status"
         || path == "lib/apk/db/installed"
         || path
             .strip_prefix("var/lib/dpkg/status.d/")
-            .is_some_and(|name| !name.contains('/') && !name.ends_with(".md5sums"))
+            .is_some_and(|name| {
+                !name.contains('/')
+                    && ![".md5sums", ".list", ".conffiles"]
+                        .iter()
+                        .any(|suffix| name.ends_with(suffix))
+            })
 }
 
 /// Reads `layers` of `layout`, bottom first.
 pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Filesystem, Error> {
     let mut fs = Filesystem::default();
     for (i, d) in layers.iter().enumerate() {
+        let read = fs.read_layer(layout, i, d, limits).or_else(|e| {
+            // A damaged blob usually breaks decompression first: say what is wrong.
+            layout.verify_blob(d)?;
+            Err(e)
+        })?;
+        fs.layers.push(read);
+    }
+    fs.databases
+        .retain(|path, _| fs.view.get(path).is_some_and(|n| n.kind == Kind::File));
+    Ok(fs)
+}
+
+impl Filesystem {
+    /// Reads layer `i`, `d`, onto the layers below.
+    fn read_layer(
+        &mut self,
+        layout: &Layout,
+        i: usize,
+        d: &Descriptor,
+        limits: Limits,
+    ) -> Result<LayerRead, Error> {
         let layer_err = |reason: String| Error::Layer {
             layer: d.digest().to_string(),
             reason,
@@ -170,16 +199,17 @@ pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Fi
                 continue;
             }
             // A layer's entries imply their directories, whiteouts' included.
-            fs.imply_parents(&path, i);
-            let (parent, name) = path.rsplit_once('/').unwrap_or(("", &path));
-            if name == ".wh..wh..opq" {
-                fs.delete(parent, false, i);
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                let hidden = join(parent, hidden);
-                fs.delete(&hidden, true, i);
-                continue;
+            self.imply_parents(&path, i);
+            match Whiteout::of(&path) {
+                Some(Whiteout::Opaque(dir)) => {
+                    self.delete(&dir, false, i);
+                    continue;
+                }
+                Some(Whiteout::Path(hidden)) => {
+                    self.delete(&hidden, true, i);
+                    continue;
+                }
+                None => {}
             }
             let header = entry.header();
             let link = || {
@@ -213,7 +243,7 @@ pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Fi
                 let (sha256, bytes) = hash(&mut entry, database || scanned).map_err(io_err)?;
                 let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
                 if let Some(kind) = secret {
-                    fs.secrets.push(Secret {
+                    self.secrets.push(Secret {
                         layer: i,
                         path: path.clone(),
                         kind,
@@ -221,31 +251,26 @@ pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Fi
                 }
                 let bytes = bytes.filter(|_| database);
                 node.sha256 = Some(sha256);
-                fs.contents.push(Content {
+                self.contents.push(Content {
                     layer: i,
                     path: path.clone(),
                     size: node.size,
                     sha256,
                 });
                 match bytes {
-                    Some(bytes) => fs.databases.insert(path.clone(), bytes),
-                    None => fs.databases.remove(&path),
+                    Some(bytes) => self.databases.insert(path.clone(), bytes),
+                    None => self.databases.remove(&path),
                 };
             }
-            fs.place(path, node);
+            self.place(path, node);
         }
         // Read to the end, so the whole blob is checked against its digest.
         let counted = archive.into_inner();
         io::copy(counted, &mut io::sink()).map_err(|e| layer_err(e.to_string()))?;
         read.uncompressed_size = counted.count;
-        fs.layers.push(read);
+        Ok(read)
     }
-    fs.databases
-        .retain(|path, _| fs.view.get(path).is_some_and(|n| n.kind == Kind::File));
-    Ok(fs)
-}
 
-impl Filesystem {
     /// Puts `node` at `path`, over whatever lower layers (or this one) had there.
     fn place(&mut self, path: String, node: Node) {
         let layer = node.layer;
@@ -363,14 +388,6 @@ pub fn normalize(raw: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
-    }
 }
 
 /// Hashes a file's content as it streams past, keeping it when `keep`.

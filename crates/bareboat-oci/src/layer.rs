@@ -96,6 +96,41 @@ impl Entry {
     }
 }
 
+/// What a whiteout entry of an OCI layer deletes from the layers below it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Whiteout {
+    /// `DIR/.wh.NAME`: the path `DIR/NAME` and everything under it.
+    Path(String),
+    /// `DIR/.wh..wh..opq`: everything under `DIR`, but not `DIR` itself.
+    Opaque(String),
+}
+
+impl Whiteout {
+    /// The whiteout an entry named `path` (relative to the root) is, if any.
+    pub fn of(path: &str) -> Option<Whiteout> {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if name == ".wh..wh..opq" {
+            return Some(Whiteout::Opaque(parent.to_string()));
+        }
+        let hidden = name.strip_prefix(".wh.")?;
+        Some(Whiteout::Path(join(parent, hidden)))
+    }
+
+    /// The entry name that deletes `path` (relative to the root).
+    pub fn marker(path: &str) -> String {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        join(parent, &format!(".wh.{name}"))
+    }
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
 /// A written layer blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerBlob {
@@ -503,5 +538,24 @@ mod tests {
         // A clamp that changes mtimes is another identity too.
         let clamped = LayerWriter::new(Compression::Gzip, Some(150)).memo(&memo);
         assert!(clamped.write(&layout, &entries).is_err());
+    }
+
+    #[test]
+    fn whiteouts_name_what_they_delete() {
+        assert_eq!(
+            Whiteout::of("a/b/.wh.c"),
+            Some(Whiteout::Path("a/b/c".into()))
+        );
+        assert_eq!(Whiteout::of(".wh.top"), Some(Whiteout::Path("top".into())));
+        assert_eq!(
+            Whiteout::of("a/.wh..wh..opq"),
+            Some(Whiteout::Opaque("a".into()))
+        );
+        assert_eq!(Whiteout::of("a/b.wh.c"), None);
+        assert_eq!(
+            Whiteout::marker("etc/nsswitch.conf"),
+            "etc/.wh.nsswitch.conf"
+        );
+        assert_eq!(Whiteout::marker("top"), ".wh.top");
     }
 }

@@ -7,18 +7,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{LocalRegistry, bareboat, build, fails_with, podman_pull_and_run, run, tool, unpack};
+use common::{
+    LocalRegistry, bareboat, build, fails_with, podman_pull_and_run, run, skopeo_raw, tool, unpack,
+};
 use serde_json::Value;
-
-fn skopeo_raw(dir: &Path, reference: &str) -> Value {
-    let out = run(Command::new(tool("skopeo")).current_dir(dir).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        reference,
-    ]));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn refused(dir: &Path, args: &[&str], expected: &str) {
     fails_with(&mut bareboat(dir, "build", args), expected);
@@ -189,11 +181,7 @@ fn index_bases_give_each_architecture_its_image_and_damaged_bases_are_refused() 
             "oci:out:app",
         ],
     );
-    let out =
-        run(Command::new(tool("skopeo"))
-            .current_dir(d)
-            .args(["inspect", "--raw", "oci:out:app"]));
-    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = skopeo_raw(d, "oci:out:app");
     assert_eq!(
         manifest["annotations"]["org.opencontainers.image.base.digest"],
         arm64_manifest

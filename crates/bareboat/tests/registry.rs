@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::{
     LocalRegistry, assert_copies_refused, bareboat, build, fails_with, podman, podman_pull_and_run,
-    run, tool,
+    run, skopeo_raw, tool,
 };
 use serde_json::Value;
 
@@ -134,13 +134,7 @@ fn a_multi_arch_index_is_pushed_after_its_images() {
             &reference,
         ],
     );
-    let raw = run(Command::new(tool("skopeo")).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &reference,
-    ]));
-    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let index = skopeo_raw(d, &reference);
     assert_eq!(
         index["mediaType"],
         "application/vnd.oci.image.index.v1+json"
@@ -751,13 +745,7 @@ fn sboms_are_attached_as_referrers_and_fetched_back() {
         registry.reference("team/static"),
         &digest[7..]
     );
-    let raw = run(Command::new(tool("skopeo")).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &fallback,
-    ]));
-    let listed: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let listed = skopeo_raw(d, &fallback);
     assert_eq!(listed["manifests"].as_array().unwrap().len(), 2, "{listed}");
     let sbom = |reference: &str, format: &str| {
         let out = run(&mut bareboat(

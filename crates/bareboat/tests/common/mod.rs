@@ -305,6 +305,18 @@ pub fn podman_pull_and_run(dir: &Path, reference: &str, script: &str) -> String 
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The manifest or index `reference` names, as `skopeo inspect --raw` reads it (plain HTTP
+/// for a registry).
+pub fn skopeo_raw(dir: &Path, reference: &str) -> Value {
+    let out = run(Command::new(tool("skopeo")).current_dir(dir).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        reference,
+    ]));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs `cmd`, expecting exit status 1 and an error containing `expected`.
 pub fn fails_with(cmd: &mut Command, expected: &str) {
     let out = cmd.output().unwrap();
