@@ -139,7 +139,7 @@ impl<'a> BaseImage<'a> {
     /// only the dpkg database is kept.
     pub fn installed(&self) -> Result<PackageIndex, BuildError> {
         let fs = filesystem::read(self.layout, &self.layers, filesystem::Limits::default())?;
-        installed_packages(&fs.databases)
+        installed_packages(&fs.metadata)
     }
 
     /// Copies the base's layer blobs into `to`, where the new image's manifest names them.
@@ -173,14 +173,14 @@ impl<'a> BaseImage<'a> {
     }
 }
 
-/// The packages a dpkg database lists as installed, from the database files `databases`
-/// holds (path to content, as [`filesystem::read`] keeps them): `status.d` entries, as
+/// The packages a dpkg database lists as installed, from the database files among
+/// `metadata` (path to content, as [`filesystem::read`] keeps them): `status.d` entries, as
 /// distroless and bareboat write them, and `status` paragraphs in the installed state.
 pub fn installed_packages(
-    databases: &BTreeMap<String, Vec<u8>>,
+    metadata: &BTreeMap<String, Vec<u8>>,
 ) -> Result<PackageIndex, BuildError> {
     let mut text = String::new();
-    for (path, bytes) in databases {
+    for (path, bytes) in metadata.iter().filter(|(p, _)| filesystem::is_database(p)) {
         let status = path == "var/lib/dpkg/status";
         if status || path.starts_with("var/lib/dpkg/status.d/") {
             push_paragraphs(&mut text, &String::from_utf8_lossy(bytes), status);

@@ -280,6 +280,7 @@ pub fn build_arch(
         Some(Sbom {
             digest: manifest.digest().to_string(),
             arch: arch.to_string(),
+            os: "debian".to_string(),
             os_version: spec.release.version_id().to_string(),
             created: image.created.clone(),
             packages: locked.iter().map(|p| SbomPackage::of(p, &tree)).collect(),

@@ -1,16 +1,22 @@
-//! Software bills of materials: SPDX 2.3 and CycloneDX 1.6 JSON for a built image.
+//! Software bills of materials: SPDX 2.3 and CycloneDX 1.6 JSON, for an image bareboat
+//! builds or for any image, from the package database it carries.
 //!
 //! Every package is listed with the purl scanners match on (`pkg:deb/debian/NAME@VERSION`
-//! with `arch`, `distro=debian-13` and `upstream=SOURCE`), the SHA256 of its `.deb`, and the
-//! licence its machine-readable copyright file declares for `Files: *`, as an SPDX
-//! expression when every Debian licence name in it has an SPDX identifier. Files the user
-//! added are listed with their digests, and the OS as an operating-system component.
-//! Documents are deterministic: times and ids derive from the image.
+//! with `arch`, `distro=debian-13` and `upstream=SOURCE`; `pkg:apk/alpine/...` for apk's),
+//! the SHA256 of its `.deb` when the build knows it, and the licence its machine-readable
+//! copyright file declares for `Files: *`, as an SPDX expression when every Debian licence
+//! name in it has an SPDX identifier. Files the user added are listed with their digests,
+//! and the OS as an operating-system component. Documents are deterministic: times and ids
+//! derive from the image.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use bareboat_apt::lockfile::LockedPackage;
+use bareboat_inspect::filesystem::Filesystem;
+use bareboat_inspect::inspect::Report;
+use bareboat_inspect::packages::Package;
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
@@ -24,7 +30,9 @@ pub struct Sbom {
     /// The image's manifest digest.
     pub digest: String,
     pub arch: String,
-    /// `debian` and the release's version, e.g. `13`.
+    /// The distribution's id, e.g. `debian`.
+    pub os: String,
+    /// The release's version, e.g. `13`.
     pub os_version: String,
     /// The image's creation time, RFC 3339.
     pub created: String,
@@ -39,7 +47,10 @@ pub struct SbomPackage {
     pub architecture: String,
     pub source: String,
     pub source_version: String,
-    pub deb_sha256: String,
+    /// The purl type: `deb` or `apk`.
+    pub purl_type: &'static str,
+    /// The `.deb`'s SHA256, when the build fetched it.
+    pub deb_sha256: Option<String>,
     /// The Debian licence expression of `Files: *`, if the copyright file is
     /// machine-readable.
     pub license: Option<String>,
@@ -62,12 +73,29 @@ impl SbomPackage {
             architecture: p.architecture.clone(),
             source: p.source.clone(),
             source_version: p.source_version.clone(),
-            deb_sha256: p.sha256.clone(),
+            purl_type: "deb",
+            deb_sha256: Some(p.sha256.clone()),
             license: copyright.and_then(|c| files_star_license(&String::from_utf8_lossy(&c))),
         }
     }
 
-    fn purl(&self, os_version: &str) -> String {
+    /// A package an image's database lists, with the licence of its copyright file among
+    /// the image's `metadata`.
+    pub fn listed(p: &Package, metadata: &BTreeMap<String, Vec<u8>>) -> SbomPackage {
+        let copyright = metadata.get(&format!("usr/share/doc/{}/copyright", p.name));
+        SbomPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            architecture: p.architecture.clone(),
+            source: p.source_name().to_string(),
+            source_version: p.source_version().to_string(),
+            purl_type: if p.manager == "apk" { "apk" } else { "deb" },
+            deb_sha256: None,
+            license: copyright.and_then(|c| files_star_license(&String::from_utf8_lossy(c))),
+        }
+    }
+
+    fn purl(&self, os: &str, os_version: &str) -> String {
         // `+` and `:` in versions are percent-encoded, as the purl spec asks.
         let enc = |s: &str| {
             s.replace('%', "%25")
@@ -75,7 +103,8 @@ impl SbomPackage {
                 .replace(':', "%3A")
         };
         let mut purl = format!(
-            "pkg:deb/debian/{}@{}?arch={}&distro=debian-{os_version}",
+            "pkg:{}/{os}/{}@{}?arch={}&distro={os}-{os_version}",
+            self.purl_type,
             self.name,
             enc(&self.version),
             self.architecture
@@ -195,6 +224,46 @@ pub fn spdx_expression(debian: &str) -> Option<String> {
 }
 
 impl Sbom {
+    /// The SBOM of any image, from what its filesystem's package database and
+    /// `os-release` say.
+    pub fn of_image(report: &Report, fs: &Filesystem) -> Sbom {
+        let distribution = report.distribution.clone().unwrap_or_default();
+        let os_version = if distribution.version_id.is_empty() {
+            distribution.codename
+        } else {
+            distribution.version_id
+        };
+        Sbom {
+            digest: report.image.clone(),
+            arch: report.architecture.clone(),
+            os: if distribution.id.is_empty() {
+                "unknown".to_string()
+            } else {
+                distribution.id
+            },
+            os_version,
+            created: report
+                .created
+                .clone()
+                .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string()),
+            packages: report
+                .packages
+                .iter()
+                .map(|p| SbomPackage::listed(p, &fs.metadata))
+                .collect(),
+            files: Vec::new(),
+        }
+    }
+
+    /// The organisation that ships the distribution's packages, as SPDX names a supplier.
+    fn supplier(&self) -> String {
+        let mut name = self.os.clone();
+        if let Some(first) = name.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        format!("Organization: {name}")
+    }
+
     fn name(&self) -> String {
         format!("bareboat image {} ({})", self.digest, self.arch)
     }
@@ -214,7 +283,7 @@ impl Sbom {
             }),
             json!({
                 "SPDXID": os_id,
-                "name": "debian",
+                "name": self.os,
                 "versionInfo": self.os_version,
                 "downloadLocation": "NOASSERTION",
                 "filesAnalyzed": false,
@@ -231,21 +300,23 @@ impl Sbom {
                 "SPDXID": id,
                 "name": p.name,
                 "versionInfo": p.version,
-                "supplier": "Organization: Debian",
+                "supplier": self.supplier(),
                 "downloadLocation": "NOASSERTION",
                 "filesAnalyzed": false,
                 "licenseConcluded": "NOASSERTION",
                 "licenseDeclared": p.spdx_license().unwrap_or_else(|| "NOASSERTION".into()),
                 "copyrightText": "NOASSERTION",
                 "sourceInfo": format!("built from source package {} {}", p.source, p.source_version),
-                "checksums": [{"algorithm": "SHA256", "checksumValue": p.deb_sha256}],
                 "externalRefs": [{
                     "referenceCategory": "PACKAGE-MANAGER",
                     "referenceType": "purl",
-                    "referenceLocator": p.purl(&self.os_version),
+                    "referenceLocator": p.purl(&self.os, &self.os_version),
                 }],
                 "primaryPackagePurpose": "LIBRARY",
             });
+            if let Some(sha256) = &p.deb_sha256 {
+                package["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": sha256}]);
+            }
             if let (Some(debian), None) = (&p.license, p.spdx_license()) {
                 package["licenseComments"] = json!(format!("Debian copyright file: {debian}"));
             }
@@ -301,8 +372,8 @@ impl Sbom {
         );
         let mut components = vec![json!({
             "type": "operating-system",
-            "bom-ref": "os:debian",
-            "name": "debian",
+            "bom-ref": format!("os:{}", self.os),
+            "name": self.os,
             "version": self.os_version,
         })];
         for p in &self.packages {
@@ -311,14 +382,19 @@ impl Sbom {
                 (None, Some(debian)) => json!([{"license": {"name": debian}}]),
                 (None, None) => json!([]),
             };
-            let purl = p.purl(&self.os_version);
+            let purl = p.purl(&self.os, &self.os_version);
+            let hashes: Vec<Value> = p
+                .deb_sha256
+                .iter()
+                .map(|h| json!({"alg": "SHA-256", "content": h}))
+                .collect();
             components.push(json!({
                 "type": "library",
                 "bom-ref": purl,
                 "name": p.name,
                 "version": p.version,
                 "purl": purl,
-                "hashes": [{"alg": "SHA-256", "content": p.deb_sha256}],
+                "hashes": hashes,
                 "licenses": licenses,
                 "properties": [
                     {"name": "bareboat:source", "value": p.source},
@@ -400,11 +476,12 @@ mod tests {
             architecture: "amd64".into(),
             source: "openssl".into(),
             source_version: "3.5.1-1+deb13u1".into(),
-            deb_sha256: "00".into(),
+            purl_type: "deb",
+            deb_sha256: None,
             license: None,
         };
         assert_eq!(
-            p.purl("13"),
+            p.purl("debian", "13"),
             "pkg:deb/debian/libssl3t64@3.5.1-1%2Bdeb13u1?arch=amd64&distro=debian-13&upstream=openssl"
         );
         let binnmu = SbomPackage {
@@ -412,6 +489,10 @@ mod tests {
             source_version: "1.3-1".into(),
             ..p
         };
-        assert!(binnmu.purl("13").ends_with("&upstream=openssl%401.3-1"));
+        assert!(
+            binnmu
+                .purl("debian", "13")
+                .ends_with("&upstream=openssl%401.3-1")
+        );
     }
 }

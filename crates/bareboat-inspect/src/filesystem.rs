@@ -89,8 +89,8 @@ pub struct Filesystem {
     pub waste: Vec<Waste>,
     /// Every regular file of every layer, shown or not.
     pub contents: Vec<Content>,
-    /// The package databases the finished image shows, by path.
-    pub databases: BTreeMap<String, Vec<u8>>,
+    /// The metadata files the finished image shows (see [`metadata_limit`]), by path.
+    pub metadata: BTreeMap<String, Vec<u8>>,
     /// Files of any layer that hold a secret, shown or not: a deleted key still ships.
     pub secrets: Vec<Secret>,
 }
@@ -137,6 +137,21 @@ pub fn is_database(path: &str) -> bool {
             })
 }
 
+/// The largest a metadata file at `path` may be for the reader to keep it, or `None` for a
+/// path that is not metadata: package databases, `os-release`, and packages' copyright
+/// files (for their licences).
+pub fn metadata_limit(path: &str, limits: &Limits) -> Option<u64> {
+    if is_database(path) {
+        return Some(limits.max_database);
+    }
+    let os_release = path == "etc/os-release" || path == "usr/lib/os-release";
+    let copyright = path
+        .strip_prefix("usr/share/doc/")
+        .and_then(|p| p.strip_suffix("/copyright"))
+        .is_some_and(|name| !name.contains('/'));
+    (os_release || copyright).then_some(1 << 20)
+}
+
 /// Reads `layers` of `layout`, bottom first.
 pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Filesystem, Error> {
     let mut fs = Filesystem::default();
@@ -148,7 +163,7 @@ pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Fi
         })?;
         fs.layers.push(read);
     }
-    fs.databases
+    fs.metadata
         .retain(|path, _| fs.view.get(path).is_some_and(|n| n.kind == Kind::File));
     Ok(fs)
 }
@@ -222,9 +237,14 @@ impl Filesystem {
                 tar::EntryType::Directory => Kind::Dir,
                 tar::EntryType::Symlink => Kind::Symlink(link()),
                 tar::EntryType::Link => Kind::Hardlink(link()),
-                tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::GNUSparse => Kind::File,
                 _ => Kind::Special,
             };
+            // A sparse file's holes read as zeros: its apparent size may be far beyond
+            // what the layer stores, so it is measured but not read.
+            let sparse = header.entry_type().is_gnu_sparse();
             // Odd metadata is shown as 0, not refused: inspect reads any image.
             let mut node = Node {
                 layer: i,
@@ -238,9 +258,11 @@ impl Filesystem {
             if node.kind == Kind::File {
                 node.size = entry.size();
                 read.file_bytes += node.size;
-                let database = is_database(&path) && node.size <= limits.max_database;
+            }
+            if node.kind == Kind::File && !sparse {
+                let metadata = metadata_limit(&path, &limits).is_some_and(|max| node.size <= max);
                 let scanned = node.size <= secrets::MAX_SCANNED;
-                let (sha256, bytes) = hash(&mut entry, database || scanned).map_err(io_err)?;
+                let (sha256, bytes) = hash(&mut entry, metadata || scanned).map_err(io_err)?;
                 let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
                 if let Some(kind) = secret {
                     self.secrets.push(Secret {
@@ -249,7 +271,7 @@ impl Filesystem {
                         kind,
                     });
                 }
-                let bytes = bytes.filter(|_| database);
+                let bytes = bytes.filter(|_| metadata);
                 node.sha256 = Some(sha256);
                 self.contents.push(Content {
                     layer: i,
@@ -258,8 +280,8 @@ impl Filesystem {
                     sha256,
                 });
                 match bytes {
-                    Some(bytes) => self.databases.insert(path.clone(), bytes),
-                    None => self.databases.remove(&path),
+                    Some(bytes) => self.metadata.insert(path.clone(), bytes),
+                    None => self.metadata.remove(&path),
                 };
             }
             self.place(path, node);
@@ -292,8 +314,9 @@ impl Filesystem {
             }
             None => {}
         }
-        if node.kind != Kind::File {
-            self.databases.remove(&path);
+        // A file read whole has already replaced or dropped its metadata.
+        if node.sha256.is_none() {
+            self.metadata.remove(&path);
         }
         self.view.insert(path, node);
     }
@@ -344,7 +367,7 @@ impl Filesystem {
             let Some(node) = self.view.remove(&p) else {
                 continue;
             };
-            self.databases.remove(&p);
+            self.metadata.remove(&p);
             if node.kind == Kind::File {
                 self.waste.push(Waste {
                     path: p,
@@ -517,7 +540,7 @@ mod tests {
                 ("c/d/e", 1, "deleted")
             ]
         );
-        assert_eq!(fs.databases.len(), 1);
+        assert_eq!(fs.metadata.len(), 1);
         assert_eq!(fs.layers[0].size, layers[0].size());
         assert!(fs.layers[0].uncompressed_size >= 5000 + 4 * 512);
         assert_eq!(fs.children("a").len(), 1);

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::filesystem::{self, Filesystem, Kind, Limits, Waste};
-use crate::packages::{self, Package};
+use crate::packages::{self, Distribution, Package};
 
 /// How many of the largest files and directories a report lists.
 const LARGEST: usize = 10;
@@ -74,6 +74,8 @@ pub struct Report {
     pub largest_files: Vec<Sized>,
     pub largest_dirs: Vec<Sized>,
     pub packages: Vec<Package>,
+    /// The distribution the image's `os-release` names.
+    pub distribution: Option<Distribution>,
     /// Bytes of files that later layers overwrite or delete.
     pub wasted_bytes: u64,
     pub waste: Vec<Waste>,
@@ -177,7 +179,8 @@ pub fn inspect_with_filesystem(
         layers,
         largest_files,
         largest_dirs,
-        packages: packages::packages(&fs.databases),
+        packages: packages::packages(&fs.metadata),
+        distribution: packages::distribution(&fs.metadata),
         wasted_bytes: fs.waste.iter().map(|w| w.size).sum(),
         waste: fs.waste.clone(),
         repeated: repeated(&fs),

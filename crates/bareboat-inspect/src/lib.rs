@@ -26,6 +26,8 @@ pub mod inspect;
 pub mod packages;
 pub mod secrets;
 
+use serde::Serialize;
+
 /// A failure to read an image.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,4 +37,46 @@ pub enum Error {
     Layer { layer: String, reason: String },
     #[error("{0}")]
     Image(String),
+}
+
+/// How much a finding or a vulnerability matters, least first: one scale for `audit` and
+/// `scan`, so that `--fail-on` means the same in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Not rated yet (the tracker's "not yet assigned").
+    Unknown,
+    /// Rated as not mattering (the tracker's "unimportant").
+    Negligible,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Most severe first, as reports list them.
+    pub const ALL: [Severity; 6] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Negligible,
+        Severity::Unknown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Unknown => "unknown",
+            Severity::Negligible => "negligible",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|v| v.name() == s)
+    }
 }

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bareboat_apt::cache::Cache;
-use bareboat_inspect::audit::{self, Severity};
 use bareboat_inspect::filesystem::{Filesystem, Kind};
 use bareboat_inspect::inspect::{Report, inspect_with_filesystem};
+use bareboat_inspect::{Severity, audit};
 use bareboat_oci::reference::ImageRef;
+use bareboat_oci::registry::RegistryOptions;
 use clap::Args;
 use serde_json::json;
 
@@ -31,15 +32,31 @@ pub struct ImageArgs {
 impl ImageArgs {
     /// Opens the image and reads it whole.
     async fn read(&self, cache_root: &Path) -> Result<(Report, Filesystem)> {
-        let image: ImageRef = self.image.parse()?;
-        let cache = Cache::open(cache_root)?;
-        let scratch = cache.root().join("tmp");
-        let source = transport::open(&image, &scratch, &self.registry.options()?)
-            .await
-            .with_context(|| format!("opening {}", self.image))?;
-        inspect_with_filesystem(&source.layout, &source.top, &self.arch)
-            .with_context(|| format!("reading {}", self.image))
+        read_image(
+            &self.image,
+            &self.arch,
+            &self.registry.options()?,
+            cache_root,
+        )
+        .await
     }
+}
+
+/// Opens `image` (any source `transport` opens) and reads `arch`'s image whole.
+pub async fn read_image(
+    image: &str,
+    arch: &str,
+    registry: &RegistryOptions,
+    cache_root: &Path,
+) -> Result<(Report, Filesystem)> {
+    let reference: ImageRef = image.parse()?;
+    let cache = Cache::open(cache_root)?;
+    let scratch = cache.root().join("tmp");
+    let source = transport::open(&reference, &scratch, registry)
+        .await
+        .with_context(|| format!("opening {image}"))?;
+    inspect_with_filesystem(&source.layout, &source.top, arch)
+        .with_context(|| format!("reading {image}"))
 }
 
 #[derive(Args)]
@@ -56,7 +73,7 @@ pub struct AuditArgs {
     #[command(flatten)]
     image: ImageArgs,
     /// Exit with status 4 when a finding is at least this severe
-    #[arg(long, value_name = "SEVERITY", value_parser = ["critical", "high", "medium", "low", "info"])]
+    #[arg(long, value_name = "SEVERITY", value_parser = ["critical", "high", "medium", "low", "negligible", "unknown"])]
     fail_on: Option<String>,
 }
 

@@ -140,11 +140,15 @@ bareboat inspect oci:out:app --tree /etc"
         after_help = "Each finding has an id, a severity and the path. Rules: shell and package-manager (high) where programs are run from; debug-shell (low) for busybox in /busybox, as debug variants declare; setuid (high); root-user (medium); world-writable without the sticky bit (medium); secret (critical: private keys and tokens, also in files a later layer hides); no-package-metadata (high: scanners cannot see the packages); docs (low).\n\nExit status: 0, or 4 when --fail-on SEVERITY names a severity that a finding reaches.\n\nExamples:\n  bareboat audit oci:out:app\n  bareboat audit --fail-on high docker://registry.example.com/team/app:1.0"
     )]
     Audit(analysis::AuditArgs),
-    /// Fetch the SBOM attached to a pushed image
+    /// Write the SBOM of any image, or fetch the one attached to a pushed image
     #[command(
-        after_help = "bareboat build --sbom pushes each platform's SBOMs as OCI referrers of its image: through the registry's referrers API, or, where it has none, in the index tagged sha256-<hex of the image's digest>.
+        after_help = "With IMAGE, the SBOM lists the packages the image's own database names (dpkg status, status.d or apk installed), with purls for the distribution its os-release names and the licences of its machine-readable copyright files; an image without a database has none to list, which audit reports as no-package-metadata.
+
+With --from-registry, the SBOM fetched is the one bareboat build --sbom pushed as an OCI referrer of the image: through the registry's referrers API, or, where it has none, in the index tagged sha256-<hex of the image's digest>.
 
 Examples:
+  bareboat sbom docker://registry.example.com/team/app:1.0 > app.spdx.json
+  bareboat sbom oci:out:static --format cyclonedx -o static.cdx.json
   bareboat sbom --from-registry docker://registry.example.com/team/app:1.0 > app.spdx.json
   bareboat sbom --from-registry docker://registry.example.com/team/app:1.0 --format cyclonedx --arch arm64 -o app.cdx.json"
     )]
@@ -152,10 +156,14 @@ Examples:
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["image", "from_registry"])))]
 struct SbomArgs {
-    /// The pushed image whose SBOM to fetch (docker://REGISTRY/REPO[:TAG|@DIGEST])
-    #[arg(long, value_name = "REF", required = true)]
-    from_registry: String,
+    /// The image to describe: oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker-archive:FILE[:NAME:TAG] or docker://REGISTRY/REPO[:TAG|@DIGEST]
+    image: Option<String>,
+    /// The pushed image whose attached SBOM to fetch (docker://REGISTRY/REPO[:TAG|@DIGEST])
+    #[arg(long, value_name = "REF")]
+    from_registry: Option<String>,
     /// Which SBOM
     #[arg(long, value_enum, default_value = "spdx")]
     format: SbomFormat,
@@ -542,11 +550,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
-    let ImageRef::Docker { name, digest } = args.from_registry.parse()? else {
+    // The image described, the document, and the artifact it was fetched as, if it was.
+    let (subject, document, artifact) = match (&args.image, &args.from_registry) {
+        (Some(image), _) => {
+            let options = args.registry.options()?;
+            let (report, fs) =
+                analysis::read_image(image, &args.arch, &options, cache_root).await?;
+            let sbom = bareboat_build::sbom::Sbom::of_image(&report, &fs);
+            (report.image, args.format.document(&sbom)?, None)
+        }
+        (None, Some(reference)) => {
+            let (subject, document, artifact) = fetch_sbom(&args, reference, cache_root).await?;
+            (subject, document, Some(artifact))
+        }
+        (None, None) => unreachable!("clap requires IMAGE or --from-registry"),
+    };
+    let wanted = args.format.media_type();
+    let Some(path) = &args.output else {
+        std::io::stdout().write_all(&document)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+    tmp.write_all(&document)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if json {
+        print_json(&json!({
+            "image": subject,
+            "sbom": artifact,
+            "media_type": wanted,
+            "file": path,
+        }))?;
+    } else {
+        let from = artifact.map(|a| format!(", {a}")).unwrap_or_default();
+        println!("Wrote {} ({wanted}{from}) for {subject}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The SBOM attached to the pushed image `reference`: the image's platform manifest
+/// digest, the document, and the artifact's digest.
+async fn fetch_sbom(
+    args: &SbomArgs,
+    reference: &str,
+    cache_root: &Path,
+) -> Result<(String, Vec<u8>, String)> {
+    let ImageRef::Docker { name, digest } = reference.parse()? else {
         bail!(
-            "--from-registry {}: expected docker://REGISTRY/REPO[:TAG|@DIGEST]\n  hint: an SBOM written beside a layout or archive is the file PATH.{}",
-            args.from_registry,
-            args.format.extension()
+            "--from-registry {reference}: expected docker://REGISTRY/REPO[:TAG|@DIGEST]\n  hint: to describe a layout or archive, give it as IMAGE: bareboat sbom {reference}"
         );
     };
     let cache = Cache::open(cache_root)?;
@@ -574,7 +626,7 @@ async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitC
         })
         .with_context(|| {
             format!(
-                "no {wanted} SBOM refers to {}@{subject}\n  hint: build with --sbom {} and push with -o docker://...",
+                "no {wanted} SBOM refers to {}@{subject}\n  hint: build with --sbom {} and push with -o docker://..., or describe the image itself: bareboat sbom {reference}",
                 name.full(),
                 args.format.extension().trim_end_matches(".json")
             )
@@ -586,32 +638,7 @@ async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitC
         .map_err(|e: String| anyhow!(e))?;
     let pulled = client.pull(&name, Some(&artifact_digest), &layout).await?;
     let document = referrer::content(&layout, &pulled)?;
-    match &args.output {
-        Some(path) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-            let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
-            tmp.write_all(&document)?;
-            tmp.persist(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-            if json {
-                print_json(&json!({
-                    "image": subject.to_string(),
-                    "sbom": artifact.digest().to_string(),
-                    "media_type": wanted,
-                    "file": path,
-                }))?;
-            } else {
-                println!(
-                    "Wrote {} ({wanted}, {}) for {}",
-                    path.display(),
-                    artifact.digest(),
-                    subject
-                );
-            }
-        }
-        None => std::io::stdout().write_all(&document)?,
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((subject.to_string(), document, artifact.digest().to_string()))
 }
 
 async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {

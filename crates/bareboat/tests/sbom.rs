@@ -168,6 +168,45 @@ fn sboms_list_every_package_and_added_file_and_validate() {
     assert_eq!(file["checksums"][1]["checksumValue"], sha256);
     let c = element(&cdx, "components", "type", "file");
     assert_eq!(c["hashes"][1]["content"], sha256);
+
+    // `bareboat sbom IMAGE` describes the same image from what it carries: the same
+    // packages, purls and licences, read from its status.d, copyright files and
+    // os-release, without the .deb digests only the build knew. From the archive too.
+    for (format, file) in [("spdx", "image.spdx.json"), ("cyclonedx", "image.cdx.json")] {
+        run(&mut bareboat(
+            d,
+            "sbom",
+            &["oci-archive:app.tar", "--format", format, "-o", file],
+        ));
+        validate(format, &d.join(file));
+    }
+    let described: Value =
+        serde_json::from_slice(&std::fs::read(d.join("image.spdx.json")).unwrap()).unwrap();
+    let described_cdx: Value =
+        serde_json::from_slice(&std::fs::read(d.join("image.cdx.json")).unwrap()).unwrap();
+    assert_eq!(
+        described["packages"].as_array().unwrap().len(),
+        packages.len() + 2
+    );
+    for name in packages.keys() {
+        let built = element(&spdx, "packages", "name", name);
+        let read = element(&described, "packages", "name", name);
+        for key in [
+            "versionInfo",
+            "externalRefs",
+            "licenseDeclared",
+            "sourceInfo",
+        ] {
+            assert_eq!(read[key], built[key], "{name} {key}");
+        }
+        assert!(read.get("checksums").is_none(), "{read}");
+        let c = element(&described_cdx, "components", "name", name);
+        assert_eq!(c["purl"], element(&cdx, "components", "name", name)["purl"]);
+    }
+    assert_eq!(
+        described["packages"][0]["versionInfo"],
+        spdx["packages"][0]["versionInfo"]
+    );
 }
 
 #[test]
