@@ -92,9 +92,30 @@ impl Client {
         what: &str,
         progress: &dyn Progress,
     ) -> Result<(), Error> {
-        let mut body = Verified {
+        let mut body = ToFile {
             out,
-            expected,
+            check: Check::Exact(expected),
+            what,
+            progress,
+        };
+        self.with_retries(url, &mut body)
+            .await
+            .map_err(|e| e.with_context(what.to_string()))
+    }
+
+    /// Streams `url` into `out`, which nothing signed describes, refusing more than `limit`
+    /// bytes. The caller checks the content before it keeps it.
+    pub async fn download_unsigned(
+        &self,
+        url: &str,
+        limit: u64,
+        out: &mut std::fs::File,
+        what: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let mut body = ToFile {
+            out,
+            check: Check::AtMost(limit),
             what,
             progress,
         };
@@ -207,20 +228,27 @@ impl Body for Whole {
     }
 }
 
-/// A body streamed to a file and checked against its expected size and SHA256.
-struct Verified<'a> {
+/// What a body streamed to a file must be.
+enum Check<'a> {
+    /// The size and SHA256 a signed index gives.
+    Exact(&'a Expected),
+    /// No larger than this.
+    AtMost(u64),
+}
+
+/// A body streamed to a file and checked as it arrives.
+struct ToFile<'a> {
     out: &'a mut std::fs::File,
-    expected: &'a Expected,
+    check: Check<'a>,
     what: &'a str,
     progress: &'a dyn Progress,
 }
 
-impl Body for Verified<'_> {
+impl Body for ToFile<'_> {
     async fn read(&mut self, mut resp: reqwest::Response) -> Result<(), Failure> {
         let fatal = |e: std::io::Error| Failure::Fatal(e.to_string());
         self.out.set_len(0).map_err(fatal)?;
         std::io::Seek::rewind(self.out).map_err(fatal)?;
-        let expected = self.expected;
         let mut hasher = Sha256::new();
         let mut got = 0u64;
         loop {
@@ -229,25 +257,39 @@ impl Body for Verified<'_> {
                 Ok(None) => break,
                 // The connection dropped, or the server sent less than its Content-Length.
                 Err(e) => {
+                    let of = match self.check {
+                        Check::Exact(expected) => format!(" of {}", expected.size),
+                        Check::AtMost(_) => String::new(),
+                    };
                     return Err(Failure::Retry(format!(
-                        "download truncated: received {got} of {} bytes ({})",
-                        expected.size,
+                        "download truncated: received {got}{of} bytes ({})",
                         describe(&e)
                     )));
                 }
             };
             got += chunk.len() as u64;
-            if got > expected.size {
-                return Err(Failure::Mismatch {
-                    what: "size",
-                    expected: expected.size.to_string(),
-                    actual: format!("more than {}", expected.size),
-                });
+            match self.check {
+                Check::Exact(expected) if got > expected.size => {
+                    return Err(Failure::Mismatch {
+                        what: "size",
+                        expected: expected.size.to_string(),
+                        actual: format!("more than {}", expected.size),
+                    });
+                }
+                Check::AtMost(limit) if got > limit => {
+                    return Err(Failure::Fatal(format!(
+                        "larger than the {limit}-byte limit"
+                    )));
+                }
+                _ => {}
             }
             hasher.update(&chunk);
             self.out.write_all(&chunk).map_err(fatal)?;
             self.progress.advance(self.what, chunk.len() as u64);
         }
+        let Check::Exact(expected) = self.check else {
+            return self.out.flush().map_err(fatal);
+        };
         if got < expected.size {
             return Err(Failure::Retry(format!(
                 "download truncated: received {got} of {} bytes",

@@ -8,7 +8,8 @@
 //! - [`secrets`] recognises private keys and tokens in a file's bytes;
 //! - [`inspect`] puts them together into the report `bareboat inspect` prints;
 //! - [`audit`] finds what a distroless image must not have, and what makes any image
-//!   riskier.
+//!   riskier;
+//! - [`scan`] matches the packages against the Debian Security Tracker's data.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), bareboat_inspect::Error> {
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod filesystem;
 pub mod inspect;
 pub mod packages;
+pub mod scan;
 pub mod secrets;
 
 use serde::Serialize;

@@ -31,7 +31,7 @@ pub struct ImageArgs {
 
 impl ImageArgs {
     /// Opens the image and reads it whole.
-    async fn read(&self, cache_root: &Path) -> Result<(Report, Filesystem)> {
+    pub async fn read(&self, cache_root: &Path) -> Result<(Report, Filesystem)> {
         read_image(
             &self.image,
             &self.arch,
@@ -78,7 +78,7 @@ pub struct AuditArgs {
 }
 
 /// The exit status of an audit with findings at or above `--fail-on`.
-const EXIT_FINDINGS: u8 = 4;
+pub const EXIT_FINDINGS: u8 = 4;
 
 pub async fn cmd_audit(args: AuditArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let (report, fs) = args.image.read(cache_root).await?;

@@ -4,6 +4,7 @@
 mod analysis;
 mod progress;
 mod transport;
+mod vulns;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,8 @@ application and the runtime files it needs, no shell, no package manager, no dae
 bareboat lock catalog:static             lock the static image's packages\n  \
 bareboat lock catalog:cc --arch arm64    the same for arm64\n  bareboat lock --check                    is bareboat.lock current?\n  \
 bareboat catalog                         list the built-in images\n\n\
-Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date."
+Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date, \
+4 `audit` or `scan` found what --fail-on names, 5 `scan --fail-on` could not see the image's packages."
 )]
 struct Cli {
     /// Cache directory [default: $XDG_CACHE_HOME/bareboat]
@@ -153,6 +155,16 @@ Examples:
   bareboat sbom --from-registry docker://registry.example.com/team/app:1.0 --format cyclonedx --arch arm64 -o app.cdx.json"
     )]
     Sbom(SbomArgs),
+    /// Report an image's known vulnerabilities, offline, from the Debian Security Tracker
+    #[command(
+        after_help = "Each package is matched by its source package and the release codename of the image's os-release, and its source version compared with the tracker's fix in dpkg's order. Reported: issues open in the release, issues fixed in a later version than the image has (with that version), undetermined ones, and unimportant ones (severity negligible). Urgency maps to severity: unimportant negligible, low, medium, high; not yet assigned and end-of-life unknown. An image without a package database is reported as unscannable, never as clean.\n\nThe data comes from `bareboat db update`, or --db FILE.\n\nExit status: 0; 4 when --fail-on SEVERITY names a severity a vulnerability reaches; 5 with --fail-on when no package could be matched.\n\nExamples:\n  bareboat db update && bareboat scan oci:out:app\n  bareboat scan --fail-on high docker://registry.example.com/team/app:1.0\n  bareboat scan --db tracker.json --json oci-archive:app.tar"
+    )]
+    Scan(vulns::ScanArgs),
+    /// Manage the vulnerability data scan reads
+    Db {
+        #[command(subcommand)]
+        command: vulns::DbCommand,
+    },
 }
 
 #[derive(Args)]
@@ -546,6 +558,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(analysis::cmd_inspect(args, &cache_root, cli.json))
         }
         Command::Audit(args) => runtime.block_on(analysis::cmd_audit(args, &cache_root, cli.json)),
+        Command::Scan(args) => runtime.block_on(vulns::cmd_scan(args, &cache_root, cli.json)),
+        Command::Db { command } => runtime.block_on(vulns::cmd_db(command, &cache_root, cli.json)),
     }
 }
 

@@ -193,7 +193,7 @@ dst = "/srv/drop"
 
     // The catalogue's images are clean, but for the busybox a debug variant declares.
     build(d, &["catalog:static", "-o", "oci:clean:static"]);
-    let out = bareboat(d, "audit", &["oci:clean:static", "--fail-on", "info"])
+    let out = bareboat(d, "audit", &["oci:clean:static", "--fail-on", "unknown"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
