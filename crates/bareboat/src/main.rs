@@ -2,6 +2,7 @@
 //! the library crates.
 
 mod analysis;
+mod compare;
 mod progress;
 mod transport;
 mod vulns;
@@ -160,6 +161,11 @@ Examples:
         after_help = "Each package is matched by its source package and the release codename of the image's os-release, and its source version compared with the tracker's fix in dpkg's order. Reported: issues open in the release, issues fixed in a later version than the image has (with that version), undetermined ones, and unimportant ones (severity negligible). Urgency maps to severity: unimportant negligible, low, medium, high; not yet assigned and end-of-life unknown. An image without a package database is reported as unscannable, never as clean.\n\nThe data comes from `bareboat db update`, or --db FILE.\n\nExit status: 0; 4 when --fail-on SEVERITY names a severity a vulnerability reaches; 5 with --fail-on when no package could be matched.\n\nExamples:\n  bareboat db update && bareboat scan oci:out:app\n  bareboat scan --fail-on high docker://registry.example.com/team/app:1.0\n  bareboat scan --db tracker.json --json oci-archive:app.tar"
     )]
     Scan(vulns::ScanArgs),
+    /// Put images side by side: sizes, layers, packages, files, audit findings, vulnerabilities
+    #[command(
+        after_help = "Each image is read as inspect reads it and audited; its vulnerabilities are counted when there is data (--db FILE, or the cache's from `bareboat db update`). The table goes to standard output (or --json); --html FILE also writes one self-contained page with bar charts of size, package count, vulnerabilities and findings per image, which loads nothing from the network.\n\nExamples:\n  bareboat compare docker-archive:fat.tar oci:out:cc\n  bareboat compare docker://registry.example.com/app:fat oci:out:app --html report.html"
+    )]
+    Compare(compare::CompareArgs),
     /// Manage the vulnerability data scan reads
     Db {
         #[command(subcommand)]
@@ -558,6 +564,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(analysis::cmd_inspect(args, &cache_root, cli.json))
         }
         Command::Audit(args) => runtime.block_on(analysis::cmd_audit(args, &cache_root, cli.json)),
+        Command::Compare(args) => {
+            runtime.block_on(compare::cmd_compare(args, &cache_root, cli.json))
+        }
         Command::Scan(args) => runtime.block_on(vulns::cmd_scan(args, &cache_root, cli.json)),
         Command::Db { command } => runtime.block_on(vulns::cmd_db(command, &cache_root, cli.json)),
     }

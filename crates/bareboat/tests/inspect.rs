@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{bareboat, build, fails_with, run, unpack};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn inspect(dir: &Path, args: &[&str]) -> Value {
     let out = run(&mut bareboat(dir, "inspect", args));
@@ -110,12 +110,9 @@ fn inspect_reports_exact_sizes_packages_and_wasted_bytes() {
     );
 }
 
-#[test]
-fn audit_finds_every_planted_issue_and_nothing_in_clean_images() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // A fat image, built by bareboat itself: shells, package managers, a setuid program, a
-    // world-writable directory, a private key, running as root.
+/// Builds a fat image into `oci:fat:fat` in `d`, with bareboat itself: shells, package
+/// managers, a setuid program, a world-writable directory, a private key, running as root.
+fn fat_image(d: &Path) {
     std::fs::create_dir(d.join("app")).unwrap();
     std::fs::create_dir(d.join("drop")).unwrap();
     // A directory keeps its host mode.
@@ -152,6 +149,13 @@ dst = "/srv/drop"
     )
     .unwrap();
     build(d, &["-o", "oci:fat:fat"]);
+}
+
+#[test]
+fn audit_finds_every_planted_issue_and_nothing_in_clean_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fat_image(d);
     let out = bareboat(d, "audit", &["oci:fat:fat", "--fail-on", "high"])
         .output()
         .unwrap();
@@ -216,4 +220,129 @@ dst = "/srv/drop"
         .map(|f| f["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["debug-shell"]);
+}
+
+/// How many pixels of `png` are within a small distance of the colour `#rrggbb`.
+fn pixels_of(png: &Path, colour: &str) -> usize {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let want: Vec<i32> = (0..3)
+        .map(|i| i32::from_str_radix(&colour[1 + 2 * i..3 + 2 * i], 16).unwrap())
+        .collect();
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|px| (0..3).all(|i| (px[i] as i32 - want[i]).abs() <= 6))
+        .count()
+}
+
+#[test]
+fn compare_puts_images_side_by_side_and_its_report_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fat_image(d);
+    build(d, &["catalog:cc", "-o", "oci:out:cc"]);
+    build(d, &["catalog:static", "-o", "oci:out:static"]);
+    let images = ["oci:fat:fat", "oci:out:cc", "oci:out:static"];
+    // Vulnerability data in the tracker's format: a shell, perl and the C library are open.
+    let open =
+        |urgency: &str| json!({"releases": {"trixie": {"status": "open", "urgency": urgency}}});
+    let data = json!({
+        "bash": {"CVE-2026-1000": open("high")},
+        "perl": {"CVE-2026-1001": open("medium")},
+        "glibc": {"CVE-2026-1002": open("low")},
+    });
+    std::fs::write(d.join("tracker.json"), data.to_string()).unwrap();
+
+    let mut args = vec!["--db", "tracker.json", "--html", "report.html"];
+    args.extend(images);
+    let compared: Value =
+        serde_json::from_slice(&run(&mut bareboat(d, "compare", &args)).stdout).unwrap();
+    // Each column says what inspect, audit and scan say of that image.
+    for (column, image) in compared["images"].as_array().unwrap().iter().zip(images) {
+        assert_eq!(column["label"], image);
+        let report = inspect(d, &[image]);
+        for key in [
+            "image",
+            "size",
+            "uncompressed_size",
+            "files",
+            "wasted_bytes",
+        ] {
+            assert_eq!(column[key], report[key], "{image} {key}");
+        }
+        assert_eq!(
+            column["packages"],
+            report["packages"].as_array().unwrap().len()
+        );
+        assert_eq!(column["layers"], report["layers"].as_array().unwrap().len());
+        let audit = bareboat(d, "audit", &[image]).output().unwrap();
+        let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+        assert_eq!(column["findings"], audit["counts"], "{image}");
+        let scan = bareboat(d, "scan", &[image, "--db", "tracker.json"])
+            .output()
+            .unwrap();
+        let scan: Value = serde_json::from_slice(&scan.stdout).unwrap();
+        assert_eq!(column["vulnerabilities"], scan["counts"], "{image}");
+    }
+    let column = |i: usize, key: &str| compared["images"][i][key].as_u64().unwrap();
+    assert!(column(0, "size") > column(1, "size") && column(1, "size") > column(2, "size"));
+    assert!(column(0, "packages") > column(1, "packages"));
+    assert_eq!(compared["images"][0]["vulnerabilities"]["high"], 1);
+    assert_eq!(compared["images"][1]["vulnerabilities"]["low"], 1);
+    assert_eq!(compared["images"][2]["vulnerabilities"]["low"], 0);
+
+    // The text table: a column per image, a row per figure.
+    let text = run(std::process::Command::new(env!("CARGO_BIN_EXE_bareboat"))
+        .current_dir(d)
+        .arg("--cache")
+        .arg(common::cache())
+        .args(["compare", "--db", "tracker.json"])
+        .args(images));
+    let text = String::from_utf8_lossy(&text.stdout);
+    let header = text.lines().next().unwrap();
+    assert!(images.iter().all(|i| header.contains(i)), "{text}");
+    for row in [
+        "compressed",
+        "packages",
+        "audit findings",
+        "vulnerabilities",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(row)), "{row}: {text}");
+    }
+
+    // Headless Chromium renders the report's charts; the screenshot is kept as an artifact.
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && !html.contains("src=") && !html.contains("href="));
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("compare.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    run(std::process::Command::new("chromium")
+        .env("HOME", profile.path())
+        .arg("--headless")
+        .arg("--no-sandbox")
+        .arg("--disable-gpu")
+        .arg("--hide-scrollbars")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1100,1400")
+        .arg(format!("file://{}", d.join("report.html").display())));
+    eprintln!("compare report screenshot: {}", shot.display());
+    // Bars of each chart are drawn: compressed size, packages, high vulnerabilities.
+    for (what, colour, at_least) in [
+        ("compressed size bars", "#2563eb", 2000),
+        ("package bars", "#059669", 5000),
+        ("high vulnerability bars", "#dc2626", 1000),
+    ] {
+        let n = pixels_of(&shot, colour);
+        assert!(
+            n >= at_least,
+            "{what}: {n} pixels of {colour} in {}",
+            shot.display()
+        );
+    }
 }

@@ -1,0 +1,199 @@
+//! `bareboat compare`: images side by side, as a text table, JSON, or a self-contained HTML
+//! report with bar charts.
+
+mod html;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use bareboat_inspect::{Severity, audit};
+use clap::Args;
+use serde::Serialize;
+
+use crate::{RegistryArgs, analysis, human_bytes, print_json, vulns};
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// The images: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST]
+    #[arg(required = true, num_args = 2.., value_name = "IMAGE")]
+    images: Vec<String>,
+    /// Also write a self-contained HTML report with charts here
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// The tracker's JSON data to count vulnerabilities with [default: the cache's, if
+    /// `bareboat db update` fetched it]
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// The platform, for multi-platform images
+    #[arg(long, default_value = "amd64")]
+    arch: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// One image's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Column {
+    /// The image as the command line names it.
+    pub label: String,
+    /// Its manifest digest.
+    pub image: String,
+    pub size: u64,
+    pub uncompressed_size: u64,
+    pub layers: usize,
+    pub packages: usize,
+    pub files: usize,
+    pub file_bytes: u64,
+    pub wasted_bytes: u64,
+    /// Audit findings per severity name.
+    pub findings: BTreeMap<&'static str, usize>,
+    /// Vulnerabilities per severity name, when there is data to count them with and the
+    /// image's packages can be seen.
+    pub vulnerabilities: Option<BTreeMap<&'static str, usize>>,
+}
+
+fn by_severity(severities: impl Iterator<Item = Severity>) -> BTreeMap<&'static str, usize> {
+    let mut counts: BTreeMap<&'static str, usize> =
+        Severity::ALL.iter().map(|s| (s.name(), 0)).collect();
+    for s in severities {
+        *counts.entry(s.name()).or_default() += 1;
+    }
+    counts
+}
+
+pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    // Vulnerabilities are counted when there is data, and only then.
+    let data = match &args.db {
+        Some(_) => Some(vulns::data_file(args.db.as_deref(), cache_root)?),
+        None => vulns::data_file(None, cache_root).ok(),
+    };
+    let options = args.registry.options()?;
+    let mut columns = Vec::new();
+    for image in &args.images {
+        let (report, fs) = analysis::read_image(image, &args.arch, &options, cache_root).await?;
+        let findings = audit::audit(&report, &fs);
+        let vulnerabilities = match &data {
+            Some(data) => {
+                let scan = vulns::scan_image(&report, data, None)
+                    .with_context(|| format!("scanning {image}"))?;
+                let counted = scan.vulnerabilities.iter().map(|v| v.severity);
+                (scan.scanned > 0).then(|| by_severity(counted))
+            }
+            None => None,
+        };
+        columns.push(Column {
+            label: image.clone(),
+            image: report.image.clone(),
+            size: report.size,
+            uncompressed_size: report.uncompressed_size,
+            layers: report.layers.len(),
+            packages: report.packages.len(),
+            files: report.files,
+            file_bytes: report.file_bytes,
+            wasted_bytes: report.wasted_bytes,
+            findings: by_severity(findings.iter().map(|f| f.severity)),
+            vulnerabilities,
+        });
+    }
+    if let Some(path) = &args.html {
+        let page = html::report(&columns, data.is_some());
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+        tmp.write_all(page.as_bytes())?;
+        tmp.persist(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        print_json(&serde_json::json!({ "images": columns, "html": args.html }))?;
+    } else {
+        print_table(&columns, data.is_some());
+        if let Some(path) = &args.html {
+            println!("\nWrote {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Counts per severity, the non-zero ones, most severe first: `3 (1 critical, 2 high)`.
+pub fn severity_summary(counts: &BTreeMap<&'static str, usize>) -> String {
+    let total: usize = counts.values().sum();
+    let parts: Vec<String> = Severity::ALL
+        .iter()
+        .filter_map(|s| {
+            let n = counts.get(s.name()).copied().unwrap_or_default();
+            (n > 0).then(|| format!("{n} {}", s.name()))
+        })
+        .collect();
+    if parts.is_empty() {
+        total.to_string()
+    } else {
+        format!("{total} ({})", parts.join(", "))
+    }
+}
+
+/// What the vulnerability row says of a column.
+pub fn vulnerability_cell(c: &Column, have_data: bool) -> String {
+    match (&c.vulnerabilities, have_data) {
+        (Some(counts), _) => severity_summary(counts),
+        (None, true) => "packages not visible".to_string(),
+        (None, false) => "no data".to_string(),
+    }
+}
+
+/// The table's rows: a name, and a cell per image.
+pub fn rows(columns: &[Column], have_data: bool) -> Vec<(&'static str, Vec<String>)> {
+    type Cell = fn(&Column, bool) -> String;
+    let rows: [(&str, Cell); 9] = [
+        ("image", |c, _| short_digest(&c.image)),
+        ("compressed", |c, _| human_bytes(c.size)),
+        ("uncompressed", |c, _| human_bytes(c.uncompressed_size)),
+        ("layers", |c, _| c.layers.to_string()),
+        ("packages", |c, _| c.packages.to_string()),
+        ("files", |c, _| {
+            format!("{} ({})", c.files, human_bytes(c.file_bytes))
+        }),
+        ("wasted", |c, _| human_bytes(c.wasted_bytes)),
+        ("audit findings", |c, _| severity_summary(&c.findings)),
+        ("vulnerabilities", vulnerability_cell),
+    ];
+    rows.iter()
+        .map(|(name, cell)| (*name, columns.iter().map(|c| cell(c, have_data)).collect()))
+        .collect()
+}
+
+fn print_table(columns: &[Column], have_data: bool) {
+    let rows = rows(columns, have_data);
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| {
+            let label = columns[i].label.chars().count();
+            rows.iter()
+                .map(|(_, cells)| cells[i].chars().count())
+                .fold(label, usize::max)
+        })
+        .collect();
+    let head = 16;
+    let mut line = format!("{:<head$}", "");
+    for (c, w) in columns.iter().zip(&widths) {
+        line.push_str(&format!("  {:<w$}", c.label));
+    }
+    println!("{}", line.trim_end());
+    for (name, cells) in &rows {
+        let mut line = format!("{name:<head$}");
+        for (cell, w) in cells.iter().zip(&widths) {
+            line.push_str(&format!("  {cell:<w$}"));
+        }
+        println!("{}", line.trim_end());
+    }
+    if !have_data {
+        println!("\nVulnerabilities are not counted: run `bareboat db update`, or pass --db FILE");
+    }
+}
+
+/// `sha256:0123456789ab`.
+pub fn short_digest(digest: &str) -> String {
+    digest.chars().take("sha256:".len() + 12).collect()
+}
