@@ -471,6 +471,11 @@ mod tests {
             h.set_cksum();
             tar.append(&h, data).unwrap();
         }
+        gzip_layer(layout, tar)
+    }
+
+    /// The tar `tar` built, gzipped, as a layer of `layout`.
+    fn gzip_layer(layout: &Layout, tar: tar::Builder<Vec<u8>>) -> Descriptor {
         let raw = tar.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&raw).unwrap();
@@ -580,5 +585,92 @@ mod tests {
         };
         let e = read(&layout, &[bomb], limits).unwrap_err().to_string();
         assert!(e.contains("decompression bomb"), "{e}");
+    }
+
+    #[test]
+    fn links_out_of_the_tree_are_recorded_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, kind, target) in [
+            (
+                "etc/shadow-link",
+                tar::EntryType::Symlink,
+                "../../../../etc/shadow",
+            ),
+            ("etc/abs-link", tar::EntryType::Symlink, "/etc/shadow"),
+            ("etc/hard", tar::EntryType::Link, "../../outside"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_mode(0o777);
+            tar.append_link(&mut h, path, target).unwrap();
+        }
+        let fs = read(&layout, &[gzip_layer(&layout, tar)], Limits::default()).unwrap();
+        assert_eq!(
+            fs.view["etc/shadow-link"].kind,
+            Kind::Symlink("../../../../etc/shadow".into())
+        );
+        assert_eq!(
+            fs.view["etc/hard"].kind,
+            Kind::Hardlink("../../outside".into())
+        );
+        // Nothing was read through them.
+        assert!(fs.contents.is_empty() && fs.metadata.is_empty());
+    }
+
+    #[test]
+    fn a_huge_sparse_file_is_measured_without_reading_its_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let apparent: u64 = 1 << 40;
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("var/huge").unwrap();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_mode(0o644);
+        // One 512-byte block of data at the very end; the rest is a hole.
+        h.set_size(512);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(apparent - 512);
+        gnu.sparse[0].set_length(512);
+        gnu.set_real_size(apparent);
+        h.set_cksum();
+        tar.append(&h, &[7u8; 512][..]).unwrap();
+        let mut after = tar::Header::new_gnu();
+        after.set_size(2);
+        after.set_mode(0o644);
+        tar.append_data(&mut after, "var/after", &b"ok"[..])
+            .unwrap();
+        let fs = read(&layout, &[gzip_layer(&layout, tar)], Limits::default()).unwrap();
+        let huge = &fs.view["var/huge"];
+        assert_eq!(
+            (&huge.kind, huge.size, huge.sha256),
+            (&Kind::File, apparent, None)
+        );
+        assert_eq!(fs.layers[0].file_bytes, apparent + 2);
+        // The entry after it is read in place.
+        assert_eq!(fs.view["var/after"].size, 2);
+    }
+
+    #[test]
+    fn a_hundred_thousand_tiny_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        for i in 0..100_000 {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_mode(0o644);
+            let path = format!("many/{}/{i}", i % 100);
+            tar.append_data(&mut h, path, &b"x"[..]).unwrap();
+        }
+        let fs = read(&layout, &[gzip_layer(&layout, tar)], Limits::default()).unwrap();
+        assert_eq!(fs.layers[0].entries, 100_000);
+        assert_eq!(fs.layers[0].file_bytes, 100_000);
+        // 100,000 files, 100 directories implied by them, and `many`.
+        assert_eq!(fs.view.len(), 100_000 + 100 + 1);
+        assert_eq!(fs.children("many").len(), 100);
     }
 }
