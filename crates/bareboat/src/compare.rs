@@ -52,8 +52,10 @@ pub struct Column {
     /// Audit findings per severity name.
     pub findings: BTreeMap<&'static str, usize>,
     /// Vulnerabilities per severity name, when there is data to count them with and the
-    /// image's packages can be seen.
+    /// image has packages it covers.
     pub vulnerabilities: Option<BTreeMap<&'static str, usize>>,
+    /// Why vulnerabilities were not counted, when they were not.
+    pub not_scanned: Option<&'static str>,
 }
 
 fn by_severity(severities: impl Iterator<Item = Severity>) -> BTreeMap<&'static str, usize> {
@@ -76,14 +78,18 @@ pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Re
     for image in &args.images {
         let (report, fs) = analysis::read_image(image, &args.arch, &options, cache_root).await?;
         let findings = audit::audit(&report, &fs);
-        let vulnerabilities = match &data {
+        let (vulnerabilities, not_scanned) = match &data {
+            None => (None, Some("no vulnerability data")),
+            Some(_) if report.packages.is_empty() => (None, Some("packages not visible")),
             Some(data) => {
                 let scan = vulns::scan_image(&report, data, None)
                     .with_context(|| format!("scanning {image}"))?;
                 let counted = scan.vulnerabilities.iter().map(|v| v.severity);
-                (scan.scanned > 0).then(|| by_severity(counted))
+                match scan.scanned {
+                    0 => (None, Some("no Debian packages")),
+                    _ => (Some(by_severity(counted)), None),
+                }
             }
-            None => None,
         };
         columns.push(Column {
             label: image.clone(),
@@ -97,6 +103,7 @@ pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Re
             wasted_bytes: report.wasted_bytes,
             findings: by_severity(findings.iter().map(|f| f.severity)),
             vulnerabilities,
+            not_scanned,
         });
     }
     if let Some(path) = &args.html {
@@ -136,37 +143,36 @@ pub fn severity_summary(counts: &BTreeMap<&'static str, usize>) -> String {
 }
 
 /// What the vulnerability row says of a column.
-pub fn vulnerability_cell(c: &Column, have_data: bool) -> String {
-    match (&c.vulnerabilities, have_data) {
-        (Some(counts), _) => severity_summary(counts),
-        (None, true) => "packages not visible".to_string(),
-        (None, false) => "no data".to_string(),
+pub fn vulnerability_cell(c: &Column) -> String {
+    match &c.vulnerabilities {
+        Some(counts) => severity_summary(counts),
+        None => c.not_scanned.unwrap_or_default().to_string(),
     }
 }
 
 /// The table's rows: a name, and a cell per image.
-pub fn rows(columns: &[Column], have_data: bool) -> Vec<(&'static str, Vec<String>)> {
-    type Cell = fn(&Column, bool) -> String;
+pub fn rows(columns: &[Column]) -> Vec<(&'static str, Vec<String>)> {
+    type Cell = fn(&Column) -> String;
     let rows: [(&str, Cell); 9] = [
-        ("image", |c, _| short_digest(&c.image)),
-        ("compressed", |c, _| human_bytes(c.size)),
-        ("uncompressed", |c, _| human_bytes(c.uncompressed_size)),
-        ("layers", |c, _| c.layers.to_string()),
-        ("packages", |c, _| c.packages.to_string()),
-        ("files", |c, _| {
+        ("image", |c| short_digest(&c.image)),
+        ("compressed", |c| human_bytes(c.size)),
+        ("uncompressed", |c| human_bytes(c.uncompressed_size)),
+        ("layers", |c| c.layers.to_string()),
+        ("packages", |c| c.packages.to_string()),
+        ("files", |c| {
             format!("{} ({})", c.files, human_bytes(c.file_bytes))
         }),
-        ("wasted", |c, _| human_bytes(c.wasted_bytes)),
-        ("audit findings", |c, _| severity_summary(&c.findings)),
+        ("wasted", |c| human_bytes(c.wasted_bytes)),
+        ("audit findings", |c| severity_summary(&c.findings)),
         ("vulnerabilities", vulnerability_cell),
     ];
     rows.iter()
-        .map(|(name, cell)| (*name, columns.iter().map(|c| cell(c, have_data)).collect()))
+        .map(|(name, cell)| (*name, columns.iter().map(cell).collect()))
         .collect()
 }
 
 fn print_table(columns: &[Column], have_data: bool) {
-    let rows = rows(columns, have_data);
+    let rows = rows(columns);
     let widths: Vec<usize> = (0..columns.len())
         .map(|i| {
             let label = columns[i].label.chars().count();

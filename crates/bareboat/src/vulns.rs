@@ -227,9 +227,21 @@ fn print_scan(report: &Report, scan: &Scan) {
         .rev()
         .map(|(s, n)| format!("{}: {n}", s.name().to_uppercase()))
         .collect();
+    let distribution = report
+        .distribution
+        .as_ref()
+        .map(|d| d.pretty_name.as_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("no os-release");
     println!(
-        "{} (debian {}, {} packages)",
-        report.image, scan.release, scan.scanned
+        "{} ({distribution}; {} packages matched against release {})",
+        report.image,
+        scan.scanned,
+        if scan.release.is_empty() {
+            "-"
+        } else {
+            &scan.release
+        }
     );
     if !scan.packages_visible {
         println!(

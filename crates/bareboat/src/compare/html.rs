@@ -155,7 +155,7 @@ pub fn report(columns: &[Column], have_data: bool) -> String {
                 Some(counts) => Bar::by_severity(counts),
                 None => Bar {
                     segments: Vec::new(),
-                    text: vulnerability_cell(c, have_data),
+                    text: vulnerability_cell(c),
                 },
             };
             (c.label.clone(), vec![bar])
@@ -193,18 +193,18 @@ th { background: #f3f4f6; } .note { color: #6b7280; }
         page.push_str(r#"<p class="note">No vulnerability data: run <code>bareboat db update</code>, or pass <code>--db FILE</code>.</p>"#);
     }
     page.push_str(&chart("Audit findings", &findings, &severities));
-    page.push_str(&table(columns, have_data));
+    page.push_str(&table(columns));
     page.push_str("</body></html>\n");
     page
 }
 
-fn table(columns: &[Column], have_data: bool) -> String {
+fn table(columns: &[Column]) -> String {
     let mut out = String::from("<h2>Figures</h2><table><tr><th></th>");
     for c in columns {
         let _ = write!(out, "<th>{}</th>", escape(&c.label));
     }
     out.push_str("</tr>");
-    for (name, cells) in rows(columns, have_data) {
+    for (name, cells) in rows(columns) {
         let _ = write!(out, "<tr><th>{name}</th>");
         for cell in cells {
             let _ = write!(out, "<td>{}</td>", escape(&cell));
@@ -255,6 +255,7 @@ mod tests {
             wasted_bytes: 0,
             findings: Default::default(),
             vulnerabilities: None,
+            not_scanned: Some("no vulnerability data"),
         };
         let page = report(&[column("<big>", 100), column("small", 25)], false);
         assert!(page.contains("&lt;big&gt;") && !page.contains("<big>"));

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Image analysis figures:
+#   inspect and audit of a 1 GB image (catalog:cc plus 1 GB of files, a third random and
+#   the rest compressible text, in 4,000 files), side by side with `tar -tzf` listing the
+#   same layer blobs, which only decompresses and lists where inspect also hashes every
+#   file and stacks the layers;
+#   audit of the catalogue's static image, which must take under 50 ms;
+#   peak memory of each.
+# Needs the host's apt mirror for the packages, and python3 to write the files.
+source "$(dirname "$0")/common.sh" inspect
+
+data="$out/data"
+python3 - "$data" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+text = open("/usr/share/common-licenses/GPL-3", "rb").read()
+rng = random.Random(1)
+for i in range(4000):
+    d = os.path.join(root, str(i % 40))
+    os.makedirs(d, exist_ok=True)
+    size = 250_000
+    if i % 3 == 0:
+        body = rng.randbytes(size)
+    else:
+        start = rng.randrange(len(text))
+        body = (text[start:] + text * (size // len(text) + 1))[:size]
+    with open(os.path.join(d, f"f{i}"), "wb") as f:
+        f.write(body)
+PY
+$bb --cache "$cache" build catalog:static -o "oci:$out/layout:static" >/dev/null
+$bb --cache "$cache" build --from catalog:cc --add "$data:/data" -o "oci:$out/layout:big" >/dev/null
+
+# Best of N wall-clock seconds of a command.
+best() {
+    local n=$1 best=999 s e t
+    shift
+    for _ in $(seq "$n"); do
+        s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+        t=$(echo "$e - $s" | bc -l)
+        best=$(echo "$t $best" | awk '{print ($1 < $2) ? $1 : $2}')
+    done
+    echo "$best"
+}
+# Peak resident memory of a command, in MB.
+peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.0f", $1/1024}'; }
+
+blobs=$(python3 - "$out/layout" <<'PY'
+import json, sys
+root = sys.argv[1]
+index = json.load(open(f"{root}/index.json"))
+top = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "big")
+manifest = json.load(open(f"{root}/blobs/sha256/{top['digest'][7:]}"))
+print(" ".join(f"{root}/blobs/sha256/{l['digest'][7:]}" for l in manifest["layers"]))
+PY
+)
+list_layers() { for b in $blobs; do tar -tzf "$b"; done; }
+
+compressed=$(du -cb $blobs | tail -1 | cut -f1)
+unpacked=$(for b in $blobs; do gzip -dc "$b"; done | wc -c)
+tar_s=$(best 3 list_layers)
+inspect_s=$(best 3 $bb --cache "$cache" inspect "oci:$out/layout:big")
+audit_s=$(best 3 $bb --cache "$cache" audit "oci:$out/layout:big")
+static_s=$(best 5 $bb --cache "$cache" audit "oci:$out/layout:static")
+inspect_mb=$(peak $bb --cache "$cache" inspect "oci:$out/layout:big")
+audit_mb=$(peak $bb --cache "$cache" audit "oci:$out/layout:big")
+
+echo "== inspect and audit of a $((unpacked / 1000000)) MB image ($((compressed / 1000000)) MB of gzip layers), best of 3"
+awk -v t="$tar_s" -v i="$inspect_s" -v a="$audit_s" -v u="$unpacked" 'BEGIN {
+    printf "tar -tzf of each layer: %6.0f ms (%4.0f MB/s)\n", t*1000, u/t/1e6
+    printf "bareboat inspect:       %6.0f ms (%4.0f MB/s)  %.2fx tar -tzf\n", i*1000, u/i/1e6, t/i
+    printf "bareboat audit:         %6.0f ms (%4.0f MB/s)  %.2fx tar -tzf\n", a*1000, u/a/1e6, t/a
+}'
+echo "peak memory: inspect ${inspect_mb} MB, audit ${audit_mb} MB"
+awk -v s="$static_s" 'BEGIN {printf "== audit of catalog:static (best of 5): %.0f ms (must be under 50 ms)\n", s*1000}'
