@@ -92,15 +92,8 @@ impl Client {
         what: &str,
         progress: &dyn Progress,
     ) -> Result<(), Error> {
-        let mut body = ToFile {
-            out,
-            check: Check::Exact(expected),
-            what,
-            progress,
-        };
-        self.with_retries(url, &mut body)
+        self.to_file(url, Check::Exact(expected), out, what, progress)
             .await
-            .map_err(|e| e.with_context(what.to_string()))
     }
 
     /// Streams `url` into `out`, which nothing signed describes, refusing more than `limit`
@@ -113,9 +106,21 @@ impl Client {
         what: &str,
         progress: &dyn Progress,
     ) -> Result<(), Error> {
+        self.to_file(url, Check::AtMost(limit), out, what, progress)
+            .await
+    }
+
+    async fn to_file(
+        &self,
+        url: &str,
+        check: Check<'_>,
+        out: &mut std::fs::File,
+        what: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
         let mut body = ToFile {
             out,
-            check: Check::AtMost(limit),
+            check,
             what,
             progress,
         };
