@@ -28,6 +28,8 @@ pub mod packages;
 pub mod scan;
 pub mod secrets;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// A failure to read an image.
@@ -81,4 +83,17 @@ impl Severity {
     pub fn parse(s: &str) -> Option<Severity> {
         Severity::ALL.into_iter().find(|v| v.name() == s)
     }
+}
+
+/// How many of `severities` there are of each severity, by name, with every severity
+/// present: the `counts` that audit, scan and compare report.
+pub fn severity_counts(
+    severities: impl IntoIterator<Item = Severity>,
+) -> BTreeMap<&'static str, usize> {
+    let mut counts: BTreeMap<&'static str, usize> =
+        Severity::ALL.iter().map(|s| (s.name(), 0)).collect();
+    for s in severities {
+        *counts.entry(s.name()).or_default() += 1;
+    }
+    counts
 }

@@ -15,7 +15,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::packages::{Distribution, Package};
-use crate::{Error, Severity};
+use crate::{Error, Severity, severity_counts};
 
 /// What the tracker says of one CVE in one release.
 #[derive(Clone, Debug, Deserialize)]
@@ -129,15 +129,9 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Vulnerabilities per severity, most severe first.
-    pub fn counts(&self) -> Vec<(Severity, usize)> {
-        Severity::ALL
-            .iter()
-            .map(|s| {
-                let n = self.vulnerabilities.iter().filter(|v| v.severity == *s);
-                (*s, n.count())
-            })
-            .collect()
+    /// Vulnerabilities per severity name.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        severity_counts(self.vulnerabilities.iter().map(|v| v.severity))
     }
 
     /// The vulnerabilities package by package, the most severe first in each.

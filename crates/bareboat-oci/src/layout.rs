@@ -400,7 +400,7 @@ pub(crate) fn annotated(d: &Descriptor, key: &str, value: &str) -> Descriptor {
 }
 
 /// Writes `bytes` to `dest` through a temporary file beside it, so readers see all or nothing.
-pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use bareboat_apt::cache::Cache;
 use bareboat_inspect::filesystem::{Filesystem, Kind};
 use bareboat_inspect::inspect::{Report, inspect_with_filesystem};
-use bareboat_inspect::{Severity, audit};
+use bareboat_inspect::{Severity, audit, severity_counts};
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::registry::RegistryOptions;
 use clap::Args;
@@ -83,23 +83,14 @@ pub const EXIT_FINDINGS: u8 = 4;
 pub async fn cmd_audit(args: AuditArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let (report, fs) = args.image.read(cache_root).await?;
     let findings = audit::audit(&report, &fs);
-    let counts: Vec<(&str, usize)> = Severity::ALL
-        .iter()
-        .map(|s| {
-            (
-                s.name(),
-                findings.iter().filter(|f| f.severity == *s).count(),
-            )
-        })
-        .collect();
+    let counts = severity_counts(findings.iter().map(|f| f.severity));
     if json {
-        let counts: serde_json::Map<String, serde_json::Value> = counts
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
         print_json(&json!({ "image": report.image, "counts": counts, "findings": findings }))?;
     } else {
-        let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let summary: Vec<String> = Severity::ALL
+            .iter()
+            .map(|s| format!("{} {}", s.name(), counts[s.name()]))
+            .collect();
         println!(
             "{}: {} findings ({})",
             report.image,

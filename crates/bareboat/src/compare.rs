@@ -4,12 +4,12 @@
 mod html;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use bareboat_inspect::{Severity, audit};
+use bareboat_inspect::{Severity, audit, severity_counts};
+use bareboat_oci::layout::write_atomic;
 use clap::Args;
 use serde::Serialize;
 
@@ -58,15 +58,6 @@ pub struct Column {
     pub not_scanned: Option<&'static str>,
 }
 
-fn by_severity(severities: impl Iterator<Item = Severity>) -> BTreeMap<&'static str, usize> {
-    let mut counts: BTreeMap<&'static str, usize> =
-        Severity::ALL.iter().map(|s| (s.name(), 0)).collect();
-    for s in severities {
-        *counts.entry(s.name()).or_default() += 1;
-    }
-    counts
-}
-
 pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     // Vulnerabilities are counted when there is data, and only then.
     let data = match &args.db {
@@ -84,10 +75,9 @@ pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Re
             Some(data) => {
                 let scan = vulns::scan_image(&report, data, None)
                     .with_context(|| format!("scanning {image}"))?;
-                let counted = scan.vulnerabilities.iter().map(|v| v.severity);
                 match scan.scanned {
                     0 => (None, Some("no Debian packages")),
-                    _ => (Some(by_severity(counted)), None),
+                    _ => (Some(scan.counts()), None),
                 }
             }
         };
@@ -101,18 +91,14 @@ pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Re
             files: report.files,
             file_bytes: report.file_bytes,
             wasted_bytes: report.wasted_bytes,
-            findings: by_severity(findings.iter().map(|f| f.severity)),
+            findings: severity_counts(findings.iter().map(|f| f.severity)),
             vulnerabilities,
             not_scanned,
         });
     }
     if let Some(path) = &args.html {
         let page = html::report(&columns, data.is_some());
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
-        tmp.write_all(page.as_bytes())?;
-        tmp.persist(path)
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_atomic(path, page.as_bytes())?;
     }
     if json {
         print_json(&serde_json::json!({ "images": columns, "html": args.html }))?;

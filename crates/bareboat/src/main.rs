@@ -26,7 +26,7 @@ use bareboat_build::spec::{FileSpec, Spec, SpecRef, image_path};
 use bareboat_oci::credentials;
 use bareboat_oci::image::write_index;
 use bareboat_oci::layer::Compression;
-use bareboat_oci::layout::Layout;
+use bareboat_oci::layout::{Layout, write_atomic};
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::referrer;
 use bareboat_oci::registry::{Registry, RegistryOptions};
@@ -593,11 +593,7 @@ async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitC
         std::io::stdout().write_all(&document)?;
         return Ok(ExitCode::SUCCESS);
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
-    tmp.write_all(&document)?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    write_atomic(path, &document)?;
     if json {
         print_json(&json!({
             "image": subject,
@@ -1218,11 +1214,7 @@ fn write_sboms(
                 let mut name = base.as_os_str().to_owned();
                 name.push(format!("{arch}.{}", format.extension()));
                 let path = PathBuf::from(name);
-                let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-                let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
-                tmp.write_all(&document)?;
-                tmp.persist(&path)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_atomic(&path, &document)?;
                 written.push(path);
             }
         }

@@ -194,17 +194,12 @@ pub async fn cmd_scan(args: ScanArgs, cache_root: &Path, json: bool) -> Result<E
     let data = data_file(args.db.as_deref(), cache_root)?;
     let (report, _) = args.image.read(cache_root).await?;
     let scan = scan_image(&report, &data, args.release.as_deref())?;
-    let counts = scan.counts();
     if json {
-        let counts: serde_json::Map<String, serde_json::Value> = counts
-            .iter()
-            .map(|(s, n)| (s.name().to_string(), json!(n)))
-            .collect();
         print_json(&json!({
             "image": report.image,
             "data": data,
             "total": scan.vulnerabilities.len(),
-            "counts": counts,
+            "counts": scan.counts(),
             "scan": scan,
         }))?;
     } else {
@@ -221,11 +216,11 @@ pub async fn cmd_scan(args: ScanArgs, cache_root: &Path, json: bool) -> Result<E
 }
 
 fn print_scan(report: &Report, scan: &Scan) {
-    let summary: Vec<String> = scan
-        .counts()
+    let counts = scan.counts();
+    let summary: Vec<String> = Severity::ALL
         .iter()
         .rev()
-        .map(|(s, n)| format!("{}: {n}", s.name().to_uppercase()))
+        .map(|s| format!("{}: {}", s.name().to_uppercase(), counts[s.name()]))
         .collect();
     let distribution = report
         .distribution
