@@ -9,13 +9,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use debversion::Version;
 use futures::future::try_join_all;
 use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
 
 use crate::Error;
 use crate::cache::Cache;
 use crate::contents::ContentsIndex;
-use crate::download::{Client, Expected, Progress};
+use crate::download::{Client, Expected, Progress, Served};
 use crate::index::{Compression, Package, PackageIndex};
 use crate::keyring::Keyring;
 use crate::release::{IndexEntry, Release};
@@ -40,6 +42,8 @@ pub struct LoadedSource {
     pub source: Source,
     pub release: Release,
     pub indexes: Vec<PackageIndex>,
+    /// The keys its Release was verified with.
+    pub keyring: Arc<Keyring>,
 }
 
 /// Identifies a package across the loaded sources.
@@ -87,6 +91,13 @@ impl Universe {
     /// Every package id for packages of this architecture or `all`: the installed ones
     /// first, then in source order.
     pub fn ids(&self) -> impl Iterator<Item = PackageId> + '_ {
+        self.indexes()
+            .flat_map(move |i| self.ids_of(i, 0..i.2.len()))
+    }
+
+    /// Each index with the `source` and `index` parts of its ids: the installed packages
+    /// first, then in source order.
+    fn indexes(&self) -> impl Iterator<Item = (u16, u16, &PackageIndex)> + '_ {
         let installed = self.installed.iter().map(|idx| (INSTALLED, 0, idx));
         let indexes = self.sources.iter().enumerate().flat_map(|(s, src)| {
             src.indexes
@@ -94,18 +105,54 @@ impl Universe {
                 .enumerate()
                 .map(move |(i, idx)| (s as u16, i as u16, idx))
         });
-        installed
-            .chain(indexes)
-            .flat_map(move |(source, index, idx)| {
-                (0..idx.len()).filter_map(move |r| {
-                    let arch = idx.get(r).architecture();
-                    (arch == self.arch || arch == "all").then_some(PackageId {
-                        source,
-                        index,
-                        record: r as u32,
-                    })
-                })
+        installed.chain(indexes)
+    }
+
+    /// The ids of `records` of an index, for this architecture or `all`.
+    fn ids_of<'a>(
+        &'a self,
+        (source, index, idx): (u16, u16, &'a PackageIndex),
+        records: impl Iterator<Item = usize> + 'a,
+    ) -> impl Iterator<Item = PackageId> + 'a {
+        records.filter_map(move |r| {
+            let arch = idx.get(r).architecture();
+            (arch == self.arch || arch == "all").then_some(PackageId {
+                source,
+                index,
+                record: r as u32,
             })
+        })
+    }
+
+    /// The packages named `name`, in the order of [`Universe::ids`].
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = PackageId> + 'a {
+        self.indexes()
+            .flat_map(move |i| self.ids_of(i, i.2.named(name)))
+    }
+
+    /// Whether any package is named `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.named(name).next().is_some()
+    }
+
+    /// The packages that provide `name`, in the order of [`Universe::ids`].
+    pub fn providing<'a>(&'a self, name: &'a str) -> impl Iterator<Item = PackageId> + 'a {
+        self.indexes()
+            .flat_map(move |i| self.ids_of(i, i.2.providing(name)))
+    }
+
+    /// Every package name, in no particular order; a name may repeat.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.indexes().flat_map(|(_, _, idx)| idx.names())
+    }
+
+    /// The newest package of this name that the sources have (not the base image).
+    pub fn newest(&self, name: &str) -> Option<PackageId> {
+        self.named(name)
+            .filter(|&id| !self.is_installed(id))
+            .filter_map(|id| Some((self.package(id).version().parse::<Version>().ok()?, id)))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, id)| id)
     }
 
     /// Loads and verifies all `sources`.
@@ -135,14 +182,11 @@ async fn load_release(
     client: &Client,
     cache: &Cache,
     source: &Source,
+    keyring: &Keyring,
     opts: &LoadOptions,
 ) -> Result<Release, Error> {
     let url = source.dists_url("InRelease");
     let cached = cache.release_path(&url);
-    let keyring = match &source.keyring {
-        Some(path) => Arc::new(Keyring::from_file(path)?),
-        None => opts.keyring.clone(),
-    };
     let text = if opts.offline {
         let bytes = std::fs::read(&cached).map_err(|_| Error::NotCached {
             what: format!("the release file {url}"),
@@ -156,7 +200,7 @@ async fn load_release(
             reason: "not UTF-8 text".into(),
         })?
     };
-    let signed = verify_release(cache, &keyring, &text, &url, opts.now)?;
+    let signed = verify_release(cache, keyring, &text, &url, opts.now)?;
     let release = Release::parse(&signed, &url)?;
     // Valid-Until guards against a mirror replaying old metadata; offline there is no mirror.
     if source.check_valid_until && !opts.offline {
@@ -175,7 +219,11 @@ async fn load_source(
     opts: &LoadOptions,
     progress: &dyn Progress,
 ) -> Result<LoadedSource, Error> {
-    let release = load_release(client, cache, source, opts).await?;
+    let keyring = match &source.keyring {
+        Some(path) => Arc::new(Keyring::from_file(path)?),
+        None => opts.keyring.clone(),
+    };
+    let release = load_release(client, cache, source, &keyring, opts).await?;
     let mut wanted = Vec::new();
     for component in &source.components {
         wanted.push(pick_index(&release, source, component, &opts.arch)?);
@@ -209,6 +257,7 @@ async fn load_source(
         source: source.clone(),
         release,
         indexes,
+        keyring,
     })
 }
 
@@ -279,6 +328,30 @@ struct DistsFile {
     compression: Compression,
 }
 
+impl DistsFile {
+    fn expected(&self) -> Expected {
+        Expected {
+            size: self.entry.size,
+            sha256: self.entry.sha256.clone(),
+        }
+    }
+
+    /// Downloads the file from `url` (its canonical path or by hash) into `tmp`, checked
+    /// against the Release.
+    async fn download(
+        &self,
+        client: &Client,
+        url: &str,
+        tmp: &mut NamedTempFile,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let expected = self.expected();
+        client
+            .download(url, &expected, tmp.as_file_mut(), &self.path, progress)
+            .await
+    }
+}
+
 /// An index kept in the cache in parsed form.
 trait Parsed: Sized + Send + 'static {
     fn load(path: &std::path::Path) -> Result<Self, Error>;
@@ -334,60 +407,98 @@ async fn load_parsed<T: Parsed>(
     offline: bool,
     progress: &dyn Progress,
 ) -> Result<T, Error> {
-    let DistsFile {
-        path,
-        entry,
-        compression,
-    } = file;
-    let parsed = cache.index_path(&entry.sha256);
-    if parsed.exists() {
-        cache.touch(&parsed);
-        let p = parsed.clone();
-        match tokio::task::spawn_blocking(move || T::load(&p))
-            .await
-            .expect("index loader panicked")
-        {
-            Ok(index) => return Ok(index),
-            Err(e) => tracing::warn!("discarding unreadable cached index: {e}"),
-        }
+    if let Some(index) = load_cached(cache, &file.entry.sha256).await {
+        return Ok(index);
     }
-    let plain_url = source.dists_url(&path);
     if offline {
         return Err(Error::NotCached {
-            what: format!("the index {plain_url}"),
+            what: format!("the index {}", source.dists_url(&file.path)),
         });
     }
-    let expected = Expected {
-        size: entry.size,
-        sha256: entry.sha256.clone(),
-    };
     let mut tmp = cache.temp_file()?;
-    let by_hash = release.acquire_by_hash.then(|| {
-        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-        source.dists_url(&format!("{dir}/by-hash/SHA256/{}", entry.sha256))
-    });
-    let result = match &by_hash {
-        Some(url) => match client
-            .download(url, &expected, tmp.as_file_mut(), &path, progress)
-            .await
-        {
-            // A mirror part-way through an update may lack the by-hash file yet.
-            Err(Error::NotFound { .. }) => {
-                client
-                    .download(&plain_url, &expected, tmp.as_file_mut(), &path, progress)
-                    .await
-            }
-            other => other,
-        },
-        None => {
-            client
-                .download(&plain_url, &expected, tmp.as_file_mut(), &path, progress)
-                .await
+    let fetched = match fetch_by_hash(client, source, release, &file, &mut tmp, progress).await? {
+        true => Ok(()),
+        false => {
+            let url = source.dists_url(&file.path);
+            file.download(client, &url, &mut tmp, progress).await
         }
     };
-    result?;
-    progress.done(&path);
-    let what = plain_url.clone();
+    fetched.map_err(|e| out_of_sync(e, source, release, &file.path))?;
+    parse_and_cache(
+        cache,
+        tmp,
+        &file,
+        &source.dists_url(&file.path),
+        &file.entry.sha256,
+    )
+    .await
+}
+
+/// The parsed index cached under `sha256`, if there is a readable one.
+async fn load_cached<T: Parsed>(cache: &Cache, sha256: &str) -> Option<T> {
+    let parsed = cache.index_path(sha256);
+    if !parsed.exists() {
+        return None;
+    }
+    cache.touch(&parsed);
+    match tokio::task::spawn_blocking(move || T::load(&parsed))
+        .await
+        .expect("index loader panicked")
+    {
+        Ok(index) => Some(index),
+        Err(e) => {
+            tracing::warn!("discarding unreadable cached index: {e}");
+            None
+        }
+    }
+}
+
+/// Downloads the file by its hash, as the Release lists it, if the archive supports that.
+/// `false` when it does not, or when the mirror lacks the by-hash file (a mirror part-way
+/// through an update, or a proxy that never caches by-hash paths).
+async fn fetch_by_hash(
+    client: &Client,
+    source: &Source,
+    release: &Release,
+    file: &DistsFile,
+    tmp: &mut NamedTempFile,
+    progress: &dyn Progress,
+) -> Result<bool, Error> {
+    if !release.acquire_by_hash {
+        return Ok(false);
+    }
+    let dir = file.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let url = source.dists_url(&format!("{dir}/by-hash/SHA256/{}", file.entry.sha256));
+    match file.download(client, &url, tmp, progress).await {
+        Ok(()) => Ok(true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(out_of_sync(e, source, release, &file.path)),
+    }
+}
+
+/// A complete file that is not the one the Release lists means the mirror is out of sync
+/// (or tampered with): say so, with the Release's date.
+fn out_of_sync(e: Error, source: &Source, release: &Release, path: &str) -> Error {
+    match e {
+        Error::HashMismatch { mismatch, .. } => Error::OutOfSync {
+            url: source.dists_url(path),
+            path: path.to_string(),
+            release_date: release.date.clone(),
+            mismatch,
+        },
+        other => other,
+    }
+}
+
+/// Parses a downloaded dists file and caches the parsed form under `name`.
+async fn parse_and_cache<T: Parsed>(
+    cache: &Cache,
+    tmp: NamedTempFile,
+    file: &DistsFile,
+    what: &str,
+    name: &str,
+) -> Result<T, Error> {
+    let (compression, what) = (file.compression, what.to_string());
     let tmp_path: PathBuf = tmp.path().to_path_buf();
     let index = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
@@ -400,6 +511,7 @@ async fn load_parsed<T: Parsed>(
     .await
     .expect("index parser panicked")?;
     drop(tmp);
+    let parsed = cache.index_path(name);
     let mut out = cache.temp_file()?;
     let mut writer = std::io::BufWriter::new(out.as_file_mut());
     index
@@ -411,15 +523,31 @@ async fn load_parsed<T: Parsed>(
     Ok(index)
 }
 
+/// The Contents indexes of a universe's sources, and what was noticed loading them.
+#[derive(Default)]
+pub struct Contents {
+    pub indexes: Vec<ContentsIndex>,
+    /// What the user should know: an index vouched for by another Release, or none usable.
+    pub notices: Vec<String>,
+}
+
 /// The Contents indexes of a loaded universe's sources, one per component that publishes
 /// one, verified against the same Release files as its package indexes.
+///
+/// A mirror whose Contents file is not the one its InRelease lists (its files were fetched
+/// at different times) may still serve a Contents file that another signed Release of the
+/// same archive and release lists: the suite's other name (`stable` for trixie) or the
+/// detached-signed `Release`. That one is accepted, with a notice, because a Contents index
+/// only suggests package names: every package still comes from the verified Packages index.
+/// A component with no verifiable Contents is left out, with a notice; its needs are then
+/// found by package name.
 pub async fn load_contents(
     client: &Client,
     cache: &Cache,
     universe: &Universe,
     offline: bool,
     progress: &dyn Progress,
-) -> Result<Vec<ContentsIndex>, Error> {
+) -> Result<Contents, Error> {
     let mut wanted = Vec::new();
     for loaded in &universe.sources {
         for component in &loaded.source.components {
@@ -439,11 +567,198 @@ pub async fn load_contents(
             }
         }
     }
-    try_join_all(wanted.into_iter().map(|(loaded, file)| async move {
-        let (source, release) = (&loaded.source, &loaded.release);
-        load_parsed(client, cache, source, release, file, offline, progress).await
-    }))
-    .await
+    let loaded =
+        try_join_all(wanted.into_iter().map(|(loaded, file)| {
+            load_contents_file(client, cache, loaded, file, offline, progress)
+        }))
+        .await?;
+    let mut contents = Contents::default();
+    for (index, notice) in loaded {
+        contents.indexes.extend(index);
+        contents.notices.extend(notice);
+    }
+    Ok(contents)
+}
+
+/// One Contents file: the index, if a signed Release vouches for what the mirror serves,
+/// and a notice when that Release is not the source's own InRelease or none does.
+async fn load_contents_file(
+    client: &Client,
+    cache: &Cache,
+    loaded: &LoadedSource,
+    file: DistsFile,
+    offline: bool,
+    progress: &dyn Progress,
+) -> Result<(Option<ContentsIndex>, Option<String>), Error> {
+    let (source, release) = (&loaded.source, &loaded.release);
+    if let Some(index) = load_cached(cache, &file.entry.sha256).await {
+        return Ok((Some(index), None));
+    }
+    let url = source.dists_url(&file.path);
+    let vouched = Vouch::read(cache, &file.entry.sha256);
+    let from_vouch = |vouch: &Vouch| vouch.notice(&url, &release.date);
+    if offline {
+        if let Some(vouch) = &vouched
+            && let Some(index) = load_cached(cache, &vouch.served.sha256).await
+        {
+            return Ok((Some(index), Some(from_vouch(vouch))));
+        }
+        return Err(Error::NotCached {
+            what: format!("the index {url}"),
+        });
+    }
+    let mut tmp = cache.temp_file()?;
+    let unusable = |e: Error| {
+        format!("{e}\nAdded files' needs from this component are found by package name instead.")
+    };
+    match fetch_by_hash(client, source, release, &file, &mut tmp, progress).await {
+        Ok(true) => {
+            let index = parse_and_cache(cache, tmp, &file, &url, &file.entry.sha256).await?;
+            return Ok((Some(index), None));
+        }
+        Ok(false) => {}
+        Err(e @ Error::OutOfSync { .. }) => return Ok((None, Some(unusable(e)))),
+        Err(e) => return Err(e),
+    }
+    // The by-hash file is missing. If the mirror still serves the file a record says another
+    // Release vouched for, the cached copy of it is used without downloading it again.
+    if let Some(vouch) = &vouched
+        && client.head_size(&url).await == Some(vouch.served.size)
+        && vouch.served.size != file.entry.size
+        && let Some(index) = load_cached(cache, &vouch.served.sha256).await
+    {
+        return Ok((Some(index), Some(from_vouch(vouch))));
+    }
+    let out_of_sync = match file.download(client, &url, &mut tmp, progress).await {
+        Ok(()) => {
+            let index = parse_and_cache(cache, tmp, &file, &url, &file.entry.sha256).await?;
+            return Ok((Some(index), None));
+        }
+        Err(e) => out_of_sync(e, source, release, &file.path),
+    };
+    let served = match &out_of_sync {
+        Error::OutOfSync { mismatch, .. } => match &mismatch.served {
+            Served::Complete(served) => served.clone(),
+            Served::MoreThan(_) => return Ok((None, Some(unusable(out_of_sync)))),
+        },
+        _ => return Err(out_of_sync),
+    };
+    let Some((by, date)) = find_voucher(client, loaded, &file.path, &served).await else {
+        return Ok((None, Some(unusable(out_of_sync))));
+    };
+    let index: ContentsIndex = parse_and_cache(cache, tmp, &file, &url, &served.sha256).await?;
+    let vouch = Vouch { served, by, date };
+    vouch.write(cache, &file.entry.sha256)?;
+    Ok((Some(index), Some(from_vouch(&vouch))))
+}
+
+/// Looks for another signed Release of the same archive and release that lists `served` at
+/// `path`: the suite's other name's InRelease, then the suite's `Release` and `Release.gpg`.
+/// Returns that Release's URL and date.
+async fn find_voucher(
+    client: &Client,
+    loaded: &LoadedSource,
+    path: &str,
+    served: &Expected,
+) -> Option<(String, String)> {
+    let (source, release) = (&loaded.source, &loaded.release);
+    let now = SystemTime::now();
+    let mut candidates = Vec::new();
+    if let Some(alias) = release.other_suite_name(&source.suite) {
+        let url = Source {
+            suite: alias,
+            ..source.clone()
+        }
+        .dists_url("InRelease");
+        candidates.push((url, None));
+    }
+    candidates.push((
+        source.dists_url("Release"),
+        Some(source.dists_url("Release.gpg")),
+    ));
+    for (url, signature_url) in candidates {
+        let checked = async {
+            let bytes = client.get_small(&url, INRELEASE_LIMIT).await?;
+            let text = match &signature_url {
+                None => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    loaded.keyring.verify_inrelease(&text, &url, now)?.text
+                }
+                Some(sig_url) => {
+                    let signature = client.get_small(sig_url, INRELEASE_LIMIT).await?;
+                    loaded
+                        .keyring
+                        .verify_detached(&bytes, &signature, &url, now)?;
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }
+            };
+            let other = Release::parse(&text, &url)?;
+            if source.check_valid_until {
+                other.check_valid_until(now, &url)?;
+            }
+            Ok::<Release, Error>(other)
+        }
+        .await;
+        match checked {
+            Ok(other) if other.vouches_like(release) && other.files.get(path) == Some(served) => {
+                return Some((url, other.date));
+            }
+            Ok(_) => tracing::debug!(url, "does not list the served file"),
+            Err(e) => tracing::debug!(url, "not usable: {e}"),
+        }
+    }
+    None
+}
+
+/// A record that a signed Release other than the source's own vouched for the Contents file
+/// a mirror served in place of the one its InRelease lists. It is kept under the SHA256 the
+/// InRelease lists, and names the served file's own SHA256, under which the parsed index is
+/// cached: the listed SHA256 never names other content.
+struct Vouch {
+    served: Expected,
+    by: String,
+    date: String,
+}
+
+impl Vouch {
+    fn read(cache: &Cache, listed_sha256: &str) -> Option<Vouch> {
+        let path = cache.vouch_path(listed_sha256);
+        let text = std::fs::read_to_string(&path).ok()?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .map(str::to_string)
+        };
+        let vouch = Vouch {
+            served: Expected {
+                sha256: field("sha256")?,
+                size: field("size")?.parse().ok()?,
+            },
+            by: field("vouched-by")?,
+            date: field("date")?,
+        };
+        cache.touch(&path);
+        Some(vouch)
+    }
+
+    fn write(&self, cache: &Cache, listed_sha256: &str) -> Result<(), Error> {
+        let text = format!(
+            "sha256 {}\nsize {}\nvouched-by {}\ndate {}\n",
+            self.served.sha256, self.served.size, self.by, self.date
+        );
+        cache.write_atomic(&cache.vouch_path(listed_sha256), text.as_bytes())
+    }
+
+    fn notice(&self, url: &str, listed_date: &str) -> String {
+        format!(
+            "{url}: the mirror serves a Contents index that its InRelease (dated {listed_date}) \
+             does not list; {by} (dated {date}), signed for the same release, lists it, so it \
+             is used to find the packages of added files (every package still comes from the \
+             verified Packages index)",
+            by = self.by,
+            date = self.date
+        )
+    }
 }
 
 #[cfg(test)]

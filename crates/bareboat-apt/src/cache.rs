@@ -8,6 +8,8 @@
 //! indexes/<sha256>.idx     parsed Packages files, named by the compressed file's SHA256
 //! releases/<key>.InRelease the last verified InRelease of each source, for --offline
 //! verified/<key>.txt       the text of an InRelease whose signature has been verified
+//! vouches/<sha256>.txt     which other signed Release vouched for a Contents file a mirror
+//!                          served in place of the one with this SHA256
 //! uses/<key>.txt           the packages each lockfile used, for `cache prune`
 //! layers/<key>.json        what a layer compressed to, named by everything its bytes depend on
 //! tmp/                     partial writes, renamed into place when complete and verified
@@ -42,8 +44,8 @@ pub struct PruneReport {
     pub kept_files: u64,
 }
 
-const DIRS: [&str; 8] = [
-    "debs", "indexes", "releases", "verified", "layers", "trees", "uses", "tmp",
+const DIRS: [&str; 9] = [
+    "debs", "indexes", "releases", "verified", "vouches", "layers", "trees", "uses", "tmp",
 ];
 
 impl Cache {
@@ -118,6 +120,14 @@ impl Cache {
         self.root
             .join("verified")
             .join(format!("{inrelease_sha256}-{keyring_id}.txt"))
+    }
+
+    /// Where the record of which Release vouched for the Contents file served in place of
+    /// the one with this SHA256 lives.
+    pub fn vouch_path(&self, listed_sha256: &str) -> PathBuf {
+        self.root
+            .join("vouches")
+            .join(format!("{listed_sha256}.txt"))
     }
 
     /// Where records of compressed layers live (see `bareboat_oci::layer::LayerWriter`).
@@ -237,7 +247,9 @@ impl Cache {
             }
         }
         // Readers touch these on use, so their age is the time since last use.
-        for dir in ["indexes", "releases", "verified", "layers", "trees"] {
+        for dir in [
+            "indexes", "releases", "verified", "vouches", "layers", "trees",
+        ] {
             for entry in read_dir(&self.root.join(dir))? {
                 if recent(&entry) {
                     report.kept_files += 1;

@@ -89,6 +89,20 @@ impl ContentsIndex {
         Ok(ContentsIndex { lines })
     }
 
+    /// The index of packages' own file lists, `(package, path)`, kept as a Contents file
+    /// would be.
+    pub fn of_packages<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut lines: Vec<String> = files
+            .into_iter()
+            .map(|(package, path)| (package, merged_usr(path.trim_start_matches("./"))))
+            .filter(|(_, path)| is_kept(path))
+            .map(|(package, path)| format!("{path}\t{package}"))
+            .collect();
+        lines.sort();
+        lines.dedup();
+        ContentsIndex { lines }
+    }
+
     /// The packages that ship `path` (any form; it is looked up merged-/usr).
     pub fn packages(&self, path: &str) -> Vec<&str> {
         let path = merged_usr(path);
@@ -190,6 +204,24 @@ usr/share/dir with space/lib.so                         misc/spacey
         assert!(ContentsIndex::load(&path).is_err());
         std::fs::write(&path, format!("{MAGIC}b\tx\na\ty\n")).unwrap();
         assert!(ContentsIndex::load(&path).is_err());
+    }
+
+    #[test]
+    fn packages_file_lists_answer_like_contents() {
+        let idx = ContentsIndex::of_packages([
+            ("zlib1g", "./usr/lib/x86_64-linux-gnu/libz.so.1"),
+            ("zlib1g", "./usr/share/doc/zlib1g/copyright"),
+            ("libc6", "./lib/x86_64-linux-gnu/libc.so.6"),
+        ]);
+        assert_eq!(
+            idx.packages("/usr/lib/x86_64-linux-gnu/libz.so.1"),
+            ["zlib1g"]
+        );
+        assert_eq!(
+            idx.packages("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ["libc6"]
+        );
+        assert_eq!(idx.len(), 2, "only libraries and programs are kept");
     }
 
     #[test]

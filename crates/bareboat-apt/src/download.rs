@@ -20,11 +20,22 @@ pub struct Silent;
 impl Progress for Silent {}
 
 /// What a download must be: its size and SHA256, from a signed index.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expected {
     pub size: u64,
     pub sha256: String,
 }
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes with SHA256 {}", self.size, self.sha256)
+    }
+}
+
+/// A complete response that other than it should be is read on, up to this many times the
+/// expected size, so that its own size and SHA256 can be reported (and, for a Contents
+/// index, checked against another signed Release).
+const OVERSIZE_FACTOR: u64 = 2;
 
 /// An HTTP client that retries transient failures with backoff.
 #[derive(Clone)]
@@ -82,6 +93,20 @@ impl Client {
         Ok(body.buf)
     }
 
+    /// The size the server gives for `url` in answer to one HEAD request, if it does.
+    pub async fn head_size(&self, url: &str) -> Option<u64> {
+        let resp = self.http().ok()?.head(url).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.headers()
+            .get(reqwest::header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    }
+
     /// Streams `url` into `out`, checking size and SHA256 on the way. On failure the caller
     /// discards `out`, so nothing unverified is ever kept.
     pub async fn download(
@@ -131,10 +156,12 @@ impl Client {
 
     /// Sends GET requests until `body` succeeds, a permanent error occurs, or the attempts
     /// run out. 5xx, 429 (honouring `Retry-After`), dropped connections and truncated bodies
-    /// are retried.
+    /// are retried. A complete body that does not match its signed size and SHA256 is
+    /// retried once: a second identical answer means the mirror serves another file.
     async fn with_retries(&self, url: &str, body: &mut impl Body) -> Result<(), Error> {
         let http = self.http()?;
         let mut last = String::new();
+        let mut mismatches = 0;
         for attempt in 1..=self.attempts {
             let mut wait = self.backoff * 2u32.pow(attempt - 1);
             match http.get(url).send().await {
@@ -159,18 +186,19 @@ impl Client {
                                     context: None,
                                 });
                             }
-                            Err(Failure::Mismatch {
-                                what,
-                                expected,
-                                actual,
-                            }) => {
-                                return Err(Error::HashMismatch {
-                                    url: url.to_string(),
-                                    what,
-                                    expected,
-                                    actual,
-                                    context: None,
-                                });
+                            Err(Failure::Mismatch(mismatch)) => {
+                                mismatches += 1;
+                                if mismatches > 1 || attempt == self.attempts {
+                                    return Err(Error::HashMismatch {
+                                        url: url.to_string(),
+                                        mismatch,
+                                        context: None,
+                                    });
+                                }
+                                last = format!(
+                                    "served {}, not {}",
+                                    mismatch.served, mismatch.expected
+                                );
                             }
                         }
                     } else if status.as_u16() == 404 || status.as_u16() == 410 {
@@ -256,6 +284,10 @@ impl Body for ToFile<'_> {
         std::io::Seek::rewind(self.out).map_err(fatal)?;
         let mut hasher = Sha256::new();
         let mut got = 0u64;
+        let limit = match self.check {
+            Check::Exact(expected) => expected.size.saturating_mul(OVERSIZE_FACTOR).max(1 << 20),
+            Check::AtMost(limit) => limit,
+        };
         loop {
             let chunk = match resp.chunk().await {
                 Ok(Some(chunk)) => chunk,
@@ -273,43 +305,62 @@ impl Body for ToFile<'_> {
                 }
             };
             got += chunk.len() as u64;
-            match self.check {
-                Check::Exact(expected) if got > expected.size => {
-                    return Err(Failure::Mismatch {
-                        what: "size",
-                        expected: expected.size.to_string(),
-                        actual: format!("more than {}", expected.size),
-                    });
-                }
-                Check::AtMost(limit) if got > limit => {
-                    return Err(Failure::Fatal(format!(
-                        "larger than the {limit}-byte limit"
-                    )));
-                }
-                _ => {}
+            if got > limit {
+                return Err(match self.check {
+                    Check::Exact(expected) => Failure::Mismatch(Box::new(Mismatch {
+                        expected: expected.clone(),
+                        served: Served::MoreThan(limit),
+                    })),
+                    Check::AtMost(_) => {
+                        Failure::Fatal(format!("larger than the {limit}-byte limit"))
+                    }
+                });
             }
             hasher.update(&chunk);
             self.out.write_all(&chunk).map_err(fatal)?;
             self.progress.advance(self.what, chunk.len() as u64);
         }
+        self.out.flush().map_err(fatal)?;
         let Check::Exact(expected) = self.check else {
-            return self.out.flush().map_err(fatal);
+            return Ok(());
         };
-        if got < expected.size {
-            return Err(Failure::Retry(format!(
-                "download truncated: received {got} of {} bytes",
-                expected.size
-            )));
+        // The body ended cleanly: whatever arrived is the whole of what the server has.
+        let served = Expected {
+            size: got,
+            sha256: hex::encode(hasher.finalize()),
+        };
+        if served != *expected {
+            return Err(Failure::Mismatch(Box::new(Mismatch {
+                expected: expected.clone(),
+                served: Served::Complete(served),
+            })));
         }
-        let actual = hex::encode(hasher.finalize());
-        if actual != expected.sha256 {
-            return Err(Failure::Mismatch {
-                what: "SHA256",
-                expected: expected.sha256.clone(),
-                actual,
-            });
+        Ok(())
+    }
+}
+
+/// A complete download that is not the file it should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub expected: Expected,
+    pub served: Served,
+}
+
+/// What a server answered in place of the expected file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// A complete file, of this size and SHA256, now in the output file.
+    Complete(Expected),
+    /// More bytes than this, which were not all read.
+    MoreThan(u64),
+}
+
+impl std::fmt::Display for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Served::Complete(file) => file.fmt(f),
+            Served::MoreThan(limit) => write!(f, "more than {limit} bytes"),
         }
-        self.out.flush().map_err(fatal)
     }
 }
 
@@ -320,11 +371,7 @@ enum Failure {
     /// Permanent, not about the content.
     Fatal(String),
     /// The content is not what the signed index says.
-    Mismatch {
-        what: &'static str,
-        expected: String,
-        actual: String,
-    },
+    Mismatch(Box<Mismatch>),
 }
 
 impl Failure {

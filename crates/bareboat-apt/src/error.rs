@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::download::{Mismatch, Served};
 use crate::relation::RelationError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,16 +51,35 @@ pub enum Error {
     IndexMissing { url: String, what: String },
 
     #[error(
-        "{url}{}: {what} does not match the signed archive metadata: expected {expected}, got {actual}.\n\
+        "{url}{}: {} does not match the signed archive metadata: it should be {}, \
+         the server sent {}.\n\
          The file was tampered with or corrupted in transit; nothing was stored.",
-        context_suffix(.context)
+        context_suffix(.context),
+        mismatch_field(.mismatch),
+        .mismatch.expected,
+        .mismatch.served
     )]
     HashMismatch {
         url: String,
-        what: &'static str,
-        expected: String,
-        actual: String,
+        mismatch: Box<Mismatch>,
         context: Option<String>,
+    },
+
+    #[error(
+        "{url} ({path}): the mirror is out of sync: the file it serves does not match the signed \
+         archive metadata. Its InRelease, dated {release_date}, lists {}; the mirror \
+         served {}, a complete file. Mirrors and caching proxies that fetch files \
+         at different times serve such mixtures; nothing was stored.\n\
+         hint: try again later, when the mirror has finished updating, or pass --mirror URL to \
+         use another mirror",
+        .mismatch.expected,
+        .mismatch.served
+    )]
+    OutOfSync {
+        url: String,
+        path: String,
+        release_date: String,
+        mismatch: Box<Mismatch>,
     },
 
     #[error("{url}: not found (HTTP 404){}", context_suffix(.context))]
@@ -122,6 +142,14 @@ pub enum Error {
     BadCacheArchive { path: PathBuf, reason: String },
 }
 
+/// Which part of a download differs: its size, or only its content.
+fn mismatch_field(mismatch: &Mismatch) -> &'static str {
+    match &mismatch.served {
+        Served::Complete(file) if file.size == mismatch.expected.size => "SHA256",
+        _ => "size",
+    }
+}
+
 fn context_suffix(context: &Option<String>) -> String {
     context
         .as_ref()
@@ -159,17 +187,9 @@ impl Error {
                 attempts,
                 context: what,
             },
-            Error::HashMismatch {
+            Error::HashMismatch { url, mismatch, .. } => Error::HashMismatch {
                 url,
-                what: field,
-                expected,
-                actual,
-                ..
-            } => Error::HashMismatch {
-                url,
-                what: field,
-                expected,
-                actual,
+                mismatch,
                 context: what,
             },
             other => other,

@@ -49,7 +49,9 @@ enum F {
     InstalledSize,
 }
 
-const MAGIC: &[u8; 8] = b"BBIDX\x00\x00\x02";
+const MAGIC: &[u8; 8] = b"BBIDX\x00\x00\x03";
+/// The format before the name tables were stored; they are computed when it is loaded.
+const MAGIC_V2: &[u8; 8] = b"BBIDX\x00\x00\x02";
 const RECORD_BYTES: usize = NFIELDS * 8 + 8 + 32;
 
 #[derive(Clone, Copy)]
@@ -96,6 +98,45 @@ impl Compression {
 pub struct PackageIndex {
     text: String,
     records: Vec<Raw>,
+    names: Names,
+}
+
+/// Lookups by name, computed when an index is parsed and stored with it, so that a solve
+/// finds packages by binary search instead of building maps of the whole archive each run.
+#[derive(Default)]
+struct Names {
+    /// Record positions sorted by package name, in file order among equal names.
+    by_name: Vec<u32>,
+    /// `(start, len, record)`: each name a package provides (a span of the text), sorted by
+    /// that name, in file order among equal names.
+    provided: Vec<[u32; 3]>,
+}
+
+impl Names {
+    fn of(text: &str, records: &[Raw]) -> Names {
+        let span = |(start, len): (u32, u32)| &text[start as usize..(start + len) as usize];
+        let name = |r: u32| span(records[r as usize].spans[F::Package as usize]);
+        let mut by_name: Vec<u32> = (0..records.len() as u32).collect();
+        by_name.sort_by(|a, b| name(*a).cmp(name(*b)));
+        let mut provided = Vec::new();
+        for (r, raw) in records.iter().enumerate() {
+            let (start, len) = raw.spans[F::Provides as usize];
+            let field = span((start, len));
+            let mut at = 0;
+            for entry in field.split(',') {
+                // `name (= version)` or `name:arch`: the name is the entry's first word.
+                let word = entry.split(['(', ':']).next().unwrap_or_default();
+                let offset = at + (word.len() - word.trim_start().len());
+                let word = word.trim();
+                if !word.is_empty() {
+                    provided.push([start + offset as u32, word.len() as u32, r as u32]);
+                }
+                at += entry.len() + 1;
+            }
+        }
+        provided.sort_by(|a, b| span((a[0], a[1])).cmp(span((b[0], b[1]))));
+        Names { by_name, provided }
+    }
 }
 
 /// One package of an index.
@@ -168,6 +209,40 @@ impl PackageIndex {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// The positions of the packages named `name`, in file order.
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let of = |r: &u32| self.get(*r as usize).name();
+        let by_name = &self.names.by_name;
+        let start = by_name.partition_point(|r| of(r) < name);
+        by_name[start..]
+            .iter()
+            .take_while(move |r| of(r) == name)
+            .map(|r| *r as usize)
+    }
+
+    /// The positions of the packages that provide `name`, in file order.
+    pub fn providing<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let of = |p: &[u32; 3]| &self.text[p[0] as usize..(p[0] + p[1]) as usize];
+        let provided = &self.names.provided;
+        let start = provided.partition_point(|p| of(p) < name);
+        provided[start..]
+            .iter()
+            .take_while(move |p| of(p) == name)
+            .map(|p| p[2] as usize)
+    }
+
+    /// Every package name, in order, once each.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut last = None;
+        self.names.by_name.iter().filter_map(move |r| {
+            let name = self.get(*r as usize).name();
+            (last != Some(name)).then(|| {
+                last = Some(name);
+                name
+            })
+        })
     }
 
     /// The package at position `i`.
@@ -271,6 +346,13 @@ impl PackageIndex {
             buf.extend_from_slice(&r.size.to_le_bytes());
             buf.extend_from_slice(&r.sha256);
         }
+        for r in &self.names.by_name {
+            buf.extend_from_slice(&r.to_le_bytes());
+        }
+        buf.extend_from_slice(&(self.names.provided.len() as u64).to_le_bytes());
+        for p in self.names.provided.iter().flatten() {
+            buf.extend_from_slice(&p.to_le_bytes());
+        }
         w.write_all(&buf)
     }
 
@@ -281,23 +363,26 @@ impl PackageIndex {
             reason: reason.to_string(),
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        if bytes.len() < 24 || &bytes[..8] != MAGIC {
-            return Err(bad("not a bareboat index (wrong magic)"));
-        }
-        let count = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
-        let text_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+        let with_names = match bytes.get(..8) {
+            Some(m) if m == MAGIC => true,
+            Some(m) if m == MAGIC_V2 => false,
+            _ => return Err(bad("not a bareboat index (wrong magic)")),
+        };
+        let word = |at: usize| -> Option<usize> {
+            let b = bytes.get(at..at.checked_add(8)?)?;
+            usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok()
+        };
+        let (count, text_len) = word(8).zip(word(16)).ok_or_else(|| bad("truncated"))?;
         let records_at = 24usize
             .checked_add(text_len)
             .ok_or_else(|| bad("truncated"))?;
-        if count
+        let names_at = count
             .checked_mul(RECORD_BYTES)
             .and_then(|n| n.checked_add(records_at))
-            != Some(bytes.len())
-        {
-            return Err(bad("truncated or oversized"));
-        }
-        let mut bytes = bytes;
-        let records = bytes[records_at..]
+            .filter(|end| *end <= bytes.len())
+            .ok_or_else(|| bad("truncated"))?;
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let records = bytes[records_at..names_at]
             .chunks_exact(RECORD_BYTES)
             .map(|c| {
                 let mut spans = [(0u32, 0u32); NFIELDS];
@@ -316,6 +401,33 @@ impl PackageIndex {
                 }
             })
             .collect::<Vec<_>>();
+        let stored = if with_names {
+            let provided_at = count
+                .checked_mul(4)
+                .and_then(|n| n.checked_add(names_at))
+                .ok_or_else(|| bad("truncated"))?;
+            let provided = word(provided_at).ok_or_else(|| bad("truncated"))?;
+            let end = provided
+                .checked_mul(12)
+                .and_then(|n| n.checked_add(provided_at + 8));
+            if end != Some(bytes.len()) {
+                return Err(bad("truncated or oversized"));
+            }
+            Some(Names {
+                by_name: (0..count).map(|i| u32_at(names_at + 4 * i)).collect(),
+                provided: (0..provided)
+                    .map(|i| {
+                        let at = provided_at + 8 + 12 * i;
+                        [u32_at(at), u32_at(at + 4), u32_at(at + 8)]
+                    })
+                    .collect(),
+            })
+        } else if names_at != bytes.len() {
+            return Err(bad("truncated or oversized"));
+        } else {
+            None
+        };
+        let mut bytes = bytes;
         bytes.truncate(records_at);
         bytes.drain(..24);
         let text = String::from_utf8(bytes).map_err(|_| bad("text is not UTF-8"))?;
@@ -326,7 +438,30 @@ impl PackageIndex {
         {
             return Err(bad("record points outside the text"));
         }
-        Ok(PackageIndex { text, records })
+        let names = match stored {
+            Some(names) => {
+                let in_text = |s: u32, l: u32| {
+                    (s as usize)
+                        .checked_add(l as usize)
+                        .is_some_and(|e| e <= text.len())
+                };
+                if names.by_name.iter().any(|r| *r as usize >= count)
+                    || names
+                        .provided
+                        .iter()
+                        .any(|p| p[2] as usize >= count || !in_text(p[0], p[1]))
+                {
+                    return Err(bad("a name table points outside the index"));
+                }
+                names
+            }
+            None => Names::of(&text, &records),
+        };
+        Ok(PackageIndex {
+            text,
+            records,
+            names,
+        })
     }
 }
 
@@ -400,6 +535,7 @@ impl Builder {
 
     fn finish(self) -> PackageIndex {
         PackageIndex {
+            names: Names::of(&self.text, &self.records),
             text: self.text,
             records: self.records,
         }
@@ -486,6 +622,44 @@ SHA256: {:064x}\nDepends: p{}\nDescription: d\n more\n\n",
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         assert!(PackageIndex::load(&path).is_err());
         assert!(PackageIndex::parse_text("Package: a\nbroken line\n", "t").is_err());
+    }
+
+    #[test]
+    fn packages_are_found_by_name_and_by_what_they_provide_after_a_round_trip() {
+        let text = "Package: mawk\nVersion: 1\nArchitecture: amd64\nProvides: awk, x-awk (= 1)\n\
+Filename: m.deb\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000001\n\n\
+Package: gawk\nVersion: 2\nArchitecture: amd64\nProvides: awk\nFilename: g.deb\nSize: 1\n\
+SHA256: 0000000000000000000000000000000000000000000000000000000000000002\n\n\
+Package: mawk\nVersion: 2\nArchitecture: amd64\nFilename: m2.deb\nSize: 1\n\
+SHA256: 0000000000000000000000000000000000000000000000000000000000000003\n";
+        let check = |idx: &PackageIndex| {
+            assert_eq!(idx.named("mawk").collect::<Vec<_>>(), [0, 2], "file order");
+            assert_eq!(idx.named("gawk").collect::<Vec<_>>(), [1]);
+            assert!(idx.named("awk").next().is_none());
+            assert_eq!(idx.providing("awk").collect::<Vec<_>>(), [0, 1]);
+            assert_eq!(idx.providing("x-awk").collect::<Vec<_>>(), [0]);
+            assert!(idx.providing("mawk").next().is_none());
+            assert_eq!(idx.names().collect::<Vec<_>>(), ["gawk", "mawk"]);
+        };
+        let idx = PackageIndex::parse_text(text, "t").unwrap();
+        check(&idx);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.idx");
+        let mut bytes = Vec::new();
+        idx.write_to(&mut bytes).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        check(&PackageIndex::load(&path).unwrap());
+        // The format before the tables were stored: they are computed on load.
+        let records_end = 24 + idx.text.len() + idx.len() * RECORD_BYTES;
+        let mut v2 = bytes[..records_end].to_vec();
+        v2[..8].copy_from_slice(MAGIC_V2);
+        std::fs::write(&path, &v2).unwrap();
+        check(&PackageIndex::load(&path).unwrap());
+        // A table that points past the records is refused.
+        let mut bad = bytes.clone();
+        bad[records_end..records_end + 4].copy_from_slice(&99u32.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        assert!(PackageIndex::load(&path).is_err());
     }
 
     #[test]

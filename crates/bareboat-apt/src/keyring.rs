@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
+use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::crypto::public_key::PublicKeyAlgorithm;
 use pgp::packet::{Signature, SignatureType};
 use pgp::types::{Fingerprint, KeyDetails, KeyId, Tag, VerifyingKey};
@@ -99,13 +99,61 @@ impl Keyring {
         let (msg, _) = CleartextSignedMessage::from_string(inrelease)
             .map_err(|e| fail(format!("not a clear-signed message: {e}")))?;
         let signed = msg.signed_text();
+        let sigs: Vec<&Signature> = msg.signatures().iter().collect();
+        let key_expires = self
+            .first_valid(&sigs, signed.as_bytes(), now)
+            .map_err(fail)?;
+        // The signature covers the CRLF-normalised text; hand back the text as written,
+        // which is what the Release parser and hashes expect.
+        Ok(Verified {
+            text: unescape(msg.text()),
+            key_expires,
+        })
+    }
+
+    /// Verifies a `Release` file against its detached `Release.gpg`.
+    pub fn verify_detached(
+        &self,
+        data: &[u8],
+        signature: &[u8],
+        url: &str,
+        now: SystemTime,
+    ) -> Result<Verified, Error> {
+        let fail = |reason: String| Error::BadSignature {
+            url: url.to_string(),
+            reason,
+        };
+        let parse = || -> pgp::errors::Result<Vec<DetachedSignature>> {
+            if signature.starts_with(b"-----BEGIN") {
+                DetachedSignature::from_armor_many(signature)?.0.collect()
+            } else {
+                DetachedSignature::from_bytes_many(signature)?.collect()
+            }
+        };
+        let parsed = parse().map_err(|e| fail(format!("not a detached signature: {e}")))?;
+        let sigs: Vec<&Signature> = parsed.iter().map(|d| &d.signature).collect();
+        let key_expires = self.first_valid(&sigs, data, now).map_err(fail)?;
+        Ok(Verified {
+            text: String::from_utf8_lossy(data).into_owned(),
+            key_expires,
+        })
+    }
+
+    /// Checks signatures over `text` until one is valid, and returns when the key that made
+    /// it expires; or says why none was.
+    fn first_valid(
+        &self,
+        sigs: &[&Signature],
+        text: &[u8],
+        now: SystemTime,
+    ) -> Result<Option<u64>, String> {
         let now_secs = now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut problems = Vec::new();
         // Ed25519 verifies far faster than RSA; one valid signature is enough, so try it first.
-        let mut sigs: Vec<&Signature> = msg.signatures().iter().collect();
+        let mut sigs = sigs.to_vec();
         sigs.sort_by_key(|s| {
             !matches!(
                 s.config().map(|c| c.pub_alg),
@@ -113,26 +161,19 @@ impl Keyring {
             )
         });
         for sig in sigs {
-            match self.check_signature(sig, signed.as_bytes(), now_secs) {
-                Ok(key_expires) => {
-                    // The signature covers the CRLF-normalised text; hand back the text as
-                    // written, which is what the Release parser and hashes expect.
-                    return Ok(Verified {
-                        text: unescape(msg.text()),
-                        key_expires,
-                    });
-                }
+            match self.check_signature(sig, text, now_secs) {
+                Ok(key_expires) => return Ok(key_expires),
                 Err(p) => problems.push(p),
             }
         }
         if problems.is_empty() {
             problems.push("it carries no signatures".into());
         }
-        Err(fail(format!(
+        Err(format!(
             "no valid signature from {}: {}",
             self.origin,
             problems.join("; ")
-        )))
+        ))
     }
 
     /// Checks one signature; on success, returns when the key that made it expires.

@@ -5,12 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Error;
 
-/// One index file listed in `Release` under `SHA256:`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IndexEntry {
-    pub size: u64,
-    pub sha256: String,
-}
+/// One index file listed in `Release` under `SHA256:`: what a download of it must be.
+pub type IndexEntry = crate::download::Expected;
 
 /// The parsed fields of a `Release` file that bareboat acts on.
 #[derive(Clone, Debug)]
@@ -107,6 +103,27 @@ impl Release {
                 .unwrap_or_default(),
             files,
         })
+    }
+
+    /// The suite's other name in this Release: `stable` for a source that asked for
+    /// `trixie`, `trixie` for one that asked for `stable` (and likewise `-updates` and
+    /// `-security`), if the Release gives both and they differ.
+    pub fn other_suite_name(&self, asked: &str) -> Option<String> {
+        let (suite, codename) = (self.suite.as_deref()?, self.codename.as_deref()?);
+        let other = if asked == codename {
+            suite
+        } else if asked == suite {
+            codename
+        } else {
+            return None;
+        };
+        (other != asked).then(|| other.to_string())
+    }
+
+    /// Whether this Release speaks for the same archive and release as `other`: the same
+    /// origin and codename.
+    pub fn vouches_like(&self, other: &Release) -> bool {
+        self.codename.is_some() && self.codename == other.codename && self.origin == other.origin
     }
 
     /// Refuses a release whose `Valid-Until` has passed at `now`.
@@ -240,6 +257,24 @@ SHA256:\n 7778d3e3f303b7ddb8ce0fe7c8d57473a076c6bf2e8f241f75421d2396352498  9678
         assert_eq!(e.size, 9678380);
         assert_eq!(format_unix(r.date_unix), "2026-09-12 07:55:41 UTC");
         assert_eq!(r.valid_until.unwrap() - r.date_unix, 7 * 86400);
+    }
+
+    #[test]
+    fn the_suites_other_name_comes_from_suite_and_codename() {
+        let r = Release::parse(SAMPLE, "u").unwrap();
+        assert_eq!(r.other_suite_name("trixie").as_deref(), Some("stable"));
+        assert_eq!(r.other_suite_name("stable").as_deref(), Some("trixie"));
+        assert_eq!(r.other_suite_name("bookworm"), None);
+        let older = Release::parse(&SAMPLE.replace("12 Sep", "1 Sep"), "v").unwrap();
+        assert!(older.vouches_like(&r));
+        let other = Release::parse(&SAMPLE.replace("Origin: Debian", "Origin: Evil"), "w").unwrap();
+        assert!(!other.vouches_like(&r));
+        let bookworm = Release::parse(
+            &SAMPLE.replace("Codename: trixie", "Codename: bookworm"),
+            "x",
+        )
+        .unwrap();
+        assert!(!bookworm.vouches_like(&r));
     }
 
     #[test]

@@ -194,9 +194,6 @@ type FieldClauses = Rc<Vec<(&'static str, Clause)>>;
 struct DebProvider<'u> {
     universe: &'u Universe,
     pool: Pool<DebSet, String>,
-    // FxHash: these maps hold every package name of the archive and dominate start-up.
-    by_name: FxHashMap<&'u str, Vec<PackageId>>,
-    providers: FxHashMap<&'u str, Vec<PackageId>>,
     requested: FxHashSet<String>,
     /// The base image's packages, by name, with their versions.
     installed: FxHashMap<&'u str, &'u str>,
@@ -211,37 +208,16 @@ struct DebProvider<'u> {
 
 impl<'u> DebProvider<'u> {
     fn new(universe: &'u Universe, request: &SolveRequest) -> Self {
-        let mut by_name: FxHashMap<&str, Vec<PackageId>> = FxHashMap::default();
-        by_name.reserve(
-            universe
-                .sources
-                .iter()
-                .flat_map(|s| &s.indexes)
-                .map(|i| i.len())
-                .sum(),
-        );
-        let mut providers: FxHashMap<&str, Vec<PackageId>> = FxHashMap::default();
-        let mut installed = FxHashMap::default();
-        for id in universe.ids() {
-            let p = universe.package(id);
-            if universe.is_installed(id) {
-                installed.insert(p.name(), p.version());
-            }
-            by_name.entry(p.name()).or_default().push(id);
-            if let Some(provides) = p.provides() {
-                for entry in provides.split(',') {
-                    let name = entry.split(['(', ':']).next().unwrap_or_default().trim();
-                    if !name.is_empty() {
-                        providers.entry(name).or_default().push(id);
-                    }
-                }
-            }
-        }
+        // Only the base image's packages: lookups by name use the indexes' own tables.
+        let installed = universe
+            .installed
+            .iter()
+            .flat_map(|idx| idx.iter())
+            .map(|p| (p.name(), p.version()))
+            .collect();
         DebProvider {
             universe,
             pool: Pool::new(),
-            by_name,
-            providers,
             requested: request.packages.iter().map(|r| r.name.clone()).collect(),
             installed,
             exclude: request.exclude.iter().cloned().collect(),
@@ -281,10 +257,10 @@ impl<'u> DebProvider<'u> {
         if let Some(v) = &r.version {
             let version =
                 parse_version(v).map_err(|e| Error::Unsolvable(format!("request {r}: {e}")))?;
-            let ids = self
-                .by_name
-                .get(r.name.as_str())
-                .ok_or_else(|| self.unknown(&r.name))?;
+            let ids: Vec<PackageId> = self.universe.named(&r.name).collect();
+            if ids.is_empty() {
+                return Err(self.unknown(&r.name));
+            }
             if !ids
                 .iter()
                 .any(|id| self.universe.package(*id).version() == v)
@@ -321,12 +297,12 @@ impl<'u> DebProvider<'u> {
             .map(|s| format!("{} {}", s.source.url, s.source.suite))
             .collect();
         let mut near: Vec<&str> = self
-            .by_name
-            .keys()
-            .copied()
+            .universe
+            .names()
             .filter(|n| n.starts_with(name) || name.starts_with(*n) && n.len() > 2)
             .collect();
         near.sort();
+        near.dedup();
         near.truncate(5);
         let hint = if near.is_empty() {
             String::new()
@@ -342,11 +318,9 @@ impl<'u> DebProvider<'u> {
 
     fn available(&self, name: &str) -> String {
         let mut versions: Vec<Version> = self
-            .by_name
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.universe.package(*id).version().parse().ok())
+            .universe
+            .named(name)
+            .filter_map(|id| self.universe.package(id).version().parse().ok())
             .collect();
         versions.sort();
         versions.dedup();
@@ -360,7 +334,7 @@ impl<'u> DebProvider<'u> {
     /// The version sets that can satisfy one alternative, in preference order.
     fn alternative_sets(&self, alt: &crate::relation::Alternative) -> Vec<VersionSetId> {
         let mut sets = Vec::new();
-        if self.by_name.contains_key(alt.name.as_str()) {
+        if self.universe.has(&alt.name) {
             let set = match &alt.constraint {
                 Some(c) => DebSet::Version(c.clone()),
                 None => DebSet::Any,
@@ -380,12 +354,10 @@ impl<'u> DebProvider<'u> {
     /// Names of packages providing `virt`, best first.
     fn provider_names(&self, virt: &str) -> Vec<&'u str> {
         let mut names: Vec<(bool, u8, &str)> = self
-            .providers
-            .get(virt)
-            .into_iter()
-            .flatten()
+            .universe
+            .providing(virt)
             .map(|id| {
-                let p = self.universe.package(*id);
+                let p = self.universe.package(id);
                 (
                     !self.requested.contains(p.name()),
                     priority_rank(p.priority()),
@@ -405,7 +377,7 @@ impl<'u> DebProvider<'u> {
             if self.exclude.contains(&alt.name) {
                 return Some(alt.name.clone());
             }
-            if self.by_name.contains_key(alt.name.as_str()) {
+            if self.universe.has(&alt.name) {
                 return None;
             }
             self.provider_names(&alt.name)
@@ -528,7 +500,7 @@ impl<'u> DebProvider<'u> {
         }
         // A requested virtual package is satisfied by a provider.
         for r in &request.packages {
-            if !self.by_name.contains_key(r.name.as_str()) {
+            if !self.universe.has(&r.name) {
                 let alt = crate::relation::Alternative {
                     name: r.name.clone(),
                     arch: None,
@@ -597,7 +569,7 @@ impl<'u> DebProvider<'u> {
             explanation.trim_end()
         );
         for r in &request.packages {
-            if self.by_name.contains_key(r.name.as_str()) {
+            if self.universe.has(&r.name) {
                 out.push_str(&format!(
                     "\n  available {}: {}",
                     r.name,
@@ -699,12 +671,15 @@ impl DependencyProvider for DebProvider<'_> {
 
     async fn get_candidates(&self, name: NameId) -> Option<Candidates> {
         let pkg_name = self.pool.resolve_package_name(name);
-        let ids = self.by_name.get(pkg_name.as_str())?;
+        if !self.universe.has(pkg_name) {
+            return None;
+        }
+        let ids = self.universe.named(pkg_name);
         let mut candidates = Vec::new();
         let mut seen_versions = HashSet::new();
         let mut favored = None;
         let mut excluded = Vec::new();
-        for &id in ids {
+        for id in ids {
             let p = self.universe.package(id);
             // The same version in several suites is one candidate: the first source's.
             if !seen_versions.insert(p.version()) {
@@ -800,7 +775,7 @@ impl DependencyProvider for DebProvider<'_> {
                 }
             };
             for alt in clauses.iter().flatten() {
-                if alt.name != me && self.by_name.contains_key(alt.name.as_str()) {
+                if alt.name != me && self.universe.has(&alt.name) {
                     let inner = alt.constraint.clone().map_or(DebSet::Any, DebSet::Version);
                     deps.constrains
                         .push(self.version_set(&alt.name, DebSet::Not(Box::new(inner))));
@@ -856,6 +831,7 @@ mod tests {
                 source: Source::new("http://t", "t"),
                 release,
                 indexes: vec![PackageIndex::parse_text(&text, "t").unwrap()],
+                keyring: crate::keyring::Keyring::debian().into(),
             }],
             installed: None,
         }

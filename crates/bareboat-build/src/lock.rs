@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bareboat_apt::Error;
-use bareboat_apt::archive::{LoadOptions, Universe, load_contents};
+use bareboat_apt::archive::{Contents, LoadOptions, Universe, load_contents};
 use bareboat_apt::cache::Cache;
+use bareboat_apt::contents::ContentsIndex;
 use bareboat_apt::download::{Client, Expected, Progress};
 use bareboat_apt::keyring::Keyring;
 use bareboat_apt::lockfile::{
@@ -19,7 +20,7 @@ use bareboat_apt::sources::{Mirrors, Source};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::base::Base;
-use crate::deps::{self, Analysis, DepsError, FileKind, Found};
+use crate::deps::{self, Analysis, DepsError, FileKind, Found, Missing, Providers};
 use crate::hostfiles::{self, HostEntry};
 use crate::spec::Spec;
 
@@ -34,10 +35,6 @@ pub enum LockError {
     Files(String),
     #[error(transparent)]
     Base(#[from] crate::build::BuildError),
-    #[error(
-        "finding the packages of added files needs {0}'s Contents index, which the archive does not publish\n  hint: set auto_deps = false (or --no-auto-deps) and name the packages yourself"
-    )]
-    NoContents(String),
 }
 
 /// A lock, the analysis of the spec's added files, and what was found for them on each
@@ -223,17 +220,31 @@ pub async fn resolve(
                 .map(|s| universe.package(s.id).name().to_string())
                 .collect();
             let contents = if needs_lookup {
-                let contents =
-                    load_contents(client, cache, &universe, settings.offline, progress).await?;
-                if contents.is_empty() {
-                    return Err(LockError::NoContents(format!("{} {arch}", spec.release)));
-                }
-                contents
+                load_contents(client, cache, &universe, settings.offline, progress).await?
             } else {
-                Vec::new()
+                Contents::default()
             };
-            found =
-                deps::find_packages(&analysis, arch, &added, &contents, &installed, entrypoint)?;
+            let mut from = Providers {
+                contents: &contents.indexes,
+                by_name: &ContentsIndex::default(),
+            };
+            found = deps::find_packages(&analysis, arch, &added, &from, &installed, entrypoint)?;
+            if !found.missing.is_empty() {
+                let by_name = NameLookup {
+                    universe: &universe,
+                    settings,
+                    client,
+                    cache,
+                    progress,
+                }
+                .file_lists(&found.missing)
+                .await?;
+                from.by_name = &by_name;
+                found =
+                    deps::find_packages(&analysis, arch, &added, &from, &installed, entrypoint)?;
+            }
+            found = found.require_all(arch)?;
+            found.notes.extend(contents.notices);
             let names: Vec<String> = found.packages.keys().cloned().collect();
             let with = spec.with_auto_deps(&names);
             request.packages = with.packages;
@@ -354,19 +365,16 @@ pub async fn fetch(
                 p.name, p.suite
             ),
         })?;
-        let url = format!("{}/{}", source.url.trim_end_matches('/'), p.filename);
-        let expected = Expected {
-            size: p.size,
-            sha256: p.sha256.clone(),
+        let deb = Download {
+            url: format!("{}/{}", source.url.trim_end_matches('/'), p.filename),
+            expected: Expected {
+                size: p.size,
+                sha256: p.sha256.clone(),
+            },
+            name: &p.name,
+            version: &p.version,
         };
-        let mut tmp = cache.temp_file()?;
-        let what = format!("{} {}", p.name, p.version);
-        client
-            .download(&url, &expected, tmp.as_file_mut(), &what, progress)
-            .await
-            .map_err(|e| e.with_context(format!("package {}", p.name)))?;
-        cache.commit(tmp, &cache.deb_path(&p.sha256))?;
-        progress.done(&what);
+        deb.fetch(client, cache, progress).await?;
         Ok::<u64, Error>(p.size)
     }))
     .buffer_unordered(settings.jobs.max(1))
@@ -375,4 +383,98 @@ pub async fn fetch(
     report.downloaded = downloads.len();
     report.downloaded_bytes = downloads.iter().sum();
     Ok(report)
+}
+
+/// One package to download into the cache.
+struct Download<'a> {
+    url: String,
+    expected: Expected,
+    name: &'a str,
+    version: &'a str,
+}
+
+impl Download<'_> {
+    /// Downloads the package, checked against its index entry, into the cache.
+    async fn fetch(
+        &self,
+        client: &Client,
+        cache: &Cache,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let mut tmp = cache.temp_file()?;
+        let what = format!("{} {}", self.name, self.version);
+        client
+            .download(
+                &self.url,
+                &self.expected,
+                tmp.as_file_mut(),
+                &what,
+                progress,
+            )
+            .await
+            .map_err(|e| e.with_context(format!("package {}", self.name)))?;
+        cache.commit(tmp, &cache.deb_path(&self.expected.sha256))?;
+        progress.done(&what);
+        Ok(())
+    }
+}
+
+/// Finds packages by name for needs no Contents index answers, and reads their file lists.
+struct NameLookup<'a> {
+    universe: &'a Universe,
+    settings: &'a Settings,
+    client: &'a Client,
+    cache: &'a Cache,
+    progress: &'a dyn Progress,
+}
+
+impl NameLookup<'_> {
+    /// The file lists of the packages [`deps::name_candidates`] names for `missing` that the
+    /// archive has for this architecture, each read from its verified `.deb`.
+    async fn file_lists(&self, missing: &[Missing]) -> Result<ContentsIndex, Error> {
+        let mut names: Vec<String> = missing
+            .iter()
+            .flat_map(|m| deps::name_candidates(&m.need))
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut files: Vec<(String, String)> = Vec::new();
+        for name in names {
+            let Some(id) = self.universe.newest(&name) else {
+                continue;
+            };
+            let p = self.universe.package(id);
+            let sha256 = p.sha256();
+            if !self.cache.has_deb(&sha256, p.size())? {
+                if self.settings.offline {
+                    return Err(Error::NotCached {
+                        what: format!("package {} {} ({})", p.name(), p.version(), p.filename()),
+                    });
+                }
+                let source = &self.universe.source_of(id).source;
+                Download {
+                    url: format!("{}/{}", source.url.trim_end_matches('/'), p.filename()),
+                    expected: Expected {
+                        size: p.size(),
+                        sha256: sha256.clone(),
+                    },
+                    name: p.name(),
+                    version: p.version(),
+                }
+                .fetch(self.client, self.cache, self.progress)
+                .await?;
+            }
+            let deb_path = self.cache.deb_path(&sha256);
+            let mut data = self.cache.open_deb(&sha256)?.data();
+            let entries = data.entries().map_err(|e| Error::io(&deb_path, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(&deb_path, e))?;
+                let path = entry.path().map_err(|e| Error::io(&deb_path, e))?;
+                files.push((name.clone(), path.to_string_lossy().into_owned()));
+            }
+        }
+        Ok(ContentsIndex::of_packages(
+            files.iter().map(|(n, p)| (n.as_str(), p.as_str())),
+        ))
+    }
 }

@@ -89,20 +89,32 @@ impl Gpg {
 
     /// Clear-signs `text` as `InRelease` is signed.
     pub fn clearsign(&self, fingerprint: &str, text: &str, faked_time: Option<&str>) -> String {
+        let signed = self.sign(fingerprint, text.as_bytes(), &["--clearsign"], faked_time);
+        String::from_utf8(signed).unwrap()
+    }
+
+    /// A detached, armored signature of `data`, as `Release.gpg` is signed.
+    pub fn detach_sign(&self, fingerprint: &str, data: &[u8], faked_time: Option<&str>) -> Vec<u8> {
+        self.sign(fingerprint, data, &["--armor", "--detach-sign"], faked_time)
+    }
+
+    /// What gpg writes when it signs `data` in `mode`.
+    fn sign(
+        &self,
+        fingerprint: &str,
+        data: &[u8],
+        mode: &[&str],
+        faked_time: Option<&str>,
+    ) -> Vec<u8> {
         let dir = tempfile::tempdir().expect("temp dir");
         let input = dir.path().join("Release");
-        std::fs::write(&input, text).unwrap();
-        let output = dir.path().join("InRelease");
+        std::fs::write(&input, data).unwrap();
+        let output = dir.path().join("signed");
         let out = self
             .gpg(faked_time)
-            .args([
-                "--digest-algo",
-                "SHA512",
-                "--local-user",
-                fingerprint,
-                "--clearsign",
-                "--output",
-            ])
+            .args(["--digest-algo", "SHA512", "--local-user", fingerprint])
+            .args(mode)
+            .arg("--output")
             .arg(&output)
             .arg(&input)
             .output()
@@ -112,7 +124,7 @@ impl Gpg {
             "gpg signing failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        std::fs::read_to_string(output).unwrap()
+        std::fs::read(output).unwrap()
     }
 }
 
@@ -199,13 +211,21 @@ pub fn build_deb(dir: &Path, spec: &DebSpec) -> PathBuf {
 }
 
 /// How to write a repository.
+#[derive(Default)]
 pub struct RepoOptions<'a> {
+    /// The directory under `dists/`, and the Release's `Codename`.
     pub suite: &'a str,
     pub fingerprint: &'a str,
     /// gpg time for the signature (to sign with a key that has since expired).
     pub sign_time: Option<&'a str>,
     /// `Valid-Until`, written verbatim.
     pub valid_until: Option<&'a str>,
+    /// The Release's `Suite` when it differs from the codename (`stable` for trixie).
+    pub suite_name: Option<&'a str>,
+    /// `Date`, written verbatim; now unless set.
+    pub date: Option<&'a str>,
+    /// Whether to publish `main/Contents-amd64.gz`, listing every package's files.
+    pub contents: bool,
 }
 
 /// A generated repository on disk: `<root>/dists/<suite>/...` and `<root>/pool/...`.
@@ -231,7 +251,11 @@ impl Repo {
         let pool = self.root.path().join("pool/main");
         std::fs::create_dir_all(&pool).unwrap();
         let mut index = String::new();
+        let mut contents = String::new();
         for spec in packages {
+            for (path, _) in &spec.files {
+                contents.push_str(&format!("{path:<60} libs/{}\n", spec.name));
+            }
             let deb = build_deb(&pool, spec);
             let control = Command::new("dpkg-deb")
                 .arg("-f")
@@ -256,10 +280,11 @@ impl Repo {
             enc.write_all(index.as_bytes()).unwrap();
             enc.finish().unwrap();
         }
+        let date = opts.date.map_or_else(http_date_now, str::to_string);
         let mut release = format!(
-            "Origin: Test\nLabel: Test\nSuite: {s}\nCodename: {s}\nDate: {}\n",
-            http_date_now(),
-            s = opts.suite
+            "Origin: Test\nLabel: Test\nSuite: {}\nCodename: {}\nDate: {date}\n",
+            opts.suite_name.unwrap_or(opts.suite),
+            opts.suite
         );
         if let Some(v) = opts.valid_until {
             release.push_str(&format!("Valid-Until: {v}\n"));
@@ -274,13 +299,42 @@ impl Repo {
                 bytes.len()
             ));
         }
+        if opts.contents {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            gz.write_all(contents.as_bytes()).unwrap();
+            let gz = gz.finish().unwrap();
+            let main = self.dists().join("main");
+            std::fs::create_dir_all(main.join("by-hash/SHA256")).unwrap();
+            std::fs::write(main.join("Contents-amd64.gz"), &gz).unwrap();
+            std::fs::write(main.join("by-hash/SHA256").join(sha256(&gz)), &gz).unwrap();
+            release.push_str(&format!(
+                " {} {:>9} main/Contents-amd64.gz\n",
+                sha256(&gz),
+                gz.len()
+            ));
+        }
         std::fs::write(self.dists().join("Release"), &release).unwrap();
         let signed = gpg.clearsign(opts.fingerprint, &release, opts.sign_time);
         std::fs::write(self.dists().join("InRelease"), signed).unwrap();
+        let detached = gpg.detach_sign(opts.fingerprint, release.as_bytes(), opts.sign_time);
+        std::fs::write(self.dists().join("Release.gpg"), detached).unwrap();
     }
 
     pub fn dists(&self) -> PathBuf {
         self.root.path().join("dists").join(&self.suite)
+    }
+
+    /// Copies the suite's `dists/` directory to `dists/<name>`, as a mirror serves a suite
+    /// under its other name (`stable` beside `trixie`); later publishes leave the copy as it
+    /// was, as a mirror's caches do.
+    pub fn copy_dists(&self, name: &str) {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(self.dists())
+            .arg(self.root.path().join("dists").join(name))
+            .status()
+            .expect("cp runs");
+        assert!(status.success());
     }
 
     /// Paths of every file under `dir` (relative to the repository root) that match.
@@ -341,6 +395,8 @@ pub struct Server {
     port: u16,
     stop: Arc<AtomicBool>,
     faults: Arc<Mutex<HashMap<String, Fault>>>,
+    /// The method and path of every request, in order.
+    requests: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -351,18 +407,19 @@ impl Server {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let root = root.to_path_buf();
         let thread = {
-            let (stop, faults) = (stop.clone(), faults.clone());
+            let (stop, faults, requests) = (stop.clone(), faults.clone(), requests.clone());
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let (root, faults) = (root.clone(), faults.clone());
+                    let (root, faults, requests) = (root.clone(), faults.clone(), requests.clone());
                     std::thread::spawn(move || {
-                        let _ = serve(conn, &root, &faults);
+                        let _ = serve(conn, &root, &faults, &requests);
                     });
                 }
             })
@@ -371,6 +428,7 @@ impl Server {
             port,
             stop,
             faults,
+            requests,
             thread: Some(thread),
         }
     }
@@ -385,6 +443,19 @@ impl Server {
             .lock()
             .unwrap()
             .insert(suffix.to_string(), fault);
+    }
+
+    /// How many requests named a path ending in `suffix`, with `method` (`GET`, `HEAD`).
+    pub fn requests(&self, method: &str, suffix: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.split_once(' ')
+                    .is_some_and(|(m, p)| m == method && p.ends_with(suffix))
+            })
+            .count()
     }
 
     /// Stops accepting connections.
@@ -407,6 +478,7 @@ fn serve(
     mut conn: TcpStream,
     root: &Path,
     faults: &Mutex<HashMap<String, Fault>>,
+    requests: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
@@ -417,11 +489,10 @@ fn serve(
             break;
         }
     }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_string();
+    let path = words.next().unwrap_or("/").to_string();
+    requests.lock().unwrap().push(format!("{method} {path}"));
     let fault = faults
         .lock()
         .unwrap()
@@ -444,6 +515,9 @@ fn serve(
                 body.len()
             );
             conn.write_all(head.as_bytes())?;
+            if method == "HEAD" {
+                return conn.flush();
+            }
             let send = if matches!(fault, Some(Fault::Truncate)) {
                 &body[..body.len() / 2]
             } else {

@@ -25,6 +25,10 @@ fn packages() -> Vec<DebSpec> {
     ]
 }
 
+/// The test repository's suite name beside its codename `testing-suite`, as Debian's
+/// `stable` stands beside `trixie`.
+const SUITE_NAME: &str = "teststable";
+
 struct Fixture {
     gpg: Gpg,
     fingerprint: String,
@@ -57,6 +61,9 @@ impl Fixture {
                 fingerprint: &fingerprint,
                 sign_time: Some(sign_time).filter(|s| !s.is_empty()),
                 valid_until,
+                suite_name: Some(SUITE_NAME),
+                contents: true,
+                ..RepoOptions::default()
             },
             &pkgs,
         );
@@ -110,13 +117,21 @@ impl Fixture {
     }
 
     fn publish(&self, pkgs: &[DebSpec]) {
+        self.publish_with(pkgs, None, true);
+    }
+
+    /// Publishes `pkgs` as an archive update dated `date` (now unless given), with or
+    /// without a Contents index.
+    fn publish_with(&self, pkgs: &[DebSpec], date: Option<&str>, contents: bool) {
         self.repo.publish(
             &self.gpg,
             &RepoOptions {
                 suite: "testing-suite",
                 fingerprint: &self.fingerprint,
-                sign_time: None,
-                valid_until: None,
+                suite_name: Some(SUITE_NAME),
+                date,
+                contents,
+                ..RepoOptions::default()
             },
             pkgs,
         );
@@ -558,4 +573,276 @@ fn spec_errors_name_the_line() {
     assert_fails_with(&o, &["bareboat.toml:2: unknown field `relese`"]);
     let o = f.run(&["lock", "missing.toml"]);
     assert_fails_with(&o, &["spec missing.toml not found", "catalog:static"]);
+}
+
+/// Packages shipping the libraries a C program linked with `-lssl -lcrypto -lz` needs, named
+/// as Debian names them, and a decoy that has the first name Policy suggests for libssl but
+/// ships none of its files.
+fn library_packages() -> Vec<DebSpec> {
+    let lib = |path: &str| (path.to_string(), b"\x7fELF not really".to_vec());
+    let mut libc6 = DebSpec::new("libc6", "2.41-12");
+    libc6.files.push(lib("usr/lib/x86_64-linux-gnu/libc.so.6"));
+    libc6.files.push(lib("usr/lib64/ld-linux-x86-64.so.2"));
+    let mut libssl = DebSpec::new("libssl3", "3.5.4-1").field("Depends", "libc6");
+    libssl
+        .files
+        .push(lib("usr/lib/x86_64-linux-gnu/libssl.so.3"));
+    libssl
+        .files
+        .push(lib("usr/lib/x86_64-linux-gnu/libcrypto.so.3"));
+    let mut zlib = DebSpec::new("zlib1g", "1:1.3.dfsg+really1.3.1-1").field("Depends", "libc6");
+    zlib.files.push(lib("usr/lib/x86_64-linux-gnu/libz.so.1"));
+    let decoy = DebSpec::new("libssl3t64", "3.5.4-1");
+    vec![DebSpec::new("base", "1.0"), libc6, libssl, zlib, decoy]
+}
+
+/// A C program that links libssl, libcrypto and zlib, and a spec that adds it to an image
+/// from the fixture's repository.
+fn add_linked_program(f: &Fixture) {
+    let d = f.work.path();
+    std::fs::write(
+        d.join("prog.c"),
+        "#include <openssl/ssl.h>\n#include <openssl/evp.h>\n#include <zlib.h>\n\
+         int main(void) { SSL_CTX *c = SSL_CTX_new(TLS_method()); \
+         return zlibVersion()[0] == 0 || !c || !EVP_sha256(); }\n",
+    )
+    .unwrap();
+    let out = Command::new("gcc")
+        .current_dir(d)
+        .args(["prog.c", "-o", "prog", "-lssl", "-lcrypto", "-lz"])
+        .output()
+        .expect("gcc runs");
+    assert!(
+        out.status.success(),
+        "gcc (with libssl-dev and zlib1g-dev) failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        d.join("bareboat.toml"),
+        format!(
+            "packages = [\"base\"]\nentrypoint = [\"/app/prog\"]\n\n[[files]]\nsrc = \"prog\"\ndst = \"/app/prog\"\n\n\
+             [[source]]\nurl = \"{}\"\nsuite = \"testing-suite\"\nkeyring = \"archive-key.asc\"\n",
+            f.server.url()
+        ),
+    )
+    .unwrap();
+}
+
+/// The lock's packages that were added for added files, each with its reasons.
+fn needed_packages(f: &Fixture) -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap();
+    let lock: toml::Value = toml::from_str(&text).unwrap();
+    let mut found: Vec<(String, Vec<String>)> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let reasons = p["reasons"].as_array().unwrap().iter();
+            let reasons = reasons.map(|r| r.as_str().unwrap().to_string()).collect();
+            (p["name"].as_str().unwrap().to_string(), reasons)
+        })
+        .filter(|(_, reasons): &(String, Vec<String>)| {
+            reasons.iter().any(|r| r.starts_with("needed: "))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn sha256_of(path: &Path) -> String {
+    bareboat_testkit::sha256(&std::fs::read(path).unwrap())
+}
+
+/// Today's state of a real mirror: the InRelease is from one update, the Contents file at
+/// its canonical path from an earlier one, and the by-hash copy the InRelease names is
+/// missing. The suite's other name still serves the earlier InRelease, which lists the file.
+#[test]
+fn an_out_of_sync_contents_index_is_accepted_when_another_signed_release_lists_it() {
+    let f = Fixture::with(library_packages(), None, None);
+    let earlier = http_date(SystemTime::now() - Duration::from_secs(70 * 86400));
+    f.publish_with(&library_packages(), Some(&earlier), true);
+    f.repo.copy_dists(SUITE_NAME);
+    let contents = f.repo.dists().join("main/Contents-amd64.gz");
+    let old_contents = std::fs::read(&contents).unwrap();
+    let mut newer = library_packages();
+    newer.push(DebSpec::new("newcomer", "1.0"));
+    f.publish(&newer);
+    let listed = sha256_of(&contents);
+    std::fs::remove_file(f.repo.dists().join("main/by-hash/SHA256").join(&listed)).unwrap();
+    std::fs::write(&contents, &old_contents).unwrap();
+    let served = bareboat_testkit::sha256(&old_contents);
+    add_linked_program(&f);
+
+    let o = f.run(&["lock"]);
+    assert_ok(&o);
+    let err = stdout(&o);
+    assert!(
+        err.contains("note: ") && err.contains("Contents-amd64.gz"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("dists/{SUITE_NAME}/InRelease")),
+        "{err}"
+    );
+    let release = std::fs::read_to_string(f.repo.dists().join("Release")).unwrap();
+    let current = release
+        .lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .unwrap();
+    assert!(
+        err.contains(current) && err.contains(&earlier),
+        "both dates: {err}"
+    );
+    let needed = needed_packages(&f);
+    let names: Vec<&str> = needed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["libc6", "libssl3", "zlib1g"]);
+    for (name, reasons) in &needed {
+        assert!(
+            reasons.iter().all(|r| r.ends_with("(found by contents)")),
+            "{name}: {reasons:?}"
+        );
+    }
+    // The complete answer of the wrong size is asked for once more, not four times.
+    assert_eq!(f.server.requests("GET", "main/Contents-amd64.gz"), 2);
+    // Cached under its own SHA256 with a record of what vouched for it, never under the
+    // SHA256 the current InRelease lists.
+    assert!(!f.cache().join(format!("indexes/{listed}.idx")).exists());
+    assert!(f.cache().join(format!("indexes/{served}.idx")).exists());
+    let vouch = std::fs::read_to_string(f.cache().join(format!("vouches/{listed}.txt"))).unwrap();
+    assert!(
+        vouch.contains(&served) && vouch.contains(SUITE_NAME),
+        "{vouch}"
+    );
+
+    // Offline, the vouched copy serves, and says so.
+    std::fs::remove_file(f.work.path().join("bareboat.lock")).unwrap();
+    let o = f.run(&["lock", "--offline"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains(&earlier), "{}", stdout(&o));
+    assert_eq!(needed_packages(&f).len(), 3);
+    // Online again, the current InRelease is checked first; the mirror still serves the
+    // same file, so it is not downloaded again.
+    std::fs::remove_file(f.work.path().join("bareboat.lock")).unwrap();
+    assert_ok(&f.run(&["lock"]));
+    assert_eq!(f.server.requests("GET", "main/Contents-amd64.gz"), 2);
+    assert_eq!(f.server.requests("HEAD", "main/Contents-amd64.gz"), 1);
+    assert_eq!(needed_packages(&f).len(), 3);
+}
+
+/// A mirror that updated InRelease but still serves the detached-signed Release of the
+/// update before, with that update's Contents file.
+#[test]
+fn an_out_of_sync_contents_index_is_accepted_when_the_detached_release_lists_it() {
+    let f = Fixture::with(library_packages(), None, None);
+    let earlier = http_date(SystemTime::now() - Duration::from_secs(3 * 86400));
+    f.publish_with(&library_packages(), Some(&earlier), true);
+    let kept = ["Release", "Release.gpg", "main/Contents-amd64.gz"]
+        .map(|name| (name, std::fs::read(f.repo.dists().join(name)).unwrap()));
+    let mut newer = library_packages();
+    newer.push(DebSpec::new("newcomer", "1.0"));
+    f.publish(&newer);
+    let listed = sha256_of(&f.repo.dists().join("main/Contents-amd64.gz"));
+    std::fs::remove_file(f.repo.dists().join("main/by-hash/SHA256").join(&listed)).unwrap();
+    for (name, bytes) in &kept {
+        std::fs::write(f.repo.dists().join(name), bytes).unwrap();
+    }
+    add_linked_program(&f);
+    let o = f.run(&["lock"]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("dists/testing-suite/Release (dated") && out.contains(&earlier),
+        "{out}"
+    );
+    assert_eq!(needed_packages(&f).len(), 3);
+
+    // A Release.gpg that does not sign that Release vouches for nothing: the Contents index
+    // is left out, with the reason, and the needs are found by package name.
+    let mut forged = kept[0].1.clone();
+    forged.extend_from_slice(b"Comment: altered\n");
+    std::fs::write(f.repo.dists().join("Release"), forged).unwrap();
+    std::fs::remove_dir_all(f.cache()).unwrap();
+    let o = f.run(&["lock"]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("the mirror is out of sync"), "{out}");
+    assert!(out.contains("found by package name instead"), "{out}");
+    for (name, reasons) in needed_packages(&f) {
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.ends_with("(found by package-name)")),
+            "{name}: {reasons:?}"
+        );
+    }
+}
+
+#[test]
+fn without_a_contents_index_libraries_are_found_by_package_name() {
+    let f = Fixture::with(library_packages(), None, None);
+    f.publish_with(&library_packages(), None, false);
+    add_linked_program(&f);
+    let o = f.run(&["lock"]);
+    assert_ok(&o);
+    let needed = needed_packages(&f);
+    let names: Vec<&str> = needed.iter().map(|(n, _)| n.as_str()).collect();
+    // libssl3t64 is the first name Policy suggests for libssl.so.3, but its own file list
+    // does not ship it.
+    assert_eq!(names, ["libc6", "libssl3", "zlib1g"]);
+    for (name, reasons) in &needed {
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.ends_with("(found by package-name)")),
+            "{name}: {reasons:?}"
+        );
+    }
+    let libssl = &needed[1].1;
+    assert!(
+        libssl.iter().any(|r| r.contains("libcrypto.so.3")) && libssl.len() == 2,
+        "{libssl:?}"
+    );
+
+    // A library no package is named after is an error naming it and the fix.
+    f.publish_with(&library_packages()[..3], None, false);
+    let o = f.run(&["lock"]);
+    assert_fails_with(&o, &["/app/prog needs libz.so.1", "packages = [...]"]);
+}
+
+#[test]
+fn a_packages_index_from_an_older_release_is_refused_as_out_of_sync() {
+    let f = Fixture::new();
+    f.repo.copy_dists(SUITE_NAME);
+    let index = f.repo.dists().join("main/binary-amd64/Packages.xz");
+    let old_index = std::fs::read(&index).unwrap();
+    let mut newer = packages();
+    newer.push(DebSpec::new("newcomer", "1.0"));
+    f.publish(&newer);
+    let listed = std::fs::metadata(&index).unwrap().len();
+    for name in ["Packages", "Packages.xz"] {
+        let path = f.repo.dists().join("main/binary-amd64").join(name);
+        let by_hash = f.repo.dists().join("main/binary-amd64/by-hash/SHA256");
+        std::fs::remove_file(by_hash.join(sha256_of(&path))).unwrap();
+    }
+    std::fs::write(&index, &old_index).unwrap();
+    let o = f.run(&["lock"]);
+    let release = std::fs::read_to_string(f.repo.dists().join("Release")).unwrap();
+    let date = release
+        .lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .unwrap();
+    assert_fails_with(
+        &o,
+        &[
+            "(main/binary-amd64/Packages.xz): the mirror is out of sync",
+            &format!("dated {date}"),
+            &format!("lists {listed} bytes with SHA256"),
+            &format!("served {} bytes with SHA256", old_index.len()),
+            "try again later",
+            "--mirror",
+        ],
+    );
+    assert_eq!(f.server.requests("GET", "main/binary-amd64/Packages.xz"), 2);
+    assert!(f.cached("indexes").is_empty());
+    assert!(!f.work.path().join("bareboat.lock").exists());
 }
