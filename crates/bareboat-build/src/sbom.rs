@@ -287,7 +287,7 @@ impl Sbom {
                 "versionInfo": self.os_version,
                 "downloadLocation": "NOASSERTION",
                 "filesAnalyzed": false,
-                "primaryPackagePurpose": "OPERATING-SYSTEM",
+                "primaryPackagePurpose": "OPERATING_SYSTEM",
             }),
         ];
         let mut relationships = vec![

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::{
     LocalRegistry, assert_copies_refused, bareboat, build, fails_with, podman, podman_pull_and_run,
-    run, skopeo_raw, tool,
+    run, skopeo_raw, tool, validate_sbom,
 };
 use serde_json::Value;
 
@@ -722,6 +722,8 @@ fn sboms_are_attached_as_referrers_and_fetched_back() {
     );
     let digest = report["digest"].as_str().unwrap();
     assert_eq!(report["pushes"][0]["referrers"], 2);
+    validate_sbom("spdx", &d.join("out.spdx.json"));
+    validate_sbom("cyclonedx", &d.join("out.cdx.json"));
     let spdx = std::fs::read(d.join("out.spdx.json")).unwrap();
     let cdx = std::fs::read(d.join("out.cdx.json")).unwrap();
 

@@ -4,29 +4,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{bareboat, build, run, tool, unpack};
+use common::{bareboat, build, run, tool, unpack, validate_sbom as validate};
 use serde_json::Value;
-
-fn validator() -> PathBuf {
-    let python = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("sbom-tools/bin/python3");
-    assert!(
-        python.exists(),
-        "{} is missing: .ci/run installs the SBOM validators (spdx-tools, cyclonedx-python-lib) there",
-        python.display()
-    );
-    python
-}
-
-fn validate(kind: &str, path: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom/validate.py");
-    run(Command::new(validator()).arg(script).arg(kind).arg(path));
-}
 
 /// The element of `doc[list]` whose `key` is `value`.
 fn element<'a>(doc: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {

@@ -415,3 +415,46 @@ impl Drop for LocalRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// The base64 bodies of the PEM certificates in `text`, in order and without line breaks,
+/// so that one certificate compares equal however a tool wraps it.
+pub fn pem_bodies(text: &str) -> Vec<String> {
+    text.split("-----BEGIN CERTIFICATE-----")
+        .skip(1)
+        .map(|rest| {
+            let (body, _) = rest
+                .split_once("-----END CERTIFICATE-----")
+                .expect("an unterminated PEM certificate");
+            body.split_whitespace().collect()
+        })
+        .collect()
+}
+
+/// The image's environment as umoci wrote it into the bundle's runtime config.
+pub fn bundle_env(bundle: &Path) -> Vec<String> {
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    config["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Validates an SBOM the tests wrote with the official validators (`tests/sbom/validate.py`:
+/// the SPDX 2.3 JSON schema and spdx-tools, or CycloneDX's strict schema), which .ci/run
+/// installs into `target/sbom-tools`.
+pub fn validate_sbom(kind: &str, path: &Path) {
+    let python = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("sbom-tools/bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: .ci/run installs the SBOM validators (spdx-tools, jsonschema, cyclonedx-python-lib) there",
+        python.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom/validate.py");
+    run(Command::new(python).arg(script).arg(kind).arg(path));
+}
