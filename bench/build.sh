@@ -2,8 +2,9 @@
 # Image build figures, side by side with the peer, from warm package caches:
 #   bareboat build of catalog:static and catalog:cc, against
 #   mmdebstrap --variant=extract of the same packages followed by umoci repack.
-# Prints wall-clock times and their ratio, image sizes against distroless's static-debian13
-# (2.75 MB unpacked, 0.84 MB gzipped), and bareboat's peak RSS.
+# Prints wall-clock times and their ratio (with a lockfile, and without one, online and
+# --offline), image sizes, static's file bytes against what distroless's static-debian13
+# holds of the same packages, and bareboat's peak RSS.
 # Needs root (mmdebstrap and umoci as the peer run them) and the host's apt mirror.
 source "$(dirname "$0")/common.sh" build
 
@@ -32,6 +33,10 @@ for image in static cc; do
     ours=$(best_of_5 forget_trees fresh)
     saved=$(best_of_5 true fresh)
     again=$(best_of_5 true $bb --cache "$cache" build "catalog:$image" --lockfile "$out/$image.lock" -o "oci:$out/bb:$image")
+    # Without a lockfile the build resolves first: online it checks each InRelease.
+    unlocked() { $bb --cache "$cache" build "catalog:$image" "$@" -o "oci:$(mktemp -u -p "$out" unlocked.XXXXXX):$image"; }
+    unlocked_online=$(best_of_5 true unlocked)
+    unlocked_offline=$(best_of_5 true unlocked --offline)
     forget_trees
     rss=$( { /usr/bin/time -f %M $bb --cache "$cache" build "catalog:$image" --lockfile "$out/$image.lock" -o "oci:$out/rss-$image:$image" >/dev/null; } 2>&1 | tail -1)
 
@@ -59,8 +64,9 @@ PY
     s=$(date +%s.%N); peer; e=$(date +%s.%N)
     theirs=$(echo "$e - $s" | bc -l)
 
-    python3 - "$out/$image.json" "$out/peer-$image" "$ours" "$theirs" "$rss" "$again" "$out/bb" "$saved" <<'PY'
-import json, os, sys
+    python3 - "$out/$image.json" "$out/peer-$image" "$ours" "$theirs" "$rss" "$again" "$out/bb" "$saved" \
+        "$unlocked_online" "$unlocked_offline" "$image" "$out/$image.lock" "$debs" <<'PY'
+import io, json, os, subprocess, sys, tomllib
 report = json.load(open(sys.argv[1]))
 layers = report["images"][0]["layers"]
 ours_gz = sum(l["size"] for l in layers)
@@ -72,23 +78,41 @@ peer_gz = sum(l["size"] for l in man["layers"])
 ours_t, theirs_t, rss = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 again_t = float(sys.argv[6])
 saved_t = float(sys.argv[8])
+online_t, offline_t = float(sys.argv[9]), float(sys.argv[10])
+image, lock, debs = sys.argv[11], sys.argv[12], sys.argv[13]
 print(f"bareboat build into a new layout, unpacking every package (best of 5): {ours_t*1000:7.0f} ms   peak RSS {rss/1024:.0f} MB")
 print(f"bareboat build into a new layout, unpacked layers saved (best of 5):  {saved_t*1000:7.0f} ms")
 print(f"bareboat rebuild, same layout (best of 5):                            {again_t*1000:7.0f} ms")
+print(f"bareboat build without a lockfile, new layout (best of 5): online {online_t*1000:.0f} ms, --offline {offline_t*1000:.0f} ms")
 print(f"mmdebstrap extract + umoci repack:                                    {theirs_t*1000:7.0f} ms")
 print(f"ratio: {theirs_t/ours_t:.1f}x unpacking, {theirs_t/saved_t:.1f}x saved layers, {theirs_t/again_t:.1f}x rebuild")
 # Unpacked size as distroless's figure counts it: the bytes of the files, not tar headers.
 import gzip, tarfile
-def unpacked(layout, digests):
-    total = 0
+def image_files(layout, digests):
+    sizes = {}
     for d in digests:
         with tarfile.open(fileobj=gzip.open(os.path.join(layout, "blobs/sha256", d[7:]))) as t:
-            total += sum(m.size for m in t if m.isreg())
-    return total
-ours_files = unpacked(sys.argv[7], [l["digest"] for l in layers])
+            sizes.update((m.name, m.size) for m in t if m.isreg())
+    return sizes
+ours = image_files(sys.argv[7], [l["digest"] for l in layers])
+ours_files = sum(ours.values())
 print(f"bareboat image: {ours_gz/1e6:.2f} MB gzipped, {ours_files/1e6:.2f} MB unpacked, {ours_tar/1e6:.2f} MB as tar")
 print(f"peer image:     {peer_gz/1e6:.2f} MB gzipped")
-if report["images"][0]["packages"] and "static" in sys.argv[1]:
-    print("distroless static-debian13 (same packages): 0.84 MB gzipped, 2.75 MB unpacked")
+if image == "static":
+    # distroless's static-debian13 holds these packages whole, and of ca-certificates the
+    # bundle (as bareboat makes it, from the same certificates) and the copyright file.
+    debs_of = {p["name"]: os.path.join(debs, os.path.basename(p["filename"]))
+               for p in tomllib.load(open(lock, "rb"))["package"]}
+    def deb_files(name):
+        data = subprocess.run(["dpkg-deb", "--fsys-tarfile", debs_of[name]],
+                              check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            return {os.path.normpath(m.name): m.size for m in t if m.isreg()}
+    whole = ["base-files", "netbase", "tzdata", "tzdata-legacy", "media-types"]
+    equivalent = sum(sum(deb_files(p).values()) for p in whole)
+    equivalent += ours["etc/ssl/certs/ca-certificates.crt"]
+    equivalent += deb_files("ca-certificates")["usr/share/doc/ca-certificates/copyright"]
+    print(f"distroless static-debian13 equivalent (same packages): {equivalent/1e6:.2f} MB of files; "
+          f"bareboat's static is {ours_files/equivalent:.3f}x")
 PY
 done

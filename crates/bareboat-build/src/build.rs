@@ -2,6 +2,7 @@
 //! unpacked, completed with synthesized files, and written as deterministic layers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Read;
 use std::thread::ScopedJoinHandle;
 
 use bareboat_apt::cache::Cache;
@@ -127,7 +128,8 @@ pub fn build_arch(
         locked.iter().map(|p| (p.name.as_str(), *p)).collect();
     let groups = split_largest(group_packages(spec, &locked), &by_name, opts.max_layers);
     let slicing = Slicing::new(spec.slice.defaults, &spec.slice.keep, &spec.slice.drop)
-        .map_err(BuildError::Spec)?;
+        .map_err(BuildError::Spec)?
+        .keeping_only(&spec.keep_only);
     let setuid = policy::globs(&spec.keep_setuid)
         .map_err(|e| BuildError::Spec(format!("keep_setuid: {e}")))?;
     let tmp = cache.root().join("tmp");
@@ -213,7 +215,7 @@ pub fn build_arch(
             if i == 0 && base.is_none() {
                 synthesize_base(&mut tree, layer, mtime)?;
             }
-            synthesize_missing(&mut tree, layer, spec, mtime)?;
+            synthesize_missing(&mut tree, layer, spec, mtime, &by_name, cache)?;
             tree.seal()?;
             finish(&tree, layer, created_by)?;
             // A closed channel means the saver has stopped: the build goes on without it.
@@ -223,7 +225,7 @@ pub fn build_arch(
         if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.ca_certs.is_empty() {
             let layer = tree.push_layer();
             let mtime = tree.newest_below(layer);
-            synthesize_config(&mut tree, layer, spec, mtime)?;
+            synthesize_config(&mut tree, layer, spec, mtime, &by_name, cache)?;
             let created_by = "bareboat: accounts and CA certificates from the spec".to_string();
             finish(&tree, layer, created_by)?;
         }
@@ -265,7 +267,11 @@ pub fn build_arch(
     }
     let image = ImageSpec {
         arch: arch.to_string(),
-        run: run_config(spec, base.and_then(|b| b.config.config().as_ref())),
+        run: run_config(
+            spec,
+            base.and_then(|b| b.config.config().as_ref()),
+            tree.exists(C_UTF8_CTYPE),
+        ),
         created,
         annotations,
         base: base.map(BaseImage::inherited),
@@ -319,10 +325,11 @@ fn tree_keys(
     base: Option<&BaseImage>,
 ) -> Vec<String> {
     let mut settings = format!(
-        "arch {arch}\nslice {:?} {:?} {:?}\nkeep setuid {:?}\nlimits {:?}\nrelease {} {}\n",
+        "arch {arch}\nslice {:?} {:?} {:?}\nkeep only {:?}\nkeep setuid {:?}\nlimits {:?}\nrelease {} {}\n",
         spec.slice.defaults,
         spec.slice.keep,
         spec.slice.drop,
+        spec.keep_only,
         spec.keep_setuid,
         opts.limits,
         spec.release.version_id(),
@@ -371,14 +378,13 @@ fn add_packages(
         unpacked.push((p, control, files));
     }
     let mtime = tree.newest(layer);
-    let dir = "var/lib/dpkg/status.d";
     for (p, control, files) in &unpacked {
         let status =
             synth::status_paragraph(control, &p.name, &p.version, &p.source, &p.source_version);
         add_text(
             tree,
             layer,
-            &format!("{dir}/{}", p.name),
+            &format!("{STATUS_D}/{}", p.name),
             status.as_bytes(),
             mtime,
         )?;
@@ -386,7 +392,7 @@ fn add_packages(
         add_text(
             tree,
             layer,
-            &format!("{dir}/{}.md5sums", p.name),
+            &format!("{STATUS_D}/{}.md5sums", p.name),
             sums.as_bytes(),
             mtime,
         )?;
@@ -601,20 +607,22 @@ fn synthesize_missing(
     layer: usize,
     spec: &Spec,
     mtime: u64,
+    by_name: &HashMap<&str, &LockedPackage>,
+    cache: &Cache,
 ) -> Result<(), BuildError> {
     for dir in MERGED_DIRS {
         if tree.get(dir).is_none() && tree.get(&format!("usr/{dir}")).is_some() {
             tree.add_symlink(layer, dir, &format!("usr/{dir}"), mtime)?;
         }
     }
-    if !tree.exists(BUNDLE) {
-        let certs = package_certificates(tree);
+    if !tree.exists(BUNDLE) && tree.get(&format!("{STATUS_D}/{CA_PACKAGE}")).is_some() {
+        let certs = package_certificates(tree, by_name, cache)?;
         if !certs.is_empty() {
             let bundle = synth::ca_bundle(certs.iter().map(|(_, pem)| pem.as_slice()));
             add_text(tree, layer, BUNDLE, &bundle, mtime)?;
         }
     }
-    if tree.get("var/lib/dpkg/status.d/base-files").is_some() {
+    if tree.get(&format!("{STATUS_D}/base-files")).is_some() {
         if !tree.exists("usr/lib/os-release") && !tree.exists("etc/os-release") {
             let text = synth::os_release(spec.release.version_id(), spec.release.codename());
             add_text(tree, layer, "usr/lib/os-release", text.as_bytes(), mtime)?;
@@ -635,7 +643,7 @@ fn synthesize_missing(
     let mut stores = runtimes::java_trust_stores(tree);
     stores.retain(|s| !tree.exists(s));
     if !stores.is_empty() {
-        let certs = package_certificates(tree);
+        let certs = package_certificates(tree, by_name, cache)?;
         write_trust_stores(tree, layer, &stores, &certs, &[], mtime)?;
     }
     Ok(())
@@ -643,15 +651,54 @@ fn synthesize_missing(
 
 /// The CA bundle's path.
 const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+/// The package whose certificates make the bundle.
+const CA_PACKAGE: &str = "ca-certificates";
+/// Where each package's dpkg record goes.
+const STATUS_D: &str = "var/lib/dpkg/status.d";
+/// The file of glibc's C.UTF-8 locale that setlocale cannot do without.
+const C_UTF8_CTYPE: &str = "usr/lib/locale/C.utf8/LC_CTYPE";
 
 /// The certificates ca-certificates ships, with their paths, in the order
-/// update-ca-certificates reads them.
-fn package_certificates(tree: &Rootfs) -> Vec<(String, Vec<u8>)> {
-    tree.files_under("usr/share/ca-certificates")
-        .into_iter()
-        .filter(|p| p.ends_with(".crt"))
-        .filter_map(|p| tree.read(&p).map(|pem| (p, pem)))
-        .collect()
+/// update-ca-certificates reads them. They are read from the package's verified `.deb`,
+/// since an image may keep only the bundle made of them; on a base image that installed
+/// the package, the base's bundle stands for them.
+fn package_certificates(
+    tree: &Rootfs,
+    by_name: &HashMap<&str, &LockedPackage>,
+    cache: &Cache,
+) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
+    let Some(p) = by_name.get(CA_PACKAGE) else {
+        let bundle = tree.read(BUNDLE).map(|pem| (BUNDLE.to_string(), pem));
+        return Ok(bundle.into_iter().collect());
+    };
+    let origin = format!("package {}", p.name);
+    let io_err = |source| TreeError::Io {
+        origin: origin.clone(),
+        source,
+    };
+    let deb = cache
+        .open_deb(&p.sha256)
+        .map_err(|e| e.with_context(&p.name))?;
+    let mut certs = Vec::new();
+    for entry in deb.data().entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = policy::normalize(&raw).map_err(|reason| TreeError::Refused {
+            origin: origin.clone(),
+            path: raw,
+            reason,
+        })?;
+        if entry.header().entry_type().is_file()
+            && path.starts_with("usr/share/ca-certificates/")
+            && path.ends_with(".crt")
+        {
+            let mut pem = Vec::new();
+            entry.read_to_end(&mut pem).map_err(io_err)?;
+            certs.push((path, pem));
+        }
+    }
+    certs.sort();
+    Ok(certs)
 }
 
 /// Writes Java keystores at `stores` (if any) holding `package` certificates (path and
@@ -690,12 +737,14 @@ fn write_trust_stores(
 }
 
 /// The spec's accounts and CA certificates, in a layer of their own so lower layers stay
-/// shared. The certificates join the CA bundle and any Java keystore.
+/// shared. The certificates join the CA bundle below and any Java keystore.
 fn synthesize_config(
     tree: &mut Rootfs,
     layer: usize,
     spec: &Spec,
     mtime: u64,
+    by_name: &HashMap<&str, &LockedPackage>,
+    cache: &Cache,
 ) -> Result<(), BuildError> {
     if !spec.users.is_empty() || !spec.groups.is_empty() {
         let passwd = synth::passwd(&spec.users);
@@ -720,14 +769,17 @@ fn synthesize_config(
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
             extra.push((stem.into_owned(), text));
         }
-        let certs = package_certificates(tree);
-        let pems = certs
+        let below = tree.read(BUNDLE);
+        let pems = below
             .iter()
-            .map(|(_, pem)| pem.as_slice())
+            .map(Vec::as_slice)
             .chain(extra.iter().map(|(_, text)| text.as_bytes()));
         add_text(tree, layer, BUNDLE, &synth::ca_bundle(pems), mtime)?;
         let stores = runtimes::java_trust_stores(tree);
-        write_trust_stores(tree, layer, &stores, &certs, &extra, mtime)?;
+        if !stores.is_empty() {
+            let certs = package_certificates(tree, by_name, cache)?;
+            write_trust_stores(tree, layer, &stores, &certs, &extra, mtime)?;
+        }
     }
     Ok(())
 }
@@ -788,10 +840,10 @@ fn check_needs(tree: &Rootfs, analysis: &[Analysis], arch: &str) -> Result<(), B
     Ok(())
 }
 
-/// The image config: numeric user, PATH and SSL_CERT_FILE, then the spec's settings. On
-/// an image base, the base's settings stand where bareboat's defaults would, as with a
-/// Dockerfile's FROM.
-fn run_config(spec: &Spec, base: Option<&Config>) -> RunConfig {
+/// The image config: numeric user, PATH, SSL_CERT_FILE and, in an image with glibc's
+/// C.UTF-8 locale (`with_locale`), LANG, then the spec's settings. On an image base, the
+/// base's settings stand where bareboat's defaults would, as with a Dockerfile's FROM.
+fn run_config(spec: &Spec, base: Option<&Config>, with_locale: bool) -> RunConfig {
     let root = matches!(spec.variant, Variant::Root | Variant::DebugRoot);
     let base_user = base
         .and_then(|c| c.user().clone())
@@ -810,10 +862,11 @@ fn run_config(spec: &Spec, base: Option<&Config>) -> RunConfig {
             if spec.variant.is_debug() {
                 path.push_str(":/busybox");
             }
-            vec![
-                format!("PATH={path}"),
-                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_string(),
-            ]
+            let mut env = vec![format!("PATH={path}"), format!("SSL_CERT_FILE=/{BUNDLE}")];
+            if with_locale {
+                env.push("LANG=C.UTF-8".to_string());
+            }
+            env
         }
     };
     for (k, v) in &spec.run.env {
@@ -871,5 +924,61 @@ fn run_config(spec: &Spec, base: Option<&Config>) -> RunConfig {
                 target.clone(),
             ]
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_a_base_that_installed_ca_certificates_its_bundle_fills_the_keystore() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        let setuid = globset::GlobSet::empty();
+        let mut tree =
+            Rootfs::new(dir.path(), Slicing::default(), setuid, Limits::default()).unwrap();
+        let layer = tree.push_layer();
+        let pem = |der: &[u8]| {
+            pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap()
+        };
+        let bundle = format!("{}{}", pem(&[0x30, 1, 1]), pem(&[0x30, 1, 2]));
+        add_text(&mut tree, layer, BUNDLE, bundle.as_bytes(), 1).unwrap();
+        // The lock has no ca-certificates: the base installed it.
+        let certs = package_certificates(&tree, &HashMap::new(), &cache).unwrap();
+        assert_eq!(certs, [(BUNDLE.to_string(), bundle.into_bytes())]);
+        let store = "etc/ssl/certs/java/cacerts".to_string();
+        write_trust_stores(
+            &mut tree,
+            layer,
+            std::slice::from_ref(&store),
+            &certs,
+            &[],
+            1,
+        )
+        .unwrap();
+        let keystore = tree.read(&store).unwrap();
+        assert_eq!(&keystore[8..12], &2u32.to_be_bytes(), "two entries");
+        let has = |alias: &[u8]| keystore.windows(alias.len()).any(|w| w == alias);
+        assert!(has(b"debian:ca-certificates.pem") && has(b"debian:ca-certificates.pem-2"));
+    }
+
+    #[test]
+    fn lang_names_the_locale_only_where_the_image_has_it() {
+        let release = bareboat_apt::sources::Distribution::Trixie;
+        let spec = crate::catalog::spec("cc", None, release, vec![]).unwrap();
+        let lang = |config: &RunConfig| {
+            let found = config.env.iter().filter(|e| e.starts_with("LANG="));
+            found.cloned().collect::<Vec<_>>()
+        };
+        assert_eq!(lang(&run_config(&spec, None, true)), ["LANG=C.UTF-8"]);
+        assert!(lang(&run_config(&spec, None, false)).is_empty());
+        // The spec's environment wins; a base image's stands where bareboat's would.
+        let mut custom = spec.clone();
+        custom.run.env = vec![("LANG".into(), "de_DE.UTF-8".into())];
+        assert_eq!(lang(&run_config(&custom, None, true)), ["LANG=de_DE.UTF-8"]);
+        let mut base = Config::default();
+        base.set_env(Some(vec!["PATH=/bin".into()]));
+        assert!(lang(&run_config(&spec, Some(&base), true)).is_empty());
     }
 }

@@ -7,6 +7,7 @@
 //! dependency that no program in the image reads at run time, with the reason
 //! (`bareboat catalog` prints them). What the excluded packages' maintainer scripts would
 //! have made (the CA bundle, the Java keystore, alternatives links) bareboat writes itself.
+//! Of a few packages an image keeps only the part that it needs, as distroless does.
 
 use bareboat_apt::solver::Request;
 use bareboat_apt::sources::Distribution;
@@ -23,6 +24,8 @@ pub struct Image {
     bookworm: Option<&'static [&'static str]>,
     /// Dependencies dropped, each with why nothing needs it at run time.
     pub exclude: &'static [(&'static str, &'static str)],
+    /// Packages of which the image keeps only these paths (see [`Spec::keep_only`]).
+    keep_only: &'static [(&'static str, &'static [&'static str])],
     /// The image's entrypoint; children inherit it.
     entrypoint: &'static [&'static str],
 }
@@ -73,17 +76,30 @@ pub const IMAGES: &[Image] = &[
                 "the CLI ca-certificates' scripts call; bareboat writes the CA bundle itself",
             ),
         ],
+        // The bundle bareboat makes from the package's certificates holds every one of
+        // them; update-ca-certificates, which reads them, needs a shell.
+        keep_only: &[(
+            "ca-certificates",
+            &["usr/share/doc/ca-certificates/copyright"],
+        )],
         entrypoint: &[],
     },
     Image {
         name: "base-nossl",
         parent: Some("static"),
-        summary: "static + glibc: for dynamically linked C programs without TLS",
-        trixie: &["libc6"],
-        bookworm: Some(&["libc6"]),
+        summary: "static + glibc and its C.UTF-8 locale: for dynamically linked C programs without TLS",
+        trixie: &["libc6", "libc-bin"],
+        bookworm: Some(&["libc6", "libc-bin"]),
         exclude: &[(
             "libgcc-s1",
             "libc6 loads it only to unwind at thread cancellation, as in distroless; cc has it",
+        )],
+        // glibc has no built-in C.UTF-8: without these files setlocale fails, and Java and
+        // Ruby fall back to ASCII file names and text. The rest of libc-bin (ldconfig,
+        // iconv, getent, locale) is tools.
+        keep_only: &[(
+            "libc-bin",
+            &["usr/lib/locale/C.utf8", "usr/share/doc/libc-bin/copyright"],
         )],
         entrypoint: &[],
     },
@@ -97,6 +113,7 @@ pub const IMAGES: &[Image] = &[
             "openssl-provider-legacy",
             "OpenSSL's legacy algorithms module, loaded only when configured",
         )],
+        keep_only: &[],
         entrypoint: &[],
     },
     Image {
@@ -106,6 +123,7 @@ pub const IMAGES: &[Image] = &[
         trixie: &["libgcc-s1", "libstdc++6", "libgomp1", "gcc-14-base"],
         bookworm: Some(&["libgcc-s1", "libstdc++6", "libgomp1", "gcc-12-base"]),
         exclude: &[],
+        keep_only: &[],
         entrypoint: &[],
     },
     Image {
@@ -118,6 +136,7 @@ pub const IMAGES: &[Image] = &[
             "dpkg",
             "python3-minimal's maintainer scripts compare versions with it",
         )],
+        keep_only: &[],
         entrypoint: &["/usr/bin/python3"],
     },
     Image {
@@ -127,6 +146,7 @@ pub const IMAGES: &[Image] = &[
         trixie: &["openjdk-21-jre-headless"],
         bookworm: None,
         exclude: JAVA_EXCLUDES,
+        keep_only: &[],
         entrypoint: &["/usr/bin/java", "-jar"],
     },
     Image {
@@ -136,6 +156,7 @@ pub const IMAGES: &[Image] = &[
         trixie: &["openjdk-25-jre-headless"],
         bookworm: None,
         exclude: JAVA_EXCLUDES,
+        keep_only: &[],
         entrypoint: &["/usr/bin/java", "-jar"],
     },
     Image {
@@ -148,6 +169,7 @@ pub const IMAGES: &[Image] = &[
             "node-corepack",
             "a downloader of package managers (yarn, pnpm), not the runtime",
         )],
+        keep_only: &[],
         entrypoint: &["/usr/bin/node"],
     },
     Image {
@@ -163,6 +185,7 @@ pub const IMAGES: &[Image] = &[
                 "the gem package manager; bundle gems with your application instead",
             ),
         ],
+        keep_only: &[],
         entrypoint: &["/usr/bin/ruby"],
     },
     Image {
@@ -181,6 +204,7 @@ pub const IMAGES: &[Image] = &[
                 "killall and fuser, for php-common's session cleanup cron job",
             ),
         ],
+        keep_only: &[],
         entrypoint: &["/usr/bin/php"],
     },
 ];
@@ -341,6 +365,11 @@ pub fn spec(
             exclude: Vec::new(),
         });
     }
+    let keep_only = chain
+        .iter()
+        .flat_map(|i| i.keep_only)
+        .map(|(p, paths)| (p.to_string(), paths.iter().map(|x| x.to_string()).collect()))
+        .collect();
     let entrypoint = chain
         .iter()
         .rev()
@@ -367,6 +396,7 @@ pub fn spec(
         keep_setuid: Vec::new(),
         base_image: None,
         remove: Vec::new(),
+        keep_only,
     })
 }
 
@@ -401,7 +431,26 @@ mod tests {
         assert_eq!(level(&python3, "cc"), level(&cc, "cc"));
         let nossl = level(&python3, "base-nossl").unwrap();
         assert!(nossl.exclude.contains(&"libgcc-s1".to_string()));
+        // Of ca-certificates static keeps only the copyright (the bundle is bareboat's), and
+        // of libc-bin base-nossl keeps only the C.UTF-8 locale, for every image on them.
+        let kept = |s: &Spec| -> Vec<(String, usize)> {
+            s.keep_only
+                .iter()
+                .map(|(p, paths)| (p.clone(), paths.len()))
+                .collect()
+        };
+        let st = spec("static", None, Distribution::Trixie, vec![]).unwrap();
+        assert_eq!(kept(&st), [("ca-certificates".to_string(), 1)]);
+        assert_eq!(
+            kept(&python3),
+            [
+                ("ca-certificates".to_string(), 1),
+                ("libc-bin".to_string(), 2)
+            ]
+        );
+        assert!(nossl.roots.contains(&"libc-bin".to_string()));
         let base = spec("base", None, Distribution::Bookworm, vec!["amd64".into()]).unwrap();
+        assert!(base.packages.iter().any(|r| r.name == "libc-bin"));
         assert!(base.exclude.contains(&"libgcc-s1".to_string()));
         assert!(base.packages.iter().any(|r| r.name == "libssl3"));
     }

@@ -69,6 +69,8 @@ pub struct Slicing {
     pub defaults: bool,
     keep: GlobSet,
     drop: GlobSet,
+    /// Packages of which only these paths stay (see [`within`]).
+    keep_only: Vec<(String, Vec<String>)>,
 }
 
 impl Default for Slicing {
@@ -77,6 +79,7 @@ impl Default for Slicing {
             defaults: true,
             keep: GlobSet::empty(),
             drop: GlobSet::empty(),
+            keep_only: Vec::new(),
         }
     }
 }
@@ -89,16 +92,42 @@ impl Slicing {
             defaults,
             keep: globs(keep)?,
             drop: globs(drop)?,
+            keep_only: Vec::new(),
         })
     }
 
-    /// Whether `path` (relative, after merged /usr) stays in the image.
-    pub fn keeps(&self, path: &str) -> bool {
+    /// The same policy, keeping of each listed package only the paths [`within`] its list
+    /// (and of those, what the rest of the policy keeps).
+    pub fn keeping_only(self, keep_only: &[(String, Vec<String>)]) -> Slicing {
+        Slicing {
+            keep_only: keep_only.to_vec(),
+            ..self
+        }
+    }
+
+    /// Whether `path` (relative, after merged /usr) of `package` stays in the image.
+    pub fn keeps(&self, package: &str, path: &str) -> bool {
+        if let Some((_, paths)) = self.keep_only.iter().find(|(p, _)| p == package)
+            && !within(path, paths)
+        {
+            return false;
+        }
         if self.drop.is_match(path) {
             return false;
         }
         !(self.defaults && dropped_by_default(path) && !self.keep.is_match(path))
     }
+}
+
+/// Whether `path` is one of `paths`, lies under one, or is a directory on the way to one
+/// (so a kept file's directories keep the package's modes, not implied ones).
+pub fn within(path: &str, paths: &[String]) -> bool {
+    let under = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    paths.iter().any(|p| under(path, p) || under(p, path))
 }
 
 /// Compiles globs matched against paths relative to the root (a leading `/` is ignored).
@@ -223,7 +252,48 @@ mod tests {
             ("usr/share/zoneinfo/Europe/Paris", true),
             ("usr/lib/x86_64-linux-gnu/libc.so.6", true),
         ] {
-            assert_eq!(s.keeps(path), kept, "{path}");
+            assert_eq!(s.keeps("p", path), kept, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_package_can_keep_only_some_paths() {
+        let s = Slicing::default().keeping_only(&[(
+            "libc-bin".into(),
+            vec![
+                "usr/lib/locale/C.utf8".into(),
+                "usr/share/doc/libc-bin/copyright".into(),
+            ],
+        )]);
+        for (package, path, kept) in [
+            ("libc-bin", "usr/lib/locale/C.utf8", true),
+            ("libc-bin", "usr/lib/locale/C.utf8/LC_CTYPE", true),
+            (
+                "libc-bin",
+                "usr/lib/locale/C.utf8/LC_MESSAGES/SYS_LC_MESSAGES",
+                true,
+            ),
+            // The directories leading there stay, with the package's metadata.
+            ("libc-bin", "usr", true),
+            ("libc-bin", "usr/lib/locale", true),
+            ("libc-bin", "usr/share/doc/libc-bin", true),
+            ("libc-bin", "usr/share/doc/libc-bin/copyright", true),
+            // A sibling whose name only starts the same is not under it.
+            ("libc-bin", "usr/lib/locale/C.utf8x", false),
+            ("libc-bin", "usr/lib/locale/C.utf", false),
+            ("libc-bin", "usr/sbin/ldconfig", false),
+            ("libc-bin", "usr/bin/ldd", false),
+            ("libc-bin", "etc/ld.so.conf", false),
+            (
+                "libc-bin",
+                "usr/share/doc/libc-bin/changelog.Debian.gz",
+                false,
+            ),
+            // Other packages are sliced as before.
+            ("libc6", "usr/sbin/ldconfig", true),
+            ("libc6", "usr/share/doc/libc6/changelog.Debian.gz", false),
+        ] {
+            assert_eq!(s.keeps(package, path), kept, "{package}: {path}");
         }
     }
 
@@ -235,12 +305,12 @@ mod tests {
             &["/usr/share/zoneinfo/right/**".into(), "**/*.a".into()],
         )
         .unwrap();
-        assert!(s.keeps("usr/share/doc/libc6/changelog.Debian.gz"));
-        assert!(!s.keeps("usr/share/zoneinfo/right/UTC"));
-        assert!(!s.keeps("usr/lib/libfoo.a"));
-        assert!(!s.keeps("usr/share/man/man1/ls.1.gz"));
+        assert!(s.keeps("p", "usr/share/doc/libc6/changelog.Debian.gz"));
+        assert!(!s.keeps("p", "usr/share/zoneinfo/right/UTC"));
+        assert!(!s.keeps("p", "usr/lib/libfoo.a"));
+        assert!(!s.keeps("p", "usr/share/man/man1/ls.1.gz"));
         let off = Slicing::new(false, &[], &[]).unwrap();
-        assert!(off.keeps("usr/share/man/man1/ls.1.gz"));
+        assert!(off.keeps("p", "usr/share/man/man1/ls.1.gz"));
         assert!(Slicing::new(true, &["[".into()], &[]).is_err());
     }
 }

@@ -399,7 +399,7 @@ impl Rootfs {
             } else {
                 policy::usrmerge(&name)
             };
-            let kept = self.slicing.keeps(&path);
+            let kept = self.slicing.keeps(package, &path);
             let node_kind = match kind {
                 tar::EntryType::Directory => NodeKind::Dir,
                 tar::EntryType::Symlink => NodeKind::Symlink(link),
@@ -1347,6 +1347,35 @@ mod tests {
         let kept: Vec<&str> = u.md5sums.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(kept, ["usr/share/doc/p/copyright", "usr/bin/p"]);
         assert_eq!(u.dropped, 3);
+    }
+
+    #[test]
+    fn a_package_kept_in_part_records_only_the_kept_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let slicing = Slicing::default()
+            .keeping_only(&[("libc-bin".into(), vec!["usr/lib/locale/C.utf8".into()])]);
+        let mut t = Rootfs::new(dir.path(), slicing, GlobSet::empty(), Limits::default()).unwrap();
+        let layer = t.push_layer();
+        let entries = [
+            E::Dir("./usr/"),
+            E::Dir("./usr/lib/"),
+            E::Dir("./usr/lib/locale/"),
+            E::Dir("./usr/lib/locale/C.utf8/"),
+            E::File("./usr/lib/locale/C.utf8/LC_CTYPE", b"ctype", 0o644),
+            E::File("./usr/sbin/ldconfig", b"elf", 0o755),
+            E::Hardlink("./usr/sbin/ldconfig.real", "./usr/sbin/ldconfig"),
+            E::Dir("./etc/"),
+        ];
+        let u = add(&mut t, layer, "libc-bin", &entries).unwrap();
+        let kept: Vec<&str> = u.md5sums.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(kept, ["usr/lib/locale/C.utf8/LC_CTYPE"]);
+        assert_eq!(u.dropped, 3);
+        assert_eq!(t.read("usr/lib/locale/C.utf8/LC_CTYPE").unwrap(), b"ctype");
+        assert!(t.get("usr/lib/locale").is_some());
+        assert!(t.get("usr/sbin/ldconfig").is_none() && t.get("etc").is_none());
+        // Another package's paths are not limited.
+        add(&mut t, layer, "libc6", &entries[5..7]).unwrap();
+        assert!(t.get("usr/sbin/ldconfig").is_some());
     }
 
     #[test]

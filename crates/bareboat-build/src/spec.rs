@@ -48,9 +48,9 @@
 //! name = "app"
 //! uid = 1000                  # gid defaults to uid; home to /home/NAME
 //!
-//! [[groups]]
-//! name = "staff"
-//! gid = 50
+//! [[groups]]                  # root 0, tty 5, staff 50, nogroup 65534 and nonroot 65532
+//! name = "web"                # exist already: one may be named again with its gid
+//! gid = 2000
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -65,6 +65,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{self, Variant};
+use crate::synth;
 
 /// Architectures a spec may name.
 pub const ARCHES: &[&str] = &["amd64", "arm64"];
@@ -117,7 +118,7 @@ struct RawSpec {
     #[serde(default)]
     users: Vec<Spanned<UserSpec>>,
     #[serde(default)]
-    groups: Vec<GroupSpec>,
+    groups: Vec<Spanned<GroupSpec>>,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +249,9 @@ pub struct Spec {
     pub base_image: Option<ImageRef>,
     /// Paths (relative to the root) to delete from `base_image`.
     pub remove: Vec<String>,
+    /// Packages of which the image keeps only some paths (relative to the root), with what
+    /// lies under them: a catalogue image's, unless the spec requests the package itself.
+    pub keep_only: Vec<(String, Vec<String>)>,
 }
 
 impl Spec {
@@ -429,7 +433,20 @@ impl Spec {
             ),
             None => None,
         };
+        let groups: Vec<GroupSpec> = raw.groups.iter().map(|g| g.get_ref().clone()).collect();
+        for g in &raw.groups {
+            let GroupSpec { name, gid } = g.get_ref();
+            synth::builtin_group(name, *gid).map_err(|e| err(Some(g.span()), e))?;
+        }
         for u in &raw.users {
+            if let Some(own) = synth::own_group(u.get_ref(), &groups) {
+                synth::builtin_group(&own.name, own.gid).map_err(|e| {
+                    err(
+                        Some(u.span()),
+                        format!("user {:?} would get a group of its own: {e}", own.name),
+                    )
+                })?;
+            }
             let name = &u.get_ref().name;
             let valid = !name.is_empty()
                 && name
@@ -505,8 +522,14 @@ impl Spec {
         // A catalogue base's entrypoint (python3's interpreter, java -jar) holds unless the
         // spec sets its own.
         let inherited = base.as_ref().map(|b| b.run.clone()).unwrap_or_default();
-        let (levels, variant, packages, exclude) = match base {
+        let (levels, variant, packages, exclude, keep_only) = match base {
             Some(b) => {
+                // As with exclusions, a package the spec asks for itself comes whole.
+                let keep_only = b
+                    .keep_only
+                    .into_iter()
+                    .filter(|(p, _)| !packages.iter().any(|r| r.name == *p))
+                    .collect();
                 let mut levels = b.levels;
                 if !own_level.roots.is_empty() {
                     levels.push(own_level);
@@ -519,9 +542,15 @@ impl Spec {
                     .filter(|x| !all.iter().any(|p| p.name == *x))
                     .collect();
                 ex.extend(exclude);
-                (levels, b.variant, all, ex)
+                (levels, b.variant, all, ex, keep_only)
             }
-            None => (vec![own_level], Variant::Nonroot, packages, exclude),
+            None => (
+                vec![own_level],
+                Variant::Nonroot,
+                packages,
+                exclude,
+                Vec::new(),
+            ),
         };
         let run = RunSpec {
             user,
@@ -574,11 +603,12 @@ impl Spec {
             auto_deps: raw.auto_deps.unwrap_or(true),
             ca_certs: raw.ca_certs,
             users: raw.users.into_iter().map(|u| u.into_inner()).collect(),
-            groups: raw.groups,
+            groups,
             slice: raw.slice,
             keep_setuid: raw.keep_setuid,
             base_image,
             remove,
+            keep_only,
         })
     }
 }
@@ -649,7 +679,7 @@ pub fn image_path(dst: &str) -> Option<String> {
 fn uid_of(user: &str, users: &[Spanned<UserSpec>]) -> Option<u32> {
     match user {
         "root" => Some(0),
-        "nonroot" => Some(crate::synth::NONROOT),
+        "nonroot" => Some(synth::NONROOT),
         "nobody" => Some(65534),
         n => n.parse().ok().or_else(|| {
             users
@@ -755,6 +785,21 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
                 5,
                 "unknown field `extra`",
             ),
+            (
+                "packages = [\"a0\"]\n[[groups]]\nname = \"staff\"\ngid = 50\n[[groups]]\nname = \"staff\"\ngid = 51\n",
+                5,
+                "group \"staff\" with gid 51: every image has group staff with gid 50",
+            ),
+            (
+                "packages = [\"a0\"]\n\n[[groups]]\nname = \"wheel\"\ngid = 5\n",
+                3,
+                "group \"wheel\" with gid 5: gid 5 is the built-in group tty",
+            ),
+            (
+                "packages = [\"a0\"]\n[[users]]\nname = \"staff\"\nuid = 1000\n",
+                2,
+                "user \"staff\" would get a group of its own: group \"staff\" with gid 1000",
+            ),
         ] {
             let e = Spec::parse(text, "bareboat.toml").unwrap_err();
             assert_eq!(e.line, Some(line), "{text}: {e}");
@@ -771,6 +816,36 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
                 .to_string()
                 .contains("packages is empty")
         );
+    }
+
+    #[test]
+    fn groups_equal_to_built_in_ones_are_merged() {
+        let s = Spec::parse(
+            "packages = [\"a0\"]\n[[groups]]\nname = \"staff\"\ngid = 50\n\
+             [[users]]\nname = \"app\"\nuid = 1000\ngid = 5\n",
+            "t",
+        )
+        .unwrap();
+        let group = synth::group(&s.users, &s.groups);
+        assert_eq!(group.matches("staff").count(), 1, "{group}");
+        assert!(!group.contains("app"), "{group}");
+    }
+
+    #[test]
+    fn a_catalogue_base_keeps_part_of_a_package_unless_the_spec_asks_for_it() {
+        let parts = |text: &str| -> Vec<String> {
+            let s = Spec::parse(text, "t").unwrap();
+            s.keep_only.into_iter().map(|(p, _)| p).collect()
+        };
+        assert_eq!(
+            parts("from = \"catalog:cc\"\n"),
+            ["ca-certificates", "libc-bin"]
+        );
+        assert_eq!(
+            parts("from = \"catalog:cc\"\npackages = [\"libc-bin\"]\n"),
+            ["ca-certificates"]
+        );
+        assert!(parts("packages = [\"libc-bin\"]\n").is_empty());
     }
 
     #[test]

@@ -25,20 +25,59 @@ pub fn passwd(users: &[UserSpec]) -> String {
     out
 }
 
-/// `/etc/group`: root, nogroup, nonroot, then a group for each spec user without one of
-/// its own, and the spec's groups.
+/// The groups every image has: base-passwd's root, tty, staff and nogroup (programs that
+/// hand a terminal to group tty or install under staff expect them), and nonroot.
+pub const GROUPS: [(&str, u32); 5] = [
+    ("root", 0),
+    ("tty", 5),
+    ("staff", 50),
+    ("nogroup", 65534),
+    ("nonroot", NONROOT),
+];
+
+/// Whether a group the spec names is one of [`GROUPS`], which is then written once; a
+/// group that shares only its name or only its gid with one is refused, as it would make
+/// names and ids mean two things.
+pub fn builtin_group(name: &str, gid: u32) -> Result<bool, String> {
+    let by_name = GROUPS.iter().find(|(n, _)| *n == name);
+    let by_gid = GROUPS.iter().find(|(_, id)| *id == gid);
+    match (by_name, by_gid) {
+        (Some(a), Some(b)) if a == b => Ok(true),
+        (Some((builtin, id)), _) => Err(format!(
+            "group {name:?} with gid {gid}: every image has group {builtin} with gid {id}\n  hint: use gid {id}, or another name"
+        )),
+        (None, Some((builtin, _))) => Err(format!(
+            "group {name:?} with gid {gid}: gid {gid} is the built-in group {builtin}\n  hint: name it {builtin}, or use another gid"
+        )),
+        (None, None) => Ok(false),
+    }
+}
+
+/// `/etc/group`: the built-in groups, then each spec user's [`own_group`], and the spec's
+/// groups that are not built in.
 pub fn group(users: &[UserSpec], groups: &[GroupSpec]) -> String {
-    let mut out = format!("root:x:0:\nnogroup:x:65534:\nnonroot:x:{NONROOT}:\n");
-    for u in users {
-        let gid = u.gid.unwrap_or(u.uid);
-        if !groups.iter().any(|g| g.gid == gid) {
-            out.push_str(&format!("{}:x:{gid}:\n", u.name));
-        }
+    let line = |name: &str, gid: u32| format!("{name}:x:{gid}:\n");
+    let mut out: String = GROUPS.iter().map(|(name, gid)| line(name, *gid)).collect();
+    for g in users.iter().filter_map(|u| own_group(u, groups)) {
+        out.push_str(&line(&g.name, g.gid));
     }
     for g in groups {
-        out.push_str(&format!("{}:x:{}:\n", g.name, g.gid));
+        if !GROUPS.contains(&(g.name.as_str(), g.gid)) {
+            out.push_str(&line(&g.name, g.gid));
+        }
     }
     out
+}
+
+/// The group named after a spec user that its gid calls for, unless a built-in or spec
+/// group has that gid (the user joins it).
+pub fn own_group(u: &UserSpec, groups: &[GroupSpec]) -> Option<GroupSpec> {
+    let gid = u.gid.unwrap_or(u.uid);
+    let taken = GROUPS.iter().any(|(_, id)| *id == gid) || groups.iter().any(|g| g.gid == gid);
+    (!taken).then(|| GroupSpec {
+        name: u.name.clone(),
+        gid,
+    })
 }
 
 /// A spec user's home directory.
@@ -240,16 +279,57 @@ nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
 nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n\
 app:x:1000:1000:app:/home/app:/sbin/nologin\n"
         );
-        assert_eq!(
-            group(
-                &[app()],
-                &[GroupSpec {
-                    name: "staff".into(),
-                    gid: 50
-                }]
+    }
+
+    #[test]
+    fn groups() {
+        const BUILTIN: &str =
+            "root:x:0:\ntty:x:5:\nstaff:x:50:\nnogroup:x:65534:\nnonroot:x:65532:\n";
+        let g = |name: &str, gid| GroupSpec {
+            name: name.into(),
+            gid,
+        };
+        let user = |gid| UserSpec { gid, ..app() };
+        for (users, groups, added) in [
+            (vec![], vec![], ""),
+            (vec![app()], vec![], "app:x:1000:\n"),
+            // A user joins the group with its gid, built in or the spec's.
+            (vec![user(Some(50))], vec![], ""),
+            (vec![app()], vec![g("apps", 1000)], "apps:x:1000:\n"),
+            // A spec group equal to a built-in one is written once.
+            (vec![], vec![g("staff", 50), g("tty", 5)], ""),
+            (
+                vec![app()],
+                vec![g("staff", 50), g("web", 2000)],
+                "app:x:1000:\nweb:x:2000:\n",
             ),
-            "root:x:0:\nnogroup:x:65534:\nnonroot:x:65532:\napp:x:1000:\nstaff:x:50:\n"
-        );
+        ] {
+            assert_eq!(
+                group(&users, &groups),
+                format!("{BUILTIN}{added}"),
+                "{users:?} {groups:?}"
+            );
+        }
+        for (name, gid, outcome) in [
+            ("staff", 50, Ok(true)),
+            ("nonroot", 65532, Ok(true)),
+            ("web", 2000, Ok(false)),
+            ("staff", 51, Err("every image has group staff with gid 50")),
+            ("wheel", 5, Err("gid 5 is the built-in group tty")),
+            (
+                "nogroup",
+                0,
+                Err("every image has group nogroup with gid 65534"),
+            ),
+        ] {
+            match (builtin_group(name, gid), outcome) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{name} {gid}"),
+                (Err(e), Err(want)) => {
+                    assert!(e.contains(want) && e.contains(&format!("{name:?}")), "{e}")
+                }
+                (got, want) => panic!("{name} {gid}: {got:?}, expected {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::rootfs::{Node, Segment, Snapshot};
 
 /// Bumped when what a saved tree means changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Saved trees in a cache directory.
 pub struct TreeCache<'a> {

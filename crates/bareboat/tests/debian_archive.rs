@@ -142,6 +142,7 @@ fn cc_trixie_locks() {
     let mut expected: Vec<&str> = STATIC_TRIXIE.to_vec();
     expected.extend([
         "gcc-14-base",
+        "libc-bin",
         "libc6",
         "libgcc-s1",
         "libgomp1",

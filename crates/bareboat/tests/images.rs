@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -18,6 +19,59 @@ const HELLO_C: &str = r#"
 #include <unistd.h>
 int main(void) { printf("hello from C, uid %d\n", (int)getuid()); return 0; }
 "#;
+
+/// Prints the locale that the environment selects and its character set, as a C program
+/// started by a runtime sees them.
+const LOCALE_C: &str = r#"
+#include <langinfo.h>
+#include <locale.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    const char *locale = setlocale(LC_ALL, "");
+    printf("uid %d, locale %s, codeset %s\n", (int)getuid(), locale ? locale : "(none)",
+           nl_langinfo(CODESET));
+    return 0;
+}
+"#;
+
+/// What a catalogue image with glibc prints running [`LOCALE_C`].
+const UTF8_LOCALE: &str = "uid 65532, locale C.UTF-8, codeset UTF-8\n";
+
+/// The groups of every image, in order.
+const GROUPS: &str = "root:x:0:\ntty:x:5:\nstaff:x:50:\nnogroup:x:65534:\nnonroot:x:65532:\n";
+
+/// The regular files under `root`, relative to it.
+fn regular_files(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                let relative = path.strip_prefix(root).unwrap();
+                out.insert(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The files `pkg`'s md5sums list, each checked against the file in `rootfs` with the host's
+/// md5sum.
+fn md5sums_checked(rootfs: &Path, pkg: &str) -> BTreeSet<String> {
+    let list = format!("var/lib/dpkg/status.d/{pkg}.md5sums");
+    run(Command::new(tool("md5sum"))
+        .current_dir(rootfs)
+        .args(["--check", "--quiet", "--strict", &list]));
+    let sums = std::fs::read_to_string(rootfs.join(&list)).unwrap();
+    sums.lines()
+        .map(|line| line.split_once("  ").unwrap().1.to_string())
+        .collect()
+}
 
 fn layers(report: &Value) -> Vec<String> {
     report["images"][0]["layers"]
@@ -34,36 +88,67 @@ fn static_runs_a_static_binary_as_nonroot() {
     let report = build(dir.path(), &["catalog:static", "-o", "oci:out:static"]);
     let bundle = unpack(dir.path(), "out", "static");
     let rootfs = bundle.join("rootfs");
-    compile(&bundle, "gcc", HELLO_C, "c", &["-static"]);
-    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C, uid 65532\n");
-    assert_no_shell_or_package_manager(&rootfs);
-    // Scanners' view: every package is recorded with its kept files.
-    for pkg in [
+    // Scanners' view: every package is recorded, its md5sums list exactly the files it
+    // left in the image, and the rest is what bareboat writes.
+    let packages = [
         "base-files",
         "netbase",
         "tzdata",
         "tzdata-legacy",
         "media-types",
         "ca-certificates",
-    ] {
+    ];
+    let mut listed = BTreeSet::new();
+    for pkg in packages {
         let status =
             std::fs::read_to_string(rootfs.join("var/lib/dpkg/status.d").join(pkg)).unwrap();
         assert!(status.starts_with(&format!("Package: {pkg}\n")), "{status}");
-        let sums =
-            std::fs::read_to_string(rootfs.join(format!("var/lib/dpkg/status.d/{pkg}.md5sums")))
-                .unwrap();
-        for line in sums.lines() {
-            let path = line.split_once("  ").unwrap().1;
-            assert!(
-                rootfs.join(path).exists(),
-                "{pkg}.md5sums lists {path}, which is not in the image"
-            );
-            assert!(
-                !path.contains("usr/share/man/"),
-                "{path} should have been sliced"
-            );
-        }
+        let files = md5sums_checked(&rootfs, pkg);
+        assert!(
+            !files.iter().any(|p| p.contains("usr/share/man/")),
+            "{pkg}: {files:?} should have been sliced"
+        );
+        listed.extend(files);
     }
+    let made: BTreeSet<String> = regular_files(&rootfs)
+        .difference(&listed)
+        .cloned()
+        .collect();
+    let mut expected: BTreeSet<String> = [
+        "etc/group",
+        "etc/nsswitch.conf",
+        "etc/passwd",
+        "etc/ssl/certs/ca-certificates.crt",
+    ]
+    .map(String::from)
+    .into();
+    for pkg in packages {
+        expected.insert(format!("var/lib/dpkg/status.d/{pkg}"));
+        expected.insert(format!("var/lib/dpkg/status.d/{pkg}.md5sums"));
+    }
+    assert_eq!(made, expected);
+    // Of ca-certificates, as in distroless, only the bundle made of its certificates and
+    // its copyright.
+    assert_eq!(
+        md5sums_checked(&rootfs, "ca-certificates"),
+        BTreeSet::from(["usr/share/doc/ca-certificates/copyright".to_string()])
+    );
+    assert!(!rootfs.join("usr/share/ca-certificates").exists());
+    // No libc, so no locale to name.
+    assert!(
+        !common::bundle_env(&bundle)
+            .iter()
+            .any(|e| e.starts_with("LANG=")),
+        "{:?}",
+        common::bundle_env(&bundle)
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/group")).unwrap(),
+        GROUPS
+    );
+    compile(&bundle, "gcc", HELLO_C, "c", &["-static"]);
+    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C, uid 65532\n");
+    assert_no_shell_or_package_manager(&rootfs);
     assert!(
         std::fs::read_to_string(rootfs.join("etc/ssl/certs/ca-certificates.crt"))
             .unwrap()
@@ -107,9 +192,35 @@ fn base_nossl_runs_a_c_program() {
         &["catalog:base-nossl", "-o", "oci:out:base-nossl"],
     );
     let bundle = unpack(dir.path(), "out", "base-nossl");
-    compile(&bundle, "gcc", HELLO_C, "c", &[]);
-    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C, uid 65532\n");
+    assert_c_utf8_locale(&bundle);
+    compile(&bundle, "gcc", LOCALE_C, "c", &[]);
+    assert_eq!(runc(&bundle, &["/test/prog"]), UTF8_LOCALE);
     assert_no_shell_or_package_manager(&bundle.join("rootfs"));
+}
+
+/// LANG names C.UTF-8, and of libc-bin the image has glibc's C.utf8 locale alone (and its
+/// copyright), recorded for scanners.
+fn assert_c_utf8_locale(bundle: &Path) {
+    let rootfs = bundle.join("rootfs");
+    assert!(common::bundle_env(bundle).contains(&"LANG=C.UTF-8".to_string()));
+    let status = std::fs::read_to_string(rootfs.join("var/lib/dpkg/status.d/libc-bin")).unwrap();
+    assert!(
+        status.starts_with("Package: libc-bin\n") && status.contains("Source: glibc"),
+        "{status}"
+    );
+    let mut expected: BTreeSet<String> = regular_files(&rootfs.join("usr/lib/locale/C.utf8"))
+        .into_iter()
+        .map(|f| format!("usr/lib/locale/C.utf8/{f}"))
+        .collect();
+    assert!(
+        expected.contains("usr/lib/locale/C.utf8/LC_CTYPE"),
+        "{expected:?}"
+    );
+    expected.insert("usr/share/doc/libc-bin/copyright".into());
+    assert_eq!(md5sums_checked(&rootfs, "libc-bin"), expected);
+    for tool in ["usr/sbin/ldconfig", "usr/bin/ldd", "usr/bin/locale"] {
+        assert!(!rootfs.join(tool).exists(), "{tool}");
+    }
 }
 
 #[test]
@@ -313,8 +424,9 @@ fn bookworm_packages_are_moved_under_usr() {
             .unwrap()
             .starts_with("12.")
     );
-    compile(&bundle, "gcc", HELLO_C, "c", &[]);
-    assert_eq!(runc(&bundle, &["/test/prog"]), "hello from C, uid 65532\n");
+    assert_c_utf8_locale(&bundle);
+    compile(&bundle, "gcc", LOCALE_C, "c", &[]);
+    assert_eq!(runc(&bundle, &["/test/prog"]), UTF8_LOCALE);
 }
 
 #[test]
@@ -744,6 +856,84 @@ fn a_rust_server_added_with_auto_deps_serves_a_page() {
     let n = before.len();
     assert_eq!(before[..n - 1], after[..n - 1]);
     assert_ne!(before[n - 1], after[n - 1]);
+}
+
+#[test]
+fn spec_groups_and_ca_certs_on_static() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::make_test_ca(d);
+    let spec = |groups: &str| {
+        format!(
+            "from = \"catalog:static\"\nca_certs = [\"ca.pem\"]\n\
+             [[users]]\nname = \"app\"\nuid = 1000\n{groups}"
+        )
+    };
+    // staff is built in: naming it again with its gid is the same group.
+    let groups = "[[groups]]\nname = \"staff\"\ngid = 50\n[[groups]]\nname = \"web\"\ngid = 2000\n";
+    std::fs::write(d.join("bareboat.toml"), spec(groups)).unwrap();
+    build(d, &["bareboat.toml", "-o", "oci:out:spec"]);
+    let rootfs = unpack(d, "out", "spec").join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/group")).unwrap(),
+        format!("{GROUPS}app:x:1000:\nweb:x:2000:\n")
+    );
+    // The bundle: every certificate of the ca-certificates package, in path order, then
+    // the spec's.
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(d.join("bareboat.lock")).unwrap()).unwrap();
+    let sha256 = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str() == Some("ca-certificates"))
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deb = bareboat_apt::cache::Cache::open(&common::cache())
+        .unwrap()
+        .deb_path(&sha256);
+    run(Command::new(tool("dpkg-deb"))
+        .arg("-x")
+        .arg(&deb)
+        .arg(d.join("package")));
+    let crts: Vec<String> = regular_files(&d.join("package/usr/share/ca-certificates"))
+        .into_iter()
+        .filter(|p| p.ends_with(".crt"))
+        .collect();
+    let mut expected: Vec<String> = crts
+        .iter()
+        .flat_map(|p| {
+            let pem = std::fs::read_to_string(d.join("package/usr/share/ca-certificates").join(p));
+            common::pem_bodies(&pem.unwrap())
+        })
+        .collect();
+    assert!(expected.len() > 100, "{crts:?}");
+    expected.extend(common::pem_bodies(
+        &std::fs::read_to_string(d.join("ca.pem")).unwrap(),
+    ));
+    let bundle = std::fs::read_to_string(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    assert_eq!(common::pem_bodies(&bundle), expected);
+
+    // A group that shares only its name or only its gid with a built-in one is refused.
+    for (groups, error) in [
+        (
+            "[[groups]]\nname = \"staff\"\ngid = 51\n",
+            "group \"staff\" with gid 51: every image has group staff with gid 50",
+        ),
+        (
+            "[[groups]]\nname = \"wheel\"\ngid = 5\n",
+            "group \"wheel\" with gid 5: gid 5 is the built-in group tty",
+        ),
+    ] {
+        std::fs::write(d.join("bareboat.toml"), spec(groups)).unwrap();
+        common::fails_with(
+            &mut bareboat(d, "build", &["bareboat.toml", "-o", "oci:refused:spec"]),
+            error,
+        );
+        assert!(!d.join("refused").exists());
+    }
 }
 
 #[test]

@@ -127,6 +127,93 @@ fn java_trusts_the_spec_ca_through_the_synthesized_keystore() {
     }
 }
 
+const UTF8_JAVA: &str = r#"
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+public class Utf8 {
+    public static void main(String[] args) throws Exception {
+        System.out.println("sun.jnu.encoding=" + System.getProperty("sun.jnu.encoding"));
+        Path created = Files.createFile(Path.of("/tmp/h\u00e9llo.txt"));
+        System.out.println("created " + created);
+    }
+}
+"#;
+
+/// Each runtime under the C.UTF-8 locale that base-nossl brings (LANG and glibc's locale
+/// files): without the files, setlocale fails and Java and Ruby fall back to ASCII.
+#[test]
+fn runtimes_read_and_write_utf8_under_the_c_utf8_locale() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("utf8.py"),
+        "import locale, sys\nprint(locale.setlocale(locale.LC_ALL, \"\"), sys.getfilesystemencoding())\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("utf8.rb"), "puts Encoding.default_external\n").unwrap();
+    std::fs::write(d.join("Utf8.java"), UTF8_JAVA).unwrap();
+    run(Command::new(tool("javac"))
+        .current_dir(d)
+        .args(["--release", "17", "Utf8.java"]));
+    run(Command::new(tool("jar")).current_dir(d).args([
+        "--create",
+        "--file",
+        "utf8.jar",
+        "--main-class",
+        "Utf8",
+        "Utf8.class",
+    ]));
+    for (image, program, expected) in [
+        ("python3", "utf8.py", "C.UTF-8 utf-8\n"),
+        ("ruby", "utf8.rb", "UTF-8\n"),
+        (
+            "java21",
+            "utf8.jar",
+            "sun.jnu.encoding=UTF-8\ncreated /tmp/h\u{e9}llo.txt\n",
+        ),
+    ] {
+        let add = format!("{program}:/app/{program}");
+        let cmd = format!("/app/{program}");
+        let tag = format!("{image}-utf8");
+        let bundle = build_runtime(d, image, &tag, &["--add", &add, "--cmd", &cmd]);
+        assert!(
+            common::bundle_env(&bundle).contains(&"LANG=C.UTF-8".to_string()),
+            "{image}"
+        );
+        assert_eq!(runc(&bundle, &[]), expected, "{image}");
+        if image == "java21" {
+            assert!(bundle.join("rootfs/tmp/h\u{e9}llo.txt").is_file());
+            assert_keystore_holds_the_bundle(&bundle.join("rootfs"));
+        }
+    }
+}
+
+/// The JDK's keytool finds in the image's Java keystore exactly the certificates of its CA
+/// bundle, which bareboat makes from ca-certificates' package (the image keeps none of its
+/// certificate files).
+fn assert_keystore_holds_the_bundle(rootfs: &Path) {
+    assert!(!rootfs.join("usr/share/ca-certificates").exists());
+    let bundle = std::fs::read_to_string(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    let mut in_bundle = common::pem_bodies(&bundle);
+    assert!(in_bundle.len() > 100, "{} certificates", in_bundle.len());
+    let list = run(Command::new(tool("keytool"))
+        .args(["-list", "-rfc", "-storepass", "changeit", "-keystore"])
+        .arg(rootfs.join("etc/ssl/certs/java/cacerts")));
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains(&format!(
+            "Your keystore contains {} entries",
+            in_bundle.len()
+        )),
+        "{list}"
+    );
+    let mut in_keystore = common::pem_bodies(&list);
+    in_bundle.sort();
+    in_keystore.sort();
+    assert_eq!(in_keystore, in_bundle);
+}
+
 /// A script for each interpreter that reads a data file beside it and prints it.
 const SCRIPTS: &[(&str, &str, &str)] = &[
     (

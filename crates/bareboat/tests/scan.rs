@@ -126,11 +126,19 @@ fn each_package_gets_the_tracker_result_its_version_calls_for() {
     let expect = |p: &str, cve: &str, sev: &str, status: &str, fix: Option<String>| {
         (p.into(), cve.into(), sev.into(), status.into(), fix)
     };
-    // gcc-14's binaries all share the source; each installed package is reported.
+    // Binaries of one source are each reported: glibc's libc6, and libc-bin, whose C.UTF-8
+    // locale the image keeps.
     assert_eq!(
         found,
         [
             expect("libssl3t64", "CVE-2026-0001", "high", "open", None),
+            expect(
+                "libc-bin",
+                "CVE-2026-0002",
+                "medium",
+                "fixed",
+                Some(later(&glibc.1))
+            ),
             expect(
                 "libc6",
                 "CVE-2026-0002",
@@ -149,10 +157,10 @@ fn each_package_gets_the_tracker_result_its_version_calls_for() {
             expect("libzstd1", "CVE-2026-0009", "unknown", "undetermined", None),
         ]
     );
-    assert_eq!(report["total"], 5);
+    assert_eq!(report["total"], 6);
     assert_eq!(
         report["counts"],
-        json!({"critical": 0, "high": 1, "medium": 1, "low": 1, "negligible": 1, "unknown": 1})
+        json!({"critical": 0, "high": 1, "medium": 2, "low": 1, "negligible": 1, "unknown": 1})
     );
     assert_eq!(report["scan"]["release"], "trixie");
     assert_eq!(report["scan"]["scanned"], packages.len());
@@ -166,7 +174,7 @@ fn each_package_gets_the_tracker_result_its_version_calls_for() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains(
-            "Total: 5 (UNKNOWN: 1, NEGLIGIBLE: 1, LOW: 1, MEDIUM: 1, HIGH: 1, CRITICAL: 0)"
+            "Total: 6 (UNKNOWN: 1, NEGLIGIBLE: 1, LOW: 1, MEDIUM: 2, HIGH: 1, CRITICAL: 0)"
         ),
         "{text}"
     );
