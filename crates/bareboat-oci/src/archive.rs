@@ -178,6 +178,12 @@ enum Member {
 /// that the archive lists (as other tools write them) are listed in `layout` too. A docker archive without
 /// an OCI layout (as older Docker and podman write) is converted: its layers and config
 /// become blobs under a new OCI manifest.
+///
+/// A symlink or hard link member that leads, within the archive, to a regular member
+/// stands for that member: `docker save` of images that share a layer writes the layer
+/// once and links to it from each other image's directory. A link that leaves the
+/// archive, leads to a missing or non-regular member, or through more than a few links,
+/// is refused: under `blobs/` always, elsewhere when the image names it.
 pub fn read(file: &Path, layout: &Layout, tag: Option<&str>) -> Result<Descriptor, Error> {
     let bad = |reason: String| Error::BadLayout {
         path: file.to_path_buf(),
@@ -185,21 +191,48 @@ pub fn read(file: &Path, layout: &Layout, tag: Option<&str>) -> Result<Descripto
     };
     let f = File::open(file).map_err(|e| Error::io(file, e))?;
     let mut archive = tar::Archive::new(io::BufReader::new(f));
-    // Small documents by name; every regular member's digest by name.
+    // Small documents by name; every regular member's digest by name; link members and
+    // the other kinds of member, to resolve links once every member has been seen
+    // (`docker save` may write a link before the member it names).
     let mut documents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut members: BTreeMap<String, Digest> = BTreeMap::new();
+    let mut links: BTreeMap<String, LinkMember> = BTreeMap::new();
+    let mut others: BTreeMap<String, &'static str> = BTreeMap::new();
     for entry in archive.entries().map_err(|e| Error::io(file, e))? {
         let mut entry = entry.map_err(|e| Error::io(file, e))?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
         let name = String::from_utf8_lossy(&entry.path_bytes())
             .trim_start_matches("./")
             .to_string();
-        if matches!(
+        let kind = entry.header().entry_type();
+        let is_document = matches!(
             name.as_str(),
             "index.json" | "oci-layout" | "manifest.json" | "repositories"
-        ) {
+        );
+        if kind != tar::EntryType::Regular {
+            if is_document {
+                return Err(bad(format!(
+                    "{name} is a {}, not a regular file",
+                    kind_name(kind)
+                )));
+            }
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                links.insert(
+                    name,
+                    LinkMember {
+                        symbolic: kind.is_symlink(),
+                        target,
+                    },
+                );
+            } else {
+                others.insert(name.trim_end_matches('/').to_string(), kind_name(kind));
+            }
+            continue;
+        }
+        if is_document {
             let mut bytes = Vec::new();
             (&mut entry)
                 .take(16 << 20)
@@ -219,7 +252,38 @@ pub fn read(file: &Path, layout: &Layout, tag: Option<&str>) -> Result<Descripto
         }
         members.insert(name, digest);
     }
+    // A link stands for the regular member it leads to; one that leads nowhere in the
+    // archive is kept with the reason, for the error when the image needs it.
+    let mut broken: BTreeMap<String, String> = BTreeMap::new();
+    let mut resolved: BTreeMap<String, Digest> = BTreeMap::new();
+    for name in links.keys() {
+        match resolve_link(name, &links, &members, &documents, &others) {
+            Ok(digest) => {
+                if let Some(hex) = name.strip_prefix("blobs/sha256/")
+                    && hex != digest.hex()
+                {
+                    return Err(bad(format!(
+                        "{name} links to content that hashes to {digest}: the archive is corrupt or was tampered with"
+                    )));
+                }
+                resolved.insert(name.clone(), digest);
+            }
+            Err(reason) => {
+                broken.insert(name.clone(), reason);
+            }
+        }
+    }
+    // Only now: a resolved link must not shorten another link's chain.
+    members.extend(resolved);
     if let Some(index) = documents.get("index.json") {
+        // The layout's blobs are the archive's: a blob that is a broken link is refused
+        // whether or not the image reaches it, as a regular blob would be checked.
+        if let Some(reason) = broken
+            .iter()
+            .find_map(|(name, reason)| name.starts_with("blobs/").then_some(reason))
+        {
+            return Err(bad(reason.clone()));
+        }
         let index: Value =
             serde_json::from_slice(index).map_err(|e| bad(format!("index.json: {e}")))?;
         let entries: Vec<Descriptor> = serde_json::from_value(index["manifests"].clone())
@@ -247,7 +311,94 @@ pub fn read(file: &Path, layout: &Layout, tag: Option<&str>) -> Result<Descripto
     let manifest = documents
         .get("manifest.json")
         .ok_or_else(|| bad("neither index.json nor manifest.json: not an image archive".into()))?;
-    convert_legacy(layout, manifest, &members, tag).map_err(bad)
+    convert_legacy(layout, manifest, &members, &broken, tag).map_err(bad)
+}
+
+/// How many links in a row may lead to a regular member: Docker writes one; a longer chain
+/// is a loop or an archive made to waste time.
+const MAX_LINK_HOPS: usize = 4;
+
+/// A symlink or hard link member, with the target as the archive spells it.
+struct LinkMember {
+    symbolic: bool,
+    target: String,
+}
+
+/// The digest of the regular member the link member `name` leads to, within the archive:
+/// a symlink's target is relative to the link's own directory, a hard link's to the
+/// archive's root, and neither may leave the archive.
+fn resolve_link(
+    name: &str,
+    links: &BTreeMap<String, LinkMember>,
+    members: &BTreeMap<String, Digest>,
+    documents: &BTreeMap<String, Vec<u8>>,
+    others: &BTreeMap<String, &'static str>,
+) -> Result<Digest, String> {
+    let mut current = name.to_string();
+    for _ in 0..MAX_LINK_HOPS {
+        let link = &links[&current];
+        // Name the member the image needs, and the link of the chain that fails.
+        let what = if current == name {
+            format!("{name} is a link")
+        } else {
+            format!("{name} leads to {current}, a link")
+        };
+        let base = match current.rsplit_once('/') {
+            Some((dir, _)) if link.symbolic => dir,
+            _ => "",
+        };
+        let target = within_archive(base, &link.target)
+            .ok_or_else(|| format!("{what} to {:?}, outside the archive", link.target))?;
+        if let Some(digest) = members.get(&target) {
+            return Ok(digest.clone());
+        }
+        if documents.contains_key(&target) {
+            return Err(format!("{what} to {target}, which is not an image blob"));
+        }
+        if let Some(kind) = others.get(&target) {
+            return Err(format!(
+                "{what} to {target}, a {kind}, not a regular member"
+            ));
+        }
+        if !links.contains_key(&target) {
+            return Err(format!("{what} to {target}, which the archive lacks"));
+        }
+        current = target;
+    }
+    Err(format!(
+        "{name} is a chain of more than {MAX_LINK_HOPS} links (or a loop)"
+    ))
+}
+
+/// `target` taken from the directory `base` of the archive, as a member name; `None` when
+/// it is absolute or climbs above the archive's root.
+fn within_archive(base: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+fn kind_name(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Directory => "directory",
+        tar::EntryType::Symlink => "symlink",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Char => "character device",
+        tar::EntryType::Block => "block device",
+        tar::EntryType::Fifo => "fifo",
+        _ => "special member",
+    }
 }
 
 /// The index entry tagged `tag` (by its OCI or containerd name), or the only one.
@@ -286,6 +437,7 @@ fn convert_legacy(
     layout: &Layout,
     manifest: &[u8],
     members: &BTreeMap<String, Digest>,
+    broken: &BTreeMap<String, String>,
     tag: Option<&str>,
 ) -> Result<Descriptor, String> {
     let images: Vec<Value> =
@@ -308,9 +460,10 @@ fn convert_legacy(
         let name = name
             .as_str()
             .ok_or("manifest.json: a path is not a string")?;
-        let digest = members
-            .get(name)
-            .ok_or_else(|| format!("manifest.json names {name}, which the archive lacks"))?;
+        let digest = members.get(name).ok_or_else(|| match broken.get(name) {
+            Some(reason) => format!("manifest.json names {name}: {reason}"),
+            None => format!("manifest.json names {name}, which the archive lacks"),
+        })?;
         let size = std::fs::metadata(layout.blob_path(digest))
             .map_err(|e| e.to_string())?
             .len();
@@ -357,4 +510,291 @@ fn store_blob(layout: &Layout, content: &mut impl Read) -> io::Result<Digest> {
     file.flush()?;
     layout.commit_blob(tmp, &digest).map_err(io::Error::other)?;
     Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    enum M {
+        File(Vec<u8>),
+        Symlink(&'static str),
+        Hardlink(String),
+        Dir,
+        Fifo,
+    }
+
+    fn file(bytes: &[u8]) -> M {
+        M::File(bytes.to_vec())
+    }
+
+    /// A tar of `members`, in that order, in a new directory under `dir`.
+    fn tar_of(dir: &Path, members: Vec<(String, M)>) -> std::path::PathBuf {
+        let new = tempfile::tempdir_in(dir).unwrap().keep();
+        let path = new.join("archive.tar");
+        let mut tar = tar::Builder::new(File::create(&path).unwrap());
+        for (name, member) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            header.set_size(0);
+            let kind = match &member {
+                M::File(_) => tar::EntryType::Regular,
+                M::Symlink(_) => tar::EntryType::Symlink,
+                M::Hardlink(_) => tar::EntryType::Link,
+                M::Dir => tar::EntryType::Directory,
+                M::Fifo => tar::EntryType::Fifo,
+            };
+            header.set_entry_type(kind);
+            match member {
+                M::File(bytes) => {
+                    header.set_size(bytes.len() as u64);
+                    tar.append_data(&mut header, &name, &bytes[..]).unwrap();
+                }
+                M::Symlink(target) => tar.append_link(&mut header, &name, target).unwrap(),
+                M::Hardlink(target) => tar.append_link(&mut header, &name, target).unwrap(),
+                M::Dir | M::Fifo => tar.append_data(&mut header, &name, io::empty()).unwrap(),
+            }
+        }
+        tar.finish().unwrap();
+        path
+    }
+
+    fn digest_of(bytes: &[u8]) -> Digest {
+        let mut w = HashingWriter::new(io::sink());
+        w.write_all(bytes).unwrap();
+        w.finish().1
+    }
+
+    const LAYER: &[u8] = b"the shared layer's bytes";
+    const CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux"}"#;
+
+    /// The members of a legacy docker archive of one image, `app:1`, whose layers are at
+    /// `layers`, followed by `more`.
+    fn legacy(layers: &[&str], more: Vec<(&str, M)>) -> Vec<(String, M)> {
+        let manifest = json!([{
+            "Config": "config.json",
+            "RepoTags": ["app:1"],
+            "Layers": layers,
+        }]);
+        let mut members = vec![
+            ("config.json".to_string(), file(CONFIG)),
+            (
+                "manifest.json".to_string(),
+                M::File(serde_json::to_vec(&manifest).unwrap()),
+            ),
+        ];
+        members.extend(more.into_iter().map(|(n, m)| (n.to_string(), m)));
+        members
+    }
+
+    /// The layer digests of `app:1` read from the archive at `path` into a new layout,
+    /// each layer checked to hold [`LAYER`].
+    fn read_layers(path: &Path) -> Result<Vec<String>, Error> {
+        let layout = Layout::create(&path.with_extension("layout"))?;
+        let top = read(path, &layout, Some("app:1"))?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&layout.read_described(&top)?).unwrap();
+        for l in manifest.layers() {
+            assert_eq!(layout.read_described(l)?, LAYER, "the layer's content");
+        }
+        Ok(manifest
+            .layers()
+            .iter()
+            .map(|l| l.digest().to_string())
+            .collect())
+    }
+
+    #[test]
+    fn a_link_to_a_regular_member_stands_for_it_in_a_docker_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let layers = [
+            "aaa/layer.tar",
+            "bbb/layer.tar",
+            "ccc/layer.tar",
+            "ddd/layer.tar",
+        ];
+        // As `docker save` writes a shared layer: the link comes before its target.
+        let path = tar_of(
+            dir.path(),
+            legacy(
+                &layers,
+                vec![
+                    ("aaa/", M::Dir),
+                    ("aaa/layer.tar", M::Symlink("../bbb/./layer.tar")),
+                    ("bbb/", M::Dir),
+                    ("bbb/layer.tar", file(LAYER)),
+                    // A hard link names its target from the archive's root.
+                    ("ccc/layer.tar", M::Hardlink("./aaa/layer.tar".into())),
+                    // Four links in a row still lead somewhere.
+                    ("ddd/layer.tar", M::Symlink("l1")),
+                    ("ddd/l1", M::Symlink("l2")),
+                    ("ddd/l2", M::Symlink("../ddd/l3")),
+                    ("ddd/l3", M::Hardlink("bbb/layer.tar".into())),
+                    // A broken link that the image does not name is no concern of its.
+                    ("eee/layer.tar", M::Symlink("/etc/passwd")),
+                ],
+            ),
+        );
+        let layer = digest_of(LAYER).to_string();
+        assert_eq!(read_layers(&path).unwrap(), [layer.as_str(); 4]);
+    }
+
+    #[test]
+    fn links_that_leave_the_archive_or_lead_to_no_regular_member_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = "aaa/layer.tar";
+        let cases: Vec<(Vec<(&str, M)>, &str)> = vec![
+            (
+                vec![(layer, M::Symlink("/etc/passwd"))],
+                "aaa/layer.tar is a link to \"/etc/passwd\", outside the archive",
+            ),
+            (
+                vec![(layer, M::Symlink("../../bbb/layer.tar"))],
+                "aaa/layer.tar is a link to \"../../bbb/layer.tar\", outside the archive",
+            ),
+            (
+                vec![(layer, M::Hardlink("../aaa/layer.tar".into()))],
+                "outside the archive",
+            ),
+            (
+                vec![(layer, M::Symlink("../bbb/layer.tar"))],
+                "aaa/layer.tar is a link to bbb/layer.tar, which the archive lacks",
+            ),
+            (
+                vec![("bbb/", M::Dir), (layer, M::Symlink("../bbb"))],
+                "aaa/layer.tar is a link to bbb, a directory, not a regular member",
+            ),
+            (
+                vec![("fifo", M::Fifo), (layer, M::Hardlink("fifo".into()))],
+                "aaa/layer.tar is a link to fifo, a fifo, not a regular member",
+            ),
+            (
+                vec![(layer, M::Symlink("../manifest.json"))],
+                "aaa/layer.tar is a link to manifest.json, which is not an image blob",
+            ),
+            (
+                vec![
+                    (layer, M::Symlink("next")),
+                    ("aaa/next", M::Symlink("../../up")),
+                ],
+                "aaa/layer.tar leads to aaa/next, a link to \"../../up\", outside the archive",
+            ),
+            (
+                vec![(layer, M::Symlink("layer.tar"))],
+                "aaa/layer.tar is a chain of more than 4 links (or a loop)",
+            ),
+            (
+                vec![
+                    (layer, M::Symlink("l1")),
+                    ("aaa/l1", M::Symlink("l2")),
+                    ("aaa/l2", M::Symlink("l3")),
+                    ("aaa/l3", M::Symlink("l4")),
+                    ("aaa/l4", M::Symlink("real")),
+                    ("aaa/real", file(LAYER)),
+                ],
+                "aaa/layer.tar is a chain of more than 4 links",
+            ),
+        ];
+        for (more, expected) in cases {
+            let path = tar_of(dir.path(), legacy(&[layer], more));
+            let err = read_layers(&path).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("manifest.json names {layer}: ")) && err.contains(expected),
+                "{err}"
+            );
+        }
+
+        // The documents themselves are read only from regular members.
+        let mut members = legacy(&[layer], vec![(layer, file(LAYER))]);
+        members.retain(|(n, _)| n != "manifest.json");
+        members.push(("manifest.json".into(), M::Symlink("config.json")));
+        let err = read_layers(&tar_of(dir.path(), members))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("manifest.json is a symlink, not a regular file"),
+            "{err}"
+        );
+    }
+
+    /// The members of an OCI archive of one image, `app:1`, with one layer, [`LAYER`],
+    /// whose blob is `layer_blob`, and `more`.
+    fn oci(layer_blob: M, more: Vec<(&str, M)>) -> Vec<(String, M)> {
+        let (layer, config) = (digest_of(LAYER), digest_of(CONFIG));
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": config.to_string(), "size": CONFIG.len() },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                         "digest": layer.to_string(), "size": LAYER.len() }],
+        }))
+        .unwrap();
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest_of(&manifest).to_string(),
+                "size": manifest.len(),
+                "annotations": { REF_NAME: "app:1" },
+            }],
+        }))
+        .unwrap();
+        let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+        let mut members = vec![
+            ("index.json".to_string(), M::File(index)),
+            (
+                "oci-layout".to_string(),
+                file(br#"{"imageLayoutVersion":"1.0.0"}"#),
+            ),
+            (blob(&config), file(CONFIG)),
+            (blob(&digest_of(&manifest)), M::File(manifest)),
+            (blob(&layer), layer_blob),
+        ];
+        members.extend(more.into_iter().map(|(n, m)| (n.to_string(), m)));
+        members
+    }
+
+    #[test]
+    fn a_blob_may_link_only_to_its_own_content_in_an_oci_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let layer_name = format!("blobs/sha256/{}", digest_of(LAYER).hex());
+        let config_name = format!("blobs/sha256/{}", digest_of(CONFIG).hex());
+        let path = tar_of(
+            d,
+            oci(
+                M::Symlink("../../legacy/layer.tar"),
+                vec![("legacy/layer.tar", file(LAYER))],
+            ),
+        );
+        assert_eq!(read_layers(&path).unwrap(), [digest_of(LAYER).to_string()]);
+
+        // A blob that links to other content is tampering, like a blob that holds it.
+        let path = tar_of(d, oci(M::Hardlink(config_name), vec![]));
+        let err = read_layers(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{layer_name} links to content that hashes to {}: the archive is corrupt",
+                digest_of(CONFIG)
+            )),
+            "{err}"
+        );
+        let path = tar_of(d, oci(M::Symlink("../../oci-layout"), vec![]));
+        let err = read_layers(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{layer_name} is a link to oci-layout, which is not an image blob"
+            )),
+            "{err}"
+        );
+        let path = tar_of(d, oci(M::Symlink("/tmp/layer.tar"), vec![]));
+        let err = read_layers(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{layer_name} is a link to \"/tmp/layer.tar\", outside"
+            )),
+            "{err}"
+        );
+    }
 }
