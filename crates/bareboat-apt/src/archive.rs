@@ -407,7 +407,7 @@ async fn load_parsed<T: Parsed>(
     offline: bool,
     progress: &dyn Progress,
 ) -> Result<T, Error> {
-    if let Some(index) = load_cached(cache, &file.entry.sha256).await {
+    if let Some(index) = load_cached(cache, &file, &file.entry.sha256).await {
         return Ok(index);
     }
     if offline {
@@ -434,20 +434,39 @@ async fn load_parsed<T: Parsed>(
     .await
 }
 
-/// The parsed index cached under `sha256`, if there is a readable one.
-async fn load_cached<T: Parsed>(cache: &Cache, sha256: &str) -> Option<T> {
+/// The parsed index of the dists file with this SHA256: its parsed form from the cache, or
+/// else the file itself, which the cache also keeps, parsed again. That file is checked
+/// against the SHA256 first (a signed Release gave it): it may have come from a cache
+/// archive, so it is trusted no more than a download.
+async fn load_cached<T: Parsed>(cache: &Cache, file: &DistsFile, sha256: &str) -> Option<T> {
     let parsed = cache.index_path(sha256);
-    if !parsed.exists() {
+    if parsed.exists() {
+        cache.touch(&parsed);
+        match tokio::task::spawn_blocking(move || T::load(&parsed))
+            .await
+            .expect("index loader panicked")
+        {
+            Ok(index) => return Some(index),
+            Err(e) => tracing::warn!("discarding unreadable cached index: {e}"),
+        }
+    }
+    let raw = cache.dists_path(sha256);
+    if !raw.exists() {
         return None;
     }
-    cache.touch(&parsed);
-    match tokio::task::spawn_blocking(move || T::load(&parsed))
-        .await
-        .expect("index loader panicked")
-    {
+    match crate::cache::sha256_file(&raw) {
+        Ok(actual) if actual == sha256 => {}
+        _ => {
+            tracing::warn!(path = %raw.display(), "removing a cached index file that does not match its SHA256");
+            let _ = std::fs::remove_file(&raw);
+            return None;
+        }
+    }
+    let what = raw.display().to_string();
+    match parse_into_cache(cache, raw, file.compression, what, sha256).await {
         Ok(index) => Some(index),
         Err(e) => {
-            tracing::warn!("discarding unreadable cached index: {e}");
+            tracing::warn!("discarding an unparsable cached index file: {e}");
             None
         }
     }
@@ -490,7 +509,8 @@ fn out_of_sync(e: Error, source: &Source, release: &Release, path: &str) -> Erro
     }
 }
 
-/// Parses a downloaded dists file and caches the parsed form under `name`.
+/// Keeps a downloaded, verified dists file in the cache under `name` (its SHA256), where
+/// `cache export` finds it, then parses it and caches the parsed form.
 async fn parse_and_cache<T: Parsed>(
     cache: &Cache,
     tmp: NamedTempFile,
@@ -498,10 +518,21 @@ async fn parse_and_cache<T: Parsed>(
     what: &str,
     name: &str,
 ) -> Result<T, Error> {
-    let (compression, what) = (file.compression, what.to_string());
-    let tmp_path: PathBuf = tmp.path().to_path_buf();
+    let raw = cache.dists_path(name);
+    cache.commit(tmp, &raw)?;
+    parse_into_cache(cache, raw, file.compression, what.to_string(), name).await
+}
+
+/// Parses the dists file at `raw` and caches the parsed form under `name`.
+async fn parse_into_cache<T: Parsed>(
+    cache: &Cache,
+    raw: PathBuf,
+    compression: Compression,
+    what: String,
+    name: &str,
+) -> Result<T, Error> {
     let index = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        let f = std::fs::File::open(&raw).map_err(|e| Error::io(&raw, e))?;
         T::parse(
             std::io::BufReader::with_capacity(1 << 16, f),
             compression,
@@ -510,7 +541,6 @@ async fn parse_and_cache<T: Parsed>(
     })
     .await
     .expect("index parser panicked")?;
-    drop(tmp);
     let parsed = cache.index_path(name);
     let mut out = cache.temp_file()?;
     let mut writer = std::io::BufWriter::new(out.as_file_mut());
@@ -591,7 +621,7 @@ async fn load_contents_file(
     progress: &dyn Progress,
 ) -> Result<(Option<ContentsIndex>, Option<String>), Error> {
     let (source, release) = (&loaded.source, &loaded.release);
-    if let Some(index) = load_cached(cache, &file.entry.sha256).await {
+    if let Some(index) = load_cached(cache, &file, &file.entry.sha256).await {
         return Ok((Some(index), None));
     }
     let url = source.dists_url(&file.path);
@@ -599,7 +629,7 @@ async fn load_contents_file(
     let from_vouch = |vouch: &Vouch| vouch.notice(&url, &release.date);
     if offline {
         if let Some(vouch) = &vouched
-            && let Some(index) = load_cached(cache, &vouch.served.sha256).await
+            && let Some(index) = load_cached(cache, &file, &vouch.served.sha256).await
         {
             return Ok((Some(index), Some(from_vouch(vouch))));
         }
@@ -625,7 +655,7 @@ async fn load_contents_file(
     if let Some(vouch) = &vouched
         && client.head_size(&url).await == Some(vouch.served.size)
         && vouch.served.size != file.entry.size
-        && let Some(index) = load_cached(cache, &vouch.served.sha256).await
+        && let Some(index) = load_cached(cache, &file, &vouch.served.sha256).await
     {
         return Ok((Some(index), Some(from_vouch(vouch))));
     }

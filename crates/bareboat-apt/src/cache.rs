@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! debs/<sha256>.deb        packages, named by their SHA256
-//! indexes/<sha256>.idx     parsed Packages files, named by the compressed file's SHA256
+//! dists/<sha256>           Packages and Contents files as the archive served them, verified
+//! indexes/<sha256>.idx     their parsed form, named by the same SHA256
 //! releases/<key>.InRelease the last verified InRelease of each source, for --offline
 //! verified/<key>.txt       the text of an InRelease whose signature has been verified
 //! vouches/<sha256>.txt     which other signed Release vouched for a Contents file a mirror
@@ -13,6 +14,7 @@
 //! uses/<key>.txt           the packages each lockfile used, for `cache prune`
 //! layers/<key>.json        what a layer compressed to, named by everything its bytes depend on
 //! tmp/                     partial writes, renamed into place when complete and verified
+//! key                      the key that seals the cache's records (never exported)
 //! ```
 //!
 //! Every entry is written to `tmp/` and renamed into place, so a reader sees a whole file
@@ -44,8 +46,8 @@ pub struct PruneReport {
     pub kept_files: u64,
 }
 
-const DIRS: [&str; 9] = [
-    "debs", "indexes", "releases", "verified", "vouches", "layers", "trees", "uses", "tmp",
+const DIRS: [&str; 10] = [
+    "debs", "dists", "indexes", "releases", "verified", "vouches", "layers", "trees", "uses", "tmp",
 ];
 
 impl Cache {
@@ -97,9 +99,52 @@ impl Cache {
         &self.root
     }
 
+    /// The key that seals this cache's records (what a layer compressed to, what a saved
+    /// tree holds), made on first use. It stays in the cache directory, readable by its
+    /// owner alone, and is never exported: a record from elsewhere does not open under it.
+    pub fn seal_key(&self) -> Result<[u8; 32], Error> {
+        let path = self.root.join("key");
+        let read = |path: &Path| -> std::io::Result<[u8; 32]> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = File::options()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)?;
+            let mut key = [0u8; 32];
+            f.read_exact(&mut key)?;
+            Ok(key)
+        };
+        match read(&path) {
+            Ok(key) => return Ok(key),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&path, e));
+            }
+            Err(_) => {}
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)
+            .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(&key).map_err(|e| Error::io(&path, e))?;
+        tmp.as_file().sync_data().map_err(|e| Error::io(&path, e))?;
+        // Another process may have made one meanwhile: then both use that one.
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => Ok(key),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                read(&path).map_err(|e| Error::io(&path, e))
+            }
+            Err(e) => Err(Error::io(&path, e.error)),
+        }
+    }
+
     /// Where the package with this SHA256 lives.
     pub fn deb_path(&self, sha256: &str) -> PathBuf {
         self.root.join("debs").join(format!("{sha256}.deb"))
+    }
+
+    /// Where the verified dists file (a Packages or Contents file) with this SHA256 lives.
+    pub fn dists_path(&self, sha256: &str) -> PathBuf {
+        self.root.join("dists").join(sha256)
     }
 
     /// Where the parsed index of the compressed file with this SHA256 lives.
@@ -265,8 +310,10 @@ impl Cache {
         Ok(report)
     }
 
-    /// Writes the cache's packages, indexes and InRelease files into a tar archive, for
-    /// moving to an offline machine. With `only`, just those packages are exported.
+    /// Writes the cache's packages, index files and InRelease files into a tar archive, for
+    /// moving to an offline machine. With `only`, just those packages are exported. Index
+    /// files go as the archive served them, not parsed: what imports them checks each
+    /// against the SHA256 a signed Release gives it before parsing it again.
     pub fn export(&self, out: &Path, only: Option<&[String]>) -> Result<u64, Error> {
         let parent = out
             .parent()
@@ -276,7 +323,7 @@ impl Cache {
         let mut tar = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
         tar.mode(tar::HeaderMode::Deterministic);
         let mut count = 0;
-        for dir in ["debs", "indexes", "releases"] {
+        for dir in EXPORTED {
             let mut entries = read_dir(&self.root.join(dir))?;
             entries.sort();
             for path in entries {
@@ -300,8 +347,10 @@ impl Cache {
         Ok(count)
     }
 
-    /// Reads an archive written by [`Cache::export`]. Every entry is checked: only the
-    /// cache's own kinds of file are accepted, and each package must hash to its name.
+    /// Reads an archive written by [`Cache::export`]. Every entry is checked: only packages,
+    /// index files and InRelease files are accepted, and each package and index file must
+    /// hash to its name. Parsed indexes are refused: nothing could check them. InRelease
+    /// files are verified when a build reads them, like a download.
     pub fn import(&self, archive: &Path) -> Result<u64, Error> {
         let bad = |reason: String| Error::BadCacheArchive {
             path: archive.to_path_buf(),
@@ -321,7 +370,14 @@ impl Cache {
                 return Err(bad(format!("{name:?} is not a regular file")));
             }
             let dest = self.import_destination(&name).ok_or_else(|| {
-                bad(format!("unexpected entry {name:?}: only debs/, indexes/ and releases/ files belong in a cache archive"))
+                bad(format!(
+                    "unexpected entry {name:?}: only debs/, dists/ and releases/ files belong in a cache archive{}",
+                    if name.starts_with("indexes/") {
+                        " (parsed indexes cannot be checked against a signature, so they are not imported: export the cache again with this version of bareboat)"
+                    } else {
+                        ""
+                    }
+                ))
             })?;
             let mut tmp = self.temp_file()?;
             let mut hasher = Sha256::new();
@@ -336,10 +392,11 @@ impl Cache {
                 hasher.update(&buf[..n]);
                 tmp.write_all(&buf[..n]).map_err(|e| Error::io(&dest, e))?;
             }
-            if let Some(expected) = name
+            let named = name
                 .strip_prefix("debs/")
                 .and_then(|n| n.strip_suffix(".deb"))
-            {
+                .or_else(|| name.strip_prefix("dists/"));
+            if let Some(expected) = named {
                 let actual = hex::encode(hasher.finalize());
                 if actual != expected {
                     return Err(bad(format!(
@@ -355,9 +412,12 @@ impl Cache {
 
     fn import_destination(&self, name: &str) -> Option<PathBuf> {
         let (dir, file) = name.split_once('/')?;
+        if dir == "dists" {
+            return is_sha256(file).then(|| self.root.join(dir).join(file));
+        }
         let (stem, ext) = file.split_once('.')?;
         let ok = match (dir, ext) {
-            ("debs", "deb") | ("indexes", "idx") => is_sha256(stem),
+            ("debs", "deb") => is_sha256(stem),
             ("releases", "InRelease") => {
                 stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit())
             }
@@ -366,6 +426,9 @@ impl Cache {
         ok.then(|| self.root.join(dir).join(file))
     }
 }
+
+/// What `export` writes and `import` reads.
+const EXPORTED: [&str; 3] = ["debs", "dists", "releases"];
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let read = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -432,6 +495,22 @@ mod tests {
     }
 
     #[test]
+    fn the_seal_key_is_made_once_and_kept_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let key = cache.seal_key().unwrap();
+        assert_eq!(Cache::open(dir.path()).unwrap().seal_key().unwrap(), key);
+        let mode = std::fs::metadata(dir.path().join("key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner reads it");
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(Cache::open(other.path()).unwrap().seal_key().unwrap(), key);
+    }
+
+    #[test]
     fn prune_keeps_what_recent_locks_use() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
@@ -457,13 +536,22 @@ mod tests {
         let src = Cache::open(src_dir.path()).unwrap();
         let h = sha(b"deb bytes");
         src.write_atomic(&src.deb_path(&h), b"deb bytes").unwrap();
+        let p = sha(b"Packages");
+        src.write_atomic(&src.dists_path(&p), b"Packages").unwrap();
+        src.write_atomic(&src.index_path(&p), b"parsed").unwrap();
         let out = src_dir.path().join("cache.tar");
-        assert_eq!(src.export(&out, None).unwrap(), 1);
+        assert_eq!(
+            src.export(&out, None).unwrap(),
+            2,
+            "parsed indexes stay behind"
+        );
 
         let dst_dir = tempfile::tempdir().unwrap();
         let dst = Cache::open(dst_dir.path()).unwrap();
-        assert_eq!(dst.import(&out).unwrap(), 1);
+        assert_eq!(dst.import(&out).unwrap(), 2);
         assert!(dst.has_deb(&h, 9).unwrap());
+        assert_eq!(std::fs::read(dst.dists_path(&p)).unwrap(), b"Packages");
+        assert!(!dst.index_path(&p).exists());
 
         let evil = |name: &str, body: &[u8]| {
             let path = src_dir.path().join("evil.tar");
@@ -490,6 +578,17 @@ mod tests {
             .to_string();
         assert!(e.contains("not to its name"), "{e}");
         assert!(!dst.deb_path(&sha(b"other")).exists());
+        let e = dst
+            .import(&evil(&format!("dists/{}", sha(b"other")), b"x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not to its name"), "{e}");
+        let e = dst
+            .import(&evil(&format!("indexes/{p}.idx"), b"forged"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("parsed indexes cannot be checked"), "{e}");
+        assert!(!dst.index_path(&p).exists());
         assert!(!dst_dir.path().parent().unwrap().join("escape.deb").exists());
     }
 }

@@ -28,6 +28,9 @@ pub struct Verified {
 /// The keyring of Debian's `debian-archive-keyring` package (see `keys/README.md`).
 const DEBIAN_ARCHIVE_KEYRING: &[u8] = include_bytes!("../keys/debian-archive-keyring.pgp");
 
+/// A keyring file is far smaller than this (Debian's, with every archive key, is 56 kB).
+const KEYRING_LIMIT: u64 = 4 << 20;
+
 /// A set of trusted public keys.
 #[derive(Clone, Debug)]
 pub struct Keyring {
@@ -50,7 +53,8 @@ impl Keyring {
 
     /// Reads a keyring file, binary or ASCII-armored, with one or more keys.
     pub fn from_file(path: &Path) -> Result<Keyring, Error> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes =
+            crate::hostfile::read_capped(path, KEYRING_LIMIT).map_err(|e| Error::io(path, e))?;
         Keyring::from_bytes(&bytes, &path.display().to_string())
     }
 

@@ -31,6 +31,7 @@ pub mod contents;
 pub mod deb;
 pub mod download;
 mod error;
+pub mod hostfile;
 pub mod index;
 pub mod keyring;
 pub mod lockfile;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use bareboat_apt::index::PackageIndex;
+use bareboat_oci::blob::Layer;
 use bareboat_oci::image::BaseLayers;
 use bareboat_oci::layout::Layout;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
@@ -49,8 +50,8 @@ pub struct BaseImage<'a> {
     pub name: String,
     /// This platform's manifest.
     pub manifest: Descriptor,
-    /// Its layers, with OCI media types.
-    pub layers: Vec<Descriptor>,
+    /// Its layers, with OCI media types and the diff_ids its config gives them.
+    pub layers: Vec<Layer>,
     pub config: ImageConfiguration,
     layout: &'a Layout,
 }
@@ -82,22 +83,16 @@ impl<'a> BaseImage<'a> {
                 config.architecture()
             )));
         }
-        if config.rootfs().diff_ids().len() != manifest.layers().len() {
-            return Err(bad(format!(
-                "its config lists {} layers and its manifest {}",
-                config.rootfs().diff_ids().len(),
-                manifest.layers().len()
-            )));
+        let mut layers = bareboat_oci::image::layers(
+            &manifest_desc,
+            manifest.layers(),
+            config.rootfs().diff_ids(),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        for l in &mut layers {
+            let media_type = oci_media_type(l.descriptor.media_type().as_ref());
+            l.descriptor.set_media_type(media_type);
         }
-        let layers = manifest
-            .layers()
-            .iter()
-            .map(|l| {
-                let mut l = l.clone();
-                l.set_media_type(oci_media_type(l.media_type().as_ref()));
-                l
-            })
-            .collect();
         Ok(BaseImage {
             name: name.to_string(),
             manifest: manifest_desc,
@@ -108,26 +103,26 @@ impl<'a> BaseImage<'a> {
     }
 
     /// Reads the base's layers into `tree`, one tree layer each, checking each blob's
-    /// digest.
+    /// digest and diff_id.
     pub fn unpack(&self, tree: &mut Rootfs) -> Result<(), BuildError> {
-        for d in &self.layers {
-            let origin = format!("base image {} layer {}", self.name, d.digest());
+        for l in &self.layers {
+            let origin = format!("base image {} layer {}", self.name, l.descriptor.digest());
             let layer = tree.push_layer();
             let unpacked = self
                 .layout
-                .open_layer(d)
+                .open_layer(l)
                 .map_err(BuildError::from)
                 .and_then(|r| {
                     let mut archive = tar::Archive::new(r);
                     tree.add_image_layer(layer, &origin, &mut archive)?;
-                    // Read to the end, so the blob's digest is checked whole.
+                    // Read to the end, so the blob's digest and diff_id are checked.
                     io::copy(&mut archive.into_inner(), &mut io::sink())
                         .map_err(|e| BuildError::Spec(format!("{origin}: {e}")))?;
                     Ok(())
                 });
             if let Err(e) = unpacked {
                 // A damaged blob usually breaks decompression first: say what is wrong.
-                self.layout.verify_blob(d)?;
+                self.layout.verify(&l.into()).map_err(|e| self.refused(e))?;
                 return Err(e);
             }
         }
@@ -138,27 +133,31 @@ impl<'a> BaseImage<'a> {
     /// The Debian packages the base has installed, read from its layers as they stream:
     /// only the dpkg database is kept.
     pub fn installed(&self) -> Result<PackageIndex, BuildError> {
-        let fs = filesystem::read(self.layout, &self.layers, filesystem::Limits::default())?;
+        let fs = filesystem::read(self.layout, &self.layers, filesystem::Limits::default())
+            .map_err(|e| self.refused(e))?;
         installed_packages(&fs.metadata)
     }
 
-    /// Copies the base's layer blobs into `to`, where the new image's manifest names them.
+    /// Copies the base's layer blobs into `to`, where the new image's manifest names them,
+    /// each checked as it is copied.
     pub fn copy_layers(&self, to: &Layout) -> Result<(), BuildError> {
-        for d in &self.layers {
-            let digest = d
-                .digest()
-                .to_string()
-                .parse()
-                .map_err(|e: String| BuildError::Spec(e))?;
-            self.layout.copy_blob(to, &digest)?;
+        for l in &self.layers {
+            self.layout
+                .copy_blob(to, &l.into())
+                .map_err(|e| self.refused(e))?;
         }
         Ok(())
+    }
+
+    /// `e`, said of this base.
+    fn refused(&self, e: impl std::fmt::Display) -> BuildError {
+        BuildError::Spec(format!("base image {}: {e}", self.name))
     }
 
     /// What the new image's manifest and config keep of the base.
     pub fn inherited(&self) -> BaseLayers {
         BaseLayers {
-            layers: self.layers.clone(),
+            layers: self.layers.iter().map(|l| l.descriptor.clone()).collect(),
             diff_ids: self.config.rootfs().diff_ids().clone(),
             history: self.config.history().clone().unwrap_or_default(),
         }

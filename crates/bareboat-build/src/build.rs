@@ -12,6 +12,7 @@ use bareboat_apt::release::format_rfc3339;
 use bareboat_oci::image::{BuiltLayer, ImageSpec, RunConfig, write_image};
 use bareboat_oci::layer::{Compression, LayerBlob, LayerWriter};
 use bareboat_oci::layout::Layout;
+use bareboat_oci::seal::SealKey;
 use oci_spec::image::{Config, Descriptor};
 use serde::Serialize;
 
@@ -133,7 +134,8 @@ pub fn build_arch(
     let setuid = policy::globs(&spec.keep_setuid)
         .map_err(|e| BuildError::Spec(format!("keep_setuid: {e}")))?;
     let tmp = cache.root().join("tmp");
-    let trees = TreeCache::new(cache);
+    let seal = SealKey::new(cache.seal_key()?);
+    let trees = TreeCache::new(cache, seal.clone());
     let keys = tree_keys(spec, arch, opts, &groups, &by_name, base);
     // Resume from the deepest package layer an earlier build saved.
     let saved = (0..keys.len())
@@ -167,7 +169,7 @@ pub fn build_arch(
     let removal = (!spec.remove.is_empty()).then_some(base_layers);
     let first_group = base_layers + usize::from(removal.is_some());
     let writer =
-        LayerWriter::new(opts.compression, opts.source_date_epoch).memo(&cache.layers_dir());
+        LayerWriter::new(opts.compression, opts.source_date_epoch).memo(&cache.layers_dir(), seal);
     // Each finished layer is compressed on its own thread while the next one is unpacked;
     // one write at a time keeps memory bounded however many layers there are.
     let layers = std::thread::scope(|scope| -> Result<Vec<BuiltLayer>, BuildError> {
@@ -649,6 +651,9 @@ fn synthesize_missing(
     Ok(())
 }
 
+/// A spec's CA certificate file is far smaller than this (Debian's whole bundle is 220 kB).
+const CA_CERTS_LIMIT: u64 = 4 << 20;
+
 /// The CA bundle's path.
 const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
 /// The package whose certificates make the bundle.
@@ -762,8 +767,11 @@ fn synthesize_config(
     if !spec.ca_certs.is_empty() {
         let mut extra = Vec::new();
         for path in &spec.ca_certs {
-            let text = std::fs::read_to_string(path)
+            let bytes = bareboat_apt::hostfile::read_capped(path, CA_CERTS_LIMIT)
                 .map_err(|e| BuildError::Spec(format!("ca_certs {}: {e}", path.display())))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                BuildError::Spec(format!("ca_certs {}: not PEM text", path.display()))
+            })?;
             synth::check_pem_certificates(&text)
                 .map_err(|e| BuildError::Spec(format!("ca_certs {}: {e}", path.display())))?;
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
@@ -869,10 +877,11 @@ fn run_config(spec: &Spec, base: Option<&Config>, with_locale: bool) -> RunConfi
             env
         }
     };
-    for (k, v) in &spec.run.env {
-        env.retain(|e| !e.starts_with(&format!("{k}=")));
-        env.push(format!("{k}={v}"));
-    }
+    // The spec's variables replace those of the same name, in one pass: a spec may set
+    // thousands.
+    let overridden: HashSet<&str> = spec.run.env.iter().map(|(k, _)| k.as_str()).collect();
+    env.retain(|e| !overridden.contains(e.split_once('=').map_or(e.as_str(), |(k, _)| k)));
+    env.extend(spec.run.env.iter().map(|(k, v)| format!("{k}={v}")));
     let base_entrypoint = base.and_then(|c| c.entrypoint().clone());
     let entrypoint = match &spec.run.entrypoint {
         Some(e) => e.clone(),

@@ -149,28 +149,39 @@ pub fn analyze(src: &Path, path: &str) -> Result<Analysis, DepsError> {
         // changed underneath it gives wrong answers, not undefined behaviour in safe code
         // that only reads bytes.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| unreadable(e.to_string()))?;
-        elf_kind(&map, path).map_err(unreadable)?
-    } else if let Some(line) = head.strip_prefix(b"#!") {
-        let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line);
-        let mut words = line.split_whitespace();
-        let interpreter = words
-            .next()
-            .ok_or_else(|| unreadable("a #! line without an interpreter".into()))?
-            .to_string();
-        let via_env = (interpreter == "/usr/bin/env" || interpreter == "/bin/env")
-            .then(|| words.find(|w| !w.starts_with('-')).map(String::from))
-            .flatten();
-        FileKind::Script {
-            interpreter,
-            via_env,
-        }
+        classify(&map, path)
     } else {
-        FileKind::Data
-    };
+        classify(head, path)
+    }
+    .map_err(unreadable)?;
     Ok(Analysis {
         path: format!("/{}", path.trim_start_matches('/')),
         kind,
+    })
+}
+
+/// What a file that will be at `path` in the image is, from its bytes: the whole file for
+/// an ELF file, at least its first line for a script.
+pub fn classify(bytes: &[u8], path: &str) -> Result<FileKind, String> {
+    if bytes.starts_with(b"\x7fELF") {
+        return elf_kind(bytes, path);
+    }
+    let Some(line) = bytes.strip_prefix(b"#!") else {
+        return Ok(FileKind::Data);
+    };
+    let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let interpreter = words
+        .next()
+        .ok_or_else(|| "a #! line without an interpreter".to_string())?
+        .to_string();
+    let via_env = (interpreter == "/usr/bin/env" || interpreter == "/bin/env")
+        .then(|| words.find(|w| !w.starts_with('-')).map(String::from))
+        .flatten();
+    Ok(FileKind::Script {
+        interpreter,
+        via_env,
     })
 }
 

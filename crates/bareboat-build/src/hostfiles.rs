@@ -1,6 +1,6 @@
 //! The spec's `[[files]]` expanded into the entries they put in the image: a file, a whole
 //! directory (walked in name order), or a glob whose matches go into `dst` as a directory.
-//! Host symlinks are copied as symlinks and never followed.
+//! Host symlinks are copied as symlinks and never followed, also while a glob is matched.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -38,10 +38,7 @@ pub fn expand(files: &[FileSpec]) -> Result<Vec<HostEntry>, String> {
     for f in files {
         if is_glob(&f.src) {
             let pattern = f.src.to_string_lossy();
-            let matches: Vec<PathBuf> = glob::glob(&pattern)
-                .map_err(|e| format!("files: bad glob {pattern:?}: {e}"))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("files: {e}"))?;
+            let matches = glob_matches(&pattern)?;
             if matches.is_empty() {
                 return Err(format!("files: {pattern:?} matches nothing"));
             }
@@ -54,6 +51,64 @@ pub fn expand(files: &[FileSpec]) -> Result<Vec<HostEntry>, String> {
         }
     }
     Ok(out)
+}
+
+/// The paths `pattern` matches, in name order, found by walking from its longest literal
+/// prefix without entering a symlinked directory: a match under one would be a host file
+/// outside the tree the spec names (`dist/lib/vendor -> /etc` and `dist/**/shadow`). A
+/// symlink the pattern matches itself is a match, copied as a link.
+fn glob_matches(pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let literal = parts.iter().take_while(|p| !is_glob(Path::new(p))).count();
+    let rest = &parts[literal..];
+    let base = match parts[..literal].join("/") {
+        b if b.is_empty() && pattern.starts_with('/') => "/".to_string(),
+        b => b,
+    };
+    let matcher = globset::GlobBuilder::new(&rest.join("/"))
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("files: bad glob {pattern:?}: {e}"))?
+        .compile_matcher();
+    // Without `**`, nothing deeper than the pattern's own components can match.
+    let depth = if rest.contains(&"**") {
+        usize::MAX
+    } else {
+        rest.len()
+    };
+    let base = PathBuf::from(if base.is_empty() { "." } else { &base });
+    // Depth first, in name order; each item is a path, its path below the base, and its
+    // depth, and a directory's children are listed only when it is popped.
+    let children = |dir: &Path, rel: &Path, level: usize| {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map(|r| r.filter_map(|e| e.ok()).collect())
+            .unwrap_or_default();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
+        entries
+            .into_iter()
+            .map(|e| {
+                // The entry's own type: a symlink to a directory is not a directory here.
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                (
+                    dir.join(e.file_name()),
+                    rel.join(e.file_name()),
+                    level,
+                    is_dir,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut matches = Vec::new();
+    let mut stack = children(&base, Path::new(""), 1);
+    while let Some((path, rel, level, is_dir)) = stack.pop() {
+        if matcher.is_match(&rel) {
+            matches.push(path.clone());
+        }
+        if is_dir && level < depth {
+            stack.extend(children(&path, &rel, level + 1));
+        }
+    }
+    Ok(matches)
 }
 
 fn add(out: &mut Vec<HostEntry>, src: &Path, dst: &str, f: &FileSpec) -> Result<(), String> {
@@ -149,6 +204,46 @@ mod tests {
         );
         assert_eq!(entries[1].mode, 0o700, "the spec's mode applies to files");
         assert_eq!((entries[1].uid, entries[1].gid), (1, 2));
+    }
+
+    #[test]
+    fn globs_do_not_follow_symlinked_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let outside = root.join("host-etc");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("shadow"), "root:secret").unwrap();
+        std::fs::create_dir_all(root.join("dist/lib")).unwrap();
+        std::fs::create_dir_all(root.join("dist/bin")).unwrap();
+        std::fs::write(root.join("dist/bin/shadow"), "a program").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dist/lib/vendor")).unwrap();
+        std::os::unix::fs::symlink(root.join("dist"), root.join("dist/lib/loop")).unwrap();
+        let entries = expand(&[spec(&root.join("dist/**/shadow"), "app")]).unwrap();
+        let got: Vec<(&Path, &str)> = entries
+            .iter()
+            .map(|e| (e.src.as_path(), e.dst.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(root.join("dist/bin/shadow").as_path(), "app/shadow")]
+        );
+        // The link itself, when the pattern names it, is copied as a link.
+        let entries = expand(&[spec(&root.join("dist/lib/*"), "app")]).unwrap();
+        let got: Vec<(&str, &HostKind)> =
+            entries.iter().map(|e| (e.dst.as_str(), &e.kind)).collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "app/loop",
+                    &HostKind::Symlink(root.join("dist").display().to_string())
+                ),
+                (
+                    "app/vendor",
+                    &HostKind::Symlink(outside.display().to_string())
+                ),
+            ]
+        );
     }
 
     #[test]

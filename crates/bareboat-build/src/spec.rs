@@ -98,8 +98,7 @@ struct RawSpec {
     cmd: Option<Vec<String>>,
     workdir: Option<Spanned<String>>,
     health: Option<Spanned<String>>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     ports: Vec<Spanned<String>>,
     #[serde(default)]
@@ -434,9 +433,59 @@ impl Spec {
             None => None,
         };
         let groups: Vec<GroupSpec> = raw.groups.iter().map(|g| g.get_ref().clone()).collect();
-        for g in &raw.groups {
+        for (i, g) in raw.groups.iter().enumerate() {
             let GroupSpec { name, gid } = g.get_ref();
-            synth::builtin_group(name, *gid).map_err(|e| err(Some(g.span()), e))?;
+            let at = |e: String| err(Some(g.span()), e);
+            synth::check_account_name(name).map_err(|e| at(format!("group name {e}")))?;
+            synth::builtin_group(name, *gid).map_err(at)?;
+            if let Some(other) = groups[..i]
+                .iter()
+                .find(|o| o.name == *name || o.gid == *gid)
+            {
+                return Err(at(format!(
+                    "group {name:?} with gid {gid} repeats group {:?} with gid {}: each name and gid may appear once",
+                    other.name, other.gid
+                )));
+            }
+        }
+        if let Some(env) = &raw.env {
+            for (key, value) in env.get_ref() {
+                if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+                    return Err(err(
+                        Some(env.span()),
+                        format!(
+                            "env {key:?}: a variable's name must be non-empty without '=' or NUL, and its value without NUL"
+                        ),
+                    ));
+                }
+            }
+        }
+        for (i, u) in raw.users.iter().enumerate() {
+            let user = u.get_ref();
+            let at = |e: String| err(Some(u.span()), e);
+            synth::check_account_name(&user.name).map_err(|e| at(format!("user name {e}")))?;
+            if let Some(home) = &user.home {
+                synth::check_passwd_field("home", home).map_err(at)?;
+                if !home.starts_with('/') {
+                    return Err(at(format!("home {home:?} must be an absolute path")));
+                }
+            }
+            if let Some((builtin, _)) = BUILTIN_USERS.iter().find(|(_, uid)| *uid == user.uid) {
+                return Err(at(format!(
+                    "user {:?} has uid {}, the built-in user {builtin}'s: uids must be unique (uid 0 is root alone)",
+                    user.name, user.uid
+                )));
+            }
+            let earlier = raw.users[..i].iter().map(|o| o.get_ref());
+            if let Some(other) = earlier
+                .into_iter()
+                .find(|o| o.name == user.name || o.uid == user.uid)
+            {
+                return Err(at(format!(
+                    "user {:?} with uid {} repeats user {:?} with uid {}: each name and uid may appear once",
+                    user.name, user.uid, other.name, other.uid
+                )));
+            }
         }
         for u in &raw.users {
             if let Some(own) = synth::own_group(u.get_ref(), &groups) {
@@ -448,14 +497,10 @@ impl Spec {
                 })?;
             }
             let name = &u.get_ref().name;
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-            if !valid || ["root", "nonroot", "nobody"].contains(&name.as_str()) {
+            if BUILTIN_USERS.iter().any(|(builtin, _)| builtin == name) {
                 return Err(err(
                     Some(u.span()),
-                    format!("invalid or reserved user name {name:?}"),
+                    format!("user name {name:?} is reserved: every image has it"),
                 ));
             }
         }
@@ -558,7 +603,10 @@ impl Spec {
             cmd: raw.cmd.or(inherited.cmd),
             workdir: raw.workdir.map(|w| w.into_inner()),
             health: raw.health.map(|h| h.into_inner()).or(inherited.health),
-            env: raw.env.into_iter().collect(),
+            env: raw
+                .env
+                .map(|e| e.into_inner().into_iter().collect())
+                .unwrap_or_default(),
             ports: raw
                 .ports
                 .into_iter()
@@ -675,16 +723,18 @@ pub fn image_path(dst: &str) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
+/// The users every image has, with their uids.
+const BUILTIN_USERS: [(&str, u32); 3] =
+    [("root", 0), ("nonroot", synth::NONROOT), ("nobody", 65534)];
+
 /// The uid of a numeric user, a built-in account or one of the spec's users.
 fn uid_of(user: &str, users: &[Spanned<UserSpec>]) -> Option<u32> {
-    match user {
-        "root" => Some(0),
-        "nonroot" => Some(synth::NONROOT),
-        "nobody" => Some(65534),
-        n => n.parse().ok().or_else(|| {
+    match BUILTIN_USERS.iter().find(|(name, _)| *name == user) {
+        Some((_, uid)) => Some(*uid),
+        None => user.parse().ok().or_else(|| {
             users
                 .iter()
-                .find(|u| u.get_ref().name == n)
+                .find(|u| u.get_ref().name == user)
                 .map(|u| u.get_ref().uid)
         }),
     }

@@ -25,6 +25,36 @@ pub fn passwd(users: &[UserSpec]) -> String {
     out
 }
 
+/// Why `name` cannot be an account's (a user's or a group's) name, if it cannot: it must
+/// match `[a-z_][a-z0-9_-]*` and be at most 32 bytes, as Debian's adduser expects, so that
+/// it cannot carry a `:` or a newline into `/etc/passwd` or `/etc/group`.
+pub fn check_account_name(name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    let rest_ok =
+        bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if first_ok && rest_ok && name.len() <= 32 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not an account name: use [a-z_][a-z0-9_-]*, at most 32 characters"
+        ))
+    }
+}
+
+/// Why `value` cannot be written as a field of `/etc/passwd`, if it cannot: a `:` or a
+/// control character (a newline would start a line of its own) would change the file.
+pub fn check_passwd_field(what: &str, value: &str) -> Result<(), String> {
+    match value.chars().find(|c| *c == ':' || c.is_control()) {
+        Some(c) => Err(format!(
+            "{what} {value:?} holds {c:?}, which /etc/passwd cannot hold in a field"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The groups every image has: base-passwd's root, tty, staff and nogroup (programs that
 /// hand a terminal to group tty or install under staff expect them), and nonroot.
 pub const GROUPS: [(&str, u32); 5] = [
@@ -279,6 +309,32 @@ nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
 nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n\
 app:x:1000:1000:app:/home/app:/sbin/nologin\n"
         );
+    }
+
+    #[test]
+    fn account_names_and_fields_that_would_change_the_files_are_refused() {
+        for (name, ok) in [
+            ("app", true),
+            ("_svc", true),
+            ("web-2", true),
+            ("a_b", true),
+            ("", false),
+            ("App", false),
+            ("2app", false),
+            ("-app", false),
+            ("a.b", false),
+            ("evil:x:0:0", false),
+            ("a\nb", false),
+            ("é", false),
+            (&"a".repeat(33), false),
+        ] {
+            assert_eq!(check_account_name(name).is_ok(), ok, "{name:?}");
+        }
+        assert!(check_passwd_field("home", "/home/app").is_ok());
+        for bad in ["/x\nevil:x:0:0::/:/bin/sh", "/a:b", "/a\u{0}", "/a\tb"] {
+            let e = check_passwd_field("home", bad).unwrap_err();
+            assert!(e.contains("home"), "{e}");
+        }
     }
 
     #[test]

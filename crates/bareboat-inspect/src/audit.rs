@@ -1,19 +1,23 @@
 //! What a distroless image must not have, and what makes any image riskier: shells,
 //! package managers, setuid and setgid files, running as root, world-writable paths,
-//! secrets, packages scanners cannot see, and documentation weight. Each rule is a pure
-//! function of the filesystem and the report.
+//! secrets, packages scanners cannot see, writes through symlinked directories, and
+//! documentation weight. Each rule is a pure function of the filesystem and the report.
+//!
+//! The rules on paths see each entry where a runtime puts it (see [`crate::filesystem`]),
+//! so `x/sh` under `x -> usr/bin` is a shell in `/usr/bin`.
 
+use bareboat_oci::layer::Whiteout;
 use serde::Serialize;
 
 use crate::Severity;
-use crate::filesystem::{Filesystem, Kind, Node};
+use crate::filesystem::{Filesystem, Kind, Node, Redirect};
 use crate::inspect::Report;
 
 /// One thing audit found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// The rule: `shell`, `debug-shell`, `package-manager`, `setuid`, `root-user`,
-    /// `world-writable`, `secret`, `no-package-metadata` or `docs`.
+    /// `world-writable`, `secret`, `path-through-symlink`, `no-package-metadata` or `docs`.
     pub id: &'static str,
     pub severity: Severity,
     /// The path it concerns, if any.
@@ -47,6 +51,7 @@ pub fn audit(report: &Report, fs: &Filesystem) -> Vec<Finding> {
         findings.extend(program(path));
         findings.extend(mode(path, node));
     }
+    findings.extend(fs.redirects.iter().map(through_symlink));
     findings.extend(user(&report.config.user));
     for s in &fs.secrets {
         let shown = fs.view.get(&s.path).is_some_and(|n| n.layer == s.layer);
@@ -138,6 +143,26 @@ fn mode(path: &str, node: &Node) -> Option<Finding> {
     }
 }
 
+/// An entry a layer writes through a symlinked parent: no tool that builds layers from a
+/// filesystem writes one, and it puts a file where a reader of the layer's names does not
+/// look.
+fn through_symlink(r: &Redirect) -> Finding {
+    let effect = match Whiteout::of(&r.landed) {
+        Some(Whiteout::Path(hidden)) => format!("deletes /{hidden}"),
+        Some(Whiteout::Opaque(dir)) => format!("empties /{dir}"),
+        None => format!("lands at /{}", r.landed),
+    };
+    finding(
+        "path-through-symlink",
+        Severity::High,
+        &r.path,
+        format!(
+            "layer {} writes through a symlinked parent: a runtime resolves it and it {effect}",
+            r.layer
+        ),
+    )
+}
+
 /// Running as root: no user, or user 0.
 fn user(user: &str) -> Option<Finding> {
     let name = user.split(':').next().unwrap_or_default();
@@ -207,6 +232,25 @@ mod tests {
         );
         assert!(mode("tmp", &node(Kind::Dir, 0o1777)).is_none());
         assert!(mode("usr/bin/x", &node(Kind::Symlink("y".into()), 0o777)).is_none());
+        for (landed, effect) in [
+            ("usr/bin/sh", "it lands at /usr/bin/sh"),
+            ("usr/bin/.wh.sh", "it deletes /usr/bin/sh"),
+            ("usr/bin/.wh..wh..opq", "it empties /usr/bin"),
+        ] {
+            let redirect = Redirect {
+                layer: 1,
+                path: format!("x/{}", landed.trim_start_matches("usr/bin/")),
+                landed: landed.into(),
+            };
+            let f = through_symlink(&redirect);
+            assert_eq!((f.id, f.severity), ("path-through-symlink", Severity::High));
+            assert_eq!(f.path.unwrap(), format!("/{}", redirect.path));
+            assert!(
+                f.message.starts_with("layer 1 writes") && f.message.ends_with(effect),
+                "{}",
+                f.message
+            );
+        }
         assert!(user("65532").is_none());
         assert!(user("0:0").is_some() && user("").is_some() && user("root").is_some());
         assert_eq!(Severity::parse("high"), Some(Severity::High));

@@ -1,18 +1,23 @@
 //! An image's filesystem, read from its layers once each, as a stream.
 //!
 //! Each layer is decompressed, checked against its digest as it is read, and walked entry
-//! by entry; nothing is written to disk and no link is followed, so a hostile layer can at
-//! worst be refused. The layers stack as an overlay filesystem stacks them: a later entry
-//! replaces an earlier one, `.wh.NAME` deletes NAME and `.wh..wh..opq` empties its
-//! directory. What a later layer replaces or deletes still costs its bytes in the earlier
-//! layer: that is the waste the report shows.
+//! by entry; nothing is written to disk and no link is followed out of the image, so a
+//! hostile layer can at worst be refused. The layers stack as an overlay filesystem stacks
+//! them: a later entry replaces an earlier one, `.wh.NAME` deletes NAME and `.wh..wh..opq`
+//! empties its directory. What a later layer replaces or deletes still costs its bytes in
+//! the earlier layer: that is the waste the report shows.
+//!
+//! An entry whose parent is a symlink of the image (`x/sh` under `x -> usr/bin`) lands
+//! where a runtime unpacking the layer puts it, `usr/bin/sh`: umoci, runc and containerd
+//! resolve each entry's parent inside the root (see [`resolve`]), so an audit of the
+//! literal path would miss what they run.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
+use bareboat_oci::blob::Layer;
 use bareboat_oci::layer::Whiteout;
 use bareboat_oci::layout::Layout;
-use oci_spec::image::Descriptor;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -93,6 +98,18 @@ pub struct Filesystem {
     pub metadata: BTreeMap<String, Vec<u8>>,
     /// Files of any layer that hold a secret, shown or not: a deleted key still ships.
     pub secrets: Vec<Secret>,
+    /// Entries, whiteouts included, that a layer writes through a symlinked parent.
+    pub redirects: Vec<Redirect>,
+}
+
+/// An entry written through a symlinked parent, and where it lands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Redirect {
+    pub layer: usize,
+    /// The entry's path as the layer names it.
+    pub path: String,
+    /// Where a runtime writes it, and where the view has it.
+    pub landed: String,
 }
 
 /// A file that holds a secret.
@@ -110,6 +127,11 @@ pub struct Limits {
     pub max_entries: u64,
     /// The largest package database file kept in memory.
     pub max_database: u64,
+    /// The most path components that following symlinks to its entries' parents may walk
+    /// in one layer. A runtime follows up to [`MAX_LINK_HOPS`] links for each entry, and a
+    /// link's target may be long, so without a budget a small layer could cost billions of
+    /// steps.
+    pub max_link_steps: u64,
 }
 
 impl Default for Limits {
@@ -117,6 +139,7 @@ impl Default for Limits {
         Limits {
             max_entries: 4 << 20,
             max_database: 64 << 20,
+            max_link_steps: 4 << 20,
         }
     }
 }
@@ -152,13 +175,13 @@ pub fn metadata_limit(path: &str, limits: &Limits) -> Option<u64> {
     (os_release || copyright).then_some(1 << 20)
 }
 
-/// Reads `layers` of `layout`, bottom first.
-pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Filesystem, Error> {
+/// Reads `layers` of `layout`, bottom first, each checked against its digest and diff_id.
+pub fn read(layout: &Layout, layers: &[Layer], limits: Limits) -> Result<Filesystem, Error> {
     let mut fs = Filesystem::default();
-    for (i, d) in layers.iter().enumerate() {
-        let read = fs.read_layer(layout, i, d, limits).or_else(|e| {
+    for (i, layer) in layers.iter().enumerate() {
+        let read = fs.read_layer(layout, i, layer, limits).or_else(|e| {
             // A damaged blob usually breaks decompression first: say what is wrong.
-            layout.verify_blob(d)?;
+            layout.verify(&layer.into())?;
             Err(e)
         })?;
         fs.layers.push(read);
@@ -169,20 +192,21 @@ pub fn read(layout: &Layout, layers: &[Descriptor], limits: Limits) -> Result<Fi
 }
 
 impl Filesystem {
-    /// Reads layer `i`, `d`, onto the layers below.
+    /// Reads layer `i` onto the layers below.
     fn read_layer(
         &mut self,
         layout: &Layout,
         i: usize,
-        d: &Descriptor,
+        layer: &Layer,
         limits: Limits,
     ) -> Result<LayerRead, Error> {
+        let d = &layer.descriptor;
         let layer_err = |reason: String| Error::Layer {
             layer: d.digest().to_string(),
             reason,
         };
         let mut counted = Counting {
-            inner: layout.open_layer(d)?,
+            inner: layout.open_layer(layer)?,
             count: 0,
         };
         let mut read = LayerRead {
@@ -193,6 +217,7 @@ impl Filesystem {
             entries: 0,
             file_bytes: 0,
         };
+        let mut link_steps = limits.max_link_steps;
         let mut archive = tar::Archive::new(&mut counted);
         let io_err = |e: io::Error| layer_err(e.to_string());
         for entry in archive.entries().map_err(io_err)? {
@@ -205,16 +230,24 @@ impl Filesystem {
                 )));
             }
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let path = normalize(&raw).ok_or_else(|| {
+            let literal = normalize(&raw).ok_or_else(|| {
                 layer_err(format!(
                     "entry {raw:?} leads out of the image's root: refused"
                 ))
             })?;
-            if path.is_empty() {
+            if literal.is_empty() {
                 continue;
             }
-            // A layer's entries imply their directories, whiteouts' included.
-            self.imply_parents(&path, i);
+            let path = self
+                .land(&literal, i, &mut link_steps, &limits)
+                .map_err(|reason| layer_err(format!("entry {raw:?}: {reason}")))?;
+            if path != literal {
+                self.redirects.push(Redirect {
+                    layer: i,
+                    path: literal,
+                    landed: path.clone(),
+                });
+            }
             match Whiteout::of(&path) {
                 Some(Whiteout::Opaque(dir)) => {
                     self.delete(&dir, false, i);
@@ -321,12 +354,55 @@ impl Filesystem {
         self.view.insert(path, node);
     }
 
-    /// Gives the directories above `path` that the image lacks a node of layer `layer`.
-    fn imply_parents(&mut self, path: &str, layer: usize) {
+    /// Where entry `path` of layer `layer` lands: under its parent as [`resolve`]d through
+    /// the image's symlinks, with the directories it implies (a whiteout's included, as
+    /// containerd makes them). The reason it cannot land, if it cannot.
+    fn land(
+        &mut self,
+        path: &str,
+        layer: usize,
+        link_steps: &mut u64,
+        limits: &Limits,
+    ) -> Result<String, String> {
+        let landed = match path.rsplit_once('/') {
+            None => path.to_string(),
+            Some((parent, name)) => {
+                match resolve(parent, |p| self.view.get(p).map(|n| &n.kind), link_steps) {
+                    Ok(dir) if dir.is_empty() => name.to_string(),
+                    Ok(dir) => format!("{dir}/{name}"),
+                    Err(Unresolved::TooManyLinks) => {
+                        return Err(format!(
+                            "its parent /{parent} takes more than {MAX_LINK_HOPS} symlinks to \
+                             resolve, as a loop does: refused, as runtimes refuse it"
+                        ));
+                    }
+                    Err(Unresolved::OverBudget) => {
+                        return Err(format!(
+                            "following symlinks to its parent /{parent} takes this layer past \
+                             {} path components: refused as a symlink bomb",
+                            limits.max_link_steps
+                        ));
+                    }
+                }
+            }
+        };
+        self.imply_parents(&landed, layer).map_err(|dir| {
+            format!(
+                "it lands under /{dir}, which is not a directory: refused, as runtimes refuse it"
+            )
+        })?;
+        Ok(landed)
+    }
+
+    /// Gives the directories above `path` that the image lacks a node of layer `layer`, or
+    /// names the first one above it that is there but not a directory.
+    fn imply_parents(&mut self, path: &str, layer: usize) -> Result<(), String> {
         let mut p = path;
         while let Some((parent, _)) = p.rsplit_once('/') {
-            if self.view.contains_key(parent) {
-                break;
+            match self.view.get(parent) {
+                Some(n) if n.kind == Kind::Dir => break,
+                Some(_) => return Err(parent.to_string()),
+                None => {}
             }
             let node = Node {
                 layer,
@@ -340,6 +416,7 @@ impl Filesystem {
             self.view.insert(parent.to_string(), node);
             p = parent;
         }
+        Ok(())
     }
 
     /// Deletes everything under `path` (and `path` itself, `with_self`) that lower layers
@@ -413,6 +490,67 @@ pub fn normalize(raw: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// The most symlinks resolving one entry's parent may follow, as filepath-securejoin (umoci,
+/// runc) and containerd's continuity allow: umoci 0.4.7 unpacks an entry under a chain of
+/// 255 links and refuses one under 256 as too many levels of symbolic links.
+pub const MAX_LINK_HOPS: usize = 255;
+
+/// Why a directory does not [`resolve`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unresolved {
+    /// More than [`MAX_LINK_HOPS`] symlinks, as a loop has.
+    TooManyLinks,
+    /// The budget of components walked through links ran out.
+    OverBudget,
+}
+
+/// Where the directory `dir` (a [`normalize`]d path) is in an image whose nodes `node_at`
+/// gives, resolved as a runtime resolves an entry's parent when it unpacks a layer: each
+/// symlink on the way is followed inside the root, an absolute target starts again at the
+/// root, and `..` steps back over the last resolved component, never above the root. A
+/// missing component is taken as it is (the runtime creates it). Whether the result is a
+/// directory is left to the caller: a runtime finds out only when it creates the entry.
+///
+/// Each component a link's target adds costs one step of `budget`: a call's work is
+/// linear in the components it walks, and those are bounded by the budget and `dir`.
+pub fn resolve<'a>(
+    dir: &'a str,
+    node_at: impl Fn(&str) -> Option<&'a Kind>,
+    budget: &mut u64,
+) -> Result<String, Unresolved> {
+    let mut resolved = String::new();
+    // The components still to walk, the next one last.
+    let mut pending: Vec<&str> = dir.rsplit('/').collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        match part {
+            "" | "." => continue,
+            ".." => {
+                resolved.truncate(resolved.rfind('/').unwrap_or(0));
+                continue;
+            }
+            _ => {}
+        }
+        let above = resolved.len();
+        if above > 0 {
+            resolved.push('/');
+        }
+        resolved.push_str(part);
+        let Some(Kind::Symlink(target)) = node_at(&resolved) else {
+            continue;
+        };
+        hops += 1;
+        if hops > MAX_LINK_HOPS {
+            return Err(Unresolved::TooManyLinks);
+        }
+        let steps = target.split('/').count() as u64;
+        *budget = budget.checked_sub(steps).ok_or(Unresolved::OverBudget)?;
+        resolved.truncate(if target.starts_with('/') { 0 } else { above });
+        pending.extend(target.rsplit('/'));
+    }
+    Ok(resolved)
+}
+
 /// Hashes a file's content as it streams past, keeping it when `keep`.
 fn hash(content: &mut impl Read, keep: bool) -> io::Result<([u8; 32], Option<Vec<u8>>)> {
     let mut sha = Sha256::new();
@@ -452,17 +590,43 @@ mod tests {
     use std::io::Write;
 
     /// A gzip layer of `(path, content)` files (a `None` content is a directory) in `layout`.
-    fn layer(layout: &Layout, entries: &[(&str, Option<&[u8]>)]) -> Descriptor {
+    fn layer(layout: &Layout, entries: &[(&str, Option<&[u8]>)]) -> Layer {
+        let entries: Vec<(&str, Made)> = entries
+            .iter()
+            .map(|(path, content)| (*path, content.map_or(Made::Dir, Made::File)))
+            .collect();
+        made_layer(layout, &entries)
+    }
+
+    /// What an entry of [`made_layer`] is.
+    enum Made<'a> {
+        Dir,
+        File(&'a [u8]),
+        Symlink(&'a str),
+    }
+
+    /// A gzip layer of `entries` in `layout`.
+    fn made_layer(layout: &Layout, entries: &[(&str, Made)]) -> Layer {
         let mut tar = tar::Builder::new(Vec::new());
-        for (path, content) in entries {
+        for (path, made) in entries {
             let mut h = tar::Header::new_old();
-            let data = content.unwrap_or_default();
             // Written as is, so that names which escape can be tested.
             h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-            h.set_entry_type(match content {
-                Some(_) => tar::EntryType::Regular,
-                None => tar::EntryType::Directory,
-            });
+            let data = match made {
+                Made::Dir => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    &[][..]
+                }
+                Made::File(data) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    data
+                }
+                Made::Symlink(target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+                    &[][..]
+                }
+            };
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
             h.set_uid(0);
@@ -475,13 +639,18 @@ mod tests {
     }
 
     /// The tar `tar` built, gzipped, as a layer of `layout`.
-    fn gzip_layer(layout: &Layout, tar: tar::Builder<Vec<u8>>) -> Descriptor {
+    fn gzip_layer(layout: &Layout, tar: tar::Builder<Vec<u8>>) -> Layer {
         let raw = tar.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&raw).unwrap();
-        layout
+        let descriptor = layout
             .put_json(MediaType::ImageLayerGzip, &gz.finish().unwrap())
-            .unwrap()
+            .unwrap();
+        let diff_id = bareboat_oci::digest::Digest::of(&raw);
+        Layer {
+            descriptor,
+            diff_id,
+        }
     }
 
     #[test]
@@ -546,7 +715,7 @@ mod tests {
             ]
         );
         assert_eq!(fs.metadata.len(), 1);
-        assert_eq!(fs.layers[0].size, layers[0].size());
+        assert_eq!(fs.layers[0].size, layers[0].descriptor.size());
         assert!(fs.layers[0].uncompressed_size >= 5000 + 4 * 512);
         assert_eq!(fs.children("a").len(), 1);
     }
@@ -562,7 +731,10 @@ mod tests {
         assert!(e.contains("leads out of the image's root"), "{e}");
 
         let good = layer(&layout, &[("f", Some(&[1u8; 100_000]))]);
-        let path = dir.path().join("blobs/sha256").join(good.digest().digest());
+        let path = dir
+            .path()
+            .join("blobs/sha256")
+            .join(good.descriptor.digest().digest());
         let bytes = std::fs::read(&path).unwrap();
         // A truncated gzip stream, and a flipped byte, are found.
         for damaged in [bytes[..bytes.len() / 2].to_vec(), {
@@ -672,5 +844,252 @@ mod tests {
         // 100,000 files, 100 directories implied by them, and `many`.
         assert_eq!(fs.view.len(), 100_000 + 100 + 1);
         assert_eq!(fs.children("many").len(), 100);
+    }
+
+    /// A view's symlinks, `(path, target)`.
+    type Links<'a> = &'a [(&'a str, &'a str)];
+
+    /// [`resolve`]s `dir` in a view of `links`, unbounded; other paths are directories or
+    /// missing, which resolve alike.
+    fn resolve_in(links: Links, dir: &str) -> Result<String, Unresolved> {
+        let view: BTreeMap<String, Kind> = links
+            .iter()
+            .map(|(path, target)| (path.to_string(), Kind::Symlink(target.to_string())))
+            .collect();
+        let mut unbounded = u64::MAX;
+        resolve(dir, |p| view.get(p), &mut unbounded)
+    }
+
+    /// Each case is one umoci 0.4.7 unpacked: the directory an entry under `dir` went to.
+    #[test]
+    fn parents_resolve_through_links_as_umoci_resolves_them() {
+        let cases: &[(Links, &str, &str)] = &[
+            (&[], "usr/bin", "usr/bin"),
+            (&[("x", "usr/bin")], "x", "usr/bin"),
+            (&[("y", "/usr/bin")], "y", "usr/bin"),
+            (&[("a", "b"), ("b", "usr/bin")], "a", "usr/bin"),
+            // `..` stops at the root, in a relative or an absolute target.
+            (&[("z", "../../../usr/bin")], "z", "usr/bin"),
+            (
+                &[("usr/lib/up", "/../../usr/./bin/")],
+                "usr/lib/up",
+                "usr/bin",
+            ),
+            (&[("usr/lib/up", "../bin")], "usr/lib/up", "usr/bin"),
+            // `..` steps back over what a link resolved to, not over the link's name.
+            (
+                &[("usr/lib/b", "../bin"), ("x", "usr/lib/b/../../etc")],
+                "x",
+                "etc",
+            ),
+            (&[("x", "nope/../usr/bin")], "x", "usr/bin"),
+            (&[("q", "usr//bin/")], "q", "usr/bin"),
+            (
+                &[("p", "usr/lib"), ("usr/lib/b", "../bin")],
+                "p/b",
+                "usr/bin",
+            ),
+            (&[("s", ".")], "s/s/s", ""),
+            (&[("r", "/")], "r/etc", "etc"),
+            // A link to nowhere: the runtime makes the directories it names.
+            (&[("d", "no/such/dir")], "d", "no/such/dir"),
+            (&[("x", "usr/bin")], "x/sub", "usr/bin/sub"),
+        ];
+        for (links, dir, landed) in cases {
+            assert_eq!(
+                resolve_in(links, dir).as_deref(),
+                Ok(*landed),
+                "{dir} with {links:?}"
+            );
+        }
+        assert_eq!(
+            resolve_in(&[("l1", "l2"), ("l2", "l1")], "l1"),
+            Err(Unresolved::TooManyLinks)
+        );
+        // umoci unpacks under a chain of 255 links and refuses one under 256.
+        let chain = |n: usize| {
+            let names: Vec<String> = (1..=n).map(|i| format!("l{i}")).collect();
+            let mut links: Vec<(String, String)> = names
+                .windows(2)
+                .map(|w| (w[0].clone(), w[1].clone()))
+                .collect();
+            links.push((names[n - 1].clone(), "usr/bin".into()));
+            links
+        };
+        for (n, expected) in [
+            (MAX_LINK_HOPS, Ok("usr/bin".to_string())),
+            (MAX_LINK_HOPS + 1, Err(Unresolved::TooManyLinks)),
+        ] {
+            let links = chain(n);
+            let links: Vec<(&str, &str)> = links
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
+            assert_eq!(resolve_in(&links, "l1"), expected, "a chain of {n}");
+        }
+    }
+
+    #[test]
+    fn following_links_is_linear_and_bounded_by_the_budget() {
+        // Each link of a chain of 255 adds one component, the last two: 256 steps, once
+        // each, not a walk of the whole chain again at every link.
+        let view: BTreeMap<String, Kind> = (1..=MAX_LINK_HOPS)
+            .map(|i| {
+                let target = match i {
+                    MAX_LINK_HOPS => "usr/bin".to_string(),
+                    _ => format!("l{}", i + 1),
+                };
+                (format!("l{i}"), Kind::Symlink(target))
+            })
+            .collect();
+        let mut budget = 1000;
+        assert_eq!(
+            resolve("l1/x", |p| view.get(p), &mut budget).as_deref(),
+            Ok("usr/bin/x")
+        );
+        assert_eq!(budget, 1000 - 256);
+        let mut budget = 255;
+        assert_eq!(
+            resolve("l1", |p| view.get(p), &mut budget),
+            Err(Unresolved::OverBudget)
+        );
+    }
+
+    #[test]
+    fn entries_through_a_symlinked_parent_land_where_a_runtime_puts_them() {
+        use Made::*;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let layers = [
+            made_layer(
+                &layout,
+                &[
+                    ("usr", Dir),
+                    ("usr/bin", Dir),
+                    ("usr/bin/doomed", File(b"d")),
+                    ("x", Symlink("usr/bin")),
+                    ("x/sh", File(b"sh")),
+                    ("x/apt-get", File(b"apt")),
+                    ("d", Symlink("/no/such")),
+                    ("d/f", File(b"f")),
+                    ("etc", Symlink("usr/lib")),
+                    ("etc/os-release", File(b"ID=debian\n")),
+                ],
+            ),
+            // Through a link of a lower layer: whiteouts too, as umoci deletes them.
+            made_layer(
+                &layout,
+                &[
+                    ("y", Symlink("../../x")),
+                    ("y/bash", File(b"bash")),
+                    ("x/.wh.doomed", File(b"")),
+                ],
+            ),
+            made_layer(
+                &layout,
+                &[("x/.wh..wh..opq", File(b"")), ("x/new", File(b"n"))],
+            ),
+        ];
+        let fs = read(&layout, &layers[..2], Limits::default()).unwrap();
+        let shown: Vec<&str> = fs.view.keys().map(String::as_str).collect();
+        assert_eq!(
+            shown,
+            [
+                "d",
+                "etc",
+                "no",
+                "no/such",
+                "no/such/f",
+                "usr",
+                "usr/bin",
+                "usr/bin/apt-get",
+                "usr/bin/bash",
+                "usr/bin/sh",
+                "usr/lib",
+                "usr/lib/os-release",
+                "x",
+                "y"
+            ]
+        );
+        assert_eq!(fs.view["x"].kind, Kind::Symlink("usr/bin".into()));
+        assert_eq!(fs.view["usr/bin/bash"].layer, 1);
+        assert_eq!(fs.waste[0].path, "usr/bin/doomed");
+        // What is kept and found follows the file to where it lands.
+        assert!(fs.metadata.contains_key("usr/lib/os-release"));
+        assert!(fs.contents.iter().any(|c| c.path == "usr/bin/sh"));
+        let redirects: Vec<(usize, &str, &str)> = fs
+            .redirects
+            .iter()
+            .map(|r| (r.layer, r.path.as_str(), r.landed.as_str()))
+            .collect();
+        assert_eq!(
+            redirects,
+            [
+                (0, "x/sh", "usr/bin/sh"),
+                (0, "x/apt-get", "usr/bin/apt-get"),
+                (0, "d/f", "no/such/f"),
+                (0, "etc/os-release", "usr/lib/os-release"),
+                (1, "y/bash", "usr/bin/bash"),
+                (1, "x/.wh.doomed", "usr/bin/.wh.doomed"),
+            ]
+        );
+        // An opaque whiteout through the link empties the directory it resolves to.
+        let fs = read(&layout, &layers, Limits::default()).unwrap();
+        assert_eq!(fs.children("usr/bin").len(), 1);
+        assert!(fs.view.contains_key("usr/bin/new"));
+    }
+
+    #[test]
+    fn parents_no_runtime_can_resolve_are_refused_naming_the_entry() {
+        use Made::*;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let refused = |entries: &[(&str, Made)], limits: Limits| {
+            let layer = made_layer(&layout, entries);
+            read(&layout, &[layer], limits).unwrap_err().to_string()
+        };
+        let e = refused(
+            &[
+                ("l1", Symlink("l2")),
+                ("l2", Symlink("l1")),
+                ("l1/f", File(b"")),
+            ],
+            Limits::default(),
+        );
+        assert!(
+            e.contains("entry \"l1/f\"") && e.contains("as a loop does"),
+            "{e}"
+        );
+        // A whiteout there is refused too, as umoci refuses it.
+        let e = refused(
+            &[("l1", Symlink("l1")), ("l1/.wh.f", File(b""))],
+            Limits::default(),
+        );
+        assert!(e.contains("entry \"l1/.wh.f\""), "{e}");
+        let e = refused(
+            &[
+                ("real", File(b"r")),
+                ("f", Symlink("real")),
+                ("f/g", File(b"")),
+            ],
+            Limits::default(),
+        );
+        assert!(
+            e.contains("entry \"f/g\": it lands under /real, which is not a directory"),
+            "{e}"
+        );
+        // Links that are fine one at a time exhaust the layer's budget together.
+        let entries: Vec<String> = (0..10).map(|i| format!("x/f{i}")).collect();
+        let mut made = vec![("x", Symlink("a/b/c"))];
+        made.extend(entries.iter().map(|p| (p.as_str(), File(b""))));
+        let limits = Limits {
+            max_link_steps: 20,
+            ..Limits::default()
+        };
+        let e = refused(&made, limits);
+        assert!(
+            e.contains("entry \"x/f6\"") && e.contains("past 20 path components"),
+            "{e}"
+        );
     }
 }

@@ -101,7 +101,12 @@ pub fn inspect_with_filesystem(
     let config: ImageConfiguration =
         serde_json::from_slice(&layout.read_described(manifest.config())?)
             .map_err(|e| Error::Image(format!("config {}: {e}", manifest.config().digest())))?;
-    let fs = filesystem::read(layout, manifest.layers(), Limits::default())?;
+    let layers = bareboat_oci::image::layers(
+        &manifest_desc,
+        manifest.layers(),
+        config.rootfs().diff_ids(),
+    )?;
+    let fs = filesystem::read(layout, &layers, Limits::default())?;
     // History entries marked empty made no layer.
     let made_layers: Vec<Option<String>> = config
         .history()

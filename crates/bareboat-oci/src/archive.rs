@@ -19,6 +19,7 @@ use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::blob::Blob;
 use crate::digest::{Digest, HashingWriter};
 use crate::image::canonical_json;
 use crate::layout::{Layout, REF_NAME, annotated};
@@ -112,20 +113,20 @@ fn write_archive(
         .map_err(|e| Error::io(dir, e))?;
     let io_err = |e| Error::io(file, e);
     let mut tar = tar::Builder::new(BufWriter::new(tmp.as_file()));
-    let mut blobs = Vec::new();
+    let mut blobs = BTreeMap::new();
     for entry in index_entries {
-        blobs.extend(layout.reachable(entry)?);
+        for blob in layout.blobs(entry)? {
+            blobs.insert(blob.descriptor.digest().digest().to_string(), blob);
+        }
     }
-    blobs.sort_by(|a, b| a.hex().cmp(b.hex()));
-    blobs.dedup();
     let mut names: Vec<(String, Member)> = extra
         .into_iter()
         .map(|(name, bytes)| (name, Member::Bytes(bytes)))
         .collect();
     names.push(("blobs/".into(), Member::Dir));
     names.push(("blobs/sha256/".into(), Member::Dir));
-    for d in blobs {
-        names.push((format!("blobs/sha256/{}", d.hex()), Member::Blob(d)));
+    for (hex, blob) in blobs {
+        names.push((format!("blobs/sha256/{hex}"), Member::Blob(Box::new(blob))));
     }
     names.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, member) in names {
@@ -147,12 +148,13 @@ fn write_archive(
                 tar.append_data(&mut header, &name, &bytes[..])
                     .map_err(io_err)?;
             }
-            Member::Blob(digest) => {
-                let path = layout.blob_path(&digest);
-                let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            Member::Blob(blob) => {
+                // Checked as it streams: a blob that fails leaves no archive behind.
+                let content = layout.open_blob(&blob)?;
                 header.set_mode(0o644);
-                header.set_size(f.metadata().map_err(|e| Error::io(&path, e))?.len());
-                tar.append_data(&mut header, &name, f).map_err(io_err)?;
+                header.set_size(blob.descriptor.size());
+                tar.append_data(&mut header, &name, content)
+                    .map_err(|e| Error::from_stream(file, e))?;
             }
         }
     }
@@ -170,7 +172,7 @@ fn write_archive(
 enum Member {
     Dir,
     Bytes(Vec<u8>),
-    Blob(Digest),
+    Blob(Box<Blob>),
 }
 
 /// Reads the archive at `file` into `layout` (checking every blob) and returns the image
@@ -292,15 +294,16 @@ pub fn read(file: &Path, layout: &Layout, tag: Option<&str>) -> Result<Descripto
             .into_iter()
             .partition(|d| d.artifact_type().is_some());
         let chosen = pick(&images, tag).ok_or_else(|| bad(not_found(&images, tag)))?;
-        // Every blob the image reaches must be there (and was checked on the way in).
-        layout.reachable(&chosen)?;
+        // Every blob the image reaches must be there (and was checked on the way in), and
+        // its config must give each layer a diff_id.
+        layout.blobs(&chosen)?;
         // The image's referrers come along.
         let subjects: Vec<String> = referrer::subjects(layout, &chosen)?
             .iter()
             .map(|d| d.digest().to_string())
             .collect();
         for artifact in artifacts {
-            if layout.reachable(&artifact).is_ok()
+            if layout.blobs(&artifact).is_ok()
                 && referrer::subject_of(layout, &artifact)?.is_some_and(|s| subjects.contains(&s))
             {
                 layout.add_untagged(&artifact)?;
@@ -566,7 +569,12 @@ mod tests {
     }
 
     const LAYER: &[u8] = b"the shared layer's bytes";
-    const CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux"}"#;
+    /// The config of an image whose one layer is [`LAYER`], stored as a plain tar.
+    fn config() -> Vec<u8> {
+        let rootfs = json!({ "type": "layers", "diff_ids": [digest_of(LAYER).to_string()] });
+        serde_json::to_vec(&json!({ "architecture": "amd64", "os": "linux", "rootfs": rootfs }))
+            .unwrap()
+    }
 
     /// The members of a legacy docker archive of one image, `app:1`, whose layers are at
     /// `layers`, followed by `more`.
@@ -577,7 +585,7 @@ mod tests {
             "Layers": layers,
         }]);
         let mut members = vec![
-            ("config.json".to_string(), file(CONFIG)),
+            ("config.json".to_string(), M::File(config())),
             (
                 "manifest.json".to_string(),
                 M::File(serde_json::to_vec(&manifest).unwrap()),
@@ -720,12 +728,13 @@ mod tests {
     /// The members of an OCI archive of one image, `app:1`, with one layer, [`LAYER`],
     /// whose blob is `layer_blob`, and `more`.
     fn oci(layer_blob: M, more: Vec<(&str, M)>) -> Vec<(String, M)> {
-        let (layer, config) = (digest_of(LAYER), digest_of(CONFIG));
+        let config_bytes = config();
+        let (layer, config) = (digest_of(LAYER), digest_of(&config_bytes));
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                        "digest": config.to_string(), "size": CONFIG.len() },
+                        "digest": config.to_string(), "size": config_bytes.len() },
             "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar",
                          "digest": layer.to_string(), "size": LAYER.len() }],
         }))
@@ -747,7 +756,7 @@ mod tests {
                 "oci-layout".to_string(),
                 file(br#"{"imageLayoutVersion":"1.0.0"}"#),
             ),
-            (blob(&config), file(CONFIG)),
+            (blob(&config), M::File(config_bytes)),
             (blob(&digest_of(&manifest)), M::File(manifest)),
             (blob(&layer), layer_blob),
         ];
@@ -760,7 +769,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let layer_name = format!("blobs/sha256/{}", digest_of(LAYER).hex());
-        let config_name = format!("blobs/sha256/{}", digest_of(CONFIG).hex());
+        let config_name = format!("blobs/sha256/{}", digest_of(&config()).hex());
         let path = tar_of(
             d,
             oci(
@@ -776,7 +785,7 @@ mod tests {
         assert!(
             err.contains(&format!(
                 "{layer_name} links to content that hashes to {}: the archive is corrupt",
-                digest_of(CONFIG)
+                digest_of(&config())
             )),
             "{err}"
         );

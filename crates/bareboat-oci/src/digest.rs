@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::Error;
+
 /// A `sha256:<hex>` content digest.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest(String);
@@ -16,7 +18,7 @@ impl Digest {
         Digest::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
-    fn from_hasher(h: Sha256) -> Digest {
+    pub(crate) fn from_hasher(h: Sha256) -> Digest {
         Digest(format!("sha256:{}", hex::encode(h.finalize())))
     }
 
@@ -109,18 +111,29 @@ impl<R: Read> Read for VerifyingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
+        let refused = |reason: String| {
+            io::Error::other(Error::Blob {
+                digest: self.expected.to_string(),
+                reason,
+            })
+        };
         if self.count > self.size {
-            return Err(io::Error::other(format!(
-                "blob {} is larger than the {} bytes its descriptor says",
-                self.expected, self.size
+            return Err(refused(format!(
+                "it is larger than the {} bytes its descriptor says",
+                self.size
             )));
         }
         if n == 0 && !buf.is_empty() && !self.checked {
+            if self.count != self.size {
+                return Err(refused(format!(
+                    "it does not match its descriptor: it ends after {} bytes, and its descriptor says {}",
+                    self.count, self.size
+                )));
+            }
             let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
-            if self.count != self.size || actual != self.expected {
-                return Err(io::Error::other(format!(
-                    "blob {} does not match its descriptor: {} bytes with digest {actual}",
-                    self.expected, self.count
+            if actual != self.expected {
+                return Err(refused(format!(
+                    "it does not match its descriptor: its content does not match its digest (it hashes to {actual})"
                 )));
             }
             self.checked = true;

@@ -9,6 +9,7 @@ use oci_spec::image::{
 use serde::Serialize;
 
 use crate::Error;
+use crate::blob::Layer;
 use crate::layer::LayerBlob;
 use crate::layout::Layout;
 
@@ -73,6 +74,39 @@ pub fn platform(debian_arch: &str) -> (Arch, Option<&'static str>) {
         "riscv64" => (Arch::RISCV64, None),
         other => (Arch::Other(other.to_string()), None),
     }
+}
+
+/// The layers of the image whose manifest `manifest` lists `layers` and whose config
+/// lists `diff_ids`, each with its diff_id; refused unless there are as many of each, and
+/// each diff_id is a digest.
+pub fn layers(
+    manifest: &Descriptor,
+    layers: &[Descriptor],
+    diff_ids: &[String],
+) -> Result<Vec<Layer>, Error> {
+    let refused = |reason: String| Error::Image {
+        what: format!("image {}", manifest.digest()),
+        reason,
+    };
+    if layers.len() != diff_ids.len() {
+        return Err(refused(format!(
+            "its manifest lists {} layers, and its config's rootfs.diff_ids {}: each layer needs the diff_id of its uncompressed content",
+            layers.len(),
+            diff_ids.len()
+        )));
+    }
+    layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(d, diff_id)| {
+            Ok(Layer {
+                descriptor: d.clone(),
+                diff_id: diff_id
+                    .parse()
+                    .map_err(|e| refused(format!("the diff_id of layer {}: {e}", d.digest())))?,
+            })
+        })
+        .collect()
 }
 
 /// Writes the config and manifest of an image whose layers are already in `layout`, and

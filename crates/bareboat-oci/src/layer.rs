@@ -9,7 +9,10 @@
 //! That makes a layer's bytes a function of its identity (its entries, their contents'
 //! SHA256 and the writer's settings), so a writer given a memo directory records what each
 //! identity compressed to and, when the layout already holds that blob, reuses it instead of
-//! compressing again: rebuilding an image rewrites only the layers that changed.
+//! compressing again: rebuilding an image rewrites only the layers that changed. A record is
+//! sealed ([`crate::seal`]); one that fails its seal is reported and rebuilt. The blob is
+//! reused only when its stamp is the one recorded at its last full check against its
+//! digest, or when it passes that check again; a damaged blob is written anew.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -24,6 +27,7 @@ use sha2::{Digest as _, Sha256};
 use crate::Error;
 use crate::digest::{Digest, HashingWriter};
 use crate::layout::Layout;
+use crate::seal::{SealKey, Stamp};
 
 /// How a layer is compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -153,6 +157,14 @@ struct Recorded {
     size: u64,
     uncompressed_size: u64,
     created: u64,
+    /// The blob's stamp when its content last matched `digest`.
+    stamp: Option<Stamp>,
+}
+
+/// Where a writer records layers, and the key that seals the records.
+struct Memo {
+    dir: PathBuf,
+    key: SealKey,
 }
 
 /// Writes layers with fixed settings.
@@ -160,7 +172,7 @@ pub struct LayerWriter {
     compression: Compression,
     source_date_epoch: Option<u64>,
     threads: usize,
-    memo: Option<PathBuf>,
+    memo: Option<Memo>,
 }
 
 /// Compressed blocks are this large, whatever the number of threads.
@@ -177,10 +189,13 @@ impl LayerWriter {
         }
     }
 
-    /// Records each written layer in `dir`, and reuses a layout's blob for a layer whose
-    /// identity was written before.
-    pub fn memo(mut self, dir: &Path) -> LayerWriter {
-        self.memo = Some(dir.to_path_buf());
+    /// Records each written layer in `dir`, sealed with `key`, and reuses a layout's blob
+    /// for a layer whose identity was written before.
+    pub fn memo(mut self, dir: &Path, key: SealKey) -> LayerWriter {
+        self.memo = Some(Memo {
+            dir: dir.to_path_buf(),
+            key,
+        });
         self
     }
 
@@ -196,20 +211,13 @@ impl LayerWriter {
         let Some(memo) = &self.memo else {
             return self.compress(layout, entries);
         };
-        let record = memo.join(format!("{}.json", self.identity(entries)));
-        if let Some(blob) = self.recall(layout, &record) {
+        let record = memo.dir.join(format!("{}.json", self.identity(entries)));
+        if let Some(blob) = self.recall(layout, memo, &record)? {
             return Ok(blob);
         }
         let blob = self.compress(layout, entries)?;
-        let recorded = Recorded {
-            digest: blob.digest.to_string(),
-            diff_id: blob.diff_id.to_string(),
-            size: blob.size,
-            uncompressed_size: blob.uncompressed_size,
-            created: blob.created,
-        };
-        let json = serde_json::to_vec(&recorded).expect("a record serializes");
-        crate::layout::write_atomic(&record, &json)?;
+        let stamp = Stamp::of(&layout.blob_path(&blob.digest));
+        remember(memo, &record, &blob, stamp)?;
         Ok(blob)
     }
 
@@ -239,26 +247,46 @@ impl LayerWriter {
         hex::encode(h.finalize())
     }
 
-    /// The blob an identity was written to before, if the record is sound and the layout
-    /// holds the blob whole. A reused record is touched, so pruning keeps it.
-    fn recall(&self, layout: &Layout, record: &Path) -> Option<LayerBlob> {
-        let recorded: Recorded = serde_json::from_slice(&std::fs::read(record).ok()?).ok()?;
-        let digest: Digest = recorded.digest.parse().ok()?;
-        let on_disk = std::fs::metadata(layout.blob_path(&digest)).ok()?.len();
-        if on_disk != recorded.size {
-            return None;
-        }
-        if let Ok(f) = File::options().write(true).open(record) {
+    /// The blob an identity was written to before, if its record opens under the memo's key
+    /// and the layout holds the blob whole: unchanged since its last check (its stamp), or
+    /// checked against its digest now. A damaged record is reported and a damaged blob
+    /// removed, and both are written again. A reused record is touched, so pruning keeps it.
+    fn recall(
+        &self,
+        layout: &Layout,
+        memo: &Memo,
+        record: &Path,
+    ) -> Result<Option<LayerBlob>, Error> {
+        let Ok(sealed) = std::fs::read(record) else {
+            return Ok(None);
+        };
+        let recorded = memo
+            .key
+            .open(&sealed)
+            .and_then(|body| serde_json::from_slice::<Recorded>(body).ok());
+        let Some(recorded) = recorded else {
+            tracing::warn!(record = %record.display(), "a damaged layer record: compressing the layer again");
+            return Ok(None);
+        };
+        let Some(blob) = recorded.blob(self.compression) else {
+            tracing::warn!(record = %record.display(), "a damaged layer record: compressing the layer again");
+            return Ok(None);
+        };
+        let path = layout.blob_path(&blob.digest);
+        let Some(stamp) = Stamp::of(&path).filter(|s| s.size() == blob.size) else {
+            return Ok(None);
+        };
+        if recorded.stamp != Some(stamp) {
+            if !blob_matches(&path, &blob.digest)? {
+                tracing::warn!(blob = %path.display(), "the layout's blob does not match its digest: writing it again");
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                return Ok(None);
+            }
+            remember(memo, record, &blob, Some(stamp))?;
+        } else if let Ok(f) = File::options().write(true).open(record) {
             let _ = f.set_modified(std::time::SystemTime::now());
         }
-        Some(LayerBlob {
-            digest,
-            diff_id: recorded.diff_id.parse().ok()?,
-            size: recorded.size,
-            uncompressed_size: recorded.uncompressed_size,
-            media_type: self.compression.media_type(),
-            created: recorded.created,
-        })
+        Ok(Some(blob))
     }
 
     fn compress(&self, layout: &Layout, entries: &[Entry]) -> Result<LayerBlob, Error> {
@@ -313,6 +341,48 @@ impl LayerWriter {
             }
         })
     }
+}
+
+impl Recorded {
+    /// The layer this record describes.
+    fn blob(&self, compression: Compression) -> Option<LayerBlob> {
+        Some(LayerBlob {
+            digest: self.digest.parse().ok()?,
+            diff_id: self.diff_id.parse().ok()?,
+            size: self.size,
+            uncompressed_size: self.uncompressed_size,
+            media_type: compression.media_type(),
+            created: self.created,
+        })
+    }
+}
+
+/// Whether the file at `path` is a regular file whose content has `digest`.
+fn blob_matches(path: &Path, digest: &Digest) -> Result<bool, Error> {
+    let mut file = crate::blob::open_regular(path).map_err(|e| Error::io(path, e))?;
+    let mut hashing = HashingWriter::new(io::sink());
+    io::copy(&mut file, &mut hashing).map_err(|e| Error::io(path, e))?;
+    Ok(hashing.finish().1 == *digest)
+}
+
+/// Records what an identity's layer compressed to, with the blob's stamp when it was last
+/// seen to match its digest.
+fn remember(
+    memo: &Memo,
+    record: &Path,
+    blob: &LayerBlob,
+    stamp: Option<Stamp>,
+) -> Result<(), Error> {
+    let recorded = Recorded {
+        digest: blob.digest.to_string(),
+        diff_id: blob.diff_id.to_string(),
+        size: blob.size,
+        uncompressed_size: blob.uncompressed_size,
+        created: blob.created,
+        stamp,
+    };
+    let json = serde_json::to_vec(&recorded).expect("a record serializes");
+    crate::layout::write_atomic(record, &memo.key.seal(&json))
 }
 
 type BlobFile = HashingWriter<BufWriter<File>>;
@@ -511,7 +581,8 @@ mod tests {
         let memo = dir.path().join("memo");
         std::fs::create_dir(&memo).unwrap();
         let layout = Layout::create(&dir.path().join("layout")).unwrap();
-        let writer = LayerWriter::new(Compression::Gzip, None).memo(&memo);
+        let key = SealKey::new([1; 32]);
+        let writer = LayerWriter::new(Compression::Gzip, None).memo(&memo, key.clone());
         let entries = entries(dir.path());
         let first = writer.write(&layout, &entries).unwrap();
 
@@ -536,8 +607,57 @@ mod tests {
         );
 
         // A clamp that changes mtimes is another identity too.
-        let clamped = LayerWriter::new(Compression::Gzip, Some(150)).memo(&memo);
+        let clamped = LayerWriter::new(Compression::Gzip, Some(150)).memo(&memo, key);
         assert!(clamped.write(&layout, &entries).is_err());
+    }
+
+    #[test]
+    fn a_damaged_record_or_blob_is_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = dir.path().join("memo");
+        std::fs::create_dir(&memo).unwrap();
+        let layout = Layout::create(&dir.path().join("layout")).unwrap();
+        let writer = LayerWriter::new(Compression::Gzip, None).memo(&memo, SealKey::new([1; 32]));
+        let entries = entries(dir.path());
+        let first = writer.write(&layout, &entries).unwrap();
+        let mut other_entries = entries.clone();
+        other_entries[1].mode = 0o600;
+        let other = writer.write(&layout, &other_entries).unwrap();
+        let record = std::fs::read_dir(&memo)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let text = std::fs::read_to_string(p).unwrap();
+                text.contains(&first.digest.to_string())
+            })
+            .unwrap();
+
+        // A record edited to name another blob of the layout (with its size) is refused.
+        let text = std::fs::read_to_string(&record).unwrap();
+        let edited = text
+            .replace(&first.digest.to_string(), &other.digest.to_string())
+            .replace(
+                &format!("\"size\":{},", first.size),
+                &format!("\"size\":{},", other.size),
+            );
+        std::fs::write(&record, edited).unwrap();
+        assert_eq!(writer.write(&layout, &entries).unwrap(), first);
+
+        // A blob of the right size with other bytes is written again, not reused.
+        let path = layout.blob_path(&first.digest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(writer.write(&layout, &entries).unwrap(), first);
+        assert!(blob_matches(&path, &first.digest).unwrap());
+        // A record sealed under another key opens under none but its own.
+        let stranger = LayerWriter::new(Compression::Gzip, None).memo(&memo, SealKey::new([2; 32]));
+        std::fs::remove_file(dir.path().join("data")).unwrap();
+        assert!(
+            stranger.write(&layout, &entries).is_err(),
+            "not reused: compressing needs the content"
+        );
     }
 
     #[test]

@@ -4,16 +4,22 @@
 //! reader never sees a partial blob; a blob that is already present is kept. `index.json`
 //! is rewritten the same way, under a lock, so concurrent builds into one layout each add
 //! their tags.
+//!
+//! A layout may come from anyone, so nothing in it is followed or taken on trust: blobs
+//! are read through [`crate::blob`] (no symbolic links, regular files only, checked as they
+//! stream), `blobs/` and `blobs/sha256/` must be directories of the layout itself, and the
+//! lock and temporary files are never opened through a link or truncated.
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::collections::HashMap;
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
+use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
 use tempfile::NamedTempFile;
 
 use crate::Error;
-use crate::digest::{Digest, VerifyingReader};
+use crate::blob::{self, Blob, BlobReader, Layer, LayerReader};
+use crate::digest::Digest;
 
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -53,10 +59,38 @@ pub struct Layout {
 impl Layout {
     /// Opens a layout, creating an empty one if `root` does not exist or is empty.
     pub fn create(root: &Path) -> Result<Layout, Error> {
-        let blobs = root.join("blobs").join("sha256");
-        std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        // Made one level at a time, so that a link in their place is refused, not followed.
+        for dir in [root.join("blobs"), root.join("blobs").join("sha256")] {
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(meta) => {
+                    let what = if meta.is_symlink() {
+                        "a symbolic link"
+                    } else {
+                        "not a directory"
+                    };
+                    return Err(Error::BadLayout {
+                        path: root.to_path_buf(),
+                        reason: format!(
+                            "{} is {what}: a layout keeps its blobs in a directory of its own, and bareboat follows no link out of it",
+                            dir.display()
+                        ),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+                }
+                Err(e) => return Err(Error::io(&dir, e)),
+            }
+        }
         let marker = root.join("oci-layout");
-        match std::fs::read_to_string(&marker) {
+        let text = blob::open_regular(&marker).and_then(|f| {
+            let mut text = String::new();
+            // The marker is a line of JSON; more is not a layout's.
+            f.take(1 << 16).read_to_string(&mut text).map(|_| text)
+        });
+        match text {
             Ok(text) => {
                 if !text.contains("\"imageLayoutVersion\"") {
                     return Err(Error::BadLayout {
@@ -106,6 +140,12 @@ impl Layout {
         self.root.join("blobs").join("sha256").join(digest.hex())
     }
 
+    /// Whether the layout has the blob with `digest` as a regular file (a link in its
+    /// place is not the blob).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        std::fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
+    }
+
     /// A temporary file on the layout's filesystem, to be committed with [`commit_blob`].
     ///
     /// [`commit_blob`]: Layout::commit_blob
@@ -120,7 +160,7 @@ impl Layout {
     /// Renames a written blob into place, or drops it if the layout already has it.
     pub fn commit_blob(&self, tmp: NamedTempFile, digest: &Digest) -> Result<(), Error> {
         let dest = self.blob_path(digest);
-        if dest.is_file() {
+        if self.has_blob(digest) {
             return Ok(());
         }
         tmp.as_file().sync_data().map_err(|e| Error::io(&dest, e))?;
@@ -131,7 +171,7 @@ impl Layout {
     /// Stores a JSON document as a blob and returns its descriptor.
     pub fn put_json(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor, Error> {
         let digest = Digest::of(bytes);
-        if !self.blob_path(&digest).is_file() {
+        if !self.has_blob(&digest) {
             let mut tmp = self.temp_blob()?;
             tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
             self.commit_blob(tmp, &digest)?;
@@ -143,25 +183,13 @@ impl Layout {
         ))
     }
 
-    /// Reads a blob whole; for small documents such as manifests and configs.
-    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
-        let path = self.blob_path(digest);
-        std::fs::read(&path).map_err(|e| Error::io(path, e))
-    }
-
-    /// Reads the blob a descriptor names, whole, and checks its digest; for manifests,
-    /// configs and indexes.
+    /// Reads the blob a descriptor names, whole, checking it as [`Layout::open_blob`] does;
+    /// for manifests, configs and indexes.
     pub fn read_described(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
-        let digest = self.digest_of(d)?;
-        let bytes = self.read_blob(&digest)?;
-        if Digest::of(&bytes) != digest {
-            return Err(Error::BadLayout {
-                path: self.blob_path(&digest),
-                reason: format!(
-                    "the blob does not match its digest {digest}: it was damaged or tampered with"
-                ),
-            });
-        }
+        let mut bytes = Vec::new();
+        self.open_blob(&Blob::of(d))?
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::from_stream(self.root.clone(), e))?;
         Ok(bytes)
     }
 
@@ -175,55 +203,46 @@ impl Layout {
             })
     }
 
-    /// Checks that the blob a descriptor names has its digest and size.
-    pub fn verify_blob(&self, d: &Descriptor) -> Result<(), Error> {
-        let (path, mut verified) = self.verifying_reader(d)?;
-        std::io::copy(&mut verified, &mut std::io::sink()).map_err(|e| Error::BadLayout {
-            path,
-            reason: format!("{e}: it was damaged or tampered with"),
-        })?;
+    /// Streams a blob as it is stored, checked as it goes (see [`crate::blob`]): the read
+    /// that reaches its end fails unless it matched its size, its digest and, for a layer,
+    /// its diff_id.
+    pub fn open_blob(&self, blob: &Blob) -> Result<BlobReader, Error> {
+        let digest = self.digest_of(&blob.descriptor)?;
+        blob::open(&self.blob_path(&digest), blob)
+    }
+
+    /// Reads a blob through to its end, so that every check of [`Layout::open_blob`] is made.
+    pub fn verify(&self, blob: &Blob) -> Result<(), Error> {
+        io::copy(&mut self.open_blob(blob)?, &mut io::sink())
+            .map_err(|e| Error::from_stream(self.root.clone(), e))?;
         Ok(())
     }
 
-    fn verifying_reader(
-        &self,
-        d: &Descriptor,
-    ) -> Result<(PathBuf, VerifyingReader<std::io::BufReader<File>>), Error> {
-        let digest = self.digest_of(d)?;
-        let path = self.blob_path(&digest);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let reader = VerifyingReader::new(std::io::BufReader::new(file), digest, d.size());
-        Ok((path, reader))
+    /// Streams a layer uncompressed, checking its size, digest and diff_id as it goes: the
+    /// read that reaches the end of the tar stream fails unless they all match.
+    pub fn open_layer(&self, layer: &Layer) -> Result<LayerReader, Error> {
+        let digest = self.digest_of(&layer.descriptor)?;
+        blob::open_layer(&self.blob_path(&digest), layer)
     }
 
-    /// Streams the layer blob a descriptor names, uncompressed, checking its digest and
-    /// size as it goes: the reader fails at the end if they do not match.
-    pub fn open_layer(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
-        let (path, verified) = self.verifying_reader(d)?;
-        let media_type = d.media_type().to_string();
-        Ok(if media_type.ends_with("gzip") {
-            Box::new(flate2::read::MultiGzDecoder::new(verified))
-        } else if media_type.ends_with("zstd") {
-            Box::new(zstd::stream::read::Decoder::new(verified).map_err(|e| Error::io(&path, e))?)
-        } else if media_type.ends_with(".tar") || media_type.ends_with("layer.v1.tar") {
-            Box::new(verified)
-        } else {
-            return Err(Error::BadLayout {
-                path,
-                reason: format!("layer media type {media_type} is not a tar, gzip or zstd layer"),
-            });
-        })
-    }
-
-    /// Copies one blob into `to`, unless it is there already.
-    pub fn copy_blob(&self, to: &Layout, digest: &Digest) -> Result<(), Error> {
-        if !to.blob_path(digest).is_file() {
-            let src = self.blob_path(digest);
-            let tmp = to.temp_blob()?;
-            std::fs::copy(&src, tmp.path()).map_err(|e| Error::io(&src, e))?;
-            to.commit_blob(tmp, digest)?;
+    /// Copies one blob into `to`, checked as it streams, unless `to` has it already; a
+    /// layer `to` has is still checked against the diff_id this image's config gives it.
+    pub fn copy_blob(&self, to: &Layout, blob: &Blob) -> Result<(), Error> {
+        let digest = self.digest_of(&blob.descriptor)?;
+        if to.has_blob(&digest) {
+            if blob.diff_id.is_some() {
+                self.verify(blob)?;
+            }
+            return Ok(());
         }
-        Ok(())
+        let mut source = self.open_blob(blob)?;
+        let tmp = to.temp_blob()?;
+        let mut out = BufWriter::new(tmp.as_file());
+        io::copy(&mut source, &mut out)
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::from_stream(self.blob_path(&digest), e))?;
+        drop(out);
+        to.commit_blob(tmp, &digest)
     }
 
     /// The manifest for Debian architecture `arch` in the index `top` (or `top` itself,
@@ -260,7 +279,11 @@ impl Layout {
     /// The layout's `index.json`, or an empty index.
     pub fn index(&self) -> Result<ImageIndex, Error> {
         let path = self.root.join("index.json");
-        match std::fs::read(&path) {
+        let bytes = blob::open_regular(&path).and_then(|mut f| {
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).map(|_| bytes)
+        });
+        match bytes {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::BadLayout {
                 path: self.root.clone(),
                 reason: format!("index.json: {e}"),
@@ -313,7 +336,7 @@ impl Layout {
     /// Rewrites `index.json` under the layout's lock.
     fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<(), Error> {
         let lock_path = self.root.join(".index.lock");
-        let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        let lock = blob::open_lock(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         let mut index = self.index()?;
         let mut manifests = index.manifests().clone();
@@ -323,55 +346,81 @@ impl Layout {
         write_atomic(&self.root.join("index.json"), &bytes)
     }
 
-    /// Copies the image (or index) `top` and every blob it reaches into `to`, keeping digests.
+    /// Copies the image (or index) `top` and every blob it reaches into `to`, keeping
+    /// digests, each blob checked as it is copied.
     pub fn copy_image(&self, to: &Layout, top: &Descriptor) -> Result<(), Error> {
-        for digest in self.reachable(top)? {
-            self.copy_blob(to, &digest)?;
+        for blob in self.blobs(top)? {
+            self.copy_blob(to, &blob)?;
         }
         Ok(())
     }
 
-    /// Every blob the image (or index) `top` reaches, itself included; an error names a
-    /// blob the layout lacks.
-    pub fn reachable(&self, top: &Descriptor) -> Result<Vec<Digest>, Error> {
-        Ok(self
-            .reachable_with_types(top)?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
-    }
-
-    /// [`Layout::reachable`] with each blob's media type, documents before the blobs they
-    /// point at.
-    pub fn reachable_with_types(&self, top: &Descriptor) -> Result<Vec<(Digest, String)>, Error> {
+    /// Every blob the image (or index) `top` reaches, itself included, once each and
+    /// documents before the blobs they point at. Each layer of an image comes with the
+    /// diff_id its config gives it, and an image whose config lists another number of
+    /// diff_ids than its manifest lists layers is refused. The documents are read and
+    /// checked on the way; an error names a blob the layout lacks, or one it has as
+    /// anything but a regular file of its descriptor's size.
+    pub fn blobs(&self, top: &Descriptor) -> Result<Vec<Blob>, Error> {
         let bad = |reason: String| Error::BadLayout {
             path: self.root.clone(),
             reason,
         };
-        let mut out = Vec::new();
-        let mut pending = vec![(top.digest().to_string(), top.media_type().to_string())];
-        while let Some((digest, media_type)) = pending.pop() {
-            let digest: Digest = digest.parse().map_err(bad)?;
-            if !self.blob_path(&digest).is_file() {
+        let mut out: Vec<Blob> = Vec::new();
+        let mut seen: HashMap<Digest, usize> = HashMap::new();
+        let mut pending = vec![Blob::of(top)];
+        while let Some(blob) = pending.pop() {
+            let d = &blob.descriptor;
+            let digest = self.digest_of(d)?;
+            if let Some(&i) = seen.get(&digest) {
+                // The same bytes cannot have two uncompressed digests.
+                if out[i].diff_id != blob.diff_id {
+                    let claim =
+                        |b: &Blob| b.diff_id.as_ref().map_or("none".into(), |d| d.to_string());
+                    return Err(Error::Image {
+                        what: format!("layer {digest}"),
+                        reason: format!(
+                            "the image gives it two diff_ids, {} and {}",
+                            claim(&out[i]),
+                            claim(&blob)
+                        ),
+                    });
+                }
+                continue;
+            }
+            if let Err(e) = std::fs::symlink_metadata(self.blob_path(&digest))
+                && e.kind() == io::ErrorKind::NotFound
+            {
                 return Err(bad(format!("blob {digest} is missing")));
             }
-            // Only manifests and indexes point at other blobs.
-            if media_type.ends_with("manifest.v1+json") || media_type.ends_with("index.v1+json") {
-                let doc: serde_json::Value = serde_json::from_slice(&self.read_blob(&digest)?)
-                    .map_err(|e| bad(format!("{digest}: {e}")))?;
-                let children = ["manifests", "layers"]
-                    .iter()
-                    .flat_map(|k| doc[k].as_array().into_iter().flatten())
-                    .chain(std::iter::once(&doc["config"]));
-                for child in children {
-                    if let (Some(d), Some(m)) =
-                        (child["digest"].as_str(), child["mediaType"].as_str())
-                    {
-                        pending.push((d.to_string(), m.to_string()));
-                    }
+            let media_type = d.media_type().to_string();
+            if is_index(&media_type) {
+                let index: ImageIndex = serde_json::from_slice(&self.read_described(d)?)
+                    .map_err(|e| bad(format!("index {digest}: {e}")))?;
+                pending.extend(index.manifests().iter().map(Blob::of));
+            } else if is_manifest(&media_type) {
+                let manifest: ImageManifest = serde_json::from_slice(&self.read_described(d)?)
+                    .map_err(|e| bad(format!("manifest {digest}: {e}")))?;
+                let config = manifest.config();
+                pending.push(Blob::of(config));
+                if is_image_config(config.media_type().as_ref()) {
+                    let diff_ids: ConfigRootfs =
+                        serde_json::from_slice(&self.read_described(config)?)
+                            .map_err(|e| bad(format!("config {}: {e}", config.digest())))?;
+                    let diff_ids = diff_ids.rootfs.diff_ids;
+                    let layers = crate::image::layers(d, manifest.layers(), &diff_ids)?;
+                    pending.extend(layers.iter().map(Blob::from));
+                } else {
+                    // An artifact (an SBOM, say): its layers are plain blobs.
+                    pending.extend(manifest.layers().iter().map(Blob::of));
                 }
+            } else {
+                // Open now, so that a blob that could never be read is refused before
+                // anything is written.
+                self.open_blob(&Blob::of(d))?;
             }
-            out.push((digest, media_type));
+            seen.insert(digest, out.len());
+            out.push(blob);
         }
         Ok(out)
     }
@@ -388,6 +437,34 @@ impl Layout {
             reason: format!("no image is tagged {tag:?}"),
         })
     }
+}
+
+/// What an image's config says of its layers.
+#[derive(serde::Deserialize)]
+struct ConfigRootfs {
+    rootfs: Rootfs,
+}
+
+#[derive(serde::Deserialize)]
+struct Rootfs {
+    diff_ids: Vec<String>,
+}
+
+/// Whether a media type is an image index (OCI's, or Docker's manifest list).
+pub(crate) fn is_index(media_type: &str) -> bool {
+    media_type.ends_with("index.v1+json") || media_type.ends_with("manifest.list.v2+json")
+}
+
+/// Whether a media type is an image manifest (OCI's or Docker's).
+pub(crate) fn is_manifest(media_type: &str) -> bool {
+    media_type.ends_with("manifest.v1+json")
+        || media_type.ends_with("distribution.manifest.v2+json")
+}
+
+/// Whether a media type is an image's config (OCI's or Docker's), whose `rootfs.diff_ids`
+/// describe the manifest's layers.
+fn is_image_config(media_type: &str) -> bool {
+    media_type.ends_with("image.config.v1+json") || media_type.ends_with("container.image.v1+json")
 }
 
 /// `d` with the annotation `key` set to `value`.
@@ -452,5 +529,56 @@ mod tests {
         let again = Layout::pending(&root).unwrap();
         assert_eq!(again.layout().root, root);
         again.commit().unwrap();
+    }
+
+    /// An image in `layout` of the plain tar `layer`, whose config gives it `diff_id`.
+    fn image(layout: &Layout, layer: &Descriptor, diff_id: &Digest) -> Descriptor {
+        let config = serde_json::json!({ "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] } });
+        let config = layout
+            .put_json(MediaType::ImageConfig, config.to_string().as_bytes())
+            .unwrap();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": config,
+            "layers": [layer],
+        });
+        layout
+            .put_json(MediaType::ImageManifest, manifest.to_string().as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn each_blob_is_reached_once_and_a_layer_has_one_diff_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let tar = b"a tar stream, as far as this test goes";
+        let layer = layout.put_json(MediaType::ImageLayer, tar).unwrap();
+        let index = |diff_ids: [Digest; 2]| {
+            let manifests = diff_ids.map(|d| image(&layout, &layer, &d));
+            crate::image::write_index(&layout, manifests.to_vec()).unwrap()
+        };
+
+        let shared = index([Digest::of(tar), Digest::of(tar)]);
+        let blobs = layout.blobs(&shared).unwrap();
+        let layers: Vec<&Blob> = blobs
+            .iter()
+            .filter(|b| b.descriptor.digest() == layer.digest())
+            .collect();
+        assert_eq!(layers.len(), 1, "{blobs:?}");
+        assert_eq!(layers[0].diff_id, Some(Digest::of(tar)));
+        // The index, one manifest and one config (the two images' are the same), the layer.
+        assert_eq!(blobs.len(), 4);
+
+        let e = layout
+            .blobs(&index([Digest::of(tar), Digest::of(b"other")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "layer {}: the image gives it two diff_ids",
+                layer.digest()
+            )),
+            "{e}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! bareboat-oci: the image model and the OCI formats it is written in.
 //!
 //! - [`digest`] hashes and counts bytes as they stream past;
+//! - [`blob`] opens blobs without following links and checks them as they stream: size,
+//!   digest, and a layer's diff_id;
 //! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
 //!   computing its diff_id and digest in the same pass;
 //! - [`image`] assembles the config, manifest and index documents;
@@ -23,6 +25,7 @@
 //! ```
 
 pub mod archive;
+pub mod blob;
 pub mod credentials;
 pub mod digest;
 mod error;
@@ -32,5 +35,6 @@ pub mod layout;
 pub mod reference;
 pub mod referrer;
 pub mod registry;
+pub mod seal;
 
 pub use error::Error;

@@ -6,9 +6,12 @@
 //! an index last, and the tag only at the very end. So an interrupted push, run again,
 //! completes, and a tag never points at a manifest whose blobs are missing. A layer that
 //! the image's base (its `org.opencontainers.image.base.name` annotation) has in another
-//! repository of the same registry is mounted from there instead of uploaded. A pull checks
-//! every blob against its digest on the way into a layout.
+//! repository of the same registry is mounted from there instead of uploaded. Before any of
+//! that, every blob is read whole and checked (see [`crate::blob`]), each layer against its
+//! diff_id too, so a registry never sees a byte of an image that does not verify. A pull
+//! checks every blob against its digest on the way into a layout.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,9 +22,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::{Descriptor, MediaType};
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use crate::Error;
+use crate::blob::{Blob, BlobReader};
 use crate::credentials::{self, Credentials};
 use crate::digest::Digest;
 use crate::layout::Layout;
@@ -172,30 +175,31 @@ impl Registry {
         let mut documents = Vec::new();
         let mut blobs = Vec::new();
         let mut mount_from = None;
-        for (digest, media_type) in layout.reachable_with_types(top)? {
-            if is_document(&media_type) {
-                mount_from = mount_from.or(base_repository(layout, &digest, name));
-                documents.push((digest, media_type));
+        for blob in layout.blobs(top)? {
+            if is_document(blob.descriptor.media_type().as_ref()) {
+                let bytes = layout.read_described(&blob.descriptor)?;
+                mount_from = mount_from.or(base_repository(&bytes, name));
+                documents.push((blob.descriptor, bytes));
             } else {
-                blobs.push(digest);
+                // Every blob is checked whole before the registry sees a byte of any, and
+                // a layer against its diff_id even when the registry has it already.
+                layout.verify(&blob)?;
+                blobs.push(blob.descriptor);
             }
         }
-        blobs.sort_by(|a, b| a.hex().cmp(b.hex()));
-        blobs.dedup();
+        blobs.sort_by(|a, b| a.digest().digest().cmp(b.digest().digest()));
         let uploaded_bytes = AtomicU64::new(0);
         let outcomes = futures::stream::iter(blobs.iter())
-            .map(|digest| {
-                self.push_blob(layout, name, digest, mount_from.as_ref(), &uploaded_bytes)
-            })
+            .map(|d| self.push_blob(layout, name, d, mount_from.as_ref(), &uploaded_bytes))
             .buffer_unordered(self.jobs)
             .try_collect::<Vec<BlobPush>>()
             .await?;
-        // `reachable` lists a document before the documents it points at: push in reverse,
-        // so the index goes last.
-        for (digest, media_type) in documents.iter().rev() {
-            let bytes = layout.read_blob(digest)?;
-            let by_digest = reference(name, Some(digest));
-            let media_type = header(media_type)?;
+        // `blobs` lists a document before the documents it points at: push in reverse, so
+        // the index goes last.
+        for (d, bytes) in documents.iter().rev() {
+            let digest: Digest = d.digest().to_string().parse().map_err(Error::Spec)?;
+            let by_digest = reference(name, Some(&digest));
+            let media_type = header(d.media_type().as_ref())?;
             self.retrying(name, &format!("pushing manifest {digest}"), || {
                 self.client
                     .push_manifest_raw(&by_digest, bytes.clone(), media_type.clone())
@@ -343,16 +347,13 @@ impl Registry {
         &self,
         layout: &Layout,
         name: &DockerName,
-        digest: &Digest,
+        blob: &Descriptor,
         mount_from: Option<&DockerName>,
         uploaded: &AtomicU64,
     ) -> Result<BlobPush, Error> {
         let image = reference(name, None);
-        let path = layout.blob_path(digest);
-        let size = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
-            .len();
-        let digest = digest.to_string();
+        let size = blob.size();
+        let digest = blob.digest().to_string();
         // Each attempt asks again, then uploads the whole blob in a new session.
         let pushed = self
             .retrying(name, &format!("uploading blob {digest}"), || async {
@@ -379,9 +380,12 @@ impl Registry {
                 if let Some(p) = &self.progress {
                     p.start(&digest, size);
                 }
-                let file = tokio::fs::File::open(&path).await?;
+                // Checked again as it streams, in case the file changed since.
+                let content = layout
+                    .open_blob(&Blob::of(blob))
+                    .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
                 let (progress, sending) = (self.progress.clone(), digest.clone());
-                let sent = chunks(file).inspect_ok(move |chunk| {
+                let sent = chunks(content).inspect_ok(move |chunk| {
                     if let Some(p) = &progress {
                         p.advance(&sending, chunk.len() as u64);
                     }
@@ -600,25 +604,30 @@ impl tokio::io::AsyncWrite for Counted<'_> {
     }
 }
 
-/// A layout blob as a stream of chunks, read as they are sent.
+/// A layout blob as a stream of chunks, read (off the async threads) as they are sent. A
+/// failed check is not one a retry could pass.
 fn chunks(
-    file: tokio::fs::File,
+    content: BlobReader,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, OciDistributionError>> + Send + 'static {
-    futures::stream::try_unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; CHUNK];
-        let mut filled = 0;
-        while filled < CHUNK {
-            let n = file.read(&mut buf[filled..]).await?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        if filled == 0 {
+    futures::stream::try_unfold(Some(content), |content| async move {
+        let Some(mut content) = content else {
+            return Ok(None);
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(CHUNK);
+            (&mut content).take(CHUNK as u64).read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>((buf, content))
+        });
+        let (buf, content) = read
+            .await
+            .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?
+            .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+        if buf.is_empty() {
             return Ok(None);
         }
-        buf.truncate(filled);
-        Ok(Some((bytes::Bytes::from(buf), file)))
+        // A short chunk is the last: the blob's end has been read, and checked.
+        let more = (buf.len() == CHUNK).then_some(content);
+        Ok(Some((bytes::Bytes::from(buf), more)))
     })
 }
 
@@ -648,8 +657,8 @@ fn transient(e: &OciDistributionError) -> bool {
 
 /// The repository of the base a manifest names, when it is another repository of the
 /// registry `name` is on: its layers can be mounted from there.
-fn base_repository(layout: &Layout, manifest: &Digest, name: &DockerName) -> Option<DockerName> {
-    let doc: serde_json::Value = serde_json::from_slice(&layout.read_blob(manifest).ok()?).ok()?;
+fn base_repository(manifest: &[u8], name: &DockerName) -> Option<DockerName> {
+    let doc: serde_json::Value = serde_json::from_slice(manifest).ok()?;
     let base: DockerName = doc["annotations"]["org.opencontainers.image.base.name"]
         .as_str()?
         .split('@')
@@ -660,10 +669,7 @@ fn base_repository(layout: &Layout, manifest: &Digest, name: &DockerName) -> Opt
 }
 
 fn is_document(media_type: &str) -> bool {
-    media_type.ends_with("manifest.v1+json")
-        || media_type.ends_with("index.v1+json")
-        || media_type.ends_with("manifest.v2+json")
-        || media_type.ends_with("manifest.list.v2+json")
+    crate::layout::is_index(media_type) || crate::layout::is_manifest(media_type)
 }
 
 fn header(media_type: &str) -> Result<http::HeaderValue, Error> {

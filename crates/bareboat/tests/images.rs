@@ -1020,13 +1020,10 @@ fn report(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[test]
-fn saved_unpacked_layers_give_the_same_image_and_damaged_ones_are_not_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // A cache of this test's own, holding the shared cache's downloads (as hard links, which
-    // the test replaces rather than writes through), so that the saved trees are its alone.
-    let first = build(d, &["catalog:base-nossl", "-o", "oci:shared:t"]);
+/// A cache of a test's own in `d`, holding the shared cache's downloads (as hard links,
+/// which the tests replace rather than write through), so that what builds save is theirs
+/// alone.
+fn own_cache(d: &Path) -> std::path::PathBuf {
     let cache = d.join("cache");
     std::fs::create_dir(&cache).unwrap();
     for sub in ["debs", "indexes", "releases", "verified"] {
@@ -1035,6 +1032,31 @@ fn saved_unpacked_layers_give_the_same_image_and_damaged_ones_are_not_used() {
             .arg(common::cache().join(sub))
             .arg(cache.join(sub)));
     }
+    cache
+}
+
+/// Changes one byte in the middle of the file at `path`, in place: same size, same inode.
+fn flip_a_byte(path: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let len = std::fs::metadata(path).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.read_exact(&mut byte).unwrap();
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.write_all(&[byte[0] ^ 0xff]).unwrap();
+}
+
+#[test]
+fn saved_unpacked_layers_give_the_same_image_and_damaged_ones_are_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = build(d, &["catalog:base-nossl", "-o", "oci:shared:t"]);
+    let cache = own_cache(d);
     let trees = cache.join("trees");
     let saved = |ext: &str| -> Vec<std::path::PathBuf> {
         std::fs::read_dir(&trees)
@@ -1088,6 +1110,18 @@ fn saved_unpacked_layers_give_the_same_image_and_damaged_ones_are_not_used() {
     assert_eq!(again["images"][0]["resumed_layers"], 0);
     assert_eq!(again["digest"], first["digest"]);
 
+    // Segments changed at their length: the stamps moved, a full check finds the damage,
+    // and the packages are unpacked again.
+    for seg in saved("seg") {
+        flip_a_byte(&seg);
+    }
+    let out = build_with_cache(d, &cache, &["catalog:base-nossl", "-o", "oci:five:t"]);
+    let damaged = report(&out);
+    assert_eq!(damaged["images"][0]["resumed_layers"], 0);
+    assert_eq!(damaged["digest"], first["digest"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match its SHA256"), "{err}");
+
     // A package corrupted in the cache (same size, one byte changed) is refused when it is
     // unpacked, removed, and downloaded afresh by the next run.
     std::fs::remove_dir_all(&trees).unwrap();
@@ -1129,4 +1163,112 @@ fn saved_unpacked_layers_give_the_same_image_and_damaged_ones_are_not_used() {
         &["catalog:base-nossl", "-o", "oci:four:t"],
     ));
     assert_eq!(healed["digest"], first["digest"]);
+}
+
+#[test]
+fn damaged_layer_records_and_layout_blobs_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = own_cache(d);
+    let static_ = report(&build_with_cache(
+        d,
+        &cache,
+        &["catalog:static", "-o", "oci:same:static"],
+    ));
+    let cc = report(&build_with_cache(
+        d,
+        &cache,
+        &["catalog:cc", "-o", "oci:same:cc"],
+    ));
+    let layer = |r: &Value, i: usize| r["images"][0]["layers"][i].clone();
+    let (ours, theirs) = (
+        layer(&static_, 0),
+        layer(&cc, cc["images"][0]["layers"].as_array().unwrap().len() - 1),
+    );
+    assert_ne!(ours["digest"], theirs["digest"]);
+
+    // static's layer record, edited to name cc's top layer (also in this layout), with its
+    // size: the record fails its seal, is reported, and the layer is compressed again.
+    let records: Vec<_> = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains(ours["digest"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(records.len(), 1);
+    let text = std::fs::read_to_string(&records[0]).unwrap();
+    let edited = text
+        .replace(
+            ours["digest"].as_str().unwrap(),
+            theirs["digest"].as_str().unwrap(),
+        )
+        .replace(
+            &format!("\"size\":{},", ours["size"]),
+            &format!("\"size\":{},", theirs["size"]),
+        );
+    assert_ne!(edited, text);
+    std::fs::write(&records[0], edited).unwrap();
+    let out = build_with_cache(d, &cache, &["catalog:static", "-o", "oci:same:static"]);
+    let rebuilt = report(&out);
+    assert_eq!(rebuilt["digest"], static_["digest"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a damaged layer record"), "{err}");
+
+    // The layout's blob of that layer, changed at its size: it is checked against its
+    // digest, found damaged, and written again.
+    let blob = d.join("same/blobs/sha256").join(
+        ours["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    flip_a_byte(&blob);
+    let out = build_with_cache(d, &cache, &["catalog:static", "-o", "oci:same:static"]);
+    assert_eq!(report(&out)["digest"], static_["digest"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match its digest"), "{err}");
+    let sha = run(Command::new("sha256sum").arg(&blob));
+    assert!(
+        String::from_utf8_lossy(&sha.stdout).starts_with(
+            ours["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+        ),
+        "the blob holds its digest's bytes again"
+    );
+    unpack(d, "same", "static");
+}
+
+#[test]
+fn globs_never_copy_files_through_a_symlinked_host_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let host_etc = d.join("host-etc");
+    std::fs::create_dir_all(&host_etc).unwrap();
+    std::fs::write(host_etc.join("shadow"), "root:$6$secret").unwrap();
+    std::fs::create_dir_all(d.join("dist/lib")).unwrap();
+    std::fs::create_dir_all(d.join("dist/bin")).unwrap();
+    std::fs::write(d.join("dist/bin/shadow"), "not a secret").unwrap();
+    std::os::unix::fs::symlink(&host_etc, d.join("dist/lib/vendor")).unwrap();
+    std::fs::write(
+        d.join("bareboat.toml"),
+        "from = \"catalog:static\"\n\n[[files]]\nsrc = \"dist/**/shadow\"\ndst = \"/app\"\n",
+    )
+    .unwrap();
+    build(d, &["-o", "oci:out:app"]);
+    let bundle = unpack(d, "out", "app");
+    let app = bundle.join("rootfs/app");
+    let names: Vec<String> = std::fs::read_dir(&app)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["shadow"]);
+    assert_eq!(
+        std::fs::read_to_string(app.join("shadow")).unwrap(),
+        "not a secret"
+    );
 }

@@ -846,3 +846,210 @@ fn a_packages_index_from_an_older_release_is_refused_as_out_of_sync() {
     assert!(f.cached("indexes").is_empty());
     assert!(!f.work.path().join("bareboat.lock").exists());
 }
+
+/// The SHA256 the repository's Release lists for `path`.
+fn listed_sha256(f: &Fixture, path: &str) -> String {
+    let release = std::fs::read_to_string(f.repo.dists().join("Release")).unwrap();
+    release
+        .lines()
+        .filter(|l| l.ends_with(&format!(" {path}")))
+        .find_map(|l| l.split_whitespace().next().filter(|h| h.len() == 64))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_cache_archive_moves_a_cache_offline_but_cannot_bring_a_forged_index() {
+    let mut f = Fixture::new();
+    assert_ok(&f.run(&["lock"]));
+    let archive = f.work.path().join("cache.tar");
+    assert_ok(&f.run(&["cache", "export", archive.to_str().unwrap()]));
+    f.server.stop();
+
+    // A machine with no network: the imported index files are checked against the signed
+    // Release and parsed again, and lock and build work offline.
+    let offline = f.work.path().join("offline-cache");
+    let import = |cache: &Path, file: &Path| {
+        bareboat(
+            f.work.path(),
+            cache,
+            &["cache", "import", file.to_str().unwrap()],
+        )
+    };
+    assert_ok(&import(&offline, &archive));
+    std::fs::remove_file(f.work.path().join("bareboat.lock")).unwrap();
+    assert_ok(&bareboat(f.work.path(), &offline, &["lock", "--offline"]));
+    let o = bareboat(
+        f.work.path(),
+        &offline,
+        &["build", "--offline", "-o", "oci:out:app"],
+    );
+    assert_ok(&o);
+
+    // The attack: the same archive plus a parsed index, named by the SHA256 of the signed
+    // Packages.xz, that lists a rebuilt libfoo carrying a planted file, and that package.
+    let evil = tempfile::tempdir().unwrap();
+    let mut planted = DebSpec::new("libfoo", "1.0");
+    planted.files.push(("etc/planted".into(), b"evil".to_vec()));
+    let deb = bareboat_testkit::build_deb(evil.path(), &planted);
+    let deb_bytes = std::fs::read(&deb).unwrap();
+    let deb_sha = bareboat_testkit::sha256(&deb_bytes);
+    let text = std::fs::read_to_string(f.repo.dists().join("main/binary-amd64/Packages")).unwrap();
+    let forged: String = text
+        .split("\n\n")
+        .map(|stanza| {
+            if !stanza.starts_with("Package: libfoo\n") {
+                return stanza.to_string();
+            }
+            stanza
+                .lines()
+                .map(|l| match l.split_once(": ") {
+                    Some(("SHA256", _)) => format!("SHA256: {deb_sha}"),
+                    Some(("Size", _)) => format!("Size: {}", deb_bytes.len()),
+                    _ => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let index = bareboat_apt::index::PackageIndex::parse_text(&forged, "forged").unwrap();
+    let listed = listed_sha256(&f, "main/binary-amd64/Packages.xz");
+    std::fs::create_dir_all(evil.path().join("indexes")).unwrap();
+    std::fs::create_dir_all(evil.path().join("debs")).unwrap();
+    let mut bytes = Vec::new();
+    index.write_to(&mut bytes).unwrap();
+    std::fs::write(evil.path().join(format!("indexes/{listed}.idx")), bytes).unwrap();
+    std::fs::rename(&deb, evil.path().join(format!("debs/{deb_sha}.deb"))).unwrap();
+    let evil_archive = evil.path().join("evil.tar");
+    std::fs::copy(&archive, &evil_archive).unwrap();
+    let out = Command::new("tar")
+        .current_dir(evil.path())
+        .arg("-rf")
+        .arg(&evil_archive)
+        .args([
+            format!("indexes/{listed}.idx"),
+            format!("debs/{deb_sha}.deb"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let victim = f.work.path().join("victim-cache");
+    let o = import(&victim, &evil_archive);
+    assert_fails_with(&o, &["indexes/", "parsed indexes cannot be checked"]);
+    // What the import kept before the refusal was checked: an offline lock reads the signed
+    // Packages file again and never names the planted package.
+    std::fs::remove_file(f.work.path().join("bareboat.lock")).unwrap();
+    assert_ok(&bareboat(f.work.path(), &victim, &["lock", "--offline"]));
+    let lock = std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap();
+    assert!(
+        !lock.contains(&deb_sha),
+        "the forged index was used:\n{lock}"
+    );
+}
+
+/// Runs bareboat with a time limit: an input that makes it read without end must fail the
+/// test, not hang it.
+fn run_limited(f: &Fixture, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_bareboat"))
+        .current_dir(f.work.path())
+        .arg("--cache")
+        .arg(f.cache())
+        .args(args)
+        .env_remove("BAREBOAT_MIRROR")
+        .output()
+        .expect("timeout runs")
+}
+
+#[test]
+fn hostile_specs_are_refused_naming_the_problem() {
+    let f = Fixture::new();
+    let source = format!(
+        "[[source]]\nurl = \"{}\"\nsuite = \"testing-suite\"\nkeyring = \"archive-key.asc\"\n",
+        f.server.url()
+    );
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[[users]]\nname = \"app\"\nuid = 1000\nhome = \"/x\\nevil:x:0:0::/:/bin/sh\"\n",
+            &["bareboat.toml:", "home", "/etc/passwd cannot hold"],
+        ),
+        (
+            "[[users]]\nname = \"app\"\nuid = 1000\nhome = \"/home/a:b\"\n",
+            &["home", "':'"],
+        ),
+        (
+            "[[groups]]\nname = \"web\\nstaff:x:50:app\"\ngid = 2000\n",
+            &["group name", "is not an account name"],
+        ),
+        (
+            "[[users]]\nname = \"App.1\"\nuid = 1000\n",
+            &["user name", "[a-z_][a-z0-9_-]*"],
+        ),
+        ("[[users]]\nname = \"toor\"\nuid = 0\n", &["uid 0", "root"]),
+        (
+            "[[users]]\nname = \"app\"\nuid = 1000\n[[users]]\nname = \"app\"\nuid = 1001\n",
+            &["repeats user \"app\""],
+        ),
+        (
+            "[[users]]\nname = \"app\"\nuid = 1000\n[[users]]\nname = \"web\"\nuid = 1000\n",
+            &["repeats user \"app\" with uid 1000"],
+        ),
+        (
+            "[[groups]]\nname = \"web\"\ngid = 2000\n[[groups]]\nname = \"www\"\ngid = 2000\n",
+            &["repeats group \"web\""],
+        ),
+    ];
+    for (extra, needles) in cases {
+        std::fs::write(
+            f.work.path().join("bareboat.toml"),
+            format!("packages = [\"app\"]\nexclude = [\"base\"]\n{extra}{source}"),
+        )
+        .unwrap();
+        let o = f.run(&["lock"]);
+        assert_fails_with(&o, needles);
+    }
+    for env in [
+        "\"A=B\" = \"x\"",
+        "\"A\\u0000B\" = \"x\"",
+        "A = \"x\\u0000y\"",
+    ] {
+        std::fs::write(
+            f.work.path().join("bareboat.toml"),
+            format!("packages = [\"app\"]\nexclude = [\"base\"]\nenv = {{ {env} }}\n{source}"),
+        )
+        .unwrap();
+        assert_fails_with(
+            &f.run(&["lock"]),
+            &["bareboat.toml:3", "env", "without '='"],
+        );
+    }
+
+    // Files named by the spec are read only when they are regular files, and only so far.
+    std::fs::write(
+        f.work.path().join("bareboat.toml"),
+        format!(
+            "packages = [\"app\"]\nexclude = [\"base\"]\n{}",
+            source.replace("archive-key.asc", "/dev/zero")
+        ),
+    )
+    .unwrap();
+    let o = run_limited(&f, &["lock"]);
+    assert_fails_with(&o, &["/dev/zero", "not a regular file"]);
+    std::fs::write(f.work.path().join("big.pem"), vec![b'A'; 5 << 20]).unwrap();
+    for (ca, needle) in [("/dev/zero", "not a regular file"), ("big.pem", "limit")] {
+        std::fs::write(
+            f.work.path().join("bareboat.toml"),
+            format!("packages = [\"app\"]\nexclude = [\"base\"]\nca_certs = [\"{ca}\"]\n{source}"),
+        )
+        .unwrap();
+        let o = run_limited(&f, &["build", "-o", "oci:out:x"]);
+        assert_fails_with(&o, &["ca_certs", needle]);
+    }
+}

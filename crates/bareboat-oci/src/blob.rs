@@ -1,0 +1,539 @@
+//! Reading blobs that anyone may have put there.
+//!
+//! A layout, or an archive unpacked into one, may have been made to trick its reader: a
+//! blob that is a symbolic link to a host file, a FIFO that blocks the reader, a blob with
+//! other content than its digest, or a config whose `rootfs.diff_ids` do not describe its
+//! layers (so that a runtime's snapshot cache, keyed by diff_id, serves other content).
+//! Every blob is therefore opened here, and only here:
+//!
+//! - without following a symbolic link, and only if it is a regular file (a FIFO is
+//!   refused before it can block: the open does not wait for a writer);
+//! - read no further than its descriptor's size, and checked against that size and its
+//!   digest as it streams: the stream fails at its end unless both match;
+//! - for a layer of an image, also checked against the diff_id the image's config gives
+//!   it. A reader of the layer's content ([`LayerReader`]) hashes the uncompressed stream
+//!   it reads; a copier ([`BlobReader`]) decompresses on the side as it copies.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use oci_spec::image::Descriptor;
+use sha2::{Digest as _, Sha256};
+
+use crate::Error;
+use crate::digest::{Digest, HashingWriter, VerifyingReader};
+
+/// A layer of an image: its descriptor, and the diff_id its image's config gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+}
+
+/// A blob an image reaches, and for a layer the diff_id it must also match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blob {
+    pub descriptor: Descriptor,
+    pub diff_id: Option<Digest>,
+}
+
+impl Blob {
+    /// A blob checked against its descriptor alone: a document, a config, an artifact.
+    pub fn of(descriptor: &Descriptor) -> Blob {
+        Blob {
+            descriptor: descriptor.clone(),
+            diff_id: None,
+        }
+    }
+}
+
+impl From<&Layer> for Blob {
+    fn from(layer: &Layer) -> Blob {
+        Blob {
+            descriptor: layer.descriptor.clone(),
+            diff_id: Some(layer.diff_id.clone()),
+        }
+    }
+}
+
+/// Opens `path` for reading, refusing a symbolic link and anything but a regular file.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    open_no_follow(path, OpenOptions::new().read(true))
+}
+
+/// Opens (creating) a lock file at `path`, never through a symbolic link and never
+/// truncating what is there.
+pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
+    open_no_follow(path, OpenOptions::new().read(true).write(true).create(true))
+}
+
+fn open_no_follow(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    // O_NONBLOCK, so that opening a FIFO does not wait for a writer and it can be refused.
+    // It stays set: it has no effect on a regular file, the only kind kept.
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it is a symbolic link, which bareboat never follows here: refused",
+                )
+            } else {
+                e
+            }
+        })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {}, not a regular file: refused", kind_name(kind)),
+        ));
+    }
+    Ok(file)
+}
+
+fn kind_name(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+/// A blob's bytes as stored, checked against its size and digest (and, for a layer,
+/// its diff_id) as they stream: the read that reaches the end fails unless all match.
+pub struct BlobReader {
+    raw: Raw,
+    side: Option<SideCheck>,
+}
+
+/// The blob file, read no further than its descriptor's size.
+type Raw = VerifyingReader<io::Take<File>>;
+
+/// Opens the blob at `path` as `blob` describes it.
+pub(crate) fn open(path: &Path, blob: &Blob) -> Result<BlobReader, Error> {
+    let raw = open_raw(path, &blob.descriptor)?;
+    let side = match &blob.diff_id {
+        Some(diff_id) => Some(SideCheck::new(&blob.descriptor, diff_id)?),
+        None => None,
+    };
+    Ok(BlobReader { raw, side })
+}
+
+/// The blob file at `path`, which must be a regular file of the descriptor's size.
+fn open_raw(path: &Path, d: &Descriptor) -> Result<Raw, Error> {
+    let digest: Digest = d
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|reason| Error::Spec(format!("a descriptor's digest: {reason}")))?;
+    let refused = |reason: String| Error::Blob {
+        digest: digest.to_string(),
+        reason,
+    };
+    let file = open_regular(path).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => refused(format!("{}: {e}", path.display())),
+        _ => Error::io(path, e),
+    })?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len != d.size() {
+        return Err(refused(format!(
+            "{}: it is {len} bytes, and its descriptor says {}: it does not match its descriptor",
+            path.display(),
+            d.size()
+        )));
+    }
+    Ok(VerifyingReader::new(file.take(d.size()), digest, d.size()))
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.raw.read(buf)?;
+        if n > 0 {
+            if let Some(side) = &mut self.side {
+                side.feed(&buf[..n]);
+            }
+        } else if !buf.is_empty()
+            && let Some(side) = self.side.take()
+        {
+            // The end, and the raw stream matched its digest: the layer is whole.
+            side.finish()?;
+        }
+        Ok(n)
+    }
+}
+
+/// How a layer's blob is compressed, by its media type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn of(d: &Descriptor) -> Result<Compression, Error> {
+        let media_type = d.media_type().to_string();
+        if media_type.ends_with("gzip") {
+            Ok(Compression::Gzip)
+        } else if media_type.ends_with("zstd") {
+            Ok(Compression::Zstd)
+        } else if media_type.ends_with(".tar") {
+            Ok(Compression::None)
+        } else {
+            Err(Error::Image {
+                what: format!("layer {}", d.digest()),
+                reason: format!(
+                    "its media type {media_type} is not a tar, gzip or zstd layer, so its diff_id cannot be checked"
+                ),
+            })
+        }
+    }
+}
+
+/// The diff_id check of a layer that is copied as it is stored: what passes is
+/// decompressed into a hash on the side.
+struct SideCheck {
+    inflater: Inflater,
+    /// Why decompressing failed. It is reported only once the blob has matched its
+    /// digest: damage to the blob breaks decompression first, and is told as damage.
+    failed: Option<io::Error>,
+    layer: String,
+    diff_id: Digest,
+}
+
+enum Inflater {
+    None(HashingWriter<io::Sink>),
+    Gzip(Box<flate2::write::MultiGzDecoder<HashingWriter<io::Sink>>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, HashingWriter<io::Sink>>>),
+}
+
+impl SideCheck {
+    fn new(d: &Descriptor, diff_id: &Digest) -> Result<SideCheck, Error> {
+        let hashing = HashingWriter::new(io::sink());
+        let inflater = match Compression::of(d)? {
+            Compression::None => Inflater::None(hashing),
+            Compression::Gzip => {
+                Inflater::Gzip(Box::new(flate2::write::MultiGzDecoder::new(hashing)))
+            }
+            Compression::Zstd => Inflater::Zstd(Box::new(
+                zstd::stream::write::Decoder::new(hashing)
+                    .map_err(|e| Error::Spec(format!("starting a zstd decoder: {e}")))?,
+            )),
+        };
+        Ok(SideCheck {
+            inflater,
+            failed: None,
+            layer: d.digest().to_string(),
+            diff_id: diff_id.clone(),
+        })
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.failed.is_none()
+            && let Err(e) = self.inflater.write_all(bytes)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        let SideCheck {
+            inflater,
+            failed,
+            layer,
+            diff_id,
+        } = self;
+        let finished = match failed {
+            Some(e) => Err(e),
+            None => match inflater {
+                Inflater::None(w) => Ok(w),
+                Inflater::Gzip(w) => w.finish(),
+                Inflater::Zstd(mut w) => w.flush().map(|()| w.into_inner()),
+            },
+        };
+        let hashing = finished.map_err(|e| {
+            io::Error::other(Error::Image {
+                what: format!("layer {layer}"),
+                reason: format!("it does not decompress: {e}"),
+            })
+        })?;
+        let (_, actual, _) = hashing.finish();
+        check_diff_id(&layer, &actual, &diff_id)
+    }
+}
+
+impl Write for Inflater {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Inflater::None(w) => w.write(buf),
+            Inflater::Gzip(w) => w.write(buf),
+            Inflater::Zstd(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Inflater::None(w) => w.flush(),
+            Inflater::Gzip(w) => w.flush(),
+            Inflater::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+fn check_diff_id(layer: &str, actual: &Digest, expected: &Digest) -> io::Result<()> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(io::Error::other(Error::Image {
+        what: format!("layer {layer}"),
+        reason: format!(
+            "its uncompressed content has diff_id {actual}, and the image's config says {expected}"
+        ),
+    }))
+}
+
+/// A layer's uncompressed tar stream, checked as it is read: the read that reaches the end
+/// fails unless the blob matched its size and digest and the stream its diff_id.
+pub struct LayerReader {
+    decoder: Decoder,
+    hasher: Sha256,
+    layer: String,
+    diff_id: Digest,
+    checked: bool,
+}
+
+enum Decoder {
+    None(Box<BufReader<Raw>>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<Raw>>>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Raw>>>),
+}
+
+/// Opens the layer blob at `path` for its uncompressed content.
+pub(crate) fn open_layer(path: &Path, layer: &Layer) -> Result<LayerReader, Error> {
+    let d = &layer.descriptor;
+    let compression = Compression::of(d)?;
+    let raw = BufReader::new(open_raw(path, d)?);
+    let decoder = match compression {
+        Compression::None => Decoder::None(Box::new(raw)),
+        Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(raw))),
+        Compression::Zstd => Decoder::Zstd(Box::new(
+            zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(path, e))?,
+        )),
+    };
+    Ok(LayerReader {
+        decoder,
+        hasher: Sha256::new(),
+        layer: d.digest().to_string(),
+        diff_id: layer.diff_id.clone(),
+        checked: false,
+    })
+}
+
+impl Read for LayerReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match &mut self.decoder {
+            Decoder::None(r) => r.read(buf),
+            Decoder::Gzip(r) => r.read(buf),
+            Decoder::Zstd(r) => r.read(buf),
+        }?;
+        self.hasher.update(&buf[..n]);
+        if n == 0 && !buf.is_empty() && !self.checked {
+            // A decompressor may stop at the end of its stream: what follows is read too,
+            // so the blob's digest covers every byte stored.
+            let raw = match &mut self.decoder {
+                Decoder::None(r) => r,
+                Decoder::Gzip(r) => r.get_mut(),
+                Decoder::Zstd(r) => r.get_mut(),
+            };
+            io::copy(raw, &mut io::sink())?;
+            let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
+            check_diff_id(&self.layer, &actual, &self.diff_id)?;
+            self.checked = true;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::image::MediaType;
+
+    fn descriptor(media_type: MediaType, bytes: &[u8]) -> Descriptor {
+        Descriptor::new(
+            media_type,
+            bytes.len() as u64,
+            oci_spec::image::Digest::try_from(Digest::of(bytes).to_string()).unwrap(),
+        )
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// What copying and reading `stored` as a layer of `media_type` with `diff_id` say.
+    fn copy_and_read(
+        dir: &Path,
+        media_type: MediaType,
+        stored: &[u8],
+        diff_id: &Digest,
+    ) -> [Result<Vec<u8>, String>; 2] {
+        let path = dir.join("blob");
+        std::fs::write(&path, stored).unwrap();
+        let layer = Layer {
+            descriptor: descriptor(media_type, stored),
+            diff_id: diff_id.clone(),
+        };
+        let read_all = |mut r: Box<dyn Read>| {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out)
+                .map(|_| out)
+                .map_err(|e| e.to_string())
+        };
+        [
+            open(&path, &(&layer).into())
+                .map_err(|e| e.to_string())
+                .and_then(|r| read_all(Box::new(r))),
+            open_layer(&path, &layer)
+                .map_err(|e| e.to_string())
+                .and_then(|r| read_all(Box::new(r))),
+        ]
+    }
+
+    #[test]
+    fn layers_are_checked_against_their_diff_id_when_copied_and_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = b"pretend this is a tar stream".repeat(100);
+        let compressed = [
+            (MediaType::ImageLayerGzip, gzip(&tar)),
+            (
+                MediaType::ImageLayerZstd,
+                zstd::encode_all(&tar[..], 3).unwrap(),
+            ),
+            (MediaType::ImageLayer, tar.clone()),
+        ];
+        for (media_type, stored) in compressed {
+            let [copied, read] =
+                copy_and_read(dir.path(), media_type.clone(), &stored, &Digest::of(&tar));
+            assert_eq!(copied.unwrap(), stored, "{media_type}");
+            assert_eq!(read.unwrap(), tar, "{media_type}");
+
+            let wrong = Digest::of(b"other");
+            for result in copy_and_read(dir.path(), media_type.clone(), &stored, &wrong) {
+                let e = result.unwrap_err();
+                assert!(
+                    e.contains(&format!(
+                        "has diff_id {}, and the image's config says {wrong}",
+                        Digest::of(&tar)
+                    )),
+                    "{media_type}: {e}"
+                );
+            }
+        }
+        // A damaged blob breaks decompression first, but is told as damage.
+        let stored = gzip(&tar);
+        let layer = Layer {
+            descriptor: descriptor(MediaType::ImageLayerGzip, &stored),
+            diff_id: Digest::of(&tar),
+        };
+        let mut damaged = stored.clone();
+        damaged[20] ^= 1;
+        let path = dir.path().join("damaged");
+        std::fs::write(&path, damaged).unwrap();
+        let e = open(&path, &(&layer).into())
+            .and_then(|mut r| {
+                io::copy(&mut r, &mut io::sink()).map_err(|e| Error::from_stream(&path, e))
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("its content does not match its digest"), "{e}");
+
+        let [copied, _] = copy_and_read(
+            dir.path(),
+            MediaType::Other("application/x-secret".into()),
+            b"x",
+            &Digest::of(b"x"),
+        );
+        assert!(
+            copied
+                .unwrap_err()
+                .contains("is not a tar, gzip or zstd layer")
+        );
+    }
+
+    #[test]
+    fn only_regular_files_of_the_described_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"host secret").unwrap();
+        let d = descriptor(MediaType::ImageConfig, b"host secret");
+        let read = |path: &Path| {
+            let mut out = Vec::new();
+            open(path, &Blob::of(&d))
+                .and_then(|mut r| {
+                    r.read_to_end(&mut out)
+                        .map_err(|e| Error::from_stream(path, e))
+                })
+                .map(|_| out)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(&secret).unwrap(), b"host secret");
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let longer = dir.path().join("longer");
+        std::fs::write(&longer, b"host secret and more").unwrap();
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"host SECRET").unwrap();
+        for (path, expected) in [
+            (
+                &link,
+                "is a symbolic link, which bareboat never follows here",
+            ),
+            (&fifo, "is a FIFO, not a regular file"),
+            (
+                &dir.path().to_path_buf(),
+                "is a directory, not a regular file",
+            ),
+            (&longer, "it is 20 bytes, and its descriptor says 11"),
+            (&other, "its content does not match its digest"),
+        ] {
+            let e = read(path).unwrap_err();
+            assert!(
+                e.starts_with(&format!("blob {}: ", d.digest())) && e.contains(expected),
+                "{}: {e}",
+                path.display()
+            );
+            assert!(!e.contains("host"), "{e}");
+        }
+
+        // A lock file is created, or opened as it is, but never through a link.
+        let lock = dir.path().join("lock");
+        open_lock(&lock).unwrap();
+        std::fs::write(&lock, b"kept").unwrap();
+        open_lock(&lock).unwrap();
+        assert_eq!(std::fs::read(&lock).unwrap(), b"kept");
+        assert!(open_lock(&link).is_err());
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("made"), &dangling).unwrap();
+        assert!(open_lock(&dangling).is_err());
+        assert!(!dir.path().join("made").exists());
+        assert_eq!(std::fs::read(&secret).unwrap(), b"host secret");
+    }
+}
