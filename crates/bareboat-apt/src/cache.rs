@@ -303,9 +303,16 @@ impl Cache {
                 }
             }
         }
-        // The exclusive lock means no other process is writing, so leftovers are stale.
+        // The exclusive lock means no other process is writing, so leftovers are stale:
+        // files, and the staging directories of builds that were killed.
         for entry in read_dir(&self.root.join("tmp"))? {
-            remove(&entry, &mut report);
+            if entry.is_dir() && !entry.is_symlink() {
+                if std::fs::remove_dir_all(&entry).is_ok() {
+                    report.removed_files += 1;
+                }
+            } else {
+                remove(&entry, &mut report);
+            }
         }
         Ok(report)
     }
@@ -524,6 +531,15 @@ mod tests {
         assert_eq!(report.removed_files, 1);
         assert!(cache.deb_path(&a).exists());
         assert!(!cache.deb_path(&b).exists());
+        // What a killed build left in tmp/, files and directories, goes.
+        std::fs::create_dir_all(cache.root().join("tmp/staging-1/sub")).unwrap();
+        std::fs::write(cache.root().join("tmp/staging-1/sub/f"), b"x").unwrap();
+        std::fs::write(cache.root().join("tmp/partial"), b"x").unwrap();
+        cache.prune(Duration::from_secs(3600)).unwrap();
+        assert_eq!(
+            read_dir(&cache.root().join("tmp")).unwrap(),
+            Vec::<PathBuf>::new()
+        );
         // Once the lock's use is older than the window, its packages go too.
         let report = cache.prune(Duration::ZERO).unwrap();
         assert!(report.removed_files >= 2);

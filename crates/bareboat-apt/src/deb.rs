@@ -107,9 +107,10 @@ impl<R: Read + Send> Deb<R> {
 }
 
 impl<'a, R: Read + Send + 'a> Deb<R> {
-    /// The data archive as a stream of tar entries.
-    pub fn data(self) -> tar::Archive<Box<dyn Read + Send + 'a>> {
-        tar::Archive::new(self.data_compression.decoder(self.data))
+    /// The data archive, decompressed: a tar stream, to be read through
+    /// `bareboat_oci::tar_bounds::BoundedTar`, which bounds what a tar reader holds.
+    pub fn data_stream(self) -> Box<dyn Read + Send + 'a> {
+        self.data_compression.decoder(self.data)
     }
 }
 

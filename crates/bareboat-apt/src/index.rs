@@ -61,6 +61,9 @@ struct Raw {
     sha256: [u8; 32],
 }
 
+/// The most memory an xz decoder may use.
+const XZ_MEMORY_LIMIT: u64 = 256 << 20;
+
 /// How an index file is compressed, from its name in the Release file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -84,7 +87,17 @@ impl Compression {
     /// Wraps a reader in the matching decoder.
     pub fn decoder<'a>(self, r: impl Read + Send + 'a) -> Box<dyn Read + Send + 'a> {
         match self {
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
+            Compression::Xz => {
+                // The .xz format only (not the legacy .lzma one, whose header can ask for a
+                // 4 GiB dictionary), concatenated streams as xz writes them, and a memory
+                // limit far above what `xz -9` needs (65 MiB).
+                let stream = liblzma::stream::Stream::new_stream_decoder(
+                    XZ_MEMORY_LIMIT,
+                    liblzma::stream::CONCATENATED,
+                )
+                .expect("an xz decoder allocates");
+                Box::new(liblzma::read::XzDecoder::new_stream(r, stream))
+            }
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
             Compression::Zstd => {
                 Box::new(zstd::stream::read::Decoder::new(r).expect("zstd decoder allocates"))
@@ -660,6 +673,32 @@ SHA256: 0000000000000000000000000000000000000000000000000000000000000003\n";
         bad[records_end..records_end + 4].copy_from_slice(&99u32.to_le_bytes());
         std::fs::write(&path, &bad).unwrap();
         assert!(PackageIndex::load(&path).is_err());
+    }
+
+    /// Found by fuzzing (`deb`): a legacy .lzma header asking for a 4 GiB dictionary made
+    /// the decoder allocate it. Only .xz, with a memory limit, is read.
+    #[test]
+    fn legacy_lzma_streams_are_not_decoded() {
+        let options = liblzma::stream::LzmaOptions::new_preset(6).unwrap();
+        let stream = liblzma::stream::Stream::new_lzma_encoder(&options).unwrap();
+        let mut lzma = Vec::new();
+        let mut enc = liblzma::write::XzEncoder::new_stream(&mut lzma, stream);
+        enc.write_all(b"Package: x\n").unwrap();
+        enc.finish().unwrap();
+        let mut out = Vec::new();
+        let read = Compression::Xz.decoder(&lzma[..]).read_to_end(&mut out);
+        assert!(read.is_err(), "decoded {out:?}");
+        // The same text as .xz reads.
+        let mut xz = Vec::new();
+        let mut enc = liblzma::write::XzEncoder::new(&mut xz, 6);
+        enc.write_all(b"Package: x\n").unwrap();
+        enc.finish().unwrap();
+        let mut out = Vec::new();
+        Compression::Xz
+            .decoder(&xz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"Package: x\n");
     }
 
     #[test]

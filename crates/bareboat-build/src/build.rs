@@ -13,6 +13,7 @@ use bareboat_oci::image::{BuiltLayer, ImageSpec, RunConfig, write_image};
 use bareboat_oci::layer::{Compression, LayerBlob, LayerWriter};
 use bareboat_oci::layout::Layout;
 use bareboat_oci::seal::SealKey;
+use bareboat_oci::tar_bounds::BoundedTar;
 use oci_spec::image::{Config, Descriptor};
 use serde::Serialize;
 
@@ -373,7 +374,7 @@ fn add_packages(
                     source,
                 }
             })?;
-        let mut files = tree.add_package(layer, &p.name, &replaces, deb.data())?;
+        let mut files = tree.add_package(layer, &p.name, &replaces, package_tar(deb))?;
         if p.name == "busybox-static" {
             place_busybox(tree, layer, &mut files.md5sums)?;
         }
@@ -654,6 +655,14 @@ fn synthesize_missing(
 /// A spec's CA certificate file is far smaller than this (Debian's whole bundle is 220 kB).
 const CA_CERTS_LIMIT: u64 = 4 << 20;
 
+/// A package's data archive, as a tar reader that holds no long name or PAX record of more
+/// than [`bareboat_oci::tar_bounds::MAX_RECORD`] bytes.
+pub fn package_tar<'a, R: std::io::Read + Send + 'a>(
+    deb: bareboat_apt::deb::Deb<R>,
+) -> tar::Archive<BoundedTar<Box<dyn std::io::Read + Send + 'a>>> {
+    tar::Archive::new(BoundedTar::new(deb.data_stream()))
+}
+
 /// The CA bundle's path.
 const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
 /// The package whose certificates make the bundle.
@@ -685,7 +694,7 @@ fn package_certificates(
         .open_deb(&p.sha256)
         .map_err(|e| e.with_context(&p.name))?;
     let mut certs = Vec::new();
-    for entry in deb.data().entries().map_err(io_err)? {
+    for entry in package_tar(deb).entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let path = policy::normalize(&raw).map_err(|reason| TreeError::Refused {

@@ -465,7 +465,7 @@ impl NameLookup<'_> {
                 .await?;
             }
             let deb_path = self.cache.deb_path(&sha256);
-            let mut data = self.cache.open_deb(&sha256)?.data();
+            let mut data = crate::build::package_tar(self.cache.open_deb(&sha256)?);
             let entries = data.entries().map_err(|e| Error::io(&deb_path, e))?;
             for entry in entries {
                 let entry = entry.map_err(|e| Error::io(&deb_path, e))?;

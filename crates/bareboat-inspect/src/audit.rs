@@ -17,7 +17,8 @@ use crate::inspect::Report;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// The rule: `shell`, `debug-shell`, `package-manager`, `setuid`, `root-user`,
-    /// `world-writable`, `secret`, `path-through-symlink`, `no-package-metadata` or `docs`.
+    /// `world-writable`, `device-node`, `secret`, `path-through-symlink`, `no-package-metadata`
+    /// or `docs`.
     pub id: &'static str,
     pub severity: Severity,
     /// The path it concerns, if any.
@@ -50,6 +51,7 @@ pub fn audit(report: &Report, fs: &Filesystem) -> Vec<Finding> {
     for (path, node) in &fs.view {
         findings.extend(program(path));
         findings.extend(mode(path, node));
+        findings.extend(device(path, node));
     }
     findings.extend(fs.redirects.iter().map(through_symlink));
     findings.extend(user(&report.config.user));
@@ -119,6 +121,22 @@ fn program(path: &str) -> Option<Finding> {
     })
 }
 
+/// Device nodes: a runtime gives a container its own `/dev`, so a node in a layer is there to
+/// reach a host device (`/dev/mem`, a disk) wherever it is mounted without `nodev`.
+fn device(path: &str, node: &Node) -> Option<Finding> {
+    let kind = match node.kind {
+        Kind::CharDevice => "character",
+        Kind::BlockDevice => "block",
+        _ => return None,
+    };
+    Some(finding(
+        "device-node",
+        Severity::High,
+        path,
+        format!("a {kind} device node (mode {:04o})", node.mode),
+    ))
+}
+
 /// setuid and setgid files, and world-writable paths without the sticky bit.
 fn mode(path: &str, node: &Node) -> Option<Finding> {
     match node.kind {
@@ -128,17 +146,16 @@ fn mode(path: &str, node: &Node) -> Option<Finding> {
             path,
             format!("setuid or setgid (mode {:04o})", node.mode),
         )),
-        Kind::File | Kind::Dir if node.mode & 0o002 != 0 && node.mode & 0o1000 == 0 => {
-            Some(finding(
-                "world-writable",
-                Severity::Medium,
-                path,
-                format!(
-                    "world-writable without the sticky bit (mode {:04o})",
-                    node.mode
-                ),
-            ))
-        }
+        Kind::Symlink(_) | Kind::Hardlink(_) => None,
+        _ if node.mode & 0o002 != 0 && node.mode & 0o1000 == 0 => Some(finding(
+            "world-writable",
+            Severity::Medium,
+            path,
+            format!(
+                "world-writable without the sticky bit (mode {:04o})",
+                node.mode
+            ),
+        )),
         _ => None,
     }
 }
@@ -232,6 +249,27 @@ mod tests {
         );
         assert!(mode("tmp", &node(Kind::Dir, 0o1777)).is_none());
         assert!(mode("usr/bin/x", &node(Kind::Symlink("y".into()), 0o777)).is_none());
+        assert_eq!(
+            mode("dev/mem", &node(Kind::CharDevice, 0o666)).unwrap().id,
+            "world-writable"
+        );
+        assert_eq!(
+            mode("run/pipe", &node(Kind::Fifo, 0o666)).unwrap().id,
+            "world-writable"
+        );
+        for (kind, found) in [
+            (
+                Kind::CharDevice,
+                Some("a character device node (mode 0600)"),
+            ),
+            (Kind::BlockDevice, Some("a block device node (mode 0600)")),
+            (Kind::Fifo, None),
+            (Kind::File, None),
+        ] {
+            let f = device("dev/x", &node(kind, 0o600));
+            assert_eq!(f.as_ref().map(|f| f.message.as_str()), found);
+            assert!(f.is_none_or(|f| f.id == "device-node" && f.severity == Severity::High));
+        }
         for (landed, effect) in [
             ("usr/bin/sh", "it lands at /usr/bin/sh"),
             ("usr/bin/.wh.sh", "it deletes /usr/bin/sh"),

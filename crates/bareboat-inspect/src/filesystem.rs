@@ -18,6 +18,7 @@ use std::io::{self, Read};
 use bareboat_oci::blob::Layer;
 use bareboat_oci::layer::Whiteout;
 use bareboat_oci::layout::Layout;
+use bareboat_oci::tar_bounds::BoundedTar;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -31,8 +32,11 @@ pub enum Kind {
     Dir,
     Symlink(String),
     Hardlink(String),
-    /// A device node or FIFO.
-    Special,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+    /// A kind of entry tar has, but no filesystem a runtime unpacks to.
+    Other,
 }
 
 /// A path as the layer that last wrote it has it.
@@ -96,6 +100,8 @@ pub struct Filesystem {
     pub contents: Vec<Content>,
     /// The metadata files the finished image shows (see [`metadata_limit`]), by path.
     pub metadata: BTreeMap<String, Vec<u8>>,
+    /// The bytes `metadata` holds.
+    metadata_bytes: u64,
     /// Files of any layer that hold a secret, shown or not: a deleted key still ships.
     pub secrets: Vec<Secret>,
     /// Entries, whiteouts included, that a layer writes through a symlinked parent.
@@ -132,6 +138,16 @@ pub struct Limits {
     /// link's target may be long, so without a budget a small layer could cost billions of
     /// steps.
     pub max_link_steps: u64,
+    /// The most bytes of metadata (package databases, os-release, copyright files) kept
+    /// in memory for all layers together.
+    pub max_metadata: u64,
+    /// The most bytes all the layers read may decompress to, together.
+    pub max_unpacked: u64,
+    /// The most a layer may decompress to per byte of its blob, once past `ratio_after`
+    /// bytes: ordinary layers stay far below it, and a decompression bomb far above (zstd
+    /// makes 10 GiB of zeros out of 330 kB).
+    pub max_ratio: u64,
+    pub ratio_after: u64,
 }
 
 impl Default for Limits {
@@ -140,9 +156,18 @@ impl Default for Limits {
             max_entries: 4 << 20,
             max_database: 64 << 20,
             max_link_steps: 4 << 20,
+            max_metadata: 128 << 20,
+            max_unpacked: 64 << 30,
+            max_ratio: 250,
+            ratio_after: 256 << 20,
         }
     }
 }
+
+/// The longest path an entry may have: Linux's PATH_MAX, beyond which no runtime can create
+/// it. It also keeps the parents an entry implies (each kept by its whole path) from costing
+/// the square of its depth.
+pub const MAX_PATH: usize = 4096;
 
 /// Whether a path is a package database that [`crate::packages`] reads: dpkg's `status`,
 /// a package's `status.d` entry (not its `.md5sums` or another list; package names may
@@ -178,12 +203,15 @@ pub fn metadata_limit(path: &str, limits: &Limits) -> Option<u64> {
 /// Reads `layers` of `layout`, bottom first, each checked against its digest and diff_id.
 pub fn read(layout: &Layout, layers: &[Layer], limits: Limits) -> Result<Filesystem, Error> {
     let mut fs = Filesystem::default();
+    let mut unpacked = 0;
     for (i, layer) in layers.iter().enumerate() {
-        let read = fs.read_layer(layout, i, layer, limits).or_else(|e| {
-            // A damaged blob usually breaks decompression first: say what is wrong.
-            layout.verify(&layer.into())?;
-            Err(e)
-        })?;
+        let read = fs
+            .read_layer(layout, i, layer, limits, &mut unpacked)
+            .or_else(|e| {
+                // A damaged blob usually breaks decompression first: say what is wrong.
+                layout.verify(&layer.into())?;
+                Err(e)
+            })?;
         fs.layers.push(read);
     }
     fs.metadata
@@ -199,6 +227,7 @@ impl Filesystem {
         i: usize,
         layer: &Layer,
         limits: Limits,
+        unpacked: &mut u64,
     ) -> Result<LayerRead, Error> {
         let d = &layer.descriptor;
         let layer_err = |reason: String| Error::Layer {
@@ -208,6 +237,9 @@ impl Filesystem {
         let mut counted = Counting {
             inner: layout.open_layer(layer)?,
             count: 0,
+            before: *unpacked,
+            stored: d.size(),
+            limits,
         };
         let mut read = LayerRead {
             digest: d.digest().to_string(),
@@ -218,7 +250,7 @@ impl Filesystem {
             file_bytes: 0,
         };
         let mut link_steps = limits.max_link_steps;
-        let mut archive = tar::Archive::new(&mut counted);
+        let mut archive = tar::Archive::new(BoundedTar::new(&mut counted));
         let io_err = |e: io::Error| layer_err(e.to_string());
         for entry in archive.entries().map_err(io_err)? {
             let mut entry = entry.map_err(io_err)?;
@@ -237,6 +269,12 @@ impl Filesystem {
             })?;
             if literal.is_empty() {
                 continue;
+            }
+            if literal.len() > MAX_PATH {
+                return Err(layer_err(format!(
+                    "an entry's path of {} bytes is longer than {MAX_PATH}, which no runtime can create: refused",
+                    literal.len()
+                )));
             }
             let path = self
                 .land(&literal, i, &mut link_steps, &limits)
@@ -273,7 +311,10 @@ impl Filesystem {
                 tar::EntryType::Regular
                 | tar::EntryType::Continuous
                 | tar::EntryType::GNUSparse => Kind::File,
-                _ => Kind::Special,
+                tar::EntryType::Char => Kind::CharDevice,
+                tar::EntryType::Block => Kind::BlockDevice,
+                tar::EntryType::Fifo => Kind::Fifo,
+                _ => Kind::Other,
             };
             // A sparse file's holes read as zeros: its apparent size may be far beyond
             // what the layer stores, so it is measured but not read.
@@ -313,17 +354,36 @@ impl Filesystem {
                     sha256,
                 });
                 match bytes {
-                    Some(bytes) => self.metadata.insert(path.clone(), bytes),
-                    None => self.metadata.remove(&path),
+                    Some(bytes) => {
+                        self.metadata_bytes += bytes.len() as u64;
+                        if self.metadata_bytes > limits.max_metadata {
+                            return Err(layer_err(format!(
+                                "its package databases and other metadata files, with the layers' below, pass {} bytes: refused",
+                                limits.max_metadata
+                            )));
+                        }
+                        self.keep_metadata(path.clone(), Some(bytes));
+                    }
+                    None => self.keep_metadata(path.clone(), None),
                 };
             }
             self.place(path, node);
         }
         // Read to the end, so the whole blob is checked against its digest.
-        let counted = archive.into_inner();
+        let counted = archive.into_inner().into_inner();
         io::copy(counted, &mut io::sink()).map_err(|e| layer_err(e.to_string()))?;
         read.uncompressed_size = counted.count;
+        *unpacked += counted.count;
         Ok(read)
+    }
+
+    /// Keeps (or, with `None`, forgets) the metadata file at `path`, counting what is kept.
+    fn keep_metadata(&mut self, path: String, bytes: Option<Vec<u8>>) {
+        let old = match bytes {
+            Some(bytes) => self.metadata.insert(path, bytes),
+            None => self.metadata.remove(&path),
+        };
+        self.metadata_bytes -= old.map_or(0, |b| b.len() as u64);
     }
 
     /// Puts `node` at `path`, over whatever lower layers (or this one) had there.
@@ -349,7 +409,7 @@ impl Filesystem {
         }
         // A file read whole has already replaced or dropped its metadata.
         if node.sha256.is_none() {
-            self.metadata.remove(&path);
+            self.keep_metadata(path.clone(), None);
         }
         self.view.insert(path, node);
     }
@@ -444,7 +504,7 @@ impl Filesystem {
             let Some(node) = self.view.remove(&p) else {
                 continue;
             };
-            self.metadata.remove(&p);
+            self.keep_metadata(p.clone(), None);
             if node.kind == Kind::File {
                 self.waste.push(Waste {
                     path: p,
@@ -570,15 +630,41 @@ fn hash(content: &mut impl Read, keep: bool) -> io::Result<([u8; 32], Option<Vec
 }
 
 /// A reader that counts what passes.
+/// A layer's decompressed stream, counted, and stopped at the bounds of [`Limits`].
 struct Counting<R> {
     inner: R,
     count: u64,
+    /// What the layers read before this one decompressed to.
+    before: u64,
+    /// The blob's size.
+    stored: u64,
+    limits: Limits,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
+        let bomb = |what: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{what}: refused as a decompression bomb"),
+            )
+        };
+        if self.count > self.limits.ratio_after
+            && self.count > self.stored.saturating_mul(self.limits.max_ratio)
+        {
+            return Err(bomb(format!(
+                "its {} bytes decompress to more than {} bytes ({} times as many)",
+                self.stored, self.count, self.limits.max_ratio
+            )));
+        }
+        if self.before + self.count > self.limits.max_unpacked {
+            return Err(bomb(format!(
+                "the layers read decompress to more than {} bytes in all",
+                self.limits.max_unpacked
+            )));
+        }
         Ok(n)
     }
 }
@@ -588,6 +674,62 @@ mod tests {
     use super::*;
     use oci_spec::image::MediaType;
     use std::io::Write;
+
+    #[test]
+    fn deep_paths_hoarded_metadata_and_decompression_bombs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(&dir.path().join("l")).unwrap();
+        let deep = "d/".repeat(MAX_PATH / 2) + "f";
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        tar.append_data(&mut h, &deep, &b"x"[..]).unwrap();
+        let deep = gzip_layer(&layout, tar);
+        let e = read(&layout, &[deep], Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 4096"), "{e}");
+
+        let big = vec![b'x'; 600];
+        let dbs: Vec<(String, Option<&[u8]>)> = (0..3)
+            .map(|i| (format!("var/lib/dpkg/status.d/p{i}"), Some(&big[..])))
+            .collect();
+        let dbs: Vec<(&str, Option<&[u8]>)> = dbs.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+        let limits = Limits {
+            max_metadata: 1500,
+            ..Limits::default()
+        };
+        let e = read(&layout, &[layer(&layout, &dbs)], limits)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pass 1500 bytes"), "{e}");
+        assert!(read(&layout, &[layer(&layout, &dbs[..2])], limits).is_ok());
+
+        let zeros = vec![0u8; 1 << 20];
+        let bomb = layer(&layout, &[("zeros", Some(&zeros[..]))]);
+        // gzip gives 1 MiB of zeros about 10 kB; zstd would give it far less.
+        let tight = Limits {
+            ratio_after: 1 << 16,
+            max_ratio: 50,
+            ..Limits::default()
+        };
+        let e = read(&layout, std::slice::from_ref(&bomb), tight)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("decompression bomb") && e.contains("50 times"),
+            "{e}"
+        );
+        let budget = Limits {
+            max_unpacked: 3 << 20,
+            ..Limits::default()
+        };
+        assert!(read(&layout, &[bomb.clone(), bomb.clone()], budget).is_ok());
+        let e = read(&layout, &[bomb.clone(), bomb.clone(), bomb], budget)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in all"), "{e}");
+    }
 
     /// A gzip layer of `(path, content)` files (a `None` content is a directory) in `layout`.
     fn layer(layout: &Layout, entries: &[(&str, Option<&[u8]>)]) -> Layer {

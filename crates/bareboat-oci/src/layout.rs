@@ -42,12 +42,21 @@ impl Pending {
             return Ok(self.layout);
         };
         let staged = tmp.keep();
-        // A rename onto a directory that appeared meanwhile fails unless it is empty.
-        if let Err(e) = std::fs::rename(&staged, &root) {
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(Error::io(&root, e));
-        }
-        Ok(Layout { root })
+        // A rename onto a directory that appeared meanwhile (another build's new layout)
+        // fails unless it is empty: then this layout's blobs and index entries join it.
+        let result = match std::fs::rename(&staged, &root) {
+            Ok(()) => Ok(Layout { root }),
+            Err(_) if root.is_dir() => Layout::create(&root).and_then(|into| {
+                Layout {
+                    root: staged.clone(),
+                }
+                .merge_into(&into)?;
+                Ok(into)
+            }),
+            Err(e) => Err(Error::io(&root, e)),
+        };
+        let _ = std::fs::remove_dir_all(&staged);
+        result
     }
 }
 
@@ -57,9 +66,22 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Opens a layout, creating an empty one if `root` does not exist or is empty.
+    /// Opens a layout, creating an empty one if `root` does not exist or is empty. A
+    /// directory that holds other things and no `oci-layout` file is refused before anything
+    /// is written into it.
     pub fn create(root: &Path) -> Result<Layout, Error> {
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let marker = root.join("oci-layout");
+        let empty = std::fs::read_dir(root)
+            .map_err(|e| Error::io(root, e))?
+            .next()
+            .is_none();
+        if !empty && std::fs::symlink_metadata(&marker).is_err() {
+            return Err(Error::BadLayout {
+                path: root.to_path_buf(),
+                reason: "it is a directory with other files and no oci-layout file, so not an OCI layout: nothing was written\n  hint: name a new directory, or an existing layout".into(),
+            });
+        }
         // Made one level at a time, so that a link in their place is refused, not followed.
         for dir in [root.join("blobs"), root.join("blobs").join("sha256")] {
             match std::fs::symlink_metadata(&dir) {
@@ -84,7 +106,6 @@ impl Layout {
                 Err(e) => return Err(Error::io(&dir, e)),
             }
         }
-        let marker = root.join("oci-layout");
         let text = blob::open_regular(&marker).and_then(|f| {
             let mut text = String::new();
             // The marker is a line of JSON; more is not a layout's.
@@ -109,14 +130,58 @@ impl Layout {
         })
     }
 
+    /// Removes the temporary blobs a killed writer left, once they are a day old and no
+    /// writer holds the layout's lock (a live one holds it while it adds to the index).
+    fn remove_stale_temporaries(&self) {
+        let lock_path = self.root.join(".index.lock");
+        let Ok(lock) = blob::open_lock(&lock_path) else {
+            return;
+        };
+        if lock.try_lock().is_err() {
+            return;
+        }
+        remove_older_than(&self.root.join("blobs"), ".tmp-", STALE);
+    }
+
+    /// Moves this layout's blobs into `into` and lists its manifests in `into`'s index,
+    /// with their tags.
+    fn merge_into(&self, into: &Layout) -> Result<(), Error> {
+        let blobs = self.root.join("blobs").join("sha256");
+        for entry in std::fs::read_dir(&blobs).map_err(|e| Error::io(&blobs, e))? {
+            let entry = entry.map_err(|e| Error::io(&blobs, e))?;
+            let to = into
+                .root
+                .join("blobs")
+                .join("sha256")
+                .join(entry.file_name());
+            if std::fs::symlink_metadata(&to).is_err() {
+                std::fs::rename(entry.path(), &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        for d in self.index()?.manifests() {
+            let name = d
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .cloned();
+            match name {
+                Some(tag) => into.tag(d, &[tag])?,
+                None => into.add_untagged(d)?,
+            }
+        }
+        Ok(())
+    }
+
     /// A layout that appears at `root` only when committed. When `root` does not exist,
     /// the layout is written in a temporary directory beside it and renamed into place by
     /// [`Pending::commit`], so a failed build leaves nothing behind. An existing layout is
     /// written in place: its blobs and index change atomically, so it never reads as broken.
     pub fn pending(root: &Path) -> Result<Pending, Error> {
         if root.exists() {
+            let layout = Layout::create(root)?;
+            layout.remove_stale_temporaries();
             return Ok(Pending {
-                layout: Layout::create(root)?,
+                layout,
                 staged: None,
             });
         }
@@ -125,6 +190,8 @@ impl Layout {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        // What a killed build left beside its output.
+        remove_older_than(parent, ".bareboat-layout-", STALE);
         let tmp = tempfile::Builder::new()
             .prefix(".bareboat-layout-")
             .tempdir_in(parent)
@@ -184,8 +251,17 @@ impl Layout {
     }
 
     /// Reads the blob a descriptor names, whole, checking it as [`Layout::open_blob`] does;
-    /// for manifests, configs and indexes.
+    /// for manifests, configs and indexes, which may be at most [`MAX_DOCUMENT`] bytes.
     pub fn read_described(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
+        if d.size() > MAX_DOCUMENT {
+            return Err(Error::Image {
+                what: format!("document {}", d.digest()),
+                reason: format!(
+                    "its descriptor says {} bytes; a manifest, index or config may have at most {MAX_DOCUMENT}",
+                    d.size()
+                ),
+            });
+        }
         let mut bytes = Vec::new();
         self.open_blob(&Blob::of(d))?
             .read_to_end(&mut bytes)
@@ -279,9 +355,16 @@ impl Layout {
     /// The layout's `index.json`, or an empty index.
     pub fn index(&self) -> Result<ImageIndex, Error> {
         let path = self.root.join("index.json");
-        let bytes = blob::open_regular(&path).and_then(|mut f| {
+        let bytes = blob::open_regular(&path).and_then(|f| {
             let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes).map(|_| bytes)
+            f.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_DOCUMENT {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("larger than the {MAX_DOCUMENT}-byte limit of a document"),
+                ));
+            }
+            Ok(bytes)
         });
         match bytes {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::BadLayout {
@@ -368,8 +451,9 @@ impl Layout {
         };
         let mut out: Vec<Blob> = Vec::new();
         let mut seen: HashMap<Digest, usize> = HashMap::new();
-        let mut pending = vec![Blob::of(top)];
-        while let Some(blob) = pending.pop() {
+        // Each blob with its level: index.json is the first, `top` the second.
+        let mut pending = vec![(Blob::of(top), 2)];
+        while let Some((blob, level)) = pending.pop() {
             let d = &blob.descriptor;
             let digest = self.digest_of(d)?;
             if let Some(&i) = seen.get(&digest) {
@@ -394,25 +478,30 @@ impl Layout {
                 return Err(bad(format!("blob {digest} is missing")));
             }
             let media_type = d.media_type().to_string();
+            if (is_index(&media_type) || is_manifest(&media_type)) && level > MAX_NESTING {
+                return Err(bad(format!(
+                    "{digest} is nested {level} levels deep (index.json counting as the first); images nest at most {MAX_NESTING}"
+                )));
+            }
             if is_index(&media_type) {
                 let index: ImageIndex = serde_json::from_slice(&self.read_described(d)?)
                     .map_err(|e| bad(format!("index {digest}: {e}")))?;
-                pending.extend(index.manifests().iter().map(Blob::of));
+                pending.extend(index.manifests().iter().map(|m| (Blob::of(m), level + 1)));
             } else if is_manifest(&media_type) {
                 let manifest: ImageManifest = serde_json::from_slice(&self.read_described(d)?)
                     .map_err(|e| bad(format!("manifest {digest}: {e}")))?;
                 let config = manifest.config();
-                pending.push(Blob::of(config));
+                pending.push((Blob::of(config), level + 1));
                 if is_image_config(config.media_type().as_ref()) {
                     let diff_ids: ConfigRootfs =
                         serde_json::from_slice(&self.read_described(config)?)
                             .map_err(|e| bad(format!("config {}: {e}", config.digest())))?;
                     let diff_ids = diff_ids.rootfs.diff_ids;
                     let layers = crate::image::layers(d, manifest.layers(), &diff_ids)?;
-                    pending.extend(layers.iter().map(Blob::from));
+                    pending.extend(layers.iter().map(|l| (Blob::from(l), level + 1)));
                 } else {
                     // An artifact (an SBOM, say): its layers are plain blobs.
-                    pending.extend(manifest.layers().iter().map(Blob::of));
+                    pending.extend(manifest.layers().iter().map(|l| (Blob::of(l), level + 1)));
                 }
             } else {
                 // Open now, so that a blob that could never be read is refused before
@@ -475,6 +564,34 @@ pub(crate) fn annotated(d: &Descriptor, key: &str, value: &str) -> Descriptor {
     d.set_annotations(Some(annotations));
     d
 }
+
+/// How old a temporary file or directory must be before it counts as left by a writer that
+/// was killed.
+const STALE: std::time::Duration = std::time::Duration::from_secs(86400);
+
+/// Removes the entries of `dir` named `prefix…` that were last changed more than `age` ago.
+fn remove_older_than(dir: &Path, prefix: &str, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > age);
+        if old && entry.file_name().to_string_lossy().starts_with(prefix) {
+            let path = entry.path();
+            let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+        }
+    }
+}
+
+/// The largest manifest, index or config read: Docker and containerd cap manifests so.
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+/// The deepest an index or manifest may be nested, counting `index.json` as the first
+/// level: bareboat's own multi-platform layouts use three.
+pub const MAX_NESTING: usize = 4;
 
 /// Writes `bytes` to `dest` through a temporary file beside it, so readers see all or nothing.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -580,5 +697,44 @@ mod tests {
             )),
             "{e}"
         );
+    }
+
+    #[test]
+    fn nesting_and_document_sizes_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let tar = b"a tar stream";
+        let layer = layout.put_json(MediaType::ImageLayer, tar).unwrap();
+        let manifest = image(&layout, &layer, &Digest::of(tar));
+        // Each level lists the one below twice, as a graph built to blow up a walk does.
+        let wrap = |inner: Descriptor| {
+            crate::image::write_index(&layout, vec![inner.clone(), inner]).unwrap()
+        };
+        let two = wrap(wrap(manifest.clone()));
+        assert_eq!(
+            layout.blobs(&two).unwrap().len(),
+            5,
+            "index, index, manifest, config, layer"
+        );
+        let three = wrap(two);
+        let e = layout.blobs(&three).unwrap_err().to_string();
+        assert!(e.contains("nested 5 levels deep"), "{e}");
+        let mut deep = manifest;
+        for _ in 0..40 {
+            deep = wrap(deep);
+        }
+        assert!(layout.blobs(&deep).is_err(), "refused at once, not walked");
+
+        let mut huge = layer.clone();
+        huge.set_size(MAX_DOCUMENT + 1);
+        let e = layout.read_described(&huge).unwrap_err().to_string();
+        assert!(e.contains("at most 4194304"), "{e}");
+        std::fs::write(
+            dir.path().join("index.json"),
+            vec![b' '; MAX_DOCUMENT as usize + 1],
+        )
+        .unwrap();
+        let e = layout.index().unwrap_err().to_string();
+        assert!(e.contains("limit of a document"), "{e}");
     }
 }

@@ -36,5 +36,6 @@ pub mod reference;
 pub mod referrer;
 pub mod registry;
 pub mod seal;
+pub mod tar_bounds;
 
 pub use error::Error;

@@ -1,6 +1,7 @@
 //! The commands that look inside any image: `inspect` (its report, as text or JSON) and
 //! `audit` (its findings, with an exit status for CI).
 
+use crate::terminal::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -91,14 +92,14 @@ pub async fn cmd_audit(args: AuditArgs, cache_root: &Path, json: bool) -> Result
             .iter()
             .map(|s| format!("{} {}", s.name(), counts[s.name()]))
             .collect();
-        println!(
+        say!(
             "{}: {} findings ({})",
             report.image,
             findings.len(),
             summary.join(", ")
         );
         for f in &findings {
-            println!(
+            say!(
                 "  {:<8} {:<20} {}  {}",
                 f.severity.name().to_uppercase(),
                 f.id,
@@ -152,9 +153,12 @@ fn print_tree(fs: &Filesystem, dir: &str, json: bool) -> Result<ExitCode> {
             Kind::File => ('-', String::new()),
             Kind::Symlink(t) => ('l', format!(" -> {t}")),
             Kind::Hardlink(t) => ('h', format!(" => /{t}")),
-            Kind::Special => ('c', String::new()),
+            Kind::CharDevice => ('c', String::new()),
+            Kind::BlockDevice => ('b', String::new()),
+            Kind::Fifo => ('p', String::new()),
+            Kind::Other => ('?', String::new()),
         };
-        println!(
+        say!(
             "{kind}{:04o} {:>5}:{:<5} {:>10}  layer {:<2} {name}{suffix}",
             n.mode,
             n.uid,
@@ -170,7 +174,7 @@ fn print_tree(fs: &Filesystem, dir: &str, json: bool) -> Result<ExitCode> {
 const SHOWN: usize = 10;
 
 fn print_report(r: &Report) {
-    println!(
+    say!(
         "Image {} ({}/{}){}",
         r.image,
         r.os,
@@ -186,24 +190,24 @@ fn print_report(r: &Report) {
     } else {
         &c.user
     };
-    println!("  user {user}, workdir {}", or_none(&c.workdir));
-    println!("  entrypoint {:?}, cmd {:?}", c.entrypoint, c.cmd);
+    say!("  user {user}, workdir {}", or_none(&c.workdir));
+    say!("  entrypoint {:?}, cmd {:?}", c.entrypoint, c.cmd);
     for e in &c.env {
-        println!("  env {e}");
+        say!("  env {e}");
     }
     if !c.exposed_ports.is_empty() {
-        println!("  ports {}", c.exposed_ports.join(", "));
+        say!("  ports {}", c.exposed_ports.join(", "));
     }
-    println!(
+    say!(
         "Size: {} compressed, {} uncompressed; {} files, {}",
         human_bytes(r.size),
         human_bytes(r.uncompressed_size),
         r.files,
         human_bytes(r.file_bytes)
     );
-    println!("Layers:");
+    say!("Layers:");
     for (i, l) in r.layers.iter().enumerate() {
-        println!(
+        say!(
             "  {i:>2} {:>10} {:>10} {:>6} entries  {}",
             human_bytes(l.read.size),
             human_bytes(l.read.uncompressed_size),
@@ -211,20 +215,20 @@ fn print_report(r: &Report) {
             l.created_by.as_deref().unwrap_or("(no history)")
         );
     }
-    println!("Largest directories:");
+    say!("Largest directories:");
     for d in &r.largest_dirs {
-        println!("  {:>10}  {}", human_bytes(d.size), d.path);
+        say!("  {:>10}  {}", human_bytes(d.size), d.path);
     }
-    println!("Largest files:");
+    say!("Largest files:");
     for f in &r.largest_files {
-        println!("  {:>10}  {}", human_bytes(f.size), f.path);
+        say!("  {:>10}  {}", human_bytes(f.size), f.path);
     }
     if r.packages.is_empty() {
-        println!(
+        say!(
             "Packages: none listed (no dpkg status, status.d or apk database): scanners cannot see what this image holds"
         );
     } else {
-        println!("Packages ({}):", r.packages.len());
+        say!("Packages ({}):", r.packages.len());
         for p in &r.packages {
             let source = p
                 .source
@@ -232,10 +236,10 @@ fn print_report(r: &Report) {
                 .filter(|s| **s != p.name)
                 .map(|s| format!(" (source {s})"))
                 .unwrap_or_default();
-            println!("  {} {} {}{source}", p.name, p.version, p.architecture);
+            say!("  {} {} {}{source}", p.name, p.version, p.architecture);
         }
     }
-    println!(
+    say!(
         "Wasted: {} in {} files that later layers overwrite or delete",
         human_bytes(r.wasted_bytes),
         r.waste.len()
@@ -244,13 +248,13 @@ fn print_report(r: &Report) {
     let mut waste: Vec<_> = r.waste.iter().collect();
     waste.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
     if waste.len() > SHOWN {
-        println!(
+        say!(
             "  (the {SHOWN} largest of {}; --json lists them all)",
             waste.len()
         );
     }
     for w in waste.into_iter().take(SHOWN) {
-        println!(
+        say!(
             "  {:>10}  /{} (layer {}, {} by layer {})",
             human_bytes(w.size),
             w.path,
@@ -260,14 +264,14 @@ fn print_report(r: &Report) {
         );
     }
     if !r.repeated.is_empty() {
-        println!("Repeated content across layers:");
+        say!("Repeated content across layers:");
         for rep in &r.repeated {
             let copies: Vec<String> = rep
                 .copies
                 .iter()
                 .map(|(layer, path)| format!("{path} (layer {layer})"))
                 .collect();
-            println!("  {:>10}  {}", human_bytes(rep.wasted), copies.join(", "));
+            say!("  {:>10}  {}", human_bytes(rep.wasted), copies.join(", "));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod html;
 
+use crate::terminal::say;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -105,7 +106,8 @@ pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Re
     } else {
         print_table(&columns, data.is_some());
         if let Some(path) = &args.html {
-            println!("\nWrote {}", path.display());
+            say!();
+            say!("Wrote {}", path.display());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -172,16 +174,17 @@ fn print_table(columns: &[Column], have_data: bool) {
     for (c, w) in columns.iter().zip(&widths) {
         line.push_str(&format!("  {:<w$}", c.label));
     }
-    println!("{}", line.trim_end());
+    say!("{}", line.trim_end());
     for (name, cells) in &rows {
         let mut line = format!("{name:<head$}");
         for (cell, w) in cells.iter().zip(&widths) {
             line.push_str(&format!("  {cell:<w$}"));
         }
-        println!("{}", line.trim_end());
+        say!("{}", line.trim_end());
     }
     if !have_data {
-        println!("\nVulnerabilities are not counted: run `bareboat db update`, or pass --db FILE");
+        say!();
+        say!("Vulnerabilities are not counted: run `bareboat db update`, or pass --db FILE");
     }
 }
 

@@ -4,6 +4,7 @@
 mod analysis;
 mod compare;
 mod progress;
+mod terminal;
 mod transport;
 mod vulns;
 

@@ -1,6 +1,7 @@
 //! `bareboat scan` and `bareboat db`: vulnerabilities offline, from the Debian Security
 //! Tracker's JSON data, which `db update` downloads into the cache (or `--db FILE` names).
 
+use crate::terminal::say;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -104,7 +105,7 @@ pub async fn cmd_db(command: DbCommand, cache_root: &Path, json: bool) -> Result
             if json {
                 print_json(&json!({ "file": data, "source": record }))?;
             } else {
-                println!(
+                say!(
                     "Updated {} from {url}: {} source packages, {}",
                     data.display(),
                     tracker.sources_total,
@@ -124,7 +125,7 @@ pub async fn cmd_db(command: DbCommand, cache_root: &Path, json: bool) -> Result
                 print_json(&json!({ "file": data, "source": record }))?;
             } else {
                 let age = unix_now().saturating_sub(record["updated"].as_u64().unwrap_or_default());
-                println!(
+                say!(
                     "{}: {} source packages from {}, updated {} hours ago",
                     data.display(),
                     record["sources"],
@@ -228,7 +229,7 @@ fn print_scan(report: &Report, scan: &Scan) {
         .map(|d| d.pretty_name.as_str())
         .filter(|n| !n.is_empty())
         .unwrap_or("no os-release");
-    println!(
+    say!(
         "{} ({distribution}; {} packages matched against release {})",
         report.image,
         scan.scanned,
@@ -239,19 +240,19 @@ fn print_scan(report: &Report, scan: &Scan) {
         }
     );
     if !scan.packages_visible {
-        println!(
+        say!(
             "Packages: none visible (no dpkg status, status.d or apk database): this image cannot be scanned, and no finding here does not mean it is clean"
         );
         return;
     }
     if !scan.not_covered.is_empty() {
-        println!(
+        say!(
             "Not covered by the Debian data ({}): {}",
             scan.not_covered.len(),
             scan.not_covered.join(", ")
         );
     }
-    println!(
+    say!(
         "Total: {} ({})",
         scan.vulnerabilities.len(),
         summary.join(", ")
@@ -265,7 +266,8 @@ fn print_scan(report: &Report, scan: &Scan) {
             } else {
                 format!(" (source {} {})", v.source, v.source_version)
             };
-            println!("\n{} {}{source}", v.package, v.version);
+            say!();
+            say!("{} {}{source}", v.package, v.version);
         }
         let fix = match (&v.fixed_version, v.status) {
             (Some(fix), _) => format!("fixed in {fix}"),
@@ -275,7 +277,7 @@ fn print_scan(report: &Report, scan: &Scan) {
         if description.len() < v.description.len() {
             description.push('…');
         }
-        println!(
+        say!(
             "  {:<16} {:<10} {:<28} {description}",
             v.cve,
             v.severity.name().to_uppercase(),

@@ -1272,3 +1272,83 @@ fn globs_never_copy_files_through_a_symlinked_host_directory() {
         "not a secret"
     );
 }
+
+#[test]
+fn builds_into_one_new_layout_at_once_all_land_and_refused_writes_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build(d, &["catalog:static", "-o", "oci:warm:static"]);
+    let _guard = common::CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+    for round in 0..4 {
+        let here = d.join(format!("round{round}"));
+        std::fs::create_dir(&here).unwrap();
+        let builds: Vec<_> = ["static", "base-nossl"]
+            .iter()
+            .map(|image| {
+                bareboat(
+                    &here,
+                    "build",
+                    &[
+                        &format!("catalog:{image}"),
+                        "-o",
+                        &format!("oci:same:{image}"),
+                    ],
+                )
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for b in builds {
+            let out = b.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        unpack(&here, "same", "static");
+        unpack(&here, "same", "base-nossl");
+    }
+
+    // A directory that is not a layout is refused before anything is written into it.
+    std::fs::create_dir(d.join("notes")).unwrap();
+    std::fs::write(d.join("notes/readme.txt"), "mine").unwrap();
+    let out = bareboat(d, "build", &["catalog:static", "-o", "oci:notes:x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not an OCI layout"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(d.join("notes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["readme.txt"]);
+
+    // What a killed writer left is cleaned once it is a day old: temporary blobs of a
+    // layout, and a new layout's staging directory beside it.
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+    let age = |path: &Path| {
+        std::fs::File::open(path)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+    };
+    let stale = d.join("warm/blobs/.tmp-killed");
+    let fresh = d.join("warm/blobs/.tmp-writing");
+    std::fs::write(&stale, "partial").unwrap();
+    std::fs::write(&fresh, "partial").unwrap();
+    age(&stale);
+    let staging = d.join(".bareboat-layout-killed");
+    std::fs::create_dir_all(staging.join("blobs")).unwrap();
+    age(&staging);
+    drop(_guard);
+    build(d, &["catalog:static", "-o", "oci:warm:static"]);
+    build(d, &["catalog:static", "-o", "oci:another:static"]);
+    assert!(!stale.exists() && fresh.exists());
+    assert!(!staging.exists());
+}

@@ -537,7 +537,7 @@ fn deb_reader_streams_every_compression() {
             "{compression}"
         );
         let mut names = Vec::new();
-        for entry in deb.data().entries().unwrap() {
+        for entry in tar::Archive::new(deb.data_stream()).entries().unwrap() {
             names.push(
                 entry
                     .unwrap()
@@ -1030,6 +1030,19 @@ fn hostile_specs_are_refused_naming_the_problem() {
             &["bareboat.toml:3", "env", "without '='"],
         );
     }
+
+    // A hundred thousand variables cost a pass, not the square of one.
+    let mut many = String::from("packages = [\"app\"]\nexclude = [\"base\"]\n");
+    many.push_str(&source);
+    many.push_str("\n[env]\n");
+    for i in 0..100_000 {
+        many.push_str(&format!("V{i} = \"{i}\"\n"));
+    }
+    std::fs::write(f.work.path().join("bareboat.toml"), many).unwrap();
+    let o = run_limited(&f, &["--json", "build", "-o", "oci:many:x"]);
+    assert_ok(&o);
+    let index = std::fs::read_to_string(f.work.path().join("many/index.json")).unwrap();
+    assert!(index.contains("\"x\""), "{index}");
 
     // Files named by the spec are read only when they are regular files, and only so far.
     std::fs::write(

@@ -1,0 +1,383 @@
+//! Hostile layers: one that writes through a symlinked directory (`x -> usr/bin`, then
+//! `x/sh`), where inspect and audit see each file where umoci puts it and audit says how it
+//! got there; and one with device nodes, a FIFO and names that hold terminal escapes.
+
+mod common;
+
+use std::path::Path;
+
+use bareboat_oci::layout::Layout;
+use common::{bareboat, run, unpack};
+use oci_spec::image::MediaType;
+use serde_json::{Value, json};
+
+/// What an entry of a hand-made layer is.
+enum Made {
+    Dir,
+    File(&'static [u8]),
+    Symlink(&'static str),
+    /// A device node or FIFO, with its mode.
+    Node(tar::EntryType, u32),
+}
+
+/// A tar of `entries`, in order, as a hostile tool may write one.
+fn tar_of(entries: &[(&str, Made)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, made) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o755);
+        h.set_size(0);
+        match made {
+            Made::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                tar.append_data(&mut h, path, &[][..])
+            }
+            Made::File(data) => {
+                h.set_size(data.len() as u64);
+                tar.append_data(&mut h, path, *data)
+            }
+            Made::Symlink(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                tar.append_link(&mut h, path, target)
+            }
+            Made::Node(kind, mode) => {
+                h.set_entry_type(*kind);
+                h.set_mode(*mode);
+                tar.append_data(&mut h, path, &[][..])
+            }
+        }
+        .unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+/// Writes `layers`, uncompressed (umoci and bareboat read them so), as the image `TAG` of
+/// the layout `dir`, running as 65532.
+fn write_image(dir: &Path, tag: &str, layers: &[Vec<u8>]) {
+    // An uncompressed layer's diff_id is its digest.
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|l| {
+            (
+                MediaType::ImageLayer,
+                l.clone(),
+                bareboat_oci::digest::Digest::of(l),
+            )
+        })
+        .collect();
+    write_layers(dir, tag, &layers);
+}
+
+/// Writes layer blobs of any media type, each with its diff_id, as the image `TAG` of the
+/// layout `dir`.
+fn write_layers(
+    dir: &Path,
+    tag: &str,
+    blobs: &[(MediaType, Vec<u8>, bareboat_oci::digest::Digest)],
+) {
+    let layout = Layout::create(dir).unwrap();
+    let layers: Vec<_> = blobs
+        .iter()
+        .map(|(media_type, l, _)| layout.put_json(media_type.clone(), l).unwrap())
+        .collect();
+    let diff_ids: Vec<String> = blobs.iter().map(|(_, _, d)| d.to_string()).collect();
+    let config = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"User": "65532"},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = layout
+        .put_json(MediaType::ImageConfig, config.to_string().as_bytes())
+        .unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": layers,
+    });
+    let manifest = layout
+        .put_json(MediaType::ImageManifest, manifest.to_string().as_bytes())
+        .unwrap();
+    layout.tag(&manifest, &[tag.to_string()]).unwrap();
+}
+
+/// The names of a directory's entries, sorted.
+fn names(paths: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = paths
+        .into_iter()
+        .map(|p| p.rsplit('/').next().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn writes_through_a_symlinked_parent_are_audited_where_umoci_puts_them() {
+    use Made::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_image(
+        &d.join("hostile"),
+        "hostile",
+        &[
+            tar_of(&[
+                ("usr", Dir),
+                ("usr/bin", Dir),
+                ("usr/bin/doomed", File(b"#!/usr/bin/env true\n")),
+                ("x", Symlink("usr/bin")),
+                ("x/sh", File(b"\x7fELF a shell\n")),
+                ("x/apt-get", File(b"\x7fELF a package manager\n")),
+            ]),
+            // Through a link of this layer with an absolute target, and of the one below.
+            tar_of(&[
+                ("y", Symlink("/usr/../usr/bin")),
+                ("y/dash", File(b"\x7fELF another shell\n")),
+                ("x/.wh.doomed", File(b"")),
+            ]),
+        ],
+    );
+
+    let out = bareboat(d, "audit", &["oci:hostile:hostile", "--fail-on", "high"])
+        .output()
+        .unwrap();
+    let audit: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(&str, &str, &str)> = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or("-");
+            (s("id"), s("path"), s("message"))
+        })
+        .collect();
+    let has = |id: &str, path: &str| found.iter().any(|f| (f.0, f.1) == (id, path));
+    for (id, path) in [
+        ("shell", "/usr/bin/sh"),
+        ("shell", "/usr/bin/dash"),
+        ("package-manager", "/usr/bin/apt-get"),
+    ] {
+        assert!(has(id, path), "{id} at {path} not in {found:?}");
+    }
+    for (path, effect) in [
+        ("/x/sh", "lands at /usr/bin/sh"),
+        ("/x/apt-get", "lands at /usr/bin/apt-get"),
+        ("/y/dash", "lands at /usr/bin/dash"),
+        ("/x/.wh.doomed", "deletes /usr/bin/doomed"),
+    ] {
+        let f = found
+            .iter()
+            .find(|f| (f.0, f.1) == ("path-through-symlink", path))
+            .unwrap_or_else(|| panic!("no path-through-symlink at {path} in {found:?}"));
+        assert!(f.2.ends_with(effect), "{f:?}");
+    }
+    let severity = |id: &str| {
+        audit["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .map(|f| f["severity"].clone())
+    };
+    assert_eq!(severity("path-through-symlink"), Some(json!("high")));
+    assert_eq!(out.status.code(), Some(4), "--fail-on high fails");
+
+    // umoci unpacks the same image to the same tree as inspect shows.
+    let rootfs = unpack(d, "hostile", "hostile").join("rootfs");
+    let listed = |dir: &str| -> Vec<String> {
+        let tree = run(&mut bareboat(
+            d,
+            "inspect",
+            &["oci:hostile:hostile", "--tree", dir],
+        ));
+        let tree: Value = serde_json::from_slice(&tree.stdout).unwrap();
+        let paths = tree.as_array().unwrap().iter();
+        names(paths.map(|e| e["path"].as_str().unwrap().to_string()))
+    };
+    let unpacked = |dir: &str| -> Vec<String> {
+        let entries = std::fs::read_dir(rootfs.join(dir)).unwrap();
+        names(entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()))
+    };
+    assert_eq!(listed("/usr/bin"), ["apt-get", "dash", "sh"]);
+    assert_eq!(listed("/usr/bin"), unpacked("usr/bin"));
+    assert_eq!(listed("/"), unpacked(""));
+    assert_eq!(
+        std::fs::read(rootfs.join("usr/bin/sh")).unwrap(),
+        b"\x7fELF a shell\n"
+    );
+    assert_eq!(
+        std::fs::read_link(rootfs.join("x")).unwrap(),
+        Path::new("usr/bin")
+    );
+}
+
+/// `bareboat ARGS` as a person runs it: text output, not JSON.
+fn text(d: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bareboat"))
+        .current_dir(d)
+        .arg("--cache")
+        .arg(common::cache())
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn device_nodes_fifos_and_terminal_escapes_are_reported_plainly() {
+    use Made::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A name that, printed raw, erases its line and writes a harmless-looking one instead.
+    let disguised = "usr/bin/\u{1b}[2K\rlooks-fine\u{202e}hs.exe";
+    write_image(
+        &d.join("hostile"),
+        "hostile",
+        &[tar_of(&[
+            ("dev", Dir),
+            ("dev/mem", Node(tar::EntryType::Char, 0o666)),
+            ("dev/sda", Node(tar::EntryType::Block, 0o600)),
+            ("run", Dir),
+            ("run/ctl", Node(tar::EntryType::Fifo, 0o600)),
+            ("usr", Dir),
+            ("usr/bin", Dir),
+            (disguised, File(b"\x7fELF\n")),
+        ])],
+    );
+    let audit = run(&mut bareboat(d, "audit", &["oci:hostile:hostile"]));
+    let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let found: Vec<(String, String, String)> = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or("-").to_string();
+            (s("id"), s("severity"), s("path"))
+        })
+        .collect();
+    for expected in [
+        ("device-node", "high", "/dev/mem"),
+        ("device-node", "high", "/dev/sda"),
+        ("world-writable", "medium", "/dev/mem"),
+    ] {
+        let expected = (expected.0.into(), expected.1.into(), expected.2.into());
+        assert!(found.contains(&expected), "{expected:?} not in {found:?}");
+    }
+    assert!(
+        !found
+            .iter()
+            .any(|f| f.2 == "/run/ctl" && f.0 == "device-node")
+    );
+
+    // Text output escapes what the image's names hold; JSON keeps them exact.
+    let report = text(d, &["audit", "oci:hostile:hostile"]);
+    let tree = text(d, &["inspect", "oci:hostile:hostile", "--tree", "/usr/bin"]);
+    for shown in [&report, &tree] {
+        assert!(
+            !shown.contains(['\u{1b}', '\r', '\u{202e}']),
+            "raw control characters: {shown:?}"
+        );
+    }
+    assert!(
+        tree.contains("\\u{1b}[2K\\u{d}looks-fine\\u{202e}hs.exe"),
+        "{tree}"
+    );
+    let json_tree = run(&mut bareboat(
+        d,
+        "inspect",
+        &["oci:hostile:hostile", "--tree", "/usr/bin"],
+    ));
+    let json_tree: Value = serde_json::from_slice(&json_tree.stdout).unwrap();
+    assert_eq!(json_tree[0]["path"], format!("/{disguised}"));
+
+    // Each kind of node is shown as ls shows it.
+    let kinds = |dir: &str| -> Vec<(char, String)> {
+        text(d, &["inspect", "oci:hostile:hostile", "--tree", dir])
+            .lines()
+            .map(|l| {
+                (
+                    l.chars().next().unwrap(),
+                    l.rsplit(' ').next().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds("/dev"),
+        [('c', "mem".to_string()), ('b', "sda".to_string())]
+    );
+    assert_eq!(kinds("/run"), [('p', "ctl".to_string())]);
+}
+
+/// A zstd layer of `entries` (a path, and the size of its content, all `fill` bytes), made
+/// as it streams so that a test can make gigabytes of content in a few kilobytes, with the
+/// layer's diff_id.
+fn zstd_layer(
+    entries: &[(&str, u64)],
+    fill: u8,
+) -> (MediaType, Vec<u8>, bareboat_oci::digest::Digest) {
+    let encoder = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    let mut tar = tar::Builder::new(bareboat_oci::digest::HashingWriter::new(encoder));
+    for (path, size) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(*size);
+        let content = std::io::Read::take(std::io::repeat(fill), *size);
+        tar.append_data(&mut h, path, content).unwrap();
+    }
+    let (encoder, diff_id, _) = tar.into_inner().unwrap().finish();
+    (
+        MediaType::ImageLayerZstd,
+        encoder.finish().unwrap(),
+        diff_id,
+    )
+}
+
+/// `bareboat inspect` of the image `TAG` of the layout `dir` fails, naming the problem.
+fn inspect_refuses(d: &Path, image: &str, needle: &str) {
+    let out = bareboat(d, "inspect", &[image]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{image} was read: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+#[test]
+fn inputs_that_would_take_gigabytes_are_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A GNU long name of 256 MiB: the tar reader would hold all of it.
+    let name = "n".repeat(256 << 20);
+    write_layers(&d.join("longname"), "t", &[zstd_layer(&[(&name, 1)], b'x')]);
+    drop(name);
+    inspect_refuses(d, "oci:longname:t", "a tar long name of 268435457 bytes");
+
+    // A path 20,000 components deep.
+    let deep = "d/".repeat(20_000) + "f";
+    write_image(&d.join("deep"), "t", &[tar_gnu(&deep)]);
+    inspect_refuses(d, "oci:deep:t", "longer than 4096");
+
+    // 2 GiB of zeros in a few kilobytes.
+    write_layers(
+        &d.join("bomb"),
+        "t",
+        &[zstd_layer(&[("zeros", 2 << 30)], 0)],
+    );
+    inspect_refuses(d, "oci:bomb:t", "decompression bomb");
+
+    // Package databases of 60 MiB each, three of them.
+    let dbs: Vec<(String, u64)> = (0..3)
+        .map(|i| (format!("var/lib/dpkg/status.d/p{i}"), 60 << 20))
+        .collect();
+    let dbs: Vec<(&str, u64)> = dbs.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    write_layers(&d.join("hoard"), "t", &[zstd_layer(&dbs, b'a')]);
+    inspect_refuses(d, "oci:hoard:t", "metadata files");
+}
+
+/// An uncompressed layer holding one empty file at `path`, whatever its length.
+fn tar_gnu(path: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    tar.append_data(&mut h, path, &[][..]).unwrap();
+    tar.into_inner().unwrap()
+}
