@@ -347,25 +347,30 @@ mod tests {
         assert_eq!(segs, 2);
     }
 
-    #[test]
-    fn a_damaged_saved_tree_is_not_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        let mut t = tree(&cache);
+    /// Saves, under the key `k`, a tree of one file holding `content`, and returns the
+    /// saved segment's path.
+    fn save_one(cache: &Cache) -> PathBuf {
+        let mut t = tree(cache);
         let l0 = t.push_layer();
         t.add_file(l0, "etc/a", Content::Bytes(b"content"), 0o644, (0, 0), 5)
             .unwrap();
         t.seal().unwrap();
-        TreeCache::new(&cache, key_of(&cache))
+        TreeCache::new(cache, key_of(cache))
             .save("k", &t.snapshot())
             .unwrap();
-        drop(t);
-        assert!(resume(&cache, "k").is_some());
-        let linked = std::fs::read_dir(cache.trees_dir())
+        std::fs::read_dir(cache.trees_dir())
             .unwrap()
             .map(|e| e.unwrap().path())
             .find(|p| p.extension().is_some_and(|x| x == "seg"))
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_damaged_saved_tree_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let linked = save_one(&cache);
+        assert!(resume(&cache, "k").is_some());
         assert!(
             std::fs::read_dir(cache.root().join("tmp"))
                 .unwrap()
@@ -388,22 +393,9 @@ mod tests {
     fn a_segment_changed_at_its_length_or_an_edited_record_is_not_used() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        let mut t = tree(&cache);
-        let l0 = t.push_layer();
-        t.add_file(l0, "etc/a", Content::Bytes(b"content"), 0o644, (0, 0), 5)
-            .unwrap();
-        t.seal().unwrap();
-        TreeCache::new(&cache, key_of(&cache))
-            .save("k", &t.snapshot())
-            .unwrap();
-        drop(t);
+        let segment = save_one(&cache);
         let record = cache.trees_dir().join("k.json");
         let sealed = std::fs::read(&record).unwrap();
-        let segment = std::fs::read_dir(cache.trees_dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "seg"))
-            .unwrap();
         let bytes = std::fs::read(&segment).unwrap();
         assert_eq!(
             resume(&cache, "k").unwrap().read("etc/a").unwrap(),
