@@ -96,10 +96,7 @@ impl Keyring {
         url: &str,
         now: SystemTime,
     ) -> Result<Verified, Error> {
-        let fail = |reason: String| Error::BadSignature {
-            url: url.to_string(),
-            reason,
-        };
+        let fail = bad_signature(url);
         let (msg, _) = CleartextSignedMessage::from_string(inrelease)
             .map_err(|e| fail(format!("not a clear-signed message: {e}")))?;
         let signed = msg.signed_text();
@@ -123,10 +120,7 @@ impl Keyring {
         url: &str,
         now: SystemTime,
     ) -> Result<Verified, Error> {
-        let fail = |reason: String| Error::BadSignature {
-            url: url.to_string(),
-            reason,
-        };
+        let fail = bad_signature(url);
         let parse = || -> pgp::errors::Result<Vec<DetachedSignature>> {
             if signature.starts_with(b"-----BEGIN") {
                 DetachedSignature::from_armor_many(signature)?.0.collect()
@@ -213,6 +207,14 @@ impl Keyring {
             }
         }
         Err(format!("key {issuer} is not in the keyring"))
+    }
+}
+
+/// Makes the error for a signature check of `url` that failed for a reason.
+fn bad_signature(url: &str) -> impl Fn(String) -> Error + '_ {
+    move |reason| Error::BadSignature {
+        url: url.to_string(),
+        reason,
     }
 }
 
