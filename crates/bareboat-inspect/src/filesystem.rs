@@ -335,8 +335,17 @@ impl Filesystem {
             }
             if node.kind == Kind::File && !sparse {
                 let metadata = metadata_limit(&path, &limits).is_some_and(|max| node.size <= max);
+                // Refused before it is read, from the size its header gives.
+                let replaced = self.metadata.get(&path).map_or(0, |b| b.len() as u64);
+                if metadata && self.metadata_bytes - replaced + node.size > limits.max_metadata {
+                    return Err(layer_err(format!(
+                        "its package databases and other metadata files, with the layers' below, pass {} bytes: refused",
+                        limits.max_metadata
+                    )));
+                }
                 let scanned = node.size <= secrets::MAX_SCANNED;
-                let (sha256, bytes) = hash(&mut entry, metadata || scanned).map_err(io_err)?;
+                let keep = (metadata || scanned).then_some(node.size);
+                let (sha256, bytes) = hash(&mut entry, keep).map_err(io_err)?;
                 let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
                 if let Some(kind) = secret {
                     self.secrets.push(Secret {
@@ -353,19 +362,7 @@ impl Filesystem {
                     size: node.size,
                     sha256,
                 });
-                match bytes {
-                    Some(bytes) => {
-                        self.metadata_bytes += bytes.len() as u64;
-                        if self.metadata_bytes > limits.max_metadata {
-                            return Err(layer_err(format!(
-                                "its package databases and other metadata files, with the layers' below, pass {} bytes: refused",
-                                limits.max_metadata
-                            )));
-                        }
-                        self.keep_metadata(path.clone(), Some(bytes));
-                    }
-                    None => self.keep_metadata(path.clone(), None),
-                };
+                self.keep_metadata(path.clone(), bytes);
             }
             self.place(path, node);
         }
@@ -380,7 +377,10 @@ impl Filesystem {
     /// Keeps (or, with `None`, forgets) the metadata file at `path`, counting what is kept.
     fn keep_metadata(&mut self, path: String, bytes: Option<Vec<u8>>) {
         let old = match bytes {
-            Some(bytes) => self.metadata.insert(path, bytes),
+            Some(bytes) => {
+                self.metadata_bytes += bytes.len() as u64;
+                self.metadata.insert(path, bytes)
+            }
             None => self.metadata.remove(&path),
         };
         self.metadata_bytes -= old.map_or(0, |b| b.len() as u64);
@@ -611,10 +611,11 @@ pub fn resolve<'a>(
     Ok(resolved)
 }
 
-/// Hashes a file's content as it streams past, keeping it when `keep`.
-fn hash(content: &mut impl Read, keep: bool) -> io::Result<([u8; 32], Option<Vec<u8>>)> {
+/// Hashes a file's content as it streams past, keeping it when `keep` gives its size (which
+/// the caller has bounded), in a buffer of that size.
+fn hash(content: &mut impl Read, keep: Option<u64>) -> io::Result<([u8; 32], Option<Vec<u8>>)> {
     let mut sha = Sha256::new();
-    let mut kept = keep.then(Vec::new);
+    let mut kept = keep.map(|size| Vec::with_capacity(size as usize));
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = content.read(&mut buf)?;

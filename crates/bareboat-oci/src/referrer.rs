@@ -87,14 +87,20 @@ pub fn of_image(layout: &Layout, top: &Descriptor) -> Result<Vec<(String, Descri
 }
 
 /// The manifests an image (or index) `top` consists of: itself, and for an index each
-/// platform's manifest. Referrers point at any of them.
+/// platform's manifest, each once however often the index lists it. Referrers point at
+/// any of them.
 pub fn subjects(layout: &Layout, top: &Descriptor) -> Result<Vec<Descriptor>, Error> {
     let mut out = vec![top.clone()];
     if top.media_type().to_string().ends_with("index.v1+json") {
         let index: oci_spec::image::ImageIndex =
             serde_json::from_slice(&layout.read_described(top)?)
                 .map_err(|e| Error::Spec(format!("index {}: {e}", top.digest())))?;
-        out.extend(index.manifests().iter().cloned());
+        let mut seen = std::collections::HashSet::from([top.digest().to_string()]);
+        for m in index.manifests() {
+            if seen.insert(m.digest().to_string()) {
+                out.push(m.clone());
+            }
+        }
     }
     Ok(out)
 }

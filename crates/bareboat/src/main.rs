@@ -30,7 +30,7 @@ use bareboat_oci::layer::Compression;
 use bareboat_oci::layout::{Layout, write_atomic};
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::referrer;
-use bareboat_oci::registry::{Registry, RegistryOptions};
+use bareboat_oci::registry::{MinRate, Registry, RegistryOptions};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -270,6 +270,14 @@ struct RegistryArgs {
     /// How many blobs to push or pull at once
     #[arg(long, default_value_t = 4)]
     registry_jobs: usize,
+    /// Stop (and retry) a blob transfer slower than BYTES a second over each SECONDS
+    #[arg(
+        long,
+        env = "BAREBOAT_MIN_RATE",
+        value_name = "BYTES/SECONDS",
+        default_value = "32000/60"
+    )]
+    min_rate: MinRate,
 }
 
 impl RegistryArgs {
@@ -294,6 +302,7 @@ impl RegistryArgs {
             creds,
             jobs: self.registry_jobs,
             progress: Some(std::sync::Arc::new(progress::Blobs::new())),
+            min_rate: self.min_rate,
         })
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use bareboat_oci::layout::Layout;
-use common::{bareboat, run, unpack};
+use common::{bareboat, measured, run, unpack};
 use oci_spec::image::MediaType;
 use serde_json::{Value, json};
 
@@ -333,12 +333,59 @@ fn zstd_layer(
     )
 }
 
-/// `bareboat inspect` of the image `TAG` of the layout `dir` fails, naming the problem.
-fn inspect_refuses(d: &Path, image: &str, needle: &str) {
-    let out = bareboat(d, "inspect", &[image]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{image} was read: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+/// The most memory any command may use on any of these inputs.
+const PEAK_MIB: u64 = 300;
+
+/// Runs inspect, audit, sbom, copy and `build --from` on `image`: inspect must fail naming
+/// the problem (`needle`), or succeed when there is none, and none may use more than
+/// [`PEAK_MIB`] or end other than with success or a clear error (exit status 1). Each one's
+/// memory and time are printed.
+fn bounded_everywhere(d: &Path, image: &str, needle: Option<&str>) {
+    std::fs::write(d.join("added"), "added\n").unwrap();
+    let runs: [(&str, Vec<&str>); 5] = [
+        ("inspect", vec![image]),
+        ("audit", vec![image]),
+        ("sbom", vec![image]),
+        ("copy", vec![image, "oci:copied:x"]),
+        (
+            "build",
+            vec![
+                "--from",
+                image,
+                "--add",
+                "added:/added",
+                "--no-auto-deps",
+                "--offline",
+                "-o",
+                "oci:built:x",
+            ],
+        ),
+    ];
+    for (command, args) in runs {
+        let m = measured(&bareboat(d, command, &args));
+        let err = String::from_utf8_lossy(&m.out.stderr);
+        assert!(
+            m.out.status.success() || m.out.status.code() == Some(1),
+            "{command} {image}: {:?} {err}",
+            m.out.status
+        );
+        assert!(
+            m.peak_mib < PEAK_MIB,
+            "{command} {image} peaked at {} MiB",
+            m.peak_mib
+        );
+        match needle.filter(|_| command == "inspect") {
+            Some(needle) => {
+                assert!(!m.out.status.success(), "{image} was read: {err}");
+                assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+            }
+            None if command == "inspect" => assert!(m.out.status.success(), "{image}: {err}"),
+            None => {}
+        }
+    }
+    for written in ["copied", "built"] {
+        let _ = std::fs::remove_dir_all(d.join(written));
+    }
 }
 
 #[test]
@@ -349,12 +396,16 @@ fn inputs_that_would_take_gigabytes_are_refused_in_bounded_memory() {
     let name = "n".repeat(256 << 20);
     write_layers(&d.join("longname"), "t", &[zstd_layer(&[(&name, 1)], b'x')]);
     drop(name);
-    inspect_refuses(d, "oci:longname:t", "a tar long name of 268435457 bytes");
+    bounded_everywhere(
+        d,
+        "oci:longname:t",
+        Some("a tar long name of 268435457 bytes"),
+    );
 
     // A path 20,000 components deep.
     let deep = "d/".repeat(20_000) + "f";
     write_image(&d.join("deep"), "t", &[tar_gnu(&deep)]);
-    inspect_refuses(d, "oci:deep:t", "longer than 4096");
+    bounded_everywhere(d, "oci:deep:t", Some("longer than 4096"));
 
     // 2 GiB of zeros in a few kilobytes.
     write_layers(
@@ -362,7 +413,7 @@ fn inputs_that_would_take_gigabytes_are_refused_in_bounded_memory() {
         "t",
         &[zstd_layer(&[("zeros", 2 << 30)], 0)],
     );
-    inspect_refuses(d, "oci:bomb:t", "decompression bomb");
+    bounded_everywhere(d, "oci:bomb:t", Some("decompression bomb"));
 
     // Package databases of 60 MiB each, three of them.
     let dbs: Vec<(String, u64)> = (0..3)
@@ -370,7 +421,21 @@ fn inputs_that_would_take_gigabytes_are_refused_in_bounded_memory() {
         .collect();
     let dbs: Vec<(&str, u64)> = dbs.iter().map(|(p, n)| (p.as_str(), *n)).collect();
     write_layers(&d.join("hoard"), "t", &[zstd_layer(&dbs, b'a')]);
-    inspect_refuses(d, "oci:hoard:t", "metadata files");
+    bounded_everywhere(d, "oci:hoard:t", Some("metadata files"));
+
+    // 200 copyright files of 1 MiB.
+    let copyrights: Vec<(String, u64)> = (0..200)
+        .map(|i| (format!("usr/share/doc/p{i}/copyright"), 1 << 20))
+        .collect();
+    let copyrights: Vec<(&str, u64)> = copyrights.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    write_layers(&d.join("licences"), "t", &[zstd_layer(&copyrights, b'c')]);
+    bounded_everywhere(d, "oci:licences:t", Some("metadata files"));
+
+    // One layer of 40 MiB of package database, listed 8 times: each copy replaces the one
+    // below, so the image is read, once over.
+    let layer = zstd_layer(&[("var/lib/dpkg/status.d/p", 40 << 20)], b'a');
+    write_layers(&d.join("repeated"), "t", &vec![layer; 8]);
+    bounded_everywhere(d, "oci:repeated:t", None);
 }
 
 /// An uncompressed layer holding one empty file at `path`, whatever its length.

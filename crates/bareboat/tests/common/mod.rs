@@ -325,6 +325,51 @@ pub fn fails_with(cmd: &mut Command, expected: &str) {
     assert!(err.contains(expected), "{cmd:?}: {err}");
 }
 
+/// What a command did and what it cost: peak memory (MiB) and wall time (seconds), as
+/// GNU time measures them.
+pub struct Measured {
+    pub out: Output,
+    pub peak_mib: u64,
+    pub seconds: f64,
+}
+
+/// Runs `cmd` under `/usr/bin/time`, printing its peak memory and time.
+pub fn measured(cmd: &Command) -> Measured {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut timed = Command::new(tool("time"));
+    timed
+        .arg("-f")
+        .arg("%M %e")
+        .arg("-o")
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .current_dir(cmd.get_current_dir().unwrap_or(Path::new(".")));
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => timed.env(key, v),
+            None => timed.env_remove(key),
+        };
+    }
+    let out = timed.output().unwrap();
+    let text = std::fs::read_to_string(report.path()).unwrap();
+    // On failure, time puts "Command exited with non-zero status" on a line of its own.
+    let figures = text.lines().last().unwrap_or_default().to_string();
+    let (kib, seconds) = figures.split_once(' ').unwrap_or_else(|| panic!("{text}"));
+    let measured = Measured {
+        out,
+        peak_mib: kib.parse::<u64>().unwrap() / 1024,
+        seconds: seconds.parse().unwrap(),
+    };
+    eprintln!(
+        "{:?}: peak {} MiB, {:.1} s",
+        cmd.get_args().collect::<Vec<_>>(),
+        measured.peak_mib,
+        measured.seconds
+    );
+    measured
+}
+
 /// Runs `bareboat copy` on each case, expecting exit status 1, an error containing the
 /// case's text, and no `dest` or `dest.tar` written in `dir`.
 pub fn assert_copies_refused(dir: &Path, cases: &[(&[&str], &str)]) {

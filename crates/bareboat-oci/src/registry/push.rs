@@ -1,0 +1,336 @@
+//! Pushing an image and its referrers from a layout.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
+
+use super::client::{self, Failure};
+use super::{BlobProgress, PushReport, Registry};
+use crate::Error;
+use crate::blob::{Blob, BlobReader};
+use crate::digest::Digest;
+use crate::layout::Layout;
+use crate::reference::DockerName;
+use crate::referrer;
+
+/// Upload chunks are this large: a layer is never held in memory whole.
+const CHUNK: usize = 4 << 20;
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// What became of one blob in a push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BlobPush {
+    Present,
+    Mounted,
+    Uploaded,
+}
+
+impl Registry {
+    /// Pushes the image (or index) `top` of `layout` to `name`: blobs, then manifests by
+    /// digest, the index last, then (with `tag`) the tag.
+    pub async fn push(
+        &self,
+        layout: &Layout,
+        top: &Descriptor,
+        name: &DockerName,
+        tag: bool,
+    ) -> Result<PushReport, Error> {
+        let mut documents = Vec::new();
+        let mut blobs = Vec::new();
+        let mut mount_from = None;
+        for blob in layout.blobs(top)? {
+            if is_document(blob.descriptor.media_type().as_ref()) {
+                let bytes = layout.read_described(&blob.descriptor)?;
+                mount_from = mount_from.or(base_repository(&bytes, name));
+                documents.push((blob.descriptor, Bytes::from(bytes)));
+            } else {
+                // Every blob is checked whole before the registry sees a byte of any, and
+                // a layer against its diff_id even when the registry has it already.
+                layout.verify(&blob)?;
+                blobs.push(blob.descriptor);
+            }
+        }
+        let scope = match &mount_from {
+            Some(base) => format!(
+                "{} {}",
+                client::push_scope(&name.repository),
+                client::pull_scope(&base.repository)
+            ),
+            None => client::push_scope(&name.repository),
+        };
+        blobs.sort_by(|a, b| a.digest().digest().cmp(b.digest().digest()));
+        let uploaded_bytes = AtomicU64::new(0);
+        let outcomes = futures::stream::iter(blobs.iter())
+            .map(|d| {
+                self.push_blob(
+                    layout,
+                    name,
+                    &scope,
+                    d,
+                    mount_from.as_ref(),
+                    &uploaded_bytes,
+                )
+            })
+            .buffer_unordered(self.jobs)
+            .try_collect::<Vec<BlobPush>>()
+            .await?;
+        // `blobs` lists a document before the documents it points at: push in reverse, so
+        // the index goes last.
+        for (d, bytes) in documents.iter().rev() {
+            let digest = d.digest().to_string();
+            let media_type = d.media_type().to_string();
+            self.retrying(name, &format!("pushing manifest {digest}"), || {
+                self.client
+                    .put_manifest(&scope, &name.repository, &digest, &media_type, bytes)
+            })
+            .await?;
+        }
+        if tag {
+            let top_bytes = Bytes::from(layout.read_described(top)?);
+            let media_type = top.media_type().to_string();
+            self.retrying(name, "tagging", || {
+                self.client.put_manifest(
+                    &scope,
+                    &name.repository,
+                    &name.tag,
+                    &media_type,
+                    &top_bytes,
+                )
+            })
+            .await?;
+        }
+        let count = |o: BlobPush| outcomes.iter().filter(|x| **x == o).count();
+        Ok(PushReport {
+            digest: top.digest().to_string(),
+            uploaded_blobs: count(BlobPush::Uploaded),
+            uploaded_bytes: uploaded_bytes.into_inner(),
+            skipped_blobs: count(BlobPush::Present),
+            mounted_blobs: count(BlobPush::Mounted),
+            referrers: 0,
+        })
+    }
+
+    /// Pushes the artifacts `layout` lists as referring to `top` (or to its platform
+    /// manifests), already pushed to `name`, and returns how many. A registry with the
+    /// referrers API lists them itself; for one without, each joins the index under the
+    /// tag `sha256-<hex of its subject>`.
+    pub async fn push_referrers(
+        &self,
+        layout: &Layout,
+        top: &Descriptor,
+        name: &DockerName,
+    ) -> Result<usize, Error> {
+        let artifacts = referrer::of_image(layout, top)?;
+        for (subject, artifact) in &artifacts {
+            let subject: Digest = subject.parse().map_err(Error::Spec)?;
+            self.push(layout, artifact, name, false).await?;
+            let listed = self.referrers(name, &subject).await?;
+            if !listed.iter().any(|d| d.digest() == artifact.digest()) {
+                self.add_to_referrers_tag(name, &subject, artifact).await?;
+            }
+        }
+        Ok(artifacts.len())
+    }
+
+    /// Adds `artifact` to the index under the referrers tag of `subject`.
+    async fn add_to_referrers_tag(
+        &self,
+        name: &DockerName,
+        subject: &Digest,
+        artifact: &Descriptor,
+    ) -> Result<(), Error> {
+        let tag = referrers_tag(subject);
+        let scope = client::push_scope(&name.repository);
+        let mut index = match self.referrers_tag_index(name, subject, &scope).await? {
+            Some(index) => index,
+            None => ImageIndexBuilder::default()
+                .schema_version(2u32)
+                .media_type(MediaType::ImageIndex)
+                .manifests(Vec::new())
+                .build()?,
+        };
+        let mut listed = index.manifests().clone();
+        if !listed.iter().any(|d| d.digest() == artifact.digest()) {
+            listed.push(artifact.clone());
+        }
+        index.set_manifests(listed);
+        let bytes = Bytes::from(crate::image::canonical_json(&index)?);
+        self.retrying(name, "writing the referrers tag", || {
+            self.client
+                .put_manifest(&scope, &name.repository, &tag, INDEX, &bytes)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The index under the referrers tag of `subject`, if there is one.
+    pub(super) async fn referrers_tag_index(
+        &self,
+        name: &DockerName,
+        subject: &Digest,
+        scope: &str,
+    ) -> Result<Option<ImageIndex>, Error> {
+        let tag = referrers_tag(subject);
+        let bytes = self
+            .retrying(name, "reading the referrers tag", || {
+                self.client
+                    .manifest(scope, &name.repository, &tag, &[INDEX])
+            })
+            .await?;
+        bytes
+            .map(|b| {
+                serde_json::from_slice(&b)
+                    .map_err(|e| Error::Spec(format!("the referrers index of {subject}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Uploads one blob unless the registry has it, or mounts it from `mount_from` when
+    /// that repository has it.
+    async fn push_blob(
+        &self,
+        layout: &Layout,
+        name: &DockerName,
+        scope: &str,
+        blob: &Descriptor,
+        mount_from: Option<&DockerName>,
+        uploaded: &AtomicU64,
+    ) -> Result<BlobPush, Error> {
+        let size = blob.size();
+        let digest = blob.digest().to_string();
+        let repository = &name.repository;
+        // Each attempt asks again, then uploads the whole blob in a new session.
+        let pushed = self
+            .retrying(name, &format!("uploading blob {digest}"), || async {
+                if self.client.blob_exists(scope, repository, &digest).await? {
+                    return Ok(BlobPush::Present);
+                }
+                if let Some(source) = mount_from {
+                    // Asking first spares an upload session for each of the image's own
+                    // blobs; a registry that cannot mount (no permission, say) gets the
+                    // blob uploaded instead.
+                    let from = &source.repository;
+                    let there = self.client.blob_exists(scope, from, &digest).await;
+                    if there.unwrap_or(false) {
+                        match self.client.mount(scope, repository, from, &digest).await {
+                            Ok(true) => return Ok(BlobPush::Mounted),
+                            Ok(false) => tracing::debug!("{digest} was not mounted"),
+                            Err(e) => tracing::debug!("mounting {digest}: {e}"),
+                        }
+                    }
+                }
+                // A local failure (the file changed since it was checked) is kept aside:
+                // the HTTP layer only sees the body end early.
+                let local = Arc::new(Mutex::new(None));
+                let body = || {
+                    if let Some(p) = &self.progress {
+                        p.start(&digest, size);
+                    }
+                    // Checked again as it streams, in case the file changed since.
+                    let content = layout.open_blob(&Blob::of(blob));
+                    chunks(
+                        content,
+                        digest.clone(),
+                        self.progress.clone(),
+                        local.clone(),
+                    )
+                };
+                let sent = self
+                    .client
+                    .upload(scope, repository, &digest, size, body)
+                    .await;
+                match local.lock().expect("not poisoned").take() {
+                    Some(e) => Err(Failure::Local(e)),
+                    None => sent.map(|()| BlobPush::Uploaded),
+                }
+            })
+            .await?;
+        if let Some(p) = &self.progress {
+            let outcome = match pushed {
+                BlobPush::Present => "exists",
+                BlobPush::Mounted => "mounted",
+                BlobPush::Uploaded => "uploaded",
+            };
+            p.finish(&digest, outcome);
+        }
+        if pushed == BlobPush::Uploaded {
+            uploaded.fetch_add(size, Ordering::Relaxed);
+        }
+        Ok(pushed)
+    }
+}
+
+/// The tag an index of `subject`'s referrers goes under on a registry without the API.
+fn referrers_tag(subject: &Digest) -> String {
+    format!("sha256-{}", subject.hex())
+}
+
+/// A layout blob as a request body, read (off the async threads) a chunk at a time as it is
+/// sent. A failure to read or verify it goes to `local`.
+fn chunks(
+    content: Result<BlobReader, Error>,
+    digest: String,
+    progress: Option<Arc<dyn BlobProgress>>,
+    local: Arc<Mutex<Option<Error>>>,
+) -> reqwest::Body {
+    let stream = futures::stream::try_unfold(Some(content), move |content| {
+        let (digest, progress, local) = (digest.clone(), progress.clone(), local.clone());
+        async move {
+            let Some(content) = content else {
+                return Ok(None);
+            };
+            let reading = digest.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let mut content = content?;
+                let mut buf = Vec::with_capacity(CHUNK);
+                (&mut content)
+                    .take(CHUNK as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::from_stream(reading, e))?;
+                Ok::<_, Error>((buf, content))
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            let (buf, content) = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    let said = e.to_string();
+                    *local.lock().expect("not poisoned") = Some(e);
+                    return Err(std::io::Error::other(said));
+                }
+            };
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if let Some(p) = &progress {
+                p.advance(&digest, buf.len() as u64);
+            }
+            // A short chunk is the last: the blob's end has been read, and checked.
+            let more = (buf.len() == CHUNK).then_some(Ok(content));
+            Ok::<_, std::io::Error>(Some((Bytes::from(buf), more)))
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// The repository of the base a manifest names, when it is another repository of the
+/// registry `name` is on: its layers can be mounted from there.
+fn base_repository(manifest: &[u8], name: &DockerName) -> Option<DockerName> {
+    let doc: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    let base: DockerName = doc["annotations"]["org.opencontainers.image.base.name"]
+        .as_str()?
+        .split('@')
+        .next()?
+        .parse()
+        .ok()?;
+    (base.registry == name.registry && base.repository != name.repository).then_some(base)
+}
+
+fn is_document(media_type: &str) -> bool {
+    crate::layout::is_index(media_type) || crate::layout::is_manifest(media_type)
+}
