@@ -13,7 +13,9 @@ use bareboat_apt::index::PackageIndex;
 use bareboat_oci::blob::Layer;
 use bareboat_oci::image::BaseLayers;
 use bareboat_oci::layout::Layout;
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
+use bareboat_oci::model::Image;
+use bareboat_oci::source::BlobSource;
+use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
 use bareboat_inspect::filesystem;
 
@@ -24,18 +26,18 @@ use crate::rootfs::Rootfs;
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
-/// A base image, opened: an image or an index in a layout.
+/// A base image, opened: an image or an index in a source.
 pub struct Base<'a> {
     /// The reference it was named by.
     pub name: String,
-    pub layout: &'a Layout,
+    pub source: &'a dyn BlobSource,
     pub top: Descriptor,
 }
 
 impl<'a> Base<'a> {
     /// The base's image for Debian architecture `arch`.
     pub fn image(&self, arch: &str) -> Result<BaseImage<'a>, BuildError> {
-        BaseImage::open(self.layout, &self.top, arch, &self.name)
+        BaseImage::open(self.source, &self.top, arch, &self.name)
     }
 
     /// What a lockfile records of the base: its digest.
@@ -53,52 +55,39 @@ pub struct BaseImage<'a> {
     /// Its layers, with OCI media types and the diff_ids its config gives them.
     pub layers: Vec<Layer>,
     pub config: ImageConfiguration,
-    layout: &'a Layout,
+    source: &'a dyn BlobSource,
 }
 
 impl<'a> BaseImage<'a> {
-    /// The image for Debian architecture `arch` of the image (or index) `top` in `layout`.
+    /// The image for Debian architecture `arch` of the image (or index) `top` in `source`.
     /// Every document's digest is checked as it is read.
     pub fn open(
-        layout: &'a Layout,
+        source: &'a dyn BlobSource,
         top: &Descriptor,
         arch: &str,
         name: &str,
     ) -> Result<BaseImage<'a>, BuildError> {
         let bad = |reason: String| BuildError::Spec(format!("base image {name}: {reason}"));
-        let manifest_desc = layout
-            .platform_manifest(top, arch)
-            .map_err(|e| bad(e.to_string()))?;
-        let manifest: ImageManifest =
-            serde_json::from_slice(&layout.read_described(&manifest_desc)?)
-                .map_err(|e| bad(format!("manifest {}: {e}", manifest_desc.digest())))?;
-        let config: ImageConfiguration =
-            serde_json::from_slice(&layout.read_described(manifest.config())?)
-                .map_err(|e| bad(format!("config {}: {e}", manifest.config().digest())))?;
+        let image = Image::open(source, top, arch).map_err(|e| bad(e.to_string()))?;
         let (want, _) = bareboat_oci::image::platform(arch);
-        if *config.architecture() != want {
+        if *image.config.architecture() != want {
             return Err(bad(format!(
                 "it is a {} image, and this build is for {arch}\n  hint: name an index that has {arch}, or build for {}",
-                config.architecture(),
-                config.architecture()
+                image.config.architecture(),
+                image.config.architecture()
             )));
         }
-        let mut layers = bareboat_oci::image::layers(
-            &manifest_desc,
-            manifest.layers(),
-            config.rootfs().diff_ids(),
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        let mut layers = image.layers;
         for l in &mut layers {
             let media_type = oci_media_type(l.descriptor.media_type().as_ref());
             l.descriptor.set_media_type(media_type);
         }
         Ok(BaseImage {
             name: name.to_string(),
-            manifest: manifest_desc,
+            manifest: image.descriptor,
             layers,
-            config,
-            layout,
+            config: image.config,
+            source,
         })
     }
 
@@ -109,7 +98,7 @@ impl<'a> BaseImage<'a> {
             let origin = format!("base image {} layer {}", self.name, l.descriptor.digest());
             let layer = tree.push_layer();
             let unpacked = self
-                .layout
+                .source
                 .open_layer(l)
                 .map_err(BuildError::from)
                 .and_then(|r| {
@@ -122,7 +111,7 @@ impl<'a> BaseImage<'a> {
                 });
             if let Err(e) = unpacked {
                 // A damaged blob usually breaks decompression first: say what is wrong.
-                self.layout.verify(&l.into()).map_err(|e| self.refused(e))?;
+                self.source.verify(&l.into()).map_err(|e| self.refused(e))?;
                 return Err(e);
             }
         }
@@ -133,7 +122,7 @@ impl<'a> BaseImage<'a> {
     /// The Debian packages the base has installed, read from its layers as they stream:
     /// only the dpkg database is kept.
     pub fn installed(&self) -> Result<PackageIndex, BuildError> {
-        let fs = filesystem::read(self.layout, &self.layers, filesystem::Limits::default())
+        let fs = filesystem::read(self.source, &self.layers, filesystem::Limits::default())
             .map_err(|e| self.refused(e))?;
         installed_packages(&fs.metadata)
     }
@@ -142,8 +131,7 @@ impl<'a> BaseImage<'a> {
     /// each checked as it is copied.
     pub fn copy_layers(&self, to: &Layout) -> Result<(), BuildError> {
         for l in &self.layers {
-            self.layout
-                .copy_blob(to, &l.into())
+            to.copy_blob_from(self.source, &l.into())
                 .map_err(|e| self.refused(e))?;
         }
         Ok(())

@@ -17,7 +17,7 @@ use std::io::{self, Read};
 
 use bareboat_oci::blob::Layer;
 use bareboat_oci::layer::Whiteout;
-use bareboat_oci::layout::Layout;
+use bareboat_oci::source::BlobSource;
 use bareboat_oci::tar_bounds::BoundedTar;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -200,16 +200,20 @@ pub fn metadata_limit(path: &str, limits: &Limits) -> Option<u64> {
     (os_release || copyright).then_some(1 << 20)
 }
 
-/// Reads `layers` of `layout`, bottom first, each checked against its digest and diff_id.
-pub fn read(layout: &Layout, layers: &[Layer], limits: Limits) -> Result<Filesystem, Error> {
+/// Reads `layers` of `source`, bottom first, each checked against its digest and diff_id.
+pub fn read(
+    source: &dyn BlobSource,
+    layers: &[Layer],
+    limits: Limits,
+) -> Result<Filesystem, Error> {
     let mut fs = Filesystem::default();
     let mut unpacked = 0;
     for (i, layer) in layers.iter().enumerate() {
         let read = fs
-            .read_layer(layout, i, layer, limits, &mut unpacked)
+            .read_layer(source, i, layer, limits, &mut unpacked)
             .or_else(|e| {
                 // A damaged blob usually breaks decompression first: say what is wrong.
-                layout.verify(&layer.into())?;
+                source.verify(&layer.into())?;
                 Err(e)
             })?;
         fs.layers.push(read);
@@ -223,7 +227,7 @@ impl Filesystem {
     /// Reads layer `i` onto the layers below.
     fn read_layer(
         &mut self,
-        layout: &Layout,
+        source: &dyn BlobSource,
         i: usize,
         layer: &Layer,
         limits: Limits,
@@ -235,7 +239,7 @@ impl Filesystem {
             reason,
         };
         let mut counted = Counting {
-            inner: layout.open_layer(layer)?,
+            inner: source.open_layer(layer)?,
             count: 0,
             before: *unpacked,
             stored: d.size(),
@@ -673,6 +677,7 @@ impl<R: Read> Read for Counting<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bareboat_oci::layout::Layout;
     use oci_spec::image::MediaType;
     use std::io::Write;
 

@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bareboat_oci::layout::Layout;
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
+use bareboat_oci::model::Image;
 use serde::Serialize;
 
 use crate::Error;
@@ -82,31 +81,15 @@ pub struct Report {
     pub repeated: Vec<Repeat>,
 }
 
-/// Reads the image for Debian architecture `arch` of `top` (an image or an index) in
-/// `layout` and reports on it; also returns the filesystem, for `--tree`.
-pub fn inspect(layout: &Layout, top: &Descriptor, arch: &str) -> Result<Report, Error> {
-    Ok(inspect_with_filesystem(layout, top, arch)?.0)
+/// Reads the image and reports on it.
+pub fn inspect(image: &Image) -> Result<Report, Error> {
+    Ok(inspect_with_filesystem(image)?.0)
 }
 
-/// [`inspect`], with the filesystem it read.
-pub fn inspect_with_filesystem(
-    layout: &Layout,
-    top: &Descriptor,
-    arch: &str,
-) -> Result<(Report, Filesystem), Error> {
-    let manifest_desc = layout.platform_manifest(top, arch)?;
-    let manifest: ImageManifest =
-        serde_json::from_slice(&layout.read_described(&manifest_desc)?)
-            .map_err(|e| Error::Image(format!("manifest {}: {e}", manifest_desc.digest())))?;
-    let config: ImageConfiguration =
-        serde_json::from_slice(&layout.read_described(manifest.config())?)
-            .map_err(|e| Error::Image(format!("config {}: {e}", manifest.config().digest())))?;
-    let layers = bareboat_oci::image::layers(
-        &manifest_desc,
-        manifest.layers(),
-        config.rootfs().diff_ids(),
-    )?;
-    let fs = filesystem::read(layout, &layers, Limits::default())?;
+/// [`inspect`], with the filesystem it read, for `--tree`.
+pub fn inspect_with_filesystem(image: &Image) -> Result<(Report, Filesystem), Error> {
+    let config = &image.config;
+    let fs = filesystem::read(image.source, &image.layers, Limits::default())?;
     // History entries marked empty made no layer.
     let made_layers: Vec<Option<String>> = config
         .history()
@@ -172,7 +155,7 @@ pub fn inspect_with_filesystem(
     largest_dirs.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
     largest_dirs.truncate(LARGEST);
     let report = Report {
-        image: manifest_desc.digest().to_string(),
+        image: image.descriptor.digest().to_string(),
         architecture: config.architecture().to_string(),
         os: config.os().to_string(),
         created: config.created().clone(),

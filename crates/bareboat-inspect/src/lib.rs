@@ -13,10 +13,11 @@
 //!
 //! ```no_run
 //! # fn run() -> Result<(), bareboat_inspect::Error> {
-//! use bareboat_oci::layout::Layout;
+//! use bareboat_oci::{layout::Layout, model::Image};
 //! let layout = Layout::create(std::path::Path::new("out"))?;
 //! let top = layout.resolve("static")?;
-//! let report = bareboat_inspect::inspect::inspect(&layout, &top, "amd64")?;
+//! let image = Image::open(&layout, &top, "amd64")?;
+//! let report = bareboat_inspect::inspect::inspect(&image)?;
 //! println!("{} packages, {} bytes wasted", report.packages.len(), report.wasted_bytes);
 //! # Ok(()) }
 //! ```

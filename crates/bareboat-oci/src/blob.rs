@@ -117,12 +117,30 @@ pub struct BlobReader {
     side: Option<SideCheck>,
 }
 
-/// The blob file, read no further than its descriptor's size.
-type Raw = VerifyingReader<io::Take<File>>;
+/// A blob's stored bytes, wherever a source keeps them (a file, an archive member, a
+/// registry's response), read no further than its descriptor's size.
+type Raw = VerifyingReader<io::Take<Box<dyn Read + Send>>>;
 
-/// Opens the blob at `path` as `blob` describes it.
-pub(crate) fn open(path: &Path, blob: &Blob) -> Result<BlobReader, Error> {
-    let raw = open_raw(path, &blob.descriptor)?;
+/// The stored bytes of the blob `d` describes, checked as they stream.
+fn raw(stored: Box<dyn Read + Send>, d: &Descriptor) -> Result<Raw, Error> {
+    let digest = digest_of(d)?;
+    Ok(VerifyingReader::new(
+        stored.take(d.size()),
+        digest,
+        d.size(),
+    ))
+}
+
+fn digest_of(d: &Descriptor) -> Result<Digest, Error> {
+    d.digest()
+        .to_string()
+        .parse()
+        .map_err(|reason| Error::Spec(format!("a descriptor's digest: {reason}")))
+}
+
+/// `stored`, the bytes of the blob `blob` describes, as a [`BlobReader`].
+pub(crate) fn verified(stored: Box<dyn Read + Send>, blob: &Blob) -> Result<BlobReader, Error> {
+    let raw = raw(stored, &blob.descriptor)?;
     let side = match &blob.diff_id {
         Some(diff_id) => Some(SideCheck::new(&blob.descriptor, diff_id)?),
         None => None,
@@ -131,14 +149,9 @@ pub(crate) fn open(path: &Path, blob: &Blob) -> Result<BlobReader, Error> {
 }
 
 /// The blob file at `path`, which must be a regular file of the descriptor's size.
-fn open_raw(path: &Path, d: &Descriptor) -> Result<Raw, Error> {
-    let digest: Digest = d
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|reason| Error::Spec(format!("a descriptor's digest: {reason}")))?;
+pub(crate) fn stored_file(path: &Path, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
     let refused = |reason: String| Error::Blob {
-        digest: digest.to_string(),
+        digest: d.digest().to_string(),
         reason,
     };
     let file = open_regular(path).map_err(|e| match e.kind() {
@@ -146,14 +159,23 @@ fn open_raw(path: &Path, d: &Descriptor) -> Result<Raw, Error> {
         _ => Error::io(path, e),
     })?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len != d.size() {
-        return Err(refused(format!(
-            "{}: it is {len} bytes, and its descriptor says {}: it does not match its descriptor",
-            path.display(),
-            d.size()
-        )));
+    check_stored_size(d, len, &path.display().to_string())?;
+    Ok(Box::new(file))
+}
+
+/// Refuses a blob whose store says it holds `len` bytes where its descriptor says otherwise;
+/// `place` says where it is stored.
+pub(crate) fn check_stored_size(d: &Descriptor, len: u64, place: &str) -> Result<(), Error> {
+    if len == d.size() {
+        return Ok(());
     }
-    Ok(VerifyingReader::new(file.take(d.size()), digest, d.size()))
+    Err(Error::Blob {
+        digest: d.digest().to_string(),
+        reason: format!(
+            "{place}: it is {len} bytes, and its descriptor says {}: it does not match its descriptor",
+            d.size()
+        ),
+    })
 }
 
 impl Read for BlobReader {
@@ -319,16 +341,17 @@ enum Decoder {
     Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Raw>>>),
 }
 
-/// Opens the layer blob at `path` for its uncompressed content.
-pub(crate) fn open_layer(path: &Path, layer: &Layer) -> Result<LayerReader, Error> {
+/// `stored`, the bytes of the blob `layer` describes, as its uncompressed content.
+pub(crate) fn layer_of(stored: Box<dyn Read + Send>, layer: &Layer) -> Result<LayerReader, Error> {
     let d = &layer.descriptor;
     let compression = Compression::of(d)?;
-    let raw = BufReader::new(open_raw(path, d)?);
+    let raw = BufReader::new(raw(stored, d)?);
     let decoder = match compression {
         Compression::None => Decoder::None(Box::new(raw)),
         Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(raw))),
         Compression::Zstd => Decoder::Zstd(Box::new(
-            zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(path, e))?,
+            zstd::stream::read::Decoder::with_buffer(raw)
+                .map_err(|e| Error::Spec(format!("starting a zstd decoder: {e}")))?,
         )),
     };
     Ok(LayerReader {
@@ -404,10 +427,12 @@ mod tests {
                 .map_err(|e| e.to_string())
         };
         [
-            open(&path, &(&layer).into())
+            stored_file(&path, &layer.descriptor)
+                .and_then(|stored| verified(stored, &(&layer).into()))
                 .map_err(|e| e.to_string())
                 .and_then(|r| read_all(Box::new(r))),
-            open_layer(&path, &layer)
+            stored_file(&path, &layer.descriptor)
+                .and_then(|stored| layer_of(stored, &layer))
                 .map_err(|e| e.to_string())
                 .and_then(|r| read_all(Box::new(r))),
         ]
@@ -453,7 +478,8 @@ mod tests {
         damaged[20] ^= 1;
         let path = dir.path().join("damaged");
         std::fs::write(&path, damaged).unwrap();
-        let e = open(&path, &(&layer).into())
+        let e = stored_file(&path, &layer.descriptor)
+            .and_then(|stored| verified(stored, &(&layer).into()))
             .and_then(|mut r| {
                 io::copy(&mut r, &mut io::sink()).map_err(|e| Error::from_stream(&path, e))
             })
@@ -482,7 +508,8 @@ mod tests {
         let d = descriptor(MediaType::ImageConfig, b"host secret");
         let read = |path: &Path| {
             let mut out = Vec::new();
-            open(path, &Blob::of(&d))
+            stored_file(path, &d)
+                .and_then(|stored| verified(stored, &Blob::of(&d)))
                 .and_then(|mut r| {
                     r.read_to_end(&mut out)
                         .map_err(|e| Error::from_stream(path, e))

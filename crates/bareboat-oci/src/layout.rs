@@ -10,16 +10,16 @@
 //! stream), `blobs/` and `blobs/sha256/` must be directories of the layout itself, and the
 //! lock and temporary files are never opened through a link or truncated.
 
-use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use tempfile::NamedTempFile;
 
 use crate::Error;
-use crate::blob::{self, Blob, BlobReader, Layer, LayerReader};
+use crate::blob::{self, Blob};
 use crate::digest::Digest;
+use crate::source::{BlobSource, reachable};
 
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -235,6 +235,41 @@ impl Layout {
         Ok(())
     }
 
+    /// Copies one blob of `source` into the layout, checked as it streams, unless the
+    /// layout has it already; a layer it has is still checked against the diff_id this
+    /// image's config gives it.
+    pub fn copy_blob_from(&self, source: &dyn BlobSource, blob: &Blob) -> Result<(), Error> {
+        let digest: Digest = blob
+            .descriptor
+            .digest()
+            .to_string()
+            .parse()
+            .map_err(Error::Spec)?;
+        if self.has_blob(&digest) {
+            if blob.diff_id.is_some() {
+                source.verify(blob)?;
+            }
+            return Ok(());
+        }
+        let mut reader = source.open_blob(blob)?;
+        let tmp = self.temp_blob()?;
+        let mut out = BufWriter::new(tmp.as_file());
+        io::copy(&mut reader, &mut out)
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::from_stream(source.name(), e))?;
+        drop(out);
+        self.commit_blob(tmp, &digest)
+    }
+
+    /// Copies the image (or index) `top` of `source` and every blob it reaches into the
+    /// layout, keeping digests, each blob checked as it is copied.
+    pub fn copy_image_from(&self, source: &dyn BlobSource, top: &Descriptor) -> Result<(), Error> {
+        for blob in reachable(source, top)? {
+            self.copy_blob_from(source, &blob)?;
+        }
+        Ok(())
+    }
+
     /// Stores a JSON document as a blob and returns its descriptor.
     pub fn put_json(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor, Error> {
         let digest = Digest::of(bytes);
@@ -248,108 +283,6 @@ impl Layout {
             bytes.len() as u64,
             oci_spec::image::Digest::try_from(digest.to_string())?,
         ))
-    }
-
-    /// Reads the blob a descriptor names, whole, checking it as [`Layout::open_blob`] does;
-    /// for manifests, configs and indexes, which may be at most [`MAX_DOCUMENT`] bytes.
-    pub fn read_described(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
-        if d.size() > MAX_DOCUMENT {
-            return Err(Error::Image {
-                what: format!("document {}", d.digest()),
-                reason: format!(
-                    "its descriptor says {} bytes; a manifest, index or config may have at most {MAX_DOCUMENT}",
-                    d.size()
-                ),
-            });
-        }
-        let mut bytes = Vec::new();
-        self.open_blob(&Blob::of(d))?
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::from_stream(self.root.clone(), e))?;
-        Ok(bytes)
-    }
-
-    fn digest_of(&self, d: &Descriptor) -> Result<Digest, Error> {
-        d.digest()
-            .to_string()
-            .parse()
-            .map_err(|reason| Error::BadLayout {
-                path: self.root.clone(),
-                reason,
-            })
-    }
-
-    /// Streams a blob as it is stored, checked as it goes (see [`crate::blob`]): the read
-    /// that reaches its end fails unless it matched its size, its digest and, for a layer,
-    /// its diff_id.
-    pub fn open_blob(&self, blob: &Blob) -> Result<BlobReader, Error> {
-        let digest = self.digest_of(&blob.descriptor)?;
-        blob::open(&self.blob_path(&digest), blob)
-    }
-
-    /// Reads a blob through to its end, so that every check of [`Layout::open_blob`] is made.
-    pub fn verify(&self, blob: &Blob) -> Result<(), Error> {
-        io::copy(&mut self.open_blob(blob)?, &mut io::sink())
-            .map_err(|e| Error::from_stream(self.root.clone(), e))?;
-        Ok(())
-    }
-
-    /// Streams a layer uncompressed, checking its size, digest and diff_id as it goes: the
-    /// read that reaches the end of the tar stream fails unless they all match.
-    pub fn open_layer(&self, layer: &Layer) -> Result<LayerReader, Error> {
-        let digest = self.digest_of(&layer.descriptor)?;
-        blob::open_layer(&self.blob_path(&digest), layer)
-    }
-
-    /// Copies one blob into `to`, checked as it streams, unless `to` has it already; a
-    /// layer `to` has is still checked against the diff_id this image's config gives it.
-    pub fn copy_blob(&self, to: &Layout, blob: &Blob) -> Result<(), Error> {
-        let digest = self.digest_of(&blob.descriptor)?;
-        if to.has_blob(&digest) {
-            if blob.diff_id.is_some() {
-                self.verify(blob)?;
-            }
-            return Ok(());
-        }
-        let mut source = self.open_blob(blob)?;
-        let tmp = to.temp_blob()?;
-        let mut out = BufWriter::new(tmp.as_file());
-        io::copy(&mut source, &mut out)
-            .and_then(|_| out.flush())
-            .map_err(|e| Error::from_stream(self.blob_path(&digest), e))?;
-        drop(out);
-        to.commit_blob(tmp, &digest)
-    }
-
-    /// The manifest for Debian architecture `arch` in the index `top` (or `top` itself,
-    /// if it is one image).
-    pub fn platform_manifest(&self, top: &Descriptor, arch: &str) -> Result<Descriptor, Error> {
-        if !top.media_type().to_string().ends_with("index.v1+json") {
-            return Ok(top.clone());
-        }
-        let index: ImageIndex = serde_json::from_slice(&self.read_described(top)?)
-            .map_err(|e| Error::Spec(format!("image index {}: {e}", top.digest())))?;
-        let (want, variant) = crate::image::platform(arch);
-        let found = index.manifests().iter().find(|m| {
-            m.platform().as_ref().is_some_and(|p| {
-                // An index that leaves the variant out means the usual one.
-                *p.architecture() == want
-                    && (variant.is_none()
-                        || p.variant().is_none()
-                        || p.variant().as_deref() == variant)
-            })
-        });
-        let available: Vec<String> = index
-            .manifests()
-            .iter()
-            .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
-            .collect();
-        found.cloned().ok_or_else(|| {
-            Error::Spec(format!(
-                "the image has no {arch} platform; it has {}",
-                available.join(", ")
-            ))
-        })
     }
 
     /// The layout's `index.json`, or an empty index.
@@ -429,91 +362,6 @@ impl Layout {
         write_atomic(&self.root.join("index.json"), &bytes)
     }
 
-    /// Copies the image (or index) `top` and every blob it reaches into `to`, keeping
-    /// digests, each blob checked as it is copied.
-    pub fn copy_image(&self, to: &Layout, top: &Descriptor) -> Result<(), Error> {
-        for blob in self.blobs(top)? {
-            self.copy_blob(to, &blob)?;
-        }
-        Ok(())
-    }
-
-    /// Every blob the image (or index) `top` reaches, itself included, once each and
-    /// documents before the blobs they point at. Each layer of an image comes with the
-    /// diff_id its config gives it, and an image whose config lists another number of
-    /// diff_ids than its manifest lists layers is refused. The documents are read and
-    /// checked on the way; an error names a blob the layout lacks, or one it has as
-    /// anything but a regular file of its descriptor's size.
-    pub fn blobs(&self, top: &Descriptor) -> Result<Vec<Blob>, Error> {
-        let bad = |reason: String| Error::BadLayout {
-            path: self.root.clone(),
-            reason,
-        };
-        let mut out: Vec<Blob> = Vec::new();
-        let mut seen: HashMap<Digest, usize> = HashMap::new();
-        // Each blob with its level: index.json is the first, `top` the second.
-        let mut pending = vec![(Blob::of(top), 2)];
-        while let Some((blob, level)) = pending.pop() {
-            let d = &blob.descriptor;
-            let digest = self.digest_of(d)?;
-            if let Some(&i) = seen.get(&digest) {
-                // The same bytes cannot have two uncompressed digests.
-                if out[i].diff_id != blob.diff_id {
-                    let claim =
-                        |b: &Blob| b.diff_id.as_ref().map_or("none".into(), |d| d.to_string());
-                    return Err(Error::Image {
-                        what: format!("layer {digest}"),
-                        reason: format!(
-                            "the image gives it two diff_ids, {} and {}",
-                            claim(&out[i]),
-                            claim(&blob)
-                        ),
-                    });
-                }
-                continue;
-            }
-            if let Err(e) = std::fs::symlink_metadata(self.blob_path(&digest))
-                && e.kind() == io::ErrorKind::NotFound
-            {
-                return Err(bad(format!("blob {digest} is missing")));
-            }
-            let media_type = d.media_type().to_string();
-            if (is_index(&media_type) || is_manifest(&media_type)) && level > MAX_NESTING {
-                return Err(bad(format!(
-                    "{digest} is nested {level} levels deep (index.json counting as the first); images nest at most {MAX_NESTING}"
-                )));
-            }
-            if is_index(&media_type) {
-                let index: ImageIndex = serde_json::from_slice(&self.read_described(d)?)
-                    .map_err(|e| bad(format!("index {digest}: {e}")))?;
-                pending.extend(index.manifests().iter().map(|m| (Blob::of(m), level + 1)));
-            } else if is_manifest(&media_type) {
-                let manifest: ImageManifest = serde_json::from_slice(&self.read_described(d)?)
-                    .map_err(|e| bad(format!("manifest {digest}: {e}")))?;
-                let config = manifest.config();
-                pending.push((Blob::of(config), level + 1));
-                if is_image_config(config.media_type().as_ref()) {
-                    let diff_ids: ConfigRootfs =
-                        serde_json::from_slice(&self.read_described(config)?)
-                            .map_err(|e| bad(format!("config {}: {e}", config.digest())))?;
-                    let diff_ids = diff_ids.rootfs.diff_ids;
-                    let layers = crate::image::layers(d, manifest.layers(), &diff_ids)?;
-                    pending.extend(layers.iter().map(|l| (Blob::from(l), level + 1)));
-                } else {
-                    // An artifact (an SBOM, say): its layers are plain blobs.
-                    pending.extend(manifest.layers().iter().map(|l| (Blob::of(l), level + 1)));
-                }
-            } else {
-                // Open now, so that a blob that could never be read is refused before
-                // anything is written.
-                self.open_blob(&Blob::of(d))?;
-            }
-            seen.insert(digest, out.len());
-            out.push(blob);
-        }
-        Ok(out)
-    }
-
     /// The descriptor `tag` names in `index.json`.
     pub fn resolve(&self, tag: &str) -> Result<Descriptor, Error> {
         let index = self.index()?;
@@ -528,15 +376,37 @@ impl Layout {
     }
 }
 
-/// What an image's config says of its layers.
-#[derive(serde::Deserialize)]
-struct ConfigRootfs {
-    rootfs: Rootfs,
-}
+impl BlobSource for Layout {
+    fn name(&self) -> String {
+        self.root.display().to_string()
+    }
 
-#[derive(serde::Deserialize)]
-struct Rootfs {
-    diff_ids: Vec<String>,
+    fn stored(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
+        let digest: Digest = d
+            .digest()
+            .to_string()
+            .parse()
+            .map_err(|reason| Error::BadLayout {
+                path: self.root.clone(),
+                reason,
+            })?;
+        let path = self.blob_path(&digest);
+        if let Err(e) = std::fs::symlink_metadata(&path)
+            && e.kind() == io::ErrorKind::NotFound
+        {
+            return Err(Error::BadLayout {
+                path: self.root.clone(),
+                reason: format!("blob {digest} is missing"),
+            });
+        }
+        blob::stored_file(&path, d)
+    }
+
+    /// The manifests `index.json` lists without a tag: the artifacts `bareboat build
+    /// --sbom` and `copy` put there.
+    fn artifacts(&self) -> Result<Vec<Descriptor>, Error> {
+        self.untagged()
+    }
 }
 
 /// Whether a media type is an image index (OCI's, or Docker's manifest list).
@@ -552,7 +422,7 @@ pub(crate) fn is_manifest(media_type: &str) -> bool {
 
 /// Whether a media type is an image's config (OCI's or Docker's), whose `rootfs.diff_ids`
 /// describe the manifest's layers.
-fn is_image_config(media_type: &str) -> bool {
+pub(crate) fn is_image_config(media_type: &str) -> bool {
     media_type.ends_with("image.config.v1+json") || media_type.ends_with("container.image.v1+json")
 }
 
@@ -676,7 +546,7 @@ mod tests {
         };
 
         let shared = index([Digest::of(tar), Digest::of(tar)]);
-        let blobs = layout.blobs(&shared).unwrap();
+        let blobs = reachable(&layout, &shared).unwrap();
         let layers: Vec<&Blob> = blobs
             .iter()
             .filter(|b| b.descriptor.digest() == layer.digest())
@@ -686,8 +556,7 @@ mod tests {
         // The index, one manifest and one config (the two images' are the same), the layer.
         assert_eq!(blobs.len(), 4);
 
-        let e = layout
-            .blobs(&index([Digest::of(tar), Digest::of(b"other")]))
+        let e = reachable(&layout, &index([Digest::of(tar), Digest::of(b"other")]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -712,18 +581,21 @@ mod tests {
         };
         let two = wrap(wrap(manifest.clone()));
         assert_eq!(
-            layout.blobs(&two).unwrap().len(),
+            reachable(&layout, &two).unwrap().len(),
             5,
             "index, index, manifest, config, layer"
         );
         let three = wrap(two);
-        let e = layout.blobs(&three).unwrap_err().to_string();
+        let e = reachable(&layout, &three).unwrap_err().to_string();
         assert!(e.contains("nested 5 levels deep"), "{e}");
         let mut deep = manifest;
         for _ in 0..40 {
             deep = wrap(deep);
         }
-        assert!(layout.blobs(&deep).is_err(), "refused at once, not walked");
+        assert!(
+            reachable(&layout, &deep).is_err(),
+            "refused at once, not walked"
+        );
 
         let mut huge = layer.clone();
         huge.set_size(MAX_DOCUMENT + 1);

@@ -3,6 +3,9 @@
 //! - [`digest`] hashes and counts bytes as they stream past;
 //! - [`blob`] opens blobs without following links and checks them as they stream: size,
 //!   digest, and a layer's diff_id;
+//! - [`source`] is where blobs are read from ([`source::BlobSource`]: layouts, archives,
+//!   registries), with the checks and the walk of an image's graph made once for all;
+//! - [`model`] decodes one platform's [`model::Image`] from any source;
 //! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
 //!   computing its diff_id and digest in the same pass;
 //! - [`image`] assembles the config, manifest and index documents;
@@ -11,6 +14,8 @@
 //! - [`credentials`] finds registry credentials where Docker and podman keep them;
 //! - [`referrer`] writes and finds OCI 1.1 artifacts (SBOMs) that refer to an image;
 //! - [`registry`] pushes images to and pulls them from registries;
+//! - [`transport`] opens an image by reference (`oci:`, `oci-archive:`,
+//!   `docker-archive:`, `docker://`) and writes one to any reference;
 //! - [`reference`] parses image references in the transport syntax of skopeo and podman,
 //!   and normalises image names as Docker does.
 //!
@@ -32,10 +37,13 @@ mod error;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod model;
 pub mod reference;
 pub mod referrer;
 pub mod registry;
 pub mod seal;
+pub mod source;
 pub mod tar_bounds;
+pub mod transport;
 
 pub use error::Error;

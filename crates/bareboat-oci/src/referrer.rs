@@ -12,7 +12,8 @@ use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType
 
 use crate::Error;
 use crate::image::canonical_json;
-use crate::layout::Layout;
+use crate::layout::{Layout, is_index, is_manifest};
+use crate::source::BlobSource;
 
 /// The config of an artifact that needs none.
 const EMPTY_CONFIG: &[u8] = b"{}";
@@ -52,35 +53,30 @@ pub fn write_artifact(
     Ok(d)
 }
 
-/// The artifacts `layout` lists that refer to the manifest `subject`.
-pub fn in_layout(layout: &Layout, subject: &str) -> Result<Vec<Descriptor>, Error> {
-    let mut found = Vec::new();
-    for d in layout.untagged()? {
-        if subject_of(layout, &d)?.is_some_and(|s| s == subject) {
-            found.push(d);
-        }
-    }
-    Ok(found)
-}
-
-/// The digest of the manifest that the manifest `d` in `layout` refers to, if any.
-pub fn subject_of(layout: &Layout, d: &Descriptor) -> Result<Option<String>, Error> {
-    if !d.media_type().to_string().ends_with("manifest.v1+json") {
+/// The digest of the manifest that the manifest `d` in `source` refers to, if any.
+pub fn subject_of(source: &dyn BlobSource, d: &Descriptor) -> Result<Option<String>, Error> {
+    if !is_manifest(d.media_type().as_ref()) {
         return Ok(None);
     }
-    let manifest: ImageManifest = serde_json::from_slice(&layout.read_described(d)?)
+    let manifest: ImageManifest = serde_json::from_slice(&source.read_described(d)?)
         .map_err(|e| Error::Spec(format!("manifest {}: {e}", d.digest())))?;
     Ok(manifest.subject().as_ref().map(|s| s.digest().to_string()))
 }
 
-/// The artifacts `layout` lists that refer to the image (or index) `top` or to one of its
+/// The artifacts `source` lists that refer to the image (or index) `top` or to one of its
 /// platform manifests, each with the digest it refers to.
-pub fn of_image(layout: &Layout, top: &Descriptor) -> Result<Vec<(String, Descriptor)>, Error> {
+pub fn of_image(
+    source: &dyn BlobSource,
+    top: &Descriptor,
+) -> Result<Vec<(String, Descriptor)>, Error> {
+    let subjects: Vec<String> = subjects(source, top)?
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect();
     let mut out = Vec::new();
-    for subject in subjects(layout, top)? {
-        let digest = subject.digest().to_string();
-        for artifact in in_layout(layout, &digest)? {
-            out.push((digest.clone(), artifact));
+    for artifact in source.artifacts()? {
+        if let Some(subject) = subject_of(source, &artifact)?.filter(|s| subjects.contains(s)) {
+            out.push((subject, artifact));
         }
     }
     Ok(out)
@@ -89,11 +85,11 @@ pub fn of_image(layout: &Layout, top: &Descriptor) -> Result<Vec<(String, Descri
 /// The manifests an image (or index) `top` consists of: itself, and for an index each
 /// platform's manifest, each once however often the index lists it. Referrers point at
 /// any of them.
-pub fn subjects(layout: &Layout, top: &Descriptor) -> Result<Vec<Descriptor>, Error> {
+pub fn subjects(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Descriptor>, Error> {
     let mut out = vec![top.clone()];
-    if top.media_type().to_string().ends_with("index.v1+json") {
+    if is_index(top.media_type().as_ref()) {
         let index: oci_spec::image::ImageIndex =
-            serde_json::from_slice(&layout.read_described(top)?)
+            serde_json::from_slice(&source.read_described(top)?)
                 .map_err(|e| Error::Spec(format!("index {}: {e}", top.digest())))?;
         let mut seen = std::collections::HashSet::from([top.digest().to_string()]);
         for m in index.manifests() {
@@ -105,9 +101,9 @@ pub fn subjects(layout: &Layout, top: &Descriptor) -> Result<Vec<Descriptor>, Er
     Ok(out)
 }
 
-/// The content of an artifact in `layout`: its one layer, checked against its digest.
-pub fn content(layout: &Layout, artifact: &Descriptor) -> Result<Vec<u8>, Error> {
-    let manifest: ImageManifest = serde_json::from_slice(&layout.read_described(artifact)?)
+/// The content of an artifact in `source`: its one layer, checked against its digest.
+pub fn content(source: &dyn BlobSource, artifact: &Descriptor) -> Result<Vec<u8>, Error> {
+    let manifest: ImageManifest = serde_json::from_slice(&source.read_described(artifact)?)
         .map_err(|e| Error::Spec(format!("artifact {}: {e}", artifact.digest())))?;
     let [layer] = manifest.layers().as_slice() else {
         return Err(Error::Spec(format!(
@@ -116,7 +112,7 @@ pub fn content(layout: &Layout, artifact: &Descriptor) -> Result<Vec<u8>, Error>
             manifest.layers().len()
         )));
     };
-    layout.read_described(layer)
+    source.read_described(layer)
 }
 
 #[cfg(test)]
@@ -137,7 +133,14 @@ mod tests {
             write_artifact(&layout, &image, "application/spdx+json", b"{\"a\":1}", "t").unwrap();
         write_artifact(&layout, &other, "application/spdx+json", b"{}", "t").unwrap();
         layout.tag(&image, &["latest".into()]).unwrap();
-        let found = in_layout(&layout, image.digest().as_ref()).unwrap();
+        let found: Vec<Descriptor> = of_image(&layout, &image)
+            .unwrap()
+            .into_iter()
+            .map(|(subject, d)| {
+                assert_eq!(subject, image.digest().to_string());
+                d
+            })
+            .collect();
         assert_eq!(found, std::slice::from_ref(&a));
         assert_eq!(
             found[0].artifact_type().as_ref().map(ToString::to_string),

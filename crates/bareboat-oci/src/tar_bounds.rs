@@ -7,7 +7,7 @@
 //! next entry's, GNU sparse extension blocks), and stops with an error at a name or record
 //! longer than [`MAX_RECORD`] before any of it is read.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// The longest long name, long link or PAX record let through: far beyond any path a
 /// runtime can create (Linux's PATH_MAX is 4096).
@@ -182,6 +182,30 @@ impl<R: Read> Read for BoundedTar<R> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Skips forward within an entry's data, as the tar reader does to pass over it when it can
+/// seek; it makes no other seek.
+impl<R: Read + Seek> Seek for BoundedTar<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let unsupported = || io::Error::other("a seek other than forward within an entry's data");
+        let SeekFrom::Current(n) = pos else {
+            return Err(unsupported());
+        };
+        let n = u64::try_from(n).map_err(|_| unsupported())?;
+        let pending = (self.filled - self.handed) as u64;
+        if n == 0 {
+            return Ok(self.inner.stream_position()? - pending);
+        }
+        match self.state {
+            State::Data(remaining) if n <= remaining && pending == 0 && self.pax.is_none() => {
+                let at = self.inner.seek(SeekFrom::Current(n as i64))?;
+                self.state = State::Data(remaining - n);
+                Ok(at)
+            }
+            _ => Err(unsupported()),
         }
     }
 }

@@ -15,7 +15,9 @@ use bareboat_oci::registry::RegistryOptions;
 use clap::Args;
 use serde_json::json;
 
-use crate::{RegistryArgs, human_bytes, print_json, transport};
+use crate::{RegistryArgs, human_bytes, print_json};
+use bareboat_oci::model::Image;
+use bareboat_oci::transport::{self, Fetch};
 
 /// The image a command looks at.
 #[derive(Args)]
@@ -53,11 +55,12 @@ pub async fn read_image(
     let reference: ImageRef = image.parse()?;
     let cache = Cache::open(cache_root)?;
     let scratch = cache.root().join("tmp");
-    let source = transport::open(&reference, &scratch, registry)
+    let source = transport::open(&reference, &scratch, registry, Fetch::OnDemand)
         .await
         .with_context(|| format!("opening {image}"))?;
-    inspect_with_filesystem(&source.layout, &source.top, arch)
-        .with_context(|| format!("reading {image}"))
+    let image_of = Image::open(&*source.blobs, &source.top, arch)
+        .with_context(|| format!("reading {image}"))?;
+    inspect_with_filesystem(&image_of).with_context(|| format!("reading {image}"))
 }
 
 #[derive(Args)]

@@ -5,7 +5,6 @@ mod analysis;
 mod compare;
 mod progress;
 mod terminal;
-mod transport;
 mod vulns;
 
 use std::io::Write;
@@ -31,6 +30,7 @@ use bareboat_oci::layout::{Layout, write_atomic};
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::referrer;
 use bareboat_oci::registry::{MinRate, Registry, RegistryOptions};
+use bareboat_oci::transport::{self, Fetch};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -637,7 +637,7 @@ async fn fetch_sbom(
     let layout = Layout::create(scratch.path())?;
     let client = Registry::new(&args.registry.options()?, &name.registry)?;
     let top = client.pull_top(&name, digest.as_ref(), &layout).await?;
-    let image = layout.platform_manifest(&top, &args.arch)?;
+    let image = bareboat_oci::model::platform_manifest(&layout, &top, &args.arch)?;
     let subject = image
         .digest()
         .to_string()
@@ -675,11 +675,11 @@ async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let destination: ImageRef = args.destination.parse()?;
     let registry = args.registry.options()?;
     let cache = Cache::open(cache_root)?;
-    let source = transport::open(&source, &cache.root().join("tmp"), &registry)
+    let source = transport::open(&source, &cache.root().join("tmp"), &registry, Fetch::Whole)
         .await
         .with_context(|| format!("reading {}", args.source))?;
     let written = transport::write(
-        &source.layout,
+        &*source.blobs,
         &source.top,
         &destination,
         args.arch.as_deref(),
@@ -823,7 +823,7 @@ async fn cmd_lock(args: LockArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let cache = Cache::open(cache_root)?;
     let client = Client::new();
     let source = open_base(&spec, &args.registry, &cache).await?;
-    let base = source.as_ref().map(|(name, s)| s.base(name));
+    let base = source.as_ref().map(|(name, s)| base_of(name, s));
     let bar = progress::Bar::new("indexes");
     let resolution = lock::resolve(
         &spec,
@@ -989,7 +989,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     let cache = Cache::open(cache_root)?;
     let client = Client::new();
     let source = open_base(&spec, &args.registry, &cache).await?;
-    let base = source.as_ref().map(|(name, s)| s.base(name));
+    let base = source.as_ref().map(|(name, s)| base_of(name, s));
     let mut auto = Vec::new();
     let lock = match &lock_path {
         Some(path) if path.exists() => {
@@ -1155,8 +1155,8 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the image a spec builds on, if it names one: pulled or unpacked into the cache's
-/// scratch space, every blob checked. Returns the base's name with it.
+/// Opens the image a spec builds on, if it names one: read in place, or pulled into the
+/// cache's scratch space, every blob checked. Returns the base's name with it.
 async fn open_base(
     spec: &Spec,
     registry: &RegistryArgs,
@@ -1175,10 +1175,20 @@ async fn open_base(
             file.display().to_string()
         }
     };
-    let source = transport::open(image, &cache.root().join("tmp"), &registry.options()?)
+    let options = registry.options()?;
+    let source = transport::open(image, &cache.root().join("tmp"), &options, Fetch::Whole)
         .await
         .with_context(|| format!("opening the base image {name}"))?;
     Ok(Some((name, source)))
+}
+
+/// The base `source`, named `name`, as the build takes it.
+fn base_of<'a>(name: &str, source: &'a transport::Source) -> bareboat_build::base::Base<'a> {
+    bareboat_build::base::Base {
+        name: name.to_string(),
+        source: &*source.blobs,
+        top: source.top.clone(),
+    }
 }
 
 fn print_push(p: &bareboat_oci::registry::PushReport) {

@@ -556,12 +556,84 @@ fn each_document_and_blob_is_fetched_once_and_nesting_is_bounded() {
         ],
         "images nest at most 4",
     );
+    // inspect streams the image and reads only the platform it picks: the top index lists
+    // no platform, only more indexes.
     refused_in_bounded_memory(
         d,
         "inspect",
         &["--insecure", &registry.reference("team/app:deep")],
-        "images nest at most 4",
+        "the image has no amd64 platform",
     );
     let requests = registry.requests.lock().unwrap().len();
     assert!(requests < 100, "{requests} requests");
+}
+
+/// `count` bytes that do not compress, the same each run.
+fn noise(count: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn inspect_streams_a_registry_image_without_writing_it_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A 100 MB layer, against a cache and TMPDIR on a 16 MB tmpfs of a private mount
+    // namespace: pulling the image to disk first would fill it.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    let content = noise(100 << 20);
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "big", &content[..]).unwrap();
+    drop(content);
+    let layer = tar.into_inner().unwrap();
+    let mut img = image();
+    img.config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]},
+    }))
+    .unwrap();
+    img.manifest["config"]["digest"] = json!(sha256(&img.config));
+    img.manifest["config"]["size"] = json!(img.config.len());
+    img.manifest["layers"][0]["digest"] = json!(sha256(&layer));
+    img.manifest["layers"][0]["size"] = json!(layer.len());
+    let size = layer.len();
+    img.layer = layer;
+    let registry = serving(img, |layer| Reply::ok(Body::Bytes(layer.to_vec())));
+    let small = d.join("small");
+    std::fs::create_dir(&small).unwrap();
+    let script = "mount -t tmpfs -o size=16m tmpfs \"$0\" && mkdir \"$0/tmp\" && TMPDIR=\"$0/tmp\" exec \"$@\"";
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", script])
+        .arg(&small)
+        .arg(env!("CARGO_BIN_EXE_bareboat"))
+        .arg("--cache")
+        .arg(small.join("cache"))
+        .args([
+            "--json",
+            "inspect",
+            "--insecure",
+            &registry.reference("team/app:1"),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "inspect with a 16 MB cache and TMPDIR (this test mounts a tmpfs in a private mount namespace, which needs root): {err}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["layers"][0]["size"], json!(size), "{report}");
+    let layer = report["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(registry.hits(layer), 1, "the layer was fetched once");
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use sha2::Digest as _;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use crate::credentials::Credentials;
@@ -621,7 +621,7 @@ impl Client {
         repository: &str,
         digest: &Digest,
         size: u64,
-        out: &mut (impl AsyncWrite + Unpin),
+        out: &mut impl ChunkSink,
         advance: impl Fn(u64),
     ) -> Result<(), Failure> {
         let url = self.url(&format!("{repository}/blobs/{digest}"));
@@ -655,12 +655,12 @@ impl Client {
                 return Err(too_large());
             }
             hasher.update(&chunk);
-            out.write_all(&chunk).await?;
-            advance(chunk.len() as u64);
-            floor.add(chunk.len() as u64);
+            let n = chunk.len() as u64;
+            out.put(chunk).await?;
+            advance(n);
+            floor.add(n);
             floor.check()?;
         }
-        out.flush().await?;
         if got < size {
             return Err(Failure::Truncated { got, size });
         }
@@ -672,6 +672,17 @@ impl Client {
             });
         }
         Ok(())
+    }
+}
+
+/// Where a download's chunks go, as they arrive.
+pub(crate) trait ChunkSink: Send {
+    fn put(&mut self, chunk: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+impl ChunkSink for tokio::fs::File {
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.write_all(&chunk).await
     }
 }
 

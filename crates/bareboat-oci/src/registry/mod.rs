@@ -16,6 +16,7 @@
 mod client;
 mod pull;
 mod push;
+mod remote;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 pub use client::MinRate;
 use client::{Client, Failure};
+pub use remote::Remote;
 
 use crate::Error;
 use crate::credentials::{self, Credentials};

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use futures::{StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use tokio::io::AsyncWriteExt;
 
 use super::Registry;
 use super::client;
@@ -12,6 +13,27 @@ use crate::digest::Digest;
 use crate::layout::{Layout, MAX_NESTING, is_index};
 use crate::reference::DockerName;
 use crate::referrer;
+use crate::source::BlobSource;
+
+/// The descriptor of a manifest or index from `name`: its media type is the one it gives
+/// itself, or, for an old one that gives none, told by whether it lists manifests.
+fn describe(name: &DockerName, bytes: &[u8]) -> Result<Descriptor, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Kind {
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+    }
+    let kind: Kind = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Spec(format!("a manifest from {}: {e}", name.full())))?;
+    let media_type = match kind.media_type {
+        Some(m) => MediaType::from(m.as_str()),
+        None if kind.manifests.is_some() => MediaType::ImageIndex,
+        None => MediaType::ImageManifest,
+    };
+    let digest = oci_spec::image::Digest::try_from(Digest::of(bytes).to_string())?;
+    Ok(Descriptor::new(media_type, bytes.len() as u64, digest))
+}
 
 /// The media types a pull accepts for a manifest or index.
 const MANIFEST_TYPES: &[&str] = &[
@@ -30,6 +52,17 @@ impl Registry {
         digest: Option<&Digest>,
         layout: &Layout,
     ) -> Result<Descriptor, Error> {
+        let (bytes, top) = self.fetch_top(name, digest).await?;
+        layout.put_json(top.media_type().clone(), &bytes)
+    }
+
+    /// The manifest or index `name` (at `digest` when given) names, checked against
+    /// `digest`, and its descriptor.
+    pub(super) async fn fetch_top(
+        &self,
+        name: &DockerName,
+        digest: Option<&Digest>,
+    ) -> Result<(Vec<u8>, Descriptor), Error> {
         let reference = digest.map_or_else(|| name.tag.clone(), ToString::to_string);
         let bytes = self.fetch_manifest(name, &reference).await?;
         let actual = Digest::of(&bytes);
@@ -41,12 +74,17 @@ impl Registry {
                 ),
             });
         }
-        self.store_document(layout, name, &bytes)
+        let top = describe(name, &bytes)?;
+        Ok((bytes, top))
     }
 
     /// The manifest or index at `reference` (a tag or digest); one the registry lacks is
     /// an error.
-    async fn fetch_manifest(&self, name: &DockerName, reference: &str) -> Result<Vec<u8>, Error> {
+    pub(super) async fn fetch_manifest(
+        &self,
+        name: &DockerName,
+        reference: &str,
+    ) -> Result<Vec<u8>, Error> {
         let scope = client::pull_scope(&name.repository);
         let what = format!("pulling manifest {reference}");
         let bytes = self
@@ -161,7 +199,9 @@ impl Registry {
             };
             self.client
                 .download(&scope, &name.repository, digest, size, &mut file, advance)
-                .await
+                .await?;
+            file.flush().await?;
+            Ok(())
         })
         .await?;
         if let Some(p) = progress {
@@ -177,20 +217,7 @@ impl Registry {
         name: &DockerName,
         bytes: &[u8],
     ) -> Result<Descriptor, Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Kind {
-            media_type: Option<String>,
-            manifests: Option<serde::de::IgnoredAny>,
-        }
-        let kind: Kind = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Spec(format!("a manifest from {}: {e}", name.full())))?;
-        let media_type = match kind.media_type {
-            Some(m) => MediaType::from(m.as_str()),
-            None if kind.manifests.is_some() => MediaType::ImageIndex,
-            None => MediaType::ImageManifest,
-        };
-        layout.put_json(media_type, bytes)
+        layout.put_json(describe(name, bytes)?.media_type().clone(), bytes)
     }
 
     /// The artifacts the registry lists as referring to `subject` in `name`'s repository,

@@ -13,9 +13,9 @@ use super::{BlobProgress, PushReport, Registry};
 use crate::Error;
 use crate::blob::{Blob, BlobReader};
 use crate::digest::Digest;
-use crate::layout::Layout;
 use crate::reference::DockerName;
 use crate::referrer;
+use crate::source::{BlobSource, reachable};
 
 /// Upload chunks are this large: a layer is never held in memory whole.
 const CHUNK: usize = 4 << 20;
@@ -31,11 +31,11 @@ enum BlobPush {
 }
 
 impl Registry {
-    /// Pushes the image (or index) `top` of `layout` to `name`: blobs, then manifests by
+    /// Pushes the image (or index) `top` of `source` to `name`: blobs, then manifests by
     /// digest, the index last, then (with `tag`) the tag.
     pub async fn push(
         &self,
-        layout: &Layout,
+        source: &dyn BlobSource,
         top: &Descriptor,
         name: &DockerName,
         tag: bool,
@@ -43,15 +43,15 @@ impl Registry {
         let mut documents = Vec::new();
         let mut blobs = Vec::new();
         let mut mount_from = None;
-        for blob in layout.blobs(top)? {
+        for blob in reachable(source, top)? {
             if is_document(blob.descriptor.media_type().as_ref()) {
-                let bytes = layout.read_described(&blob.descriptor)?;
+                let bytes = source.read_described(&blob.descriptor)?;
                 mount_from = mount_from.or(base_repository(&bytes, name));
                 documents.push((blob.descriptor, Bytes::from(bytes)));
             } else {
                 // Every blob is checked whole before the registry sees a byte of any, and
                 // a layer against its diff_id even when the registry has it already.
-                layout.verify(&blob)?;
+                source.verify(&blob)?;
                 blobs.push(blob.descriptor);
             }
         }
@@ -68,7 +68,7 @@ impl Registry {
         let outcomes = futures::stream::iter(blobs.iter())
             .map(|d| {
                 self.push_blob(
-                    layout,
+                    source,
                     name,
                     &scope,
                     d,
@@ -91,7 +91,7 @@ impl Registry {
             .await?;
         }
         if tag {
-            let top_bytes = Bytes::from(layout.read_described(top)?);
+            let top_bytes = Bytes::from(source.read_described(top)?);
             let media_type = top.media_type().to_string();
             self.retrying(name, "tagging", || {
                 self.client.put_manifest(
@@ -115,20 +115,20 @@ impl Registry {
         })
     }
 
-    /// Pushes the artifacts `layout` lists as referring to `top` (or to its platform
+    /// Pushes the artifacts `source` lists as referring to `top` (or to its platform
     /// manifests), already pushed to `name`, and returns how many. A registry with the
     /// referrers API lists them itself; for one without, each joins the index under the
     /// tag `sha256-<hex of its subject>`.
     pub async fn push_referrers(
         &self,
-        layout: &Layout,
+        source: &dyn BlobSource,
         top: &Descriptor,
         name: &DockerName,
     ) -> Result<usize, Error> {
-        let artifacts = referrer::of_image(layout, top)?;
+        let artifacts = referrer::of_image(source, top)?;
         for (subject, artifact) in &artifacts {
             let subject: Digest = subject.parse().map_err(Error::Spec)?;
-            self.push(layout, artifact, name, false).await?;
+            self.push(source, artifact, name, false).await?;
             let listed = self.referrers(name, &subject).await?;
             if !listed.iter().any(|d| d.digest() == artifact.digest()) {
                 self.add_to_referrers_tag(name, &subject, artifact).await?;
@@ -194,7 +194,7 @@ impl Registry {
     /// that repository has it.
     async fn push_blob(
         &self,
-        layout: &Layout,
+        source: &dyn BlobSource,
         name: &DockerName,
         scope: &str,
         blob: &Descriptor,
@@ -232,7 +232,7 @@ impl Registry {
                         p.start(&digest, size);
                     }
                     // Checked again as it streams, in case the file changed since.
-                    let content = layout.open_blob(&Blob::of(blob));
+                    let content = source.open_blob(&Blob::of(blob));
                     chunks(
                         content,
                         digest.clone(),

@@ -1,0 +1,85 @@
+//! Images and indexes as bareboat reads them, from any [`BlobSource`]: an [`Image`] is one
+//! platform's manifest, config and layers, decoded once and checked against each other; an
+//! index is only ever used to pick the platform, by [`platform_manifest`].
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
+
+use crate::Error;
+use crate::blob::{Layer, LayerReader};
+use crate::layout::is_index;
+use crate::source::BlobSource;
+
+/// One platform's image, read from a source.
+pub struct Image<'a> {
+    pub source: &'a dyn BlobSource,
+    /// The manifest's descriptor.
+    pub descriptor: Descriptor,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+    /// The layers, bottom first, each with the diff_id the config gives it.
+    pub layers: Vec<Layer>,
+}
+
+impl<'a> Image<'a> {
+    /// The image for Debian architecture `arch` of `top` (an image, or an index) in
+    /// `source`. Every document is checked against its digest as it is read, and the
+    /// config must give each layer a diff_id.
+    pub fn open(
+        source: &'a dyn BlobSource,
+        top: &Descriptor,
+        arch: &str,
+    ) -> Result<Image<'a>, Error> {
+        let descriptor = platform_manifest(source, top, arch)?;
+        let manifest: ImageManifest = serde_json::from_slice(&source.read_described(&descriptor)?)
+            .map_err(|e| Error::Spec(format!("manifest {}: {e}", descriptor.digest())))?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&source.read_described(manifest.config())?)
+                .map_err(|e| Error::Spec(format!("config {}: {e}", manifest.config().digest())))?;
+        let layers =
+            crate::image::layers(&descriptor, manifest.layers(), config.rootfs().diff_ids())?;
+        Ok(Image {
+            source,
+            descriptor,
+            manifest,
+            config,
+            layers,
+        })
+    }
+
+    /// Layer `i`'s uncompressed content, checked as it streams.
+    pub fn open_layer(&self, i: usize) -> Result<LayerReader, Error> {
+        self.source.open_layer(&self.layers[i])
+    }
+}
+
+/// The manifest for Debian architecture `arch` in the index `top` (or `top` itself, if it
+/// is one image). An index that leaves the variant out means the usual one.
+pub fn platform_manifest(
+    source: &dyn BlobSource,
+    top: &Descriptor,
+    arch: &str,
+) -> Result<Descriptor, Error> {
+    if !is_index(top.media_type().as_ref()) {
+        return Ok(top.clone());
+    }
+    let index: ImageIndex = serde_json::from_slice(&source.read_described(top)?)
+        .map_err(|e| Error::Spec(format!("image index {}: {e}", top.digest())))?;
+    let (want, variant) = crate::image::platform(arch);
+    let found = index.manifests().iter().find(|m| {
+        m.platform().as_ref().is_some_and(|p| {
+            *p.architecture() == want
+                && (variant.is_none() || p.variant().is_none() || p.variant().as_deref() == variant)
+        })
+    });
+    let available: Vec<String> = index
+        .manifests()
+        .iter()
+        .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
+        .collect();
+    found.cloned().ok_or_else(|| {
+        Error::Spec(format!(
+            "the image has no {arch} platform; it has {}",
+            available.join(", ")
+        ))
+    })
+}

@@ -1,0 +1,237 @@
+//! An image in a registry as a [`BlobSource`]: each document is fetched when it is first
+//! read and kept (they are small and bounded), each blob streamed from the registry when it
+//! is opened, and nothing written to disk. What streams is checked by the source's readers
+//! like any other blob; the download checks it too, and keeps to the minimum rate.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use oci_spec::image::Descriptor;
+use tokio::sync::mpsc;
+
+use super::Registry;
+use super::client::{self, ChunkSink};
+use crate::Error;
+use crate::digest::Digest;
+use crate::layout::{is_index, is_manifest};
+use crate::reference::DockerName;
+use crate::source::BlobSource;
+
+/// How many chunks may wait between a download and its reader.
+const QUEUED: usize = 16;
+
+/// An image (or index) in a registry, read on demand.
+pub struct Remote {
+    registry: Arc<Registry>,
+    name: DockerName,
+    runtime: tokio::runtime::Handle,
+    /// The manifests and indexes fetched, by digest.
+    documents: Mutex<HashMap<String, Vec<u8>>>,
+    /// The top's descriptor, for finding its referrers.
+    top: Descriptor,
+    artifacts: OnceLock<Vec<Descriptor>>,
+}
+
+impl Remote {
+    /// Opens the image `name` (at `digest` when given) names, fetching its top manifest
+    /// or index, checked against `digest`.
+    pub async fn open(
+        registry: Registry,
+        name: &DockerName,
+        digest: Option<&Digest>,
+    ) -> Result<(Remote, Descriptor), Error> {
+        let (bytes, top) = registry.fetch_top(name, digest).await?;
+        let documents = HashMap::from([(top.digest().to_string(), bytes)]);
+        let remote = Remote {
+            registry: Arc::new(registry),
+            name: name.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            documents: Mutex::new(documents),
+            top: top.clone(),
+            artifacts: OnceLock::new(),
+        };
+        Ok((remote, top))
+    }
+
+    /// Runs `work` on the runtime and waits for it: the source's readers are synchronous.
+    fn wait<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        block_on(self.runtime.spawn(work))
+            .map_err(|e| Error::Spec(format!("a registry request stopped: {e}")))?
+    }
+
+    /// The manifest or index `d` describes, fetched once.
+    fn document(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
+        let key = d.digest().to_string();
+        if let Some(bytes) = self.documents.lock().expect("not poisoned").get(&key) {
+            return Ok(bytes.clone());
+        }
+        let (registry, name) = (self.registry.clone(), self.name.clone());
+        let reference = key.clone();
+        let bytes = self.wait(async move { registry.fetch_manifest(&name, &reference).await })?;
+        self.documents
+            .lock()
+            .expect("not poisoned")
+            .insert(key, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The blob `d` describes, streamed from the registry as it is read.
+    fn stream(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
+        let digest: Digest = d.digest().to_string().parse().map_err(Error::Spec)?;
+        let size = d.size();
+        let (tx, rx) = mpsc::channel(QUEUED);
+        let (registry, name) = (self.registry.clone(), self.name.clone());
+        self.runtime.spawn(async move {
+            let sink = Queue(tx.clone());
+            if let Err(e) = registry.stream_blob(&name, &digest, size, sink).await {
+                let _ = tx.send(Err(io::Error::other(e))).await;
+            }
+        });
+        Ok(Box::new(Received {
+            rx,
+            current: Bytes::new(),
+        }))
+    }
+}
+
+impl BlobSource for Remote {
+    fn name(&self) -> String {
+        self.name.full()
+    }
+
+    fn stored(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
+        let media_type = d.media_type().to_string();
+        if is_index(&media_type) || is_manifest(&media_type) {
+            return Ok(Box::new(io::Cursor::new(self.document(d)?)));
+        }
+        self.stream(d)
+    }
+
+    /// A blob is asked for when it is read, not before: a request now would cost as much.
+    fn check_present(&self, _: &Descriptor) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The artifacts the registry lists as referring to the image or its platform
+    /// manifests, asked for once.
+    fn artifacts(&self) -> Result<Vec<Descriptor>, Error> {
+        if let Some(found) = self.artifacts.get() {
+            return Ok(found.clone());
+        }
+        let mut found = Vec::new();
+        for subject in crate::referrer::subjects(self, &self.top)? {
+            let subject: Digest = subject.digest().to_string().parse().map_err(Error::Spec)?;
+            let (registry, name) = (self.registry.clone(), self.name.clone());
+            found.extend(self.wait(async move { registry.referrers(&name, &subject).await })?);
+        }
+        Ok(self.artifacts.get_or_init(|| found).clone())
+    }
+}
+
+/// Waits for `work` on this thread. It may be a thread inside the runtime (the one a command
+/// runs on), whose cooperative budget would otherwise run out and never be renewed, since
+/// the thread waits instead of yielding to the runtime.
+fn block_on<F: Future>(work: F) -> F::Output {
+    futures::executor::block_on(tokio::task::unconstrained(work))
+}
+
+/// A download's chunks, queued for the reader.
+#[derive(Clone)]
+struct Queue(mpsc::Sender<io::Result<Bytes>>);
+
+impl ChunkSink for Queue {
+    async fn put(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.0
+            .send(Ok(chunk))
+            .await
+            .map_err(|_| io::Error::other("the blob's reader stopped"))
+    }
+}
+
+/// The reading end of a download.
+struct Received {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for Received {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match block_on(self.rx.recv()) {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+impl Registry {
+    /// Streams blob `digest` of `size` bytes of `name` into `sink`. The request is retried
+    /// until the first chunk has gone out; after that, a failure ends the stream, since what
+    /// was read cannot be taken back.
+    async fn stream_blob(
+        &self,
+        name: &DockerName,
+        digest: &Digest,
+        size: u64,
+        sink: Queue,
+    ) -> Result<(), Error> {
+        let scope = client::pull_scope(&name.repository);
+        let hex = digest.to_string();
+        let progress = self.progress.as_deref();
+        let started = Arc::new(AtomicBool::new(false));
+        let what = format!("pulling blob {digest}");
+        self.retrying(name, &what, || {
+            let mut sink = Started {
+                sink: sink.clone(),
+                started: started.clone(),
+            };
+            let (scope, hex) = (&scope, &hex);
+            async move {
+                if sink.started.load(Ordering::SeqCst) {
+                    return Err(client::Failure::Protocol(
+                        "the blob's stream broke after it had started".into(),
+                    ));
+                }
+                if let Some(p) = progress {
+                    p.start(hex, size);
+                }
+                let advance = |n| {
+                    if let Some(p) = progress {
+                        p.advance(hex, n);
+                    }
+                };
+                self.client
+                    .download(scope, &name.repository, digest, size, &mut sink, advance)
+                    .await
+            }
+        })
+        .await?;
+        if let Some(p) = progress {
+            p.finish(&hex, "downloaded");
+        }
+        Ok(())
+    }
+}
+
+/// A sink that notes whether anything has gone into it.
+struct Started {
+    sink: Queue,
+    started: Arc<AtomicBool>,
+}
+
+impl ChunkSink for Started {
+    async fn put(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.started.store(true, Ordering::SeqCst);
+        self.sink.put(chunk).await
+    }
+}

@@ -1,0 +1,166 @@
+//! Opening an image by reference and writing one to a reference, whatever the transport:
+//! `oci:` layouts and both kinds of archive are read in place; a registry image is streamed
+//! blob by blob as it is read, or pulled whole (every blob checked) into a scratch layout;
+//! any source writes to any output.
+
+use std::path::Path;
+
+use oci_spec::image::Descriptor;
+
+use crate::Error;
+use crate::archive::{self, Archive};
+use crate::layout::{Layout, is_index};
+use crate::model::platform_manifest;
+use crate::reference::ImageRef;
+use crate::referrer;
+use crate::registry::{PushReport, Registry, RegistryOptions, Remote};
+use crate::source::BlobSource;
+
+/// An image to read: where its blobs are, and the descriptor of the image (or index).
+pub struct Source {
+    pub blobs: Box<dyn BlobSource>,
+    pub top: Descriptor,
+    /// The scratch layout a registry image was pulled into, removed with this.
+    _pulled: Option<tempfile::TempDir>,
+}
+
+/// How a registry image is fetched when it is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// Each blob when it is read, streamed, with nothing written to disk: for reading an
+    /// image once, as inspect, audit, sbom, scan and compare do.
+    OnDemand,
+    /// Every blob at once, several in parallel, with the image's SBOMs, into a scratch
+    /// layout: for copying an image and building on it, which read blobs more than once.
+    Whole,
+}
+
+/// Opens `reference`. An image from a registry is fetched as `fetch` says, a whole one
+/// into a scratch layout under `scratch`.
+pub async fn open(
+    reference: &ImageRef,
+    scratch: &Path,
+    registry: &RegistryOptions,
+    fetch: Fetch,
+) -> Result<Source, Error> {
+    let in_place = |blobs: Box<dyn BlobSource>, top| Source {
+        blobs,
+        top,
+        _pulled: None,
+    };
+    match reference {
+        ImageRef::Docker { name, digest } if fetch == Fetch::OnDemand => {
+            let client = Registry::new(registry, &name.registry)?;
+            let (remote, top) = Remote::open(client, name, digest.as_ref()).await?;
+            Ok(in_place(Box::new(remote), top))
+        }
+        ImageRef::Docker { name, digest } => {
+            let dir = tempfile::Builder::new()
+                .prefix("bareboat-source-")
+                .tempdir_in(scratch)
+                .map_err(|e| Error::io(scratch, e))?;
+            let layout = Layout::create(dir.path())?;
+            let client = Registry::new(registry, &name.registry)?;
+            let top = client.pull(name, digest.as_ref(), &layout).await?;
+            // The image's SBOMs come along; an image is still usable without them.
+            if let Err(e) = client.pull_referrers(name, &layout, &top).await {
+                tracing::warn!("the referrers of {} were not pulled: {e}", name.full());
+            }
+            Ok(Source {
+                blobs: Box::new(layout),
+                top,
+                _pulled: Some(dir),
+            })
+        }
+        ImageRef::Oci { dir, tag } => {
+            if !dir.join("oci-layout").is_file() {
+                return Err(Error::Spec(format!(
+                    "{}: not an OCI layout (no oci-layout file)\n  hint: check the path, or use oci-archive: for a tar file",
+                    dir.display()
+                )));
+            }
+            let layout = Layout::create(dir)?;
+            let top = layout.resolve(tag)?;
+            Ok(in_place(Box::new(layout), top))
+        }
+        ImageRef::OciArchive { file, tag } => {
+            let (archive, top) = Archive::open(file, tag.as_deref())?;
+            Ok(in_place(Box::new(archive), top))
+        }
+        ImageRef::DockerArchive { file, name } => {
+            let name = name.as_ref().map(|n| n.full());
+            let (archive, top) = Archive::open(file, name.as_deref())?;
+            Ok(in_place(Box::new(archive), top))
+        }
+    }
+}
+
+/// Whether `output` can hold an image of several platforms.
+pub fn holds_several_platforms(output: &ImageRef) -> bool {
+    !matches!(output, ImageRef::DockerArchive { .. })
+}
+
+/// What writing an image did.
+pub struct Written {
+    /// The image (or index) written.
+    pub top: Descriptor,
+    /// For a push, what moved.
+    pub push: Option<PushReport>,
+}
+
+/// Writes the image (or index) `top` of `source`, with the artifacts that refer to it, to
+/// `output`. `arch` picks one platform out of an index, which a docker archive needs.
+pub async fn write(
+    source: &dyn BlobSource,
+    top: &Descriptor,
+    output: &ImageRef,
+    arch: Option<&str>,
+    registry: &RegistryOptions,
+) -> Result<Written, Error> {
+    let mut push = None;
+    let top = match arch {
+        Some(arch) => platform_manifest(source, top, arch)?,
+        None => top.clone(),
+    };
+    match output {
+        ImageRef::Oci { dir, tag } => {
+            let pending = Layout::pending(dir)?;
+            let layout = pending.layout();
+            layout.copy_image_from(source, &top)?;
+            for (_, artifact) in referrer::of_image(source, &top)? {
+                layout.copy_image_from(source, &artifact)?;
+                layout.add_untagged(&artifact)?;
+            }
+            layout.tag(&top, std::slice::from_ref(tag))?;
+            pending.commit()?;
+        }
+        ImageRef::OciArchive { file, tag } => {
+            archive::write_oci(source, &top, tag.as_deref().unwrap_or("latest"), file)?;
+        }
+        ImageRef::DockerArchive { file, name } => {
+            if is_index(top.media_type().as_ref()) {
+                return Err(Error::Spec(
+                    "a docker archive holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead".into(),
+                ));
+            }
+            archive::write_docker(source, &top, name.as_ref(), file)?;
+        }
+        ImageRef::Docker { name, digest } => {
+            if let Some(d) = digest
+                .as_ref()
+                .filter(|d| d.to_string() != top.digest().to_string())
+            {
+                return Err(Error::Spec(format!(
+                    "{} names {d}, but the image is {}\n  hint: push to a tag, or to the image's own digest",
+                    name.full(),
+                    top.digest()
+                )));
+            }
+            let client = Registry::new(registry, &name.registry)?;
+            let mut report = client.push(source, &top, name, digest.is_none()).await?;
+            report.referrers = client.push_referrers(source, &top, name).await?;
+            push = Some(report);
+        }
+    }
+    Ok(Written { top, push })
+}
