@@ -4,6 +4,8 @@
 #![no_main]
 
 use bareboat_oci::layout::Layout;
+use bareboat_oci::model::{Image, platform_manifest};
+use bareboat_oci::source::{BlobSource, reachable};
 use libfuzzer_sys::fuzz_target;
 use oci_spec::image::MediaType;
 
@@ -16,8 +18,9 @@ fuzz_target!(|data: &[u8]| {
         let Ok(top) = layout.put_json(media_type, data) else {
             return;
         };
-        let _ = layout.blobs(&top);
-        let _ = layout.platform_manifest(&top, "amd64");
+        let _ = reachable(&layout, &top);
+        let _ = platform_manifest(&layout, &top, "amd64");
+        let _ = Image::open(&layout, &top, "amd64");
         let _ = layout.read_described(&top);
     }
 });
