@@ -13,6 +13,8 @@
 //! levels deep, and checks every blob against its descriptor's size and digest on the way
 //! into a layout. What the registry sends is bounded as [`client`] describes.
 
+mod auth;
+mod bounds;
 mod client;
 mod pull;
 mod push;
@@ -22,8 +24,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use client::MinRate;
-use client::{Client, Failure};
+use bounds::Failure;
+pub use bounds::MinRate;
+use client::Client;
 pub use remote::Remote;
 
 use crate::Error;

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 
-use super::client::{self, Failure};
+use super::bounds::Failure;
+use super::client;
 use super::{BlobProgress, PushReport, Registry};
 use crate::Error;
 use crate::blob::{Blob, BlobReader};

@@ -198,7 +198,7 @@ impl Registry {
             let (scope, hex) = (&scope, &hex);
             async move {
                 if sink.started.load(Ordering::SeqCst) {
-                    return Err(client::Failure::Protocol(
+                    return Err(super::bounds::Failure::Protocol(
                         "the blob's stream broke after it had started".into(),
                     ));
                 }

@@ -1,0 +1,320 @@
+//! What a registry's answers may be: how large, how slow, and how a failure is told and
+//! classed. A registry is as untrusted as any other input: a manifest, index or token is
+//! read up to a cap and within a deadline, a blob no slower than a minimum rate (a fixed
+//! deadline would kill large transfers on slow links), an error body up to a few KiB.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header;
+use reqwest::{Response, StatusCode};
+use tokio::time::Instant;
+
+/// A token response larger than this is refused; real ones are a few KiB.
+pub(crate) const MAX_TOKEN: u64 = 1 << 20;
+/// How much of an error response is read, for its message.
+const MAX_ERROR_BODY: u64 = 16 << 10;
+
+/// The slowest a blob may move: below `bytes_per_second`, averaged over each `window`, the
+/// transfer is stopped (and tried again). A manifest, token or other small request must be
+/// done, body and all, within one window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinRate {
+    pub bytes_per_second: u64,
+    pub window: Duration,
+}
+
+impl Default for MinRate {
+    fn default() -> MinRate {
+        MinRate {
+            bytes_per_second: 32_000,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::str::FromStr for MinRate {
+    type Err = String;
+
+    /// `BYTES_PER_SECOND/WINDOW_SECONDS`, as in `32000/60`.
+    fn from_str(s: &str) -> Result<MinRate, String> {
+        let parsed = s.split_once('/').and_then(|(rate, window)| {
+            let bytes_per_second = rate.trim().parse().ok()?;
+            let window: u64 = window.trim().parse().ok()?;
+            (window > 0).then(|| MinRate {
+                bytes_per_second,
+                window: Duration::from_secs(window),
+            })
+        });
+        parsed.ok_or_else(|| {
+            format!("{s:?}: expected BYTES_PER_SECOND/WINDOW_SECONDS, as in 32000/60")
+        })
+    }
+}
+
+/// Why a request failed; [`Failure::transient`] tells whether trying again may help.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// An answer other than the one expected, with the start of its body and the wait its
+    /// `Retry-After` asks for.
+    Status {
+        code: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Http(reqwest::Error),
+    /// A response longer than it may be.
+    TooLarge {
+        what: String,
+        limit: u64,
+    },
+    /// A blob that arrived slower than the minimum rate.
+    TooSlow {
+        rate: MinRate,
+        got: u64,
+    },
+    /// A small request that took longer than its deadline.
+    Deadline {
+        what: String,
+        after: Duration,
+    },
+    /// A blob whose body ended before its size.
+    Truncated {
+        got: u64,
+        size: u64,
+    },
+    /// A body whose content is not the digest it was asked for.
+    Mismatch {
+        expected: String,
+        actual: String,
+    },
+    /// An answer that breaks the protocol: no upload location, a token that is not JSON.
+    Protocol(String),
+    Io(std::io::Error),
+    /// A failure on this side, such as a layout blob that no longer verifies.
+    Local(crate::Error),
+}
+
+impl Failure {
+    /// How long the registry asked to be left alone, at most a minute.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Status { retry_after, .. } => {
+                retry_after.map(|d| d.min(Duration::from_secs(60)))
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transient(&self) -> bool {
+        match self {
+            Failure::Status { code, .. } => *code >= 500 || *code == 429 || *code == 408,
+            Failure::Http(e) => {
+                e.is_connect()
+                    || e.is_timeout()
+                    || e.is_request()
+                    || e.is_body()
+                    || e.status()
+                        .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
+            }
+            Failure::TooSlow { .. } | Failure::Truncated { .. } | Failure::Io(_) => true,
+            Failure::Deadline { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Status { code, message, .. } => {
+                let reason = StatusCode::from_u16(*code)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("");
+                write!(f, "{code} {reason}")?;
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                Ok(())
+            }
+            Failure::Http(e) => {
+                // reqwest keeps the cause (a refused certificate, a refused connection) in
+                // its sources.
+                write!(f, "{e}")?;
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    write!(f, ": {s}")?;
+                    source = s.source();
+                }
+                Ok(())
+            }
+            Failure::TooLarge { what, limit } => {
+                write!(f, "{what} is larger than the {limit}-byte limit")
+            }
+            Failure::TooSlow { rate, got } => write!(
+                f,
+                "the transfer moved {got} bytes in {}s, below the minimum of {} bytes a second",
+                rate.window.as_secs(),
+                rate.bytes_per_second
+            ),
+            Failure::Deadline { what, after } => {
+                write!(f, "{what} took longer than {}s", after.as_secs())
+            }
+            Failure::Truncated { got, size } => {
+                write!(f, "the body ended after {got} of its {size} bytes")
+            }
+            Failure::Mismatch { expected, actual } => {
+                write!(f, "the content hashes to {actual}, not {expected}")
+            }
+            Failure::Protocol(what) => write!(f, "{what}"),
+            Failure::Io(e) => write!(f, "{e}"),
+            Failure::Local(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Failure {
+        Failure::Http(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+/// The minimum rate, checked over consecutive windows.
+pub(crate) struct RateFloor {
+    rate: MinRate,
+    started: Instant,
+    moved: u64,
+}
+
+impl RateFloor {
+    pub(crate) fn new(rate: MinRate) -> RateFloor {
+        RateFloor {
+            rate,
+            started: Instant::now(),
+            moved: 0,
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Instant {
+        self.started + self.rate.window
+    }
+
+    pub(crate) fn add(&mut self, n: u64) {
+        self.moved += n;
+    }
+
+    /// At the end of a window, fails if it moved too little, else starts the next.
+    pub(crate) fn check(&mut self) -> Result<(), Failure> {
+        let now = Instant::now();
+        if now < self.deadline() {
+            return Ok(());
+        }
+        if self.moved < self.rate.bytes_per_second * self.rate.window.as_secs() {
+            return Err(Failure::TooSlow {
+                rate: self.rate,
+                got: self.moved,
+            });
+        }
+        self.started = now;
+        self.moved = 0;
+        Ok(())
+    }
+}
+
+/// `resp`'s body, refused past `limit` bytes.
+pub(crate) async fn read_capped(
+    mut resp: Response,
+    limit: u64,
+    what: &str,
+) -> Result<Bytes, Failure> {
+    let too_large = || Failure::TooLarge {
+        what: what.to_string(),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// The failure an unexpected answer stands for, with the start of its body: the registry's
+/// own error message when it sent one.
+pub(crate) async fn status_failure(mut resp: Response) -> Failure {
+    let code = resp.status().as_u16();
+    // Only the seconds form: registries send no other.
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+        .map(Duration::from_secs);
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY as usize - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let message = match serde_json::from_slice::<Envelope>(&body) {
+        Ok(envelope) => envelope
+            .errors
+            .iter()
+            .map(|e| {
+                let code = e.code.as_deref().unwrap_or_default();
+                match e.message.as_deref() {
+                    Some(m) => format!("{code}: {m}"),
+                    None => code.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(_) => String::from_utf8_lossy(&body).trim().to_string(),
+    };
+    Failure::Status {
+        code,
+        message,
+        retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimum_rates_parse() {
+        assert_eq!(
+            "1000/5".parse::<MinRate>(),
+            Ok(MinRate {
+                bytes_per_second: 1000,
+                window: Duration::from_secs(5)
+            })
+        );
+        assert!("1000".parse::<MinRate>().is_err());
+        assert!("1000/0".parse::<MinRate>().is_err());
+    }
+}
