@@ -200,9 +200,15 @@ impl<R: Read + Seek> Seek for BoundedTar<R> {
             return Ok(self.inner.stream_position()? - pending);
         }
         match self.state {
-            State::Data(remaining) if n <= remaining && pending == 0 && self.pax.is_none() => {
+            // Within a PAX record, only its padding is skipped, once its data has been read.
+            State::Data(remaining)
+                if n <= remaining && pending == 0 && (self.pax.is_none() || n == remaining) =>
+            {
                 let at = self.inner.seek(SeekFrom::Current(n as i64))?;
                 self.state = State::Data(remaining - n);
+                if remaining == n {
+                    self.end_pax();
+                }
                 Ok(at)
             }
             _ => Err(unsupported()),
@@ -316,5 +322,36 @@ mod tests {
         bytes.resize(bytes.len() + 512, 0);
         bytes.extend_from_slice(&archive(|b| file(b, "after", b"x")));
         assert_eq!(names(&bytes).unwrap(), ["hidden", "after"]);
+    }
+
+    #[test]
+    fn a_seeking_reader_passes_over_data_and_pax_records() {
+        let bytes = archive(|b| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(1000);
+            h.set_mode(0o644);
+            // A PAX record whose data is not a multiple of a block: the reader seeks past
+            // its padding.
+            let name = format!("{}/file", "d".repeat(150));
+            b.append_data(&mut h, &name, &[b'x'; 1000][..]).unwrap();
+            b.append_pax_extensions([("comment", &b"a remark"[..])])
+                .unwrap();
+            file(b, "small", b"abc");
+        });
+        let mut archive = tar::Archive::new(BoundedTar::new(io::Cursor::new(bytes)));
+        let entries: Vec<(String, u64)> = archive
+            .entries_with_seek()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.raw_file_position(),
+                )
+            })
+            .collect();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert!(entries[0].0.ends_with("/file"), "{entries:?}");
+        assert_eq!(entries[1].0, "small");
     }
 }

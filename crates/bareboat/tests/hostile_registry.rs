@@ -77,7 +77,8 @@ type Script = dyn Fn(&str, &str) -> Reply + Send + Sync;
 /// thread, and records every request and the bytes it sent.
 struct Scripted {
     port: u16,
-    requests: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// Each request: when, its method and path, and whether it carried credentials.
+    requests: Arc<Mutex<Vec<(Instant, String, bool)>>>,
     sent: Arc<Mutex<u64>>,
 }
 
@@ -114,8 +115,15 @@ impl Scripted {
     /// When the requests for a path ending in `suffix` came.
     fn when(&self, suffix: &str) -> Vec<Instant> {
         let requests = self.requests.lock().unwrap();
-        let asked = requests.iter().filter(|(_, r)| r.ends_with(suffix));
-        asked.map(|(t, _)| *t).collect()
+        let asked = requests.iter().filter(|(_, r, _)| r.ends_with(suffix));
+        asked.map(|(t, _, _)| *t).collect()
+    }
+
+    /// The requests that carried an `Authorization` header.
+    fn authorized(&self) -> Vec<String> {
+        let requests = self.requests.lock().unwrap();
+        let with = requests.iter().filter(|(_, _, auth)| *auth);
+        with.map(|(_, r, _)| r.clone()).collect()
     }
 
     fn bytes_sent(&self) -> u64 {
@@ -126,7 +134,7 @@ impl Scripted {
 fn serve(
     mut stream: TcpStream,
     script: &Script,
-    log: &Mutex<Vec<(Instant, String)>>,
+    log: &Mutex<Vec<(Instant, String, bool)>>,
     sent: &Mutex<u64>,
 ) {
     loop {
@@ -142,7 +150,8 @@ fn serve(
         let mut words = head.split_whitespace();
         let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         let path = target.split('?').next().unwrap_or("").to_string();
-        let asked = (Instant::now(), format!("{method} {path}"));
+        let auth = head.to_ascii_lowercase().contains("\r\nauthorization:");
+        let asked = (Instant::now(), format!("{method} {path}"), auth);
         log.lock().unwrap().push(asked);
         let reply = script(method, &path);
         let mut out = format!("HTTP/1.1 {} X\r\n", reply.status);
@@ -636,4 +645,74 @@ fn inspect_streams_a_registry_image_without_writing_it_to_disk() {
     assert_eq!(report["layers"][0]["size"], json!(size), "{report}");
     let layer = report["layers"][0]["digest"].as_str().unwrap();
     assert_eq!(registry.hits(layer), 1, "the layer was fetched once");
+}
+
+#[test]
+fn credentials_go_to_the_registry_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::build(d, &["catalog:static", "-o", "oci:out:static"]);
+    // An upload whose Location names another host, as a registry that hands uploads to
+    // storage may: the blob goes there without the registry's password.
+    let storage = Scripted::start(|method, _| match method {
+        "PATCH" => Reply {
+            status: 202,
+            headers: vec![("Location".into(), "/stored".into())],
+            body: Body::Bytes(Vec::new()),
+        },
+        _ => Reply {
+            status: 500,
+            headers: Vec::new(),
+            body: Body::Bytes(b"stop here".to_vec()),
+        },
+    });
+    let elsewhere = format!("http://127.0.0.1:{}/upload", storage.port);
+    let registry = Scripted::start(move |method, path| {
+        let challenge = (
+            "WWW-Authenticate".to_string(),
+            "Basic realm=\"r\"".to_string(),
+        );
+        match (method, path) {
+            ("GET", "/v2/") => Reply {
+                status: 401,
+                headers: vec![challenge],
+                body: Body::Bytes(Vec::new()),
+            },
+            ("HEAD", _) => Reply::not_found(),
+            ("POST", _) => Reply {
+                status: 202,
+                headers: vec![("Location".into(), elsewhere.clone())],
+                body: Body::Bytes(Vec::new()),
+            },
+            _ => Reply::not_found(),
+        }
+    });
+    let out = bareboat(
+        d,
+        "copy",
+        &[
+            "--insecure",
+            "--creds",
+            "user:secret",
+            "oci:out:static",
+            &registry.reference("team/app:1"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !storage.requests.lock().unwrap().is_empty(),
+        "the upload went to storage"
+    );
+    assert_eq!(
+        storage.authorized(),
+        Vec::<String>::new(),
+        "no credentials to storage"
+    );
+    assert!(
+        registry.authorized().iter().any(|r| r.starts_with("POST")),
+        "the registry had them: {:?}",
+        registry.authorized()
+    );
 }

@@ -13,8 +13,11 @@ use tokio::time::Instant;
 
 /// A token response larger than this is refused; real ones are a few KiB.
 pub(crate) const MAX_TOKEN: u64 = 1 << 20;
-/// How much of an error response is read, for its message.
+/// How much of an error response is read, for its message, and for how long.
 const MAX_ERROR_BODY: u64 = 16 << 10;
+const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
+/// The longest window `--min-rate` may set.
+const MAX_WINDOW: u64 = 3600;
 
 /// The slowest a blob may move: below `bytes_per_second`, averaged over each `window`, the
 /// transfer is stopped (and tried again). A manifest, token or other small request must be
@@ -40,9 +43,9 @@ impl std::str::FromStr for MinRate {
     /// `BYTES_PER_SECOND/WINDOW_SECONDS`, as in `32000/60`.
     fn from_str(s: &str) -> Result<MinRate, String> {
         let parsed = s.split_once('/').and_then(|(rate, window)| {
-            let bytes_per_second = rate.trim().parse().ok()?;
+            let bytes_per_second: u64 = rate.trim().parse().ok()?;
             let window: u64 = window.trim().parse().ok()?;
-            (window > 0).then(|| MinRate {
+            (window > 0 && window <= MAX_WINDOW && bytes_per_second <= 1 << 40).then(|| MinRate {
                 bytes_per_second,
                 window: Duration::from_secs(window),
             })
@@ -211,6 +214,12 @@ impl RateFloor {
         self.moved += n;
     }
 
+    /// Leaves out of the window a time bareboat spent waiting on its own side (a slow
+    /// reader of a streamed blob), which says nothing of the registry's speed.
+    pub(crate) fn exclude(&mut self, waited: Duration) {
+        self.started += waited;
+    }
+
     /// At the end of a window, fails if it moved too little, else starts the next.
     pub(crate) fn check(&mut self) -> Result<(), Failure> {
         let now = Instant::now();
@@ -263,13 +272,17 @@ pub(crate) async fn status_failure(mut resp: Response) -> Failure {
         .and_then(|v| v.to_str().ok()?.trim().parse().ok())
         .map(Duration::from_secs);
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        let room = MAX_ERROR_BODY as usize - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() as u64 >= MAX_ERROR_BODY {
-            break;
+    // What arrives of the body within a few seconds: an error must not hang on its message.
+    let _ = tokio::time::timeout(ERROR_BODY_DEADLINE, async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let room = MAX_ERROR_BODY as usize - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() as u64 >= MAX_ERROR_BODY {
+                break;
+            }
         }
-    }
+    })
+    .await;
     #[derive(serde::Deserialize)]
     struct Envelope {
         errors: Vec<Entry>,

@@ -18,14 +18,18 @@ use super::bounds::{MAX_TOKEN, MinRate, RateFloor, read_capped, status_failure};
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::layout::MAX_DOCUMENT;
+use tokio::time::Instant;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const QUIET_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// An HTTP client for one registry.
 pub(crate) struct Client {
     http: reqwest::Client,
     /// `https://HOST` (or `http://`), where `/v2/` is.
     base: String,
+    /// `base` parsed: its scheme, host and port are the only place credentials are sent.
+    origin: reqwest::Url,
     creds: Option<Credentials>,
     auth: tokio::sync::Mutex<AuthState>,
     min_rate: MinRate,
@@ -61,6 +65,8 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("bareboat/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
+            // A backstop for a connection that goes quiet where no other bound is running.
+            .read_timeout(QUIET_TIMEOUT)
             .tls_certs_merge(certs)
             .build()
             .map_err(|e| crate::Error::Registry {
@@ -73,9 +79,13 @@ impl Client {
             registry
         };
         let scheme = if insecure { "http" } else { "https" };
+        let base = format!("{scheme}://{host}");
+        let origin = reqwest::Url::parse(&base)
+            .map_err(|e| crate::Error::Spec(format!("registry {registry}: {e}")))?;
         Ok(Client {
             http,
-            base: format!("{scheme}://{host}"),
+            origin,
+            base,
             creds,
             auth: tokio::sync::Mutex::new(AuthState::default()),
             min_rate,
@@ -173,6 +183,12 @@ impl Client {
                 "the token realm {realm:?} is not an HTTP URL"
             )));
         }
+        if realm.starts_with("http://") && self.base.starts_with("https://") && self.creds.is_some()
+        {
+            return Err(Failure::Protocol(format!(
+                "the registry's token realm {realm} is plain HTTP, and bareboat sends credentials over HTTPS only"
+            )));
+        }
         let mut query = vec![("scope", scope)];
         query.extend(service.map(|s| ("service", s)));
         let mut request = self.http.get(with_query(realm, &query)?);
@@ -224,11 +240,14 @@ impl Client {
         scope: &str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, Failure> {
-        let mut request = build(&self.http);
-        if let Some(auth) = self.authorization(scope).await? {
-            request = request.header(header::AUTHORIZATION, auth);
+        let mut request = build(&self.http).build()?;
+        // Credentials go to the registry only: an upload Location may name another host.
+        if request.url().origin() == self.origin.origin()
+            && let Some(auth) = self.authorization(scope).await?
+        {
+            request.headers_mut().insert(header::AUTHORIZATION, auth);
         }
-        Ok(request.send().await?)
+        Ok(self.http.execute(request).await?)
     }
 
     /// Whether the repository has the blob.
@@ -380,7 +399,23 @@ impl Client {
                 .send(scope, |c| c.get(url).header(header::ACCEPT, accept))
                 .await?;
             match resp.status() {
-                StatusCode::OK => read_capped(resp, MAX_DOCUMENT, what).await.map(Some),
+                StatusCode::OK => {
+                    let claimed = resp
+                        .headers()
+                        .get("docker-content-digest")
+                        .and_then(|h| h.to_str().ok())
+                        .filter(|h| h.starts_with("sha256:"))
+                        .map(str::to_string);
+                    let body = read_capped(resp, MAX_DOCUMENT, what).await?;
+                    // The registry's own word on what it sent, when it gives it.
+                    let actual = Digest::of(&body).to_string();
+                    match claimed {
+                        Some(expected) if expected != actual => {
+                            Err(Failure::Mismatch { expected, actual })
+                        }
+                        _ => Ok(Some(body)),
+                    }
+                }
                 StatusCode::NOT_FOUND => Ok(None),
                 _ => Err(status_failure(resp).await),
             }
@@ -458,7 +493,9 @@ impl Client {
             }
             hasher.update(&chunk);
             let n = chunk.len() as u64;
+            let waiting = Instant::now();
             out.put(chunk).await?;
+            floor.exclude(waiting.elapsed());
             advance(n);
             floor.add(n);
             floor.check()?;

@@ -151,25 +151,26 @@ impl Registry {
 }
 
 /// The error a failed request stands for, with a hint where one helps.
-fn remote(name: &DockerName, what: &str, e: &Failure) -> Error {
+pub(super) fn remote(name: &DockerName, what: &str, e: &Failure) -> Error {
     let reason = e.to_string();
     let lower = reason.to_lowercase();
-    let hint = if lower.contains("401") || lower.contains("unauthorized") {
-        format!(
+    let hint = match e {
+        Failure::Status { code: 401, .. } => format!(
             "\n  hint: log in with `bareboat login {}`, or pass --creds USER:PASSWORD",
             name.registry
-        )
-    } else if lower.contains("certificate") || lower.contains("unknownissuer") {
-        "\n  hint: trust the registry's CA with --ca-cert FILE (or --insecure for plain HTTP)"
-            .to_string()
-    } else if lower.contains("connect") {
-        "\n  hint: check the registry's address, and --insecure for a plain-HTTP registry"
-            .to_string()
-    } else if matches!(e, Failure::TooLarge { .. } | Failure::Mismatch { .. }) {
-        "\n  hint: the registry, or something between it and bareboat, sent what the image does not describe: do not trust it"
-            .to_string()
-    } else {
-        String::new()
+        ),
+        Failure::TooLarge { .. } | Failure::Mismatch { .. } => {
+            "\n  hint: the registry, or something between it and bareboat, sent what the image does not describe: do not trust it".to_string()
+        }
+        _ if lower.contains("certificate") || lower.contains("unknownissuer") => {
+            "\n  hint: trust the registry's CA with --ca-cert FILE (or --insecure for plain HTTP)"
+                .to_string()
+        }
+        _ if lower.contains("connect") => {
+            "\n  hint: check the registry's address, and --insecure for a plain-HTTP registry"
+                .to_string()
+        }
+        _ => String::new(),
     };
     Error::Registry {
         registry: name.registry.clone(),

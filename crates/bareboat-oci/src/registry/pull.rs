@@ -119,17 +119,19 @@ impl Registry {
         // Levels count as in a layout, where index.json is the first.
         let mut pending = vec![(top.clone(), 2)];
         while let Some((doc, level)) = pending.pop() {
-            if level > MAX_NESTING {
-                return Err(Error::Spec(format!(
-                    "{} from {}: nested {level} levels deep; images nest at most {MAX_NESTING}",
-                    doc.digest(),
-                    name.full()
-                )));
-            }
             let bytes = layout.read_described(&doc)?;
             let described = |e: serde_json::Error| Error::Spec(format!("{}: {e}", doc.digest()));
             if is_index(doc.media_type().as_ref()) {
                 let index: ImageIndex = serde_json::from_slice(&bytes).map_err(described)?;
+                // Refused before any of the children is fetched.
+                if level + 1 > MAX_NESTING && !index.manifests().is_empty() {
+                    return Err(Error::Spec(format!(
+                        "{} from {}: its manifests are nested {} levels deep; images nest at most {MAX_NESTING}",
+                        doc.digest(),
+                        name.full(),
+                        level + 1
+                    )));
+                }
                 for child in index.manifests() {
                     if seen.insert(child.digest().to_string()) {
                         let stored = self.pull_child(name, child, layout).await?;

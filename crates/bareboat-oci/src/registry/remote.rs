@@ -13,6 +13,7 @@ use oci_spec::image::Descriptor;
 use tokio::sync::mpsc;
 
 use super::Registry;
+use super::bounds::Failure;
 use super::client::{self, ChunkSink};
 use crate::Error;
 use crate::digest::Digest;
@@ -134,9 +135,11 @@ impl BlobSource for Remote {
     }
 }
 
-/// Waits for `work` on this thread. It may be a thread inside the runtime (the one a command
-/// runs on), whose cooperative budget would otherwise run out and never be renewed, since
-/// the thread waits instead of yielding to the runtime.
+/// Waits for `work` on this thread, which must not be one of the runtime's workers (a
+/// `Remote` is read from the thread that runs `Runtime::block_on`, as the command line
+/// does, or from a blocking thread). That thread is inside the runtime's context, whose
+/// cooperative budget would run out and never be renewed, since the thread waits instead of
+/// yielding: hence `unconstrained`.
 fn block_on<F: Future>(work: F) -> F::Output {
     futures::executor::block_on(tokio::task::unconstrained(work))
 }
@@ -195,13 +198,8 @@ impl Registry {
                 sink: sink.clone(),
                 started: started.clone(),
             };
-            let (scope, hex) = (&scope, &hex);
+            let (scope, hex, what) = (&scope, &hex, &what);
             async move {
-                if sink.started.load(Ordering::SeqCst) {
-                    return Err(super::bounds::Failure::Protocol(
-                        "the blob's stream broke after it had started".into(),
-                    ));
-                }
                 if let Some(p) = progress {
                     p.start(hex, size);
                 }
@@ -210,9 +208,17 @@ impl Registry {
                         p.advance(hex, n);
                     }
                 };
-                self.client
+                let got = self
+                    .client
                     .download(scope, &name.repository, digest, size, &mut sink, advance)
-                    .await
+                    .await;
+                match got {
+                    // Once bytes have gone to the reader, a retry cannot take them back.
+                    Err(e) if sink.started.load(Ordering::SeqCst) => {
+                        Err(Failure::Local(super::remote(name, what, &e)))
+                    }
+                    got => got,
+                }
             }
         })
         .await?;
