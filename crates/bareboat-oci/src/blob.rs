@@ -24,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::Error;
 use crate::digest::{Digest, HashingWriter, VerifyingReader};
+use crate::media::{Compression, Kind};
 
 /// A layer of an image: its descriptor, and the diff_id its image's config gives it.
 #[derive(Clone, Debug, PartialEq)]
@@ -195,31 +196,18 @@ impl Read for BlobReader {
     }
 }
 
-/// How a layer's blob is compressed, by its media type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    fn of(d: &Descriptor) -> Result<Compression, Error> {
-        let media_type = d.media_type().to_string();
-        if media_type.ends_with("gzip") {
-            Ok(Compression::Gzip)
-        } else if media_type.ends_with("zstd") {
-            Ok(Compression::Zstd)
-        } else if media_type.ends_with(".tar") {
-            Ok(Compression::None)
-        } else {
-            Err(Error::Image {
-                what: format!("layer {}", d.digest()),
-                reason: format!(
-                    "its media type {media_type} is not a tar, gzip or zstd layer, so its diff_id cannot be checked"
-                ),
-            })
-        }
+/// How a layer's blob is compressed, by its media type; a blob of another kind is no layer
+/// whose diff_id could be checked.
+fn compression_of(d: &Descriptor) -> Result<Compression, Error> {
+    match Kind::of(d.media_type().as_ref()) {
+        Kind::Layer(compression) => Ok(compression),
+        _ => Err(Error::Image {
+            what: format!("layer {}", d.digest()),
+            reason: format!(
+                "its media type {} is not a tar, gzip or zstd layer, so its diff_id cannot be checked",
+                d.media_type()
+            ),
+        }),
     }
 }
 
@@ -243,7 +231,7 @@ enum Inflater {
 impl SideCheck {
     fn new(d: &Descriptor, diff_id: &Digest) -> Result<SideCheck, Error> {
         let hashing = HashingWriter::new(io::sink());
-        let inflater = match Compression::of(d)? {
+        let inflater = match compression_of(d)? {
             Compression::None => Inflater::None(hashing),
             Compression::Gzip => {
                 Inflater::Gzip(Box::new(flate2::write::MultiGzDecoder::new(hashing)))
@@ -344,7 +332,7 @@ enum Decoder {
 /// `stored`, the bytes of the blob `layer` describes, as its uncompressed content.
 pub(crate) fn layer_of(stored: Box<dyn Read + Send>, layer: &Layer) -> Result<LayerReader, Error> {
     let d = &layer.descriptor;
-    let compression = Compression::of(d)?;
+    let compression = compression_of(d)?;
     let raw = BufReader::new(raw(stored, d)?);
     let decoder = match compression {
         Compression::None => Decoder::None(Box::new(raw)),

@@ -409,23 +409,6 @@ impl BlobSource for Layout {
     }
 }
 
-/// Whether a media type is an image index (OCI's, or Docker's manifest list).
-pub(crate) fn is_index(media_type: &str) -> bool {
-    media_type.ends_with("index.v1+json") || media_type.ends_with("manifest.list.v2+json")
-}
-
-/// Whether a media type is an image manifest (OCI's or Docker's).
-pub(crate) fn is_manifest(media_type: &str) -> bool {
-    media_type.ends_with("manifest.v1+json")
-        || media_type.ends_with("distribution.manifest.v2+json")
-}
-
-/// Whether a media type is an image's config (OCI's or Docker's), whose `rootfs.diff_ids`
-/// describe the manifest's layers.
-pub(crate) fn is_image_config(media_type: &str) -> bool {
-    media_type.ends_with("image.config.v1+json") || media_type.ends_with("container.image.v1+json")
-}
-
 /// `d` with the annotation `key` set to `value`.
 pub(crate) fn annotated(d: &Descriptor, key: &str, value: &str) -> Descriptor {
     let mut d = d.clone();

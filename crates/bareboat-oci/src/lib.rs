@@ -5,6 +5,7 @@
 //!   digest, and a layer's diff_id;
 //! - [`source`] is where blobs are read from ([`source::BlobSource`]: layouts, archives,
 //!   registries), with the checks and the walk of an image's graph made once for all;
+//! - [`media`] tells what a media type names (index, manifest, config, layer);
 //! - [`model`] decodes one platform's [`model::Image`] from any source;
 //! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
 //!   computing its diff_id and digest in the same pass;
@@ -37,6 +38,7 @@ mod error;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod media;
 pub mod model;
 pub mod reference;
 pub mod referrer;

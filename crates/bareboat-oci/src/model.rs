@@ -6,7 +6,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 
 use crate::Error;
 use crate::blob::{Layer, LayerReader};
-use crate::layout::is_index;
+use crate::media::Kind;
 use crate::source::BlobSource;
 
 /// One platform's image, read from a source.
@@ -59,7 +59,7 @@ pub fn platform_manifest(
     top: &Descriptor,
     arch: &str,
 ) -> Result<Descriptor, Error> {
-    if !is_index(top.media_type().as_ref()) {
+    if Kind::of(top.media_type().as_ref()) != Kind::Index {
         return Ok(top.clone());
     }
     let index: ImageIndex = serde_json::from_slice(&source.read_described(top)?)

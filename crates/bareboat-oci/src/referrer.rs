@@ -12,7 +12,8 @@ use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType
 
 use crate::Error;
 use crate::image::canonical_json;
-use crate::layout::{Layout, is_index, is_manifest};
+use crate::layout::Layout;
+use crate::media::Kind;
 use crate::source::BlobSource;
 
 /// The config of an artifact that needs none.
@@ -55,7 +56,7 @@ pub fn write_artifact(
 
 /// The digest of the manifest that the manifest `d` in `source` refers to, if any.
 pub fn subject_of(source: &dyn BlobSource, d: &Descriptor) -> Result<Option<String>, Error> {
-    if !is_manifest(d.media_type().as_ref()) {
+    if Kind::of(d.media_type().as_ref()) != Kind::Manifest {
         return Ok(None);
     }
     let manifest: ImageManifest = serde_json::from_slice(&source.read_described(d)?)
@@ -87,7 +88,7 @@ pub fn of_image(
 /// any of them.
 pub fn subjects(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Descriptor>, Error> {
     let mut out = vec![top.clone()];
-    if is_index(top.media_type().as_ref()) {
+    if Kind::of(top.media_type().as_ref()) == Kind::Index {
         let index: oci_spec::image::ImageIndex =
             serde_json::from_slice(&source.read_described(top)?)
                 .map_err(|e| Error::Spec(format!("index {}: {e}", top.digest())))?;

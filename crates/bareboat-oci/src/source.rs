@@ -15,7 +15,8 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use crate::Error;
 use crate::blob::{self, Blob, BlobReader, Layer, LayerReader};
 use crate::digest::Digest;
-use crate::layout::{MAX_DOCUMENT, MAX_NESTING, is_image_config, is_index, is_manifest};
+use crate::layout::{MAX_DOCUMENT, MAX_NESTING};
+use crate::media::Kind;
 
 /// Somewhere blobs are kept: a layout, an archive, a registry.
 pub trait BlobSource: Send + Sync {
@@ -114,21 +115,21 @@ pub fn reachable(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Blob>,
             continue;
         }
         let media_type = d.media_type().to_string();
-        if (is_index(&media_type) || is_manifest(&media_type)) && level > MAX_NESTING {
+        if Kind::of(&media_type).is_document() && level > MAX_NESTING {
             return Err(bad(format!(
                 "{digest} is nested {level} levels deep (index.json counting as the first); images nest at most {MAX_NESTING}"
             )));
         }
-        if is_index(&media_type) {
+        if Kind::of(&media_type) == Kind::Index {
             let index: ImageIndex = serde_json::from_slice(&source.read_described(d)?)
                 .map_err(|e| bad(format!("index {digest}: {e}")))?;
             pending.extend(index.manifests().iter().map(|m| (Blob::of(m), level + 1)));
-        } else if is_manifest(&media_type) {
+        } else if Kind::of(&media_type) == Kind::Manifest {
             let manifest: ImageManifest = serde_json::from_slice(&source.read_described(d)?)
                 .map_err(|e| bad(format!("manifest {digest}: {e}")))?;
             let config = manifest.config();
             pending.push((Blob::of(config), level + 1));
-            if is_image_config(config.media_type().as_ref()) {
+            if Kind::of(config.media_type().as_ref()) == Kind::Config {
                 #[derive(serde::Deserialize)]
                 struct Rootfs {
                     diff_ids: Vec<String>,

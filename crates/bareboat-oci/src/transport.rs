@@ -9,7 +9,8 @@ use oci_spec::image::Descriptor;
 
 use crate::Error;
 use crate::archive::{self, Archive};
-use crate::layout::{Layout, is_index};
+use crate::layout::Layout;
+use crate::media::Kind;
 use crate::model::platform_manifest;
 use crate::reference::ImageRef;
 use crate::referrer;
@@ -138,7 +139,7 @@ pub async fn write(
             archive::write_oci(source, &top, tag.as_deref().unwrap_or("latest"), file)?;
         }
         ImageRef::DockerArchive { file, name } => {
-            if is_index(top.media_type().as_ref()) {
+            if Kind::of(top.media_type().as_ref()) == Kind::Index {
                 return Err(Error::Spec(
                     "a docker archive holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead".into(),
                 ));

@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::Error;
 use crate::blob::Blob;
 use crate::image::canonical_json;
-use crate::layout::{REF_NAME, annotated, is_manifest};
+use crate::layout::{REF_NAME, annotated};
+use crate::media::Kind;
 use crate::reference::DockerName;
 use crate::source::{BlobSource, reachable};
 
@@ -43,7 +44,7 @@ pub fn write_docker(
     name: Option<&DockerName>,
     file: &Path,
 ) -> Result<(), Error> {
-    if !is_manifest(manifest.media_type().as_ref()) {
+    if Kind::of(manifest.media_type().as_ref()) != Kind::Manifest {
         return Err(Error::Spec(
             "a docker archive holds one platform's image, and this is a multi-platform index\n  hint: choose one with --arch".into(),
         ));

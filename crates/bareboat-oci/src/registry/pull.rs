@@ -10,7 +10,8 @@ use super::Registry;
 use super::client;
 use crate::Error;
 use crate::digest::Digest;
-use crate::layout::{Layout, MAX_NESTING, is_index};
+use crate::layout::{Layout, MAX_NESTING};
+use crate::media::Kind;
 use crate::reference::DockerName;
 use crate::referrer;
 use crate::source::BlobSource;
@@ -121,7 +122,7 @@ impl Registry {
         while let Some((doc, level)) = pending.pop() {
             let bytes = layout.read_described(&doc)?;
             let described = |e: serde_json::Error| Error::Spec(format!("{}: {e}", doc.digest()));
-            if is_index(doc.media_type().as_ref()) {
+            if Kind::of(doc.media_type().as_ref()) == Kind::Index {
                 let index: ImageIndex = serde_json::from_slice(&bytes).map_err(described)?;
                 // Refused before any of the children is fetched.
                 if level + 1 > MAX_NESTING && !index.manifests().is_empty() {

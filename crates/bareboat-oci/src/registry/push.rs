@@ -14,6 +14,7 @@ use super::{BlobProgress, PushReport, Registry};
 use crate::Error;
 use crate::blob::{Blob, BlobReader};
 use crate::digest::Digest;
+use crate::media::Kind;
 use crate::reference::DockerName;
 use crate::referrer;
 use crate::source::{BlobSource, reachable};
@@ -45,7 +46,7 @@ impl Registry {
         let mut blobs = Vec::new();
         let mut mount_from = None;
         for blob in reachable(source, top)? {
-            if is_document(blob.descriptor.media_type().as_ref()) {
+            if Kind::of(blob.descriptor.media_type().as_ref()).is_document() {
                 let bytes = source.read_described(&blob.descriptor)?;
                 mount_from = mount_from.or(base_repository(&bytes, name));
                 documents.push((blob.descriptor, Bytes::from(bytes)));
@@ -330,8 +331,4 @@ fn base_repository(manifest: &[u8], name: &DockerName) -> Option<DockerName> {
         .parse()
         .ok()?;
     (base.registry == name.registry && base.repository != name.repository).then_some(base)
-}
-
-fn is_document(media_type: &str) -> bool {
-    crate::layout::is_index(media_type) || crate::layout::is_manifest(media_type)
 }

@@ -17,7 +17,7 @@ use super::bounds::Failure;
 use super::client::{self, ChunkSink};
 use crate::Error;
 use crate::digest::Digest;
-use crate::layout::{is_index, is_manifest};
+use crate::media::Kind;
 use crate::reference::DockerName;
 use crate::source::BlobSource;
 
@@ -108,7 +108,7 @@ impl BlobSource for Remote {
 
     fn stored(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
         let media_type = d.media_type().to_string();
-        if is_index(&media_type) || is_manifest(&media_type) {
+        if Kind::of(&media_type).is_document() {
             return Ok(Box::new(io::Cursor::new(self.document(d)?)));
         }
         self.stream(d)

@@ -1,0 +1,88 @@
+//! What a media type says a blob is, told once, from the exact names OCI and Docker give
+//! their documents and layers.
+
+/// The kind of blob a media type names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An image index: OCI's, or Docker's manifest list.
+    Index,
+    /// An image manifest: OCI's, or Docker's schema 2.
+    Manifest,
+    /// An image config: OCI's or Docker's.
+    Config,
+    /// A layer, compressed so.
+    Layer(Compression),
+    /// Anything else: an artifact's config or content, say.
+    Other,
+}
+
+/// How a layer is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Kind {
+    pub fn of(media_type: &str) -> Kind {
+        match media_type {
+            "application/vnd.oci.image.index.v1+json"
+            | "application/vnd.docker.distribution.manifest.list.v2+json" => Kind::Index,
+            "application/vnd.oci.image.manifest.v1+json"
+            | "application/vnd.docker.distribution.manifest.v2+json" => Kind::Manifest,
+            "application/vnd.oci.image.config.v1+json"
+            | "application/vnd.docker.container.image.v1+json" => Kind::Config,
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Kind::Layer(Compression::None),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                Kind::Layer(Compression::Gzip)
+            }
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Kind::Layer(Compression::Zstd),
+            _ => Kind::Other,
+        }
+    }
+
+    /// Whether it is a manifest or an index: a document that points at other blobs.
+    pub fn is_document(self) -> bool {
+        matches!(self, Kind::Index | Kind::Manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oci_and_docker_names_are_told_apart_exactly() {
+        assert_eq!(
+            Kind::of("application/vnd.docker.distribution.manifest.list.v2+json"),
+            Kind::Index
+        );
+        assert_eq!(
+            Kind::of("application/vnd.oci.image.manifest.v1+json"),
+            Kind::Manifest
+        );
+        assert_eq!(
+            Kind::of("application/vnd.docker.container.image.v1+json"),
+            Kind::Config
+        );
+        assert_eq!(
+            Kind::of("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Kind::Layer(Compression::Gzip)
+        );
+        assert_eq!(
+            Kind::of("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Kind::Layer(Compression::Zstd)
+        );
+        // A suffix alone is not a name.
+        assert_eq!(Kind::of("application/x-evil.tar+gzip"), Kind::Other);
+        assert_eq!(Kind::of("application/spdx+json"), Kind::Other);
+    }
+}
