@@ -390,16 +390,15 @@ impl BlobSource for Layout {
                 path: self.root.clone(),
                 reason,
             })?;
-        let path = self.blob_path(&digest);
-        if let Err(e) = std::fs::symlink_metadata(&path)
-            && e.kind() == io::ErrorKind::NotFound
-        {
-            return Err(Error::BadLayout {
-                path: self.root.clone(),
-                reason: format!("blob {digest} is missing"),
-            });
-        }
-        blob::stored_file(&path, d)
+        blob::stored_file(&self.blob_path(&digest), d).map_err(|e| match e {
+            Error::Io { error, .. } if error.kind() == io::ErrorKind::NotFound => {
+                Error::BadLayout {
+                    path: self.root.clone(),
+                    reason: format!("blob {digest} is missing"),
+                }
+            }
+            e => e,
+        })
     }
 
     /// The manifests `index.json` lists without a tag: the artifacts `bareboat build

@@ -151,6 +151,16 @@ impl Archive {
         Ok((archive, chosen))
     }
 
+    /// Where the member holding blob `digest` is, checked against the size `d` gives it.
+    fn span(&self, d: &Descriptor, digest: &Digest) -> Result<Span, Error> {
+        let span = self.blobs.get(digest).ok_or_else(|| Error::BadLayout {
+            path: self.file.clone(),
+            reason: format!("blob {digest} is missing"),
+        })?;
+        check_stored_size(d, span.size, &format!("{} member {digest}", self.name()))?;
+        Ok(*span)
+    }
+
     /// The archive file, at `span`'s bytes.
     fn member(&self, span: Span) -> Result<io::Take<File>, Error> {
         let mut f = open_archive(&self.file)?;
@@ -256,25 +266,16 @@ impl BlobSource for Archive {
             check_stored_size(d, bytes.len() as u64, &self.name())?;
             return Ok(Box::new(io::Cursor::new(bytes.clone())));
         }
-        let span = self.blobs.get(&digest).ok_or_else(|| Error::BadLayout {
-            path: self.file.clone(),
-            reason: format!("blob {digest} is missing"),
-        })?;
-        check_stored_size(d, span.size, &format!("{} member {digest}", self.name()))?;
-        Ok(Box::new(self.member(*span)?))
+        Ok(Box::new(self.member(self.span(d, &digest)?)?))
     }
 
     /// Finding a member is checking it is there: it was seen to be a regular one.
     fn check_present(&self, d: &Descriptor) -> Result<(), Error> {
         let digest: Digest = d.digest().to_string().parse().map_err(Error::Spec)?;
-        match self.blobs.get(&digest) {
-            Some(span) => check_stored_size(d, span.size, &self.name()),
-            None if self.made.contains_key(&digest) => Ok(()),
-            None => Err(Error::BadLayout {
-                path: self.file.clone(),
-                reason: format!("blob {digest} is missing"),
-            }),
+        if self.made.contains_key(&digest) {
+            return Ok(());
         }
+        self.span(d, &digest).map(drop)
     }
 
     fn artifacts(&self) -> Result<Vec<Descriptor>, Error> {
