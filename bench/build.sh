@@ -5,6 +5,8 @@
 # Prints wall-clock times and their ratio (with a lockfile, and without one, online and
 # --offline), image sizes, static's file bytes against what distroless's static-debian13
 # holds of the same packages, and bareboat's peak RSS.
+# With BASELINE=REV, the locked rebuild and the unlocked --offline build are timed with that
+# revision's build too, side by side.
 # Needs root (mmdebstrap and umoci as the peer run them) and the host's apt mirror.
 source "$(dirname "$0")/common.sh" build
 
@@ -37,6 +39,8 @@ for image in static cc; do
     unlocked() { $bb --cache "$cache" build "catalog:$image" "$@" -o "oci:$(mktemp -u -p "$out" unlocked.XXXXXX):$image"; }
     unlocked_online=$(best_of_5 true unlocked)
     unlocked_offline=$(best_of_5 true unlocked --offline)
+    against "$image: rebuild, same layout, locked" 5 --cache "$cache" build "catalog:$image" --lockfile "$out/$image.lock" -o "oci:$out/bb:$image"
+    against "$image: unlocked --offline build, same layout" 5 --cache "$cache" build "catalog:$image" --offline -o "oci:$out/unlocked-again:$image"
     forget_trees
     rss=$( { /usr/bin/time -f %M $bb --cache "$cache" build "catalog:$image" --lockfile "$out/$image.lock" -o "oci:$out/rss-$image:$image" >/dev/null; } 2>&1 | tail -1)
 

@@ -8,7 +8,10 @@
 #   scan of the 1 GB image against tracker-format data of the real data's scale (20,000
 #   source packages, 8 CVEs each in four releases), which streams through it once;
 #   peak memory of each.
-# Needs the host's apt mirror for the packages, and python3 to write the files.
+# With BASELINE=REV, inspect and audit of the 1 GB image as a layout, as an OCI archive and
+# (inspect) straight from a registry on loopback are timed with that revision's build too.
+# Needs the host's apt mirror for the packages, python3 to write the files, and
+# docker-registry for the registry figures.
 source "$(dirname "$0")/common.sh" inspect
 
 data="$out/data"
@@ -32,17 +35,6 @@ PY
 $bb --cache "$cache" build catalog:static -o "oci:$out/layout:static" >/dev/null
 $bb --cache "$cache" build --from catalog:cc --add "$data:/data" -o "oci:$out/layout:big" >/dev/null
 
-# Best of N wall-clock seconds of a command.
-best() {
-    local n=$1 best=999 s e t
-    shift
-    for _ in $(seq "$n"); do
-        s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
-        t=$(echo "$e - $s" | bc -l)
-        best=$(echo "$t $best" | awk '{print ($1 < $2) ? $1 : $2}')
-    done
-    echo "$best"
-}
 # Peak resident memory of a command, in MB.
 peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.0f", $1/1024}'; }
 
@@ -99,3 +91,15 @@ awk -v t="$tar_s" -v i="$inspect_s" -v a="$audit_s" -v u="$unpacked" 'BEGIN {
 awk -v s="$scan_s" -v m="$tracker_mb" 'BEGIN {printf "bareboat scan with %d MB of tracker data: %6.0f ms\n", m, s*1000}'
 echo "peak memory: inspect ${inspect_mb} MB, audit ${audit_mb} MB, scan ${scan_mb} MB"
 awk -v s="$static_s" 'BEGIN {printf "== audit of catalog:static (best of 5): %.0f ms (must be under 50 ms)\n", s*1000}'
+if [ -n "$base" ]; then
+    echo "== the same with this build and $rev, taking turns (best of 3)"
+    $bb copy "oci:$out/layout:big" "oci-archive:$out/big.tar:big" >/dev/null
+    pid=$(registry 5211 "$out/registry")
+    trap 'kill $pid 2>/dev/null' EXIT
+    $bb copy --insecure "oci:$out/layout:big" docker://127.0.0.1:5211/bench/big:1 >/dev/null
+    against "inspect oci:" 3 --cache "$cache" inspect "oci:$out/layout:big"
+    against "audit oci:" 3 --cache "$cache" audit "oci:$out/layout:big"
+    against "inspect oci-archive:" 3 --cache "$cache" inspect "oci-archive:$out/big.tar:big"
+    against "inspect docker:// (loopback registry)" 3 --cache "$cache" inspect --insecure docker://127.0.0.1:5211/bench/big:1
+    against "audit of catalog:static" 5 --cache "$cache" audit "oci:$out/layout:static"
+fi

@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use crate::Error;
+use crate::dpkg::merged_usr;
 use crate::index::Compression;
 
 const MAGIC: &str = "bareboat contents 1\n";
@@ -21,19 +22,6 @@ const MAGIC: &str = "bareboat contents 1\n";
 pub struct ContentsIndex {
     /// `path\tpkg,pkg` lines, sorted and without duplicates.
     lines: Vec<String>,
-}
-
-/// The directories whose entries are moved under `usr/` by merged /usr.
-const MERGED: [&str; 6] = ["bin/", "sbin/", "lib/", "lib32/", "lib64/", "libx32/"];
-
-/// A path as merged /usr lays it out, without a leading `/`.
-pub fn merged_usr(path: &str) -> String {
-    let path = path.trim_start_matches('/');
-    if MERGED.iter().any(|d| path.starts_with(d)) {
-        format!("usr/{path}")
-    } else {
-        path.to_string()
-    }
 }
 
 fn is_kept(path: &str) -> bool {

@@ -7,7 +7,9 @@
 //! - [`archive`] loads sources into a [`archive::Universe`] of packages;
 //! - [`solver`] chooses an install set with a SAT solver;
 //! - [`lockfile`] records it; [`cache`] and [`download`] fetch and keep the `.deb` files;
-//! - [`deb`] reads a package as a stream.
+//! - [`deb`] reads a package as a stream;
+//! - [`dpkg`] reads an installed system's dpkg database, and says where merged /usr puts a
+//!   package's paths.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), bareboat_apt::Error> {
@@ -30,6 +32,7 @@ pub mod cache;
 pub mod contents;
 pub mod deb;
 pub mod download;
+pub mod dpkg;
 mod error;
 pub mod hostfile;
 pub mod index;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
+use bareboat_apt::dpkg::Database;
 use bareboat_apt::index::PackageIndex;
 use bareboat_oci::blob::Layer;
 use bareboat_oci::image::BaseLayers;
@@ -97,22 +98,18 @@ impl<'a> BaseImage<'a> {
         for l in &self.layers {
             let origin = format!("base image {} layer {}", self.name, l.descriptor.digest());
             let layer = tree.push_layer();
-            let unpacked = self
-                .source
-                .open_layer(l)
+            let mut reader = self.source.open_layer(l)?;
+            let mut archive = tar::Archive::new(&mut reader);
+            let unpacked = tree
+                .add_image_layer(layer, &origin, &mut archive)
                 .map_err(BuildError::from)
-                .and_then(|r| {
-                    let mut archive = tar::Archive::new(r);
-                    tree.add_image_layer(layer, &origin, &mut archive)?;
+                .and_then(|()| {
                     // Read to the end, so the blob's digest and diff_id are checked.
                     io::copy(&mut archive.into_inner(), &mut io::sink())
-                        .map_err(|e| BuildError::Spec(format!("{origin}: {e}")))?;
-                    Ok(())
+                        .map_err(|e| BuildError::Spec(format!("{origin}: {e}")))
                 });
             if let Err(e) = unpacked {
-                // A damaged blob usually breaks decompression first: say what is wrong.
-                self.source.verify(&l.into()).map_err(|e| self.refused(e))?;
-                return Err(e);
+                return Err(reader.damage().map_or(e, |damage| self.refused(damage)));
             }
         }
         tree.seal()?;
@@ -161,37 +158,12 @@ impl<'a> BaseImage<'a> {
 }
 
 /// The packages a dpkg database lists as installed, from the database files among
-/// `metadata` (path to content, as [`filesystem::read`] keeps them): `status.d` entries, as
-/// distroless and bareboat write them, and `status` paragraphs in the installed state.
-pub fn installed_packages(
-    metadata: &BTreeMap<String, Vec<u8>>,
-) -> Result<PackageIndex, BuildError> {
-    let mut text = String::new();
-    for (path, bytes) in metadata.iter().filter(|(p, _)| filesystem::is_database(p)) {
-        let status = path == "var/lib/dpkg/status";
-        if status || path.starts_with("var/lib/dpkg/status.d/") {
-            push_paragraphs(&mut text, &String::from_utf8_lossy(bytes), status);
-        }
-    }
-    PackageIndex::parse_installed(&text, "the base image's dpkg database").map_err(Into::into)
-}
-
-/// Appends the paragraphs of `text`; with `check_status`, only those whose `Status` says
-/// the package is installed.
-fn push_paragraphs(out: &mut String, text: &str, check_status: bool) {
-    for para in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
-        if check_status {
-            let status = para
-                .lines()
-                .find_map(|l| l.strip_prefix("Status:"))
-                .map(str::trim);
-            if !status.is_some_and(|s| s.ends_with(" installed")) {
-                continue;
-            }
-        }
-        out.push_str(para.trim_matches('\n'));
-        out.push_str("\n\n");
-    }
+/// `metadata` (path to content, as [`filesystem::read`] keeps them).
+fn installed_packages(metadata: &BTreeMap<String, Vec<u8>>) -> Result<PackageIndex, BuildError> {
+    let files = metadata.iter().map(|(p, b)| (p.as_str(), b.as_slice()));
+    Database::read(files)
+        .index("the base image's dpkg database")
+        .map_err(Into::into)
 }
 
 /// The OCI media type of a layer, for Docker's names of the same bytes.
@@ -209,15 +181,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn installed_paragraphs_only() {
-        let mut out = String::new();
-        let status = "Package: a\nStatus: install ok installed\nVersion: 1\n\n\
-Package: b\nStatus: deinstall ok config-files\nVersion: 2\n\n";
-        push_paragraphs(&mut out, status, true);
-        assert_eq!(
-            out,
-            "Package: a\nStatus: install ok installed\nVersion: 1\n\n"
-        );
+    fn docker_layer_types_become_oci_ones() {
         assert_eq!(
             oci_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
             MediaType::ImageLayerGzip

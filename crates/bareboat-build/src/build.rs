@@ -6,12 +6,14 @@ use std::io::Read;
 use std::thread::ScopedJoinHandle;
 
 use bareboat_apt::cache::Cache;
+use bareboat_apt::dpkg::{MERGED_DIRS, STATUS_D};
 use bareboat_apt::lockfile::{LockedPackage, Lockfile};
 use bareboat_apt::relation::{RelationError, parse_relations};
 use bareboat_apt::release::format_rfc3339;
 use bareboat_oci::image::{BuiltLayer, ImageSpec, RunConfig, write_image};
-use bareboat_oci::layer::{Compression, LayerBlob, LayerWriter};
+use bareboat_oci::layer::{LayerBlob, LayerWriter};
 use bareboat_oci::layout::Layout;
+use bareboat_oci::media::Compression;
 use bareboat_oci::seal::SealKey;
 use bareboat_oci::tar_bounds::BoundedTar;
 use oci_spec::image::{Config, Descriptor};
@@ -22,7 +24,7 @@ use crate::catalog::Variant;
 use crate::deps::{self, Analysis, FileKind};
 use crate::hostfiles::{HostEntry, HostKind};
 use crate::lock::{self, AddedFiles};
-use crate::policy::{self, MERGED_DIRS, Slicing};
+use crate::policy::{self, Slicing};
 use crate::rootfs::{Content, Limits, NodeKind, Rootfs, Snapshot, TreeError};
 use crate::sbom::{Sbom, SbomFile, SbomPackage};
 use crate::spec::Spec;
@@ -668,7 +670,6 @@ const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
 /// The package whose certificates make the bundle.
 const CA_PACKAGE: &str = "ca-certificates";
 /// Where each package's dpkg record goes.
-const STATUS_D: &str = "var/lib/dpkg/status.d";
 /// The file of glibc's C.UTF-8 locale that setlocale cannot do without.
 const C_UTF8_CTYPE: &str = "usr/lib/locale/C.utf8/LC_CTYPE";
 

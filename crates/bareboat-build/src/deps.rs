@@ -23,7 +23,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::path::Path;
 
-use bareboat_apt::contents::{ContentsIndex, merged_usr};
+use bareboat_apt::contents::ContentsIndex;
+use bareboat_apt::dpkg::merged_usr;
 use serde::Serialize;
 
 use crate::hostfiles::{HostEntry, HostKind};

@@ -79,7 +79,7 @@ impl AddedFiles {
     pub fn image_paths(&self) -> HashSet<String> {
         self.entries
             .iter()
-            .map(|e| bareboat_apt::contents::merged_usr(&e.dst))
+            .map(|e| bareboat_apt::dpkg::merged_usr(&e.dst))
             .collect()
     }
 }

@@ -1,10 +1,8 @@
-//! Path policy: which package paths are acceptable, where merged /usr puts them, and which
-//! ones slicing drops. Pure functions, so they are tested with tables.
+//! Path policy: which package paths are acceptable and which ones slicing drops (where
+//! merged /usr puts them is [`bareboat_apt::dpkg::merged_usr`]). Pure functions, so they
+//! are tested with tables.
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-
-/// The top-level directories that merged /usr turns into links into `usr/`.
-pub const MERGED_DIRS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 /// Turns a tar entry name into a clean path relative to the image root (no leading `./`
 /// or `/`, no trailing `/`), refusing names that could escape the root.
@@ -24,20 +22,6 @@ pub fn normalize(name: &str) -> Result<String, String> {
         return Err("NUL in an entry name is refused".into());
     }
     Ok(parts.join("/"))
-}
-
-/// Moves a path under a merged directory (`bin/ls`, `lib/x86_64-linux-gnu/libc.so.6`) to its
-/// place under `usr/`. The top-level names themselves are left for the caller, which keeps
-/// them as links.
-pub fn usrmerge(path: &str) -> String {
-    for dir in MERGED_DIRS {
-        if let Some(rest) = path.strip_prefix(dir)
-            && rest.starts_with('/')
-        {
-            return format!("usr/{dir}{rest}");
-        }
-    }
-    path.to_string()
 }
 
 /// Resolves a symlink's target against the directory holding the link, inside the image
@@ -187,28 +171,6 @@ mod tests {
         assert_eq!(normalize("./usr/bin/").unwrap(), "usr/bin");
         assert_eq!(normalize("./").unwrap(), "");
         assert_eq!(normalize("usr//lib/./x").unwrap(), "usr/lib/x");
-    }
-
-    #[test]
-    fn merged_usr_moves_top_level_dirs() {
-        for (from, to) in [
-            ("bin/sh", "usr/bin/sh"),
-            (
-                "lib/x86_64-linux-gnu/libc.so.6",
-                "usr/lib/x86_64-linux-gnu/libc.so.6",
-            ),
-            (
-                "lib64/ld-linux-x86-64.so.2",
-                "usr/lib64/ld-linux-x86-64.so.2",
-            ),
-            ("sbin/ldconfig", "usr/sbin/ldconfig"),
-            ("bin", "bin"),
-            ("binutils/x", "binutils/x"),
-            ("usr/bin/ls", "usr/bin/ls"),
-            ("etc/bin/x", "etc/bin/x"),
-        ] {
-            assert_eq!(usrmerge(from), to, "{from}");
-        }
     }
 
     #[test]

@@ -15,13 +15,14 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use bareboat_apt::dpkg::{MERGED_DIRS, merged_usr};
 use bareboat_oci::layer::{Entry, Kind, Whiteout};
 use globset::GlobSet;
 use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::policy::{self, MERGED_DIRS, Slicing};
+use crate::policy::{self, Slicing};
 
 /// Caps that stop a decompression bomb.
 #[derive(Clone, Copy, Debug)]
@@ -397,7 +398,7 @@ impl Rootfs {
             {
                 format!("usr/{name}")
             } else {
-                policy::usrmerge(&name)
+                merged_usr(&name)
             };
             let kept = self.slicing.keeps(package, &path);
             let node_kind = match kind {
@@ -405,7 +406,7 @@ impl Rootfs {
                 tar::EntryType::Symlink => NodeKind::Symlink(link),
                 tar::EntryType::Link => {
                     let target = policy::normalize(&link).map_err(&refuse)?;
-                    NodeKind::Hardlink(policy::usrmerge(&target))
+                    NodeKind::Hardlink(merged_usr(&target))
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let size = entry.size();

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use bareboat_oci::blob::Layer;
+use bareboat_oci::blob::{Layer, LayerReader};
 use bareboat_oci::layer::Whiteout;
 use bareboat_oci::source::BlobSource;
 use bareboat_oci::tar_bounds::BoundedTar;
@@ -169,21 +169,14 @@ impl Default for Limits {
 /// the square of its depth.
 pub const MAX_PATH: usize = 4096;
 
-/// Whether a path is a package database that [`crate::packages`] reads: dpkg's `status`,
-/// a package's `status.d` entry (not its `.md5sums` or another list; package names may
-/// hold dots, as `libstdc++6` and `python3.13` do), or apk's `installed`.
+/// Whether a path is a package database that [`crate::packages`] reads: dpkg's (see
+/// [`bareboat_apt::dpkg::is_database`]), or apk's `installed`.
 pub fn is_database(path: &str) -> bool {
-    path == "var/lib/dpkg/status"
-        || path == "lib/apk/db/installed"
-        || path
-            .strip_prefix("var/lib/dpkg/status.d/")
-            .is_some_and(|name| {
-                !name.contains('/')
-                    && ![".md5sums", ".list", ".conffiles"]
-                        .iter()
-                        .any(|suffix| name.ends_with(suffix))
-            })
+    bareboat_apt::dpkg::is_database(path) || path == APK_INSTALLED
 }
+
+/// apk's database of installed packages.
+pub const APK_INSTALLED: &str = "lib/apk/db/installed";
 
 /// The largest a metadata file at `path` may be for the reader to keep it, or `None` for a
 /// path that is not metadata: package databases, `os-release`, and packages' copyright
@@ -209,13 +202,10 @@ pub fn read(
     let mut fs = Filesystem::default();
     let mut unpacked = 0;
     for (i, layer) in layers.iter().enumerate() {
+        let mut reader = source.open_layer(layer)?;
         let read = fs
-            .read_layer(source, i, layer, limits, &mut unpacked)
-            .or_else(|e| {
-                // A damaged blob usually breaks decompression first: say what is wrong.
-                source.verify(&layer.into())?;
-                Err(e)
-            })?;
+            .read_layer(&mut reader, i, layer, limits, &mut unpacked)
+            .map_err(|e| reader.damage().map_or(e, Error::from))?;
         fs.layers.push(read);
     }
     fs.metadata
@@ -227,7 +217,7 @@ impl Filesystem {
     /// Reads layer `i` onto the layers below.
     fn read_layer(
         &mut self,
-        source: &dyn BlobSource,
+        reader: &mut LayerReader,
         i: usize,
         layer: &Layer,
         limits: Limits,
@@ -239,7 +229,7 @@ impl Filesystem {
             reason,
         };
         let mut counted = Counting {
-            inner: source.open_layer(layer)?,
+            inner: reader,
             count: 0,
             before: *unpacked,
             stored: d.size(),

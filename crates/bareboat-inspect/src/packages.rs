@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::filesystem::is_database;
+use bareboat_apt::dpkg::Database;
+
+use crate::filesystem::APK_INSTALLED;
 
 /// A package an image's database lists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -41,49 +43,25 @@ impl Package {
 /// The packages that the database files among `metadata` (path to content, as
 /// [`crate::filesystem`] keeps them) list, sorted by name.
 pub fn packages(metadata: &BTreeMap<String, Vec<u8>>) -> Vec<Package> {
-    let mut out = Vec::new();
-    for (path, bytes) in metadata.iter().filter(|(p, _)| is_database(p)) {
-        let text = String::from_utf8_lossy(bytes);
-        if path.ends_with("apk/db/installed") {
-            out.extend(apk(&text, path));
-        } else {
-            let installed_only = path == "var/lib/dpkg/status";
-            out.extend(dpkg(&text, path, installed_only));
-        }
+    let files = metadata.iter().map(|(p, b)| (p.as_str(), b.as_slice()));
+    let mut out: Vec<Package> = Database::read(files)
+        .packages
+        .into_iter()
+        .map(|p| Package {
+            name: p.name,
+            version: p.version,
+            architecture: p.architecture,
+            source: p.source,
+            source_version: p.source_version,
+            manager: "dpkg",
+            database: p.database,
+        })
+        .collect();
+    if let Some(bytes) = metadata.get(APK_INSTALLED) {
+        out.extend(apk(&String::from_utf8_lossy(bytes), APK_INSTALLED));
     }
     out.sort_by(|a, b| (&a.name, &a.architecture).cmp(&(&b.name, &b.architecture)));
     out.dedup_by(|a, b| a.name == b.name && a.architecture == b.architecture);
-    out
-}
-
-fn dpkg(text: &str, path: &str, installed_only: bool) -> Vec<Package> {
-    let mut out = Vec::new();
-    for para in text.split("\n\n") {
-        let field = |name: &str| {
-            para.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        };
-        let (Some(name), Some(version)) = (field("Package"), field("Version")) else {
-            continue;
-        };
-        if installed_only && !field("Status").is_some_and(|s| s.ends_with(" installed")) {
-            continue;
-        }
-        out.push(Package {
-            name,
-            version,
-            architecture: field("Architecture").unwrap_or_default(),
-            // `Source: NAME (VERSION)` names the source and its version.
-            source: field("Source").map(|s| s.split(' ').next().unwrap_or_default().to_string()),
-            source_version: field("Source").and_then(|s| {
-                let (_, version) = s.split_once('(')?;
-                Some(version.trim_end_matches(')').trim().to_string())
-            }),
-            manager: "dpkg",
-            database: format!("/{path}"),
-        });
-    }
     out
 }
 

@@ -351,6 +351,26 @@ pub(crate) fn layer_of(stored: Box<dyn Read + Send>, layer: &Layer) -> Result<La
     })
 }
 
+impl LayerReader {
+    /// The stored bytes below the decompressor.
+    fn raw(&mut self) -> &mut BufReader<Raw> {
+        match &mut self.decoder {
+            Decoder::None(r) => r,
+            Decoder::Gzip(r) => r.get_mut(),
+            Decoder::Zstd(r) => r.get_mut(),
+        }
+    }
+
+    /// What is wrong with the stored blob, for a reader of the layer that failed: the rest
+    /// of the blob is read, so that its size and digest are checked. A damaged blob usually
+    /// breaks decompression or the tar stream first, and this names the real fault; `None`
+    /// when the blob is what its descriptor says.
+    pub fn damage(&mut self) -> Option<Error> {
+        let drained = io::copy(self.raw(), &mut io::sink());
+        drained.err()?.downcast::<Error>().ok()
+    }
+}
+
 impl Read for LayerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = match &mut self.decoder {
@@ -362,12 +382,7 @@ impl Read for LayerReader {
         if n == 0 && !buf.is_empty() && !self.checked {
             // A decompressor may stop at the end of its stream: what follows is read too,
             // so the blob's digest covers every byte stored.
-            let raw = match &mut self.decoder {
-                Decoder::None(r) => r,
-                Decoder::Gzip(r) => r.get_mut(),
-                Decoder::Zstd(r) => r.get_mut(),
-            };
-            io::copy(raw, &mut io::sink())?;
+            io::copy(self.raw(), &mut io::sink())?;
             let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
             check_diff_id(&self.layer, &actual, &self.diff_id)?;
             self.checked = true;
@@ -424,6 +439,38 @@ mod tests {
                 .map_err(|e| e.to_string())
                 .and_then(|r| read_all(Box::new(r))),
         ]
+    }
+
+    #[test]
+    fn a_layer_that_breaks_its_decompressor_is_named_by_what_is_wrong_with_its_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = noise_text(200_000);
+        let good = gzip(&tar);
+        let layer = Layer {
+            descriptor: descriptor(MediaType::ImageLayerGzip, &good),
+            diff_id: Digest::of(&tar),
+        };
+        // The stored blob differs from the one described: a byte in the middle flipped.
+        let mut bad = good.clone();
+        bad[good.len() / 2] ^= 0xff;
+        let path = dir.path().join("blob");
+        std::fs::write(&path, &bad).unwrap();
+        let mut reader = layer_of(stored_file(&path, &layer.descriptor).unwrap(), &layer).unwrap();
+        let read = io::copy(&mut reader, &mut io::sink());
+        assert!(read.is_err(), "the decompressor stops");
+        let damage = reader.damage().expect("the blob is damaged").to_string();
+        assert!(damage.contains("does not match its digest"), "{damage}");
+
+        // A blob that is what it says has no damage, whatever its reader thought of it.
+        std::fs::write(&path, &good).unwrap();
+        let mut reader = layer_of(stored_file(&path, &layer.descriptor).unwrap(), &layer).unwrap();
+        reader.read_exact(&mut [0; 100]).unwrap();
+        assert!(reader.damage().is_none());
+    }
+
+    /// Text that compresses, but not to nothing, so that a flipped byte breaks it.
+    fn noise_text(count: usize) -> Vec<u8> {
+        (0..count).map(|i| b'a' + ((i * 7919) % 26) as u8).collect()
     }
 
     #[test]

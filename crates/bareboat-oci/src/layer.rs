@@ -27,35 +27,8 @@ use sha2::{Digest as _, Sha256};
 use crate::Error;
 use crate::digest::{Digest, HashingWriter};
 use crate::layout::Layout;
+use crate::media::Compression;
 use crate::seal::{SealKey, Stamp};
-
-/// How a layer is compressed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Compression {
-    #[default]
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-}
-
-impl std::str::FromStr for Compression {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "gzip" => Ok(Compression::Gzip),
-            "zstd" => Ok(Compression::Zstd),
-            _ => Err(format!("unknown compression {s:?}: use gzip or zstd")),
-        }
-    }
-}
 
 /// What a layer entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -323,6 +296,7 @@ impl LayerWriter {
 
     fn compressor(&self, out: HashingWriter<BufWriter<File>>) -> Result<Compressor, Error> {
         Ok(match self.compression {
+            Compression::None => Compressor::None(out),
             Compression::Gzip => {
                 let z: ParCompress<Gzip, _> = ParCompressBuilder::new()
                     .num_threads(self.threads)
@@ -388,6 +362,7 @@ fn remember(
 type BlobFile = HashingWriter<BufWriter<File>>;
 
 enum Compressor {
+    None(BlobFile),
     Gzip(ParCompress<'static, Gzip, BlobFile>),
     Zstd(zstd::Encoder<'static, BlobFile>),
 }
@@ -396,6 +371,7 @@ impl Compressor {
     /// Ends the stream and hands back the blob file.
     fn finish(self) -> io::Result<BlobFile> {
         match self {
+            Compressor::None(f) => Ok(f),
             Compressor::Gzip(mut z) => z.finish().map_err(io::Error::other),
             Compressor::Zstd(z) => z.finish(),
         }
@@ -405,12 +381,14 @@ impl Compressor {
 impl Write for Compressor {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
+            Compressor::None(f) => f.write(buf),
             Compressor::Gzip(z) => z.write(buf),
             Compressor::Zstd(z) => z.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
+            Compressor::None(f) => f.flush(),
             Compressor::Gzip(z) => z.flush(),
             Compressor::Zstd(z) => z.flush(),
         }
@@ -520,12 +498,18 @@ mod tests {
 
     #[test]
     fn bytes_do_not_depend_on_threads_or_place() {
-        for compression in [Compression::Gzip, Compression::Zstd] {
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
             let (one, bytes) = write(1, compression, None);
             let (four, _) = write(4, compression, None);
             assert_eq!(one, four, "{compression:?}");
             assert_eq!(Digest::of(&bytes), one.digest);
             assert_eq!(one.size, bytes.len() as u64);
+            // An uncompressed layer is its own tar stream.
+            assert_eq!(
+                compression == Compression::None,
+                one.digest == one.diff_id,
+                "{compression:?}"
+            );
         }
     }
 

@@ -12,6 +12,7 @@
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use tempfile::NamedTempFile;
@@ -262,10 +263,43 @@ impl Layout {
     }
 
     /// Copies the image (or index) `top` of `source` and every blob it reaches into the
-    /// layout, keeping digests, each blob checked as it is copied.
+    /// layout, keeping digests, each blob checked as it is copied, as many at once as the
+    /// source reads best.
     pub fn copy_image_from(&self, source: &dyn BlobSource, top: &Descriptor) -> Result<(), Error> {
-        for blob in reachable(source, top)? {
-            self.copy_blob_from(source, &blob)?;
+        let blobs = reachable(source, top)?;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let copy = || {
+            while !failed.load(Ordering::Relaxed) {
+                let Some(blob) = blobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                if let Err(e) = self.copy_blob_from(source, blob) {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        };
+        let workers = source.concurrency().clamp(1, blobs.len().max(1));
+        std::thread::scope(|s| {
+            let running: Vec<_> = (0..workers).map(|_| s.spawn(copy)).collect();
+            running
+                .into_iter()
+                .try_for_each(|w| w.join().expect("a copying thread panicked"))
+        })
+    }
+
+    /// Copies the artifacts of `source` that refer to the image `top` (or its platform
+    /// manifests), which the layout lists untagged.
+    pub fn copy_artifacts_from(
+        &self,
+        source: &dyn BlobSource,
+        top: &Descriptor,
+    ) -> Result<(), Error> {
+        for (_, artifact) in crate::referrer::of_image(source, top)? {
+            self.copy_image_from(source, &artifact)?;
+            self.add_untagged(&artifact)?;
         }
         Ok(())
     }

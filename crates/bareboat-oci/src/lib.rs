@@ -5,6 +5,7 @@
 //!   digest, and a layer's diff_id;
 //! - [`source`] is where blobs are read from ([`source::BlobSource`]: layouts, archives,
 //!   registries), with the checks and the walk of an image's graph made once for all;
+//! - [`sink`] is where images are written ([`sink::Sink`]: layouts, archives, registries);
 //! - [`media`] tells what a media type names (index, manifest, config, layer);
 //! - [`model`] decodes one platform's [`model::Image`] from any source;
 //! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
@@ -22,7 +23,7 @@
 //!
 //! ```no_run
 //! # fn run() -> Result<(), bareboat_oci::Error> {
-//! use bareboat_oci::{layer::{Compression, Entry, LayerWriter}, layout::Layout};
+//! use bareboat_oci::{layer::{Entry, LayerWriter}, layout::Layout, media::Compression};
 //! let layout = Layout::create(std::path::Path::new("out"))?;
 //! let entries = vec![Entry::dir("etc", 0o755, 0)];
 //! let layer = LayerWriter::new(Compression::Gzip, None).write(&layout, &entries)?;
@@ -44,6 +45,7 @@ pub mod reference;
 pub mod referrer;
 pub mod registry;
 pub mod seal;
+pub mod sink;
 pub mod source;
 pub mod tar_bounds;
 pub mod transport;

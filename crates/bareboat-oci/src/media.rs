@@ -16,12 +16,37 @@ pub enum Kind {
     Other,
 }
 
-/// How a layer is compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a layer is compressed: read from its media type, and chosen for the layers
+/// bareboat writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compression {
     None,
+    #[default]
     Gzip,
     Zstd,
+}
+
+impl Compression {
+    /// The OCI media type of a layer compressed so.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            _ => Err(format!("unknown compression {s:?}: use gzip, zstd or none")),
+        }
+    }
 }
 
 impl Kind {
@@ -84,5 +109,9 @@ mod tests {
         // A suffix alone is not a name.
         assert_eq!(Kind::of("application/x-evil.tar+gzip"), Kind::Other);
         assert_eq!(Kind::of("application/spdx+json"), Kind::Other);
+        // What bareboat writes, it reads back as the same compression.
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            assert_eq!(Kind::of(c.media_type()), Kind::Layer(c));
+        }
     }
 }

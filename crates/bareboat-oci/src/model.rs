@@ -1,6 +1,6 @@
 //! Images and indexes as bareboat reads them, from any [`BlobSource`]: an [`Image`] is one
 //! platform's manifest, config and layers, decoded once and checked against each other; an
-//! index is only ever used to pick the platform, by [`platform_manifest`].
+//! [`Index`] lists several platforms' images and picks one.
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
@@ -29,7 +29,7 @@ impl<'a> Image<'a> {
         top: &Descriptor,
         arch: &str,
     ) -> Result<Image<'a>, Error> {
-        let descriptor = platform_manifest(source, top, arch)?;
+        let descriptor = Index::pick(source, top, arch)?;
         let manifest: ImageManifest = serde_json::from_slice(&source.read_described(&descriptor)?)
             .map_err(|e| Error::Spec(format!("manifest {}: {e}", descriptor.digest())))?;
         let config: ImageConfiguration =
@@ -52,34 +52,64 @@ impl<'a> Image<'a> {
     }
 }
 
-/// The manifest for Debian architecture `arch` in the index `top` (or `top` itself, if it
-/// is one image). An index that leaves the variant out means the usual one.
-pub fn platform_manifest(
-    source: &dyn BlobSource,
-    top: &Descriptor,
-    arch: &str,
-) -> Result<Descriptor, Error> {
-    if Kind::of(top.media_type().as_ref()) != Kind::Index {
-        return Ok(top.clone());
-    }
-    let index: ImageIndex = serde_json::from_slice(&source.read_described(top)?)
-        .map_err(|e| Error::Spec(format!("image index {}: {e}", top.digest())))?;
-    let (want, variant) = crate::image::platform(arch);
-    let found = index.manifests().iter().find(|m| {
-        m.platform().as_ref().is_some_and(|p| {
-            *p.architecture() == want
-                && (variant.is_none() || p.variant().is_none() || p.variant().as_deref() == variant)
+/// An image index (OCI's, or Docker's manifest list): the images of several platforms.
+pub struct Index {
+    /// The index's descriptor.
+    pub descriptor: Descriptor,
+    pub index: ImageIndex,
+}
+
+impl Index {
+    /// Reads the index `d` describes, checked against its digest.
+    pub fn open(source: &dyn BlobSource, d: &Descriptor) -> Result<Index, Error> {
+        let index = serde_json::from_slice(&source.read_described(d)?)
+            .map_err(|e| Error::Spec(format!("image index {}: {e}", d.digest())))?;
+        Ok(Index {
+            descriptor: d.clone(),
+            index,
         })
-    });
-    let available: Vec<String> = index
-        .manifests()
-        .iter()
-        .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
-        .collect();
-    found.cloned().ok_or_else(|| {
-        Error::Spec(format!(
-            "the image has no {arch} platform; it has {}",
-            available.join(", ")
-        ))
-    })
+    }
+
+    /// The manifests it lists, in its order.
+    pub fn manifests(&self) -> &[Descriptor] {
+        self.index.manifests()
+    }
+
+    /// The manifest for Debian architecture `arch`. An entry that leaves the variant out
+    /// means the usual one.
+    pub fn platform(&self, arch: &str) -> Result<Descriptor, Error> {
+        let (want, variant) = crate::image::platform(arch);
+        let found = self.manifests().iter().find(|m| {
+            m.platform().as_ref().is_some_and(|p| {
+                *p.architecture() == want
+                    && (variant.is_none()
+                        || p.variant().is_none()
+                        || p.variant().as_deref() == variant)
+            })
+        });
+        found.cloned().ok_or_else(|| {
+            let available: Vec<String> = self
+                .manifests()
+                .iter()
+                .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
+                .collect();
+            Error::Spec(format!(
+                "the image has no {arch} platform; it has {}",
+                available.join(", ")
+            ))
+        })
+    }
+
+    /// The manifest for `arch` of `top`: `top` itself if it is one image, else the
+    /// platform its index lists.
+    pub fn pick(
+        source: &dyn BlobSource,
+        top: &Descriptor,
+        arch: &str,
+    ) -> Result<Descriptor, Error> {
+        if Kind::of(top.media_type().as_ref()) != Kind::Index {
+            return Ok(top.clone());
+        }
+        Index::open(source, top)?.platform(arch)
+    }
 }

@@ -89,9 +89,7 @@ pub fn of_image(
 pub fn subjects(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Descriptor>, Error> {
     let mut out = vec![top.clone()];
     if Kind::of(top.media_type().as_ref()) == Kind::Index {
-        let index: oci_spec::image::ImageIndex =
-            serde_json::from_slice(&source.read_described(top)?)
-                .map_err(|e| Error::Spec(format!("index {}: {e}", top.digest())))?;
+        let index = crate::model::Index::open(source, top)?;
         let mut seen = std::collections::HashSet::from([top.digest().to_string()]);
         for m in index.manifests() {
             if seen.insert(m.digest().to_string()) {

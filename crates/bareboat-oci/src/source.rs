@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::Error;
 use crate::blob::{self, Blob, BlobReader, Layer, LayerReader};
 use crate::digest::Digest;
 use crate::layout::{MAX_DOCUMENT, MAX_NESTING};
 use crate::media::Kind;
+use crate::model::Index;
 
 /// Somewhere blobs are kept: a layout, an archive, a registry.
 pub trait BlobSource: Send + Sync {
@@ -33,6 +34,12 @@ pub trait BlobSource: Send + Sync {
     /// default, by opening it.
     fn check_present(&self, d: &Descriptor) -> Result<(), Error> {
         self.stored(d).map(drop)
+    }
+
+    /// How many blobs are best read at once: more than one where reading waits on a
+    /// network.
+    fn concurrency(&self) -> usize {
+        1
     }
 
     /// The artifacts (SBOMs, say) the source lists beside its images, which may refer to
@@ -121,8 +128,7 @@ pub fn reachable(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Blob>,
             )));
         }
         if Kind::of(&media_type) == Kind::Index {
-            let index: ImageIndex = serde_json::from_slice(&source.read_described(d)?)
-                .map_err(|e| bad(format!("index {digest}: {e}")))?;
+            let index = Index::open(source, d)?;
             pending.extend(index.manifests().iter().map(|m| (Blob::of(m), level + 1)));
         } else if Kind::of(&media_type) == Kind::Manifest {
             let manifest: ImageManifest = serde_json::from_slice(&source.read_described(d)?)

@@ -1,20 +1,20 @@
 //! Opening an image by reference and writing one to a reference, whatever the transport:
 //! `oci:` layouts and both kinds of archive are read in place; a registry image is streamed
 //! blob by blob as it is read, or pulled whole (every blob checked) into a scratch layout;
-//! any source writes to any output.
+//! any source writes to any [`Sink`].
 
 use std::path::Path;
 
 use oci_spec::image::Descriptor;
 
 use crate::Error;
-use crate::archive::{self, Archive};
+use crate::archive::Archive;
 use crate::layout::Layout;
 use crate::media::Kind;
-use crate::model::platform_manifest;
+use crate::model::Index;
 use crate::reference::ImageRef;
-use crate::referrer;
-use crate::registry::{PushReport, Registry, RegistryOptions, Remote};
+use crate::registry::{Registry, RegistryOptions, Remote};
+use crate::sink::{DockerArchiveSink, LayoutSink, OciArchiveSink, RegistrySink, Sink, Written};
 use crate::source::BlobSource;
 
 /// An image to read: where its blobs are, and the descriptor of the image (or index).
@@ -62,9 +62,10 @@ pub async fn open(
                 .map_err(|e| Error::io(scratch, e))?;
             let layout = Layout::create(dir.path())?;
             let client = Registry::new(registry, &name.registry)?;
-            let top = client.pull(name, digest.as_ref(), &layout).await?;
+            let (remote, top) = Remote::open(client, name, digest.as_ref()).await?;
+            layout.copy_image_from(&remote, &top)?;
             // The image's SBOMs come along; an image is still usable without them.
-            if let Err(e) = client.pull_referrers(name, &layout, &top).await {
+            if let Err(e) = layout.copy_artifacts_from(&remote, &top) {
                 tracing::warn!("the referrers of {} were not pulled: {e}", name.full());
             }
             Ok(Source {
@@ -96,72 +97,45 @@ pub async fn open(
     }
 }
 
-/// Whether `output` can hold an image of several platforms.
-pub fn holds_several_platforms(output: &ImageRef) -> bool {
-    !matches!(output, ImageRef::DockerArchive { .. })
-}
-
-/// What writing an image did.
-pub struct Written {
-    /// The image (or index) written.
-    pub top: Descriptor,
-    /// For a push, what moved.
-    pub push: Option<PushReport>,
+/// The sink `output` names.
+pub fn sink(output: &ImageRef, registry: &RegistryOptions) -> Result<Box<dyn Sink>, Error> {
+    Ok(match output {
+        ImageRef::Oci { dir, tag } => Box::new(LayoutSink {
+            dir: dir.clone(),
+            tag: tag.clone(),
+        }),
+        ImageRef::OciArchive { file, tag } => Box::new(OciArchiveSink {
+            file: file.clone(),
+            tag: tag.clone().unwrap_or_else(|| "latest".into()),
+        }),
+        ImageRef::DockerArchive { file, name } => Box::new(DockerArchiveSink {
+            file: file.clone(),
+            name: name.clone(),
+        }),
+        ImageRef::Docker { name, digest } => Box::new(RegistrySink {
+            registry: Registry::new(registry, &name.registry)?,
+            name: name.clone(),
+            digest: digest.clone(),
+        }),
+    })
 }
 
 /// Writes the image (or index) `top` of `source`, with the artifacts that refer to it, to
-/// `output`. `arch` picks one platform out of an index, which a docker archive needs.
+/// `sink`. `arch` picks one platform out of an index, which a docker archive needs.
 pub async fn write(
     source: &dyn BlobSource,
     top: &Descriptor,
-    output: &ImageRef,
+    sink: &dyn Sink,
     arch: Option<&str>,
-    registry: &RegistryOptions,
 ) -> Result<Written, Error> {
-    let mut push = None;
     let top = match arch {
-        Some(arch) => platform_manifest(source, top, arch)?,
+        Some(arch) => Index::pick(source, top, arch)?,
         None => top.clone(),
     };
-    match output {
-        ImageRef::Oci { dir, tag } => {
-            let pending = Layout::pending(dir)?;
-            let layout = pending.layout();
-            layout.copy_image_from(source, &top)?;
-            for (_, artifact) in referrer::of_image(source, &top)? {
-                layout.copy_image_from(source, &artifact)?;
-                layout.add_untagged(&artifact)?;
-            }
-            layout.tag(&top, std::slice::from_ref(tag))?;
-            pending.commit()?;
-        }
-        ImageRef::OciArchive { file, tag } => {
-            archive::write_oci(source, &top, tag.as_deref().unwrap_or("latest"), file)?;
-        }
-        ImageRef::DockerArchive { file, name } => {
-            if Kind::of(top.media_type().as_ref()) == Kind::Index {
-                return Err(Error::Spec(
-                    "a docker archive holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead".into(),
-                ));
-            }
-            archive::write_docker(source, &top, name.as_ref(), file)?;
-        }
-        ImageRef::Docker { name, digest } => {
-            if let Some(d) = digest
-                .as_ref()
-                .filter(|d| d.to_string() != top.digest().to_string())
-            {
-                return Err(Error::Spec(format!(
-                    "{} names {d}, but the image is {}\n  hint: push to a tag, or to the image's own digest",
-                    name.full(),
-                    top.digest()
-                )));
-            }
-            let client = Registry::new(registry, &name.registry)?;
-            let mut report = client.push(source, &top, name, digest.is_none()).await?;
-            report.referrers = client.push_referrers(source, &top, name).await?;
-            push = Some(report);
-        }
+    if !sink.holds_several_platforms() && Kind::of(top.media_type().as_ref()) == Kind::Index {
+        return Err(Error::Spec(
+            "a docker archive holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead".into(),
+        ));
     }
-    Ok(Written { top, push })
+    sink.write(source, &top).await
 }

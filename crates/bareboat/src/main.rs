@@ -25,11 +25,11 @@ use bareboat_build::lock::{self, Settings, Upgrade};
 use bareboat_build::spec::{FileSpec, Spec, SpecRef, image_path};
 use bareboat_oci::credentials;
 use bareboat_oci::image::write_index;
-use bareboat_oci::layer::Compression;
 use bareboat_oci::layout::{Layout, write_atomic};
+use bareboat_oci::media::Compression;
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::referrer;
-use bareboat_oci::registry::{MinRate, Registry, RegistryOptions};
+use bareboat_oci::registry::{MinRate, Registry, RegistryOptions, Remote};
 use bareboat_oci::transport::{self, Fetch};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -381,7 +381,7 @@ struct BuildArgs {
     /// resolved afresh]
     #[arg(long)]
     lockfile: Option<PathBuf>,
-    /// Layer compression: gzip or zstd
+    /// Layer compression: gzip, zstd, or none (plain tar)
     #[arg(long, default_value = "gzip")]
     compression: Compression,
     /// The most layers an image may have
@@ -593,7 +593,7 @@ async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitC
             (report.image, args.format.document(&sbom)?, None)
         }
         (None, Some(reference)) => {
-            let (subject, document, artifact) = fetch_sbom(&args, reference, cache_root).await?;
+            let (subject, document, artifact) = fetch_sbom(&args, reference).await?;
             (subject, document, Some(artifact))
         }
         (None, None) => unreachable!("clap requires IMAGE or --from-registry"),
@@ -619,34 +619,21 @@ async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitC
 }
 
 /// The SBOM attached to the pushed image `reference`: the image's platform manifest
-/// digest, the document, and the artifact's digest.
-async fn fetch_sbom(
-    args: &SbomArgs,
-    reference: &str,
-    cache_root: &Path,
-) -> Result<(String, Vec<u8>, String)> {
+/// digest, the document, and the artifact's digest. Only what is read is fetched: the
+/// documents, and the SBOM's one layer.
+async fn fetch_sbom(args: &SbomArgs, reference: &str) -> Result<(String, Vec<u8>, String)> {
     let ImageRef::Docker { name, digest } = reference.parse()? else {
         bail!(
             "--from-registry {reference}: expected docker://REGISTRY/REPO[:TAG|@DIGEST]\n  hint: to describe a layout or archive, give it as IMAGE: bareboat sbom {reference}"
         );
     };
-    let cache = Cache::open(cache_root)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("bareboat-sbom-")
-        .tempdir_in(cache.root().join("tmp"))?;
-    let layout = Layout::create(scratch.path())?;
     let client = Registry::new(&args.registry.options()?, &name.registry)?;
-    let top = client.pull_top(&name, digest.as_ref(), &layout).await?;
-    let image = bareboat_oci::model::platform_manifest(&layout, &top, &args.arch)?;
-    let subject = image
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|e: String| anyhow!(e))?;
+    let (remote, top) = Remote::open(client, &name, digest.as_ref()).await?;
+    let image = bareboat_oci::model::Index::pick(&remote, &top, &args.arch)?;
+    let subject = image.digest().to_string();
     let wanted = args.format.media_type();
-    let artifact = client
-        .referrers(&name, &subject)
-        .await?
+    let artifact = remote
+        .referrers_of(&image)?
         .into_iter()
         .filter(|d| d.artifact_type().as_ref().is_some_and(|t| t.to_string() == wanted))
         .max_by_key(|d| {
@@ -660,14 +647,8 @@ async fn fetch_sbom(
                 args.format.extension().trim_end_matches(".json")
             )
         })?;
-    let artifact_digest = artifact
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|e: String| anyhow!(e))?;
-    let pulled = client.pull(&name, Some(&artifact_digest), &layout).await?;
-    let document = referrer::content(&layout, &pulled)?;
-    Ok((subject.to_string(), document, artifact.digest().to_string()))
+    let document = referrer::content(&remote, &artifact)?;
+    Ok((subject, document, artifact.digest().to_string()))
 }
 
 async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
@@ -678,15 +659,10 @@ async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitC
     let source = transport::open(&source, &cache.root().join("tmp"), &registry, Fetch::Whole)
         .await
         .with_context(|| format!("reading {}", args.source))?;
-    let written = transport::write(
-        &*source.blobs,
-        &source.top,
-        &destination,
-        args.arch.as_deref(),
-        &registry,
-    )
-    .await
-    .with_context(|| format!("writing {}", args.destination))?;
+    let sink = transport::sink(&destination, &registry)?;
+    let written = transport::write(&*source.blobs, &source.top, &*sink, args.arch.as_deref())
+        .await
+        .with_context(|| format!("writing {}", args.destination))?;
     let digest = written.top.digest().to_string();
     if json {
         print_json(&json!({
@@ -955,6 +931,11 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         .iter()
         .map(|o| o.parse::<ImageRef>())
         .collect::<Result<Vec<_>, _>>()?;
+    let registry = args.registry.options()?;
+    let sinks = outputs
+        .iter()
+        .map(|o| transport::sink(o, &registry))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let spec_args = match &args.app.from {
         Some(from) if args.spec.spec != DEFAULT_SPEC => {
@@ -973,9 +954,7 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
     let (mut spec, default_lock) = load_spec(&spec_args)?;
     args.app.apply(&mut spec)?;
     if spec.arch.len() > 1
-        && let Some(i) = outputs
-            .iter()
-            .position(|o| !transport::holds_several_platforms(o))
+        && let Some(i) = sinks.iter().position(|s| !s.holds_several_platforms())
     {
         bail!(
             "{} holds one platform's image, and this build makes {}\n  hint: write oci: or oci-archive: for a multi-arch image, or build one --arch",
@@ -1086,11 +1065,10 @@ async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<Exi
         layout.tag(&top, std::slice::from_ref(tag))?;
     }
     let layout = pending.commit()?;
-    let registry = args.registry.options()?;
     let mut pushes = Vec::new();
-    for (i, output) in outputs.iter().enumerate() {
+    for (i, sink) in sinks.iter().enumerate() {
         if Some(i) != primary {
-            let written = transport::write(&layout, &top, output, None, &registry)
+            let written = transport::write(&layout, &top, &**sink, None)
                 .await
                 .with_context(|| format!("writing {}", args.output[i]))?;
             pushes.extend(written.push);

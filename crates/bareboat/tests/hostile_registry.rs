@@ -33,6 +33,12 @@ enum Body {
         chunk: usize,
         every: Duration,
     },
+    /// `bytes` announced in full, of which only the first `after` are sent before the
+    /// connection closes.
+    Cut {
+        bytes: Vec<u8>,
+        after: usize,
+    },
     /// No answer at all, for `for_`.
     Silence {
         for_: Duration,
@@ -71,7 +77,8 @@ impl Reply {
     }
 }
 
-type Script = dyn Fn(&str, &str) -> Reply + Send + Sync;
+/// A script answers a request from its method, its path and where its `Range` starts.
+type Script = dyn Fn(&str, &str, Option<u64>) -> Reply + Send + Sync;
 
 /// A registry that answers each request as its script says, one connection at a time per
 /// thread, and records every request and the bytes it sent.
@@ -83,7 +90,9 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn start(script: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> Scripted {
+    fn start(
+        script: impl Fn(&str, &str, Option<u64>) -> Reply + Send + Sync + 'static,
+    ) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -153,7 +162,13 @@ fn serve(
         let auth = head.to_ascii_lowercase().contains("\r\nauthorization:");
         let asked = (Instant::now(), format!("{method} {path}"), auth);
         log.lock().unwrap().push(asked);
-        let reply = script(method, &path);
+        let range = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            let start = value.trim().strip_prefix("bytes=")?.strip_suffix('-')?;
+            name.eq_ignore_ascii_case("range")
+                .then(|| start.parse().ok())?
+        });
+        let reply = script(method, &path, range);
         let mut out = format!("HTTP/1.1 {} X\r\n", reply.status);
         for (k, v) in &reply.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
@@ -200,6 +215,15 @@ fn serve(
                     }
                     written(part.len());
                 }
+            }
+            Body::Cut { bytes, after } => {
+                out.push_str(&format!("Content-Length: {}\r\n\r\n", bytes.len()));
+                if stream.write_all(out.as_bytes()).is_ok()
+                    && stream.write_all(&bytes[..after]).is_ok()
+                {
+                    written(after);
+                }
+                return;
             }
             Body::Silence { for_ } => {
                 std::thread::sleep(for_);
@@ -251,14 +275,18 @@ fn image() -> Image {
     }
 }
 
-/// Serves `image` as `r:1`, with `layer` deciding how the layer is sent.
-fn serving(image: Image, layer: impl Fn(&[u8]) -> Reply + Send + Sync + 'static) -> Scripted {
+/// Serves `image` as `r:1`, with `layer` deciding how the layer is sent, from the layer and
+/// where the request's `Range` starts.
+fn serving(
+    image: Image,
+    layer: impl Fn(&[u8], Option<u64>) -> Reply + Send + Sync + 'static,
+) -> Scripted {
     let manifest = serde_json::to_vec(&image.manifest).unwrap();
     let (layer_path, config_path) = (
         format!("/blobs/{}", sha256(&image.layer)),
         format!("/blobs/{}", sha256(&image.config)),
     );
-    Scripted::start(move |_, path| {
+    Scripted::start(move |_, path, range| {
         if path.ends_with("/manifests/1")
             || path.ends_with(&format!("/manifests/{}", sha256(&manifest)))
         {
@@ -266,7 +294,7 @@ fn serving(image: Image, layer: impl Fn(&[u8]) -> Reply + Send + Sync + 'static)
         } else if path.ends_with(&config_path) {
             Reply::ok(Body::Bytes(image.config.clone()))
         } else if path.ends_with(&layer_path) {
-            layer(&image.layer)
+            layer(&image.layer, range)
         } else if path == "/v2/" {
             Reply::ok(Body::Bytes(b"{}".to_vec()))
         } else {
@@ -320,7 +348,7 @@ fn documents_and_tokens_larger_than_their_caps_are_refused() {
     let d = dir.path();
     // A 2 GiB manifest, announced and not.
     for announced in [true, false] {
-        let registry = Scripted::start(move |_, path| match path {
+        let registry = Scripted::start(move |_, path, _| match path {
             "/v2/" => Reply::ok(Body::Bytes(b"{}".to_vec())),
             _ => Reply {
                 status: 200,
@@ -349,7 +377,7 @@ fn documents_and_tokens_larger_than_their_caps_are_refused() {
     // A 100 MB token from the realm the registry names.
     let port = Arc::new(Mutex::new(0u16));
     let realm = port.clone();
-    let registry = Scripted::start(move |_, path| match path {
+    let registry = Scripted::start(move |_, path, _| match path {
         "/token" => Reply::ok(Body::Zeros {
             count: 100_000_000,
             announced: false,
@@ -389,7 +417,7 @@ fn a_blob_is_read_no_further_than_its_descriptor_says() {
         (u64::MAX, false),
     ];
     for (count, announced) in cases {
-        let registry = serving(image(), move |_| {
+        let registry = serving(image(), move |_, _| {
             Reply::ok(Body::Zeros { count, announced })
         });
         let source = registry.reference("team/app:1");
@@ -412,7 +440,7 @@ fn stalled_transfers_and_silent_registries_are_cut_off() {
     let d = dir.path();
     // 10 kB a second against a floor of 50 kB a second over 1 s windows: each of the five
     // attempts stops after a window.
-    let registry = serving(image(), |layer| {
+    let registry = serving(image(), |layer, _| {
         Reply::ok(Body::Drip {
             bytes: layer.to_vec(),
             chunk: 1000,
@@ -433,7 +461,7 @@ fn stalled_transfers_and_silent_registries_are_cut_off() {
     );
 
     // The same rate passes a blob that keeps to it.
-    let steady = serving(image(), |layer| {
+    let steady = serving(image(), |layer, _| {
         Reply::ok(Body::Drip {
             bytes: layer.to_vec(),
             chunk: 20_000,
@@ -454,7 +482,7 @@ fn stalled_transfers_and_silent_registries_are_cut_off() {
 
     // A registry that accepts the connection and never answers: each attempt at the
     // manifest ends after one window.
-    let silent = Scripted::start(|_, path| match path {
+    let silent = Scripted::start(|_, path, _| match path {
         "/v2/" => Reply::ok(Body::Bytes(b"{}".to_vec())),
         _ => Reply::ok(Body::Silence {
             for_: Duration::from_secs(600),
@@ -475,7 +503,7 @@ fn stalled_transfers_and_silent_registries_are_cut_off() {
 
     // Throttled with a Retry-After of 3 s, longer than the first backoff: bareboat waits.
     let throttled = AtomicUsize::new(0);
-    let patient = Scripted::start(move |_, path| match path {
+    let patient = Scripted::start(move |_, path, _| match path {
         "/v2/" => Reply::ok(Body::Bytes(b"{}".to_vec())),
         _ if throttled.fetch_add(1, Ordering::SeqCst) == 0 => Reply {
             status: 429,
@@ -496,6 +524,117 @@ fn stalled_transfers_and_silent_registries_are_cut_off() {
     let asked = patient.when("/manifests/1");
     assert_eq!(asked.len(), 2, "{err}");
     assert!(asked[1] - asked[0] >= Duration::from_secs(3), "{asked:?}");
+}
+
+/// How a registry answers the request that follows a transfer broken off at `cut`.
+#[derive(Clone, Copy)]
+enum Resumed {
+    /// With the rest, as asked.
+    AsAsked,
+    /// With the whole blob again, as a registry that ignores `Range` does.
+    Whole,
+    /// With a range that starts somewhere else.
+    Elsewhere,
+    /// With the rest, but other bytes than the blob's.
+    Tampered,
+}
+
+/// Serves `image()` with its layer cut off at `cut` bytes on the first request, and the
+/// next as `resumed` says; records where each layer request's range started.
+fn cut_off(cut: usize, resumed: Resumed) -> (Scripted, Arc<Mutex<Vec<Option<u64>>>>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let registry = serving(image(), move |layer, range| {
+        let mut log = log.lock().unwrap();
+        log.push(range);
+        if log.len() == 1 {
+            return Reply::ok(Body::Cut {
+                bytes: layer.to_vec(),
+                after: cut,
+            });
+        }
+        let from = range.unwrap_or(0) as usize;
+        let partial = |start: usize, mut rest: Vec<u8>| {
+            if let Resumed::Tampered = resumed {
+                rest[0] ^= 1;
+            }
+            Reply {
+                status: 206,
+                headers: vec![(
+                    "Content-Range".into(),
+                    format!("bytes {start}-{}/{}", layer.len() - 1, layer.len()),
+                )],
+                body: Body::Bytes(rest),
+            }
+        };
+        match resumed {
+            Resumed::Whole => Reply::ok(Body::Bytes(layer.to_vec())),
+            Resumed::Elsewhere => partial(0, layer.to_vec()),
+            Resumed::AsAsked | Resumed::Tampered => partial(from, layer[from..].to_vec()),
+        }
+    });
+    (registry, asked)
+}
+
+#[test]
+fn a_broken_blob_transfer_goes_on_from_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let layer = image().layer;
+    let cut = 120_000;
+    // inspect streams the layer into its reader, and copy into a layout: either way the
+    // second request asks for the rest only, and what arrives is checked whole.
+    for (command, output) in [("inspect", None), ("copy", Some("oci:resumed:x"))] {
+        let (registry, asked) = cut_off(cut, Resumed::AsAsked);
+        let source = registry.reference("team/app:1");
+        let mut args = vec!["--insecure", &source];
+        args.extend(output);
+        run(&mut bareboat(d, command, &args));
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [None, Some(cut as u64)],
+            "{command}"
+        );
+        assert!(
+            registry.bytes_sent() < layer.len() as u64 + 10_000,
+            "{command}: {} bytes for a {}-byte layer",
+            registry.bytes_sent(),
+            layer.len()
+        );
+    }
+    let copied = d
+        .join("resumed/blobs")
+        .join(sha256(&layer).replace(':', "/"));
+    assert_eq!(std::fs::read(copied).unwrap(), layer);
+
+    // A registry that sends the whole blob again has the part already read skipped.
+    let (registry, asked) = cut_off(cut, Resumed::Whole);
+    run(&mut bareboat(
+        d,
+        "inspect",
+        &["--insecure", &registry.reference("team/app:1")],
+    ));
+    assert_eq!(asked.lock().unwrap().len(), 2);
+
+    // One that answers with another range, or with other bytes, is refused.
+    let (registry, _) = cut_off(cut, Resumed::Elsewhere);
+    let source = registry.reference("team/app:1");
+    refused_in_bounded_memory(
+        d,
+        "copy",
+        &["--insecure", &source, "oci:dest:x"],
+        &format!("asked for blob {} from byte {cut}", sha256(&layer)),
+    );
+    let (registry, _) = cut_off(cut, Resumed::Tampered);
+    let source = registry.reference("team/app:1");
+    // The reader or the download finds it first; either names the blob.
+    let err = refused_in_bounded_memory(
+        d,
+        "copy",
+        &["--insecure", &source, "oci:dest:x"],
+        "hashes to",
+    );
+    assert!(err.contains(&sha256(&layer)), "{err}");
 }
 
 #[test]
@@ -524,7 +663,7 @@ fn each_document_and_blob_is_fetched_once_and_nesting_is_bounded() {
     docs.insert("wide".into(), serde_json::to_vec(&wide).unwrap());
     docs.insert("deep".into(), docs[&deep_top].clone());
     let (layer, config) = (img.layer.clone(), img.config.clone());
-    let registry = Scripted::start(move |_, path| {
+    let registry = Scripted::start(move |_, path, _| {
         let name = path.rsplit('/').next().unwrap_or_default();
         if path == "/v2/" {
             Reply::ok(Body::Bytes(b"{}".to_vec()))
@@ -618,7 +757,7 @@ fn inspect_streams_a_registry_image_without_writing_it_to_disk() {
     img.manifest["layers"][0]["size"] = json!(layer.len());
     let size = layer.len();
     img.layer = layer;
-    let registry = serving(img, |layer| Reply::ok(Body::Bytes(layer.to_vec())));
+    let registry = serving(img, |layer, _| Reply::ok(Body::Bytes(layer.to_vec())));
     let small = d.join("small");
     std::fs::create_dir(&small).unwrap();
     let script = "mount -t tmpfs -o size=16m tmpfs \"$0\" && mkdir \"$0/tmp\" && TMPDIR=\"$0/tmp\" exec \"$@\"";
@@ -654,7 +793,7 @@ fn credentials_go_to_the_registry_only() {
     common::build(d, &["catalog:static", "-o", "oci:out:static"]);
     // An upload whose Location names another host, as a registry that hands uploads to
     // storage may: the blob goes there without the registry's password.
-    let storage = Scripted::start(|method, _| match method {
+    let storage = Scripted::start(|method, _, _| match method {
         "PATCH" => Reply {
             status: 202,
             headers: vec![("Location".into(), "/stored".into())],
@@ -667,7 +806,7 @@ fn credentials_go_to_the_registry_only() {
         },
     });
     let elsewhere = format!("http://127.0.0.1:{}/upload", storage.port);
-    let registry = Scripted::start(move |method, path| {
+    let registry = Scripted::start(move |method, path, _| {
         let challenge = (
             "WWW-Authenticate".to_string(),
             "Basic realm=\"r\"".to_string(),

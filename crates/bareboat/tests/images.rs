@@ -365,38 +365,65 @@ fn builds_are_reproducible_across_directories_and_times() {
 }
 
 #[test]
-fn zstd_images_read_back_with_skopeo() {
+fn zstd_and_uncompressed_images_read_back_with_skopeo_and_umoci() {
     let dir = tempfile::tempdir().unwrap();
-    let report = build(
-        dir.path(),
-        &[
-            "catalog:static",
-            "--compression",
-            "zstd",
-            "-o",
-            "oci:out:zstd",
-        ],
-    );
-    let manifest = run(Command::new(tool("skopeo")).current_dir(dir.path()).args([
-        "inspect",
-        "--raw",
-        "oci:out:zstd",
+    let d = dir.path();
+    for (compression, media_type) in [
+        ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
+        ("none", "application/vnd.oci.image.layer.v1.tar"),
+    ] {
+        let layout = format!("oci:out:{compression}");
+        let report = build(
+            d,
+            &[
+                "catalog:static",
+                "--compression",
+                compression,
+                "-o",
+                &layout,
+            ],
+        );
+        let manifest = run(Command::new(tool("skopeo"))
+            .current_dir(d)
+            .args(["inspect", "--raw", &layout]));
+        let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
+        let layer = &manifest["layers"][0];
+        assert_eq!(layer["mediaType"], media_type);
+        assert_eq!(layer["digest"], report["images"][0]["layers"][0]["digest"]);
+        // skopeo copy checks every blob's digest as it reads it.
+        run(Command::new(tool("skopeo")).current_dir(d).args([
+            "copy",
+            &layout,
+            &format!("dir:copied-{compression}"),
+        ]));
+    }
+    // umoci unpacks the layers and checks each against its diff_id (Debian's umoci reads no
+    // zstd layers).
+    run(Command::new(tool("umoci")).current_dir(d).args([
+        "unpack",
+        "--rootless",
+        "--image",
+        "out:none",
+        "bundle",
     ]));
+    assert!(d.join("bundle/rootfs/etc/passwd").is_file());
+    // An uncompressed layer is its own tar stream: its digest is its diff_id.
+    let config = run(Command::new(tool("skopeo")).current_dir(d).args([
+        "inspect",
+        "--config",
+        "--raw",
+        "oci:out:none",
+    ]));
+    let config: Value = serde_json::from_slice(&config.stdout).unwrap();
+    let manifest =
+        run(Command::new(tool("skopeo"))
+            .current_dir(d)
+            .args(["inspect", "--raw", "oci:out:none"]));
     let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
     assert_eq!(
-        manifest["layers"][0]["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+zstd"
+        config["rootfs"]["diff_ids"][0],
+        manifest["layers"][0]["digest"]
     );
-    assert_eq!(
-        manifest["layers"][0]["digest"],
-        report["images"][0]["layers"][0]["digest"]
-    );
-    // skopeo copy checks every blob's digest as it reads it.
-    run(Command::new(tool("skopeo")).current_dir(dir.path()).args([
-        "copy",
-        "oci:out:zstd",
-        "dir:copied",
-    ]));
 }
 
 #[test]

@@ -118,6 +118,7 @@ impl Failure {
                     || e.is_timeout()
                     || e.is_request()
                     || e.is_body()
+                    || e.is_decode()
                     || e.status()
                         .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
             }
@@ -305,13 +306,29 @@ pub(crate) async fn status_failure(mut resp: Response) -> Failure {
             })
             .collect::<Vec<_>>()
             .join("; "),
-        Err(_) => String::from_utf8_lossy(&body).trim().to_string(),
+        Err(_) => printable(&body),
     };
     Failure::Status {
         code,
         message,
         retry_after,
     }
+}
+
+/// The start of a body that is not the registry's JSON, as one line of text.
+fn printable(body: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut shown: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(SHOWN)
+        .collect();
+    if text.chars().count() > SHOWN {
+        shown.push('…');
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -329,5 +346,13 @@ mod tests {
         );
         assert!("1000".parse::<MinRate>().is_err());
         assert!("1000/0".parse::<MinRate>().is_err());
+    }
+
+    #[test]
+    fn a_body_that_is_no_error_document_is_shown_short_and_on_one_line() {
+        assert_eq!(printable(b"  bad\r\n gateway\x07 "), "bad gateway");
+        let long = printable(&[b'x'; 10_000]);
+        assert_eq!(long.chars().count(), 201);
+        assert!(long.ends_with('…'));
     }
 }

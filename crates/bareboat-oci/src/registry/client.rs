@@ -10,7 +10,6 @@ use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use sha2::Digest as _;
-use tokio::io::AsyncWriteExt;
 
 use super::auth::{AuthState, Challenge, bearer, parse_challenge};
 use super::bounds::Failure;
@@ -449,35 +448,53 @@ impl Client {
         Ok(())
     }
 
-    /// Downloads blob `digest` of `size` bytes into `out`, checking it as it streams: no
-    /// byte past `size`, no rate below the minimum, and the digest at the end. `advance` is
-    /// told of each chunk written.
+    /// Downloads what `partial` lacks of blob `digest` of `size` bytes into `out`,
+    /// checking it as it streams: no byte past `size`, no rate below the minimum, and the
+    /// digest of the whole blob at the end. After an earlier attempt broke off, it asks for
+    /// the rest with a `Range`; a registry that sends the whole blob again has what `out`
+    /// already holds skipped. `advance` is told of each chunk written.
     pub(crate) async fn download(
         &self,
-        scope: &str,
         repository: &str,
         digest: &Digest,
         size: u64,
+        partial: &mut Partial,
         out: &mut impl ChunkSink,
         advance: impl Fn(u64),
     ) -> Result<(), Failure> {
         let url = self.url(&format!("{repository}/blobs/{digest}"));
+        let scope = pull_scope(repository);
+        let from = partial.got;
+        let ranged = |c: &reqwest::Client| match from {
+            0 => c.get(&url),
+            _ => c.get(&url).header(header::RANGE, format!("bytes={from}-")),
+        };
         let mut resp = self
-            .within_deadline("a blob request", self.send(scope, |c| c.get(&url)))
+            .within_deadline("a blob request", self.send(&scope, ranged))
             .await?;
-        if resp.status() != StatusCode::OK {
-            return Err(status_failure(resp).await);
-        }
+        // Where in the blob the response starts.
+        let mut at = match resp.status() {
+            StatusCode::OK => 0,
+            StatusCode::PARTIAL_CONTENT if from > 0 => {
+                let range = resp.headers().get(header::CONTENT_RANGE);
+                let range = range.and_then(|v| v.to_str().ok()).unwrap_or_default();
+                if !range.starts_with(&format!("bytes {from}-")) {
+                    return Err(Failure::Protocol(format!(
+                        "asked for blob {digest} from byte {from}, the registry sent the range {range:?}"
+                    )));
+                }
+                from
+            }
+            _ => return Err(status_failure(resp).await),
+        };
         let too_large = || Failure::TooLarge {
             what: format!("blob {digest}"),
             limit: size,
         };
-        if resp.content_length().is_some_and(|n| n > size) {
+        if resp.content_length().is_some_and(|n| n > size - at) {
             return Err(too_large());
         }
         let mut floor = RateFloor::new(self.min_rate);
-        let mut hasher = sha2::Sha256::new();
-        let mut got = 0u64;
         loop {
             let chunk = match tokio::time::timeout_at(floor.deadline(), resp.chunk()).await {
                 Ok(chunk) => chunk?,
@@ -486,24 +503,33 @@ impl Client {
                     continue;
                 }
             };
-            let Some(chunk) = chunk else { break };
-            got += chunk.len() as u64;
-            if got > size {
+            let Some(mut chunk) = chunk else { break };
+            let received = chunk.len() as u64;
+            if at + received > size {
                 return Err(too_large());
             }
-            hasher.update(&chunk);
-            let n = chunk.len() as u64;
-            let waiting = Instant::now();
-            out.put(chunk).await?;
-            floor.exclude(waiting.elapsed());
-            advance(n);
-            floor.add(n);
+            // What an earlier attempt delivered is not delivered twice.
+            let known = partial.got.saturating_sub(at).min(received);
+            at += received;
+            let fresh = chunk.split_off(known as usize);
+            if !fresh.is_empty() {
+                partial.hasher.update(&fresh);
+                partial.got += fresh.len() as u64;
+                let waiting = Instant::now();
+                out.put(fresh).await?;
+                floor.exclude(waiting.elapsed());
+                advance(received - known);
+            }
+            floor.add(received);
             floor.check()?;
         }
-        if got < size {
-            return Err(Failure::Truncated { got, size });
+        if partial.got < size {
+            return Err(Failure::Truncated {
+                got: partial.got,
+                size,
+            });
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let actual = format!("sha256:{}", hex::encode(partial.hasher.clone().finalize()));
         if actual != digest.to_string() {
             return Err(Failure::Mismatch {
                 expected: digest.to_string(),
@@ -514,15 +540,16 @@ impl Client {
     }
 }
 
+/// How much of a blob the attempts so far delivered, hashed as it went.
+#[derive(Default)]
+pub(crate) struct Partial {
+    got: u64,
+    hasher: sha2::Sha256,
+}
+
 /// Where a download's chunks go, as they arrive.
 pub(crate) trait ChunkSink: Send {
     fn put(&mut self, chunk: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
-}
-
-impl ChunkSink for tokio::fs::File {
-    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
-        self.write_all(&chunk).await
-    }
 }
 
 /// `url` with `pairs` added to its query.

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -13,10 +12,10 @@ use oci_spec::image::Descriptor;
 use tokio::sync::mpsc;
 
 use super::Registry;
-use super::bounds::Failure;
-use super::client::{self, ChunkSink};
+use super::client::{ChunkSink, Partial};
 use crate::Error;
 use crate::digest::Digest;
+use crate::layout::MAX_DOCUMENT;
 use crate::media::Kind;
 use crate::reference::DockerName;
 use crate::source::BlobSource;
@@ -29,7 +28,8 @@ pub struct Remote {
     registry: Arc<Registry>,
     name: DockerName,
     runtime: tokio::runtime::Handle,
-    /// The manifests and indexes fetched, by digest.
+    /// The manifests, indexes and configs fetched, by digest: small, and read more than
+    /// once.
     documents: Mutex<HashMap<String, Vec<u8>>>,
     /// The top's descriptor, for finding its referrers.
     top: Descriptor,
@@ -66,20 +66,36 @@ impl Remote {
             .map_err(|e| Error::Spec(format!("a registry request stopped: {e}")))?
     }
 
-    /// The manifest or index `d` describes, fetched once.
+    /// The manifest, index or config `d` describes, fetched once: a manifest from the
+    /// manifests endpoint, a config as a blob, read whole since it is small.
     fn document(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
         let key = d.digest().to_string();
         if let Some(bytes) = self.documents.lock().expect("not poisoned").get(&key) {
             return Ok(bytes.clone());
         }
-        let (registry, name) = (self.registry.clone(), self.name.clone());
-        let reference = key.clone();
-        let bytes = self.wait(async move { registry.fetch_manifest(&name, &reference).await })?;
+        let bytes = if Kind::of(d.media_type().as_ref()) == Kind::Config {
+            let mut bytes = Vec::new();
+            self.stream(d)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::from_stream(self.name(), e))?;
+            bytes
+        } else {
+            let (registry, name) = (self.registry.clone(), self.name.clone());
+            let reference = key.clone();
+            self.wait(async move { registry.fetch_manifest(&name, &reference).await })?
+        };
         self.documents
             .lock()
             .expect("not poisoned")
             .insert(key, bytes.clone());
         Ok(bytes)
+    }
+
+    /// The artifacts the registry lists as referring to the manifest `subject`.
+    pub fn referrers_of(&self, subject: &Descriptor) -> Result<Vec<Descriptor>, Error> {
+        let subject: Digest = subject.digest().to_string().parse().map_err(Error::Spec)?;
+        let (registry, name) = (self.registry.clone(), self.name.clone());
+        self.wait(async move { registry.referrers(&name, &subject).await })
     }
 
     /// The blob `d` describes, streamed from the registry as it is read.
@@ -107,11 +123,17 @@ impl BlobSource for Remote {
     }
 
     fn stored(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
-        let media_type = d.media_type().to_string();
-        if Kind::of(&media_type).is_document() {
+        let kind = Kind::of(d.media_type().as_ref());
+        // A config is kept only when it is as small as a document may be; a larger one is
+        // streamed, to be refused by its reader.
+        if kind.is_document() || (kind == Kind::Config && d.size() <= MAX_DOCUMENT) {
             return Ok(Box::new(io::Cursor::new(self.document(d)?)));
         }
         self.stream(d)
+    }
+
+    fn concurrency(&self) -> usize {
+        self.registry.jobs
     }
 
     /// A blob is asked for when it is read, not before: a request now would cost as much.
@@ -127,9 +149,7 @@ impl BlobSource for Remote {
         }
         let mut found = Vec::new();
         for subject in crate::referrer::subjects(self, &self.top)? {
-            let subject: Digest = subject.digest().to_string().parse().map_err(Error::Spec)?;
-            let (registry, name) = (self.registry.clone(), self.name.clone());
-            found.extend(self.wait(async move { registry.referrers(&name, &subject).await })?);
+            found.extend(self.referrers_of(&subject)?);
         }
         Ok(self.artifacts.get_or_init(|| found).clone())
     }
@@ -145,7 +165,6 @@ fn block_on<F: Future>(work: F) -> F::Output {
 }
 
 /// A download's chunks, queued for the reader.
-#[derive(Clone)]
 struct Queue(mpsc::Sender<io::Result<Bytes>>);
 
 impl ChunkSink for Queue {
@@ -178,9 +197,8 @@ impl Read for Received {
 }
 
 impl Registry {
-    /// Streams blob `digest` of `size` bytes of `name` into `sink`. The request is retried
-    /// until the first chunk has gone out; after that, a failure ends the stream, since what
-    /// was read cannot be taken back.
+    /// Streams blob `digest` of `size` bytes of `name` into `sink`. A transfer that breaks
+    /// off is tried again from where it stopped, so nothing reaches the reader twice.
     async fn stream_blob(
         &self,
         name: &DockerName,
@@ -188,56 +206,29 @@ impl Registry {
         size: u64,
         sink: Queue,
     ) -> Result<(), Error> {
-        let scope = client::pull_scope(&name.repository);
         let hex = digest.to_string();
         let progress = self.progress.as_deref();
-        let started = Arc::new(AtomicBool::new(false));
-        let what = format!("pulling blob {digest}");
-        self.retrying(name, &what, || {
-            let mut sink = Started {
-                sink: sink.clone(),
-                started: started.clone(),
-            };
-            let (scope, hex, what) = (&scope, &hex, &what);
-            async move {
-                if let Some(p) = progress {
-                    p.start(hex, size);
-                }
-                let advance = |n| {
-                    if let Some(p) = progress {
-                        p.advance(hex, n);
-                    }
-                };
-                let got = self
-                    .client
-                    .download(scope, &name.repository, digest, size, &mut sink, advance)
-                    .await;
-                match got {
-                    // Once bytes have gone to the reader, a retry cannot take them back.
-                    Err(e) if sink.started.load(Ordering::SeqCst) => {
-                        Err(Failure::Local(super::remote(name, what, &e)))
-                    }
-                    got => got,
-                }
+        if let Some(p) = progress {
+            p.start(&hex, size);
+        }
+        let advance = |n| {
+            if let Some(p) = progress {
+                p.advance(&hex, n);
             }
+        };
+        // What the attempts so far delivered, for the next to go on from.
+        let state = tokio::sync::Mutex::new((Partial::default(), sink));
+        self.retrying(name, &format!("pulling blob {digest}"), || async {
+            let mut state = state.lock().await;
+            let (partial, sink) = &mut *state;
+            self.client
+                .download(&name.repository, digest, size, partial, sink, &advance)
+                .await
         })
         .await?;
         if let Some(p) = progress {
             p.finish(&hex, "downloaded");
         }
         Ok(())
-    }
-}
-
-/// A sink that notes whether anything has gone into it.
-struct Started {
-    sink: Queue,
-    started: Arc<AtomicBool>,
-}
-
-impl ChunkSink for Started {
-    async fn put(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.started.store(true, Ordering::SeqCst);
-        self.sink.put(chunk).await
     }
 }
