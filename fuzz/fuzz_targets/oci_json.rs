@@ -4,7 +4,7 @@
 #![no_main]
 
 use bareboat_oci::layout::Layout;
-use bareboat_oci::model::{Image, platform_manifest};
+use bareboat_oci::model::{Image, Index};
 use bareboat_oci::source::{BlobSource, reachable};
 use libfuzzer_sys::fuzz_target;
 use oci_spec::image::MediaType;
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         let _ = reachable(&layout, &top);
-        let _ = platform_manifest(&layout, &top, "amd64");
+        let _ = Index::pick(&layout, &top, "amd64");
         let _ = Image::open(&layout, &top, "amd64");
         let _ = layout.read_described(&top);
     }

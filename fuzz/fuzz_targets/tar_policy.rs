@@ -1,28 +1,29 @@
-//! A package's data archive through the build's extraction policy: path normalisation,
-//! merged /usr, links that must stay inside the tree, hard links to earlier entries, size
-//! and entry caps, and the layer written from what was kept.
+//! A package's data archive, and a base image's layer, through the overlay engine and the
+//! build's extraction policy: path normalisation, merged /usr, whiteouts, links that must
+//! stay inside the tree, hard links to earlier entries, size and entry caps, and the layer
+//! written from what was kept.
 #![no_main]
 
 use bareboat_build::policy::Slicing;
-use bareboat_build::rootfs::{Limits, Rootfs};
+use bareboat_build::rootfs::Rootfs;
+use bareboat_oci::overlay::Limits;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("temp dir");
     let limits = Limits {
-        max_file_size: 1 << 20,
-        max_package_size: 4 << 20,
         max_entries: 10_000,
+        max_file_size: 1 << 20,
+        max_size: 4 << 20,
     };
     let setuid = globset::GlobSet::empty();
     let Ok(mut tree) = Rootfs::new(dir.path(), Slicing::default(), setuid, limits) else {
         return;
     };
+    let base = tree.push_layer();
+    let _ = tree.add_image_layer(base, "fuzz base", data);
     let layer = tree.push_layer();
-    if tree
-        .add_package(layer, "fuzz", &[], tar::Archive::new(data))
-        .is_ok()
-    {
+    if tree.add_package(layer, "fuzz", &[], data).is_ok() {
         for entry in tree.layer_entries(layer) {
             assert!(!entry.path.starts_with('/') && !entry.path.split('/').any(|c| c == ".."));
         }

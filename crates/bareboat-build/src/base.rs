@@ -7,18 +7,17 @@
 //! those as installed instead of adding them again.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Read};
 
-use bareboat_apt::dpkg::Database;
+use bareboat_apt::dpkg::{self, Database};
 use bareboat_apt::index::PackageIndex;
 use bareboat_oci::blob::Layer;
 use bareboat_oci::image::BaseLayers;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::model::Image;
+use bareboat_oci::overlay::{self, Change, Kind as EntryKind, Limits};
 use bareboat_oci::source::BlobSource;
 use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
-
-use bareboat_inspect::filesystem;
 
 use crate::build::BuildError;
 use crate::rootfs::Rootfs;
@@ -99,13 +98,12 @@ impl<'a> BaseImage<'a> {
             let origin = format!("base image {} layer {}", self.name, l.descriptor.digest());
             let layer = tree.push_layer();
             let mut reader = self.source.open_layer(l)?;
-            let mut archive = tar::Archive::new(&mut reader);
             let unpacked = tree
-                .add_image_layer(layer, &origin, &mut archive)
+                .add_image_layer(layer, &origin, &mut reader)
                 .map_err(BuildError::from)
                 .and_then(|()| {
                     // Read to the end, so the blob's digest and diff_id are checked.
-                    io::copy(&mut archive.into_inner(), &mut io::sink())
+                    io::copy(&mut reader, &mut io::sink())
                         .map_err(|e| BuildError::Spec(format!("{origin}: {e}")))
                 });
             if let Err(e) = unpacked {
@@ -119,9 +117,33 @@ impl<'a> BaseImage<'a> {
     /// The Debian packages the base has installed, read from its layers as they stream:
     /// only the dpkg database is kept.
     pub fn installed(&self) -> Result<PackageIndex, BuildError> {
-        let fs = filesystem::read(self.source, &self.layers, filesystem::Limits::default())
-            .map_err(|e| self.refused(e))?;
-        installed_packages(&fs.metadata)
+        let mut database = DatabaseFiles::default();
+        for l in &self.layers {
+            let mut reader = self.source.open_layer(l)?;
+            let read = overlay::apply(&mut reader, &Limits::IMAGE, &mut database)
+                .map_err(|e| {
+                    format!(
+                        "layer {}: entry {:?}: {}",
+                        l.descriptor.digest(),
+                        e.entry,
+                        e.reason
+                    )
+                })
+                .and_then(|_| {
+                    // Read to the end, so the blob's digest and diff_id are checked.
+                    io::copy(&mut reader, &mut io::sink()).map_err(|e| e.to_string())
+                });
+            if let Err(e) = read {
+                return Err(self.refused(reader.damage().map_or(e, |d| d.to_string())));
+            }
+        }
+        let files = database
+            .files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()));
+        Database::read(files)
+            .index("the base image's dpkg database")
+            .map_err(Into::into)
     }
 
     /// Copies the base's layer blobs into `to`, where the new image's manifest names them,
@@ -157,13 +179,82 @@ impl<'a> BaseImage<'a> {
     }
 }
 
-/// The packages a dpkg database lists as installed, from the database files among
-/// `metadata` (path to content, as [`filesystem::read`] keeps them).
-fn installed_packages(metadata: &BTreeMap<String, Vec<u8>>) -> Result<PackageIndex, BuildError> {
-    let files = metadata.iter().map(|(p, b)| (p.as_str(), b.as_slice()));
-    Database::read(files)
-        .index("the base image's dpkg database")
-        .map_err(Into::into)
+/// The largest dpkg database file kept, and the most bytes of them kept in all: what
+/// inspect keeps of an image's metadata.
+const MAX_DATABASE: u64 = 64 << 20;
+const MAX_DATABASES: u64 = 128 << 20;
+
+/// The overlay engine's visitor that keeps only the dpkg database files of the layers it
+/// reads, as the layers stack: a later layer's whiteout, or another entry at a file's
+/// path or above it, takes the file away.
+#[derive(Default)]
+struct DatabaseFiles {
+    files: BTreeMap<String, Vec<u8>>,
+    kept: u64,
+}
+
+impl DatabaseFiles {
+    /// Forgets `path` (with `with_self`) and everything under it.
+    fn forget(&mut self, path: &str, with_self: bool) {
+        let under = format!("{path}/");
+        let gone: Vec<String> = self
+            .files
+            .keys()
+            .filter(|p| p.starts_with(&under) || (with_self && *p == path) || path.is_empty())
+            .cloned()
+            .collect();
+        for p in gone {
+            self.kept -= self.files.remove(&p).map_or(0, |b| b.len() as u64);
+        }
+    }
+}
+
+impl overlay::Visitor for DatabaseFiles {
+    type Error = overlay::Refusal;
+
+    fn visit(&mut self, change: Change<'_>) -> Result<(), overlay::Refusal> {
+        let entry = match change {
+            Change::Delete { path, .. } => {
+                self.forget(&path, true);
+                return Ok(());
+            }
+            Change::Empty { dir, .. } => {
+                self.forget(&dir, false);
+                return Ok(());
+            }
+            Change::Put(entry) => entry,
+        };
+        if entry.kind == EntryKind::Dir {
+            // A directory replaces a file, and merges with a directory.
+            self.kept -= self.files.remove(&entry.path).map_or(0, |b| b.len() as u64);
+        } else {
+            self.forget(&entry.path, true);
+        }
+        let wanted =
+            entry.kind == EntryKind::File && !entry.sparse && dpkg::is_database(&entry.path);
+        if !wanted || entry.size > MAX_DATABASE {
+            return Ok(());
+        }
+        let refuse = |reason: String| overlay::Refusal {
+            entry: entry.raw.clone(),
+            reason,
+        };
+        if self.kept + entry.size > MAX_DATABASES {
+            return Err(refuse(format!(
+                "the dpkg database files pass {MAX_DATABASES} bytes: refused"
+            )));
+        }
+        // The header gave the size, which is bounded: the buffer is made for it.
+        let mut bytes = Vec::with_capacity(entry.size as usize);
+        entry
+            .content
+            .take(entry.size)
+            .read_to_end(&mut bytes)
+            .map_err(|e| refuse(e.to_string()))?;
+        self.kept += bytes.len() as u64;
+        self.files.insert(entry.path, bytes);
+        Ok(())
+    }
 }
 
 /// The OCI media type of a layer, for Docker's names of the same bytes.
@@ -179,6 +270,34 @@ fn oci_media_type(media_type: &str) -> MediaType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bareboat_testkit::tar_of;
+
+    #[test]
+    fn only_the_database_files_the_stacked_layers_show_are_kept() {
+        let a = b"Package: a\nVersion: 1\nArchitecture: amd64\n";
+        let b = b"Package: b\nVersion: 1\nArchitecture: amd64\n";
+        let c = b"Package: c\nVersion: 1\nArchitecture: amd64\n";
+        let lower = tar_of(&[
+            ("var/lib/dpkg/status.d/a", a),
+            ("var/lib/dpkg/status.d/b", b),
+            ("var/lib/dpkg/status.d/c", c),
+            ("usr/bin/x", b"not a database"),
+        ]);
+        // b is deleted, and c replaced by a directory.
+        let upper = tar_of(&[
+            ("var/lib/dpkg/status.d/.wh.b", b""),
+            ("var/lib/dpkg/status.d/c/", b""),
+        ]);
+        let mut db = DatabaseFiles::default();
+        for l in [lower, upper] {
+            overlay::apply(&l[..], &Limits::IMAGE, &mut db).unwrap();
+        }
+        assert_eq!(
+            db.files.keys().collect::<Vec<_>>(),
+            ["var/lib/dpkg/status.d/a"]
+        );
+        assert_eq!(db.kept, a.len() as u64);
+    }
 
     #[test]
     fn docker_layer_types_become_oci_ones() {

@@ -25,11 +25,12 @@ use crate::deps::{self, Analysis, FileKind};
 use crate::hostfiles::{HostEntry, HostKind};
 use crate::lock::{self, AddedFiles};
 use crate::policy::{self, Slicing};
-use crate::rootfs::{Content, Limits, NodeKind, Rootfs, Snapshot, TreeError};
-use crate::sbom::{Sbom, SbomFile, SbomPackage};
+use crate::rootfs::{Content, NodeKind, Rootfs, Snapshot, TreeError};
 use crate::spec::Spec;
 use crate::treecache::TreeCache;
 use crate::{jks, probe, runtimes, synth};
+use bareboat_oci::overlay::Limits;
+use bareboat_sbom::{Sbom, SbomFile, SbomPackage};
 
 /// How to build.
 #[derive(Clone, Debug)]
@@ -51,7 +52,7 @@ impl Default for BuildOptions {
             compression: Compression::Gzip,
             source_date_epoch: None,
             max_layers: 12,
-            limits: Limits::default(),
+            limits: Limits::BUILD,
             sbom: false,
         }
     }
@@ -66,8 +67,6 @@ pub enum BuildError {
     Apt(#[from] bareboat_apt::Error),
     #[error(transparent)]
     Oci(#[from] bareboat_oci::Error),
-    #[error(transparent)]
-    Inspect(#[from] bareboat_inspect::Error),
     #[error("{0}")]
     Spec(String),
 }
@@ -284,7 +283,7 @@ pub fn build_arch(
     let manifest = write_image(layout, &image, &layers)?;
     let sbom = if opts.sbom {
         let files = match &added {
-            Some(added) => SbomFile::of_added(&added.entries)
+            Some(added) => added_files(&added.entries)
                 .map_err(|e| BuildError::Spec(format!("hashing the added files: {e}")))?,
             None => Vec::new(),
         };
@@ -294,7 +293,13 @@ pub fn build_arch(
             os: "debian".to_string(),
             os_version: spec.release.version_id().to_string(),
             created: image.created.clone(),
-            packages: locked.iter().map(|p| SbomPackage::of(p, &tree)).collect(),
+            packages: locked
+                .iter()
+                .map(|p| {
+                    let copyright = tree.read(&format!("usr/share/doc/{}/copyright", p.name));
+                    SbomPackage::locked(p, copyright.as_deref())
+                })
+                .collect(),
             files,
         })
     } else {
@@ -376,7 +381,7 @@ fn add_packages(
                     source,
                 }
             })?;
-        let mut files = tree.add_package(layer, &p.name, &replaces, package_tar(deb))?;
+        let mut files = tree.add_package(layer, &p.name, &replaces, deb.data_stream())?;
         if p.name == "busybox-static" {
             place_busybox(tree, layer, &mut files.md5sums)?;
         }
@@ -657,6 +662,18 @@ fn synthesize_missing(
 /// A spec's CA certificate file is far smaller than this (Debian's whole bundle is 220 kB).
 const CA_CERTS_LIMIT: u64 = 4 << 20;
 
+/// The regular files among the added entries, for the SBOM, hashed from the host as they
+/// stream.
+fn added_files(entries: &[HostEntry]) -> std::io::Result<Vec<SbomFile>> {
+    let mut files = entries
+        .iter()
+        .filter(|e| matches!(e.kind, HostKind::File))
+        .map(|e| SbomFile::hashed(&e.dst, &e.src))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
 /// A package's data archive, as a tar reader that holds no long name or PAX record of more
 /// than [`bareboat_oci::tar_bounds::MAX_RECORD`] bytes.
 pub fn package_tar<'a, R: std::io::Read + Send + 'a>(
@@ -698,7 +715,7 @@ fn package_certificates(
     for entry in package_tar(deb).entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let path = policy::normalize(&raw).map_err(|reason| TreeError::Refused {
+        let path = bareboat_oci::overlay::normalize(&raw).map_err(|reason| TreeError::Refused {
             origin: origin.clone(),
             path: raw,
             reason,
@@ -955,8 +972,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&dir.path().join("cache")).unwrap();
         let setuid = globset::GlobSet::empty();
-        let mut tree =
-            Rootfs::new(dir.path(), Slicing::default(), setuid, Limits::default()).unwrap();
+        let mut tree = Rootfs::new(dir.path(), Slicing::default(), setuid, Limits::BUILD).unwrap();
         let layer = tree.push_layer();
         let pem = |der: &[u8]| {
             pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap()

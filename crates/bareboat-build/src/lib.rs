@@ -29,7 +29,6 @@ pub mod policy;
 pub mod probe;
 pub mod rootfs;
 pub mod runtimes;
-pub mod sbom;
 pub mod spec;
 pub mod synth;
 pub mod treecache;

@@ -176,13 +176,14 @@ impl Jinfo {
 mod tests {
     use super::*;
     use crate::policy::Slicing;
-    use crate::rootfs::{Content, Limits};
+    use crate::rootfs::Content;
+    use bareboat_oci::overlay::Limits;
 
     fn tree() -> (tempfile::TempDir, Rootfs) {
         let dir = tempfile::tempdir().unwrap();
         let slicing = Slicing::new(true, &[], &[]).unwrap();
         let setuid = crate::policy::globs(&[]).unwrap();
-        let t = Rootfs::new(dir.path(), slicing, setuid, Limits::default()).unwrap();
+        let t = Rootfs::new(dir.path(), slicing, setuid, Limits::BUILD).unwrap();
         (dir, t)
     }
 

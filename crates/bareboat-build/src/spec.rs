@@ -718,7 +718,7 @@ pub fn image_path(dst: &str) -> Option<String> {
     if !dst.starts_with('/') {
         return None;
     }
-    crate::policy::normalize(dst.trim_start_matches('/'))
+    bareboat_oci::overlay::normalize(dst.trim_start_matches('/'))
         .ok()
         .filter(|d| !d.is_empty())
 }

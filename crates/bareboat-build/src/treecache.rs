@@ -255,7 +255,8 @@ fn file_name(path: &Path) -> String {
 mod tests {
     use super::*;
     use crate::policy::Slicing;
-    use crate::rootfs::{Content, Limits, Rootfs};
+    use crate::rootfs::{Content, Rootfs};
+    use bareboat_oci::overlay::Limits;
 
     fn tree(cache: &Cache) -> Rootfs {
         let slicing = Slicing::default();
@@ -263,7 +264,7 @@ mod tests {
             &cache.root().join("tmp"),
             slicing,
             globset::GlobSet::empty(),
-            Limits::default(),
+            Limits::BUILD,
         )
         .unwrap()
     }
@@ -276,7 +277,7 @@ mod tests {
         let snapshot = TreeCache::new(cache, key_of(cache)).load(key)?;
         let tmp = cache.root().join("tmp");
         let setuid = globset::GlobSet::empty();
-        let limits = Limits::default();
+        let limits = Limits::BUILD;
         Some(Rootfs::resume(&tmp, Slicing::default(), setuid, limits, snapshot).unwrap())
     }
 

@@ -17,27 +17,14 @@ use std::io::{self, Read};
 
 use bareboat_oci::blob::{Layer, LayerReader};
 use bareboat_oci::layer::Whiteout;
+use bareboat_oci::overlay::{self, Change, Refusal};
 use bareboat_oci::source::BlobSource;
-use bareboat_oci::tar_bounds::BoundedTar;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::{Error, secrets};
 
-/// What an entry is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    File,
-    Dir,
-    Symlink(String),
-    Hardlink(String),
-    CharDevice,
-    BlockDevice,
-    Fifo,
-    /// A kind of entry tar has, but no filesystem a runtime unpacks to.
-    Other,
-}
+pub use bareboat_oci::overlay::Kind;
 
 /// A path as the layer that last wrote it has it.
 #[derive(Clone, Debug, Serialize)]
@@ -129,8 +116,8 @@ pub struct Secret {
 /// Caps that keep a hostile image from exhausting memory.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// The most entries a layer may hold.
-    pub max_entries: u64,
+    /// The caps on each layer the overlay engine reads.
+    pub layer: overlay::Limits,
     /// The largest package database file kept in memory.
     pub max_database: u64,
     /// The most path components that following symlinks to its entries' parents may walk
@@ -153,7 +140,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_entries: 4 << 20,
+            layer: overlay::Limits::IMAGE,
             max_database: 64 << 20,
             max_link_steps: 4 << 20,
             max_metadata: 128 << 20,
@@ -163,11 +150,6 @@ impl Default for Limits {
         }
     }
 }
-
-/// The longest path an entry may have: Linux's PATH_MAX, beyond which no runtime can create
-/// it. It also keeps the parents an entry implies (each kept by its whole path) from costing
-/// the square of its depth.
-pub const MAX_PATH: usize = 4096;
 
 /// Whether a path is a package database that [`crate::packages`] reads: dpkg's (see
 /// [`bareboat_apt::dpkg::is_database`]), or apk's `installed`.
@@ -235,137 +217,87 @@ impl Filesystem {
             stored: d.size(),
             limits,
         };
-        let mut read = LayerRead {
+        let mut stacking = Stacking {
+            fs: self,
+            layer: i,
+            limits,
+            link_steps: limits.max_link_steps,
+        };
+        let stats = overlay::apply(&mut counted, &limits.layer, &mut stacking).map_err(|e| {
+            layer_err(match e.entry.as_str() {
+                "" => e.reason,
+                raw => format!("entry {raw:?}: {}", e.reason),
+            })
+        })?;
+        // Read to the end, so the whole blob is checked against its digest.
+        io::copy(&mut counted, &mut io::sink()).map_err(|e| layer_err(e.to_string()))?;
+        *unpacked += counted.count;
+        Ok(LayerRead {
             digest: d.digest().to_string(),
             media_type: d.media_type().to_string(),
             size: d.size(),
-            uncompressed_size: 0,
-            entries: 0,
-            file_bytes: 0,
+            uncompressed_size: counted.count,
+            entries: stats.entries,
+            file_bytes: stats.file_bytes,
+        })
+    }
+
+    /// Puts an entry of layer `i`, landed at `path`, into the view: hashed, scanned for
+    /// secrets, and kept when it is metadata.
+    fn put(
+        &mut self,
+        i: usize,
+        path: String,
+        entry: overlay::Entry<'_>,
+        limits: &Limits,
+    ) -> Result<(), Refusal> {
+        let refuse = |reason: String| Refusal {
+            entry: entry.raw.clone(),
+            reason,
         };
-        let mut link_steps = limits.max_link_steps;
-        let mut archive = tar::Archive::new(BoundedTar::new(&mut counted));
-        let io_err = |e: io::Error| layer_err(e.to_string());
-        for entry in archive.entries().map_err(io_err)? {
-            let mut entry = entry.map_err(io_err)?;
-            read.entries += 1;
-            if read.entries > limits.max_entries {
-                return Err(layer_err(format!(
-                    "more than {} entries: refused as a decompression bomb",
-                    limits.max_entries
+        let mut node = Node {
+            layer: i,
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            size: entry.size,
+            sha256: None,
+            kind: entry.kind.clone(),
+        };
+        // A sparse file's holes read as zeros: it is measured but not read.
+        if node.kind == Kind::File && !entry.sparse {
+            let metadata = metadata_limit(&path, limits).is_some_and(|max| node.size <= max);
+            // Refused before it is read, from the size its header gives.
+            let replaced = self.metadata.get(&path).map_or(0, |b| b.len() as u64);
+            if metadata && self.metadata_bytes - replaced + node.size > limits.max_metadata {
+                return Err(refuse(format!(
+                    "its package databases and other metadata files, with the layers' below, pass {} bytes: refused",
+                    limits.max_metadata
                 )));
             }
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let literal = normalize(&raw).ok_or_else(|| {
-                layer_err(format!(
-                    "entry {raw:?} leads out of the image's root: refused"
-                ))
-            })?;
-            if literal.is_empty() {
-                continue;
-            }
-            if literal.len() > MAX_PATH {
-                return Err(layer_err(format!(
-                    "an entry's path of {} bytes is longer than {MAX_PATH}, which no runtime can create: refused",
-                    literal.len()
-                )));
-            }
-            let path = self
-                .land(&literal, i, &mut link_steps, &limits)
-                .map_err(|reason| layer_err(format!("entry {raw:?}: {reason}")))?;
-            if path != literal {
-                self.redirects.push(Redirect {
-                    layer: i,
-                    path: literal,
-                    landed: path.clone(),
-                });
-            }
-            match Whiteout::of(&path) {
-                Some(Whiteout::Opaque(dir)) => {
-                    self.delete(&dir, false, i);
-                    continue;
-                }
-                Some(Whiteout::Path(hidden)) => {
-                    self.delete(&hidden, true, i);
-                    continue;
-                }
-                None => {}
-            }
-            let header = entry.header();
-            let link = || {
-                entry
-                    .link_name_bytes()
-                    .map(|l| String::from_utf8_lossy(&l).into_owned())
-                    .unwrap_or_default()
-            };
-            let kind = match header.entry_type() {
-                tar::EntryType::Directory => Kind::Dir,
-                tar::EntryType::Symlink => Kind::Symlink(link()),
-                tar::EntryType::Link => Kind::Hardlink(link()),
-                tar::EntryType::Regular
-                | tar::EntryType::Continuous
-                | tar::EntryType::GNUSparse => Kind::File,
-                tar::EntryType::Char => Kind::CharDevice,
-                tar::EntryType::Block => Kind::BlockDevice,
-                tar::EntryType::Fifo => Kind::Fifo,
-                _ => Kind::Other,
-            };
-            // A sparse file's holes read as zeros: its apparent size may be far beyond
-            // what the layer stores, so it is measured but not read.
-            let sparse = header.entry_type().is_gnu_sparse();
-            // Odd metadata is shown as 0, not refused: inspect reads any image.
-            let mut node = Node {
-                layer: i,
-                mode: header.mode().unwrap_or_default() & 0o7777,
-                uid: header.uid().unwrap_or_default(),
-                gid: header.gid().unwrap_or_default(),
-                size: 0,
-                sha256: None,
-                kind,
-            };
-            if node.kind == Kind::File {
-                node.size = entry.size();
-                read.file_bytes += node.size;
-            }
-            if node.kind == Kind::File && !sparse {
-                let metadata = metadata_limit(&path, &limits).is_some_and(|max| node.size <= max);
-                // Refused before it is read, from the size its header gives.
-                let replaced = self.metadata.get(&path).map_or(0, |b| b.len() as u64);
-                if metadata && self.metadata_bytes - replaced + node.size > limits.max_metadata {
-                    return Err(layer_err(format!(
-                        "its package databases and other metadata files, with the layers' below, pass {} bytes: refused",
-                        limits.max_metadata
-                    )));
-                }
-                let scanned = node.size <= secrets::MAX_SCANNED;
-                let keep = (metadata || scanned).then_some(node.size);
-                let (sha256, bytes) = hash(&mut entry, keep).map_err(io_err)?;
-                let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
-                if let Some(kind) = secret {
-                    self.secrets.push(Secret {
-                        layer: i,
-                        path: path.clone(),
-                        kind,
-                    });
-                }
-                let bytes = bytes.filter(|_| metadata);
-                node.sha256 = Some(sha256);
-                self.contents.push(Content {
+            let scanned = node.size <= secrets::MAX_SCANNED;
+            let keep = (metadata || scanned).then_some(node.size);
+            let (sha256, bytes) = hash(entry.content, keep).map_err(|e| refuse(e.to_string()))?;
+            let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
+            if let Some(kind) = secret {
+                self.secrets.push(Secret {
                     layer: i,
                     path: path.clone(),
-                    size: node.size,
-                    sha256,
+                    kind,
                 });
-                self.keep_metadata(path.clone(), bytes);
             }
-            self.place(path, node);
+            let bytes = bytes.filter(|_| metadata);
+            node.sha256 = Some(sha256);
+            self.contents.push(Content {
+                layer: i,
+                path: path.clone(),
+                size: node.size,
+                sha256,
+            });
+            self.keep_metadata(path.clone(), bytes);
         }
-        // Read to the end, so the whole blob is checked against its digest.
-        let counted = archive.into_inner().into_inner();
-        io::copy(counted, &mut io::sink()).map_err(|e| layer_err(e.to_string()))?;
-        read.uncompressed_size = counted.count;
-        *unpacked += counted.count;
-        Ok(read)
+        self.place(path, node);
+        Ok(())
     }
 
     /// Keeps (or, with `None`, forgets) the metadata file at `path`, counting what is kept.
@@ -530,19 +462,71 @@ impl Filesystem {
     }
 }
 
-/// A path inside the image, relative to its root without `./` or a trailing `/`; `None`
-/// for one that climbs out of it.
-pub fn normalize(raw: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in raw.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return None,
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
+/// The overlay engine's visitor for one layer: each entry lands where a runtime puts it
+/// (see [`resolve`]), and whiteouts delete what the layers below put there.
+struct Stacking<'f> {
+    fs: &'f mut Filesystem,
+    layer: usize,
+    limits: Limits,
+    /// What is left of the layer's budget for following symlinks.
+    link_steps: u64,
 }
+
+impl Stacking<'_> {
+    /// Where the entry named `literal` (`raw` in the layer) lands, noting a redirect.
+    fn land(&mut self, raw: &str, literal: String) -> Result<String, Refusal> {
+        let landed = self
+            .fs
+            .land(&literal, self.layer, &mut self.link_steps, &self.limits)
+            .map_err(|reason| Refusal {
+                entry: raw.to_string(),
+                reason,
+            })?;
+        if landed != literal {
+            self.fs.redirects.push(Redirect {
+                layer: self.layer,
+                path: literal,
+                landed: landed.clone(),
+            });
+        }
+        Ok(landed)
+    }
+}
+
+impl overlay::Visitor for Stacking<'_> {
+    type Error = Refusal;
+
+    fn visit(&mut self, change: Change<'_>) -> Result<(), Refusal> {
+        // A whiteout lands as its marker entry would: through the symlinks above it, with
+        // the directories it implies, as containerd makes them.
+        match change {
+            Change::Delete { raw, path } => {
+                let marker = self.land(&raw, Whiteout::marker(&path))?;
+                if let Some(Whiteout::Path(hidden)) = Whiteout::of(&marker) {
+                    self.fs.delete(&hidden, true, self.layer);
+                }
+            }
+            Change::Empty { raw, dir } => {
+                let marker = match dir.as_str() {
+                    "" => OPAQUE.to_string(),
+                    dir => format!("{dir}/{OPAQUE}"),
+                };
+                let marker = self.land(&raw, marker)?;
+                if let Some(Whiteout::Opaque(dir)) = Whiteout::of(&marker) {
+                    self.fs.delete(&dir, false, self.layer);
+                }
+            }
+            Change::Put(entry) => {
+                let path = self.land(&entry.raw, entry.path.clone())?;
+                self.fs.put(self.layer, path, entry, &self.limits)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name of an opaque whiteout's marker.
+const OPAQUE: &str = ".wh..wh..opq";
 
 /// The most symlinks resolving one entry's parent may follow, as filepath-securejoin (umoci,
 /// runc) and containerd's continuity allow: umoci 0.4.7 unpacks an entry under a chain of
@@ -558,7 +542,7 @@ pub enum Unresolved {
     OverBudget,
 }
 
-/// Where the directory `dir` (a [`normalize`]d path) is in an image whose nodes `node_at`
+/// Where the directory `dir` (an [`overlay::normalize`]d path) is in an image whose nodes `node_at`
 /// gives, resolved as a runtime resolves an entry's parent when it unpacks a layer: each
 /// symlink on the way is followed inside the root, an absolute target starts again at the
 /// root, and `..` steps back over the last resolved component, never above the root. A
@@ -607,7 +591,7 @@ pub fn resolve<'a>(
 
 /// Hashes a file's content as it streams past, keeping it when `keep` gives its size (which
 /// the caller has bounded), in a buffer of that size.
-fn hash(content: &mut impl Read, keep: Option<u64>) -> io::Result<([u8; 32], Option<Vec<u8>>)> {
+fn hash(content: &mut dyn Read, keep: Option<u64>) -> io::Result<([u8; 32], Option<Vec<u8>>)> {
     let mut sha = Sha256::new();
     let mut kept = keep.map(|size| Vec::with_capacity(size as usize));
     let mut buf = vec![0u8; 1 << 16];
@@ -675,7 +659,7 @@ mod tests {
     fn deep_paths_hoarded_metadata_and_decompression_bombs_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(&dir.path().join("l")).unwrap();
-        let deep = "d/".repeat(MAX_PATH / 2) + "f";
+        let deep = "d/".repeat(overlay::MAX_PATH / 2) + "f";
         let mut tar = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_size(1);
@@ -890,7 +874,10 @@ mod tests {
         let many: Vec<(&str, Option<&[u8]>)> = many.iter().map(|(p, c)| (p.as_str(), *c)).collect();
         let bomb = layer(&layout, &many);
         let limits = Limits {
-            max_entries: 10,
+            layer: overlay::Limits {
+                max_entries: 10,
+                ..overlay::Limits::IMAGE
+            },
             ..Limits::default()
         };
         let e = read(&layout, &[bomb], limits).unwrap_err().to_string();

@@ -9,7 +9,8 @@
 //! - [`inspect`] puts them together into the report `bareboat inspect` prints;
 //! - [`audit`] finds what a distroless image must not have, and what makes any image
 //!   riskier;
-//! - [`scan`] matches the packages against the Debian Security Tracker's data.
+//! - [`scan`] matches the packages against the Debian Security Tracker's data;
+//! - [`sbom`] describes any image's packages as an SBOM.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), bareboat_inspect::Error> {
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod filesystem;
 pub mod inspect;
 pub mod packages;
+pub mod sbom;
 pub mod scan;
 pub mod secrets;
 

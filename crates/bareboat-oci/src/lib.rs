@@ -7,6 +7,8 @@
 //!   registries), with the checks and the walk of an image's graph made once for all;
 //! - [`sink`] is where images are written ([`sink::Sink`]: layouts, archives, registries);
 //! - [`media`] tells what a media type names (index, manifest, config, layer);
+//! - [`overlay`] reads a layer's tar stream as an overlay filesystem stacks it, with the
+//!   checks every reader of a layer needs, for a visitor to apply;
 //! - [`model`] decodes one platform's [`model::Image`] from any source;
 //! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
 //!   computing its diff_id and digest in the same pass;
@@ -41,6 +43,7 @@ pub mod layer;
 pub mod layout;
 pub mod media;
 pub mod model;
+pub mod overlay;
 pub mod reference;
 pub mod referrer;
 pub mod registry;

@@ -356,6 +356,22 @@ impl Repo {
     }
 }
 
+/// A tar stream of `entries` (a name and its content), in order: a name ending in `/` is a
+/// directory, anything else a regular file of mode 0644.
+pub fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        if name.ends_with('/') {
+            h.set_entry_type(tar::EntryType::Directory);
+        }
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

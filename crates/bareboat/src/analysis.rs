@@ -124,7 +124,8 @@ pub async fn cmd_inspect(args: InspectArgs, cache_root: &Path, json: bool) -> Re
     let (report, fs) = args.image.read(cache_root).await?;
     if let Some(dir) = &args.tree {
         let dir = dir.to_string_lossy();
-        let dir = bareboat_inspect::filesystem::normalize(&dir)
+        let dir = bareboat_oci::overlay::normalize(&dir)
+            .map_err(anyhow::Error::msg)
             .with_context(|| format!("--tree {dir}: a path inside the image, such as /etc"))?;
         if !dir.is_empty() && !fs.view.get(&dir).is_some_and(|n| n.kind == Kind::Dir) {
             bail!("--tree /{dir}: the image has no directory there");

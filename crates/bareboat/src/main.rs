@@ -242,7 +242,7 @@ impl SbomFormat {
         }
     }
 
-    fn document(self, sbom: &bareboat_build::sbom::Sbom) -> Result<Vec<u8>> {
+    fn document(self, sbom: &bareboat_sbom::Sbom) -> Result<Vec<u8>> {
         let document = match self {
             SbomFormat::Spdx => sbom.spdx(),
             SbomFormat::Cyclonedx => sbom.cyclonedx(),
@@ -589,7 +589,7 @@ async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<ExitC
             let options = args.registry.options()?;
             let (report, fs) =
                 analysis::read_image(image, &args.arch, &options, cache_root).await?;
-            let sbom = bareboat_build::sbom::Sbom::of_image(&report, &fs);
+            let sbom = bareboat_inspect::sbom::of_image(&report, &fs);
             (report.image, args.format.document(&sbom)?, None)
         }
         (None, Some(reference)) => {

@@ -9,26 +9,22 @@
 //! and the OS as an operating-system component. Documents are deterministic: times and ids
 //! derive from the image.
 
-use std::collections::BTreeMap;
+#![deny(missing_docs)]
+
 use std::io::Read;
 use std::path::Path;
 
 use bareboat_apt::lockfile::LockedPackage;
-use bareboat_inspect::filesystem::Filesystem;
-use bareboat_inspect::inspect::Report;
-use bareboat_inspect::packages::Package;
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
-
-use crate::hostfiles::{HostEntry, HostKind};
-use crate::rootfs::Rootfs;
 
 /// What an SBOM says about one image.
 #[derive(Clone, Debug)]
 pub struct Sbom {
     /// The image's manifest digest.
     pub digest: String,
+    /// Its Debian architecture.
     pub arch: String,
     /// The distribution's id, e.g. `debian`.
     pub os: String,
@@ -36,16 +32,24 @@ pub struct Sbom {
     pub os_version: String,
     /// The image's creation time, RFC 3339.
     pub created: String,
+    /// Every package its database lists.
     pub packages: Vec<SbomPackage>,
+    /// The files a user added, each hashed.
     pub files: Vec<SbomFile>,
 }
 
+/// A package, as an SBOM lists it.
 #[derive(Clone, Debug)]
 pub struct SbomPackage {
+    #[allow(missing_docs)]
     pub name: String,
+    #[allow(missing_docs)]
     pub version: String,
+    #[allow(missing_docs)]
     pub architecture: String,
+    /// The source package it was built from.
     pub source: String,
+    /// The source package's version.
     pub source_version: String,
     /// The purl type: `deb` or `apk`.
     pub purl_type: &'static str,
@@ -56,17 +60,21 @@ pub struct SbomPackage {
     pub license: Option<String>,
 }
 
+/// A file a user added to the image.
 #[derive(Clone, Debug)]
 pub struct SbomFile {
     /// Absolute path in the image.
     pub path: String,
+    /// Its content's SHA256, in hex.
     pub sha256: String,
+    /// Its content's SHA1, in hex, which SPDX requires of a file.
     pub sha1: String,
 }
 
 impl SbomPackage {
-    pub fn of(p: &LockedPackage, tree: &Rootfs) -> SbomPackage {
-        let copyright = tree.read(&format!("usr/share/doc/{}/copyright", p.name));
+    /// A package a build installed from its lockfile, with the licence of its copyright
+    /// file, when the image has one.
+    pub fn locked(p: &LockedPackage, copyright: Option<&[u8]>) -> SbomPackage {
         SbomPackage {
             name: p.name.clone(),
             version: p.version.clone(),
@@ -75,22 +83,6 @@ impl SbomPackage {
             source_version: p.source_version.clone(),
             purl_type: "deb",
             deb_sha256: Some(p.sha256.clone()),
-            license: copyright.and_then(|c| files_star_license(&String::from_utf8_lossy(&c))),
-        }
-    }
-
-    /// A package an image's database lists, with the licence of its copyright file among
-    /// the image's `metadata`.
-    pub fn listed(p: &Package, metadata: &BTreeMap<String, Vec<u8>>) -> SbomPackage {
-        let copyright = metadata.get(&format!("usr/share/doc/{}/copyright", p.name));
-        SbomPackage {
-            name: p.name.clone(),
-            version: p.version.clone(),
-            architecture: p.architecture.clone(),
-            source: p.source_name().to_string(),
-            source_version: p.source_version().to_string(),
-            purl_type: if p.manager == "apk" { "apk" } else { "deb" },
-            deb_sha256: None,
             license: copyright.and_then(|c| files_star_license(&String::from_utf8_lossy(c))),
         }
     }
@@ -126,19 +118,15 @@ impl SbomPackage {
 }
 
 impl SbomFile {
-    /// The regular files among the added entries, hashed from the host as they stream.
-    pub fn of_added(entries: &[HostEntry]) -> std::io::Result<Vec<SbomFile>> {
-        let mut files = Vec::new();
-        for e in entries.iter().filter(|e| matches!(e.kind, HostKind::File)) {
-            let (sha256, sha1) = hash_file(&e.src)?;
-            files.push(SbomFile {
-                path: format!("/{}", e.dst),
-                sha256,
-                sha1,
-            });
-        }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+    /// The file at `path` in the image, hashed from `host`, where its content is, as it
+    /// streams.
+    pub fn hashed(path: &str, host: &Path) -> std::io::Result<SbomFile> {
+        let (sha256, sha1) = hash_file(host)?;
+        Ok(SbomFile {
+            path: format!("/{path}"),
+            sha256,
+            sha1,
+        })
     }
 }
 
@@ -224,37 +212,6 @@ pub fn spdx_expression(debian: &str) -> Option<String> {
 }
 
 impl Sbom {
-    /// The SBOM of any image, from what its filesystem's package database and
-    /// `os-release` say.
-    pub fn of_image(report: &Report, fs: &Filesystem) -> Sbom {
-        let distribution = report.distribution.clone().unwrap_or_default();
-        let os_version = if distribution.version_id.is_empty() {
-            distribution.codename
-        } else {
-            distribution.version_id
-        };
-        Sbom {
-            digest: report.image.clone(),
-            arch: report.architecture.clone(),
-            os: if distribution.id.is_empty() {
-                "unknown".to_string()
-            } else {
-                distribution.id
-            },
-            os_version,
-            created: report
-                .created
-                .clone()
-                .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string()),
-            packages: report
-                .packages
-                .iter()
-                .map(|p| SbomPackage::listed(p, &fs.metadata))
-                .collect(),
-            files: Vec::new(),
-        }
-    }
-
     /// The organisation that ships the distribution's packages, as SPDX names a supplier.
     fn supplier(&self) -> String {
         let mut name = self.os.clone();
