@@ -21,7 +21,8 @@ push_all_skopeo() { for i in "${images[@]}"; do skopeo copy -q --dest-tls-verify
 
 pid1=$(registry 5201 "$out/reg-bareboat")
 pid2=$(registry 5202 "$out/reg-skopeo")
-pid3=$(registry 5203 "$out/reg-baseline")
+pid3=""
+[ -z "$base" ] || pid3=$(registry 5203 "$out/reg-baseline")
 trap 'kill $pid1 $pid2 $pid3 2>/dev/null' EXIT
 ours=$(seconds push_all_bareboat 5201)
 theirs=$(seconds push_all_skopeo 5202)

@@ -12,6 +12,11 @@ pub const STATUS: &str = "var/lib/dpkg/status";
 /// One file a package, each an installed package's paragraph.
 pub const STATUS_D: &str = "var/lib/dpkg/status.d";
 
+/// The largest database file a reader of an image's layers keeps in memory.
+pub const MAX_DATABASE: u64 = 64 << 20;
+/// The most bytes of database files a reader of an image's layers keeps in all.
+pub const MAX_DATABASES: u64 = 128 << 20;
+
 /// The top-level directories that merged /usr makes links into `usr/`.
 pub const MERGED_DIRS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
@@ -54,7 +59,7 @@ pub struct Installed {
     pub version: String,
     pub architecture: String,
     /// The source package, when the paragraph names one (it does when it differs), as
-    /// [`SourceRef`] parses it.
+    /// [`SourceRef`] parses it; of a field that does not parse, its first word.
     pub source: Option<String>,
     /// The source's version, when `Source: NAME (VERSION)` gives one (a binNMU's differs
     /// from the package's by its `+bN`).
@@ -128,9 +133,14 @@ fn installed(para: &str, database: &str, installed_only: bool) -> Option<Install
         return None;
     }
     let name = field("Package")?;
-    // A database may be odd (any image is read): a `Source` that does not parse is left
-    // out, and the package taken as its own source.
-    let source = field("Source").and_then(|s| SourceRef::parse(Some(s), name).ok());
+    // A database may be odd (any image is read): of a `Source` that does not parse, the
+    // name is still taken, for matching the security tracker's data.
+    let source = field("Source").map(|s| {
+        SourceRef::parse(Some(s), name).unwrap_or_else(|_| SourceRef {
+            name: s.split_whitespace().next().unwrap_or(name).to_string(),
+            version: None,
+        })
+    });
     Some(Installed {
         name: name.to_string(),
         version: field("Version")?.to_string(),

@@ -118,9 +118,11 @@ impl<'a> BaseImage<'a> {
     /// only the dpkg database is kept.
     pub fn installed(&self) -> Result<PackageIndex, BuildError> {
         let mut database = DatabaseFiles::default();
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
+            database.layer = i;
             let mut reader = self.source.open_layer(l)?;
-            let read = overlay::apply(&mut reader, &Limits::IMAGE, &mut database)
+            // The caps the tree applies to the same layers when it unpacks them.
+            let read = overlay::apply(&mut reader, &Limits::BUILD, &mut database)
                 .map_err(|e| {
                     format!(
                         "layer {}: entry {:?}: {}",
@@ -140,7 +142,7 @@ impl<'a> BaseImage<'a> {
         let files = database
             .files
             .iter()
-            .map(|(p, b)| (p.as_str(), b.as_slice()));
+            .map(|(p, (_, b))| (p.as_str(), b.as_slice()));
         Database::read(files)
             .index("the base image's dpkg database")
             .map_err(Into::into)
@@ -179,32 +181,45 @@ impl<'a> BaseImage<'a> {
     }
 }
 
-/// The largest dpkg database file kept, and the most bytes of them kept in all: what
-/// inspect keeps of an image's metadata.
-const MAX_DATABASE: u64 = 64 << 20;
-const MAX_DATABASES: u64 = 128 << 20;
-
 /// The overlay engine's visitor that keeps only the dpkg database files of the layers it
 /// reads, as the layers stack: a later layer's whiteout, or another entry at a file's
 /// path or above it, takes the file away.
 #[derive(Default)]
 struct DatabaseFiles {
-    files: BTreeMap<String, Vec<u8>>,
+    /// Each file, with the layer that wrote it.
+    files: BTreeMap<String, (usize, Vec<u8>)>,
     kept: u64,
+    /// The layer being read.
+    layer: usize,
 }
 
 impl DatabaseFiles {
-    /// Forgets `path` (with `with_self`) and everything under it.
-    fn forget(&mut self, path: &str, with_self: bool) {
-        let under = format!("{path}/");
-        let gone: Vec<String> = self
+    /// Forgets what is under `path` (and `path` itself, `with_self`) that the layers below
+    /// wrote, or (`this_layer`) this layer too.
+    fn forget(&mut self, path: &str, with_self: bool, this_layer: bool) {
+        let under = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        let current = self.layer;
+        let below = |(p, (layer, _)): (&String, &(usize, Vec<u8>))| {
+            (this_layer || *layer < current).then(|| p.clone())
+        };
+        let mut gone: Vec<String> = self
             .files
-            .keys()
-            .filter(|p| p.starts_with(&under) || (with_self && *p == path) || path.is_empty())
-            .cloned()
+            .range(under.clone()..)
+            .take_while(|(p, _)| p.starts_with(&under))
+            .filter_map(below)
             .collect();
+        gone.extend(
+            self.files
+                .get_key_value(path)
+                .filter(|_| with_self)
+                .and_then(below),
+        );
         for p in gone {
-            self.kept -= self.files.remove(&p).map_or(0, |b| b.len() as u64);
+            self.kept -= self.files.remove(&p).map_or(0, |(_, b)| b.len() as u64);
         }
     }
 }
@@ -215,33 +230,36 @@ impl overlay::Visitor for DatabaseFiles {
     fn visit(&mut self, change: Change<'_>) -> Result<(), overlay::Refusal> {
         let entry = match change {
             Change::Delete { path, .. } => {
-                self.forget(&path, true);
+                self.forget(&path, true, false);
                 return Ok(());
             }
             Change::Empty { dir, .. } => {
-                self.forget(&dir, false);
+                self.forget(&dir, false, false);
                 return Ok(());
             }
             Change::Put(entry) => entry,
         };
+        // A directory replaces a file, and merges with a directory; anything else replaces
+        // all that was at its path.
         if entry.kind == EntryKind::Dir {
-            // A directory replaces a file, and merges with a directory.
-            self.kept -= self.files.remove(&entry.path).map_or(0, |b| b.len() as u64);
-        } else {
-            self.forget(&entry.path, true);
+            let file = self.files.remove(&entry.path);
+            self.kept -= file.map_or(0, |(_, b)| b.len() as u64);
+            return Ok(());
         }
+        self.forget(&entry.path, true, true);
         let wanted =
             entry.kind == EntryKind::File && !entry.sparse && dpkg::is_database(&entry.path);
-        if !wanted || entry.size > MAX_DATABASE {
+        if !wanted || entry.size > dpkg::MAX_DATABASE {
             return Ok(());
         }
         let refuse = |reason: String| overlay::Refusal {
             entry: entry.raw.clone(),
             reason,
         };
-        if self.kept + entry.size > MAX_DATABASES {
+        if self.kept + entry.size > dpkg::MAX_DATABASES {
             return Err(refuse(format!(
-                "the dpkg database files pass {MAX_DATABASES} bytes: refused"
+                "the dpkg database files pass {} bytes: refused",
+                dpkg::MAX_DATABASES
             )));
         }
         // The header gave the size, which is bounded: the buffer is made for it.
@@ -252,7 +270,7 @@ impl overlay::Visitor for DatabaseFiles {
             .read_to_end(&mut bytes)
             .map_err(|e| refuse(e.to_string()))?;
         self.kept += bytes.len() as u64;
-        self.files.insert(entry.path, bytes);
+        self.files.insert(entry.path, (self.layer, bytes));
         Ok(())
     }
 }
@@ -287,16 +305,21 @@ mod tests {
         let upper = tar_of(&[
             ("var/lib/dpkg/status.d/.wh.b", b""),
             ("var/lib/dpkg/status.d/c/", b""),
+            // An opaque whiteout empties what the layers below put there, not what this
+            // layer put there before it.
+            ("var/lib/dpkg/status.d/d", b"Package: d\nVersion: 1\n"),
+            ("var/lib/dpkg/status.d/.wh..wh..opq", b""),
         ]);
         let mut db = DatabaseFiles::default();
-        for l in [lower, upper] {
-            overlay::apply(&l[..], &Limits::IMAGE, &mut db).unwrap();
+        for (i, l) in [lower, upper].iter().enumerate() {
+            db.layer = i;
+            overlay::apply(&l[..], &Limits::BUILD, &mut db).unwrap();
         }
         assert_eq!(
             db.files.keys().collect::<Vec<_>>(),
-            ["var/lib/dpkg/status.d/a"]
+            ["var/lib/dpkg/status.d/d"]
         );
-        assert_eq!(db.kept, a.len() as u64);
+        assert_eq!(db.kept, 22);
     }
 
     #[test]

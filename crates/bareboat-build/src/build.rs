@@ -659,7 +659,8 @@ fn synthesize_missing(
     Ok(())
 }
 
-/// A spec's CA certificate file is far smaller than this (Debian's whole bundle is 220 kB).
+/// A spec's CA certificate file, or one of a package's, is far smaller than this (Debian's
+/// whole bundle is 220 kB).
 const CA_CERTS_LIMIT: u64 = 4 << 20;
 
 /// The regular files among the added entries, for the SBOM, hashed from the host as they
@@ -686,7 +687,6 @@ pub fn package_tar<'a, R: std::io::Read + Send + 'a>(
 const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
 /// The package whose certificates make the bundle.
 const CA_PACKAGE: &str = "ca-certificates";
-/// Where each package's dpkg record goes.
 /// The file of glibc's C.UTF-8 locale that setlocale cannot do without.
 const C_UTF8_CTYPE: &str = "usr/lib/locale/C.utf8/LC_CTYPE";
 
@@ -724,6 +724,14 @@ fn package_certificates(
             && path.starts_with("usr/share/ca-certificates/")
             && path.ends_with(".crt")
         {
+            if entry.size() > CA_CERTS_LIMIT {
+                return Err(TreeError::Refused {
+                    origin: origin.clone(),
+                    path,
+                    reason: format!("a certificate of more than {CA_CERTS_LIMIT} bytes"),
+                }
+                .into());
+            }
             let mut pem = Vec::new();
             entry.read_to_end(&mut pem).map_err(io_err)?;
             certs.push((path, pem));

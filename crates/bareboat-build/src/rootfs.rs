@@ -6,9 +6,10 @@
 //! only paths, metadata and offsets. Sealing ends a segment of the staging area, which is
 //! never written again, so a finished tree can be kept and resumed (see `treecache`). Nothing is ever created on disk at an image path, so
 //! nothing can be written through a symlink, and the policy checks that no image path is
-//! either: an entry whose parent is a symlink is refused, as are `..`, absolute names, device
-//! nodes, hard links to anything but an earlier entry of the same package, and entries past
-//! the size caps.
+//! either: a package's entry whose parent is a symlink is refused, as are `..`, absolute
+//! names, device nodes, whiteout names, hard links to anything but an earlier entry of the
+//! same package, and entries past the size caps. A base image's layer is read as runtimes
+//! read it (see [`Rootfs::add_image_layer`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -363,8 +364,9 @@ impl Rootfs {
 
     /// Reads a layer of a base image into `layer` as an overlay filesystem stacks it:
     /// `.wh.NAME` deletes NAME from the layers below, and `.wh..wh..opq` empties its
-    /// directory below. Names are checked and the size caps apply as for packages, but
-    /// nothing is sliced, moved or stripped: the base's layers are kept as they are, and
+    /// directory below. Names are normalised as runtimes do (an absolute name is taken from
+    /// the root), `..` is refused and the size caps apply as for packages, but nothing is
+    /// sliced, moved or stripped: the base's layers are kept as they are, and
     /// the tree only learns what they hold. Device nodes and FIFOs stay in the layer and
     /// out of the tree.
     pub fn add_image_layer<R: Read>(
@@ -384,6 +386,7 @@ impl Rootfs {
     /// there (all of it, unless both are directories).
     fn put_image_entry(&mut self, layer: usize, entry: overlay::Entry<'_>) -> Result<(), Unpack> {
         let refuse = |reason: String| Unpack::refused(&entry.raw, reason);
+        checked(&entry)?;
         let kind = match &entry.kind {
             EntryKind::Dir => NodeKind::Dir,
             EntryKind::Symlink(link) => NodeKind::Symlink(link.clone()),
@@ -863,6 +866,23 @@ impl From<TreeError> for Unpack {
     }
 }
 
+/// Refuses an entry whose header the tree cannot keep: a field that does not parse, or a
+/// link to nothing.
+fn checked(entry: &overlay::Entry<'_>) -> Result<(), Unpack> {
+    if let Some(field) = entry.malformed {
+        return Err(Unpack::refused(
+            &entry.raw,
+            format!("its header's {field} does not parse"),
+        ));
+    }
+    match &entry.kind {
+        EntryKind::Symlink(t) | EntryKind::Hardlink(t) if t.is_empty() || t.contains('\0') => Err(
+            Unpack::refused(&entry.raw, "a link with an empty target".into()),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// A user or group id of `entry`, which the tree keeps in 32 bits, as Linux does.
 fn id(entry: &overlay::Entry<'_>, id: u64) -> Result<u32, Unpack> {
     u32::try_from(id)
@@ -922,6 +942,7 @@ impl overlay::Visitor for PackageUnpack<'_, '_> {
         if entry.raw.starts_with('/') {
             return Err(refuse("absolute entry names are refused".into()));
         }
+        checked(&entry)?;
         // A bookworm-style top-level directory becomes its place under usr/.
         let path = match &entry.kind {
             EntryKind::Dir if MERGED_DIRS.contains(&entry.path.as_str()) => {
@@ -933,9 +954,11 @@ impl overlay::Visitor for PackageUnpack<'_, '_> {
         let node_kind = match &entry.kind {
             EntryKind::Dir => NodeKind::Dir,
             EntryKind::Symlink(link) => NodeKind::Symlink(link.clone()),
+            EntryKind::Hardlink(link) if link.starts_with('/') => {
+                return Err(refuse("absolute link targets are refused".into()));
+            }
             EntryKind::Hardlink(link) => {
-                let target = overlay::normalize(link).map_err(refuse)?;
-                self.hardlink(merged_usr(&target), &entry.raw)?
+                NodeKind::Hardlink(merged_usr(&overlay::normalize(link).map_err(refuse)?))
             }
             EntryKind::File if !kept => {
                 // Not staged; a hard link to it is dropped with it.
@@ -959,8 +982,9 @@ impl overlay::Visitor for PackageUnpack<'_, '_> {
             EntryKind::Other => return Err(refuse("an entry of a type no filesystem has".into())),
         };
         let node_kind = match node_kind {
-            NodeKind::Hardlink(target) if self.dropped_files.contains(&target) => None,
             _ if !kept => None,
+            NodeKind::Hardlink(target) if self.dropped_files.contains(&target) => None,
+            NodeKind::Hardlink(target) => Some(self.hardlink(target, &entry.raw)?),
             k => Some(k),
         };
         let Some(node_kind) = node_kind else {
@@ -990,12 +1014,8 @@ impl overlay::Visitor for PackageUnpack<'_, '_> {
 }
 
 impl PackageUnpack<'_, '_> {
-    /// A hard link to `target`, which must be an earlier file of this package, unless
-    /// slicing dropped that file.
+    /// A hard link to `target`, which must be an earlier file of this package.
     fn hardlink(&self, target: String, raw: &str) -> Result<NodeKind, Unpack> {
-        if self.dropped_files.contains(&target) {
-            return Ok(NodeKind::Hardlink(target));
-        }
         match self.tree.layers[self.layer].get(&target) {
             Some(Node {
                 kind: NodeKind::File { .. },

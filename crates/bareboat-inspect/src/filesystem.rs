@@ -141,7 +141,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             layer: overlay::Limits::IMAGE,
-            max_database: 64 << 20,
+            max_database: bareboat_apt::dpkg::MAX_DATABASE,
             max_link_steps: 4 << 20,
             max_metadata: 128 << 20,
             max_unpacked: 64 << 30,

@@ -4,8 +4,8 @@
 //! long names and PAX records bounded ([`crate::tar_bounds`]), and whiteouts told from
 //! entries. What an entry means is left to a [`Visitor`]: the build's tree and inspect's
 //! view are two of them. A visitor applies the [`Change`]s it is handed to its own tree;
-//! how a parent that is a symlink is treated is its choice (the build refuses to write
-//! through one, inspect resolves it as runtimes do).
+//! how a parent that is a symlink is treated is its choice (a package may not write
+//! through one, and inspect resolves one as runtimes do).
 
 use std::io::{self, Read};
 
@@ -78,6 +78,8 @@ pub struct Entry<'a> {
     /// A GNU sparse file, whose holes read as zeros: its apparent size may be far beyond
     /// what the layer stores.
     pub sparse: bool,
+    /// The first header field that did not parse, and so reads as 0.
+    pub malformed: Option<&'static str>,
     /// A regular file's content.
     pub content: &'a mut dyn Read,
 }
@@ -172,21 +174,17 @@ fn check<'a, R: Read>(
 ) -> Result<Entry<'a>, Refusal> {
     let header = entry.header();
     let refuse = |reason: String| Refusal::of(&raw, reason);
-    let link = || -> Result<String, Refusal> {
-        let l = entry
-            .link_name_bytes()
-            .ok_or_else(|| refuse("a link without a target".into()))?;
-        let target = String::from_utf8_lossy(&l).into_owned();
-        if target.is_empty() || target.contains('\0') {
-            return Err(refuse("a link with an empty target".into()));
-        }
-        Ok(target)
+    // A link without a target reads as one to "": any image is read, and a reader that
+    // makes links refuses it.
+    let link = || {
+        let target = entry.link_name_bytes().unwrap_or_default();
+        String::from_utf8_lossy(&target).into_owned()
     };
     let entry_type = header.entry_type();
     let kind = match entry_type {
         tar::EntryType::Directory => Kind::Dir,
-        tar::EntryType::Symlink => Kind::Symlink(link()?),
-        tar::EntryType::Link => Kind::Hardlink(link()?),
+        tar::EntryType::Symlink => Kind::Symlink(link()),
+        tar::EntryType::Link => Kind::Hardlink(link()),
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
             Kind::File
         }
@@ -198,7 +196,7 @@ fn check<'a, R: Read>(
     let mut size = 0;
     if kind == Kind::File {
         size = entry.size();
-        stats.file_bytes += size;
+        stats.file_bytes = stats.file_bytes.saturating_add(size);
         if size > limits.max_file_size {
             return Err(refuse(format!(
                 "{size} bytes is past the {}-byte cap on a file: refused as a decompression bomb",
@@ -212,12 +210,22 @@ fn check<'a, R: Read>(
             )));
         }
     }
-    // Odd metadata reads as 0, not as an error: any image is read.
+    // Odd metadata reads as 0, not as an error: any image is read, and a reader that
+    // keeps metadata refuses it.
+    let (mode, uid, gid, mtime) = (header.mode(), header.uid(), header.gid(), header.mtime());
+    let malformed = [
+        ("mode", mode.is_err()),
+        ("uid", uid.is_err()),
+        ("gid", gid.is_err()),
+        ("mtime", mtime.is_err()),
+    ]
+    .into_iter()
+    .find_map(|(field, bad)| bad.then_some(field));
     let (mode, uid, gid, mtime) = (
-        header.mode().unwrap_or_default() & 0o7777,
-        header.uid().unwrap_or_default(),
-        header.gid().unwrap_or_default(),
-        header.mtime().unwrap_or_default(),
+        mode.unwrap_or_default() & 0o7777,
+        uid.unwrap_or_default(),
+        gid.unwrap_or_default(),
+        mtime.unwrap_or_default(),
     );
     Ok(Entry {
         raw,
@@ -229,6 +237,7 @@ fn check<'a, R: Read>(
         mtime,
         size,
         sparse: entry_type.is_gnu_sparse(),
+        malformed,
         content: entry,
     })
 }

@@ -1,7 +1,9 @@
 //! Where an image is written: one trait for layouts, both kinds of archive and registries,
 //! so that copying, a build's outputs and a push all write alike. Every sink takes any
 //! [`BlobSource`], writes the image with the artifacts (SBOMs) that refer to it, and checks
-//! every blob as it reads it; none leaves a half-written output behind.
+//! every blob as it reads it. A layout or an archive is written beside its path and renamed
+//! into place; a push sends the blobs first and the tag last, so a failed one leaves only
+//! blobs that nothing names.
 
 use std::path::PathBuf;
 

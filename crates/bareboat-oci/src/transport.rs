@@ -134,7 +134,7 @@ pub async fn write(
     };
     if !sink.holds_several_platforms() && Kind::of(top.media_type().as_ref()) == Kind::Index {
         return Err(Error::Spec(
-            "a docker archive holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead".into(),
+            "the output holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead".into(),
         ));
     }
     sink.write(source, &top).await

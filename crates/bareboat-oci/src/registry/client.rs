@@ -462,15 +462,40 @@ impl Client {
         out: &mut impl ChunkSink,
         advance: impl Fn(u64),
     ) -> Result<(), Failure> {
+        // An attempt that failed after the last byte leaves nothing to ask for.
+        if partial.got < size {
+            self.receive(repository, digest, size, partial, out, advance)
+                .await?;
+        }
+        let actual = format!("sha256:{}", hex::encode(partial.hasher.clone().finalize()));
+        if actual != digest.to_string() {
+            return Err(Failure::Mismatch {
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// Receives the rest of a blob `partial` lacks, asking for it by `Range` when an
+    /// earlier attempt delivered some.
+    async fn receive(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        partial: &mut Partial,
+        out: &mut impl ChunkSink,
+        advance: impl Fn(u64),
+    ) -> Result<(), Failure> {
         let url = self.url(&format!("{repository}/blobs/{digest}"));
-        let scope = pull_scope(repository);
         let from = partial.got;
         let ranged = |c: &reqwest::Client| match from {
             0 => c.get(&url),
             _ => c.get(&url).header(header::RANGE, format!("bytes={from}-")),
         };
         let mut resp = self
-            .within_deadline("a blob request", self.send(&scope, ranged))
+            .within_deadline("a blob request", self.send(&pull_scope(repository), ranged))
             .await?;
         // Where in the blob the response starts.
         let mut at = match resp.status() {
@@ -516,7 +541,12 @@ impl Client {
                 partial.hasher.update(&fresh);
                 partial.got += fresh.len() as u64;
                 let waiting = Instant::now();
-                out.put(fresh).await?;
+                // A reader that went away is no reason to ask the registry again.
+                out.put(fresh).await.map_err(|e| {
+                    Failure::Local(crate::Error::Spec(format!(
+                        "the blob's reader stopped: {e}"
+                    )))
+                })?;
                 floor.exclude(waiting.elapsed());
                 advance(received - known);
             }
@@ -527,13 +557,6 @@ impl Client {
             return Err(Failure::Truncated {
                 got: partial.got,
                 size,
-            });
-        }
-        let actual = format!("sha256:{}", hex::encode(partial.hasher.clone().finalize()));
-        if actual != digest.to_string() {
-            return Err(Failure::Mismatch {
-                expected: digest.to_string(),
-                actual,
             });
         }
         Ok(())
