@@ -1,7 +1,7 @@
 //! `bareboat.toml`: parsing and every validation of a spec.
 #![no_main]
 
-use bareboat_build::spec::Spec;
+use bareboat_spec::spec::Spec;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

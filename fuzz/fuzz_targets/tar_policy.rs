@@ -4,8 +4,8 @@
 //! written from what was kept.
 #![no_main]
 
-use bareboat_build::policy::Slicing;
-use bareboat_build::rootfs::Rootfs;
+use bareboat_rootfs::policy::Slicing;
+use bareboat_rootfs::rootfs::Rootfs;
 use bareboat_oci::overlay::Limits;
 use libfuzzer_sys::fuzz_target;
 

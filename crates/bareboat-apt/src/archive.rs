@@ -29,18 +29,24 @@ const INRELEASE_LIMIT: u64 = 32 << 20;
 /// How indexes are loaded.
 #[derive(Clone)]
 pub struct LoadOptions {
+    /// The Debian architecture to load, such as `amd64`; `all` packages come with it.
     pub arch: String,
     /// Use only what the cache holds; never touch the network.
     pub offline: bool,
     /// The keyring for sources that name none of their own.
     pub keyring: Arc<Keyring>,
+    /// The time `Valid-Until` and signing keys' expiry are checked against.
     pub now: SystemTime,
 }
 
 /// A source with its verified release and parsed indexes.
 pub struct LoadedSource {
+    /// The source as configured.
     pub source: Source,
+    /// Its Release file, parsed from the verified InRelease.
     pub release: Release,
+    /// Its `Packages` indexes: one per component, and a separate `binary-all` one where the
+    /// archive publishes it.
     pub indexes: Vec<PackageIndex>,
     /// The keys its Release was verified with.
     pub keyring: Arc<Keyring>,
@@ -57,7 +63,9 @@ pub struct PackageId {
 /// Every package of every loaded source, for one architecture, and the packages a base
 /// image has installed.
 pub struct Universe {
+    /// The architecture the packages are for; `all` packages are included with it.
     pub arch: String,
+    /// The loaded sources, in the order they were given.
     pub sources: Vec<LoadedSource>,
     /// Packages already in the base image: they satisfy dependencies as they are, and no
     /// other version of them can be chosen.
@@ -556,6 +564,7 @@ async fn parse_into_cache<T: Parsed>(
 /// The Contents indexes of a universe's sources, and what was noticed loading them.
 #[derive(Default)]
 pub struct Contents {
+    /// One Contents index per component that has a verifiable one.
     pub indexes: Vec<ContentsIndex>,
     /// What the user should know: an index vouched for by another Release, or none usable.
     pub notices: Vec<String>,

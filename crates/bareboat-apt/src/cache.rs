@@ -41,8 +41,11 @@ pub struct Cache {
 /// What `prune` removed.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct PruneReport {
+    /// Files removed, entries of the staging directory included.
     pub removed_files: u64,
+    /// The bytes the removed files took (staging directories not counted).
     pub removed_bytes: u64,
+    /// Files kept because a recent lockfile used them or they were read recently.
     pub kept_files: u64,
 }
 
@@ -95,6 +98,7 @@ impl Cache {
         })
     }
 
+    /// The cache's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -180,7 +184,7 @@ impl Cache {
         self.root.join("layers")
     }
 
-    /// Where assembled package layers are kept (see `bareboat_build::treecache`).
+    /// Where assembled package layers are kept (see `bareboat_rootfs::treecache`).
     pub fn trees_dir(&self) -> PathBuf {
         self.root.join("trees")
     }

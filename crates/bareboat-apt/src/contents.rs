@@ -108,6 +108,7 @@ impl ContentsIndex {
         self.lines.len()
     }
 
+    /// Whether no path is kept.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }

@@ -22,7 +22,9 @@ impl Progress for Silent {}
 /// What a download must be: its size and SHA256, from a signed index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expected {
+    /// The size in bytes.
     pub size: u64,
+    /// The SHA256, in lowercase hex.
     pub sha256: String,
 }
 
@@ -342,7 +344,9 @@ impl Body for ToFile<'_> {
 /// A complete download that is not the file it should be.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mismatch {
+    /// What the signed metadata says the file is.
     pub expected: Expected,
+    /// What the server sent instead.
     pub served: Served,
 }
 

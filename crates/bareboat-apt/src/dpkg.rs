@@ -55,8 +55,11 @@ pub fn is_database(path: &str) -> bool {
 /// A package the database lists as installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Installed {
+    /// The package's name.
     pub name: String,
+    /// Its installed version.
     pub version: String,
+    /// Its architecture, or `all`.
     pub architecture: String,
     /// The source package, when the paragraph names one (it does when it differs), as
     /// [`SourceRef`] parses it; of a field that does not parse, its first word.

@@ -67,9 +67,13 @@ const XZ_MEMORY_LIMIT: u64 = 256 << 20;
 /// How an index file is compressed, from its name in the Release file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// xz (`.xz`).
     Xz,
+    /// gzip (`.gz`).
     Gzip,
+    /// Zstandard (`.zst`).
     Zstd,
+    /// No compression.
     None,
 }
 
@@ -164,42 +168,57 @@ impl<'a> Package<'a> {
         let (start, len) = self.raw.spans[f as usize];
         (len != 0).then(|| &self.index.text[start as usize..(start + len) as usize])
     }
+    /// The `Package` field: the package's name.
     pub fn name(&self) -> &'a str {
         self.field(F::Package).unwrap_or_default()
     }
+    /// The `Version` field.
     pub fn version(&self) -> &'a str {
         self.field(F::Version).unwrap_or_default()
     }
+    /// The `Architecture` field: an architecture such as `amd64`, or `all`.
     pub fn architecture(&self) -> &'a str {
         self.field(F::Architecture).unwrap_or_default()
     }
+    /// The `Source` field, when the source package's name (or version) differs from the
+    /// package's: `name` or `name (version)`.
     pub fn source(&self) -> Option<&'a str> {
         self.field(F::Source)
     }
+    /// The `Filename` field: the `.deb`'s path under the archive root (empty for an installed
+    /// package).
     pub fn filename(&self) -> &'a str {
         self.field(F::Filename).unwrap_or_default()
     }
+    /// The `Depends` field, unparsed.
     pub fn depends(&self) -> Option<&'a str> {
         self.field(F::Depends)
     }
+    /// The `Pre-Depends` field, unparsed.
     pub fn pre_depends(&self) -> Option<&'a str> {
         self.field(F::PreDepends)
     }
+    /// The `Provides` field, unparsed.
     pub fn provides(&self) -> Option<&'a str> {
         self.field(F::Provides)
     }
+    /// The `Conflicts` field, unparsed.
     pub fn conflicts(&self) -> Option<&'a str> {
         self.field(F::Conflicts)
     }
+    /// The `Breaks` field, unparsed.
     pub fn breaks(&self) -> Option<&'a str> {
         self.field(F::Breaks)
     }
+    /// The `Priority` field (`required`, `important`, `optional`...).
     pub fn priority(&self) -> Option<&'a str> {
         self.field(F::Priority)
     }
+    /// Whether the package says `Essential: yes`.
     pub fn essential(&self) -> bool {
         self.field(F::Essential) == Some("yes")
     }
+    /// The `.deb`'s size in bytes (0 for an installed package).
     pub fn size(&self) -> u64 {
         self.raw.size
     }
@@ -209,6 +228,7 @@ impl<'a> Package<'a> {
             .and_then(|s| s.parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024)
     }
+    /// The `.deb`'s SHA256, in lowercase hex (all zeros for an installed package).
     pub fn sha256(&self) -> String {
         hex::encode(self.raw.sha256)
     }
@@ -220,6 +240,7 @@ impl PackageIndex {
         self.records.len()
     }
 
+    /// Whether the index has no packages.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

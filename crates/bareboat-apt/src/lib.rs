@@ -1,3 +1,5 @@
+#![deny(missing_docs)]
+
 //! bareboat-apt: a Debian archive client that gets exactly the right packages, provably
 //! untampered, and fast.
 //!

@@ -49,7 +49,9 @@ impl fmt::Display for Op {
 /// A version constraint such as `>= 2.36`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Constraint {
+    /// How the version must compare.
     pub op: Op,
+    /// The version compared against.
     pub version: Version,
 }
 
@@ -76,10 +78,12 @@ impl fmt::Display for Constraint {
 /// One alternative of a relation clause: `name[:arch] [(op version)]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alternative {
+    /// The package (or virtual package) name.
     pub name: String,
     /// An architecture qualifier such as `any` or `native`. Images are single-architecture
     /// per manifest, so every qualifier resolves within the same architecture.
     pub arch: Option<String>,
+    /// The version it must have, if any.
     pub constraint: Option<Constraint>,
 }
 
@@ -112,7 +116,9 @@ pub fn clause_to_string(clause: &[Alternative]) -> String {
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[error("malformed relation {text:?}: {reason}")]
 pub struct RelationError {
+    /// The text at fault: one alternative, or the whole field.
     pub text: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -188,7 +194,10 @@ fn parse_alternative(text: &str) -> Result<Alternative, RelationError> {
 /// A `Provides` entry: a virtual name, optionally with an exact version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Provide {
+    /// The virtual name provided.
     pub name: String,
+    /// The version it is provided at, if one is given; an unversioned provide satisfies only
+    /// unversioned dependencies.
     pub version: Option<Version>,
 }
 
@@ -222,7 +231,9 @@ pub fn parse_provides(field: &str) -> Result<Vec<Provide>, RelationError> {
 /// differs from the binary's (`busybox (1:1.37.0-6)` for binary `1:1.37.0-6+b9`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceRef {
+    /// The source package's name.
     pub name: String,
+    /// The source package's version, when it differs from the binary's.
     pub version: Option<Version>,
 }
 

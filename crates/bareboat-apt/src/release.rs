@@ -11,18 +11,27 @@ pub type IndexEntry = crate::download::Expected;
 /// The parsed fields of a `Release` file that bareboat acts on.
 #[derive(Clone, Debug)]
 pub struct Release {
+    /// `Origin`, such as `Debian`.
     pub origin: Option<String>,
+    /// `Suite`, such as `stable`.
     pub suite: Option<String>,
+    /// `Codename`, such as `trixie`.
     pub codename: Option<String>,
+    /// `Version`, such as `13.1`.
     pub version: Option<String>,
-    /// `Date`, as written and as seconds since the epoch.
+    /// `Date`, as written.
     pub date: String,
+    /// `Date`, as seconds since the epoch.
     pub date_unix: u64,
+    /// `Valid-Until`, as seconds since the epoch: after it, the Release is stale.
     pub valid_until: Option<u64>,
+    /// `Acquire-By-Hash: yes`: index files can be fetched by their SHA256, under `by-hash/`.
     pub acquire_by_hash: bool,
     /// `No-Support-for-Architecture-all: Packages`: binary-ARCH already lists `all` packages.
     pub all_in_arch_indexes: bool,
+    /// `Architectures`, as listed.
     pub architectures: Vec<String>,
+    /// The files listed under `SHA256`, by their path under `dists/SUITE/`.
     pub files: BTreeMap<String, IndexEntry>,
 }
 

@@ -34,11 +34,14 @@ use crate::relation::{
 /// A requested package, optionally pinned: `name` or `name=version`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// The package's name (or a virtual name some package provides).
     pub name: String,
+    /// The exact version it must have, if pinned.
     pub version: Option<String>,
 }
 
 impl Request {
+    /// Reads `name` or `name=version`, trimming spaces around each part.
     pub fn parse(s: &str) -> Request {
         match s.split_once('=') {
             Some((n, v)) => Request {
@@ -65,6 +68,7 @@ impl fmt::Display for Request {
 /// What to solve for.
 #[derive(Clone, Debug, Default)]
 pub struct SolveRequest {
+    /// The packages asked for.
     pub packages: Vec<Request>,
     /// Names whose dependencies are dropped: the user knows they are not needed at run time.
     pub exclude: Vec<String>,
@@ -75,6 +79,7 @@ pub struct SolveRequest {
 /// A package in the solution and why it is there.
 #[derive(Clone, Debug)]
 pub struct Selected {
+    /// The package chosen.
     pub id: PackageId,
     /// `requested`, or `dependency of NAME`.
     pub reasons: Vec<String>,
@@ -83,6 +88,7 @@ pub struct Selected {
 /// An excluded name and the dependencies dropped because of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exclusion {
+    /// The excluded name.
     pub name: String,
     /// `PACKAGE Depends: CLAUSE` for each dropped clause.
     pub dropped: Vec<String>,
@@ -91,7 +97,9 @@ pub struct Exclusion {
 /// The solver's answer, sorted by package name.
 #[derive(Clone, Debug)]
 pub struct Solution {
+    /// The packages chosen, the base image's installed ones among them.
     pub packages: Vec<Selected>,
+    /// What each excluded name dropped.
     pub exclusions: Vec<Exclusion>,
 }
 

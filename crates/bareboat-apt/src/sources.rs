@@ -13,7 +13,9 @@ use crate::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Distribution {
+    /// Debian 12.
     Bookworm,
+    /// Debian 13.
     Trixie,
 }
 
@@ -38,6 +40,7 @@ impl Distribution {
         }
     }
 
+    /// The release's codename, as suites and lockfiles name it (`trixie`).
     pub fn codename(self) -> &'static str {
         match self {
             Distribution::Bookworm => "bookworm",
@@ -64,8 +67,11 @@ impl fmt::Display for Distribution {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
+    /// The archive's URL, without a trailing slash.
     pub url: String,
+    /// The suite, such as `trixie` or `trixie-security`.
     pub suite: String,
+    /// The components to load, `main` unless given.
     #[serde(default = "default_components")]
     pub components: Vec<String>,
     /// A keyring to trust instead of Debian's archive keys.
@@ -124,7 +130,9 @@ impl fmt::Display for Source {
 /// The Debian archive and security mirrors to use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mirrors {
+    /// The archive mirror's URL, without a trailing slash.
     pub archive: Option<String>,
+    /// The security mirror's URL, without a trailing slash.
     pub security: Option<String>,
 }
 

@@ -19,24 +19,28 @@ use bareboat_oci::overlay::{self, Change, Kind as EntryKind, Limits};
 use bareboat_oci::source::BlobSource;
 use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
-use crate::build::BuildError;
-use crate::rootfs::Rootfs;
+use bareboat_rootfs::rootfs::Rootfs;
+
+use crate::Error;
 
 /// The annotations that let base-image update tools follow an image to its base.
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// The annotation that names the base image's digest, beside its name.
 pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// A base image, opened: an image or an index in a source.
 pub struct Base<'a> {
     /// The reference it was named by.
     pub name: String,
+    /// Where its blobs are read from.
     pub source: &'a dyn BlobSource,
+    /// Its image or index.
     pub top: Descriptor,
 }
 
 impl<'a> Base<'a> {
     /// The base's image for Debian architecture `arch`.
-    pub fn image(&self, arch: &str) -> Result<BaseImage<'a>, BuildError> {
+    pub fn image(&self, arch: &str) -> Result<BaseImage<'a>, Error> {
         BaseImage::open(self.source, &self.top, arch, &self.name)
     }
 
@@ -54,6 +58,7 @@ pub struct BaseImage<'a> {
     pub manifest: Descriptor,
     /// Its layers, with OCI media types and the diff_ids its config gives them.
     pub layers: Vec<Layer>,
+    /// Its config, whose settings the new image inherits.
     pub config: ImageConfiguration,
     source: &'a dyn BlobSource,
 }
@@ -66,8 +71,11 @@ impl<'a> BaseImage<'a> {
         top: &Descriptor,
         arch: &str,
         name: &str,
-    ) -> Result<BaseImage<'a>, BuildError> {
-        let bad = |reason: String| BuildError::Spec(format!("base image {name}: {reason}"));
+    ) -> Result<BaseImage<'a>, Error> {
+        let bad = |reason: String| Error::Base {
+            name: name.to_string(),
+            reason,
+        };
         let image = Image::open(source, top, arch).map_err(|e| bad(e.to_string()))?;
         let (want, _) = bareboat_oci::image::platform(arch);
         if *image.config.architecture() != want {
@@ -93,18 +101,18 @@ impl<'a> BaseImage<'a> {
 
     /// Reads the base's layers into `tree`, one tree layer each, checking each blob's
     /// digest and diff_id.
-    pub fn unpack(&self, tree: &mut Rootfs) -> Result<(), BuildError> {
+    pub fn unpack(&self, tree: &mut Rootfs) -> Result<(), Error> {
         for l in &self.layers {
             let origin = format!("base image {} layer {}", self.name, l.descriptor.digest());
             let layer = tree.push_layer();
             let mut reader = self.source.open_layer(l)?;
             let unpacked = tree
                 .add_image_layer(layer, &origin, &mut reader)
-                .map_err(BuildError::from)
+                .map_err(Error::from)
                 .and_then(|()| {
                     // Read to the end, so the blob's digest and diff_id are checked.
                     io::copy(&mut reader, &mut io::sink())
-                        .map_err(|e| BuildError::Spec(format!("{origin}: {e}")))
+                        .map_err(|e| self.refused(format!("layer {}: {e}", l.descriptor.digest())))
                 });
             if let Err(e) = unpacked {
                 return Err(reader.damage().map_or(e, |damage| self.refused(damage)));
@@ -116,7 +124,7 @@ impl<'a> BaseImage<'a> {
 
     /// The Debian packages the base has installed, read from its layers as they stream:
     /// only the dpkg database is kept.
-    pub fn installed(&self) -> Result<PackageIndex, BuildError> {
+    pub fn installed(&self) -> Result<PackageIndex, Error> {
         let mut database = DatabaseFiles::default();
         for (i, l) in self.layers.iter().enumerate() {
             database.layer = i;
@@ -150,7 +158,7 @@ impl<'a> BaseImage<'a> {
 
     /// Copies the base's layer blobs into `to`, where the new image's manifest names them,
     /// each checked as it is copied.
-    pub fn copy_layers(&self, to: &Layout) -> Result<(), BuildError> {
+    pub fn copy_layers(&self, to: &Layout) -> Result<(), Error> {
         for l in &self.layers {
             to.copy_blob_from(self.source, &l.into())
                 .map_err(|e| self.refused(e))?;
@@ -159,8 +167,11 @@ impl<'a> BaseImage<'a> {
     }
 
     /// `e`, said of this base.
-    fn refused(&self, e: impl std::fmt::Display) -> BuildError {
-        BuildError::Spec(format!("base image {}: {e}", self.name))
+    fn refused(&self, e: impl std::fmt::Display) -> Error {
+        Error::Base {
+            name: self.name.clone(),
+            reason: e.to_string(),
+        }
     }
 
     /// What the new image's manifest and config keep of the base.

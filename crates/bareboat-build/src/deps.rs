@@ -27,6 +27,7 @@ use bareboat_apt::contents::ContentsIndex;
 use bareboat_apt::dpkg::merged_usr;
 use serde::Serialize;
 
+use crate::Error;
 use crate::hostfiles::{HostEntry, HostKind};
 
 /// What a file is, as far as running it goes.
@@ -34,17 +35,24 @@ use crate::hostfiles::{HostEntry, HostKind};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FileKind {
     /// A statically linked program: it needs nothing from the image.
-    Static { arch: String },
+    Static {
+        /// The architecture it is built for.
+        arch: String,
+    },
     /// A dynamically linked program or library.
     Dynamic {
+        /// The architecture it is built for.
         arch: String,
+        /// The ELF interpreter (dynamic loader) it names.
         interpreter: Option<String>,
+        /// The libraries it needs (DT_NEEDED).
         needed: Vec<String>,
         /// Directories searched first, from RUNPATH (or RPATH), with `$ORIGIN` expanded.
         search: Vec<String>,
     },
     /// A `#!` script.
     Script {
+        /// The interpreter its `#!` line names.
         interpreter: String,
         /// The program `#!/usr/bin/env` runs, if that is how the line reads.
         via_env: Option<String>,
@@ -59,40 +67,8 @@ pub struct Analysis {
     /// The file's path in the image, absolute.
     pub path: String,
     #[serde(flatten)]
+    /// What it is, and so what it needs.
     pub kind: FileKind,
-}
-
-/// A failure to analyse or satisfy a file.
-#[derive(Debug, thiserror::Error)]
-pub enum DepsError {
-    #[error("{path}: {reason}")]
-    Unreadable { path: String, reason: String },
-    #[error(
-        "{file} needs {need}, which no file added to the image and no {arch} package in the archive provides (by the Contents index, or by its package name)\n  hint: add the library with [[files]] (or --add) into a directory the loader searches, or name the package that ships it in packages = [...]"
-    )]
-    Unprovided {
-        file: String,
-        need: String,
-        arch: String,
-    },
-    #[error("{file} is built for {found}, but the image is {arch}")]
-    WrongArch {
-        file: String,
-        found: String,
-        arch: String,
-    },
-    #[error(
-        "{file} starts with #!/usr/bin/env {program}, and bareboat does not add /usr/bin/env (it would bring coreutils)\n  hint: set entrypoint = [\"{interpreter}\", \"{file}\"], or change the first line to #!{interpreter}"
-    )]
-    EnvEntrypoint {
-        file: String,
-        program: String,
-        interpreter: String,
-    },
-    #[error(
-        "the entrypoint {file} is neither an ELF program nor a script with a #! line, so it cannot start\n  hint: point entrypoint at a program, or run the file through its interpreter (entrypoint = [\"/usr/bin/python3\", \"{file}\"])"
-    )]
-    NotAProgram { file: String },
 }
 
 /// The ELF machine names bareboat builds for.
@@ -126,8 +102,8 @@ pub fn search_paths(soname: &str, search: &[String], arch: &str) -> Vec<String> 
 }
 
 /// Analyses the host file `src`, which the image will hold at `path`.
-pub fn analyze(src: &Path, path: &str) -> Result<Analysis, DepsError> {
-    let unreadable = |reason: String| DepsError::Unreadable {
+pub fn analyze(src: &Path, path: &str) -> Result<Analysis, Error> {
+    let unreadable = |reason: String| Error::Unreadable {
         path: src.display().to_string(),
         reason,
     };
@@ -226,7 +202,7 @@ fn elf_kind(bytes: &[u8], path: &str) -> Result<FileKind, String> {
 }
 
 /// Analyses every regular file among `entries`.
-pub fn analyze_all(entries: &[HostEntry]) -> Result<Vec<Analysis>, DepsError> {
+pub fn analyze_all(entries: &[HostEntry]) -> Result<Vec<Analysis>, Error> {
     entries
         .iter()
         .filter(|e| e.kind == HostKind::File)
@@ -264,8 +240,11 @@ pub struct Providers<'a> {
 /// A need nothing provides yet: the paths the loader would try for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Missing {
+    /// The added file with the need.
     pub file: String,
+    /// The library or interpreter it needs.
     pub need: String,
+    /// The image paths the loader would try.
     pub paths: Vec<String>,
 }
 
@@ -287,9 +266,9 @@ pub struct Found {
 
 impl Found {
     /// Refuses the first need nothing provides.
-    pub fn require_all(self, arch: &str) -> Result<Found, DepsError> {
+    pub fn require_all(self, arch: &str) -> Result<Found, Error> {
         match self.missing.first() {
-            Some(m) => Err(DepsError::Unprovided {
+            Some(m) => Err(Error::Unprovided {
                 file: m.file.clone(),
                 need: m.need.clone(),
                 arch: arch.to_string(),
@@ -387,7 +366,7 @@ pub fn find_packages(
     from: &Providers<'_>,
     installed: &HashSet<String>,
     entrypoint: Option<&str>,
-) -> Result<Found, DepsError> {
+) -> Result<Found, Error> {
     let mut found = Found::default();
     let contents: Vec<&ContentsIndex> = from.contents.iter().collect();
     let add = |found: &mut Found, file: &str, need: &str, paths: &[String]| {
@@ -427,12 +406,12 @@ pub fn find_packages(
             .entry(first.to_string())
             .or_default()
             .push(format!("{file} needs {need} (found by {found_by})"));
-        Ok::<(), DepsError>(())
+        Ok::<(), Error>(())
     };
     for a in files {
         match &a.kind {
             FileKind::Data if entrypoint == Some(a.path.as_str()) => {
-                return Err(DepsError::NotAProgram {
+                return Err(Error::NotAProgram {
                     file: a.path.clone(),
                 });
             }
@@ -441,7 +420,7 @@ pub fn find_packages(
             | FileKind::Dynamic {
                 arch: found_arch, ..
             } if found_arch != arch => {
-                return Err(DepsError::WrongArch {
+                return Err(Error::WrongArch {
                     file: a.path.clone(),
                     found: found_arch.clone(),
                     arch: arch.to_string(),
@@ -476,7 +455,7 @@ pub fn find_packages(
                 Some(program) => {
                     let path = format!("/usr/bin/{program}");
                     if entrypoint == Some(a.path.as_str()) {
-                        return Err(DepsError::EnvEntrypoint {
+                        return Err(Error::EnvEntrypoint {
                             file: a.path.clone(),
                             program: program.clone(),
                             interpreter: path,
@@ -525,7 +504,7 @@ usr/bin/python3 python/python3-minimal
         added: &HashSet<String>,
         installed: &HashSet<String>,
         entrypoint: Option<&str>,
-    ) -> Result<Found, DepsError> {
+    ) -> Result<Found, Error> {
         let contents = contents();
         let from = Providers {
             contents: &contents,

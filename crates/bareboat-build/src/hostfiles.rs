@@ -5,25 +5,37 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::spec::FileSpec;
+use bareboat_spec::spec::FileSpec;
+
+use crate::Error;
 
 /// One entry a `[[files]]` item puts in the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostEntry {
+    /// The host path it is copied from.
     pub src: PathBuf,
     /// Where it goes, relative to the image root.
     pub dst: String,
+    /// What it is.
     pub kind: HostKind,
+    /// Its permission bits.
     pub mode: u32,
+    /// Its owner's uid in the image.
     pub uid: u32,
+    /// Its group's gid in the image.
     pub gid: u32,
+    /// Its modification time, in seconds since the epoch.
     pub mtime: u64,
 }
 
+/// What a host entry is; a symlink is copied as a link, never followed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostKind {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
+    /// A symbolic link, with its target.
     Symlink(String),
 }
 
@@ -33,14 +45,16 @@ pub fn is_glob(src: &Path) -> bool {
 }
 
 /// Expands every item, in spec order.
-pub fn expand(files: &[FileSpec]) -> Result<Vec<HostEntry>, String> {
+pub fn expand(files: &[FileSpec]) -> Result<Vec<HostEntry>, Error> {
     let mut out = Vec::new();
     for f in files {
         if is_glob(&f.src) {
             let pattern = f.src.to_string_lossy();
             let matches = glob_matches(&pattern)?;
             if matches.is_empty() {
-                return Err(format!("files: {pattern:?} matches nothing"));
+                return Err(Error::NoMatch {
+                    pattern: pattern.into_owned(),
+                });
             }
             for m in matches {
                 let name = m.file_name().unwrap_or_default().to_string_lossy();
@@ -57,7 +71,7 @@ pub fn expand(files: &[FileSpec]) -> Result<Vec<HostEntry>, String> {
 /// prefix without entering a symlinked directory: a match under one would be a host file
 /// outside the tree the spec names (`dist/lib/vendor -> /etc` and `dist/**/shadow`). A
 /// symlink the pattern matches itself is a match, copied as a link.
-fn glob_matches(pattern: &str) -> Result<Vec<PathBuf>, String> {
+fn glob_matches(pattern: &str) -> Result<Vec<PathBuf>, Error> {
     let parts: Vec<&str> = pattern.split('/').collect();
     let literal = parts.iter().take_while(|p| !is_glob(Path::new(p))).count();
     let rest = &parts[literal..];
@@ -68,7 +82,10 @@ fn glob_matches(pattern: &str) -> Result<Vec<PathBuf>, String> {
     let matcher = globset::GlobBuilder::new(&rest.join("/"))
         .literal_separator(true)
         .build()
-        .map_err(|e| format!("files: bad glob {pattern:?}: {e}"))?
+        .map_err(|e| Error::HostFile {
+            path: pattern.to_string(),
+            reason: format!("bad glob: {e}"),
+        })?
         .compile_matcher();
     // Without `**`, nothing deeper than the pattern's own components can match.
     let depth = if rest.contains(&"**") {
@@ -111,22 +128,24 @@ fn glob_matches(pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(matches)
 }
 
-fn add(out: &mut Vec<HostEntry>, src: &Path, dst: &str, f: &FileSpec) -> Result<(), String> {
-    let meta =
-        std::fs::symlink_metadata(src).map_err(|e| format!("files: {}: {e}", src.display()))?;
+fn add(out: &mut Vec<HostEntry>, src: &Path, dst: &str, f: &FileSpec) -> Result<(), Error> {
+    let unreadable = |e: std::io::Error| Error::HostFile {
+        path: src.display().to_string(),
+        reason: e.to_string(),
+    };
+    let meta = std::fs::symlink_metadata(src).map_err(unreadable)?;
     let kind = if meta.is_dir() {
         HostKind::Dir
     } else if meta.file_type().is_symlink() {
-        let target =
-            std::fs::read_link(src).map_err(|e| format!("files: {}: {e}", src.display()))?;
+        let target = std::fs::read_link(src).map_err(unreadable)?;
         HostKind::Symlink(target.to_string_lossy().into_owned())
     } else if meta.is_file() {
         HostKind::File
     } else {
-        return Err(format!(
-            "files: {} is not a regular file, directory or symlink",
-            src.display()
-        ));
+        return Err(Error::HostFile {
+            path: src.display().to_string(),
+            reason: "not a regular file, directory or symlink".into(),
+        });
     };
     let host_mode = meta.permissions().mode() & 0o7777;
     let mode = match kind {
@@ -146,7 +165,7 @@ fn add(out: &mut Vec<HostEntry>, src: &Path, dst: &str, f: &FileSpec) -> Result<
     });
     if kind == HostKind::Dir {
         let mut children: Vec<_> = std::fs::read_dir(src)
-            .map_err(|e| format!("files: {}: {e}", src.display()))?
+            .map_err(unreadable)?
             .filter_map(|e| e.ok())
             .collect();
         children.sort_by_key(|e| e.file_name());
@@ -250,8 +269,8 @@ mod tests {
     fn a_glob_that_matches_nothing_and_a_missing_file_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let e = expand(&[spec(&dir.path().join("*.none"), "x")]).unwrap_err();
-        assert!(e.contains("matches nothing"), "{e}");
+        assert!(e.to_string().contains("matches nothing"), "{e}");
         let e = expand(&[spec(&dir.path().join("absent"), "x")]).unwrap_err();
-        assert!(e.contains("absent"), "{e}");
+        assert!(e.to_string().contains("absent"), "{e}");
     }
 }

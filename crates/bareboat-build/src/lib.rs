@@ -1,34 +1,32 @@
-//! bareboat-build: what an image is made of and how it is put together.
+//! bareboat-build: the pipeline from a spec to images.
 //!
-//! - [`spec`] reads `bareboat.toml` and validates it, naming the line of any error;
+//! - [`pipeline`] is the library call behind `bareboat lock` and `bareboat build`: a
+//!   [`pipeline::Lock`] or a [`pipeline::Build`], run, gives a typed report;
+//! - [`lock`] turns a spec into a lockfile and a lockfile into cached, verified packages;
 //! - [`base`] reads a base image that bareboat builds on: its layers, config and the
 //!   Debian packages it has installed;
-//! - [`catalog`] holds the built-in images (`catalog:static`, `catalog:cc`, ...) and variants;
-//! - [`lock`] turns a spec into a lockfile and a lockfile into cached, verified packages;
 //! - [`hostfiles`] expands the spec's `[[files]]`, and [`deps`] finds what those files need
 //!   at run time (ELF libraries and interpreters, script interpreters);
-//! - [`rootfs`], [`policy`], [`synth`] and [`build`] assemble the image; [`runtimes`] and
-//!   [`jks`] stand in for the language runtimes' maintainer scripts; [`probe`] is the
-//!   health probe an image can carry.
+//! - [`build`] writes one platform's image from the lock; [`probe`] is the health probe an
+//!   image can carry.
 //!
-//! ```
-//! use bareboat_build::catalog;
-//! use bareboat_apt::sources::Distribution;
-//! let spec = catalog::spec("static", None, Distribution::Trixie, vec!["amd64".into()]).unwrap();
-//! assert!(spec.exclude.contains(&"debconf".to_string()));
-//! ```
+//! Specs and the catalogue are `bareboat-spec`'s; the tree a build fills is
+//! `bareboat-rootfs`'s.
+
+#![deny(missing_docs)]
+
+mod error;
 
 pub mod base;
 pub mod build;
-pub mod catalog;
+mod config;
+mod content;
 pub mod deps;
 pub mod hostfiles;
-pub mod jks;
 pub mod lock;
-pub mod policy;
+mod package;
+pub mod pipeline;
+mod plan;
 pub mod probe;
-pub mod rootfs;
-pub mod runtimes;
-pub mod spec;
-pub mod synth;
-pub mod treecache;
+
+pub use error::Error;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bareboat_apt::Error;
 use bareboat_apt::archive::{Contents, LoadOptions, Universe, load_contents};
 use bareboat_apt::cache::Cache;
 use bareboat_apt::contents::ContentsIndex;
@@ -15,34 +14,26 @@ use bareboat_apt::lockfile::{
     LOCK_VERSION, LockedExclusion, LockedPackage, LockedSource, Lockfile,
 };
 use bareboat_apt::relation::SourceRef;
-use bareboat_apt::solver::{SolveRequest, solve};
+use bareboat_apt::solver::{Selected, SolveRequest, solve};
 use bareboat_apt::sources::{Mirrors, Source};
 use futures::{StreamExt, TryStreamExt};
 
+use crate::Error;
 use crate::base::Base;
-use crate::deps::{self, Analysis, DepsError, FileKind, Found, Missing, Providers};
+use crate::deps::{self, Analysis, FileKind, Found, Missing, Providers};
 use crate::hostfiles::{self, HostEntry};
-use crate::spec::Spec;
-
-/// A failure to lock a spec.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error(transparent)]
-    Apt(#[from] Error),
-    #[error(transparent)]
-    Deps(#[from] DepsError),
-    #[error("{0}")]
-    Files(String),
-    #[error(transparent)]
-    Base(#[from] crate::build::BuildError),
-}
+use bareboat_apt::Error as AptError;
+use bareboat_spec::spec::Spec;
 
 /// A lock, the analysis of the spec's added files, and what was found for them on each
 /// architecture.
 #[derive(Debug)]
 pub struct Resolution {
+    /// The lock.
     pub lock: Lockfile,
+    /// The analysis of the spec's added files, each file once.
     pub analysis: Vec<Analysis>,
+    /// What auto-deps found for them, per architecture.
     pub auto: Vec<(String, Found)>,
 }
 
@@ -60,13 +51,16 @@ pub fn auto_packages(lock: &Lockfile, arch: &str) -> Vec<String> {
 
 /// The spec's added files, expanded once, and their analysis if the spec asks for auto-deps.
 pub struct AddedFiles {
+    /// The host entries, as they go into the image.
     pub entries: Vec<HostEntry>,
+    /// What the programs and scripts among them need, when the spec asks for auto-deps.
     pub analysis: Vec<Analysis>,
 }
 
 impl AddedFiles {
-    pub fn of(spec: &Spec, arch: &str) -> Result<AddedFiles, LockError> {
-        let entries = hostfiles::expand(&spec.files_for(arch)).map_err(LockError::Files)?;
+    /// Expands the spec's files for `arch`, and analyses them.
+    pub fn of(spec: &Spec, arch: &str) -> Result<AddedFiles, Error> {
+        let entries = hostfiles::expand(&spec.files_for(arch))?;
         let analysis = if spec.auto_deps {
             deps::analyze_all(&entries)?
         } else {
@@ -87,10 +81,13 @@ impl AddedFiles {
 /// Where and how to reach the archive.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// The default mirrors, from the host's apt configuration or the command line.
     pub mirrors: Mirrors,
     /// A keyring to trust instead of Debian's for sources that name none.
     pub keyring: Option<PathBuf>,
+    /// Whether to refuse Release files past their Valid-Until.
     pub check_valid_until: bool,
+    /// Use only the cache; fail on anything missing.
     pub offline: bool,
     /// Parallel downloads.
     pub jobs: usize,
@@ -101,12 +98,14 @@ pub struct Settings {
 pub enum Upgrade {
     /// Keep every locked version that is still available.
     Nothing,
+    /// Move every package to its newest version.
     All,
+    /// Move only these packages.
     Only(Vec<String>),
 }
 
 /// The sources a spec resolves from.
-pub fn sources_for(spec: &Spec, settings: &Settings) -> Result<Vec<Source>, Error> {
+pub fn sources_for(spec: &Spec, settings: &Settings) -> Result<Vec<Source>, AptError> {
     let mut sources = if spec.sources.is_empty() {
         settings.mirrors.sources(spec.release)?
     } else {
@@ -118,86 +117,199 @@ pub fn sources_for(spec: &Spec, settings: &Settings) -> Result<Vec<Source>, Erro
     Ok(sources)
 }
 
-/// Resolves `spec` afresh, with no earlier lock to keep versions from.
-pub async fn resolve_fresh(
-    spec: &Spec,
-    base: Option<&Base<'_>>,
-    settings: &Settings,
-    client: &Client,
-    cache: &Cache,
-    progress: &dyn Progress,
-) -> Result<Resolution, LockError> {
-    resolve(
-        spec,
-        base,
-        settings,
-        None,
-        &Upgrade::Nothing,
-        client,
-        cache,
-        progress,
-    )
-    .await
+/// Where packages and indexes come from: how to reach the archive, the HTTP client, and
+/// the cache they are verified into.
+#[derive(Clone, Copy)]
+pub struct Archive<'a> {
+    /// The mirrors, keyring and download settings.
+    pub settings: &'a Settings,
+    /// The HTTP client.
+    pub client: &'a Client,
+    /// The package and index cache.
+    pub cache: &'a Cache,
 }
 
-/// Resolves `spec` into a lockfile. With a `previous` lock, its versions are kept where
-/// still available, except for the packages `upgrade` names. The packages a `base` image
-/// has installed count as installed, and stay out of the lock.
-#[allow(clippy::too_many_arguments)]
-pub async fn resolve(
-    spec: &Spec,
-    base: Option<&Base<'_>>,
-    settings: &Settings,
-    previous: Option<&Lockfile>,
-    upgrade: &Upgrade,
-    client: &Client,
-    cache: &Cache,
-    progress: &dyn Progress,
-) -> Result<Resolution, LockError> {
-    let sources = sources_for(spec, settings)?;
-    let entrypoint = spec
-        .run
-        .entrypoint
-        .as_ref()
-        .or(spec.run.cmd.as_ref())
-        .and_then(|c| c.first())
-        .map(String::as_str);
-    let mut auto = Vec::new();
-    let mut all_analysis: Vec<Analysis> = Vec::new();
-    let keyring = Arc::new(match &settings.keyring {
-        Some(path) => Keyring::from_file(path)?,
-        None => Keyring::debian(),
-    });
-    let mut lock = Lockfile {
-        version: LOCK_VERSION,
-        release: spec.release.codename().to_string(),
-        arch: spec.arch.clone(),
-        requested: spec.packages.iter().map(ToString::to_string).collect(),
-        exclude: spec.exclude.clone(),
-        base: base.map(Base::digest),
-        sources: Vec::new(),
-        packages: Vec::new(),
-        exclusions: Vec::new(),
-    };
-    for arch in &spec.arch {
+/// What to resolve: a spec, the image it builds on, and an earlier lock to keep versions
+/// from.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// The spec.
+    pub spec: &'a Spec,
+    /// The base image, whose installed packages count as installed and stay out of the lock.
+    pub base: Option<&'a Base<'a>>,
+    /// An earlier lock, whose versions are kept where still available, except for the
+    /// packages `upgrade` names.
+    pub previous: Option<&'a Lockfile>,
+    /// Which packages may move to newer versions.
+    pub upgrade: &'a Upgrade,
+}
+
+impl<'a> Request<'a> {
+    /// A request to resolve `spec` afresh, with no earlier lock to keep versions from.
+    pub fn fresh(spec: &'a Spec, base: Option<&'a Base<'a>>) -> Request<'a> {
+        Request {
+            spec,
+            base,
+            previous: None,
+            upgrade: &Upgrade::Nothing,
+        }
+    }
+
+    /// A lock of nothing yet, made from this request's inputs: what
+    /// [`Lockfile::same_inputs`] compares.
+    pub fn inputs(&self) -> Lockfile {
+        let spec = self.spec;
+        Lockfile {
+            version: LOCK_VERSION,
+            release: spec.release.codename().to_string(),
+            arch: spec.arch.clone(),
+            requested: spec.packages.iter().map(ToString::to_string).collect(),
+            exclude: spec.exclude.clone(),
+            base: self.base.map(Base::digest),
+            sources: Vec::new(),
+            packages: Vec::new(),
+            exclusions: Vec::new(),
+        }
+    }
+
+    /// Resolves the spec into a lockfile, reading the archive's indexes through `progress`.
+    pub async fn resolve(
+        &self,
+        archive: Archive<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Resolution, Error> {
+        let spec = self.spec;
+        let keyring = Arc::new(match &archive.settings.keyring {
+            Some(path) => Keyring::from_file(path)?,
+            None => Keyring::debian(),
+        });
+        let resolver = Resolver {
+            request: self,
+            archive,
+            progress,
+            sources: sources_for(spec, archive.settings)?,
+            keyring,
+        };
+        let mut lock = self.inputs();
+        let mut auto = Vec::new();
+        let mut all_analysis: Vec<Analysis> = Vec::new();
+        for arch in &spec.arch {
+            let one = resolver.arch(arch).await?;
+            if lock.sources.is_empty() {
+                lock.sources = one.sources;
+            }
+            lock.packages.extend(one.packages);
+            lock.exclusions.extend(one.exclusions);
+            if !one.analysis.is_empty() {
+                auto.push((arch.clone(), one.found));
+            }
+            // The same file on every architecture is reported once.
+            for a in one.analysis {
+                if !all_analysis.contains(&a) {
+                    all_analysis.push(a);
+                }
+            }
+        }
+        lock.normalize();
+        Ok(Resolution {
+            lock,
+            analysis: all_analysis,
+            auto,
+        })
+    }
+}
+
+/// A [`Request`] being resolved, one architecture at a time.
+struct Resolver<'a> {
+    request: &'a Request<'a>,
+    archive: Archive<'a>,
+    progress: &'a dyn Progress,
+    sources: Vec<Source>,
+    keyring: Arc<Keyring>,
+}
+
+/// What one architecture's resolution adds to the lock.
+struct ArchResolution {
+    sources: Vec<LockedSource>,
+    packages: Vec<LockedPackage>,
+    exclusions: Vec<LockedExclusion>,
+    analysis: Vec<Analysis>,
+    found: Found,
+}
+
+impl Resolver<'_> {
+    async fn arch(&self, arch: &str) -> Result<ArchResolution, Error> {
+        let Archive {
+            settings,
+            client,
+            cache,
+        } = self.archive;
+        let spec = self.request.spec;
         let files = AddedFiles::of(spec, arch)?;
-        let added = files.image_paths();
-        let analysis = files.analysis;
-        let needs_lookup = analysis
-            .iter()
-            .any(|a| matches!(a.kind, FileKind::Dynamic { .. } | FileKind::Script { .. }));
         let opts = LoadOptions {
-            arch: arch.clone(),
+            arch: arch.to_string(),
             offline: settings.offline,
-            keyring: keyring.clone(),
+            keyring: self.keyring.clone(),
             now: SystemTime::now(),
         };
-        let mut universe = Universe::load(client, cache, &sources, &opts, progress).await?;
-        if let Some(base) = base {
-            let installed = base.image(arch)?.installed()?;
-            universe.installed = Some(installed);
+        let mut universe =
+            Universe::load(client, cache, &self.sources, &opts, self.progress).await?;
+        if let Some(base) = self.request.base {
+            universe.installed = Some(base.image(arch)?.installed()?);
         }
-        let prefer: HashMap<String, String> = match (previous, upgrade) {
+        let mut request = SolveRequest {
+            packages: spec.packages.clone(),
+            exclude: spec.exclude.clone(),
+            prefer: self.preferred(arch),
+        };
+        let found = if files.analysis.is_empty() {
+            Found::default()
+        } else {
+            let found = self.auto_deps(&universe, &request, &files, arch).await?;
+            let names: Vec<String> = found.packages.keys().cloned().collect();
+            let with = spec.with_auto_deps(&names);
+            request.packages = with.packages;
+            request.exclude = with.exclude;
+            found
+        };
+        let solution = solve(&universe, &request)?;
+        let sources = universe
+            .sources
+            .iter()
+            .map(|s| LockedSource {
+                url: s.source.url.clone(),
+                suite: s.source.suite.clone(),
+                components: s.source.components.clone(),
+                date: s.release.date.clone(),
+            })
+            .collect();
+        let mut packages = Vec::new();
+        for selected in &solution.packages {
+            if !universe.is_installed(selected.id) {
+                packages.push(locked_package(&universe, selected, arch, &found)?);
+            }
+        }
+        let exclusions = solution
+            .exclusions
+            .into_iter()
+            .map(|x| LockedExclusion {
+                name: x.name,
+                target: arch.to_string(),
+                dropped: x.dropped,
+            })
+            .collect();
+        Ok(ArchResolution {
+            sources,
+            packages,
+            exclusions,
+            analysis: files.analysis,
+            found,
+        })
+    }
+
+    /// The versions to keep from the previous lock on `arch`.
+    fn preferred(&self, arch: &str) -> HashMap<String, String> {
+        match (self.request.previous, self.request.upgrade) {
             (Some(prev), Upgrade::Nothing) => prev.versions(arch).into_iter().collect(),
             (Some(prev), Upgrade::Only(names)) => prev
                 .versions(arch)
@@ -205,123 +317,107 @@ pub async fn resolve(
                 .filter(|(n, _)| !names.contains(n))
                 .collect(),
             _ => HashMap::new(),
-        };
-        let mut request = SolveRequest {
-            packages: spec.packages.clone(),
-            exclude: spec.exclude.clone(),
-            prefer,
-        };
-        let mut found = Found::default();
-        if !analysis.is_empty() {
-            // What the spec installs anyway meets a need without adding anything.
-            let installed = solve(&universe, &request)?
-                .packages
-                .iter()
-                .map(|s| universe.package(s.id).name().to_string())
-                .collect();
-            let contents = if needs_lookup {
-                load_contents(client, cache, &universe, settings.offline, progress).await?
-            } else {
-                Contents::default()
-            };
-            let mut from = Providers {
-                contents: &contents.indexes,
-                by_name: &ContentsIndex::default(),
-            };
-            found = deps::find_packages(&analysis, arch, &added, &from, &installed, entrypoint)?;
-            if !found.missing.is_empty() {
-                let by_name = NameLookup {
-                    universe: &universe,
-                    settings,
-                    client,
-                    cache,
-                    progress,
-                }
-                .file_lists(&found.missing)
-                .await?;
-                from.by_name = &by_name;
-                found =
-                    deps::find_packages(&analysis, arch, &added, &from, &installed, entrypoint)?;
-            }
-            found = found.require_all(arch)?;
-            found.notes.extend(contents.notices);
-            let names: Vec<String> = found.packages.keys().cloned().collect();
-            let with = spec.with_auto_deps(&names);
-            request.packages = with.packages;
-            request.exclude = with.exclude;
-        }
-        let solution = solve(&universe, &request)?;
-        if lock.sources.is_empty() {
-            lock.sources = universe
-                .sources
-                .iter()
-                .map(|s| LockedSource {
-                    url: s.source.url.clone(),
-                    suite: s.source.suite.clone(),
-                    components: s.source.components.clone(),
-                    date: s.release.date.clone(),
-                })
-                .collect();
-        }
-        for selected in &solution.packages {
-            if universe.is_installed(selected.id) {
-                continue;
-            }
-            let p = universe.package(selected.id);
-            let source = SourceRef::parse(p.source(), p.name()).map_err(|e| Error::Relation {
-                package: p.name().to_string(),
-                source: e,
-            })?;
-            lock.packages.push(LockedPackage {
-                name: p.name().to_string(),
-                version: p.version().to_string(),
-                architecture: p.architecture().to_string(),
-                target: arch.clone(),
-                source_version: source
-                    .version
-                    .map_or_else(|| p.version().to_string(), |v| v.to_string()),
-                source: source.name,
-                suite: universe.source_of(selected.id).source.suite.clone(),
-                filename: p.filename().to_string(),
-                size: p.size(),
-                installed_size: p.installed_size(),
-                sha256: p.sha256(),
-                reasons: match found.packages.get(p.name()) {
-                    Some(needs) => needs.iter().map(|n| format!("{NEEDED}{n}")).collect(),
-                    None => selected.reasons.clone(),
-                },
-            });
-        }
-        lock.exclusions
-            .extend(solution.exclusions.into_iter().map(|x| LockedExclusion {
-                name: x.name,
-                target: arch.clone(),
-                dropped: x.dropped,
-            }));
-        if !analysis.is_empty() {
-            auto.push((arch.clone(), found));
-        }
-        // The same file on every architecture is reported once.
-        for a in analysis {
-            if !all_analysis.contains(&a) {
-                all_analysis.push(a);
-            }
         }
     }
-    lock.normalize();
-    Ok(Resolution {
-        lock,
-        analysis: all_analysis,
-        auto,
+
+    /// The packages the added files need on `arch`: found by the Contents index, then by
+    /// package names for what it does not answer. What the spec installs anyway meets a
+    /// need without adding anything.
+    async fn auto_deps(
+        &self,
+        universe: &Universe,
+        request: &SolveRequest,
+        files: &AddedFiles,
+        arch: &str,
+    ) -> Result<Found, Error> {
+        let Archive {
+            settings,
+            client,
+            cache,
+        } = self.archive;
+        let run = &self.request.spec.run;
+        let entrypoint = run.entrypoint.as_ref().or(run.cmd.as_ref());
+        let entrypoint = entrypoint.and_then(|c| c.first()).map(String::as_str);
+        let analysis = &files.analysis;
+        let added = files.image_paths();
+        let installed = solve(universe, request)?
+            .packages
+            .iter()
+            .map(|s| universe.package(s.id).name().to_string())
+            .collect();
+        let needs_lookup = analysis
+            .iter()
+            .any(|a| matches!(a.kind, FileKind::Dynamic { .. } | FileKind::Script { .. }));
+        let contents = if needs_lookup {
+            load_contents(client, cache, universe, settings.offline, self.progress).await?
+        } else {
+            Contents::default()
+        };
+        let mut from = Providers {
+            contents: &contents.indexes,
+            by_name: &ContentsIndex::default(),
+        };
+        let mut found = deps::find_packages(analysis, arch, &added, &from, &installed, entrypoint)?;
+        if !found.missing.is_empty() {
+            let by_name = NameLookup {
+                universe,
+                archive: self.archive,
+                progress: self.progress,
+            }
+            .file_lists(&found.missing)
+            .await?;
+            from.by_name = &by_name;
+            found = deps::find_packages(analysis, arch, &added, &from, &installed, entrypoint)?;
+        }
+        let mut found = found.require_all(arch)?;
+        found.notes.extend(contents.notices);
+        Ok(found)
+    }
+}
+
+/// The lock's entry for a package the solver selected on `arch`.
+fn locked_package(
+    universe: &Universe,
+    selected: &Selected,
+    arch: &str,
+    found: &Found,
+) -> Result<LockedPackage, Error> {
+    let p = universe.package(selected.id);
+    let source = SourceRef::parse(p.source(), p.name()).map_err(|e| AptError::Relation {
+        package: p.name().to_string(),
+        source: e,
+    })?;
+    Ok(LockedPackage {
+        name: p.name().to_string(),
+        version: p.version().to_string(),
+        architecture: p.architecture().to_string(),
+        target: arch.to_string(),
+        source_version: source
+            .version
+            .map_or_else(|| p.version().to_string(), |v| v.to_string()),
+        source: source.name,
+        suite: universe.source_of(selected.id).source.suite.clone(),
+        filename: p.filename().to_string(),
+        size: p.size(),
+        installed_size: p.installed_size(),
+        sha256: p.sha256(),
+        reasons: match found.packages.get(p.name()) {
+            Some(needs) => needs.iter().map(|n| format!("{NEEDED}{n}")).collect(),
+            None => selected.reasons.clone(),
+        },
     })
 }
 
 /// What fetching a lock's packages did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct FetchReport {
+    /// How many packages the lock names (each `.deb` once).
     pub packages: usize,
+    /// How many were downloaded.
     pub downloaded: usize,
+    /// Their bytes.
     pub downloaded_bytes: u64,
+    /// How many the cache had already.
     pub cached: usize,
 }
 
@@ -329,11 +425,14 @@ pub struct FetchReport {
 /// is missing with `settings.jobs` parallel connections.
 pub async fn fetch(
     lock: &Lockfile,
-    settings: &Settings,
-    client: &Client,
-    cache: &Cache,
+    archive: Archive<'_>,
     progress: &dyn Progress,
-) -> Result<FetchReport, Error> {
+) -> Result<FetchReport, AptError> {
+    let Archive {
+        settings,
+        client,
+        cache,
+    } = archive;
     let mut unique: Vec<&LockedPackage> = Vec::new();
     for p in &lock.packages {
         if !unique.iter().any(|u| u.sha256 == p.sha256) {
@@ -350,7 +449,7 @@ pub async fn fetch(
             report.cached += 1;
             progress.done(&p.name);
         } else if settings.offline {
-            return Err(Error::NotCached {
+            return Err(AptError::NotCached {
                 what: format!("package {} {} ({})", p.name, p.version, p.filename),
             });
         } else {
@@ -358,7 +457,7 @@ pub async fn fetch(
         }
     }
     let downloads: Vec<u64> = futures::stream::iter(missing.into_iter().map(|p| async move {
-        let source = lock.source_of(p).ok_or_else(|| Error::BadLock {
+        let source = lock.source_of(p).ok_or_else(|| AptError::BadLock {
             path: PathBuf::from("bareboat.lock"),
             reason: format!(
                 "package {} names suite {} that no [[source]] lists",
@@ -375,7 +474,7 @@ pub async fn fetch(
             version: &p.version,
         };
         deb.fetch(client, cache, progress).await?;
-        Ok::<u64, Error>(p.size)
+        Ok::<u64, AptError>(p.size)
     }))
     .buffer_unordered(settings.jobs.max(1))
     .try_collect()
@@ -400,7 +499,7 @@ impl Download<'_> {
         client: &Client,
         cache: &Cache,
         progress: &dyn Progress,
-    ) -> Result<(), Error> {
+    ) -> Result<(), AptError> {
         let mut tmp = cache.temp_file()?;
         let what = format!("{} {}", self.name, self.version);
         client
@@ -422,16 +521,14 @@ impl Download<'_> {
 /// Finds packages by name for needs no Contents index answers, and reads their file lists.
 struct NameLookup<'a> {
     universe: &'a Universe,
-    settings: &'a Settings,
-    client: &'a Client,
-    cache: &'a Cache,
+    archive: Archive<'a>,
     progress: &'a dyn Progress,
 }
 
 impl NameLookup<'_> {
     /// The file lists of the packages [`deps::name_candidates`] names for `missing` that the
     /// archive has for this architecture, each read from its verified `.deb`.
-    async fn file_lists(&self, missing: &[Missing]) -> Result<ContentsIndex, Error> {
+    async fn file_lists(&self, missing: &[Missing]) -> Result<ContentsIndex, AptError> {
         let mut names: Vec<String> = missing
             .iter()
             .flat_map(|m| deps::name_candidates(&m.need))
@@ -445,9 +542,9 @@ impl NameLookup<'_> {
             };
             let p = self.universe.package(id);
             let sha256 = p.sha256();
-            if !self.cache.has_deb(&sha256, p.size())? {
-                if self.settings.offline {
-                    return Err(Error::NotCached {
+            if !self.archive.cache.has_deb(&sha256, p.size())? {
+                if self.archive.settings.offline {
+                    return Err(AptError::NotCached {
                         what: format!("package {} {} ({})", p.name(), p.version(), p.filename()),
                     });
                 }
@@ -461,15 +558,15 @@ impl NameLookup<'_> {
                     name: p.name(),
                     version: p.version(),
                 }
-                .fetch(self.client, self.cache, self.progress)
+                .fetch(self.archive.client, self.archive.cache, self.progress)
                 .await?;
             }
-            let deb_path = self.cache.deb_path(&sha256);
-            let mut data = crate::build::package_tar(self.cache.open_deb(&sha256)?);
-            let entries = data.entries().map_err(|e| Error::io(&deb_path, e))?;
+            let deb_path = self.archive.cache.deb_path(&sha256);
+            let mut data = crate::package::package_tar(self.archive.cache.open_deb(&sha256)?);
+            let entries = data.entries().map_err(|e| AptError::io(&deb_path, e))?;
             for entry in entries {
-                let entry = entry.map_err(|e| Error::io(&deb_path, e))?;
-                let path = entry.path().map_err(|e| Error::io(&deb_path, e))?;
+                let entry = entry.map_err(|e| AptError::io(&deb_path, e))?;
+                let path = entry.path().map_err(|e| AptError::io(&deb_path, e))?;
                 files.push((name.clone(), path.to_string_lossy().into_owned()));
             }
         }

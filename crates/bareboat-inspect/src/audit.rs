@@ -7,6 +7,8 @@
 //! so `x/sh` under `x -> usr/bin` is a shell in `/usr/bin`.
 
 use bareboat_oci::layer::Whiteout;
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::Severity;
@@ -20,9 +22,11 @@ pub struct Finding {
     /// `world-writable`, `device-node`, `secret`, `path-through-symlink`, `no-package-metadata`
     /// or `docs`.
     pub id: &'static str,
+    /// How much it matters.
     pub severity: Severity,
     /// The path it concerns, if any.
     pub path: Option<String>,
+    /// What was found, in a sentence for the user.
     pub message: String,
 }
 
@@ -44,6 +48,29 @@ const PACKAGE_MANAGERS: [&str; 15] = [
     "apt", "apt-get", "aptitude", "dpkg", "apk", "rpm", "yum", "dnf", "microdnf", "zypper", "pip",
     "pip3", "npm", "yarn", "gem",
 ];
+
+/// What `bareboat audit` reports.
+#[derive(Debug, Serialize)]
+pub struct AuditReport {
+    /// The image's manifest digest.
+    pub image: String,
+    /// The findings per severity name.
+    pub counts: BTreeMap<&'static str, usize>,
+    /// Every finding, the most severe first.
+    pub findings: Vec<Finding>,
+}
+
+impl AuditReport {
+    /// Audits the image `report` and `fs` describe.
+    pub fn of(report: &Report, fs: &Filesystem) -> AuditReport {
+        let findings = audit(report, fs);
+        AuditReport {
+            image: report.image.clone(),
+            counts: crate::severity_counts(findings.iter().map(|f| f.severity)),
+            findings,
+        }
+    }
+}
 
 /// Every finding for an image, the most severe first.
 pub fn audit(report: &Report, fs: &Filesystem) -> Vec<Finding> {

@@ -31,12 +31,17 @@ pub use bareboat_oci::overlay::Kind;
 pub struct Node {
     /// The layer, counted from 0 at the bottom.
     pub layer: usize,
+    /// What it is: a file, a directory, a symlink and its target, a device node.
     pub kind: Kind,
     /// The content's size, for a regular file.
     pub size: u64,
+    /// Its permission bits, setuid, setgid and sticky included.
     pub mode: u32,
+    /// Its owner's user id.
     pub uid: u64,
+    /// Its group id.
     pub gid: u64,
+    /// The content's SHA256, for a regular file.
     #[serde(skip)]
     pub sha256: Option<[u8; 32]>,
 }
@@ -44,8 +49,11 @@ pub struct Node {
 /// Bytes a layer carries that the finished image does not show.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Waste {
+    /// The path in the layer that carries it.
     pub path: String,
+    /// That layer.
     pub layer: usize,
+    /// The bytes it costs.
     pub size: u64,
     /// The layer that replaced or deleted it.
     pub by_layer: usize,
@@ -56,12 +64,15 @@ pub struct Waste {
 /// One layer, as read.
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerRead {
+    /// Its blob's digest.
     pub digest: String,
+    /// Its media type, which says how it is compressed.
     pub media_type: String,
     /// Its blob's size.
     pub size: u64,
     /// Its tar stream's size.
     pub uncompressed_size: u64,
+    /// How many tar entries it holds, whiteouts included.
     pub entries: u64,
     /// The bytes of its regular files.
     pub file_bytes: u64,
@@ -70,18 +81,33 @@ pub struct LayerRead {
 /// A regular file of one layer.
 #[derive(Clone, Debug)]
 pub struct Content {
+    /// The layer, counted from 0 at the bottom.
     pub layer: usize,
+    /// Where the file lands in the image.
     pub path: String,
+    /// Its size.
     pub size: u64,
+    /// Its content's SHA256.
     pub sha256: [u8; 32],
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Serialize)]
+pub struct TreeEntry<'a> {
+    /// Its absolute path in the image.
+    pub path: String,
+    /// What it is.
+    pub node: &'a Node,
 }
 
 /// The filesystem an image's layers stack to.
 #[derive(Debug, Default)]
 pub struct Filesystem {
+    /// Each layer as read, bottom first.
     pub layers: Vec<LayerRead>,
     /// Every path of the finished image, with the node that shows.
     pub view: BTreeMap<String, Node>,
+    /// The files later layers overwrite or delete, in the order they do.
     pub waste: Vec<Waste>,
     /// Every regular file of every layer, shown or not.
     pub contents: Vec<Content>,
@@ -98,6 +124,7 @@ pub struct Filesystem {
 /// An entry written through a symlinked parent, and where it lands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Redirect {
+    /// The layer that writes it.
     pub layer: usize,
     /// The entry's path as the layer names it.
     pub path: String,
@@ -108,8 +135,11 @@ pub struct Redirect {
 /// A file that holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Secret {
+    /// The layer that carries it.
     pub layer: usize,
+    /// Where the file lands in the image.
     pub path: String,
+    /// What kind of secret it holds, as [`secrets::kind`] names it.
     pub kind: &'static str,
 }
 
@@ -134,6 +164,7 @@ pub struct Limits {
     /// bytes: ordinary layers stay far below it, and a decompression bomb far above (zstd
     /// makes 10 GiB of zeros out of 330 kB).
     pub max_ratio: u64,
+    /// The bytes a layer may decompress to before `max_ratio` applies.
     pub ratio_after: u64,
 }
 
@@ -441,6 +472,17 @@ impl Filesystem {
                 });
             }
         }
+    }
+
+    /// The entries of `dir` as `bareboat inspect --tree` lists them.
+    pub fn tree(&self, dir: &str) -> Vec<TreeEntry<'_>> {
+        self.children(dir)
+            .into_iter()
+            .map(|(path, node)| TreeEntry {
+                path: format!("/{path}"),
+                node,
+            })
+            .collect()
     }
 
     /// The entries directly under `dir` in the finished image.

@@ -17,18 +17,26 @@ const LARGEST: usize = 10;
 /// What an image's config says about running it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunSummary {
+    /// The user it runs as; empty for root.
     pub user: String,
+    /// The entrypoint, an argument a string.
     pub entrypoint: Vec<String>,
+    /// The command, or the arguments to the entrypoint.
     pub cmd: Vec<String>,
+    /// The working directory; empty for `/`.
     pub workdir: String,
+    /// The environment, as `NAME=value`.
     pub env: Vec<String>,
+    /// The ports it says it listens on, as `80/tcp`.
     pub exposed_ports: Vec<String>,
+    /// The config's labels.
     pub labels: BTreeMap<String, String>,
 }
 
 /// One layer, with what made it.
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerReport {
+    /// What reading it found.
     #[serde(flatten)]
     pub read: filesystem::LayerRead,
     /// The config history's `created_by` for it, if any.
@@ -38,14 +46,18 @@ pub struct LayerReport {
 /// A path and the bytes under it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Sized {
+    /// The absolute path in the image.
     pub path: String,
+    /// The bytes of the file, or of the regular files under the directory.
     pub size: u64,
 }
 
 /// The same content in files of several layers.
 #[derive(Clone, Debug, Serialize)]
 pub struct Repeat {
+    /// The content's SHA256, in hex.
     pub sha256: String,
+    /// The size of one copy.
     pub size: u64,
     /// `(layer, path)` of each copy.
     pub copies: Vec<(usize, String)>,
@@ -58,26 +70,37 @@ pub struct Repeat {
 pub struct Report {
     /// The manifest's digest.
     pub image: String,
+    /// The config's architecture, as OCI names it (`amd64`, `arm64`).
     pub architecture: String,
+    /// The config's operating system: `linux`.
     pub os: String,
+    /// When the config says the image was made, if it says.
     pub created: Option<String>,
+    /// How the image runs.
     pub config: RunSummary,
     /// The layers' blobs, together.
     pub size: u64,
     /// The layers' tar streams, together.
     pub uncompressed_size: u64,
-    /// The regular files the finished image shows, and their bytes.
+    /// The regular files the finished image shows.
     pub files: usize,
+    /// Their bytes.
     pub file_bytes: u64,
+    /// The layers, bottom first.
     pub layers: Vec<LayerReport>,
+    /// The largest files the finished image shows, largest first.
     pub largest_files: Vec<Sized>,
+    /// The directories with the most bytes under them, largest first.
     pub largest_dirs: Vec<Sized>,
+    /// The packages its databases list, by name.
     pub packages: Vec<Package>,
     /// The distribution the image's `os-release` names.
     pub distribution: Option<Distribution>,
     /// Bytes of files that later layers overwrite or delete.
     pub wasted_bytes: u64,
+    /// Each file that later layers overwrite or delete.
     pub waste: Vec<Waste>,
+    /// Content that more than one layer carries, biggest cost first.
     pub repeated: Vec<Repeat>,
 }
 

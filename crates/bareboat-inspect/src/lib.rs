@@ -9,7 +9,9 @@
 //! - [`inspect`] puts them together into the report `bareboat inspect` prints;
 //! - [`audit`] finds what a distroless image must not have, and what makes any image
 //!   riskier;
-//! - [`scan`] matches the packages against the Debian Security Tracker's data;
+//! - [`scan`] matches the packages against the Debian Security Tracker's data, which
+//!   [`vulndb`] downloads into the cache and finds there;
+//! - [`compare`] puts images' figures side by side;
 //! - [`sbom`] describes any image's packages as an SBOM.
 //!
 //! ```no_run
@@ -23,27 +25,89 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod audit;
+pub mod compare;
 pub mod filesystem;
 pub mod inspect;
 pub mod packages;
 pub mod sbom;
 pub mod scan;
 pub mod secrets;
+pub mod vulndb;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// A failure to read an image.
+/// A failure to read an image, or the vulnerability data.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The image could not be read, or failed a check.
     #[error(transparent)]
     Oci(#[from] bareboat_oci::Error),
+    /// A layer holds what no image may.
     #[error("layer {layer}: {reason}")]
-    Layer { layer: String, reason: String },
-    #[error("{0}")]
-    Image(String),
+    Layer {
+        /// The layer's digest.
+        layer: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The cache, or a download of the vulnerability data, failed.
+    #[error(transparent)]
+    Apt(#[from] bareboat_apt::Error),
+    /// A file is not the Debian Security Tracker's JSON data.
+    #[error("{origin}: not the Debian Security Tracker's JSON data: {reason}")]
+    NotTrackerData {
+        /// Where the data came from.
+        origin: String,
+        /// What does not parse.
+        reason: String,
+    },
+    /// The tracker's data lists no source packages.
+    #[error("{origin}: the data lists no source packages; nothing was changed in the cache")]
+    EmptyTrackerData {
+        /// Where the data came from.
+        origin: String,
+    },
+    /// There is no vulnerability data to scan with.
+    #[error(
+        "no vulnerability data in the cache\n  hint: run `bareboat db update`, or pass --db FILE with the tracker's JSON data"
+    )]
+    NoData,
+    /// `--db FILE` names no file.
+    #[error("--db {}: no such file", .0.display())]
+    NoDataFile(std::path::PathBuf),
+    /// The image names no release to match its packages against.
+    #[error(
+        "{image}: its os-release names no release codename to match\n  hint: pass --release CODENAME, e.g. --release trixie"
+    )]
+    NoRelease {
+        /// The image's digest.
+        image: String,
+    },
+    /// A file could not be read or written.
+    // The cause is in the message, not a `source`: a chain printed whole would say it twice.
+    #[error("{}: {error}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The record of where the cache's vulnerability data came from does not parse.
+    #[error(
+        "{}: not a record of the vulnerability data: {reason}\n  hint: run `bareboat db update` to download the data and its record again",
+        path.display()
+    )]
+    BadRecord {
+        /// The record file.
+        path: std::path::PathBuf,
+        /// What does not parse.
+        reason: String,
+    },
 }
 
 /// How much a finding or a vulnerability matters, least first: one scale for `audit` and
@@ -55,9 +119,14 @@ pub enum Severity {
     Unknown,
     /// Rated as not mattering (the tracker's "unimportant").
     Negligible,
+    /// The tracker's "low"; for audit, weight or a declared debug shell.
     Low,
+    /// The tracker's "medium"; for audit, running as root or a world-writable path.
     Medium,
+    /// The tracker's "high"; for audit, what a distroless image must not have (a shell,
+    /// a package manager, a setuid file, a device node).
     High,
+    /// A secret that ships in the image; the tracker rates nothing this high.
     Critical,
 }
 
@@ -72,6 +141,7 @@ impl Severity {
         Severity::Unknown,
     ];
 
+    /// Its name in reports, JSON and `--fail-on`: `unknown` to `critical`.
     pub fn name(self) -> &'static str {
         match self {
             Severity::Unknown => "unknown",
@@ -83,6 +153,7 @@ impl Severity {
         }
     }
 
+    /// The severity [`Severity::name`] gives as `s`, if any.
     pub fn parse(s: &str) -> Option<Severity> {
         Severity::ALL.into_iter().find(|v| v.name() == s)
     }

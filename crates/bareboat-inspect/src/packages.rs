@@ -14,8 +14,11 @@ use crate::filesystem::APK_INSTALLED;
 /// A package an image's database lists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Package {
+    /// The package's name.
     pub name: String,
+    /// Its version, as the database gives it.
     pub version: String,
+    /// Its architecture, as the database names it (`amd64`, `all`, `x86_64`).
     pub architecture: String,
     /// The source package, when the database names one (dpkg `Source:`, apk origin).
     pub source: Option<String>,
@@ -99,6 +102,7 @@ pub struct Distribution {
     pub version_id: String,
     /// `VERSION_CODENAME`: `trixie`.
     pub codename: String,
+    /// `PRETTY_NAME`: `Debian GNU/Linux 13 (trixie)`.
     pub pretty_name: String,
 }
 

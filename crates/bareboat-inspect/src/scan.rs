@@ -25,6 +25,8 @@ pub struct ReleaseState {
     /// The first fixed source version; `"0"` when the release was never affected.
     #[serde(default)]
     pub fixed_version: Option<String>,
+    /// The security team's urgency, such as `low`, `high`, `unimportant` or
+    /// `end-of-life`.
     #[serde(default)]
     pub urgency: String,
 }
@@ -32,10 +34,27 @@ pub struct ReleaseState {
 /// A CVE of one source package, as the tracker has it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Advisory {
+    /// What the CVE is, in a line.
     #[serde(default)]
     pub description: Option<String>,
+    /// Its state in each release, by codename.
     #[serde(default)]
     pub releases: BTreeMap<String, ReleaseState>,
+}
+
+/// What `bareboat scan` reports.
+#[derive(Debug, Serialize)]
+pub struct ScanReport {
+    /// The image's manifest digest.
+    pub image: String,
+    /// The tracker's data scanned with.
+    pub data: std::path::PathBuf,
+    /// How many vulnerabilities were found.
+    pub total: usize,
+    /// Vulnerabilities per severity name.
+    pub counts: BTreeMap<&'static str, usize>,
+    /// The scan.
+    pub scan: Scan,
 }
 
 /// The part of the tracker's data a scan needs: the advisories of some source packages.
@@ -51,13 +70,19 @@ impl Tracker {
     /// Reads the tracker's JSON as it streams, keeping only the source packages `wanted`
     /// names: the whole data is tens of megabytes, and a scan needs a few dozen packages
     /// of it. With nothing wanted, it checks that the data has the tracker's shape.
-    pub fn read(reader: impl Read, wanted: &BTreeSet<String>) -> Result<Tracker, Error> {
+    /// `origin` names the data in errors.
+    pub fn read(
+        reader: impl Read,
+        wanted: &BTreeSet<String>,
+        origin: &str,
+    ) -> Result<Tracker, Error> {
         let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
         let tracker = Wanted(wanted)
             .deserialize(&mut de)
             .and_then(|t| de.end().map(|()| t))
-            .map_err(|e| {
-                Error::Image(format!("not the Debian Security Tracker's JSON data: {e}"))
+            .map_err(|e| Error::NotTrackerData {
+                origin: origin.to_string(),
+                reason: e.to_string(),
             })?;
         Ok(tracker)
     }
@@ -99,18 +124,26 @@ impl<'de> Visitor<'de> for Wanted<'_> {
 /// One vulnerability of one package of the image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Vulnerability {
+    /// The CVE id.
     pub cve: String,
+    /// The image's package that has it.
     pub package: String,
+    /// That package's version.
     pub version: String,
+    /// The source package the tracker lists it under.
     pub source: String,
+    /// The source version compared with the fix.
     pub source_version: String,
+    /// The urgency as a severity.
     pub severity: Severity,
     /// The tracker's urgency, as it gives it.
     pub urgency: String,
     /// `open` (no fix in the release yet), `fixed` (in `fixed_version`, later than what
     /// the image has), `undetermined`, or `end-of-life` (no longer supported).
     pub status: &'static str,
+    /// The first fixed source version, when the release has one.
     pub fixed_version: Option<String>,
+    /// What the CVE is, in a line; empty when the tracker gives none.
     pub description: String,
 }
 
@@ -125,6 +158,7 @@ pub struct Scan {
     pub scanned: usize,
     /// Packages the data cannot cover (another distribution's), by name.
     pub not_covered: Vec<String>,
+    /// Every vulnerability found, package by package.
     pub vulnerabilities: Vec<Vulnerability>,
 }
 
@@ -291,7 +325,7 @@ mod tests {
     fn each_state_gives_its_result() {
         let packages = [package("zlib1g", "1:1.3-2+b1", Some(("zlib", "1:1.3-2")))];
         let wanted = sources(&packages);
-        let tracker = Tracker::read(DATA.as_bytes(), &wanted).unwrap();
+        let tracker = Tracker::read(DATA.as_bytes(), &wanted, "t").unwrap();
         assert_eq!(tracker.sources_total, 2);
         assert_eq!(tracker.sources.len(), 1);
         let scan = scan(&packages, None, "trixie", &tracker);
@@ -334,11 +368,11 @@ mod tests {
         let s = scan(&[apk], Some(&alpine), "", &Tracker::default());
         assert_eq!((s.scanned, s.not_covered.len()), (0, 1));
         assert!(!scan(&[], None, "trixie", &Tracker::default()).packages_visible);
-        let e = Tracker::read(&b"[1, 2]"[..], &BTreeSet::new()).unwrap_err();
+        let e = Tracker::read(&b"[1, 2]"[..], &BTreeSet::new(), "t").unwrap_err();
         assert!(
             e.to_string().contains("not the Debian Security Tracker"),
             "{e}"
         );
-        assert!(Tracker::read(&b"{\"a\": {}} trailing"[..], &BTreeSet::new()).is_err());
+        assert!(Tracker::read(&b"{\"a\": {}} trailing"[..], &BTreeSet::new(), "t").is_err());
     }
 }

@@ -29,14 +29,18 @@ use crate::media::{Compression, Kind};
 /// A layer of an image: its descriptor, and the diff_id its image's config gives it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
+    /// The layer's descriptor, as the manifest gives it.
     pub descriptor: Descriptor,
+    /// The digest of its uncompressed content, as the config gives it.
     pub diff_id: Digest,
 }
 
 /// A blob an image reaches, and for a layer the diff_id it must also match.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Blob {
+    /// The blob's descriptor.
     pub descriptor: Descriptor,
+    /// For a layer, the digest its uncompressed content must also have.
     pub diff_id: Option<Digest>,
 }
 
@@ -133,10 +137,7 @@ fn raw(stored: Box<dyn Read + Send>, d: &Descriptor) -> Result<Raw, Error> {
 }
 
 fn digest_of(d: &Descriptor) -> Result<Digest, Error> {
-    d.digest()
-        .to_string()
-        .parse()
-        .map_err(|reason| Error::Spec(format!("a descriptor's digest: {reason}")))
+    Digest::named(d.digest().as_ref())
 }
 
 /// `stored`, the bytes of the blob `blob` describes, as a [`BlobReader`].
@@ -237,8 +238,10 @@ impl SideCheck {
                 Inflater::Gzip(Box::new(flate2::write::MultiGzDecoder::new(hashing)))
             }
             Compression::Zstd => Inflater::Zstd(Box::new(
-                zstd::stream::write::Decoder::new(hashing)
-                    .map_err(|e| Error::Spec(format!("starting a zstd decoder: {e}")))?,
+                zstd::stream::write::Decoder::new(hashing).map_err(|error| Error::Codec {
+                    what: "a zstd decoder",
+                    error,
+                })?,
             )),
         };
         Ok(SideCheck {
@@ -338,8 +341,10 @@ pub(crate) fn layer_of(stored: Box<dyn Read + Send>, layer: &Layer) -> Result<La
         Compression::None => Decoder::None(Box::new(raw)),
         Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(raw))),
         Compression::Zstd => Decoder::Zstd(Box::new(
-            zstd::stream::read::Decoder::with_buffer(raw)
-                .map_err(|e| Error::Spec(format!("starting a zstd decoder: {e}")))?,
+            zstd::stream::read::Decoder::with_buffer(raw).map_err(|error| Error::Codec {
+                what: "a zstd decoder",
+                error,
+            })?,
         )),
     };
     Ok(LayerReader {

@@ -52,12 +52,7 @@ pub fn login_file() -> Result<PathBuf, Error> {
         Some(d) => Ok(PathBuf::from(d).join("config.json")),
         None => std::env::var_os("HOME")
             .map(|h| PathBuf::from(h).join(".docker/config.json"))
-            .ok_or_else(|| {
-                Error::Spec(
-                    "nowhere to keep credentials: set REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR or HOME"
-                        .into(),
-                )
-            }),
+            .ok_or(Error::NoAuthFile),
     }
 }
 
@@ -178,7 +173,7 @@ pub fn store(file: &Path, registry: &str, (user, password): &Credentials) -> Res
     if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::Spec(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::io(file, e.into()))?;
     // Its temporary file is created 0600: the password stays its owner's.
     crate::layout::write_atomic(file, &bytes)?;
     Ok(())

@@ -22,6 +22,13 @@ impl Digest {
         Digest(format!("sha256:{}", hex::encode(h.finalize())))
     }
 
+    /// The digest a document names, which must be a sha256 one: [`Error::BadDigest`] if not.
+    pub(crate) fn named(digest: &str) -> Result<Digest, Error> {
+        digest.parse().map_err(|_| Error::BadDigest {
+            digest: digest.to_string(),
+        })
+    }
+
     /// The hex part, which names the blob in a layout.
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
@@ -55,6 +62,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// A writer that passes everything on to `inner`, hashing and counting it.
     pub fn new(inner: W) -> HashingWriter<W> {
         HashingWriter {
             inner,
@@ -94,6 +102,7 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// A reader of `inner` that fails unless it yields `size` bytes with digest `expected`.
     pub fn new(inner: R, expected: Digest, size: u64) -> VerifyingReader<R> {
         VerifyingReader {
             inner,

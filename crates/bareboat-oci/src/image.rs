@@ -16,14 +16,19 @@ use crate::layout::Layout;
 /// What the image's config says about running it.
 #[derive(Clone, Debug, Default)]
 pub struct RunConfig {
+    /// The user the process runs as (`NAME`, `UID` or `UID:GID`); empty for the default.
     pub user: String,
+    /// The program to run and its first arguments; empty for none.
     pub entrypoint: Vec<String>,
+    /// The default arguments, or the command when there is no entrypoint; empty for none.
     pub cmd: Vec<String>,
+    /// The working directory, when one is set.
     pub workdir: Option<String>,
     /// `NAME=value` pairs, in order.
     pub env: Vec<String>,
     /// Such as `8080/tcp`.
     pub exposed_ports: Vec<String>,
+    /// Config labels, as name and value.
     pub labels: Vec<(String, String)>,
     /// Docker's `Healthcheck.Test` (such as `["CMD", "/usr/local/bin/health", URL]`), which
     /// Docker and podman run; the OCI config has no field of its own for it.
@@ -35,6 +40,7 @@ pub struct RunConfig {
 pub struct ImageSpec {
     /// A Debian architecture name: `amd64`, `arm64`, ...
     pub arch: String,
+    /// How the image's process is run.
     pub run: RunConfig,
     /// The image's creation time, RFC 3339.
     pub created: String,
@@ -48,14 +54,19 @@ pub struct ImageSpec {
 /// the base's manifest and config list them.
 #[derive(Clone, Debug, Default)]
 pub struct BaseLayers {
+    /// The base's layer descriptors, bottom first.
     pub layers: Vec<Descriptor>,
+    /// Their diff_ids, as the base's config lists them.
     pub diff_ids: Vec<String>,
+    /// The base's config history, which this image's continues.
     pub history: Vec<History>,
 }
 
 /// A layer and what made it, for the config's history.
 pub struct BuiltLayer {
+    /// The written layer.
     pub blob: LayerBlob,
+    /// What made it, for the history's `created_by`.
     pub created_by: String,
     /// The layer's time, RFC 3339.
     pub created: String,
@@ -162,8 +173,7 @@ pub fn write_image(
     if let Some(v) = variant {
         image = image.variant(v);
     }
-    let mut config =
-        serde_json::to_value(image.build()?).map_err(|e| Error::Spec(e.to_string()))?;
+    let mut config = serde_json::to_value(image.build()?).map_err(oci_spec::OciSpecError::from)?;
     if let Some(test) = &run.healthcheck {
         config["config"]["Healthcheck"] = serde_json::json!({ "Test": test });
     }
@@ -209,6 +219,6 @@ pub fn write_index(layout: &Layout, manifests: Vec<Descriptor>) -> Result<Descri
 /// JSON with object keys sorted, so that documents holding maps serialize the same way
 /// every time.
 pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    let value = serde_json::to_value(value).map_err(|e| Error::Spec(e.to_string()))?;
-    serde_json::to_vec(&value).map_err(|e| Error::Spec(e.to_string()))
+    let value = serde_json::to_value(value).map_err(oci_spec::OciSpecError::from)?;
+    Ok(serde_json::to_vec(&value).map_err(oci_spec::OciSpecError::from)?)
 }

@@ -33,16 +33,22 @@ use crate::seal::{SealKey, Stamp};
 /// What a layer entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A directory.
     Dir,
     /// A regular file: `size` bytes at `offset` in `source`, read when the layer is written.
     /// `sha256` is the content's digest as the caller knows it; it names the content in the
     /// layer's identity.
     File {
+        /// The file the content is read from.
         source: PathBuf,
+        /// Where in it the content starts.
         offset: u64,
+        /// The content's length in bytes.
         size: u64,
+        /// The content's SHA256.
         sha256: [u8; 32],
     },
+    /// A symbolic link to this target.
     Symlink(String),
     /// A hard link to an earlier entry of the same layer.
     Hardlink(String),
@@ -51,11 +57,17 @@ pub enum Kind {
 /// One entry of a layer: a path relative to the root, without a leading or trailing `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The entry's path.
     pub path: String,
+    /// What it is.
     pub kind: Kind,
+    /// Its permission bits, with setuid, setgid and sticky (`0o7777` at most).
     pub mode: u32,
+    /// Its owner's user id.
     pub uid: u32,
+    /// Its group id.
     pub gid: u32,
+    /// Its modification time, in seconds since the epoch, before clamping.
     pub mtime: u64,
 }
 
@@ -115,8 +127,11 @@ pub struct LayerBlob {
     pub digest: Digest,
     /// The digest of the uncompressed tar.
     pub diff_id: Digest,
+    /// The size of the compressed bytes.
     pub size: u64,
+    /// The size of the uncompressed tar.
     pub uncompressed_size: u64,
+    /// The layer's media type, which names its compression.
     pub media_type: &'static str,
     /// The layer's time: its newest entry's mtime, after clamping.
     pub created: u64,
@@ -152,6 +167,8 @@ pub struct LayerWriter {
 const GZIP_BLOCK: usize = 1 << 20;
 
 impl LayerWriter {
+    /// A writer that compresses with `compression`, clamps mtimes to `source_date_epoch` when
+    /// given, and uses every available thread.
     pub fn new(compression: Compression, source_date_epoch: Option<u64>) -> LayerWriter {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         LayerWriter {
@@ -301,16 +318,22 @@ impl LayerWriter {
                 let z: ParCompress<Gzip, _> = ParCompressBuilder::new()
                     .num_threads(self.threads)
                     .and_then(|b| b.buffer_size(GZIP_BLOCK))
-                    .map_err(|e| Error::Spec(e.to_string()))?
+                    .map_err(|e| Error::Codec {
+                        what: "the gzip compressor",
+                        error: io::Error::other(e),
+                    })?
                     .compression_level(flate2::Compression::new(6))
                     .from_writer(out);
                 Compressor::Gzip(z)
             }
             Compression::Zstd => {
-                let mut z = zstd::Encoder::new(out, 3).map_err(|e| Error::io("zstd", e))?;
+                let codec = |error| Error::Codec {
+                    what: "the zstd compressor",
+                    error,
+                };
+                let mut z = zstd::Encoder::new(out, 3).map_err(codec)?;
                 // zstd's output is the same for any number of workers above zero.
-                z.multithread(self.threads as u32)
-                    .map_err(|e| Error::io("zstd", e))?;
+                z.multithread(self.threads as u32).map_err(codec)?;
                 Compressor::Zstd(z)
             }
         })

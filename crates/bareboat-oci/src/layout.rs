@@ -33,6 +33,7 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// The layout, to write the image into before [`Pending::commit`].
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -240,12 +241,7 @@ impl Layout {
     /// layout has it already; a layer it has is still checked against the diff_id this
     /// image's config gives it.
     pub fn copy_blob_from(&self, source: &dyn BlobSource, blob: &Blob) -> Result<(), Error> {
-        let digest: Digest = blob
-            .descriptor
-            .digest()
-            .to_string()
-            .parse()
-            .map_err(Error::Spec)?;
+        let digest = Digest::named(blob.descriptor.digest().as_ref())?;
         if self.has_blob(&digest) {
             if blob.diff_id.is_some() {
                 source.verify(blob)?;

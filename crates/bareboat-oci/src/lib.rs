@@ -1,3 +1,5 @@
+#![deny(missing_docs)]
+
 //! bareboat-oci: the image model and the OCI formats it is written in.
 //!
 //! - [`digest`] hashes and counts bytes as they stream past;

@@ -20,9 +20,12 @@ pub enum Kind {
 /// bareboat writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compression {
+    /// An uncompressed tar.
     None,
+    /// Gzip, which every runtime reads; the default.
     #[default]
     Gzip,
+    /// Zstandard.
     Zstd,
 }
 
@@ -50,6 +53,7 @@ impl std::str::FromStr for Compression {
 }
 
 impl Kind {
+    /// The kind of blob `media_type` names.
     pub fn of(media_type: &str) -> Kind {
         match media_type {
             "application/vnd.oci.image.index.v1+json"

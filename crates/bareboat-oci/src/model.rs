@@ -11,10 +11,13 @@ use crate::source::BlobSource;
 
 /// One platform's image, read from a source.
 pub struct Image<'a> {
+    /// The source its blobs are read from.
     pub source: &'a dyn BlobSource,
     /// The manifest's descriptor.
     pub descriptor: Descriptor,
+    /// The manifest, decoded.
     pub manifest: ImageManifest,
+    /// The config, decoded.
     pub config: ImageConfiguration,
     /// The layers, bottom first, each with the diff_id the config gives it.
     pub layers: Vec<Layer>,
@@ -31,10 +34,17 @@ impl<'a> Image<'a> {
     ) -> Result<Image<'a>, Error> {
         let descriptor = Index::pick(source, top, arch)?;
         let manifest: ImageManifest = serde_json::from_slice(&source.read_described(&descriptor)?)
-            .map_err(|e| Error::Spec(format!("manifest {}: {e}", descriptor.digest())))?;
-        let config: ImageConfiguration =
-            serde_json::from_slice(&source.read_described(manifest.config())?)
-                .map_err(|e| Error::Spec(format!("config {}: {e}", manifest.config().digest())))?;
+            .map_err(|error| Error::BadDocument {
+                what: format!("manifest {}", descriptor.digest()),
+                error,
+            })?;
+        let config: ImageConfiguration = serde_json::from_slice(
+            &source.read_described(manifest.config())?,
+        )
+        .map_err(|error| Error::BadDocument {
+            what: format!("config {}", manifest.config().digest()),
+            error,
+        })?;
         let layers =
             crate::image::layers(&descriptor, manifest.layers(), config.rootfs().diff_ids())?;
         Ok(Image {
@@ -56,14 +66,19 @@ impl<'a> Image<'a> {
 pub struct Index {
     /// The index's descriptor.
     pub descriptor: Descriptor,
+    /// The index, decoded.
     pub index: ImageIndex,
 }
 
 impl Index {
     /// Reads the index `d` describes, checked against its digest.
     pub fn open(source: &dyn BlobSource, d: &Descriptor) -> Result<Index, Error> {
-        let index = serde_json::from_slice(&source.read_described(d)?)
-            .map_err(|e| Error::Spec(format!("image index {}: {e}", d.digest())))?;
+        let index = serde_json::from_slice(&source.read_described(d)?).map_err(|error| {
+            Error::BadDocument {
+                what: format!("image index {}", d.digest()),
+                error,
+            }
+        })?;
         Ok(Index {
             descriptor: d.clone(),
             index,
@@ -87,16 +102,13 @@ impl Index {
                         || p.variant().as_deref() == variant)
             })
         });
-        found.cloned().ok_or_else(|| {
-            let available: Vec<String> = self
+        found.cloned().ok_or_else(|| Error::NoPlatform {
+            arch: arch.to_string(),
+            available: self
                 .manifests()
                 .iter()
                 .filter_map(|m| m.platform().as_ref().map(|p| p.architecture().to_string()))
-                .collect();
-            Error::Spec(format!(
-                "the image has no {arch} platform; it has {}",
-                available.join(", ")
-            ))
+                .collect(),
         })
     }
 

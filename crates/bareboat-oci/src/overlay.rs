@@ -49,13 +49,19 @@ impl Limits {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
+    /// A symbolic link to this target, as the entry gives it.
     Symlink(String),
     /// A path earlier in the same layer, as its entry names it (not normalised).
     Hardlink(String),
+    /// A character device.
     CharDevice,
+    /// A block device.
     BlockDevice,
+    /// A named pipe.
     Fifo,
     /// A kind of entry tar has, but no filesystem a runtime unpacks to.
     Other,
@@ -67,11 +73,15 @@ pub struct Entry<'a> {
     pub raw: String,
     /// Its name [`normalize`]d.
     pub path: String,
+    /// What it is.
     pub kind: Kind,
     /// Permission bits, setuid, setgid and sticky.
     pub mode: u32,
+    /// Its owner's user id.
     pub uid: u64,
+    /// Its group id.
     pub gid: u64,
+    /// Its modification time, in seconds since the epoch.
     pub mtime: u64,
     /// A regular file's size (for a sparse file, its apparent size), else 0.
     pub size: u64,
@@ -87,9 +97,19 @@ pub struct Entry<'a> {
 /// What one entry of a layer does to the layers below it.
 pub enum Change<'a> {
     /// `DIR/.wh.NAME`: the path `DIR/NAME`, and everything under it, deleted.
-    Delete { raw: String, path: String },
+    Delete {
+        /// The whiteout's name as the layer gives it.
+        raw: String,
+        /// The path deleted, normalised.
+        path: String,
+    },
     /// `DIR/.wh..wh..opq`: everything under `DIR` deleted, but not `DIR` itself.
-    Empty { raw: String, dir: String },
+    Empty {
+        /// The whiteout's name as the layer gives it.
+        raw: String,
+        /// The directory emptied, normalised.
+        dir: String,
+    },
     /// An entry that puts something at its path.
     Put(Entry<'a>),
 }
@@ -98,7 +118,9 @@ pub enum Change<'a> {
 /// empty when the stream itself is at fault.
 #[derive(Debug)]
 pub struct Refusal {
+    /// The entry's name as the layer gives it; empty when the stream is at fault.
     pub entry: String,
+    /// Why it was refused.
     pub reason: String,
 }
 
@@ -113,13 +135,16 @@ impl Refusal {
 
 /// What a reader of layers does with each change, in the layer's order.
 pub trait Visitor {
+    /// The visitor's error, which a refusal of the engine's converts into.
     type Error: From<Refusal>;
+    /// Applies one change; an error stops the reading of the layer.
     fn visit(&mut self, change: Change<'_>) -> Result<(), Self::Error>;
 }
 
 /// What reading a layer found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// How many entries it has, whiteouts included.
     pub entries: u64,
     /// The bytes of its regular files.
     pub file_bytes: u64,

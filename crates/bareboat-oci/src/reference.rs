@@ -9,19 +9,33 @@ use crate::digest::Digest;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageRef {
     /// `oci:DIR[:TAG]`: an OCI layout directory; the tag defaults to `latest`.
-    Oci { dir: PathBuf, tag: String },
+    Oci {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The tag, `latest` unless given.
+        tag: String,
+    },
     /// `oci-archive:FILE[:TAG]`: a tar of an OCI layout. Written, the tag defaults to
     /// `latest`; read, no tag means the archive's only image.
-    OciArchive { file: PathBuf, tag: Option<String> },
+    OciArchive {
+        /// The archive file.
+        file: PathBuf,
+        /// The tag, if given.
+        tag: Option<String>,
+    },
     /// `docker-archive:FILE[:NAME[:TAG]]`: what `docker save` writes.
     DockerArchive {
+        /// The archive file.
         file: PathBuf,
+        /// The `NAME[:TAG]` the image is tagged with in it, if given.
         name: Option<DockerName>,
     },
     /// `docker://NAME[:TAG|@DIGEST]`: an image in a registry. A digest names the image
     /// exactly; a push by digest sets no tag.
     Docker {
+        /// The image's name, with its registry and tag.
         name: DockerName,
+        /// The digest after `@`, if given.
         digest: Option<Digest>,
     },
 }
@@ -95,6 +109,7 @@ pub struct DockerName {
     pub registry: String,
     /// The repository path inside the registry.
     pub repository: String,
+    /// The tag, `latest` unless given.
     pub tag: String,
 }
 

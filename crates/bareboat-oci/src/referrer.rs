@@ -59,8 +59,11 @@ pub fn subject_of(source: &dyn BlobSource, d: &Descriptor) -> Result<Option<Stri
     if Kind::of(d.media_type().as_ref()) != Kind::Manifest {
         return Ok(None);
     }
-    let manifest: ImageManifest = serde_json::from_slice(&source.read_described(d)?)
-        .map_err(|e| Error::Spec(format!("manifest {}: {e}", d.digest())))?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&source.read_described(d)?).map_err(|error| Error::BadDocument {
+            what: format!("manifest {}", d.digest()),
+            error,
+        })?;
     Ok(manifest.subject().as_ref().map(|s| s.digest().to_string()))
 }
 
@@ -103,15 +106,34 @@ pub fn subjects(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Descrip
 /// The content of an artifact in `source`: its one layer, checked against its digest.
 pub fn content(source: &dyn BlobSource, artifact: &Descriptor) -> Result<Vec<u8>, Error> {
     let manifest: ImageManifest = serde_json::from_slice(&source.read_described(artifact)?)
-        .map_err(|e| Error::Spec(format!("artifact {}: {e}", artifact.digest())))?;
+        .map_err(|error| Error::BadDocument {
+            what: format!("artifact {}", artifact.digest()),
+            error,
+        })?;
     let [layer] = manifest.layers().as_slice() else {
-        return Err(Error::Spec(format!(
-            "artifact {} has {} layers, not one",
-            artifact.digest(),
-            manifest.layers().len()
-        )));
+        return Err(Error::ArtifactLayers {
+            digest: artifact.digest().to_string(),
+            layers: manifest.layers().len(),
+        });
     };
     source.read_described(layer)
+}
+
+/// The newest of `referrers` (by its `created` annotation) of `artifact_type`: the SBOM a
+/// build attached last, say.
+pub fn newest(referrers: &[Descriptor], artifact_type: &str) -> Option<Descriptor> {
+    referrers
+        .iter()
+        .filter(|d| {
+            d.artifact_type()
+                .as_ref()
+                .is_some_and(|t| t.to_string() == artifact_type)
+        })
+        .max_by_key(|d| {
+            let created = d.annotations().as_ref().and_then(|a| a.get(CREATED));
+            created.cloned().unwrap_or_default()
+        })
+        .cloned()
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use sha2::Sha256;
 pub struct SealKey([u8; 32]);
 
 impl SealKey {
+    /// The key of these 32 bytes, such as a cache's seal key.
     pub fn new(key: [u8; 32]) -> SealKey {
         SealKey(key)
     }

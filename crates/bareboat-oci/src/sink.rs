@@ -46,7 +46,9 @@ pub trait Sink: Send + Sync {
 /// An OCI layout directory, made if it is not there, with the image under a tag. A new
 /// layout is written beside its path and renamed into place.
 pub struct LayoutSink {
+    /// The layout directory.
     pub dir: PathBuf,
+    /// The tag the image is put under.
     pub tag: String,
 }
 
@@ -70,7 +72,9 @@ impl Sink for LayoutSink {
 
 /// An OCI archive: a tar file of a layout.
 pub struct OciArchiveSink {
+    /// The archive file.
     pub file: PathBuf,
+    /// The tag the image is put under.
     pub tag: String,
 }
 
@@ -90,7 +94,9 @@ impl Sink for OciArchiveSink {
 /// A docker archive, as `docker save` writes and `docker load` reads: one platform's
 /// image, tagged `name` when there is one.
 pub struct DockerArchiveSink {
+    /// The archive file.
     pub file: PathBuf,
+    /// The `REPOSITORY:TAG` that `docker load` tags the image with, if any.
     pub name: Option<DockerName>,
 }
 
@@ -113,7 +119,9 @@ impl Sink for DockerArchiveSink {
 
 /// A repository in a registry, the image pushed to its tag or to its own digest.
 pub struct RegistrySink {
+    /// The client for the repository's registry.
     pub registry: Registry,
+    /// The repository, and the tag pushed to when no digest is named.
     pub name: DockerName,
     /// The digest the reference names, if it names one instead of a tag.
     pub digest: Option<Digest>,
@@ -131,11 +139,11 @@ impl Sink for RegistrySink {
                 .as_ref()
                 .filter(|d| d.to_string() != top.digest().to_string())
             {
-                return Err(Error::Spec(format!(
-                    "{} names {d}, but the image is {}\n  hint: push to a tag, or to the image's own digest",
-                    self.name.full(),
-                    top.digest()
-                )));
+                return Err(Error::WrongDigest {
+                    name: self.name.full(),
+                    digest: d.to_string(),
+                    image: top.digest().to_string(),
+                });
             }
             let registry = &self.registry;
             let mut report = registry

@@ -40,6 +40,7 @@ enum State {
 }
 
 impl<R: Read> BoundedTar<R> {
+    /// A stream that passes `inner` on, checking each header as it goes.
     pub fn new(inner: R) -> BoundedTar<R> {
         BoundedTar {
             inner,

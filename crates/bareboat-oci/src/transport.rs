@@ -19,7 +19,9 @@ use crate::source::BlobSource;
 
 /// An image to read: where its blobs are, and the descriptor of the image (or index).
 pub struct Source {
+    /// Where the image's blobs are read from.
     pub blobs: Box<dyn BlobSource>,
+    /// The descriptor of the image, or of its index.
     pub top: Descriptor,
     /// The scratch layout a registry image was pulled into, removed with this.
     _pulled: Option<tempfile::TempDir>,
@@ -76,10 +78,7 @@ pub async fn open(
         }
         ImageRef::Oci { dir, tag } => {
             if !dir.join("oci-layout").is_file() {
-                return Err(Error::Spec(format!(
-                    "{}: not an OCI layout (no oci-layout file)\n  hint: check the path, or use oci-archive: for a tar file",
-                    dir.display()
-                )));
+                return Err(Error::NotLayout { path: dir.clone() });
             }
             let layout = Layout::create(dir)?;
             let top = layout.resolve(tag)?;
@@ -133,9 +132,9 @@ pub async fn write(
         None => top.clone(),
     };
     if !sink.holds_several_platforms() && Kind::of(top.media_type().as_ref()) == Kind::Index {
-        return Err(Error::Spec(
-            "the output holds one platform's image, and this image has several\n  hint: choose one with --arch, or write oci-archive: instead".into(),
-        ));
+        return Err(Error::SeveralPlatforms {
+            index: top.digest().to_string(),
+        });
     }
     sink.write(source, &top).await
 }

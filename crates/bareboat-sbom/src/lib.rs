@@ -38,6 +38,42 @@ pub struct Sbom {
     pub files: Vec<SbomFile>,
 }
 
+/// An SBOM document format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
+}
+
+impl Format {
+    /// What a file of this format ends with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Spdx => "spdx.json",
+            Format::Cyclonedx => "cdx.json",
+        }
+    }
+
+    /// The artifact type an SBOM of this format is attached under.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Spdx => "application/spdx+json",
+            Format::Cyclonedx => "application/vnd.cyclonedx+json",
+        }
+    }
+
+    /// `sbom` as a document of this format, pretty-printed JSON.
+    pub fn document(self, sbom: &Sbom) -> Vec<u8> {
+        let document = match self {
+            Format::Spdx => sbom.spdx(),
+            Format::Cyclonedx => sbom.cyclonedx(),
+        };
+        serde_json::to_vec_pretty(&document).expect("a JSON value always serialises")
+    }
+}
+
 /// A package, as an SBOM lists it.
 #[derive(Clone, Debug)]
 pub struct SbomPackage {

@@ -5,6 +5,8 @@
 //! with `gpg` using a key made for the test. The server can be told to truncate a file or
 //! answer 404, so each failure path can be exercised for real.
 
+#![deny(missing_docs)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,6 +30,7 @@ impl Default for Gpg {
 }
 
 impl Gpg {
+    /// A keyring in a directory of its own, with a key made for the test.
     pub fn new() -> Gpg {
         let home = tempfile::tempdir().expect("temp dir");
         Gpg { home }
@@ -131,17 +134,22 @@ impl Gpg {
 /// A package to build.
 #[derive(Clone, Debug, Default)]
 pub struct DebSpec {
+    /// The package's name.
     pub name: String,
+    /// Its version.
     pub version: String,
     /// `amd64` unless set; `all` for architecture-independent packages.
     pub arch: Option<String>,
+    /// More control fields, such as `Depends`.
     pub fields: Vec<(String, String)>,
+    /// The files it ships: path and content.
     pub files: Vec<(String, Vec<u8>)>,
     /// dpkg-deb's `-Z` compressor for data.tar: `xz` unless set (`gzip`, `zstd`, `none`).
     pub compression: Option<String>,
 }
 
 impl DebSpec {
+    /// A package of no files and no other fields.
     pub fn new(name: &str, version: &str) -> DebSpec {
         DebSpec {
             name: name.into(),
@@ -215,6 +223,7 @@ pub fn build_deb(dir: &Path, spec: &DebSpec) -> PathBuf {
 pub struct RepoOptions<'a> {
     /// The directory under `dists/`, and the Release's `Codename`.
     pub suite: &'a str,
+    /// The signing key's fingerprint.
     pub fingerprint: &'a str,
     /// gpg time for the signature (to sign with a key that has since expired).
     pub sign_time: Option<&'a str>,
@@ -230,7 +239,9 @@ pub struct RepoOptions<'a> {
 
 /// A generated repository on disk: `<root>/dists/<suite>/...` and `<root>/pool/...`.
 pub struct Repo {
+    /// The directory the repository is written into.
     pub root: tempfile::TempDir,
+    /// The suite's name under `dists/`.
     pub suite: String,
 }
 
@@ -320,6 +331,7 @@ impl Repo {
         std::fs::write(self.dists().join("Release.gpg"), detached).unwrap();
     }
 
+    /// The `dists/<suite>` directory.
     pub fn dists(&self) -> PathBuf {
         self.root.path().join("dists").join(&self.suite)
     }
@@ -372,6 +384,7 @@ pub fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// The hex SHA256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -449,6 +462,7 @@ impl Server {
         }
     }
 
+    /// The server's base URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

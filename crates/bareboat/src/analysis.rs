@@ -7,15 +7,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bareboat_apt::cache::Cache;
+use bareboat_inspect::Severity;
+use bareboat_inspect::audit::AuditReport;
 use bareboat_inspect::filesystem::{Filesystem, Kind};
 use bareboat_inspect::inspect::{Report, inspect_with_filesystem};
-use bareboat_inspect::{Severity, audit, severity_counts};
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::registry::RegistryOptions;
 use clap::Args;
-use serde_json::json;
 
-use crate::{RegistryArgs, human_bytes, print_json};
+use crate::args::RegistryArgs;
+use crate::output::{human_bytes, print_json};
 use bareboat_oci::model::Image;
 use bareboat_oci::transport::{self, Fetch};
 
@@ -86,22 +87,21 @@ pub const EXIT_FINDINGS: u8 = 4;
 
 pub async fn cmd_audit(args: AuditArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let (report, fs) = args.image.read(cache_root).await?;
-    let findings = audit::audit(&report, &fs);
-    let counts = severity_counts(findings.iter().map(|f| f.severity));
+    let audit = AuditReport::of(&report, &fs);
     if json {
-        print_json(&json!({ "image": report.image, "counts": counts, "findings": findings }))?;
+        print_json(&audit)?;
     } else {
         let summary: Vec<String> = Severity::ALL
             .iter()
-            .map(|s| format!("{} {}", s.name(), counts[s.name()]))
+            .map(|s| format!("{} {}", s.name(), audit.counts[s.name()]))
             .collect();
         say!(
             "{}: {} findings ({})",
-            report.image,
-            findings.len(),
+            audit.image,
+            audit.findings.len(),
             summary.join(", ")
         );
-        for f in &findings {
+        for f in &audit.findings {
             say!(
                 "  {:<8} {:<20} {}  {}",
                 f.severity.name().to_uppercase(),
@@ -112,7 +112,7 @@ pub async fn cmd_audit(args: AuditArgs, cache_root: &Path, json: bool) -> Result
         }
     }
     let threshold = args.fail_on.as_deref().and_then(Severity::parse);
-    let failed = threshold.is_some_and(|t| findings.iter().any(|f| f.severity >= t));
+    let failed = threshold.is_some_and(|t| audit.findings.iter().any(|f| f.severity >= t));
     Ok(if failed {
         ExitCode::from(EXIT_FINDINGS)
     } else {
@@ -141,16 +141,11 @@ pub async fn cmd_inspect(args: InspectArgs, cache_root: &Path, json: bool) -> Re
 }
 
 fn print_tree(fs: &Filesystem, dir: &str, json: bool) -> Result<ExitCode> {
-    let children = fs.children(dir);
     if json {
-        let entries: Vec<_> = children
-            .iter()
-            .map(|(path, n)| json!({ "path": format!("/{path}"), "node": n }))
-            .collect();
-        print_json(&entries)?;
+        print_json(&fs.tree(dir))?;
         return Ok(ExitCode::SUCCESS);
     }
-    for (path, n) in children {
+    for (path, n) in fs.children(dir) {
         let name = path.rsplit('/').next().unwrap_or(path);
         let (kind, suffix) = match &n.kind {
             Kind::Dir => ('d', "/".to_string()),
@@ -202,6 +197,13 @@ fn print_report(r: &Report) {
     if !c.exposed_ports.is_empty() {
         say!("  ports {}", c.exposed_ports.join(", "));
     }
+    print_sizes(r);
+    print_packages(r);
+    print_waste(r);
+}
+
+/// The image's sizes, its layers, and its largest directories and files.
+fn print_sizes(r: &Report) {
     say!(
         "Size: {} compressed, {} uncompressed; {} files, {}",
         human_bytes(r.size),
@@ -227,6 +229,10 @@ fn print_report(r: &Report) {
     for f in &r.largest_files {
         say!("  {:>10}  {}", human_bytes(f.size), f.path);
     }
+}
+
+/// The packages its database lists.
+fn print_packages(r: &Report) {
     if r.packages.is_empty() {
         say!(
             "Packages: none listed (no dpkg status, status.d or apk database): scanners cannot see what this image holds"
@@ -243,6 +249,10 @@ fn print_report(r: &Report) {
             say!("  {} {} {}{source}", p.name, p.version, p.architecture);
         }
     }
+}
+
+/// What later layers overwrite or delete, and content repeated across layers.
+fn print_waste(r: &Report) {
     say!(
         "Wasted: {} in {} files that later layers overwrite or delete",
         human_bytes(r.wasted_bytes),

@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use bareboat_inspect::{Severity, audit, severity_counts};
+use bareboat_apt::cache::Cache;
+use bareboat_inspect::Severity;
+use bareboat_inspect::compare::{Column, CompareReport};
+use bareboat_inspect::vulndb;
 use bareboat_oci::layout::write_atomic;
 use clap::Args;
-use serde::Serialize;
 
-use crate::{RegistryArgs, analysis, human_bytes, print_json, vulns};
+use crate::analysis;
+use crate::args::RegistryArgs;
+use crate::output::{human_bytes, print_json};
 
 #[derive(Args)]
 pub struct CompareArgs {
@@ -36,75 +40,33 @@ pub struct CompareArgs {
     registry: RegistryArgs,
 }
 
-/// One image's figures.
-#[derive(Clone, Debug, Serialize)]
-pub struct Column {
-    /// The image as the command line names it.
-    pub label: String,
-    /// Its manifest digest.
-    pub image: String,
-    pub size: u64,
-    pub uncompressed_size: u64,
-    pub layers: usize,
-    pub packages: usize,
-    pub files: usize,
-    pub file_bytes: u64,
-    pub wasted_bytes: u64,
-    /// Audit findings per severity name.
-    pub findings: BTreeMap<&'static str, usize>,
-    /// Vulnerabilities per severity name, when there is data to count them with and the
-    /// image has packages it covers.
-    pub vulnerabilities: Option<BTreeMap<&'static str, usize>>,
-    /// Why vulnerabilities were not counted, when they were not.
-    pub not_scanned: Option<&'static str>,
-}
-
 pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     // Vulnerabilities are counted when there is data, and only then.
+    let cache = Cache::open(cache_root)?;
     let data = match &args.db {
-        Some(_) => Some(vulns::data_file(args.db.as_deref(), cache_root)?),
-        None => vulns::data_file(None, cache_root).ok(),
+        Some(_) => Some(vulndb::data_file(args.db.as_deref(), &cache)?),
+        None => vulndb::data_file(None, &cache).ok(),
     };
     let options = args.registry.options()?;
     let mut columns = Vec::new();
     for image in &args.images {
         let (report, fs) = analysis::read_image(image, &args.arch, &options, cache_root).await?;
-        let findings = audit::audit(&report, &fs);
-        let (vulnerabilities, not_scanned) = match &data {
-            None => (None, Some("no vulnerability data")),
-            Some(_) if report.packages.is_empty() => (None, Some("packages not visible")),
-            Some(data) => {
-                let scan = vulns::scan_image(&report, data, None)
-                    .with_context(|| format!("scanning {image}"))?;
-                match scan.scanned {
-                    0 => (None, Some("no Debian packages")),
-                    _ => (Some(scan.counts()), None),
-                }
-            }
-        };
-        columns.push(Column {
-            label: image.clone(),
-            image: report.image.clone(),
-            size: report.size,
-            uncompressed_size: report.uncompressed_size,
-            layers: report.layers.len(),
-            packages: report.packages.len(),
-            files: report.files,
-            file_bytes: report.file_bytes,
-            wasted_bytes: report.wasted_bytes,
-            findings: severity_counts(findings.iter().map(|f| f.severity)),
-            vulnerabilities,
-            not_scanned,
-        });
+        let column = Column::of(image, &report, &fs, data.as_deref())
+            .with_context(|| format!("scanning {image}"))?;
+        columns.push(column);
     }
     if let Some(path) = &args.html {
         let page = html::report(&columns, data.is_some());
         write_atomic(path, page.as_bytes())?;
     }
+    let report = CompareReport {
+        images: columns,
+        html: args.html.clone(),
+    };
     if json {
-        print_json(&serde_json::json!({ "images": columns, "html": args.html }))?;
+        print_json(&report)?;
     } else {
-        print_table(&columns, data.is_some());
+        print_table(&report.images, data.is_some());
         if let Some(path) = &args.html {
             say!();
             say!("Wrote {}", path.display());

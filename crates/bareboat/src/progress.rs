@@ -40,8 +40,11 @@ impl Bar {
             finished: AtomicU64::new(0),
         }
     }
+}
 
-    pub fn finish(&self) {
+/// A stage's bar goes when the stage is over.
+impl Drop for Bar {
+    fn drop(&mut self) {
         self.bar.finish_and_clear();
     }
 }

@@ -2,29 +2,21 @@
 //! Tracker's JSON data, which `db update` downloads into the cache (or `--db FILE` names).
 
 use crate::terminal::say;
-use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use bareboat_apt::cache::{Cache, sha256_file};
+use anyhow::Result;
+use bareboat_apt::cache::Cache;
 use bareboat_apt::download::Client;
 use bareboat_inspect::Severity;
 use bareboat_inspect::inspect::Report;
-use bareboat_inspect::scan::{self, Scan, Tracker};
+use bareboat_inspect::scan::{Scan, ScanReport};
+use bareboat_inspect::vulndb::{self, DEFAULT_URL, DbReport};
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use crate::analysis::{EXIT_FINDINGS, ImageArgs};
-use crate::{print_json, progress};
-
-/// Where the tracker publishes its data; `--url` or `BAREBOAT_VULNDB_URL` names another
-/// (a mirror of it, or a file a proxy serves).
-const DEFAULT_URL: &str = "https://security-tracker.debian.org/tracker/data/json";
-
-/// The most `db update` downloads: the data is about 100 MB today.
-const MAX_DATA: u64 = 2 << 30;
+use crate::output::{human_bytes, print_json};
+use crate::progress;
 
 /// The exit status of a scan with `--fail-on` that could not see the image's packages.
 pub const EXIT_UNSEEN: u8 = 5;
@@ -60,160 +52,69 @@ pub struct ScanArgs {
     fail_on: Option<String>,
 }
 
-/// The data in the cache, and the record of where it came from.
-fn data_path(cache: &Cache) -> PathBuf {
-    cache.root().join("vulndb/debian-security-tracker.json")
-}
-
-fn record_path(cache: &Cache) -> PathBuf {
-    cache.root().join("vulndb/source.json")
-}
-
+/// `db update` downloads the tracker's data from `--url` (or `BAREBOAT_VULNDB_URL`: a
+/// mirror of it, or a file a proxy serves); `db status` says what the cache has.
 pub async fn cmd_db(command: DbCommand, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let cache = Cache::open(cache_root)?;
-    let data = data_path(&cache);
-    match command {
+    let (report, updated) = match &command {
         DbCommand::Update { url } => {
-            let mut tmp = cache.temp_file()?;
             let bar = progress::Bar::new("vulnerability data");
-            Client::new()
-                .download_unsigned(
-                    &url,
-                    MAX_DATA,
-                    tmp.as_file_mut(),
-                    "the tracker's data",
-                    &bar,
-                )
-                .await?;
-            bar.finish();
-            let tracker = Tracker::read(File::open(tmp.path())?, &BTreeSet::new())
-                .with_context(|| format!("{url}: nothing was changed in the cache"))?;
-            if tracker.sources_total == 0 {
-                bail!("{url}: the data lists no source packages; nothing was changed in the cache");
-            }
-            let dir = data.parent().expect("data lies in a directory");
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            cache.commit(tmp, &data)?;
-            let record = json!({
-                "url": url,
-                "updated": unix_now(),
-                "size": std::fs::metadata(&data)?.len(),
-                "sha256": sha256_file(&data)?,
-                "sources": tracker.sources_total,
-            });
-            cache.write_atomic(&record_path(&cache), record.to_string().as_bytes())?;
-            if json {
-                print_json(&json!({ "file": data, "source": record }))?;
-            } else {
-                say!(
-                    "Updated {} from {url}: {} source packages, {}",
-                    data.display(),
-                    tracker.sources_total,
-                    crate::human_bytes(record["size"].as_u64().unwrap_or_default())
-                );
-            }
+            (
+                vulndb::update(&cache, url, &Client::new(), &bar).await?,
+                true,
+            )
         }
-        DbCommand::Status => {
-            let record: serde_json::Value = match std::fs::read(record_path(&cache)) {
-                Ok(bytes) => serde_json::from_slice(&bytes)?,
-                Err(_) if !data.exists() => {
-                    bail!("no vulnerability data in the cache\n  hint: run `bareboat db update`")
-                }
-                Err(e) => return Err(e).context("reading the data's record"),
-            };
-            if json {
-                print_json(&json!({ "file": data, "source": record }))?;
-            } else {
-                let age = unix_now().saturating_sub(record["updated"].as_u64().unwrap_or_default());
-                say!(
-                    "{}: {} source packages from {}, updated {} hours ago",
-                    data.display(),
-                    record["sources"],
-                    record["url"].as_str().unwrap_or("?"),
-                    age / 3600
-                );
-            }
-        }
+        DbCommand::Status => (vulndb::status(&cache)?, false),
+    };
+    if json {
+        print_json(&report)?;
+    } else if updated {
+        let DbReport { file, source } = &report;
+        say!(
+            "Updated {} from {}: {} source packages, {}",
+            file.display(),
+            source.url,
+            source.sources,
+            human_bytes(source.size)
+        );
+    } else {
+        let DbReport { file, source } = &report;
+        let age = vulndb::unix_now().saturating_sub(source.updated);
+        say!(
+            "{}: {} source packages from {}, updated {} hours ago",
+            file.display(),
+            source.sources,
+            source.url,
+            age / 3600
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-/// The tracker's data to read: `--db FILE`, else the cache's.
-pub fn data_file(db: Option<&Path>, cache_root: &Path) -> Result<PathBuf> {
-    if let Some(db) = db {
-        if !db.is_file() {
-            bail!("--db {}: no such file", db.display());
-        }
-        return Ok(db.to_path_buf());
-    }
-    let path = data_path(&Cache::open(cache_root)?);
-    if !path.is_file() {
-        bail!(
-            "no vulnerability data in the cache\n  hint: run `bareboat db update`, or pass --db FILE with the tracker's JSON data"
-        );
-    }
-    Ok(path)
-}
-
-/// Scans the image `report` describes against the data in `data`.
-pub fn scan_image(report: &Report, data: &Path, release: Option<&str>) -> Result<Scan> {
-    let distribution = report.distribution.as_ref();
-    let release = match release {
-        Some(r) => r.to_string(),
-        None => distribution
-            .map(|d| d.codename.clone())
-            .filter(|c| !c.is_empty())
-            .unwrap_or_default(),
-    };
-    let debian = distribution.is_none_or(|d| d.id == "debian");
-    if release.is_empty() && debian && !report.packages.is_empty() {
-        bail!(
-            "{}: its os-release names no release codename to match\n  hint: pass --release CODENAME, e.g. --release trixie",
-            report.image
-        );
-    }
-    let wanted = scan::sources(&report.packages);
-    let file = File::open(data).with_context(|| format!("opening {}", data.display()))?;
-    let tracker =
-        Tracker::read(file, &wanted).with_context(|| format!("reading {}", data.display()))?;
-    Ok(scan::scan(
-        &report.packages,
-        distribution,
-        &release,
-        &tracker,
-    ))
-}
-
 pub async fn cmd_scan(args: ScanArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
-    let data = data_file(args.db.as_deref(), cache_root)?;
+    let data = vulndb::data_file(args.db.as_deref(), &Cache::open(cache_root)?)?;
     let (report, _) = args.image.read(cache_root).await?;
-    let scan = scan_image(&report, &data, args.release.as_deref())?;
-    if json {
-        print_json(&json!({
-            "image": report.image,
-            "data": data,
-            "total": scan.vulnerabilities.len(),
-            "counts": scan.counts(),
-            "scan": scan,
-        }))?;
-    } else {
-        print_scan(&report, &scan);
-    }
+    let scan = vulndb::scan_image(&report, &data, args.release.as_deref())?;
     let threshold = args.fail_on.as_deref().and_then(Severity::parse);
-    Ok(match threshold {
+    let code = match threshold {
         Some(_) if scan.scanned == 0 => ExitCode::from(EXIT_UNSEEN),
         Some(t) if scan.vulnerabilities.iter().any(|v| v.severity >= t) => {
             ExitCode::from(EXIT_FINDINGS)
         }
         _ => ExitCode::SUCCESS,
-    })
+    };
+    if json {
+        print_json(&ScanReport {
+            image: report.image.clone(),
+            data,
+            total: scan.vulnerabilities.len(),
+            counts: scan.counts(),
+            scan,
+        })?;
+    } else {
+        print_scan(&report, &scan);
+    }
+    Ok(code)
 }
 
 fn print_scan(report: &Report, scan: &Scan) {

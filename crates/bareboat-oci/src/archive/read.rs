@@ -261,7 +261,7 @@ impl BlobSource for Archive {
     }
 
     fn stored(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
-        let digest: Digest = d.digest().to_string().parse().map_err(Error::Spec)?;
+        let digest = Digest::named(d.digest().as_ref())?;
         if let Some(bytes) = self.made.get(&digest) {
             check_stored_size(d, bytes.len() as u64, &self.name())?;
             return Ok(Box::new(io::Cursor::new(bytes.clone())));
@@ -271,7 +271,7 @@ impl BlobSource for Archive {
 
     /// Finding a member is checking it is there: it was seen to be a regular one.
     fn check_present(&self, d: &Descriptor) -> Result<(), Error> {
-        let digest: Digest = d.digest().to_string().parse().map_err(Error::Spec)?;
+        let digest = Digest::named(d.digest().as_ref())?;
         if self.made.contains_key(&digest) {
             return Ok(());
         }

@@ -45,12 +45,17 @@ pub fn write_docker(
     file: &Path,
 ) -> Result<(), Error> {
     if Kind::of(manifest.media_type().as_ref()) != Kind::Manifest {
-        return Err(Error::Spec(
-            "a docker archive holds one platform's image, and this is a multi-platform index\n  hint: choose one with --arch".into(),
-        ));
+        return Err(Error::SeveralPlatforms {
+            index: manifest.digest().to_string(),
+        });
     }
-    let doc: ImageManifest = serde_json::from_slice(&source.read_described(manifest)?)
-        .map_err(|e| Error::Spec(format!("manifest {}: {e}", manifest.digest())))?;
+    let doc: ImageManifest =
+        serde_json::from_slice(&source.read_described(manifest)?).map_err(|error| {
+            Error::BadDocument {
+                what: format!("manifest {}", manifest.digest()),
+                error,
+            }
+        })?;
     let blob = |d: &Descriptor| format!("blobs/sha256/{}", d.digest().digest());
     let mut entry = manifest.clone();
     let mut extra = BTreeMap::new();

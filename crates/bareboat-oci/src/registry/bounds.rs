@@ -24,7 +24,9 @@ const MAX_WINDOW: u64 = 3600;
 /// done, body and all, within one window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MinRate {
+    /// The slowest average rate allowed, in bytes a second.
     pub bytes_per_second: u64,
+    /// How long each average is taken over.
     pub window: Duration,
 }
 

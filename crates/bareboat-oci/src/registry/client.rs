@@ -60,7 +60,9 @@ impl Client {
             .iter()
             .map(|pem| reqwest::Certificate::from_pem(pem))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| crate::Error::Spec(format!("a --ca-cert certificate: {e}")))?;
+            .map_err(|e| crate::Error::BadCertificate {
+                reason: Failure::Http(e).to_string(),
+            })?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("bareboat/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
@@ -79,8 +81,10 @@ impl Client {
         };
         let scheme = if insecure { "http" } else { "https" };
         let base = format!("{scheme}://{host}");
-        let origin = reqwest::Url::parse(&base)
-            .map_err(|e| crate::Error::Spec(format!("registry {registry}: {e}")))?;
+        let origin = reqwest::Url::parse(&base).map_err(|e| crate::Error::Registry {
+            registry: registry.to_string(),
+            reason: format!("{base} is not a usable address: {e}"),
+        })?;
         Ok(Client {
             http,
             origin,
@@ -542,10 +546,10 @@ impl Client {
                 partial.got += fresh.len() as u64;
                 let waiting = Instant::now();
                 // A reader that went away is no reason to ask the registry again.
-                out.put(fresh).await.map_err(|e| {
-                    Failure::Local(crate::Error::Spec(format!(
-                        "the blob's reader stopped: {e}"
-                    )))
+                out.put(fresh).await.map_err(|_| {
+                    Failure::Local(crate::Error::ReaderStopped {
+                        digest: digest.to_string(),
+                    })
                 })?;
                 floor.exclude(waiting.elapsed());
                 advance(received - known);

@@ -40,6 +40,7 @@ const ATTEMPTS: u32 = 5;
 pub trait BlobProgress: Send + Sync + std::fmt::Debug {
     /// A transfer of `size` bytes starts (again, after a failed attempt).
     fn start(&self, digest: &str, size: u64);
+    /// `bytes` more of the blob have moved.
     fn advance(&self, digest: &str, bytes: u64);
     /// The blob is done: `uploaded`, `downloaded`, `mounted` or `exists`.
     fn finish(&self, digest: &str, outcome: &str);
@@ -57,6 +58,7 @@ pub struct RegistryOptions {
     pub creds: Option<Credentials>,
     /// How many blobs move at once.
     pub jobs: usize,
+    /// Told how each blob moves, for progress bars; `None` reports nothing.
     pub progress: Option<Arc<dyn BlobProgress>>,
     /// The slowest a blob may move before its transfer is stopped and tried again.
     pub min_rate: MinRate,
@@ -65,9 +67,13 @@ pub struct RegistryOptions {
 /// What a push did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PushReport {
+    /// The digest of the image (or index) pushed.
     pub digest: String,
+    /// Blobs uploaded.
     pub uploaded_blobs: usize,
+    /// The bytes those blobs held.
     pub uploaded_bytes: u64,
+    /// Blobs the registry had already.
     pub skipped_blobs: usize,
     /// Blobs mounted from the base image's repository.
     pub mounted_blobs: usize,

@@ -18,8 +18,10 @@ fn describe(name: &DockerName, bytes: &[u8]) -> Result<Descriptor, Error> {
         media_type: Option<String>,
         manifests: Option<serde::de::IgnoredAny>,
     }
-    let kind: Kind = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Spec(format!("a manifest from {}: {e}", name.full())))?;
+    let kind: Kind = serde_json::from_slice(bytes).map_err(|error| Error::BadDocument {
+        what: format!("a manifest from {}", name.full()),
+        error,
+    })?;
     let media_type = match kind.media_type {
         Some(m) => MediaType::from(m.as_str()),
         None if kind.manifests.is_some() => MediaType::ImageIndex,
@@ -102,10 +104,14 @@ impl Registry {
             })
             .await?;
         let index: Option<ImageIndex> = match listed {
-            Some(bytes) => Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Spec(format!("the referrers of {subject}: {e}")))?,
-            ),
+            Some(bytes) => {
+                Some(
+                    serde_json::from_slice(&bytes).map_err(|error| Error::BadDocument {
+                        what: format!("the referrers of {subject}"),
+                        error,
+                    })?,
+                )
+            }
             None => self.referrers_tag_index(name, subject, &scope).await?,
         };
         Ok(index.map(|i| i.manifests().clone()).unwrap_or_default())

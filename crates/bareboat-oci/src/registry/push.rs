@@ -129,7 +129,7 @@ impl Registry {
     ) -> Result<usize, Error> {
         let artifacts = referrer::of_image(source, top)?;
         for (subject, artifact) in &artifacts {
-            let subject: Digest = subject.parse().map_err(Error::Spec)?;
+            let subject = Digest::named(subject)?;
             self.push(source, artifact, name, false).await?;
             let listed = self.referrers(name, &subject).await?;
             if !listed.iter().any(|d| d.digest() == artifact.digest()) {
@@ -186,8 +186,10 @@ impl Registry {
             .await?;
         bytes
             .map(|b| {
-                serde_json::from_slice(&b)
-                    .map_err(|e| Error::Spec(format!("the referrers index of {subject}: {e}")))
+                serde_json::from_slice(&b).map_err(|error| Error::BadDocument {
+                    what: format!("the referrers index of {subject}"),
+                    error,
+                })
             })
             .transpose()
     }

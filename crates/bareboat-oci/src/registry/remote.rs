@@ -62,8 +62,10 @@ impl Remote {
         &self,
         work: impl Future<Output = Result<T, Error>> + Send + 'static,
     ) -> Result<T, Error> {
-        block_on(self.runtime.spawn(work))
-            .map_err(|e| Error::Spec(format!("a registry request stopped: {e}")))?
+        block_on(self.runtime.spawn(work)).map_err(|e| Error::Registry {
+            registry: self.name.registry.clone(),
+            reason: format!("a request stopped: {e}"),
+        })?
     }
 
     /// The manifest, index or config `d` describes, fetched once: a manifest from the
@@ -93,14 +95,14 @@ impl Remote {
 
     /// The artifacts the registry lists as referring to the manifest `subject`.
     pub fn referrers_of(&self, subject: &Descriptor) -> Result<Vec<Descriptor>, Error> {
-        let subject: Digest = subject.digest().to_string().parse().map_err(Error::Spec)?;
+        let subject = Digest::named(subject.digest().as_ref())?;
         let (registry, name) = (self.registry.clone(), self.name.clone());
         self.wait(async move { registry.referrers(&name, &subject).await })
     }
 
     /// The blob `d` describes, streamed from the registry as it is read.
     fn stream(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>, Error> {
-        let digest: Digest = d.digest().to_string().parse().map_err(Error::Spec)?;
+        let digest = Digest::named(d.digest().as_ref())?;
         let size = d.size();
         let (tx, rx) = mpsc::channel(QUEUED);
         let (registry, name) = (self.registry.clone(), self.name.clone());

@@ -6,8 +6,10 @@ use std::fmt::Write;
 
 use bareboat_inspect::Severity;
 
-use super::{Column, rows, severity_summary, vulnerability_cell};
-use crate::human_bytes;
+use bareboat_inspect::compare::Column;
+
+use super::{rows, severity_summary, vulnerability_cell};
+use crate::output::human_bytes;
 
 /// Colours of the charts; the report's test looks for them in a screenshot.
 pub const COMPRESSED: &str = "#2563eb";

@@ -12,12 +12,17 @@
 use bareboat_apt::solver::Request;
 use bareboat_apt::sources::Distribution;
 
-use crate::spec::{Level, RunSpec, Spec};
+use crate::Error;
+pub use crate::model::Variant;
+use crate::model::{Level, RunSpec, Spec};
 
 /// A catalogue image.
 pub struct Image {
+    /// Its name, as in `catalog:NAME`.
     pub name: &'static str,
+    /// The image it builds on.
     pub parent: Option<&'static str>,
+    /// What it is for.
     pub summary: &'static str,
     trixie: &'static [&'static str],
     /// `None` where the image is made for Debian 13 only.
@@ -45,6 +50,7 @@ const DEBCONF: (&str, &str) = (
     "configuration questions, asked only by maintainer scripts",
 );
 
+/// The catalogue, each image after its parent.
 pub const IMAGES: &[Image] = &[
     Image {
         name: "static",
@@ -224,79 +230,21 @@ const JAVA_EXCLUDES: &[(&str, &str)] = &[
     ),
 ];
 
-/// An image flavour: who it runs as, and whether it carries a busybox shell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Variant {
-    Nonroot,
-    Root,
-    Debug,
-    DebugRoot,
-}
-
-impl Variant {
-    pub const ALL: [Variant; 4] = [
-        Variant::Nonroot,
-        Variant::Root,
-        Variant::Debug,
-        Variant::DebugRoot,
-    ];
-
-    /// Parses a variant name, accepting distroless's names (`latest` is `root`,
-    /// `debug-nonroot` is `debug`).
-    pub fn parse(s: &str) -> Option<Variant> {
-        Some(match s {
-            "nonroot" => Variant::Nonroot,
-            "root" | "latest" => Variant::Root,
-            "debug" | "debug-nonroot" => Variant::Debug,
-            "debug-root" => Variant::DebugRoot,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Variant::Nonroot => "nonroot",
-            Variant::Root => "root",
-            Variant::Debug => "debug",
-            Variant::DebugRoot => "debug-root",
-        }
-    }
-
-    pub fn is_debug(self) -> bool {
-        matches!(self, Variant::Debug | Variant::DebugRoot)
-    }
-}
-
-/// An unknown catalogue name or variant.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("unknown catalogue image {0:?}; available: {list}", list = names().join(", "))]
-    UnknownImage(String),
-    #[error(
-        "unknown variant {0:?}; available: nonroot, root, debug, debug-root (and distroless's latest, debug-nonroot)"
-    )]
-    UnknownVariant(String),
-    #[error(
-        "catalog:{0} is made for Debian 13 (trixie) only\n  hint: drop --release, or set release = \"trixie\""
-    )]
-    NotInRelease(&'static str),
-}
-
 /// The names of all catalogue images.
 pub fn names() -> Vec<&'static str> {
     IMAGES.iter().map(|i| i.name).collect()
 }
 
 /// Looks up an image by name.
-pub fn image(name: &str) -> Result<&'static Image, CatalogError> {
+pub fn image(name: &str) -> Result<&'static Image, Error> {
     IMAGES
         .iter()
         .find(|i| i.name == name)
-        .ok_or_else(|| CatalogError::UnknownImage(name.to_string()))
+        .ok_or_else(|| Error::UnknownImage(name.to_string()))
 }
 
 /// The chain of images from the root of the stack down to `name`.
-pub fn stack(name: &str) -> Result<Vec<&'static Image>, CatalogError> {
+pub fn stack(name: &str) -> Result<Vec<&'static Image>, Error> {
     let mut chain = vec![image(name)?];
     while let Some(parent) = chain.last().and_then(|i| i.parent) {
         chain.push(image(parent)?);
@@ -311,16 +259,13 @@ pub fn spec(
     variant: Option<&str>,
     release: Distribution,
     arch: Vec<String>,
-) -> Result<Spec, CatalogError> {
+) -> Result<Spec, Error> {
     let variant = match variant {
-        Some(v) => Variant::parse(v).ok_or_else(|| CatalogError::UnknownVariant(v.to_string()))?,
+        Some(v) => Variant::parse(v).ok_or_else(|| Error::UnknownVariant(v.to_string()))?,
         None => Variant::Nonroot,
     };
     let chain = stack(name)?;
-    let own = |i: &Image| {
-        i.own_packages(release)
-            .ok_or(CatalogError::NotInRelease(i.name))
-    };
+    let own = |i: &Image| i.own_packages(release).ok_or(Error::NotInRelease(i.name));
     let mut packages: Vec<String> = Vec::new();
     for i in &chain {
         packages.extend(own(i)?.iter().map(|p| p.to_string()));

@@ -4,6 +4,8 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::Error;
+
 /// Resolves a symlink's target against the directory holding the link, inside the image
 /// root: an absolute target starts at the root, and `..` never climbs above it.
 pub fn resolve_link(link_path: &str, target: &str) -> String {
@@ -51,7 +53,7 @@ impl Default for Slicing {
 impl Slicing {
     /// Builds a policy from the spec's globs, matched against paths relative to the root
     /// (a leading `/` in a glob is ignored).
-    pub fn new(defaults: bool, keep: &[String], drop: &[String]) -> Result<Slicing, String> {
+    pub fn new(defaults: bool, keep: &[String], drop: &[String]) -> Result<Slicing, Error> {
         Ok(Slicing {
             defaults,
             keep: globs(keep)?,
@@ -95,14 +97,16 @@ pub fn within(path: &str, paths: &[String]) -> bool {
 }
 
 /// Compiles globs matched against paths relative to the root (a leading `/` is ignored).
-pub fn globs(patterns: &[String]) -> Result<GlobSet, String> {
+pub fn globs(patterns: &[String]) -> Result<GlobSet, Error> {
+    let invalid = |pattern: &str, e: globset::Error| Error::Glob {
+        pattern: pattern.to_string(),
+        reason: e.to_string(),
+    };
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        let glob =
-            Glob::new(p.trim_start_matches('/')).map_err(|e| format!("invalid glob {p:?}: {e}"))?;
-        b.add(glob);
+        b.add(Glob::new(p.trim_start_matches('/')).map_err(|e| invalid(p, e))?);
     }
-    b.build().map_err(|e| e.to_string())
+    b.build().map_err(|e| invalid(&patterns.join(", "), e))
 }
 
 /// Paths that no program reads at run time. Each package's `copyright` stays: licences

@@ -64,20 +64,11 @@ use bareboat_oci::reference::ImageRef;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::catalog::{self, Variant};
-use crate::synth;
-
-/// Architectures a spec may name.
-pub const ARCHES: &[&str] = &["amd64", "arm64"];
-
-/// A spec error, naming the file and line.
-#[derive(Debug, thiserror::Error)]
-#[error("{origin}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct SpecError {
-    pub origin: String,
-    pub line: Option<usize>,
-    pub reason: String,
-}
+use crate::Error;
+use crate::accounts::{self, BUILTIN_USERS};
+use crate::catalog;
+use crate::model::Variant;
+pub use crate::model::{ARCHES, FileSpec, GroupSpec, Level, RunSpec, SliceSpec, Spec, UserSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,93 +120,6 @@ struct RawFile {
     owner: Option<String>,
 }
 
-/// What slicing keeps and drops, as the spec says.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SliceSpec {
-    #[serde(default = "yes")]
-    pub defaults: bool,
-    #[serde(default)]
-    pub keep: Vec<String>,
-    #[serde(default)]
-    pub drop: Vec<String>,
-}
-
-impl Default for SliceSpec {
-    fn default() -> Self {
-        SliceSpec {
-            defaults: true,
-            keep: Vec::new(),
-            drop: Vec::new(),
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// An extra account.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct UserSpec {
-    pub name: String,
-    pub uid: u32,
-    pub gid: Option<u32>,
-    pub home: Option<String>,
-}
-
-/// An extra group.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct GroupSpec {
-    pub name: String,
-    pub gid: u32,
-}
-
-/// A file or directory to copy from the host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileSpec {
-    pub src: PathBuf,
-    /// Where it goes, relative to the image root.
-    pub dst: String,
-    /// Permission bits; `None` keeps the host's.
-    pub mode: Option<u32>,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// How the image runs, for its config.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunSpec {
-    /// The numeric user; `None`: 65532, or 0 for root variants.
-    pub user: Option<String>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub workdir: Option<String>,
-    /// What the health probe checks (`http://`, `tcp://` or `file:///`), if the image
-    /// carries it.
-    pub health: Option<String>,
-    pub env: Vec<(String, String)>,
-    pub ports: Vec<String>,
-    pub labels: Vec<(String, String)>,
-    pub annotations: Vec<(String, String)>,
-}
-
-/// A group of packages that gets its own layer, lowest first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Level {
-    /// What the layer is called in the image history: a catalogue image's name, or
-    /// `packages` for the spec's own.
-    pub name: String,
-    /// The packages requested at this level; their dependencies join them unless a lower
-    /// level already has them.
-    pub roots: Vec<String>,
-    /// Dependencies this level leaves out (a catalogue image's excludes), so that a higher
-    /// level that installs them gets them in its own layer.
-    pub exclude: Vec<String>,
-}
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
@@ -223,40 +127,10 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// A validated spec.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Spec {
-    pub release: Distribution,
-    pub arch: Vec<String>,
-    pub packages: Vec<Request>,
-    pub exclude: Vec<String>,
-    /// Explicit sources; empty means the default Debian mirrors.
-    pub sources: Vec<Source>,
-    /// The layer groups, lowest first.
-    pub levels: Vec<Level>,
-    pub variant: Variant,
-    pub run: RunSpec,
-    pub files: Vec<FileSpec>,
-    /// Whether to add the packages that the added files need.
-    pub auto_deps: bool,
-    pub ca_certs: Vec<PathBuf>,
-    pub users: Vec<UserSpec>,
-    pub groups: Vec<GroupSpec>,
-    pub slice: SliceSpec,
-    pub keep_setuid: Vec<String>,
-    /// An image to build on instead of a catalogue image.
-    pub base_image: Option<ImageRef>,
-    /// Paths (relative to the root) to delete from `base_image`.
-    pub remove: Vec<String>,
-    /// Packages of which the image keeps only some paths (relative to the root), with what
-    /// lies under them: a catalogue image's, unless the spec requests the package itself.
-    pub keep_only: Vec<(String, Vec<String>)>,
-}
-
 impl Spec {
     /// Reads and validates a spec file. Relative keyring paths are taken from its directory.
-    pub fn read(path: &Path) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+    pub fn read(path: &Path) -> Result<Spec, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid {
             origin: path.display().to_string(),
             line: None,
             reason: e.to_string(),
@@ -284,104 +158,175 @@ impl Spec {
     }
 
     /// Parses and validates spec text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
-        let err = |span: Option<std::ops::Range<usize>>, reason: String| SpecError {
-            origin: origin.to_string(),
-            line: span.map(|s| line_of(text, s.start)),
-            reason,
-        };
+    pub fn parse(text: &str, origin: &str) -> Result<Spec, Error> {
+        let at = Origin { text, origin };
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             let reason = e.message().to_string();
-            err(e.span(), reason)
+            at.err(e.span(), reason)
         })?;
         let release = match &raw.release {
-            Some(r) => {
-                Distribution::parse(r.get_ref()).map_err(|e| err(Some(r.span()), e.to_string()))?
-            }
+            Some(r) => Distribution::parse(r.get_ref()).map_err(|e| at.spanned(r, e))?,
             None => Distribution::DEFAULT,
         };
-        let arch = match raw.arch {
+        let arch = match &raw.arch {
             None => vec!["amd64".to_string()],
             Some(a) => {
-                let span = a.span();
-                let list = match a.into_inner() {
-                    OneOrMany::One(s) => vec![s],
-                    OneOrMany::Many(v) => v,
+                let list = match a.get_ref() {
+                    OneOrMany::One(s) => vec![s.clone()],
+                    OneOrMany::Many(v) => v.clone(),
                 };
                 if list.is_empty() {
-                    return Err(err(
-                        Some(span),
-                        "arch must name at least one architecture".into(),
-                    ));
+                    return Err(at.spanned(a, "arch must name at least one architecture"));
                 }
-                for a in &list {
-                    if !ARCHES.contains(&a.as_str()) {
-                        return Err(err(
-                            Some(span),
-                            format!(
-                                "unsupported architecture {a:?}; use one of {}",
-                                ARCHES.join(", ")
-                            ),
-                        ));
-                    }
-                }
-                list
+                arches(list).map_err(|e| at.spanned(a, e))?
             }
         };
-        let mut base = None;
-        let mut base_image = None;
-        if let Some(f) = &raw.from {
-            match SpecRef::parse(f.get_ref()) {
-                SpecRef::Catalog { name, variant } => {
-                    base = Some(
-                        catalog::spec(&name, variant.as_deref(), release, arch.clone())
-                            .map_err(|e| err(Some(f.span()), e.to_string()))?,
-                    )
-                }
-                SpecRef::File(_) | SpecRef::Image(_) => {
-                    let image = f.get_ref().parse::<ImageRef>().map_err(|e| {
-                        err(
-                            Some(f.span()),
-                            format!(
-                                "from = {:?}: {e}\n  hint: a base is catalog:NAME[:VARIANT], or an image such as docker://REGISTRY/REPO:TAG or oci:DIR:TAG",
-                                f.get_ref()
-                            ),
-                        )
-                    })?;
-                    base_image = Some(image);
-                }
-            }
-        }
-        if raw.packages.is_empty() && base.is_none() && base_image.is_none() {
-            return Err(err(
+        let from = at.base(&raw, release, &arch)?;
+        if raw.packages.is_empty() && from.is_none() {
+            return Err(at.err(
                 None,
-                "packages is empty: name at least one package to install, or a base with from = \"catalog:NAME\"".into(),
+                "packages is empty: name at least one package to install, or a base with from = \"catalog:NAME\"",
             ));
         }
-        let mut remove = Vec::new();
-        for r in &raw.remove {
-            if base_image.is_none() {
-                return Err(err(
-                    Some(r.span()),
-                    "remove deletes paths from a base image (from = \"docker://...\"); to leave out a package's files, use [slice] drop".into(),
-                ));
-            }
-            remove.push(image_path(r.get_ref()).ok_or_else(|| {
-                err(
-                    Some(r.span()),
-                    format!(
-                        "remove {:?}: expected an absolute path inside the image",
-                        r.get_ref()
-                    ),
-                )
-            })?);
+        let remove = at.remove(&raw, &from)?;
+        let (packages, exclude) = at.packages(&raw)?;
+        let run = at.run_config(&raw)?;
+        let (users, groups) = at.accounts(&raw)?;
+        let files = at.files(&raw.files)?;
+        let sources = at.sources(&raw.sources)?;
+        let spec = Spec {
+            release,
+            arch,
+            levels: vec![Level {
+                name: "packages".into(),
+                roots: packages.iter().map(|r| r.name.clone()).collect(),
+                exclude: Vec::new(),
+            }],
+            packages,
+            exclude,
+            sources,
+            variant: Variant::Nonroot,
+            run,
+            files,
+            auto_deps: raw.auto_deps.unwrap_or(true),
+            ca_certs: raw.ca_certs,
+            users,
+            groups,
+            slice: raw.slice,
+            keep_setuid: raw.keep_setuid,
+            base_image: None,
+            remove,
+            keep_only: Vec::new(),
+        };
+        Ok(match from {
+            None => spec,
+            Some(Base::Catalog(base)) => spec.on_catalogue(*base),
+            Some(Base::Image(image)) => Spec {
+                base_image: Some(image),
+                ..spec
+            },
+        })
+    }
+
+    /// The spec built on the catalogue image `base`: its levels first and its packages
+    /// with the spec's, and its entrypoint (python3's interpreter, java -jar) unless the
+    /// spec sets its own.
+    fn on_catalogue(self, base: Spec) -> Spec {
+        // As with exclusions, a package the spec asks for itself comes whole.
+        let keep_only = base
+            .keep_only
+            .into_iter()
+            .filter(|(p, _)| !self.packages.iter().any(|r| r.name == *p))
+            .collect();
+        let mut levels = base.levels;
+        levels.extend(self.levels.into_iter().filter(|l| !l.roots.is_empty()));
+        let mut packages = base.packages;
+        packages.extend(self.packages);
+        let mut exclude: Vec<String> = base
+            .exclude
+            .into_iter()
+            .filter(|x| !packages.iter().any(|p| p.name == *x))
+            .collect();
+        exclude.extend(self.exclude);
+        let inherited = base.run;
+        let run = RunSpec {
+            entrypoint: self.run.entrypoint.or(inherited.entrypoint),
+            cmd: self.run.cmd.or(inherited.cmd),
+            health: self.run.health.or(inherited.health),
+            ..self.run
+        };
+        Spec {
+            levels,
+            variant: base.variant,
+            packages,
+            exclude,
+            keep_only,
+            run,
+            ..self
         }
+    }
+}
+
+/// What a spec's `from` names.
+enum Base {
+    Catalog(Box<Spec>),
+    Image(ImageRef),
+}
+
+/// The text a spec was parsed from, for errors that name their line; each method checks
+/// one part of the spec.
+struct Origin<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Origin<'_> {
+    fn err(&self, span: Option<std::ops::Range<usize>>, reason: impl Into<String>) -> Error {
+        Error::Invalid {
+            origin: self.origin.to_string(),
+            line: span.map(|s| line_of(self.text, s.start)),
+            reason: reason.into(),
+        }
+    }
+
+    fn spanned<T>(&self, at: &Spanned<T>, reason: impl ToString) -> Error {
+        self.err(Some(at.span()), reason.to_string())
+    }
+
+    /// The catalogue image or the image the spec builds on.
+    fn base(
+        &self,
+        raw: &RawSpec,
+        release: Distribution,
+        arch: &[String],
+    ) -> Result<Option<Base>, Error> {
+        let Some(f) = &raw.from else {
+            return Ok(None);
+        };
+        Ok(Some(match SpecRef::parse(f.get_ref()) {
+            SpecRef::Catalog { name, variant } => Base::Catalog(Box::new(
+                catalog::spec(&name, variant.as_deref(), release, arch.to_vec())
+                    .map_err(|e| self.spanned(f, e))?,
+            )),
+            SpecRef::File(_) | SpecRef::Image(_) => {
+                Base::Image(f.get_ref().parse::<ImageRef>().map_err(|e| {
+                    self.spanned(f, format!(
+                        "from = {:?}: {e}\n  hint: a base is catalog:NAME[:VARIANT], or an image such as docker://REGISTRY/REPO:TAG or oci:DIR:TAG",
+                        f.get_ref()
+                    ))
+                })?)
+            }
+        }))
+    }
+
+    /// The packages requested and excluded.
+    fn packages(&self, raw: &RawSpec) -> Result<(Vec<Request>, Vec<String>), Error> {
         let mut packages = Vec::new();
         for p in &raw.packages {
             let r = Request::parse(p.get_ref());
             if !is_package_name(&r.name) || r.version.as_deref() == Some("") {
-                return Err(err(
-                    Some(p.span()),
+                return Err(self.spanned(
+                    p,
                     format!(
                         "invalid package {:?}: expected NAME or NAME=VERSION",
                         p.get_ref()
@@ -393,51 +338,47 @@ impl Spec {
         let mut exclude = Vec::new();
         for x in &raw.exclude {
             if !is_package_name(x.get_ref()) {
-                return Err(err(
-                    Some(x.span()),
+                return Err(self.spanned(
+                    x,
                     format!("invalid package name {:?} in exclude", x.get_ref()),
                 ));
             }
             exclude.push(x.get_ref().clone());
         }
-        for port in &raw.ports {
-            let (num, proto) = port
-                .get_ref()
-                .split_once('/')
-                .unwrap_or((port.get_ref(), "tcp"));
-            if num.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp" | "sctp") {
-                return Err(err(
-                    Some(port.span()),
-                    format!(
-                        "invalid port {:?}: expected PORT or PORT/tcp|udp|sctp",
-                        port.get_ref()
-                    ),
+        Ok((packages, exclude))
+    }
+
+    /// The paths to delete from an image base.
+    fn remove(&self, raw: &RawSpec, from: &Option<Base>) -> Result<Vec<String>, Error> {
+        let mut remove = Vec::new();
+        for r in &raw.remove {
+            if !matches!(from, Some(Base::Image(_))) {
+                return Err(self.spanned(
+                    r,
+                    "remove deletes paths from a base image (from = \"docker://...\"); to leave out a package's files, use [slice] drop",
                 ));
             }
+            remove.push(image_path(r.get_ref()).ok_or_else(|| {
+                self.spanned(
+                    r,
+                    format!(
+                        "remove {:?}: expected an absolute path inside the image",
+                        r.get_ref()
+                    ),
+                )
+            })?);
         }
-        // Kubernetes' runAsNonRoot can only check a numeric user, so names become numbers.
-        let user = match &raw.user {
-            Some(u) => Some(
-                uid_of(u.get_ref(), &raw.users)
-                    .ok_or_else(|| {
-                        err(
-                            Some(u.span()),
-                            format!(
-                                "user {:?} is neither a number nor a name from [[users]]",
-                                u.get_ref()
-                            ),
-                        )
-                    })?
-                    .to_string(),
-            ),
-            None => None,
-        };
+        Ok(remove)
+    }
+
+    /// The spec's users and groups, each name and id once and none a built-in account's.
+    fn accounts(&self, raw: &RawSpec) -> Result<(Vec<UserSpec>, Vec<GroupSpec>), Error> {
         let groups: Vec<GroupSpec> = raw.groups.iter().map(|g| g.get_ref().clone()).collect();
         for (i, g) in raw.groups.iter().enumerate() {
             let GroupSpec { name, gid } = g.get_ref();
-            let at = |e: String| err(Some(g.span()), e);
-            synth::check_account_name(name).map_err(|e| at(format!("group name {e}")))?;
-            synth::builtin_group(name, *gid).map_err(at)?;
+            let at = |e: String| self.spanned(g, e);
+            accounts::check_account_name(name).map_err(|e| at(format!("group name {e}")))?;
+            accounts::builtin_group(name, *gid).map_err(at)?;
             if let Some(other) = groups[..i]
                 .iter()
                 .find(|o| o.name == *name || o.gid == *gid)
@@ -448,24 +389,12 @@ impl Spec {
                 )));
             }
         }
-        if let Some(env) = &raw.env {
-            for (key, value) in env.get_ref() {
-                if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
-                    return Err(err(
-                        Some(env.span()),
-                        format!(
-                            "env {key:?}: a variable's name must be non-empty without '=' or NUL, and its value without NUL"
-                        ),
-                    ));
-                }
-            }
-        }
         for (i, u) in raw.users.iter().enumerate() {
             let user = u.get_ref();
-            let at = |e: String| err(Some(u.span()), e);
-            synth::check_account_name(&user.name).map_err(|e| at(format!("user name {e}")))?;
+            let at = |e: String| self.spanned(u, e);
+            accounts::check_account_name(&user.name).map_err(|e| at(format!("user name {e}")))?;
             if let Some(home) = &user.home {
-                synth::check_passwd_field("home", home).map_err(at)?;
+                accounts::check_passwd_field("home", home).map_err(at)?;
                 if !home.starts_with('/') {
                     return Err(at(format!("home {home:?} must be an absolute path")));
                 }
@@ -488,42 +417,111 @@ impl Spec {
             }
         }
         for u in &raw.users {
-            if let Some(own) = synth::own_group(u.get_ref(), &groups) {
-                synth::builtin_group(&own.name, own.gid).map_err(|e| {
-                    err(
-                        Some(u.span()),
+            if let Some(own) = accounts::own_group(u.get_ref(), &groups) {
+                accounts::builtin_group(&own.name, own.gid).map_err(|e| {
+                    self.spanned(
+                        u,
                         format!("user {:?} would get a group of its own: {e}", own.name),
                     )
                 })?;
             }
             let name = &u.get_ref().name;
             if BUILTIN_USERS.iter().any(|(builtin, _)| builtin == name) {
-                return Err(err(
-                    Some(u.span()),
+                return Err(self.spanned(
+                    u,
                     format!("user name {name:?} is reserved: every image has it"),
                 ));
+            }
+        }
+        let users = raw.users.iter().map(|u| u.get_ref().clone()).collect();
+        Ok((users, groups))
+    }
+
+    /// How the image runs: its user, entrypoint, workdir, health check, environment, ports,
+    /// labels and annotations.
+    fn run_config(&self, raw: &RawSpec) -> Result<RunSpec, Error> {
+        let mut ports = Vec::new();
+        for port in &raw.ports {
+            let (num, proto) = port
+                .get_ref()
+                .split_once('/')
+                .unwrap_or((port.get_ref(), "tcp"));
+            if num.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp" | "sctp") {
+                return Err(self.spanned(
+                    port,
+                    format!(
+                        "invalid port {:?}: expected PORT or PORT/tcp|udp|sctp",
+                        port.get_ref()
+                    ),
+                ));
+            }
+            ports.push(format!("{num}/{proto}"));
+        }
+        // Kubernetes' runAsNonRoot can only check a numeric user, so names become numbers.
+        let user = match &raw.user {
+            Some(u) => Some(
+                uid_of(u.get_ref(), &raw.users)
+                    .ok_or_else(|| {
+                        self.spanned(
+                            u,
+                            format!(
+                                "user {:?} is neither a number nor a name from [[users]]",
+                                u.get_ref()
+                            ),
+                        )
+                    })?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        if let Some(env) = &raw.env {
+            for (key, value) in env.get_ref() {
+                if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+                    return Err(self.spanned(
+                        env,
+                        format!(
+                            "env {key:?}: a variable's name must be non-empty without '=' or NUL, and its value without NUL"
+                        ),
+                    ));
+                }
             }
         }
         if let Some(w) = &raw.workdir
             && !w.get_ref().starts_with('/')
         {
-            return Err(err(
-                Some(w.span()),
-                format!("workdir {:?} must be absolute", w.get_ref()),
-            ));
+            return Err(self.spanned(w, format!("workdir {:?} must be absolute", w.get_ref())));
         }
         if let Some(h) = &raw.health {
-            crate::probe::check_target(h.get_ref()).map_err(|e| err(Some(h.span()), e))?;
+            crate::health::check_target(h.get_ref()).map_err(|e| self.spanned(h, e))?;
         }
+        Ok(RunSpec {
+            user,
+            entrypoint: raw.entrypoint.clone(),
+            cmd: raw.cmd.clone(),
+            workdir: raw.workdir.as_ref().map(|w| w.get_ref().clone()),
+            health: raw.health.as_ref().map(|h| h.get_ref().clone()),
+            env: raw
+                .env
+                .as_ref()
+                .map(|e| e.get_ref().clone().into_iter().collect())
+                .unwrap_or_default(),
+            ports,
+            labels: raw.labels.clone().into_iter().collect(),
+            annotations: raw.annotations.clone().into_iter().collect(),
+        })
+    }
+
+    /// The host files to add, with their image paths, modes and owners.
+    fn files(&self, raw: &[Spanned<RawFile>]) -> Result<Vec<FileSpec>, Error> {
         let mut files = Vec::new();
-        for f in raw.files {
-            let span = f.span();
-            let f = f.into_inner();
+        for spanned in raw {
+            let f = spanned.get_ref();
+            let at = |reason: String| self.spanned(spanned, reason);
             let dst = image_path(&f.dst).ok_or_else(|| {
-                err(
-                    Some(span.clone()),
-                    format!("dst {:?} must be an absolute path inside the image", f.dst),
-                )
+                at(format!(
+                    "dst {:?} must be an absolute path inside the image",
+                    f.dst
+                ))
             })?;
             let mode = match &f.mode {
                 Some(m) => Some(
@@ -531,10 +529,9 @@ impl Spec {
                         .ok()
                         .filter(|m| *m <= 0o7777)
                         .ok_or_else(|| {
-                            err(
-                                Some(span.clone()),
-                                format!("mode {m:?} is not octal permission bits such as \"0755\""),
-                            )
+                            at(format!(
+                                "mode {m:?} is not octal permission bits such as \"0755\""
+                            ))
                         })?,
                 ),
                 None => None,
@@ -542,93 +539,32 @@ impl Spec {
             let (uid, gid) = match &f.owner {
                 Some(o) => {
                     let (u, g) = o.split_once(':').unwrap_or((o, o));
-                    u.parse().ok().zip(g.parse().ok()).ok_or_else(|| {
-                        err(
-                            Some(span.clone()),
-                            format!("owner {o:?} must be numeric UID:GID"),
-                        )
-                    })?
+                    u.parse()
+                        .ok()
+                        .zip(g.parse().ok())
+                        .ok_or_else(|| at(format!("owner {o:?} must be numeric UID:GID")))?
                 }
                 None => (0, 0),
             };
             files.push(FileSpec {
-                src: f.src,
+                src: f.src.clone(),
                 dst,
                 mode,
                 uid,
                 gid,
             });
         }
-        let own_level = Level {
-            name: "packages".into(),
-            roots: packages.iter().map(|r| r.name.clone()).collect(),
-            exclude: Vec::new(),
-        };
-        // A catalogue base's entrypoint (python3's interpreter, java -jar) holds unless the
-        // spec sets its own.
-        let inherited = base.as_ref().map(|b| b.run.clone()).unwrap_or_default();
-        let (levels, variant, packages, exclude, keep_only) = match base {
-            Some(b) => {
-                // As with exclusions, a package the spec asks for itself comes whole.
-                let keep_only = b
-                    .keep_only
-                    .into_iter()
-                    .filter(|(p, _)| !packages.iter().any(|r| r.name == *p))
-                    .collect();
-                let mut levels = b.levels;
-                if !own_level.roots.is_empty() {
-                    levels.push(own_level);
-                }
-                let mut all = b.packages;
-                all.extend(packages);
-                let mut ex: Vec<String> = b
-                    .exclude
-                    .into_iter()
-                    .filter(|x| !all.iter().any(|p| p.name == *x))
-                    .collect();
-                ex.extend(exclude);
-                (levels, b.variant, all, ex, keep_only)
-            }
-            None => (
-                vec![own_level],
-                Variant::Nonroot,
-                packages,
-                exclude,
-                Vec::new(),
-            ),
-        };
-        let run = RunSpec {
-            user,
-            entrypoint: raw.entrypoint.or(inherited.entrypoint),
-            cmd: raw.cmd.or(inherited.cmd),
-            workdir: raw.workdir.map(|w| w.into_inner()),
-            health: raw.health.map(|h| h.into_inner()).or(inherited.health),
-            env: raw
-                .env
-                .map(|e| e.into_inner().into_iter().collect())
-                .unwrap_or_default(),
-            ports: raw
-                .ports
-                .into_iter()
-                .map(|p| {
-                    let p = p.into_inner();
-                    if p.contains('/') {
-                        p
-                    } else {
-                        format!("{p}/tcp")
-                    }
-                })
-                .collect(),
-            labels: raw.labels.into_iter().collect(),
-            annotations: raw.annotations.into_iter().collect(),
-        };
+        Ok(files)
+    }
+
+    /// The archive sources that replace the default mirrors.
+    fn sources(&self, raw: &[Spanned<Source>]) -> Result<Vec<Source>, Error> {
         let mut sources = Vec::new();
-        for s in raw.sources {
-            let span = s.span();
-            let mut source = s.into_inner();
+        for s in raw {
+            let mut source = s.get_ref().clone();
             if !(source.url.starts_with("http://") || source.url.starts_with("https://")) {
-                return Err(err(
-                    Some(span),
+                return Err(self.spanned(
+                    s,
                     format!(
                         "source url {:?} must start with http:// or https://",
                         source.url
@@ -638,77 +574,28 @@ impl Spec {
             source.url = source.url.trim_end_matches('/').to_string();
             sources.push(source);
         }
-        Ok(Spec {
-            release,
-            arch,
-            packages,
-            exclude,
-            sources,
-            levels,
-            variant,
-            run,
-            files,
-            auto_deps: raw.auto_deps.unwrap_or(true),
-            ca_certs: raw.ca_certs,
-            users: raw.users.into_iter().map(|u| u.into_inner()).collect(),
-            groups,
-            slice: raw.slice,
-            keep_setuid: raw.keep_setuid,
-            base_image,
-            remove,
-            keep_only,
-        })
+        Ok(sources)
+    }
+}
+
+/// The architectures named, each checked to be one bareboat builds for: the one place
+/// an architecture is validated.
+pub fn arches(list: Vec<String>) -> Result<Vec<String>, Error> {
+    match list.iter().find(|a| !ARCHES.contains(&a.as_str())) {
+        Some(a) => Err(Error::UnsupportedArch(a.clone())),
+        None => Ok(list),
     }
 }
 
 impl Spec {
     /// A spec that builds on `image` and adds nothing yet: `--from IMAGE` on the command
     /// line.
-    pub fn on_image(
-        image: &str,
-        release: Distribution,
-        arch: Vec<String>,
-    ) -> Result<Spec, SpecError> {
+    pub fn on_image(image: &str, release: Distribution, arch: Vec<String>) -> Result<Spec, Error> {
         let mut table = toml::Table::new();
         table.insert("from".into(), image.into());
         table.insert("release".into(), release.codename().into());
         table.insert("arch".into(), arch.into());
         Spec::parse(&table.to_string(), "--from")
-    }
-
-    /// The files to add on `arch`: `{arch}` in a source path becomes the architecture's
-    /// Debian name, so one spec adds `dist/{arch}/server` to each image of a multi-arch
-    /// build.
-    pub fn files_for(&self, arch: &str) -> Vec<FileSpec> {
-        self.files
-            .iter()
-            .map(|f| FileSpec {
-                src: PathBuf::from(f.src.to_string_lossy().replace("{arch}", arch)),
-                ..f.clone()
-            })
-            .collect()
-    }
-
-    /// The spec with `packages`, found for its added files, requested in a layer of their
-    /// own below the files.
-    pub fn with_auto_deps(&self, packages: &[String]) -> Spec {
-        let mut spec = self.clone();
-        let new: Vec<String> = packages
-            .iter()
-            .filter(|p| !spec.packages.iter().any(|r| &r.name == *p))
-            .cloned()
-            .collect();
-        if new.is_empty() {
-            return spec;
-        }
-        spec.packages.extend(new.iter().map(|p| Request::parse(p)));
-        spec.exclude.retain(|x| !new.contains(x));
-        spec.levels.push(Level {
-            name: "auto-deps".into(),
-            roots: new,
-            exclude: Vec::new(),
-        });
-        spec
     }
 }
 
@@ -722,10 +609,6 @@ pub fn image_path(dst: &str) -> Option<String> {
         .ok()
         .filter(|d| !d.is_empty())
 }
-
-/// The users every image has, with their uids.
-const BUILTIN_USERS: [(&str, u32); 3] =
-    [("root", 0), ("nonroot", synth::NONROOT), ("nobody", 65534)];
 
 /// The uid of a numeric user, a built-in account or one of the spec's users.
 fn uid_of(user: &str, users: &[Spanned<UserSpec>]) -> Option<u32> {
@@ -747,11 +630,15 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Where a spec comes from: a file, or the built-in catalogue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SpecRef {
+    /// A spec file.
     File(PathBuf),
     /// An image to build on.
     Image(String),
+    /// A catalogue image and variant.
     Catalog {
+        /// The image's name.
         name: String,
+        /// The variant, if one is named.
         variant: Option<String>,
     },
 }
@@ -773,6 +660,41 @@ impl SpecRef {
                 SpecRef::Catalog { name, variant }
             }
             None => SpecRef::File(PathBuf::from(s)),
+        }
+    }
+}
+
+impl SpecRef {
+    /// Loads the spec, giving a catalogue spec or an image base `release` (default trixie)
+    /// and `arch` (default amd64), and the lockfile that goes with it by default: beside a
+    /// spec file, else in the current directory.
+    pub fn load(&self, release: Option<&str>, arch: &[String]) -> Result<(Spec, PathBuf), Error> {
+        let here = PathBuf::from("bareboat.lock");
+        let options_given = release.is_some() || !arch.is_empty();
+        let release = || Distribution::parse(release.unwrap_or("trixie"));
+        let arch = || match arch {
+            [] => Ok(vec!["amd64".to_string()]),
+            list => arches(list.to_vec()),
+        };
+        match self {
+            SpecRef::Catalog { name, variant } => Ok((
+                catalog::spec(name, variant.as_deref(), release()?, arch()?)?,
+                here,
+            )),
+            SpecRef::Image(image) => Ok((Spec::on_image(image, release()?, arch()?)?, here)),
+            SpecRef::File(path) => {
+                if !path.exists() {
+                    return Err(Error::NotFound(path.clone()));
+                }
+                if options_given {
+                    return Err(Error::OptionsOnFile(path.clone()));
+                }
+                let lock = path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("bareboat.lock");
+                Ok((Spec::read(path)?, lock))
+            }
         }
     }
 }
@@ -852,7 +774,7 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
             ),
         ] {
             let e = Spec::parse(text, "bareboat.toml").unwrap_err();
-            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert_eq!(e.line(), Some(line), "{text}: {e}");
             assert!(e.to_string().contains(needle), "{e}");
             assert!(
                 e.to_string()
@@ -866,19 +788,6 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
                 .to_string()
                 .contains("packages is empty")
         );
-    }
-
-    #[test]
-    fn groups_equal_to_built_in_ones_are_merged() {
-        let s = Spec::parse(
-            "packages = [\"a0\"]\n[[groups]]\nname = \"staff\"\ngid = 50\n\
-             [[users]]\nname = \"app\"\nuid = 1000\ngid = 5\n",
-            "t",
-        )
-        .unwrap();
-        let group = synth::group(&s.users, &s.groups);
-        assert_eq!(group.matches("staff").count(), 1, "{group}");
-        assert!(!group.contains("app"), "{group}");
     }
 
     #[test]
@@ -909,7 +818,7 @@ exclude = [\"dpkg\"]\n[[source]]\nurl = \"http://127.0.0.1:1/debian/\"\nsuite = 
         let s = Spec::parse("packages = [\"a0\"]\nuser = \"nonroot\"\n", "t").unwrap();
         assert_eq!(s.run.user.as_deref(), Some("65532"));
         let e = Spec::parse("packages = [\"a0\"]\nuser = \"ghost\"\n", "t").unwrap_err();
-        assert_eq!(e.line, Some(2), "{e}");
+        assert_eq!(e.line(), Some(2), "{e}");
     }
 
     #[test]

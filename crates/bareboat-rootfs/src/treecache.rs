@@ -69,6 +69,7 @@ struct SavedSegment {
 }
 
 impl<'a> TreeCache<'a> {
+    /// The saved trees of `cache`, their records sealed with `key`.
     pub fn new(cache: &'a Cache, key: SealKey) -> TreeCache<'a> {
         TreeCache {
             cache,

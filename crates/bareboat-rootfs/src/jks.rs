@@ -21,6 +21,7 @@ const TRUSTED_CERT: u32 = 2;
 pub struct TrustedCert {
     /// Lower case, as keytool stores it.
     pub alias: String,
+    /// The certificate, DER-encoded.
     pub der: Vec<u8>,
 }
 

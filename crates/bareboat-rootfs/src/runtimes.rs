@@ -13,7 +13,9 @@ use crate::rootfs::{NodeKind, Rootfs};
 /// A symlink to create at `path` (relative to the root).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
+    /// Where the link goes, relative to the root.
     pub path: String,
+    /// What it points at, as the link holds it.
     pub target: String,
 }
 

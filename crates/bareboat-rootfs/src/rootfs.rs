@@ -4,12 +4,13 @@
 //! File contents are staged on disk, appended to a staging file as they stream out of the
 //! package (one file per entry would spend most of a build creating inodes); the tree keeps
 //! only paths, metadata and offsets. Sealing ends a segment of the staging area, which is
-//! never written again, so a finished tree can be kept and resumed (see `treecache`). Nothing is ever created on disk at an image path, so
-//! nothing can be written through a symlink, and the policy checks that no image path is
-//! either: a package's entry whose parent is a symlink is refused, as are `..`, absolute
-//! names, device nodes, whiteout names, hard links to anything but an earlier entry of the
-//! same package, and entries past the size caps. A base image's layer is read as runtimes
-//! read it (see [`Rootfs::add_image_layer`]).
+//! never written again, so a finished tree can be kept and resumed (see
+//! [`crate::treecache`]). Nothing is ever created on disk at an image path, so nothing can
+//! be written through a symlink, and the policy checks that no image path is either: a
+//! package's entry whose parent is a symlink is refused, as are `..`, absolute names,
+//! device nodes, whiteout names, hard links to anything but an earlier entry of the same
+//! package, and entries past the size caps. A base image's layer is read as runtimes read it
+//! (see [`Rootfs::add_image_layer`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -24,40 +25,25 @@ use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::Error;
 use crate::policy::{self, Slicing};
-
-/// A problem with what a package or the spec puts in the tree.
-#[derive(Debug, thiserror::Error)]
-pub enum TreeError {
-    #[error("{origin}: entry {path:?}: {reason}")]
-    Refused {
-        origin: String,
-        path: String,
-        reason: String,
-    },
-    #[error(
-        "{path}: {first} and {second} both ship it, with different content\n  hint: exclude one of them, or drop the path with [slice] drop"
-    )]
-    Conflict {
-        path: String,
-        first: String,
-        second: String,
-    },
-    #[error("{origin}: {source}")]
-    Io { origin: String, source: io::Error },
-}
 
 /// What a tree node is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
+    /// A directory.
     Dir,
+    /// A regular file, its content staged.
     File {
         /// Where the content starts in the staging area.
         offset: u64,
+        /// The content's size.
         size: u64,
+        /// The content's SHA256.
         #[serde(with = "hex::serde")]
         sha256: [u8; 32],
     },
+    /// A symbolic link to this target, as given.
     Symlink(String),
     /// Another path of the same layer with the same content.
     Hardlink(String),
@@ -66,10 +52,15 @@ pub enum NodeKind {
 /// A path in the tree.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Node {
+    /// What it is.
     pub kind: NodeKind,
+    /// Its permission bits, setuid, setgid and sticky included.
     pub mode: u32,
+    /// Its owner's user id.
     pub uid: u32,
+    /// Its group id.
     pub gid: u32,
+    /// Its modification time, in seconds since the epoch.
     pub mtime: u64,
     /// The package that shipped it, or `None` for synthesized and added files.
     pub package: Option<String>,
@@ -77,7 +68,9 @@ pub struct Node {
 
 /// Content for a file that does not come from a package.
 pub enum Content<'a> {
+    /// These bytes.
     Bytes(&'a [u8]),
+    /// The content of this file on the host, read as it is added.
     Host(&'a Path),
 }
 
@@ -94,15 +87,20 @@ pub struct Unpacked {
 /// `start..start + len`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
+    /// The file.
     pub path: PathBuf,
+    /// The staging offset of its first byte.
     pub start: u64,
+    /// How many bytes it holds.
     pub len: u64,
 }
 
 /// What a tree resumes from: its layers' nodes and the sealed segments holding their
 /// contents, from offset 0 without gaps.
 pub struct Snapshot {
+    /// Each layer's nodes by path, bottom first.
     pub layers: Vec<BTreeMap<String, Node>>,
+    /// The sealed segments, in staging order.
     pub segments: Vec<Segment>,
 }
 
@@ -138,7 +136,7 @@ impl Rootfs {
         slicing: Slicing,
         keep_setuid: GlobSet,
         limits: Limits,
-    ) -> Result<Rootfs, TreeError> {
+    ) -> Result<Rootfs, Error> {
         Ok(Rootfs {
             staging: new_staging(staging_parent)?,
             staging_parent: staging_parent.to_path_buf(),
@@ -161,7 +159,7 @@ impl Rootfs {
         keep_setuid: GlobSet,
         limits: Limits,
         Snapshot { layers, segments }: Snapshot,
-    ) -> Result<Rootfs, TreeError> {
+    ) -> Result<Rootfs, Error> {
         let mut tree = Rootfs::new(staging_parent, slicing, keep_setuid, limits)?;
         tree.staged_len = segments.last().map_or(0, |s| s.start + s.len);
         tree.staging_start = tree.staged_len;
@@ -186,7 +184,7 @@ impl Rootfs {
 
     /// Ends the open segment of the staging area: what was staged so far is never written
     /// again.
-    pub fn seal(&mut self) -> Result<(), TreeError> {
+    pub fn seal(&mut self) -> Result<(), Error> {
         if self.staged_len == self.staging_start {
             return Ok(());
         }
@@ -345,7 +343,7 @@ impl Rootfs {
         package: &str,
         replaces: &[String],
         data: R,
-    ) -> Result<Unpacked, TreeError> {
+    ) -> Result<Unpacked, Error> {
         let origin = format!("package {package}");
         let limits = self.limits;
         let mut unpacking = PackageUnpack {
@@ -374,7 +372,7 @@ impl Rootfs {
         layer: usize,
         origin: &str,
         data: R,
-    ) -> Result<(), TreeError> {
+    ) -> Result<(), Error> {
         let limits = self.limits;
         let mut stacking = BaseStack { tree: self, layer };
         overlay::apply(data, &limits, &mut stacking).map_err(|e| e.within(origin))?;
@@ -432,8 +430,8 @@ impl Rootfs {
 
     /// Deletes `path` from the base image with a whiteout in `layer`, which sits on the
     /// base's layers.
-    pub fn remove(&mut self, layer: usize, path: &str, mtime: u64) -> Result<(), TreeError> {
-        let refuse = |reason: &str| TreeError::Refused {
+    pub fn remove(&mut self, layer: usize, path: &str, mtime: u64) -> Result<(), Error> {
+        let refuse = |reason: &str| Error::Refused {
             origin: "remove".into(),
             path: format!("/{path}"),
             reason: reason.to_string(),
@@ -511,18 +509,18 @@ impl Rootfs {
         mode: u32,
         owner: (u32, u32),
         mtime: u64,
-    ) -> Result<(), TreeError> {
+    ) -> Result<(), Error> {
         let origin = "bareboat".to_string();
-        let io_err = |e: io::Error| TreeError::Io {
+        let io_err = |e: io::Error| Error::Io {
             origin: path.to_string(),
-            source: e,
+            error: e,
         };
         let kind = match content {
             Content::Bytes(b) => self.stage(&mut &b[..], b.len() as u64, false),
             Content::Host(host) => {
-                let f = File::open(host).map_err(|e| TreeError::Io {
+                let f = File::open(host).map_err(|e| Error::Io {
                     origin: host.display().to_string(),
-                    source: e,
+                    error: e,
                 })?;
                 let size = f.metadata().map_err(io_err)?.len();
                 self.stage(&mut f.take(size + 1), size, false)
@@ -541,7 +539,7 @@ impl Rootfs {
         mode: u32,
         owner: (u32, u32),
         mtime: u64,
-    ) -> Result<(), TreeError> {
+    ) -> Result<(), Error> {
         let node = synthesized(NodeKind::Dir, mode, owner, mtime);
         self.insert_replacing(layer, path, node, "bareboat")
     }
@@ -553,16 +551,16 @@ impl Rootfs {
         path: &str,
         target: &str,
         mtime: u64,
-    ) -> Result<(), TreeError> {
+    ) -> Result<(), Error> {
         let node = synthesized(NodeKind::Symlink(target.to_string()), 0o777, (0, 0), mtime);
         self.insert_replacing(layer, path, node, "bareboat")
     }
 
     /// Moves a file within one layer, as when a debug image's busybox goes to `/busybox`.
-    pub fn rename(&mut self, layer: usize, from: &str, to: &str) -> Result<(), TreeError> {
+    pub fn rename(&mut self, layer: usize, from: &str, to: &str) -> Result<(), Error> {
         let node = self.layers[layer]
             .remove(from)
-            .ok_or_else(|| TreeError::Refused {
+            .ok_or_else(|| Error::Refused {
                 origin: "bareboat".into(),
                 path: from.to_string(),
                 reason: "not in this layer, so it cannot be moved".into(),
@@ -750,7 +748,7 @@ impl Rootfs {
     }
 
     /// Refuses a path whose parent, in the image as built so far, is a symlink.
-    fn check_parents(&self, path: &str, origin: &str) -> Result<(), TreeError> {
+    fn check_parents(&self, path: &str, origin: &str) -> Result<(), Error> {
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
             let parent = &path[..end + i];
@@ -759,7 +757,7 @@ impl Rootfs {
                 ..
             }) = self.get(parent)
             {
-                return Err(TreeError::Refused {
+                return Err(Error::Refused {
                     origin: origin.to_string(),
                     path: path.to_string(),
                     reason: format!(
@@ -780,7 +778,7 @@ impl Rootfs {
         node: Node,
         replaces: &[String],
         origin: &str,
-    ) -> Result<(), TreeError> {
+    ) -> Result<(), Error> {
         self.check_parents(path, origin)?;
         if let Some(existing) = self.get(path) {
             let same = match (&existing.kind, &node.kind) {
@@ -799,7 +797,7 @@ impl Rootfs {
                 None => Some("package bareboat".into()),
             };
             if let Some(first) = first {
-                return Err(TreeError::Conflict {
+                return Err(Error::Conflict {
                     path: format!("/{path}"),
                     first,
                     second: origin.to_string(),
@@ -818,7 +816,7 @@ impl Rootfs {
         path: &str,
         node: Node,
         origin: &str,
-    ) -> Result<(), TreeError> {
+    ) -> Result<(), Error> {
         self.check_parents(path, origin)?;
         self.layers[layer].insert(path.to_string(), node);
         self.top.insert(path.to_string(), layer);
@@ -830,7 +828,7 @@ impl Rootfs {
 /// names it), or a problem with the tree.
 enum Unpack {
     Refused(overlay::Refusal),
-    Tree(TreeError),
+    Tree(Error),
 }
 
 impl Unpack {
@@ -842,9 +840,9 @@ impl Unpack {
     }
 
     /// The error, for an archive that `origin` names.
-    fn within(self, origin: &str) -> TreeError {
+    fn within(self, origin: &str) -> Error {
         match self {
-            Unpack::Refused(r) => TreeError::Refused {
+            Unpack::Refused(r) => Error::Refused {
                 origin: origin.to_string(),
                 path: r.entry,
                 reason: r.reason,
@@ -860,8 +858,8 @@ impl From<overlay::Refusal> for Unpack {
     }
 }
 
-impl From<TreeError> for Unpack {
-    fn from(e: TreeError) -> Unpack {
+impl From<Error> for Unpack {
+    fn from(e: Error) -> Unpack {
         Unpack::Tree(e)
     }
 }
@@ -1030,13 +1028,13 @@ impl PackageUnpack<'_, '_> {
     }
 }
 
-fn new_staging(parent: &Path) -> Result<tempfile::NamedTempFile, TreeError> {
+fn new_staging(parent: &Path) -> Result<tempfile::NamedTempFile, Error> {
     tempfile::Builder::new()
         .prefix("bareboat-staging-")
         .tempfile_in(parent)
-        .map_err(|e| TreeError::Io {
+        .map_err(|e| Error::Io {
             origin: parent.display().to_string(),
-            source: e,
+            error: e,
         })
 }
 
@@ -1105,7 +1103,7 @@ mod tests {
         (dir, t)
     }
 
-    fn add(t: &mut Rootfs, layer: usize, pkg: &str, entries: &[E]) -> Result<Unpacked, TreeError> {
+    fn add(t: &mut Rootfs, layer: usize, pkg: &str, entries: &[E]) -> Result<Unpacked, Error> {
         let bytes = tar_of(entries);
         t.add_package(layer, pkg, &[], &bytes[..])
     }
@@ -1246,7 +1244,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(&e, TreeError::Conflict { first, .. } if first == "package a"),
+            matches!(&e, Error::Conflict { first, .. } if first == "package a"),
             "{e}"
         );
         let bytes = tar_of(&[E::File("./usr/bin/tool", b"two", 0o755)]);
@@ -1378,7 +1376,7 @@ mod tests {
         assert_eq!(entries[3].kind, Kind::Hardlink("usr/bin/a".into()));
     }
 
-    fn add_base(t: &mut Rootfs, entries: &[E]) -> Result<usize, TreeError> {
+    fn add_base(t: &mut Rootfs, entries: &[E]) -> Result<usize, Error> {
         let bytes = tar_of(entries);
         let layer = t.push_layer();
         t.add_image_layer(layer, "base", &bytes[..])?;

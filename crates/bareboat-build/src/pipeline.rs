@@ -1,0 +1,640 @@
+//! The commands that lock, fetch and build, as library calls: a [`Lock`] or a [`Build`] is
+//! run in a [`Context`], as are [`deps`], [`fetch`] and [`catalogue`], and each gives a
+//! typed report, which the command line only prints.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bareboat_apt::download::Progress;
+use bareboat_apt::lockfile::{Change, LockedExclusion, LockedPackage, LockedSource, Lockfile};
+use bareboat_oci::image::write_index;
+use bareboat_oci::layout::{Layout, write_atomic};
+use bareboat_oci::reference::ImageRef;
+use bareboat_oci::referrer;
+use bareboat_oci::registry::{PushReport, RegistryOptions};
+use bareboat_oci::sink::Sink;
+use bareboat_oci::transport::{self, Fetch};
+use bareboat_sbom::Format;
+use bareboat_spec::spec::Spec;
+use oci_spec::image::Descriptor;
+use serde::Serialize;
+
+use crate::Error;
+use crate::base::Base;
+use crate::build::{BuildOptions, BuiltImage, Platform};
+use crate::deps::{Analysis, Found};
+use crate::lock::{self, Archive, FetchReport, Request, Resolution, Upgrade};
+
+/// Makes the progress reporter of each stage of a run ("indexes", "packages"); a stage
+/// is over when its reporter is dropped.
+pub trait Stages {
+    /// The reporter of the stage `name`.
+    fn stage(&self, name: &'static str) -> Box<dyn Progress>;
+}
+
+/// Stages that report nothing, for callers with no terminal to show them on.
+pub struct Quiet;
+
+impl Stages for Quiet {
+    fn stage(&self, _name: &'static str) -> Box<dyn Progress> {
+        Box::new(bareboat_apt::download::Silent)
+    }
+}
+
+/// What a lock or a build runs with.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The archive packages come from, and the cache they go into.
+    pub archive: Archive<'a>,
+    /// How to reach registries, for base images and pushes.
+    pub registry: &'a RegistryOptions,
+    /// Progress reporting.
+    pub stages: &'a dyn Stages,
+}
+
+/// What auto-deps found for the added files, per architecture.
+pub type AutoDeps = BTreeMap<String, Found>;
+
+impl Context<'_> {
+    /// Resolves `request`, showing the indexes' progress.
+    async fn resolve(&self, request: &Request<'_>) -> Result<Resolution, Error> {
+        let progress = self.stages.stage("indexes");
+        request.resolve(self.archive, &*progress).await
+    }
+
+    /// Fetches the packages of `lock` into the cache, and records that `lockfile` (if it
+    /// has one) uses them.
+    async fn fetch(&self, lock: &Lockfile, lockfile: Option<&Path>) -> Result<FetchReport, Error> {
+        let progress = self.stages.stage("packages");
+        let report = lock::fetch(lock, self.archive, &*progress).await?;
+        if let Some(path) = lockfile {
+            self.archive.cache.record_use(path, &lock.sha256s())?;
+        }
+        Ok(report)
+    }
+
+    /// Opens the image `spec` builds on, if it names one: read in place, or pulled into the
+    /// cache's scratch space, every blob checked. Returns the base's name with it.
+    async fn open_base(&self, spec: &Spec) -> Result<Option<(String, transport::Source)>, Error> {
+        let Some(image) = &spec.base_image else {
+            return Ok(None);
+        };
+        let name = match image {
+            ImageRef::Docker { name, digest } => match digest {
+                Some(d) => format!("{}@{d}", name.full()),
+                None => name.full(),
+            },
+            ImageRef::Oci { dir, tag } => format!("oci:{}:{tag}", dir.display()),
+            ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => {
+                file.display().to_string()
+            }
+        };
+        let scratch = self.archive.cache.root().join("tmp");
+        let source = transport::open(image, &scratch, self.registry, Fetch::Whole)
+            .await
+            .map_err(|error| Error::OpenBase {
+                name: name.clone(),
+                error,
+            })?;
+        Ok(Some((name, source)))
+    }
+}
+
+/// The base `source`, named `name`, as the build takes it.
+fn base_of<'a>(name: &str, source: &'a transport::Source) -> Base<'a> {
+    Base {
+        name: name.to_string(),
+        source: &*source.blobs,
+        top: source.top.clone(),
+    }
+}
+
+/// Auto-deps' findings as a map.
+fn auto_deps(auto: Vec<(String, Found)>) -> AutoDeps {
+    auto.into_iter().collect()
+}
+
+/// Locking a spec: `bareboat lock`.
+pub struct Lock {
+    /// The spec.
+    pub spec: Spec,
+    /// The spec as the user named it, for hints.
+    pub spec_name: String,
+    /// The lockfile to write, or check.
+    pub lockfile: PathBuf,
+    /// Which packages may move to newer versions.
+    pub upgrade: Upgrade,
+    /// Whether to fetch the locked packages into the cache.
+    pub fetch: bool,
+}
+
+/// What `bareboat lock --check` found.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    /// The lockfile checked.
+    pub lockfile: PathBuf,
+    /// Whether locking would leave it as it is.
+    pub current: bool,
+    /// The version changes locking would make.
+    pub changes: Vec<Change>,
+    /// Whether the lockfile exists at all.
+    #[serde(skip)]
+    pub exists: bool,
+    /// Whether the packages requested or excluded changed.
+    #[serde(skip)]
+    pub inputs_changed: bool,
+    /// How many packages locking now would lock.
+    #[serde(skip)]
+    pub packages: usize,
+}
+
+/// What `bareboat lock` wrote.
+#[derive(Debug, Serialize)]
+pub struct LockReport {
+    /// The lockfile written.
+    pub lockfile: PathBuf,
+    /// The release's codename.
+    pub release: String,
+    /// The architectures locked.
+    pub arch: Vec<String>,
+    /// The archive sources, with the dates of their indexes.
+    pub sources: Vec<LockedSource>,
+    /// Every package locked, per architecture.
+    pub packages: Vec<LockedPackage>,
+    /// The dependencies the spec's excludes dropped.
+    pub excluded: Vec<LockedExclusion>,
+    /// What auto-deps found for the added files.
+    pub auto_deps: AutoDeps,
+    /// The version changes since the previous lock.
+    pub changes: Vec<Change>,
+    /// What fetching the packages did, unless it was not asked for.
+    pub fetch: Option<FetchReport>,
+    /// How long it took.
+    pub seconds: f64,
+    /// Whether there was a previous lock to compare with.
+    #[serde(skip)]
+    pub had_previous: bool,
+}
+
+impl Lock {
+    /// The previous lock, if the lockfile exists.
+    fn previous(&self) -> Result<Option<Lockfile>, Error> {
+        match self.lockfile.exists() {
+            true => Ok(Some(Lockfile::read(&self.lockfile)?)),
+            false => Ok(None),
+        }
+    }
+
+    /// Resolves the spec, keeping what `previous` locked where `upgrade` allows.
+    async fn resolve(
+        &self,
+        previous: Option<&Lockfile>,
+        cx: &Context<'_>,
+    ) -> Result<Resolution, Error> {
+        let source = cx.open_base(&self.spec).await?;
+        let base = source.as_ref().map(|(name, s)| base_of(name, s));
+        let request = Request {
+            spec: &self.spec,
+            base: base.as_ref(),
+            previous,
+            upgrade: &self.upgrade,
+        };
+        cx.resolve(&request).await
+    }
+
+    /// Whether locking would change the lockfile; writes nothing.
+    pub async fn check(&self, cx: &Context<'_>) -> Result<CheckReport, Error> {
+        let previous = self.previous()?;
+        let new = self.resolve(previous.as_ref(), cx).await?.lock;
+        Ok(CheckReport {
+            lockfile: self.lockfile.clone(),
+            current: previous.as_ref().is_some_and(|p| p.same_resolution(&new)),
+            changes: previous.as_ref().map(|p| p.diff(&new)).unwrap_or_default(),
+            exists: previous.is_some(),
+            inputs_changed: previous
+                .as_ref()
+                .is_some_and(|p| p.requested != new.requested || p.exclude != new.exclude),
+            packages: new.packages.len(),
+        })
+    }
+
+    /// Locks the spec into the lockfile, and fetches its packages unless told not to.
+    pub async fn run(&self, cx: &Context<'_>) -> Result<LockReport, Error> {
+        let started = Instant::now();
+        let previous = self.previous()?;
+        let resolution = self.resolve(previous.as_ref(), cx).await?;
+        let new = resolution.lock;
+        new.write(&self.lockfile)?;
+        let fetch = match self.fetch {
+            true => Some(cx.fetch(&new, Some(&self.lockfile)).await?),
+            false => None,
+        };
+        Ok(LockReport {
+            lockfile: self.lockfile.clone(),
+            changes: previous.as_ref().map(|p| p.diff(&new)).unwrap_or_default(),
+            release: new.release,
+            arch: new.arch,
+            sources: new.sources,
+            packages: new.packages,
+            excluded: new.exclusions,
+            auto_deps: auto_deps(resolution.auto),
+            fetch,
+            seconds: started.elapsed().as_secs_f64(),
+            had_previous: previous.is_some(),
+        })
+    }
+}
+
+/// Building a spec into images: `bareboat build`.
+pub struct Build {
+    /// The spec.
+    pub spec: Spec,
+    /// The spec as the user named it, for hints.
+    pub spec_name: String,
+    /// The lockfile to build from (resolved and written if it does not exist); `None`
+    /// resolves afresh and writes no lockfile.
+    pub lockfile: Option<PathBuf>,
+    /// Where to write the image: references in any transport's syntax. The first layout
+    /// is built into directly; the others are written from it.
+    pub outputs: Vec<String>,
+    /// How to build.
+    pub options: BuildOptions,
+    /// The SBOMs to write beside each layout and archive output and attach as referrers.
+    pub sbom: Vec<Format>,
+}
+
+/// The image a build was based on.
+#[derive(Debug, Serialize)]
+pub struct BaseReport {
+    /// The reference it was named by.
+    pub name: String,
+    /// Its digest.
+    pub digest: String,
+}
+
+/// What `bareboat build` made.
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    /// The image's (or the index's) digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Where it was written.
+    pub outputs: Vec<String>,
+    /// What auto-deps found for the added files, when the build resolved the spec.
+    pub auto_deps: AutoDeps,
+    /// What each push did.
+    pub pushes: Vec<PushReport>,
+    /// The SBOM files written.
+    pub sboms: Vec<PathBuf>,
+    /// The image built on, if any.
+    pub base: Option<BaseReport>,
+    /// Each platform's image.
+    pub images: Vec<BuiltImage>,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl Build {
+    /// Locks (or follows the lock), fetches, builds every platform, and writes every
+    /// output.
+    pub async fn run(&self, cx: &Context<'_>) -> Result<BuildReport, Error> {
+        let started = Instant::now();
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|o| o.parse::<ImageRef>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let sinks = outputs
+            .iter()
+            .map(|o| transport::sink(o, cx.registry))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.check_platforms(&sinks)?;
+        let source = cx.open_base(&self.spec).await?;
+        let base = source.as_ref().map(|(name, s)| base_of(name, s));
+        let (lock, auto) = self.lock(base.as_ref(), cx).await?;
+        cx.fetch(&lock, self.lockfile.as_deref()).await?;
+        // The first layout output is built into directly; archives are written from it, or
+        // from a scratch layout when there is none.
+        let primary = outputs
+            .iter()
+            .position(|o| matches!(o, ImageRef::Oci { .. }));
+        let scratch = tempfile::Builder::new()
+            .prefix("bareboat-build-")
+            .tempdir_in(cx.archive.cache.root().join("tmp"))
+            .map_err(|e| bareboat_apt::Error::io(cx.archive.cache.root().join("tmp"), e))?;
+        let (layout, top, images) = match primary.map(|i| &outputs[i]) {
+            Some(ImageRef::Oci { dir, tag }) => {
+                self.build_into(dir, Some(tag), &lock, base.as_ref(), cx)?
+            }
+            _ => self.build_into(
+                &scratch.path().join("layout"),
+                None,
+                &lock,
+                base.as_ref(),
+                cx,
+            )?,
+        };
+        let mut pushes = Vec::new();
+        for (i, sink) in sinks.iter().enumerate() {
+            if Some(i) != primary {
+                let written = transport::write(&layout, &top, &**sink, None)
+                    .await
+                    .map_err(|error| Error::Output {
+                        output: self.outputs[i].clone(),
+                        error,
+                    })?;
+                pushes.extend(written.push);
+            }
+        }
+        let sboms = self.write_sboms(&outputs, &images)?;
+        Ok(BuildReport {
+            digest: top.digest().to_string(),
+            media_type: top.media_type().to_string(),
+            outputs: self.outputs.clone(),
+            auto_deps: auto,
+            pushes,
+            sboms,
+            base: base.as_ref().map(|b| BaseReport {
+                name: b.name.clone(),
+                digest: b.digest(),
+            }),
+            images,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Refuses an output that holds one platform's image when the build makes several.
+    fn check_platforms(&self, sinks: &[Box<dyn Sink>]) -> Result<(), Error> {
+        let arch = &self.spec.arch;
+        match sinks.iter().position(|s| !s.holds_several_platforms()) {
+            Some(i) if arch.len() > 1 => Err(Error::OnePlatform {
+                output: self.outputs[i].clone(),
+                arches: arch.join(" and "),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The lock to build from: the lockfile, if it exists and was made for this spec, or
+    /// a fresh resolution (written to the lockfile if there is one), with what auto-deps
+    /// found.
+    async fn lock(
+        &self,
+        base: Option<&Base<'_>>,
+        cx: &Context<'_>,
+    ) -> Result<(Lockfile, AutoDeps), Error> {
+        let request = Request::fresh(&self.spec, base);
+        match &self.lockfile {
+            Some(path) if path.exists() => {
+                let lock = Lockfile::read(path)?;
+                if !lock.same_inputs(&request.inputs()) {
+                    return Err(Error::StaleLock {
+                        path: path.clone(),
+                        spec: self.spec_name.clone(),
+                    });
+                }
+                Ok((lock, AutoDeps::new()))
+            }
+            _ => {
+                let resolution = cx.resolve(&request).await?;
+                if let Some(path) = &self.lockfile {
+                    resolution.lock.write(path)?;
+                }
+                Ok((resolution.lock, auto_deps(resolution.auto)))
+            }
+        }
+    }
+
+    /// Builds every platform's image into the layout at `dir` (tagged `tag`), with an
+    /// index over several, and their SBOMs as referrers. Returns the layout and its top.
+    fn build_into(
+        &self,
+        dir: &Path,
+        tag: Option<&String>,
+        lock: &Lockfile,
+        base: Option<&Base<'_>>,
+        cx: &Context<'_>,
+    ) -> Result<(Layout, Descriptor, Vec<BuiltImage>), Error> {
+        let pending = Layout::pending(dir)?;
+        let layout = pending.layout();
+        // What an SBOM says is collected when an SBOM is asked for.
+        let options = BuildOptions {
+            sbom: !self.sbom.is_empty(),
+            ..self.options.clone()
+        };
+        let mut images = Vec::new();
+        for arch in &self.spec.arch {
+            let base_image = base.map(|b| b.image(arch)).transpose()?;
+            let platform = Platform {
+                spec: &self.spec,
+                lock,
+                arch,
+                cache: cx.archive.cache,
+                layout,
+                options: &options,
+                base: base_image.as_ref(),
+            };
+            images.push(platform.build()?);
+        }
+        let top = match images.as_slice() {
+            [one] => one.manifest.clone(),
+            _ => write_index(layout, images.iter().map(|i| i.manifest.clone()).collect())?,
+        };
+        // SBOMs ride along as referrers of each platform's image, into every output that
+        // keeps them.
+        for image in &images {
+            let Some(sbom) = &image.sbom else { continue };
+            for format in &self.sbom {
+                let bytes = format.document(sbom);
+                referrer::write_artifact(
+                    layout,
+                    &image.manifest,
+                    format.media_type(),
+                    &bytes,
+                    &sbom.created,
+                )?;
+            }
+        }
+        if let Some(tag) = tag {
+            layout.tag(&top, std::slice::from_ref(tag))?;
+        }
+        Ok((pending.commit()?, top, images))
+    }
+
+    /// Writes each image's SBOM in each format beside every layout and archive output, as
+    /// `PATH.spdx.json` (`PATH.ARCH.spdx.json` for a multi-arch build); returns the paths.
+    fn write_sboms(
+        &self,
+        outputs: &[ImageRef],
+        images: &[BuiltImage],
+    ) -> Result<Vec<PathBuf>, Error> {
+        let mut written = Vec::new();
+        for output in outputs {
+            let base = match output {
+                ImageRef::Oci { dir, .. } => dir,
+                ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => file,
+                ImageRef::Docker { .. } => continue,
+            };
+            for (image, sbom) in images.iter().filter_map(|i| Some((i, i.sbom.as_ref()?))) {
+                for format in &self.sbom {
+                    let arch = match images.len() {
+                        1 => String::new(),
+                        _ => format!(".{}", image.arch),
+                    };
+                    let mut name = base.as_os_str().to_owned();
+                    name.push(format!("{arch}.{}", format.extension()));
+                    let path = PathBuf::from(name);
+                    write_atomic(&path, &format.document(sbom))?;
+                    written.push(path);
+                }
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// What `bareboat deps` found: the added files' analysis, and the packages they need.
+#[derive(Debug, Serialize)]
+pub struct DepsReport {
+    /// The image whose packages count as installed.
+    pub base: String,
+    /// Each added file's analysis.
+    pub files: Vec<Analysis>,
+    /// The packages found for them, per architecture.
+    pub auto_deps: AutoDeps,
+}
+
+/// Finds what the files `spec` adds need, on the catalogue image `base` (as the user
+/// named it) that `spec` starts from: `bareboat deps`.
+pub async fn deps(spec: &Spec, base: &str, cx: &Context<'_>) -> Result<DepsReport, Error> {
+    let resolution = cx.resolve(&Request::fresh(spec, None)).await?;
+    Ok(DepsReport {
+        base: base.to_string(),
+        files: resolution.analysis,
+        auto_deps: auto_deps(resolution.auto),
+    })
+}
+
+/// Fetches the packages of `lock`, read from `lockfile`, into the cache: `bareboat fetch`.
+pub async fn fetch(
+    lock: &Lockfile,
+    lockfile: &Path,
+    cx: &Context<'_>,
+) -> Result<FetchReport, Error> {
+    cx.fetch(lock, Some(lockfile)).await
+}
+
+/// A package of a catalogue image, with its sizes.
+#[derive(Debug, Serialize)]
+pub struct CatalogPackage {
+    /// The package's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The `.deb`'s size.
+    pub size: u64,
+    /// Debian's Installed-Size, before slicing.
+    pub installed_size: u64,
+}
+
+/// A dependency a catalogue image leaves out, and why nothing needs it.
+#[derive(Debug, Serialize)]
+pub struct Dropped {
+    /// The package.
+    pub package: &'static str,
+    /// Why it is not needed at run time.
+    pub why: &'static str,
+}
+
+/// A catalogue image, resolved against the archive: `bareboat catalog`.
+#[derive(Debug, Serialize)]
+pub struct CatalogImage {
+    /// Its name, as in `catalog:NAME`.
+    pub name: &'static str,
+    /// The image it builds on.
+    pub parent: Option<&'static str>,
+    /// What it is for.
+    pub summary: &'static str,
+    /// The release resolved for.
+    pub release: &'static str,
+    /// The architecture resolved for.
+    pub arch: String,
+    /// The variants every image has.
+    pub variants: Vec<&'static str>,
+    /// The packages it requests, its parents' with its own.
+    pub requested: Vec<String>,
+    /// The packages it requests beyond its parent's.
+    #[serde(skip)]
+    pub own: &'static [&'static str],
+    /// The dependencies it excludes, its parents' with its own.
+    pub exclude: Vec<String>,
+    /// The dependencies it drops itself, with why.
+    pub dropped: Vec<Dropped>,
+    /// Its entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// The packages it installs.
+    pub packages: Vec<CatalogPackage>,
+    /// The sum of the `.deb` sizes.
+    pub download_size: u64,
+    /// The sum of the installed sizes, before slicing.
+    pub installed_size: u64,
+}
+
+/// Every catalogue image made for `release`, resolved for `arch`.
+pub async fn catalogue(
+    release: bareboat_apt::sources::Distribution,
+    arch: &str,
+    cx: &Context<'_>,
+) -> Result<Vec<CatalogImage>, Error> {
+    use bareboat_spec::catalog::{self, Variant};
+    let arch = bareboat_spec::spec::arches(vec![arch.to_string()])?;
+    let progress = cx.stages.stage("indexes");
+    let mut images = Vec::new();
+    for image in catalog::IMAGES {
+        let Some(own) = image.own_packages(release) else {
+            continue;
+        };
+        let spec = catalog::spec(image.name, None, release, arch.clone())?;
+        let lock = Request::fresh(&spec, None)
+            .resolve(cx.archive, &*progress)
+            .await
+            .map_err(|error| Error::Catalogue {
+                name: image.name,
+                error: Box::new(error),
+            })?
+            .lock;
+        let packages: Vec<CatalogPackage> = lock
+            .packages
+            .into_iter()
+            .map(|p| CatalogPackage {
+                name: p.name,
+                version: p.version,
+                size: p.size,
+                installed_size: p.installed_size,
+            })
+            .collect();
+        images.push(CatalogImage {
+            name: image.name,
+            parent: image.parent,
+            summary: image.summary,
+            release: release.codename(),
+            arch: arch[0].clone(),
+            variants: Variant::ALL.iter().map(|v| v.name()).collect(),
+            requested: spec.packages.iter().map(ToString::to_string).collect(),
+            own,
+            exclude: spec.exclude,
+            dropped: image
+                .exclude
+                .iter()
+                .map(|&(package, why)| Dropped { package, why })
+                .collect(),
+            entrypoint: spec.run.entrypoint,
+            download_size: packages.iter().map(|p| p.size).sum(),
+            installed_size: packages.iter().map(|p| p.installed_size).sum(),
+            packages,
+        });
+    }
+    Ok(images)
+}
