@@ -20,6 +20,7 @@ use crate::contents::ContentsIndex;
 use crate::download::{Client, Expected, Progress, Served};
 use crate::index::{Compression, Package, PackageIndex};
 use crate::keyring::Keyring;
+use crate::lockfile::LockedSource;
 use crate::release::{IndexEntry, Release};
 use crate::sources::Source;
 
@@ -37,6 +38,11 @@ pub struct LoadOptions {
     pub keyring: Arc<Keyring>,
     /// The time `Valid-Until` and signing keys' expiry are checked against.
     pub now: SystemTime,
+    /// The sources an earlier lock was made from: a Release older than the one a source was
+    /// locked against is refused, like one older than the newest the cache has seen.
+    pub locked: Vec<LockedSource>,
+    /// Accept a Release older than one already seen (a snapshot mirror, on purpose).
+    pub allow_older_release: bool,
 }
 
 /// A source with its verified release and parsed indexes.
@@ -214,8 +220,38 @@ async fn load_release(
     if source.check_valid_until && !opts.offline {
         release.check_valid_until(opts.now, &url)?;
     }
+    // Debian's archive sets no Valid-Until, so an old signed InRelease verifies forever: a
+    // Release older than one already relied on is a replay unless the user says otherwise.
+    let newest = cache.newest_release_path(&url);
+    if !opts.allow_older_release {
+        let locked = opts
+            .locked
+            .iter()
+            .find(|l| l.url == source.url && l.suite == source.suite)
+            .map(|l| (l.date.clone(), "the lockfile"));
+        let seen = std::fs::read_to_string(&newest)
+            .ok()
+            .map(|d| (d.trim().to_string(), "this machine's cache"));
+        for (date, by) in locked.into_iter().chain(seen) {
+            if crate::release::parse_rfc2822(&date).is_some_and(|d| d > release.date_unix) {
+                return Err(Error::OlderRelease {
+                    url,
+                    date: release.date,
+                    newer: date,
+                    by,
+                });
+            }
+        }
+    }
     if !opts.offline {
         cache.write_atomic(&cached, text.as_bytes())?;
+    }
+    cache.touch(&newest);
+    let seen = std::fs::read_to_string(&newest)
+        .ok()
+        .and_then(|d| crate::release::parse_rfc2822(d.trim()));
+    if seen.is_none_or(|d| d < release.date_unix) {
+        cache.write_atomic(&newest, release.date.as_bytes())?;
     }
     Ok(release)
 }
@@ -447,7 +483,7 @@ async fn load_parsed<T: Parsed>(
 /// against the SHA256 first (a signed Release gave it): it may have come from a cache
 /// archive, so it is trusted no more than a download.
 async fn load_cached<T: Parsed>(cache: &Cache, file: &DistsFile, sha256: &str) -> Option<T> {
-    let parsed = cache.index_path(sha256);
+    let parsed = cache.index_path(sha256).ok()?;
     if parsed.exists() {
         cache.touch(&parsed);
         match tokio::task::spawn_blocking(move || T::load(&parsed))
@@ -458,7 +494,7 @@ async fn load_cached<T: Parsed>(cache: &Cache, file: &DistsFile, sha256: &str) -
             Err(e) => tracing::warn!("discarding unreadable cached index: {e}"),
         }
     }
-    let raw = cache.dists_path(sha256);
+    let raw = cache.dists_path(sha256).ok()?;
     if !raw.exists() {
         return None;
     }
@@ -526,7 +562,7 @@ async fn parse_and_cache<T: Parsed>(
     what: &str,
     name: &str,
 ) -> Result<T, Error> {
-    let raw = cache.dists_path(name);
+    let raw = cache.dists_path(name)?;
     cache.commit(tmp, &raw)?;
     parse_into_cache(cache, raw, file.compression, what.to_string(), name).await
 }
@@ -549,7 +585,7 @@ async fn parse_into_cache<T: Parsed>(
     })
     .await
     .expect("index parser panicked")?;
-    let parsed = cache.index_path(name);
+    let parsed = cache.index_path(name)?;
     let mut out = cache.temp_file()?;
     let mut writer = std::io::BufWriter::new(out.as_file_mut());
     index
@@ -761,7 +797,7 @@ struct Vouch {
 
 impl Vouch {
     fn read(cache: &Cache, listed_sha256: &str) -> Option<Vouch> {
-        let path = cache.vouch_path(listed_sha256);
+        let path = cache.vouch_path(listed_sha256).ok()?;
         let text = std::fs::read_to_string(&path).ok()?;
         let field = |name: &str| {
             text.lines()
@@ -785,7 +821,7 @@ impl Vouch {
             "sha256 {}\nsize {}\nvouched-by {}\ndate {}\n",
             self.served.sha256, self.served.size, self.by, self.date
         );
-        cache.write_atomic(&cache.vouch_path(listed_sha256), text.as_bytes())
+        cache.write_atomic(&cache.vouch_path(listed_sha256)?, text.as_bytes())
     }
 
     fn notice(&self, url: &str, listed_date: &str) -> String {

@@ -8,6 +8,7 @@
 //! dists/<sha256>           Packages and Contents files as the archive served them, verified
 //! indexes/<sha256>.idx     their parsed form, named by the same SHA256
 //! releases/<key>.InRelease the last verified InRelease of each source, for --offline
+//! releases/<key>.newest    the newest Date seen in one, so an older replay is refused
 //! verified/<key>.txt       the text of an InRelease whose signature has been verified
 //! vouches/<sha256>.txt     which other signed Release vouched for a Contents file a mirror
 //!                          served in place of the one with this SHA256
@@ -31,6 +32,7 @@ use tempfile::NamedTempFile;
 
 use crate::Error;
 use crate::deb::Deb;
+use crate::syntax::is_sha256;
 
 /// An open cache directory.
 pub struct Cache {
@@ -86,16 +88,24 @@ impl Cache {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        if exclusive {
-            lock.lock()
-        } else {
-            lock.lock_shared()
-        }
-        .map_err(|e| Error::io(&lock_path, e))?;
-        Ok(Cache {
+        let cache = Cache {
             root: root.to_path_buf(),
             _lock: lock,
-        })
+        };
+        if exclusive {
+            cache._lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        } else {
+            // When no other process uses the cache, what is in tmp/ was left by one that
+            // was killed: it goes now, whatever its age, not at the next prune.
+            if cache._lock.try_lock().is_ok() {
+                cache.remove_temporaries(&mut PruneReport::default());
+            }
+            cache
+                ._lock
+                .lock_shared()
+                .map_err(|e| Error::io(&lock_path, e))?;
+        }
+        Ok(cache)
     }
 
     /// The cache's directory.
@@ -141,19 +151,26 @@ impl Cache {
         }
     }
 
-    /// Where the package with this SHA256 lives.
-    pub fn deb_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("debs").join(format!("{sha256}.deb"))
+    /// Where the package with this SHA256 lives. Paths are made only from checked
+    /// digests: a hash from a hostile lockfile such as `../../x` names no file.
+    pub fn deb_path(&self, sha256: &str) -> Result<PathBuf, Error> {
+        Ok(self
+            .root
+            .join("debs")
+            .join(format!("{}.deb", checked(sha256)?)))
     }
 
     /// Where the verified dists file (a Packages or Contents file) with this SHA256 lives.
-    pub fn dists_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("dists").join(sha256)
+    pub fn dists_path(&self, sha256: &str) -> Result<PathBuf, Error> {
+        Ok(self.root.join("dists").join(checked(sha256)?))
     }
 
     /// Where the parsed index of the compressed file with this SHA256 lives.
-    pub fn index_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("indexes").join(format!("{sha256}.idx"))
+    pub fn index_path(&self, sha256: &str) -> Result<PathBuf, Error> {
+        Ok(self
+            .root
+            .join("indexes")
+            .join(format!("{}.idx", checked(sha256)?)))
     }
 
     /// Where the last verified InRelease of a source URL lives.
@@ -161,6 +178,14 @@ impl Cache {
         self.root
             .join("releases")
             .join(format!("{}.InRelease", short_hash(inrelease_url)))
+    }
+
+    /// Where the newest `Date` seen in a verified InRelease of a source URL is kept: a
+    /// mirror that later serves an older one is replaying it.
+    pub fn newest_release_path(&self, inrelease_url: &str) -> PathBuf {
+        self.root
+            .join("releases")
+            .join(format!("{}.newest", short_hash(inrelease_url)))
     }
 
     /// Where the verification result of an InRelease file (by its SHA256) against a
@@ -173,10 +198,11 @@ impl Cache {
 
     /// Where the record of which Release vouched for the Contents file served in place of
     /// the one with this SHA256 lives.
-    pub fn vouch_path(&self, listed_sha256: &str) -> PathBuf {
-        self.root
+    pub fn vouch_path(&self, listed_sha256: &str) -> Result<PathBuf, Error> {
+        Ok(self
+            .root
             .join("vouches")
-            .join(format!("{listed_sha256}.txt"))
+            .join(format!("{}.txt", checked(listed_sha256)?)))
     }
 
     /// Where records of compressed layers live (see `bareboat_oci::layer::LayerWriter`).
@@ -221,7 +247,7 @@ impl Cache {
     /// unpacked layers are cached does not hash packages it never opens. An entry of the
     /// wrong size is removed, so the caller fetches it again.
     pub fn has_deb(&self, sha256: &str, size: u64) -> Result<bool, Error> {
-        let path = self.deb_path(sha256);
+        let path = self.deb_path(sha256)?;
         let Ok(meta) = std::fs::metadata(&path) else {
             return Ok(false);
         };
@@ -236,7 +262,7 @@ impl Cache {
     /// Opens a cached package after checking its SHA256. A corrupt entry is removed, and
     /// the error says to run again, which downloads it afresh.
     pub fn open_deb(&self, sha256: &str) -> Result<Deb<BufReader<File>>, Error> {
-        let path = self.deb_path(sha256);
+        let path = self.deb_path(sha256)?;
         if sha256_file(&path)? != sha256 {
             let _ = std::fs::remove_file(&path);
             return Err(Error::CorruptCacheEntry { path });
@@ -307,18 +333,22 @@ impl Cache {
                 }
             }
         }
-        // The exclusive lock means no other process is writing, so leftovers are stale:
-        // files, and the staging directories of builds that were killed.
-        for entry in read_dir(&self.root.join("tmp"))? {
+        self.remove_temporaries(&mut report);
+        Ok(report)
+    }
+
+    /// Removes what is in `tmp/`: files, and the staging directories of builds that were
+    /// killed. Only with the lock held exclusively: then no other process is writing there.
+    fn remove_temporaries(&self, report: &mut PruneReport) {
+        for entry in read_dir(&self.root.join("tmp")).unwrap_or_default() {
             if entry.is_dir() && !entry.is_symlink() {
                 if std::fs::remove_dir_all(&entry).is_ok() {
                     report.removed_files += 1;
                 }
             } else {
-                remove(&entry, &mut report);
+                remove(&entry, report);
             }
         }
-        Ok(report)
     }
 
     /// Writes the cache's packages, index files and InRelease files into a tar archive, for
@@ -344,6 +374,11 @@ impl Cache {
                     .unwrap_or_default();
                 let stem = name.trim_end_matches(".deb");
                 if dir == "debs" && only.is_some_and(|only| !only.iter().any(|s| s == stem)) {
+                    continue;
+                }
+                // Only what an import takes: this cache's own records (the newest Release
+                // dates it has seen) stay with it.
+                if self.import_destination(&format!("{dir}/{name}")).is_none() {
                     continue;
                 }
                 tar.append_path_with_name(&path, format!("{dir}/{name}"))
@@ -454,10 +489,13 @@ fn remove(path: &Path, report: &mut PruneReport) {
     }
 }
 
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// `sha256`, if it is one: the only thing the cache makes entry names of.
+fn checked(sha256: &str) -> Result<&str, Error> {
+    if is_sha256(sha256) {
+        Ok(sha256)
+    } else {
+        Err(Error::NotADigest(sha256.to_string()))
+    }
 }
 
 /// A short, stable file name for an arbitrary key.
@@ -486,23 +524,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         let h = sha(b"package");
-        cache.write_atomic(&cache.deb_path(&h), b"package").unwrap();
+        cache
+            .write_atomic(&cache.deb_path(&h).unwrap(), b"package")
+            .unwrap();
         assert!(cache.has_deb(&h, 7).unwrap());
-        std::fs::write(cache.deb_path(&h), b"packagX").unwrap();
+        std::fs::write(cache.deb_path(&h).unwrap(), b"packagX").unwrap();
         let e = cache
             .open_deb(&h)
             .err()
             .expect("a corrupt entry is refused");
         assert!(matches!(e, Error::CorruptCacheEntry { .. }), "{e}");
         assert!(e.to_string().contains("run the same command again"), "{e}");
-        assert!(!cache.deb_path(&h).exists(), "corrupt entry removed");
+        assert!(
+            !cache.deb_path(&h).unwrap().exists(),
+            "corrupt entry removed"
+        );
         assert!(
             !cache.has_deb(&h, 7).unwrap(),
             "so the next fetch downloads it"
         );
-        std::fs::write(cache.deb_path(&h), b"pack").unwrap();
+        std::fs::write(cache.deb_path(&h).unwrap(), b"pack").unwrap();
         assert!(!cache.has_deb(&h, 7).unwrap(), "partial entry detected");
-        assert!(!cache.deb_path(&h).exists(), "partial entry removed");
+        assert!(
+            !cache.deb_path(&h).unwrap().exists(),
+            "partial entry removed"
+        );
+    }
+
+    #[test]
+    fn entries_are_named_only_by_checked_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let victim = dir.path().join("victim.deb");
+        std::fs::write(&victim, b"important").unwrap();
+        for hostile in [
+            "../victim",
+            "../../../../tmp/victim/important",
+            &"A".repeat(64),
+        ] {
+            assert!(matches!(cache.deb_path(hostile), Err(Error::NotADigest(_))));
+            assert!(cache.has_deb(hostile, 1).is_err());
+            assert!(cache.open_deb(hostile).is_err());
+            assert!(cache.dists_path(hostile).is_err());
+            assert!(cache.index_path(hostile).is_err());
+            assert!(cache.vouch_path(hostile).is_err());
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"important");
     }
 
     #[test]
@@ -526,15 +593,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         let (a, b) = (sha(b"a"), sha(b"b"));
-        cache.write_atomic(&cache.deb_path(&a), b"a").unwrap();
-        cache.write_atomic(&cache.deb_path(&b), b"b").unwrap();
+        cache
+            .write_atomic(&cache.deb_path(&a).unwrap(), b"a")
+            .unwrap();
+        cache
+            .write_atomic(&cache.deb_path(&b).unwrap(), b"b")
+            .unwrap();
         cache
             .record_use(Path::new("x/bareboat.lock"), std::slice::from_ref(&a))
             .unwrap();
         let report = cache.prune(Duration::from_secs(3600)).unwrap();
         assert_eq!(report.removed_files, 1);
-        assert!(cache.deb_path(&a).exists());
-        assert!(!cache.deb_path(&b).exists());
+        assert!(cache.deb_path(&a).unwrap().exists());
+        assert!(!cache.deb_path(&b).unwrap().exists());
+        // What a killed process left in tmp/ goes when the cache is next opened by a
+        // process alone, or at a prune.
+        std::fs::write(cache.root().join("tmp/left"), b"x").unwrap();
+        let second = Cache::open(dir.path()).unwrap();
+        assert!(
+            cache.root().join("tmp/left").exists(),
+            "another user is alive"
+        );
+        drop((cache, second));
+        let cache = Cache::open(dir.path()).unwrap();
+        assert!(!cache.root().join("tmp/left").exists());
         // What a killed build left in tmp/, files and directories, goes.
         std::fs::create_dir_all(cache.root().join("tmp/staging-1/sub")).unwrap();
         std::fs::write(cache.root().join("tmp/staging-1/sub/f"), b"x").unwrap();
@@ -547,7 +629,7 @@ mod tests {
         // Once the lock's use is older than the window, its packages go too.
         let report = cache.prune(Duration::ZERO).unwrap();
         assert!(report.removed_files >= 2);
-        assert!(!cache.deb_path(&a).exists());
+        assert!(!cache.deb_path(&a).unwrap().exists());
     }
 
     #[test]
@@ -555,10 +637,13 @@ mod tests {
         let src_dir = tempfile::tempdir().unwrap();
         let src = Cache::open(src_dir.path()).unwrap();
         let h = sha(b"deb bytes");
-        src.write_atomic(&src.deb_path(&h), b"deb bytes").unwrap();
+        src.write_atomic(&src.deb_path(&h).unwrap(), b"deb bytes")
+            .unwrap();
         let p = sha(b"Packages");
-        src.write_atomic(&src.dists_path(&p), b"Packages").unwrap();
-        src.write_atomic(&src.index_path(&p), b"parsed").unwrap();
+        src.write_atomic(&src.dists_path(&p).unwrap(), b"Packages")
+            .unwrap();
+        src.write_atomic(&src.index_path(&p).unwrap(), b"parsed")
+            .unwrap();
         let out = src_dir.path().join("cache.tar");
         assert_eq!(
             src.export(&out, None).unwrap(),
@@ -570,8 +655,11 @@ mod tests {
         let dst = Cache::open(dst_dir.path()).unwrap();
         assert_eq!(dst.import(&out).unwrap(), 2);
         assert!(dst.has_deb(&h, 9).unwrap());
-        assert_eq!(std::fs::read(dst.dists_path(&p)).unwrap(), b"Packages");
-        assert!(!dst.index_path(&p).exists());
+        assert_eq!(
+            std::fs::read(dst.dists_path(&p).unwrap()).unwrap(),
+            b"Packages"
+        );
+        assert!(!dst.index_path(&p).unwrap().exists());
 
         let evil = |name: &str, body: &[u8]| {
             let path = src_dir.path().join("evil.tar");
@@ -597,7 +685,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not to its name"), "{e}");
-        assert!(!dst.deb_path(&sha(b"other")).exists());
+        assert!(!dst.deb_path(&sha(b"other")).unwrap().exists());
         let e = dst
             .import(&evil(&format!("dists/{}", sha(b"other")), b"x"))
             .unwrap_err()
@@ -608,7 +696,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("parsed indexes cannot be checked"), "{e}");
-        assert!(!dst.index_path(&p).exists());
+        assert!(!dst.index_path(&p).unwrap().exists());
         assert!(!dst_dir.path().parent().unwrap().join("escape.deb").exists());
     }
 }

@@ -120,7 +120,17 @@ impl Database {
             text.push_str(p.paragraph.trim_matches('\n'));
             text.push_str("\n\n");
         }
-        PackageIndex::parse_installed(&text, what)
+        let index = PackageIndex::parse_installed(&text, what)?;
+        // The solver compares these versions: one that does not parse (a folded line, a
+        // stray character) is refused here, naming the package, rather than surfacing in
+        // a solver message as a package that cannot be installed.
+        for p in index.iter() {
+            crate::relation::parse_version(p.version()).map_err(|reason| Error::BadIndex {
+                what: what.to_string(),
+                reason: format!("package {}: {reason}", p.name()),
+            })?;
+        }
+        Ok(index)
     }
 }
 

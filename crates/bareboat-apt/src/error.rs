@@ -73,6 +73,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Release file older than one already relied on: a mirror replaying old, validly
+    /// signed metadata to move packages back to older versions.
+    #[error(
+        "{url}: the mirror serves a Release dated {date}, older than the one dated {newer} that \
+         {by} relied on: a mirror replaying an old, validly signed InRelease could move packages \
+         back to older versions, so it is refused.\n\
+         hint: use an up-to-date mirror; for a snapshot mirror that serves an older date on \
+         purpose, pass --allow-older-release"
+    )]
+    OlderRelease {
+        /// The InRelease file's URL.
+        url: String,
+        /// Its `Date`.
+        date: String,
+        /// The newer `Date` already relied on.
+        newer: String,
+        /// Who relied on it: the lockfile, or the cache.
+        by: &'static str,
+    },
+
     /// A Release file whose `Valid-Until` has passed.
     #[error(
         "{url}: the Release file expired at {valid_until} (Valid-Until), so the mirror may be serving \
@@ -234,6 +254,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// A hash that was to name a cache entry and is not a SHA256 in lowercase hex.
+    #[error("{0:?} is not a SHA256 (64 lowercase hex digits), so it names no cache entry")]
+    NotADigest(String),
 
     /// A lockfile that does not parse, or has a format version this build does not read.
     #[error("{}: invalid lockfile: {reason}", path.display())]

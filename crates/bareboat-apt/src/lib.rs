@@ -8,7 +8,7 @@
 //!   vouches for;
 //! - [`archive`] loads sources into a [`archive::Universe`] of packages;
 //! - [`solver`] chooses an install set with a SAT solver;
-//! - [`lockfile`] records it; [`cache`] and [`download`] fetch and keep the `.deb` files;
+//! - [`lockfile`] records it, [`syntax`] checks the names it and the indexes give; [`cache`] and [`download`] fetch and keep the `.deb` files;
 //! - [`deb`] reads a package as a stream;
 //! - [`dpkg`] reads an installed system's dpkg database, and says where merged /usr puts a
 //!   package's paths.
@@ -21,7 +21,8 @@
 //! let sources = mirrors.sources(Distribution::Trixie)?;
 //! let cache = Cache::open(&Cache::default_root())?;
 //! let opts = LoadOptions { arch: "amd64".into(), offline: false,
-//!     keyring: Keyring::debian().into(), now: std::time::SystemTime::now() };
+//!     keyring: Keyring::debian().into(), now: std::time::SystemTime::now(),
+//!     locked: Vec::new(), allow_older_release: false };
 //! let universe = Universe::load(&Client::new(), &cache, &sources, &opts, &Silent).await?;
 //! let solution = solve(&universe, &SolveRequest {
 //!     packages: vec![Request::parse("python3")], exclude: vec!["dpkg".into()], ..Default::default() })?;
@@ -44,5 +45,6 @@ pub mod relation;
 pub mod release;
 pub mod solver;
 pub mod sources;
+pub mod syntax;
 
 pub use error::{Error, Result};

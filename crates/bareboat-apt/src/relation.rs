@@ -268,8 +268,18 @@ impl SourceRef {
     }
 }
 
-/// Parses a Debian version, naming what is wrong with it.
+/// Parses a Debian version, naming what is wrong with it. Only policy's characters are
+/// accepted (letters, digits, `. + ~ - :`), so no space, newline or control character of a
+/// hostile index or lockfile reaches a message or a path.
 pub fn parse_version(text: &str) -> Result<Version, String> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ".+~-:".contains(*c)))
+    {
+        return Err(format!(
+            "invalid version {text:?}: {c:?} is not allowed in a version"
+        ));
+    }
     Version::from_str(text).map_err(|e| format!("invalid version {text:?}: {e:?}"))
 }
 

@@ -102,9 +102,13 @@ impl<'a> BaseImage<'a> {
     /// Reads the base's layers into `tree`, one tree layer each, checking each blob's
     /// digest and diff_id.
     pub fn unpack(&self, tree: &mut Rootfs) -> Result<(), Error> {
-        for l in &self.layers {
+        let again = self.listed_again();
+        for (l, again) in self.layers.iter().zip(again) {
             let origin = format!("base image {} layer {}", self.name, l.descriptor.digest());
             let layer = tree.push_layer();
+            if again.is_some() {
+                continue;
+            }
             let mut reader = self.source.open_layer(l)?;
             let unpacked = tree
                 .add_image_layer(layer, &origin, &mut reader)
@@ -126,7 +130,11 @@ impl<'a> BaseImage<'a> {
     /// only the dpkg database is kept.
     pub fn installed(&self) -> Result<PackageIndex, Error> {
         let mut database = DatabaseFiles::default();
+        let again = self.listed_again();
         for (i, l) in self.layers.iter().enumerate() {
+            if again[i].is_some() {
+                continue;
+            }
             database.layer = i;
             let mut reader = self.source.open_layer(l)?;
             // The caps the tree applies to the same layers when it unpacks them.
@@ -156,10 +164,18 @@ impl<'a> BaseImage<'a> {
             .map_err(Into::into)
     }
 
+    /// For each layer, where the manifest lists its blob again: only the last listing is
+    /// read (see [`overlay::listed_again`]).
+    fn listed_again(&self) -> Vec<Option<usize>> {
+        let digests: Vec<_> = self.layers.iter().map(|l| l.descriptor.digest()).collect();
+        overlay::listed_again(&digests)
+    }
+
     /// Copies the base's layer blobs into `to`, where the new image's manifest names them,
     /// each checked as it is copied.
     pub fn copy_layers(&self, to: &Layout) -> Result<(), Error> {
-        for l in &self.layers {
+        let again = self.listed_again();
+        for (l, _) in self.layers.iter().zip(again).filter(|(_, a)| a.is_none()) {
             to.copy_blob_from(self.source, &l.into())
                 .map_err(|e| self.refused(e))?;
         }

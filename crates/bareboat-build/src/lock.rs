@@ -87,6 +87,8 @@ pub struct Settings {
     pub keyring: Option<PathBuf>,
     /// Whether to refuse Release files past their Valid-Until.
     pub check_valid_until: bool,
+    /// Whether to accept a Release older than one the cache or the lockfile has relied on.
+    pub allow_older_release: bool,
     /// Use only the cache; fail on anything missing.
     pub offline: bool,
     /// Parallel downloads.
@@ -251,6 +253,12 @@ impl Resolver<'_> {
             offline: settings.offline,
             keyring: self.keyring.clone(),
             now: SystemTime::now(),
+            locked: self
+                .request
+                .previous
+                .map(|l| l.sources.clone())
+                .unwrap_or_default(),
+            allow_older_release: settings.allow_older_release,
         };
         let mut universe =
             Universe::load(client, cache, &self.sources, &opts, self.progress).await?;
@@ -512,7 +520,7 @@ impl Download<'_> {
             )
             .await
             .map_err(|e| e.with_context(format!("package {}", self.name)))?;
-        cache.commit(tmp, &cache.deb_path(&self.expected.sha256))?;
+        cache.commit(tmp, &cache.deb_path(&self.expected.sha256)?)?;
         progress.done(&what);
         Ok(())
     }
@@ -561,7 +569,7 @@ impl NameLookup<'_> {
                 .fetch(self.archive.client, self.archive.cache, self.progress)
                 .await?;
             }
-            let deb_path = self.archive.cache.deb_path(&sha256);
+            let deb_path = self.archive.cache.deb_path(&sha256)?;
             let mut data = crate::package::package_tar(self.archive.cache.open_deb(&sha256)?);
             let entries = data.entries().map_err(|e| AptError::io(&deb_path, e))?;
             for entry in entries {

@@ -11,7 +11,7 @@ use bareboat_apt::lockfile::{Change, LockedExclusion, LockedPackage, LockedSourc
 use bareboat_oci::image::write_index;
 use bareboat_oci::layout::{Layout, write_atomic};
 use bareboat_oci::reference::ImageRef;
-use bareboat_oci::referrer;
+use bareboat_oci::referrer::{self, Follow};
 use bareboat_oci::registry::{PushReport, RegistryOptions};
 use bareboat_oci::sink::Sink;
 use bareboat_oci::transport::{self, Fetch};
@@ -91,7 +91,8 @@ impl Context<'_> {
             }
         };
         let scratch = self.archive.cache.root().join("tmp");
-        let source = transport::open(image, &scratch, self.registry, Fetch::Whole)
+        // The base's referrers describe the base, not what is built on it: none are pulled.
+        let source = transport::open(image, &scratch, self.registry, Fetch::Whole(Follow::None))
             .await
             .map_err(|error| Error::OpenBase {
                 name: name.clone(),
@@ -339,7 +340,7 @@ impl Build {
         let mut pushes = Vec::new();
         for (i, sink) in sinks.iter().enumerate() {
             if Some(i) != primary {
-                let written = transport::write(&layout, &top, &**sink, None)
+                let written = transport::write(&layout, &top, &**sink, None, Follow::Known)
                     .await
                     .map_err(|error| Error::Output {
                         output: self.outputs[i].clone(),

@@ -12,7 +12,7 @@
 //! resolve each entry's parent inside the root (see [`resolve`]), so an audit of the
 //! literal path would miss what they run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 
 use bareboat_oci::blob::{Layer, LayerReader};
@@ -76,6 +76,26 @@ pub struct LayerRead {
     pub entries: u64,
     /// The bytes of its regular files.
     pub file_bytes: u64,
+    /// The layer (counted from 0) where the manifest lists the same blob again, which was
+    /// read in this one's place: the image's files are the same without this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listed_again_as: Option<usize>,
+}
+
+impl LayerRead {
+    /// A layer not read, because the manifest lists its blob again as layer `above`.
+    fn listed_again(layer: &Layer, above: usize) -> LayerRead {
+        let d = &layer.descriptor;
+        LayerRead {
+            digest: d.digest().to_string(),
+            media_type: d.media_type().to_string(),
+            size: d.size(),
+            uncompressed_size: 0,
+            entries: 0,
+            file_bytes: 0,
+            listed_again_as: Some(above),
+        }
+    }
 }
 
 /// A regular file of one layer.
@@ -119,6 +139,19 @@ pub struct Filesystem {
     pub secrets: Vec<Secret>,
     /// Entries, whiteouts included, that a layer writes through a symlinked parent.
     pub redirects: Vec<Redirect>,
+    /// The paths of regular files the layer being read has written, with their records in
+    /// `contents` and `waste`: a layer that writes one path a million times keeps one
+    /// record of each, not a million.
+    written_here: HashMap<String, Written>,
+}
+
+/// What the layer being read has recorded of one path it wrote.
+#[derive(Debug, Default)]
+struct Written {
+    /// Its entry in `contents`.
+    content: Option<usize>,
+    /// Its entry in `waste`, once the layer wrote the path again.
+    waste: Option<usize>,
 }
 
 /// An entry written through a symlinked parent, and where it lands.
@@ -214,12 +247,31 @@ pub fn read(
 ) -> Result<Filesystem, Error> {
     let mut fs = Filesystem::default();
     let mut unpacked = 0;
+    let again = overlay::listed_again(
+        &layers
+            .iter()
+            .map(|l| l.descriptor.digest())
+            .collect::<Vec<_>>(),
+    );
     for (i, layer) in layers.iter().enumerate() {
+        if let Some(above) = again[i] {
+            fs.layers.push(LayerRead::listed_again(layer, above));
+            continue;
+        }
         let mut reader = source.open_layer(layer)?;
         let read = fs
             .read_layer(&mut reader, i, layer, limits, &mut unpacked)
             .map_err(|e| reader.damage().map_or(e, Error::from))?;
         fs.layers.push(read);
+    }
+    // A layer not read has the figures of the same blob where it was.
+    for (i, above) in again.iter().enumerate() {
+        if let Some(above) = *above {
+            let read = &fs.layers[above];
+            let (size, entries, bytes) = (read.uncompressed_size, read.entries, read.file_bytes);
+            let lower = &mut fs.layers[i];
+            (lower.uncompressed_size, lower.entries, lower.file_bytes) = (size, entries, bytes);
+        }
     }
     fs.metadata
         .retain(|path, _| fs.view.get(path).is_some_and(|n| n.kind == Kind::File));
@@ -260,6 +312,7 @@ impl Filesystem {
                 raw => format!("entry {raw:?}: {}", e.reason),
             })
         })?;
+        self.written_here = HashMap::new();
         // Read to the end, so the whole blob is checked against its digest.
         io::copy(&mut counted, &mut io::sink()).map_err(|e| layer_err(e.to_string()))?;
         *unpacked += counted.count;
@@ -270,6 +323,7 @@ impl Filesystem {
             uncompressed_size: counted.count,
             entries: stats.entries,
             file_bytes: stats.file_bytes,
+            listed_again_as: None,
         })
     }
 
@@ -319,12 +373,21 @@ impl Filesystem {
             }
             let bytes = bytes.filter(|_| metadata);
             node.sha256 = Some(sha256);
-            self.contents.push(Content {
+            let content = Content {
                 layer: i,
                 path: path.clone(),
                 size: node.size,
                 sha256,
-            });
+            };
+            // An earlier entry of this layer at the same path is hidden by this one.
+            let written = self.written_here.entry(path.clone()).or_default();
+            match written.content {
+                Some(at) => self.contents[at] = content,
+                None => {
+                    written.content = Some(self.contents.len());
+                    self.contents.push(content);
+                }
+            }
             self.keep_metadata(path.clone(), bytes);
         }
         self.place(path, node);
@@ -350,13 +413,26 @@ impl Filesystem {
             Some(old) if old.kind == Kind::Dir && node.kind == Kind::Dir => {}
             Some(old) => {
                 if old.kind == Kind::File {
-                    self.waste.push(Waste {
+                    let waste = Waste {
                         path: path.clone(),
                         layer: old.layer,
                         size: old.size,
                         by_layer: layer,
                         how: "overwritten",
-                    });
+                    };
+                    // A layer that writes one path again and again wastes, at that path,
+                    // all its copies but the last: one record, summed.
+                    let here = (old.layer == layer)
+                        .then(|| self.written_here.entry(path.clone()).or_default());
+                    match here.as_ref().and_then(|w| w.waste) {
+                        Some(at) => self.waste[at].size += old.size,
+                        None => {
+                            if let Some(here) = here {
+                                here.waste = Some(self.waste.len());
+                            }
+                            self.waste.push(waste);
+                        }
+                    }
                 }
                 if old.kind == Kind::Dir {
                     self.delete(&path, false, layer);
@@ -746,11 +822,18 @@ mod tests {
             max_unpacked: 3 << 20,
             ..Limits::default()
         };
-        assert!(read(&layout, &[bomb.clone(), bomb.clone()], budget).is_ok());
-        let e = read(&layout, &[bomb.clone(), bomb.clone(), bomb], budget)
+        // Three different layers: one listed again would be read once.
+        let fill = |byte: u8| vec![byte; 1 << 20];
+        let (ones, twos) = (fill(1), fill(2));
+        let one = layer(&layout, &[("ones", Some(&ones[..]))]);
+        let two = layer(&layout, &[("twos", Some(&twos[..]))]);
+        assert!(read(&layout, &[bomb.clone(), one.clone()], budget).is_ok());
+        let e = read(&layout, &[bomb.clone(), one.clone(), two], budget)
             .unwrap_err()
             .to_string();
         assert!(e.contains("in all"), "{e}");
+        // The same layer three times is read once, within the budget.
+        assert!(read(&layout, &[bomb.clone(), bomb.clone(), bomb], budget).is_ok());
     }
 
     /// A gzip layer of `(path, content)` files (a `None` content is a directory) in `layout`.

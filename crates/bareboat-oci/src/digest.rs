@@ -99,6 +99,9 @@ pub struct VerifyingReader<R> {
     expected: Digest,
     size: u64,
     checked: bool,
+    /// Whether a read of `inner` failed: what it yields after that (a download that failed
+    /// ends its stream early) says nothing of the blob, so no verdict is given on it.
+    failed: bool,
 }
 
 impl<R: Read> VerifyingReader<R> {
@@ -111,13 +114,16 @@ impl<R: Read> VerifyingReader<R> {
             expected,
             size,
             checked: false,
+            failed: false,
         }
     }
 }
 
 impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|e| {
+            self.failed |= e.kind() != io::ErrorKind::Interrupted;
+        })?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         let refused = |reason: String| {
@@ -133,6 +139,11 @@ impl<R: Read> Read for VerifyingReader<R> {
             )));
         }
         if n == 0 && !buf.is_empty() && !self.checked {
+            if self.failed {
+                return Err(io::Error::other(
+                    "the blob's stream failed before its end, so it cannot be checked",
+                ));
+            }
             if self.count != self.size {
                 return Err(refused(format!(
                     "it does not match its descriptor: it ends after {} bytes, and its descriptor says {}",
@@ -186,5 +197,29 @@ mod tests {
         );
         assert!(read(b"ab", 3).is_err());
         assert!(read(b"abcd", 3).unwrap_err().to_string().contains("larger"));
+    }
+
+    /// A stream that fails once, then ends, as a download that failed does.
+    struct FailsThenEnds(bool);
+
+    impl Read for FailsThenEnds {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            match std::mem::replace(&mut self.0, true) {
+                false => Err(io::Error::other("the registry went away")),
+                true => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_that_failed_is_not_called_short() {
+        let mut r = VerifyingReader::new(FailsThenEnds(false), Digest::of(b"abc"), 3);
+        let mut buf = [0u8; 8];
+        let first = r.read(&mut buf).unwrap_err();
+        assert_eq!(first.to_string(), "the registry went away");
+        // Read again, as a reader looking for the blob's fault does: no verdict of a short
+        // blob, which would hide the failure.
+        let again = r.read(&mut buf).unwrap_err();
+        assert!(again.downcast::<Error>().is_err(), "a verdict on the blob");
     }
 }

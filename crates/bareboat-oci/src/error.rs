@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use crate::referrer::{MAX_REFERRER_BYTES, MAX_REFERRERS};
+
 /// Errors from writing and reading images.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -112,10 +114,76 @@ pub enum Error {
         /// How many layers it has.
         layers: usize,
     },
+    /// An artifact listed as a referrer of a manifest that is not one: its manifest names
+    /// another subject, or has another artifact type than it is listed with.
+    #[error(
+        "{image}: artifact {artifact} is listed as a referrer of {subject}, but {reason}\n  hint: the listing does not describe the artifact: {TAMPERED}"
+    )]
+    NotReferrer {
+        /// The image's source: a layout, an archive or a repository.
+        image: String,
+        /// The artifact manifest's digest.
+        artifact: String,
+        /// The manifest it is listed as referring to.
+        subject: String,
+        /// How its manifest differs from the listing.
+        reason: String,
+    },
+    /// A manifest with more referrers to follow than bareboat follows.
+    #[error(
+        "{image}: {subject} has {count} referrers {which}, and bareboat follows at most {MAX_REFERRERS} per manifest\n  hint: {REFERRERS_BOUNDED}"
+    )]
+    TooManyReferrers {
+        /// The image's source: a layout, an archive or a repository.
+        image: String,
+        /// The manifest they refer to.
+        subject: String,
+        /// How many there are.
+        count: usize,
+        /// Which referrers were counted, such as `of the types bareboat carries`.
+        which: String,
+    },
+    /// Referrers of a manifest that hold more bytes than bareboat follows.
+    #[error(
+        "{image}: the referrers {which} of {subject} hold more than {} MiB, the most bareboat follows per manifest\n  hint: {REFERRERS_BOUNDED}",
+        MAX_REFERRER_BYTES >> 20
+    )]
+    ReferrersTooLarge {
+        /// The image's source: a layout, an archive or a repository.
+        image: String,
+        /// The manifest they refer to.
+        subject: String,
+        /// Which referrers were counted, such as `of the types bareboat carries`.
+        which: String,
+    },
     /// No place to keep registry credentials: none of `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`,
     /// `DOCKER_CONFIG` and `HOME` is set.
     #[error("nowhere to keep credentials: set REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR or HOME")]
     NoAuthFile,
+    /// A credentials file whose `credHelpers` entry or `credsStore` is not a helper's name:
+    /// `docker-credential-` followed by a path would run a program of the file's choosing.
+    #[error(
+        "{}: the credential helper {name:?} is not a helper's name (letters, digits, '.', '_' and '-' only)\n  hint: correct or remove the entry in that file, or pass --creds USER:PASSWORD",
+        file.display()
+    )]
+    BadHelperName {
+        /// The credentials file.
+        file: PathBuf,
+        /// The name, as the file gives it.
+        name: String,
+    },
+    /// A credential helper that did not answer in time, and was killed.
+    #[error(
+        "registry {registry}: credential helper {program} timed out: it did not answer within {after:?}, and was killed\n  hint: run `printf {registry} | {program} get` to see what it waits for (a prompt, a locked keyring), or pass --creds USER:PASSWORD"
+    )]
+    HelperTimedOut {
+        /// The registry it was asked about.
+        registry: String,
+        /// The helper's program.
+        program: String,
+        /// How long it had.
+        after: std::time::Duration,
+    },
     /// A `--ca-cert` certificate that cannot be read.
     #[error("a --ca-cert certificate: {reason}")]
     BadCertificate {
@@ -154,6 +222,9 @@ pub enum Error {
         reason: String,
     },
 }
+
+/// What to do about referrers past a bound.
+const REFERRERS_BOUNDED: &str = "the bound is fixed: remove superseded referrers (old SBOMs, signatures and attestations) where the image is kept; without --all-referrers, copy carries only the artifact types bareboat knows";
 
 /// What to do about a blob or an image that fails a check.
 const TAMPERED: &str = "the image was damaged or tampered with: get it again from where it came from, and do not use this copy";

@@ -149,6 +149,19 @@ pub fn write_image(
     }
     let base = spec.base.clone().unwrap_or_default();
     let mut history = base.history;
+    // History entries pair with layers in order, skipping `empty_layer` ones: a base with
+    // fewer entries than layers would have the first new layer credited to the base.
+    let recorded = history
+        .iter()
+        .filter(|h| h.empty_layer() != Some(true))
+        .count();
+    for _ in recorded..base.layers.len() {
+        history.push(
+            HistoryBuilder::default()
+                .created_by("(a layer of the base image, which recorded no history for it)")
+                .build()?,
+        );
+    }
     for l in layers {
         history.push(
             HistoryBuilder::default()

@@ -20,6 +20,7 @@ use tempfile::NamedTempFile;
 use crate::Error;
 use crate::blob::{self, Blob};
 use crate::digest::Digest;
+use crate::referrer::{self, Follow, Referrer, Referrers};
 use crate::source::{BlobSource, reachable};
 
 /// The annotation that names a tag in `index.json`.
@@ -47,10 +48,15 @@ impl Pending {
         // A rename onto a directory that appeared meanwhile (another build's new layout)
         // fails unless it is empty: then this layout's blobs and index entries join it.
         let result = match std::fs::rename(&staged, &root) {
-            Ok(()) => Ok(Layout { root }),
-            Err(_) if root.is_dir() => Layout::create(&root).and_then(|into| {
+            // The writers' lock moved with the directory: it is still held.
+            Ok(()) => Ok(Layout {
+                root,
+                writing: self.layout.writing,
+            }),
+            Err(_) if root.is_dir() => Layout::for_writing(&root).and_then(|into| {
                 Layout {
                     root: staged.clone(),
+                    writing: None,
                 }
                 .merge_into(&into)?;
                 Ok(into)
@@ -65,7 +71,13 @@ impl Pending {
 /// An open layout directory.
 pub struct Layout {
     root: PathBuf,
+    /// A shared lock on [`WRITERS_LOCK`], held while this process writes into the layout.
+    writing: Option<std::fs::File>,
 }
+
+/// The lock every writer of a layout holds shared while it writes: when nobody holds it,
+/// no writer is alive, and any temporary file in the layout was left by a killed one.
+const WRITERS_LOCK: &str = ".writers.lock";
 
 impl Layout {
     /// Opens a layout, creating an empty one if `root` does not exist or is empty. A
@@ -129,20 +141,24 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            writing: None,
         })
     }
 
-    /// Removes the temporary blobs a killed writer left, once they are a day old and no
-    /// writer holds the layout's lock (a live one holds it while it adds to the index).
-    fn remove_stale_temporaries(&self) {
-        let lock_path = self.root.join(".index.lock");
-        let Ok(lock) = blob::open_lock(&lock_path) else {
-            return;
-        };
-        if lock.try_lock().is_err() {
-            return;
+    /// Opens (creating) a layout to write into, holding its writers' lock. When no other
+    /// writer holds it, the temporary blobs a killed writer left are removed first,
+    /// whatever their age: nothing alive is writing them.
+    fn for_writing(root: &Path) -> Result<Layout, Error> {
+        let mut layout = Layout::create(root)?;
+        let path = root.join(WRITERS_LOCK);
+        let lock = blob::open_lock(&path).map_err(|e| Error::io(&path, e))?;
+        if lock.try_lock().is_ok() {
+            remove_entries(&root.join("blobs"), ".tmp-");
         }
-        remove_older_than(&self.root.join("blobs"), ".tmp-", STALE);
+        // Taken shared (from exclusive, where it was free), so that writers run side by side.
+        lock.lock_shared().map_err(|e| Error::io(&path, e))?;
+        layout.writing = Some(lock);
+        Ok(layout)
     }
 
     /// Moves this layout's blobs into `into` and lists its manifests in `into`'s index,
@@ -180,10 +196,8 @@ impl Layout {
     /// written in place: its blobs and index change atomically, so it never reads as broken.
     pub fn pending(root: &Path) -> Result<Pending, Error> {
         if root.exists() {
-            let layout = Layout::create(root)?;
-            layout.remove_stale_temporaries();
             return Ok(Pending {
-                layout,
+                layout: Layout::for_writing(root)?,
                 staged: None,
             });
         }
@@ -192,14 +206,13 @@ impl Layout {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        // What a killed build left beside its output.
-        remove_older_than(parent, ".bareboat-layout-", STALE);
+        remove_abandoned_layouts(parent);
         let tmp = tempfile::Builder::new()
-            .prefix(".bareboat-layout-")
+            .prefix(STAGED)
             .tempdir_in(parent)
             .map_err(|e| Error::io(parent, e))?;
         Ok(Pending {
-            layout: Layout::create(tmp.path())?,
+            layout: Layout::for_writing(tmp.path())?,
             staged: Some((tmp, root.to_path_buf())),
         })
     }
@@ -287,17 +300,20 @@ impl Layout {
     }
 
     /// Copies the artifacts of `source` that refer to the image `top` (or its platform
-    /// manifests), which the layout lists untagged.
+    /// manifests) and that `follow` asks for, which the layout lists untagged. Returns the
+    /// referrers found: those copied, and those left behind.
     pub fn copy_artifacts_from(
         &self,
         source: &dyn BlobSource,
         top: &Descriptor,
-    ) -> Result<(), Error> {
-        for (_, artifact) in crate::referrer::of_image(source, top)? {
-            self.copy_image_from(source, &artifact)?;
-            self.add_untagged(&artifact)?;
+        follow: Follow,
+    ) -> Result<Referrers, Error> {
+        let found = referrer::of_image(source, top, follow)?;
+        for r in &found.followed {
+            self.copy_image_from(source, &r.artifact)?;
+            self.add_untagged(&r.artifact)?;
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Stores a JSON document as a blob and returns its descriptor.
@@ -431,10 +447,10 @@ impl BlobSource for Layout {
         })
     }
 
-    /// The manifests `index.json` lists without a tag: the artifacts `bareboat build
-    /// --sbom` and `copy` put there.
-    fn artifacts(&self) -> Result<Vec<Descriptor>, Error> {
-        self.untagged()
+    /// Those of the manifests `index.json` lists without a tag (where `bareboat build
+    /// --sbom` and `copy` put artifacts) that name one of `subjects`.
+    fn referrers(&self, subjects: &[Descriptor]) -> Result<Vec<Referrer>, Error> {
+        referrer::naming(self, self.untagged()?, subjects)
     }
 }
 
@@ -447,23 +463,50 @@ pub(crate) fn annotated(d: &Descriptor, key: &str, value: &str) -> Descriptor {
     d
 }
 
-/// How old a temporary file or directory must be before it counts as left by a writer that
-/// was killed.
-const STALE: std::time::Duration = std::time::Duration::from_secs(86400);
+/// How old a staged layout without a writers' lock must be to count as abandoned.
+const UNLOCKED_STALE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Removes the entries of `dir` named `prefix…` that were last changed more than `age` ago.
-fn remove_older_than(dir: &Path, prefix: &str, age: std::time::Duration) {
+/// The prefix of a new layout's directory while it is written, beside where it goes.
+const STAGED: &str = ".bareboat-layout-";
+
+/// Removes the files of `dir` named `prefix…`.
+fn remove_entries(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().unwrap_or_default() > age);
-        if old && entry.file_name().to_string_lossy().starts_with(prefix) {
-            let path = entry.path();
-            let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Removes the new layouts that killed builds left staged in `parent`: those whose writers'
+/// lock nobody holds. One still being written (its writer holds the lock) is kept.
+fn remove_abandoned_layouts(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let staged = entry.file_name().to_string_lossy().starts_with(STAGED)
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if !staged {
+            continue;
+        }
+        let lock = path.join(WRITERS_LOCK);
+        let abandoned = if std::fs::symlink_metadata(&lock).is_ok_and(|m| m.is_file()) {
+            blob::open_lock(&lock).is_ok_and(|l| l.try_lock().is_ok())
+        } else {
+            // No lock yet: just made by a writer about to take it, or left by one killed
+            // in that instant, which only age tells apart.
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > UNLOCKED_STALE)
+        };
+        if abandoned {
+            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }

@@ -18,7 +18,8 @@
 //! - [`layout`] stores blobs and tags in an OCI image layout directory;
 //! - [`archive`] writes and reads `oci-archive` and `docker-archive` tar files;
 //! - [`credentials`] finds registry credentials where Docker and podman keep them;
-//! - [`referrer`] writes and finds OCI 1.1 artifacts (SBOMs) that refer to an image;
+//! - [`referrer`] writes and finds OCI 1.1 artifacts (SBOMs) that refer to an image,
+//!   checking each it follows against its listing, within bounds;
 //! - [`registry`] pushes images to and pulls them from registries;
 //! - [`transport`] opens an image by reference (`oci:`, `oci-archive:`,
 //!   `docker-archive:`, `docker://`) and writes one to any reference;

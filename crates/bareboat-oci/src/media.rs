@@ -1,5 +1,17 @@
 //! What a media type says a blob is, told once, from the exact names OCI and Docker give
-//! their documents and layers.
+//! their documents and layers; and the artifact types bareboat carries as referrers.
+
+/// The artifact types of the referrers bareboat knows and carries with an image: its SBOMs,
+/// cosign's signatures and attestations (a Sigstore bundle, a DSSE envelope, a legacy
+/// simple-signing payload) and OpenVEX documents. Others are left behind unless asked for.
+pub const KNOWN_ARTIFACTS: &[&str] = &[
+    "application/spdx+json",
+    "application/vnd.cyclonedx+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dsse.envelope.v1+json",
+    "application/vnd.dev.cosign.simplesigning.v1+json",
+    "application/openvex+json",
+];
 
 /// The kind of blob a media type names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -45,6 +45,21 @@ impl Limits {
     };
 }
 
+/// For each layer of an image, bottom first, where it is listed again above, if it is.
+/// Such a layer need not be read: its higher copy writes again every path it writes and
+/// deletes again what it deletes, and whatever lies between stacks under that copy alike,
+/// so the image's files are the same without the lower one. A blob listed many times is
+/// then read once, whatever the manifest repeats.
+pub fn listed_again<T: Eq + std::hash::Hash>(layers: &[T]) -> Vec<Option<usize>> {
+    let last: std::collections::HashMap<&T, usize> =
+        layers.iter().enumerate().map(|(i, l)| (l, i)).collect();
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Some(last[l]).filter(|&j| j != i))
+        .collect()
+}
+
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -360,5 +375,14 @@ mod tests {
         let e = apply(&tar[..], &small, &mut Log::default()).unwrap_err();
         assert_eq!(e.entry, "etc/hosts");
         assert!(e.reason.contains("decompression bomb"), "{e:?}");
+    }
+
+    #[test]
+    fn a_layer_listed_again_is_read_at_its_last_listing() {
+        assert_eq!(
+            listed_again(&["a", "b", "a", "c", "a", "b"]),
+            [Some(4), Some(5), Some(4), None, None, None]
+        );
+        assert_eq!(listed_again::<&str>(&[]), []);
     }
 }

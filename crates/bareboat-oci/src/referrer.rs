@@ -5,15 +5,19 @@
 //! as the one layer. A layout lists its artifacts in `index.json` without a tag; a registry
 //! lists them through the referrers API or, where it has none (docker-registry 2.8), in an
 //! index under the tag `sha256-<hex of the subject>` (see [`crate::registry`]).
+//!
+//! Whatever the source, its referrers are read through [`of_image`], which checks each one
+//! it follows against its listing and bounds how many, and how many bytes, it follows.
 
 use std::collections::HashMap;
 
 use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
+use serde::Serialize;
 
 use crate::Error;
 use crate::image::canonical_json;
 use crate::layout::Layout;
-use crate::media::Kind;
+use crate::media::{KNOWN_ARTIFACTS, Kind};
 use crate::source::BlobSource;
 
 /// The config of an artifact that needs none.
@@ -54,36 +58,194 @@ pub fn write_artifact(
     Ok(d)
 }
 
-/// The digest of the manifest that the manifest `d` in `source` refers to, if any.
-pub fn subject_of(source: &dyn BlobSource, d: &Descriptor) -> Result<Option<String>, Error> {
-    if Kind::of(d.media_type().as_ref()) != Kind::Manifest {
-        return Ok(None);
-    }
-    let manifest: ImageManifest =
-        serde_json::from_slice(&source.read_described(d)?).map_err(|error| Error::BadDocument {
-            what: format!("manifest {}", d.digest()),
-            error,
-        })?;
-    Ok(manifest.subject().as_ref().map(|s| s.digest().to_string()))
+/// The most referrers of one manifest that bareboat follows. A real image has a handful:
+/// an SBOM or two, a signature and some attestations per signing; 64 leaves room for many
+/// signings while a listing of thousands (a referrers index of 4 MiB lists about 25,000)
+/// is refused before any is fetched.
+pub const MAX_REFERRERS: usize = 64;
+
+/// The most bytes (manifests, configs and contents, as their descriptors give them) of the
+/// referrers of one manifest that bareboat follows: sixteen documents at the 4 MiB cap of
+/// a manifest, where real referrers (SBOMs, signatures) are far smaller.
+pub const MAX_REFERRER_BYTES: u64 = 64 << 20;
+
+/// An artifact listed as referring to one of an image's manifests.
+#[derive(Clone, Debug, Serialize)]
+pub struct Referrer {
+    /// The digest of the manifest it is listed as referring to.
+    pub subject: String,
+    /// The artifact's manifest as the source lists it, with its artifact type.
+    pub artifact: Descriptor,
 }
 
-/// The artifacts `source` lists that refer to the image (or index) `top` or to one of its
-/// platform manifests, each with the digest it refers to.
-pub fn of_image(
+/// An image's referrers, as [`of_image`] finds them.
+#[derive(Debug, Default)]
+pub struct Referrers {
+    /// Those followed, each checked to be an artifact manifest that names its subject and
+    /// has the artifact type it is listed with.
+    pub followed: Vec<Referrer>,
+    /// Those not followed for their type (with [`Follow::Known`], the types bareboat does
+    /// not know), so that what is left behind can be named.
+    pub left_behind: Vec<Referrer>,
+}
+
+/// Which of an image's referrers to follow: to copy, push or read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow<'a> {
+    /// None: the image alone, as a build takes its base.
+    None,
+    /// Those of the artifact types bareboat knows ([`KNOWN_ARTIFACTS`]).
+    Known,
+    /// Every artifact manifest, whatever its type.
+    All,
+    /// Those of one artifact type.
+    Only(&'a str),
+}
+
+impl Follow<'_> {
+    /// Whether the artifact a source lists as `listed` is followed. An index that refers to
+    /// an image is never: nothing bareboat reads is one.
+    fn follows(self, listed: &Descriptor) -> bool {
+        if Kind::of(listed.media_type().as_ref()) != Kind::Manifest {
+            return false;
+        }
+        let listed = listed.artifact_type().as_ref().map(ToString::to_string);
+        match self {
+            Follow::None => false,
+            Follow::Known => listed.is_some_and(|t| KNOWN_ARTIFACTS.contains(&t.as_str())),
+            Follow::All => true,
+            Follow::Only(wanted) => listed.as_deref() == Some(wanted),
+        }
+    }
+
+    /// The referrers it follows, as errors name them.
+    fn which(self) -> String {
+        match self {
+            Follow::None | Follow::All => "of any type".into(),
+            Follow::Known => "of the types bareboat carries".into(),
+            Follow::Only(wanted) => format!("of type {wanted}"),
+        }
+    }
+}
+
+/// The artifacts among `candidates` (manifests a layout or archive holds) whose manifests
+/// name one of `subjects` as their subject.
+pub fn naming(
     source: &dyn BlobSource,
-    top: &Descriptor,
-) -> Result<Vec<(String, Descriptor)>, Error> {
-    let subjects: Vec<String> = subjects(source, top)?
-        .iter()
-        .map(|d| d.digest().to_string())
-        .collect();
+    candidates: impl IntoIterator<Item = Descriptor>,
+    subjects: &[Descriptor],
+) -> Result<Vec<Referrer>, Error> {
     let mut out = Vec::new();
-    for artifact in source.artifacts()? {
-        if let Some(subject) = subject_of(source, &artifact)?.filter(|s| subjects.contains(s)) {
-            out.push((subject, artifact));
+    for artifact in candidates {
+        if Kind::of(artifact.media_type().as_ref()) != Kind::Manifest {
+            continue;
+        }
+        let named = artifact_manifest(source, &artifact)?
+            .subject()
+            .as_ref()
+            .map(|s| s.digest().to_string());
+        if let Some(subject) = named.filter(|s| subjects.iter().any(|d| d.digest().as_ref() == s)) {
+            out.push(Referrer { subject, artifact });
         }
     }
     Ok(out)
+}
+
+/// The referrers `source` lists of the image (or index) `top` and its platform manifests,
+/// those `follow` asks for checked. The only way bareboat reads referrers, whatever the
+/// source: of each manifest, at most [`MAX_REFERRERS`] are followed, holding at most
+/// [`MAX_REFERRER_BYTES`], and each must be an artifact manifest that names that manifest
+/// as its subject and has the artifact type it is listed with. Past a bound, or on an
+/// artifact that is not what it is listed as, nothing is followed and the error says so.
+pub fn of_image(
+    source: &dyn BlobSource,
+    top: &Descriptor,
+    follow: Follow,
+) -> Result<Referrers, Error> {
+    let mut found = Referrers::default();
+    if follow == Follow::None {
+        return Ok(found);
+    }
+    let subjects = subjects(source, top)?;
+    let listed = source.referrers(&subjects)?;
+    for subject in &subjects {
+        let subject = subject.digest().to_string();
+        let (followed, left_behind): (Vec<&Referrer>, Vec<&Referrer>) = listed
+            .iter()
+            .filter(|r| r.subject == subject)
+            .partition(|r| follow.follows(&r.artifact));
+        if followed.len() > MAX_REFERRERS {
+            return Err(Error::TooManyReferrers {
+                image: source.name(),
+                subject,
+                count: followed.len(),
+                which: follow.which(),
+            });
+        }
+        let mut bytes = 0u64;
+        let mut charge = |add: u64| {
+            bytes = bytes.saturating_add(add);
+            if bytes <= MAX_REFERRER_BYTES {
+                return Ok(());
+            }
+            Err(Error::ReferrersTooLarge {
+                image: source.name(),
+                subject: subject.clone(),
+                which: follow.which(),
+            })
+        };
+        for r in &followed {
+            // A manifest counts before it is fetched, and what it points at before that
+            // is: no more than one document is read past the bound.
+            charge(r.artifact.size())?;
+            charge(checked(source, r)?)?;
+        }
+        found.followed.extend(followed.into_iter().cloned());
+        found.left_behind.extend(left_behind.into_iter().cloned());
+    }
+    Ok(found)
+}
+
+/// Checks that the referrer `r` of `source` is what it is listed as: an artifact manifest
+/// that names `r.subject` as its subject and has the artifact type it is listed with (its
+/// `artifactType`, else its config's media type, as the referrers API lists it). Returns
+/// the bytes its config and layers hold, as their descriptors give them.
+fn checked(source: &dyn BlobSource, r: &Referrer) -> Result<u64, Error> {
+    let manifest = artifact_manifest(source, &r.artifact)?;
+    let not_one = |reason: String| Error::NotReferrer {
+        image: source.name(),
+        artifact: r.artifact.digest().to_string(),
+        subject: r.subject.clone(),
+        reason,
+    };
+    match manifest.subject().as_ref().map(|s| s.digest().to_string()) {
+        Some(named) if named == r.subject => {}
+        Some(named) => {
+            return Err(not_one(format!(
+                "its manifest names {named} as its subject"
+            )));
+        }
+        None => return Err(not_one("its manifest names no subject".into())),
+    }
+    let actual = manifest
+        .artifact_type()
+        .as_ref()
+        .unwrap_or(manifest.config().media_type());
+    if let Some(listed) = r.artifact.artifact_type().as_ref().filter(|t| *t != actual) {
+        return Err(not_one(format!(
+            "it is listed as {listed} and its manifest says {actual}"
+        )));
+    }
+    let blobs = std::iter::once(manifest.config()).chain(manifest.layers());
+    Ok(blobs.map(Descriptor::size).fold(0, u64::saturating_add))
+}
+
+/// The manifest of the artifact `d` in `source`, read whole and checked against its digest.
+fn artifact_manifest(source: &dyn BlobSource, d: &Descriptor) -> Result<ImageManifest, Error> {
+    serde_json::from_slice(&source.read_described(d)?).map_err(|error| Error::BadDocument {
+        what: format!("artifact {}", d.digest()),
+        error,
+    })
 }
 
 /// The manifests an image (or index) `top` consists of: itself, and for an index each
@@ -105,11 +267,7 @@ pub fn subjects(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Descrip
 
 /// The content of an artifact in `source`: its one layer, checked against its digest.
 pub fn content(source: &dyn BlobSource, artifact: &Descriptor) -> Result<Vec<u8>, Error> {
-    let manifest: ImageManifest = serde_json::from_slice(&source.read_described(artifact)?)
-        .map_err(|error| Error::BadDocument {
-            what: format!("artifact {}", artifact.digest()),
-            error,
-        })?;
+    let manifest = artifact_manifest(source, artifact)?;
     let [layer] = manifest.layers().as_slice() else {
         return Err(Error::ArtifactLayers {
             digest: artifact.digest().to_string(),
@@ -119,21 +277,14 @@ pub fn content(source: &dyn BlobSource, artifact: &Descriptor) -> Result<Vec<u8>
     source.read_described(layer)
 }
 
-/// The newest of `referrers` (by its `created` annotation) of `artifact_type`: the SBOM a
-/// build attached last, say.
-pub fn newest(referrers: &[Descriptor], artifact_type: &str) -> Option<Descriptor> {
-    referrers
-        .iter()
-        .filter(|d| {
-            d.artifact_type()
-                .as_ref()
-                .is_some_and(|t| t.to_string() == artifact_type)
-        })
-        .max_by_key(|d| {
-            let created = d.annotations().as_ref().and_then(|a| a.get(CREATED));
-            created.cloned().unwrap_or_default()
-        })
-        .cloned()
+/// The newest of `referrers` by its `created` annotation: the SBOM a build attached last,
+/// say.
+pub fn newest(referrers: &[Referrer]) -> Option<&Descriptor> {
+    let created = |d: &&Descriptor| {
+        let created = d.annotations().as_ref().and_then(|a| a.get(CREATED));
+        created.cloned().unwrap_or_default()
+    };
+    referrers.iter().map(|r| &r.artifact).max_by_key(created)
 }
 
 #[cfg(test)]
@@ -154,12 +305,13 @@ mod tests {
             write_artifact(&layout, &image, "application/spdx+json", b"{\"a\":1}", "t").unwrap();
         write_artifact(&layout, &other, "application/spdx+json", b"{}", "t").unwrap();
         layout.tag(&image, &["latest".into()]).unwrap();
-        let found: Vec<Descriptor> = of_image(&layout, &image)
+        let found: Vec<Descriptor> = of_image(&layout, &image, Follow::Known)
             .unwrap()
+            .followed
             .into_iter()
-            .map(|(subject, d)| {
-                assert_eq!(subject, image.digest().to_string());
-                d
+            .map(|r| {
+                assert_eq!(r.subject, image.digest().to_string());
+                r.artifact
             })
             .collect();
         assert_eq!(found, std::slice::from_ref(&a));
@@ -171,5 +323,43 @@ mod tests {
         // Written again, the artifact is the same and listed once.
         write_artifact(&layout, &image, "application/spdx+json", b"{\"a\":1}", "t").unwrap();
         assert_eq!(layout.untagged().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn only_the_types_asked_for_are_followed_and_each_must_be_as_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let image = layout
+            .put_json(MediaType::ImageManifest, br#"{"schemaVersion":2}"#)
+            .unwrap();
+        let sbom = write_artifact(&layout, &image, "application/spdx+json", b"{}", "t").unwrap();
+        let other = write_artifact(&layout, &image, "application/x-other", b"{}", "t").unwrap();
+        let digests = |rs: &[Referrer]| -> Vec<String> {
+            rs.iter().map(|r| r.artifact.digest().to_string()).collect()
+        };
+        let known = of_image(&layout, &image, Follow::Known).unwrap();
+        assert_eq!(digests(&known.followed), [sbom.digest().to_string()]);
+        assert_eq!(digests(&known.left_behind), [other.digest().to_string()]);
+        let all = of_image(&layout, &image, Follow::All).unwrap();
+        assert_eq!(all.followed.len(), 2);
+        assert!(all.left_behind.is_empty());
+
+        // Listed as an SBOM, the other artifact is refused for what its manifest says.
+        let path = dir.path().join("index.json");
+        let mut index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for m in index["manifests"].as_array_mut().unwrap() {
+            if m["artifactType"] == "application/x-other" {
+                m["artifactType"] = "application/spdx+json".into();
+            }
+        }
+        std::fs::write(&path, index.to_string()).unwrap();
+        let err = of_image(&layout, &image, Follow::Known).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "is listed as application/spdx+json and its manifest says application/x-other"
+            ),
+            "{err}"
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! Where an image is written: one trait for layouts, both kinds of archive and registries,
 //! so that copying, a build's outputs and a push all write alike. Every sink takes any
-//! [`BlobSource`], writes the image with the artifacts (SBOMs) that refer to it, and checks
-//! every blob as it reads it. A layout or an archive is written beside its path and renamed
-//! into place; a push sends the blobs first and the tag last, so a failed one leaves only
-//! blobs that nothing names.
+//! [`BlobSource`], writes the image with the artifacts (SBOMs) that refer to it that the
+//! caller follows (a layout and a registry do; an archive holds the image alone), and
+//! checks every blob as it reads it. A layout or an archive is written beside its path and
+//! renamed into place; a push sends the blobs first and the tag last, so a failed one
+//! leaves only blobs that nothing names.
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use crate::archive;
 use crate::digest::Digest;
 use crate::layout::Layout;
 use crate::reference::DockerName;
+use crate::referrer::{self, Follow, Referrer};
 use crate::registry::{PushReport, Registry};
 use crate::source::BlobSource;
 
@@ -24,6 +26,8 @@ pub struct Written {
     pub top: Descriptor,
     /// For a push, what moved.
     pub push: Option<PushReport>,
+    /// The referrers not written, for their artifact type.
+    pub left_behind: Vec<Referrer>,
 }
 
 /// Somewhere an image can be written.
@@ -33,13 +37,14 @@ pub trait Sink: Send + Sync {
         true
     }
 
-    /// Writes the image (or index) `top` of `source`, with the artifacts that refer to it.
-    /// The future is driven where it is awaited (it is not `Send`): a push's holds
-    /// borrowing closures.
+    /// Writes the image (or index) `top` of `source`, with the artifacts that refer to it
+    /// that `follow` asks for, where the sink holds them. The future is driven where it is
+    /// awaited (it is not `Send`): a push's holds borrowing closures.
     fn write<'a>(
         &'a self,
         source: &'a dyn BlobSource,
         top: &'a Descriptor,
+        follow: Follow<'a>,
     ) -> LocalBoxFuture<'a, Result<Written, Error>>;
 }
 
@@ -57,15 +62,19 @@ impl Sink for LayoutSink {
         &'a self,
         source: &'a dyn BlobSource,
         top: &'a Descriptor,
+        follow: Follow<'a>,
     ) -> LocalBoxFuture<'a, Result<Written, Error>> {
         Box::pin(async move {
             let pending = Layout::pending(&self.dir)?;
             let layout = pending.layout();
             layout.copy_image_from(source, top)?;
-            layout.copy_artifacts_from(source, top)?;
+            let referrers = layout.copy_artifacts_from(source, top, follow)?;
             layout.tag(top, std::slice::from_ref(&self.tag))?;
             pending.commit()?;
-            Ok(written(top))
+            Ok(Written {
+                left_behind: referrers.left_behind,
+                ..written(top)
+            })
         })
     }
 }
@@ -83,6 +92,7 @@ impl Sink for OciArchiveSink {
         &'a self,
         source: &'a dyn BlobSource,
         top: &'a Descriptor,
+        _: Follow<'a>,
     ) -> LocalBoxFuture<'a, Result<Written, Error>> {
         Box::pin(async move {
             archive::write_oci(source, top, &self.tag, &self.file)?;
@@ -109,6 +119,7 @@ impl Sink for DockerArchiveSink {
         &'a self,
         source: &'a dyn BlobSource,
         top: &'a Descriptor,
+        _: Follow<'a>,
     ) -> LocalBoxFuture<'a, Result<Written, Error>> {
         Box::pin(async move {
             archive::write_docker(source, top, self.name.as_ref(), &self.file)?;
@@ -132,6 +143,7 @@ impl Sink for RegistrySink {
         &'a self,
         source: &'a dyn BlobSource,
         top: &'a Descriptor,
+        follow: Follow<'a>,
     ) -> LocalBoxFuture<'a, Result<Written, Error>> {
         Box::pin(async move {
             if let Some(d) = self
@@ -145,14 +157,21 @@ impl Sink for RegistrySink {
                     image: top.digest().to_string(),
                 });
             }
+            // Referrers past a bound, or not what they are listed as, stop the push before
+            // it begins.
+            let referrers = referrer::of_image(source, top, follow)?;
             let registry = &self.registry;
             let mut report = registry
                 .push(source, top, &self.name, self.digest.is_none())
                 .await?;
-            report.referrers = registry.push_referrers(source, top, &self.name).await?;
+            registry
+                .push_referrers(source, &referrers.followed, &self.name)
+                .await?;
+            report.referrers = referrers.followed.len();
             Ok(Written {
                 top: top.clone(),
                 push: Some(report),
+                left_behind: referrers.left_behind,
             })
         })
     }
@@ -162,5 +181,6 @@ fn written(top: &Descriptor) -> Written {
     Written {
         top: top.clone(),
         push: None,
+        left_behind: Vec::new(),
     }
 }

@@ -18,6 +18,7 @@ use crate::digest::Digest;
 use crate::layout::{MAX_DOCUMENT, MAX_NESTING};
 use crate::media::Kind;
 use crate::model::Index;
+use crate::referrer::Referrer;
 
 /// Somewhere blobs are kept: a layout, an archive, a registry.
 pub trait BlobSource: Send + Sync {
@@ -42,9 +43,10 @@ pub trait BlobSource: Send + Sync {
         1
     }
 
-    /// The artifacts (SBOMs, say) the source lists beside its images, which may refer to
-    /// them.
-    fn artifacts(&self) -> Result<Vec<Descriptor>, Error> {
+    /// The artifacts (SBOMs, say) the source lists as referring to one of `subjects`: a
+    /// registry's referrers of each, a layout's or archive's artifacts that name one.
+    /// Listed, not checked: [`crate::referrer::of_image`] checks those it follows.
+    fn referrers(&self, _subjects: &[Descriptor]) -> Result<Vec<Referrer>, Error> {
         Ok(Vec::new())
     }
 

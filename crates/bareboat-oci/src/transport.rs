@@ -13,6 +13,7 @@ use crate::layout::Layout;
 use crate::media::Kind;
 use crate::model::Index;
 use crate::reference::ImageRef;
+use crate::referrer::{Follow, Referrer};
 use crate::registry::{Registry, RegistryOptions, Remote};
 use crate::sink::{DockerArchiveSink, LayoutSink, OciArchiveSink, RegistrySink, Sink, Written};
 use crate::source::BlobSource;
@@ -23,6 +24,8 @@ pub struct Source {
     pub blobs: Box<dyn BlobSource>,
     /// The descriptor of the image, or of its index.
     pub top: Descriptor,
+    /// The referrers a registry image listed that were not pulled with it, for their type.
+    pub left_behind: Vec<Referrer>,
     /// The scratch layout a registry image was pulled into, removed with this.
     _pulled: Option<tempfile::TempDir>,
 }
@@ -33,9 +36,10 @@ pub enum Fetch {
     /// Each blob when it is read, streamed, with nothing written to disk: for reading an
     /// image once, as inspect, audit, sbom, scan and compare do.
     OnDemand,
-    /// Every blob at once, several in parallel, with the image's SBOMs, into a scratch
-    /// layout: for copying an image and building on it, which read blobs more than once.
-    Whole,
+    /// Every blob at once, several in parallel, with the referrers the [`Follow`] asks
+    /// for, into a scratch layout: for copying an image and building on it, which read
+    /// blobs more than once.
+    Whole(Follow<'static>),
 }
 
 /// Opens `reference`. An image from a registry is fetched as `fetch` says, a whole one
@@ -49,30 +53,27 @@ pub async fn open(
     let in_place = |blobs: Box<dyn BlobSource>, top| Source {
         blobs,
         top,
+        left_behind: Vec::new(),
         _pulled: None,
     };
     match reference {
-        ImageRef::Docker { name, digest } if fetch == Fetch::OnDemand => {
+        ImageRef::Docker { name, digest } => {
             let client = Registry::new(registry, &name.registry)?;
             let (remote, top) = Remote::open(client, name, digest.as_ref()).await?;
-            Ok(in_place(Box::new(remote), top))
-        }
-        ImageRef::Docker { name, digest } => {
+            let Fetch::Whole(follow) = fetch else {
+                return Ok(in_place(Box::new(remote), top));
+            };
             let dir = tempfile::Builder::new()
                 .prefix("bareboat-source-")
                 .tempdir_in(scratch)
                 .map_err(|e| Error::io(scratch, e))?;
             let layout = Layout::create(dir.path())?;
-            let client = Registry::new(registry, &name.registry)?;
-            let (remote, top) = Remote::open(client, name, digest.as_ref()).await?;
             layout.copy_image_from(&remote, &top)?;
-            // The image's SBOMs come along; an image is still usable without them.
-            if let Err(e) = layout.copy_artifacts_from(&remote, &top) {
-                tracing::warn!("the referrers of {} were not pulled: {e}", name.full());
-            }
+            let referrers = layout.copy_artifacts_from(&remote, &top, follow)?;
             Ok(Source {
                 blobs: Box::new(layout),
                 top,
+                left_behind: referrers.left_behind,
                 _pulled: Some(dir),
             })
         }
@@ -119,13 +120,15 @@ pub fn sink(output: &ImageRef, registry: &RegistryOptions) -> Result<Box<dyn Sin
     })
 }
 
-/// Writes the image (or index) `top` of `source`, with the artifacts that refer to it, to
-/// `sink`. `arch` picks one platform out of an index, which a docker archive needs.
+/// Writes the image (or index) `top` of `source`, with the artifacts that refer to it that
+/// `follow` asks for, to `sink`. `arch` picks one platform out of an index, which a docker
+/// archive needs.
 pub async fn write(
     source: &dyn BlobSource,
     top: &Descriptor,
     sink: &dyn Sink,
     arch: Option<&str>,
+    follow: Follow<'_>,
 ) -> Result<Written, Error> {
     let top = match arch {
         Some(arch) => Index::pick(source, top, arch)?,
@@ -136,5 +139,5 @@ pub async fn write(
             index: top.digest().to_string(),
         });
     }
-    sink.write(source, &top).await
+    sink.write(source, &top, follow).await
 }

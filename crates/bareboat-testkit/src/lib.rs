@@ -376,6 +376,9 @@ pub fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         if name.ends_with('/') {
             h.set_entry_type(tar::EntryType::Directory);
         }

@@ -35,7 +35,7 @@ pub struct RegistryArgs {
     /// How many blobs to push or pull at once
     #[arg(long, default_value_t = 4)]
     registry_jobs: usize,
-    /// Stop (and retry) a blob transfer slower than BYTES a second over each SECONDS
+    /// Stop a blob transfer slower than BYTES a second over each SECONDS (retry one that stalls)
     #[arg(
         long,
         env = "BAREBOAT_MIN_RATE",
@@ -86,6 +86,10 @@ pub struct ArchiveArgs {
     /// Accept Release files past their Valid-Until (snapshot mirrors serve a fixed date)
     #[arg(long)]
     no_check_valid_until: bool,
+    /// Accept a Release older than one already relied on (this cache's newest, or the
+    /// lockfile's): for a snapshot mirror; otherwise an older one is refused as a replay
+    #[arg(long)]
+    allow_older_release: bool,
     /// Use only the cache; fail clearly on anything missing
     #[arg(long)]
     offline: bool,
@@ -107,6 +111,7 @@ impl ArchiveArgs {
             mirrors,
             keyring: self.keyring.clone(),
             check_valid_until: !self.no_check_valid_until,
+            allow_older_release: self.allow_older_release,
             offline: self.offline,
             jobs: usize::from(self.jobs),
         })

@@ -10,7 +10,7 @@ use bareboat_apt::cache::Cache;
 use bareboat_oci::credentials;
 use bareboat_oci::layout::write_atomic;
 use bareboat_oci::reference::ImageRef;
-use bareboat_oci::referrer;
+use bareboat_oci::referrer::{self, Follow, Referrer};
 use bareboat_oci::registry::{PushReport, Registry, Remote};
 use bareboat_oci::transport::{self, Fetch};
 use bareboat_sbom::Format;
@@ -30,6 +30,10 @@ pub struct CopyArgs {
     /// Copy only this architecture's image out of a multi-platform one
     #[arg(long)]
     arch: Option<String>,
+    /// Carry referrers of every artifact type, not only those bareboat knows (SBOMs,
+    /// signatures, attestations, VEX)
+    #[arg(long)]
+    all_referrers: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -45,6 +49,8 @@ struct CopyReport<'a> {
     digest: String,
     /// For a push, what moved.
     push: Option<PushReport>,
+    /// The referrers not carried, for their artifact type.
+    left_behind: Vec<Referrer>,
 }
 
 pub async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
@@ -52,18 +58,33 @@ pub async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<E
     let destination: ImageRef = args.destination.parse()?;
     let registry = args.registry.options()?;
     let cache = Cache::open(cache_root)?;
-    let source = transport::open(&source, &cache.root().join("tmp"), &registry, Fetch::Whole)
+    let follow = if args.all_referrers {
+        Follow::All
+    } else {
+        Follow::Known
+    };
+    let scratch = cache.root().join("tmp");
+    let source = transport::open(&source, &scratch, &registry, Fetch::Whole(follow))
         .await
         .with_context(|| format!("reading {}", args.source))?;
     let sink = transport::sink(&destination, &registry)?;
-    let written = transport::write(&*source.blobs, &source.top, &*sink, args.arch.as_deref())
+    let arch = args.arch.as_deref();
+    let written = transport::write(&*source.blobs, &source.top, &*sink, arch, follow)
         .await
         .with_context(|| format!("writing {}", args.destination))?;
+    // A registry image leaves them behind as it is pulled, any other as it is written.
+    let left_behind: Vec<Referrer> = source
+        .left_behind
+        .into_iter()
+        .chain(written.left_behind)
+        .collect();
+    warn_left_behind(&left_behind);
     let report = CopyReport {
         source: &args.source,
         destination: &args.destination,
         digest: written.top.digest().to_string(),
         push: written.push,
+        left_behind,
     };
     if json {
         print_json(&report)?;
@@ -74,6 +95,26 @@ pub async fn cmd_copy(args: CopyArgs, cache_root: &Path, json: bool) -> Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names on standard error the referrers a copy did not carry.
+fn warn_left_behind(left_behind: &[Referrer]) {
+    if left_behind.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: {} referrer(s) not copied, of artifact types bareboat does not know (--all-referrers copies every artifact manifest):",
+        left_behind.len()
+    );
+    for r in left_behind {
+        let artifact_type = r.artifact.artifact_type().as_ref();
+        eprintln!(
+            "  {} ({}), referring to {}",
+            r.artifact.digest(),
+            artifact_type.map_or("no artifact type".into(), ToString::to_string),
+            r.subject
+        );
+    }
 }
 
 #[derive(Args)]
@@ -219,13 +260,27 @@ async fn fetch_sbom(args: &SbomArgs, reference: &str) -> Result<(String, Vec<u8>
     let subject = image.digest().to_string();
     let format = Format::from(args.format);
     let wanted = format.media_type();
-    let artifact = referrer::newest(&remote.referrers_of(&image)?, wanted).with_context(|| {
+    let found = referrer::of_image(&remote, &image, Follow::Only(wanted))?;
+    let artifact = referrer::newest(&found.followed).with_context(|| {
         format!(
             "no {wanted} SBOM refers to {}@{subject}\n  hint: build with --sbom {} and push with -o docker://..., or describe the image itself: bareboat sbom {reference}",
             name.full(),
             format.extension().trim_end_matches(".json")
         )
     })?;
-    let document = referrer::content(&remote, &artifact)?;
+    let document = referrer::content(&remote, artifact)?;
     Ok((subject, document, artifact.digest().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use bareboat_oci::media::KNOWN_ARTIFACTS;
+    use bareboat_sbom::Format;
+
+    #[test]
+    fn copy_carries_the_sboms_bareboat_writes() {
+        for format in [Format::Spdx, Format::Cyclonedx] {
+            assert!(KNOWN_ARTIFACTS.contains(&format.media_type()));
+        }
+    }
 }

@@ -105,7 +105,10 @@ bareboat copy oci:out:multi oci-archive:multi.tar:v1\n  \
 bareboat copy --arch arm64 oci:out:multi docker-archive:app-arm64.tar:app:arm64\n  \
 bareboat copy docker-archive:saved.tar oci:out:imported\n  \
 bareboat copy oci:out:app docker://registry.example.com/team/app:1.0\n  \
-bareboat copy --insecure docker://127.0.0.1:5000/team/app:1.0 oci:out:pulled"
+bareboat copy --insecure docker://127.0.0.1:5000/team/app:1.0 oci:out:pulled\n\n\
+The image's referrers come along to layouts and registries: those of the artifact types bareboat knows \
+(SBOMs, signatures, attestations, VEX), or with --all-referrers every one. Of each manifest, at most 64 \
+referrers holding at most 64 MiB are followed; past that the copy fails."
     )]
     Copy(images::CopyArgs),
     /// Check and store credentials for a registry (where podman keeps them)

@@ -36,7 +36,7 @@ pub fn print_push(p: &PushReport) {
     };
     let referrers = match p.referrers {
         0 => String::new(),
-        n => format!(", {n} SBOMs attached"),
+        n => format!(", {n} referrers attached"),
     };
     println!(
         "Pushed {}: {} blobs uploaded ({}), {} already there{mounted}{referrers}",

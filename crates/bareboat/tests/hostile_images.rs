@@ -459,3 +459,126 @@ fn layers_must_match_the_diff_ids_of_their_config() {
     }
     assert!(!d.join("dest").exists() && !d.join("dest.tar").exists());
 }
+
+/// The archive `archive` with `first` before its members: each named as given, byte for
+/// byte, since tar's own path setter would tidy a `./` away.
+fn prepended(archive: &[u8], first: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    for (name, bytes) in first {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        out.append(&h, *bytes).unwrap();
+    }
+    for entry in tar::Archive::new(archive).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        out.append(&header, &mut entry).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn an_archive_that_holds_a_document_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let layer = tar_of(&[("etc/hello", b"hello\n")]);
+    write_image(
+        &d.join("good"),
+        std::slice::from_ref(&layer),
+        &[digest(&layer)],
+    );
+    run(&mut bareboat(
+        d,
+        "copy",
+        &["oci:good:x", "oci-archive:oci.tar"],
+    ));
+    run(&mut bareboat(
+        d,
+        "copy",
+        &["oci:good:x", "docker-archive:docker.tar:app:1"],
+    ));
+    legacy_archive(&d.join("legacy.tar"), &layer, &layer);
+    // Another image's documents, first: a reader that takes the first copy of a member
+    // sees them, one that takes the last sees the image.
+    let index = json!({ "schemaVersion": 2, "manifests": [] }).to_string();
+    let index = index.as_bytes();
+    let manifest =
+        json!([{ "Config": "config.json", "RepoTags": ["app:1"], "Layers": [] }]).to_string();
+    let manifest = manifest.as_bytes();
+    let cases = [
+        (
+            "oci-archive",
+            "oci.tar",
+            vec![("index.json", index)],
+            "index.json",
+        ),
+        (
+            "oci-archive",
+            "oci.tar",
+            vec![("./index.json", index)],
+            "index.json",
+        ),
+        (
+            "oci-archive",
+            "oci.tar",
+            vec![("manifest.json", manifest), ("manifest.json", manifest)],
+            "manifest.json",
+        ),
+        (
+            "docker-archive",
+            "docker.tar",
+            vec![("index.json", index)],
+            "index.json",
+        ),
+        (
+            "docker-archive",
+            "docker.tar",
+            vec![("./manifest.json", manifest)],
+            "manifest.json",
+        ),
+        (
+            "docker-archive",
+            "legacy.tar",
+            vec![("manifest.json", manifest)],
+            "manifest.json",
+        ),
+        (
+            "docker-archive",
+            "legacy.tar",
+            vec![("aaa/../manifest.json", manifest)],
+            "manifest.json",
+        ),
+    ];
+    for (i, (transport, original, first, member)) in cases.into_iter().enumerate() {
+        let file = format!("twice-{i}.tar");
+        let bytes = std::fs::read(d.join(original)).unwrap();
+        std::fs::write(d.join(&file), prepended(&bytes, &first)).unwrap();
+        let source = format!("{transport}:{file}");
+        let expected = [
+            file.as_str(),
+            &format!("{member} is in the archive more than once"),
+        ];
+        refused(&mut bareboat(d, "inspect", &[&source]), &expected);
+        refused(&mut bareboat(d, "audit", &[&source]), &expected);
+        for sink in [
+            "oci:dest:x",
+            "oci-archive:dest.tar",
+            "docker-archive:dest.tar",
+        ] {
+            refused(&mut bareboat(d, "copy", &[&source, sink]), &expected);
+        }
+        assert!(!d.join("dest").exists() && !d.join("dest.tar").exists());
+    }
+    // The archives as they were are read.
+    for source in [
+        "oci-archive:oci.tar",
+        "docker-archive:docker.tar",
+        "docker-archive:legacy.tar",
+    ] {
+        run(&mut bareboat(d, "inspect", &[source]));
+    }
+}

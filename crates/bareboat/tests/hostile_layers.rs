@@ -6,8 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use bareboat_oci::layout::Layout;
-use common::{bareboat, measured, run, unpack};
+use common::{bareboat, measured, run, unpack, write_image, write_layers};
 use oci_spec::image::MediaType;
 use serde_json::{Value, json};
 
@@ -49,57 +48,6 @@ fn tar_of(entries: &[(&str, Made)]) -> Vec<u8> {
         .unwrap();
     }
     tar.into_inner().unwrap()
-}
-
-/// Writes `layers`, uncompressed (umoci and bareboat read them so), as the image `TAG` of
-/// the layout `dir`, running as 65532.
-fn write_image(dir: &Path, tag: &str, layers: &[Vec<u8>]) {
-    // An uncompressed layer's diff_id is its digest.
-    let layers: Vec<_> = layers
-        .iter()
-        .map(|l| {
-            (
-                MediaType::ImageLayer,
-                l.clone(),
-                bareboat_oci::digest::Digest::of(l),
-            )
-        })
-        .collect();
-    write_layers(dir, tag, &layers);
-}
-
-/// Writes layer blobs of any media type, each with its diff_id, as the image `TAG` of the
-/// layout `dir`.
-fn write_layers(
-    dir: &Path,
-    tag: &str,
-    blobs: &[(MediaType, Vec<u8>, bareboat_oci::digest::Digest)],
-) {
-    let layout = Layout::create(dir).unwrap();
-    let layers: Vec<_> = blobs
-        .iter()
-        .map(|(media_type, l, _)| layout.put_json(media_type.clone(), l).unwrap())
-        .collect();
-    let diff_ids: Vec<String> = blobs.iter().map(|(_, _, d)| d.to_string()).collect();
-    let config = json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"User": "65532"},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    });
-    let config = layout
-        .put_json(MediaType::ImageConfig, config.to_string().as_bytes())
-        .unwrap();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": config,
-        "layers": layers,
-    });
-    let manifest = layout
-        .put_json(MediaType::ImageManifest, manifest.to_string().as_bytes())
-        .unwrap();
-    layout.tag(&manifest, &[tag.to_string()]).unwrap();
 }
 
 /// The names of a directory's entries, sorted.
@@ -436,6 +384,49 @@ fn inputs_that_would_take_gigabytes_are_refused_in_bounded_memory() {
     let layer = zstd_layer(&[("var/lib/dpkg/status.d/p", 40 << 20)], b'a');
     write_layers(&d.join("repeated"), "t", &vec![layer; 8]);
     bounded_everywhere(d, "oci:repeated:t", None);
+
+    // A layer of 250,000 entries of one name (each with its own time, so that it
+    // compresses like a real layer, not like a bomb), listed 8 times: it is read once, at
+    // its last listing, which writes again all that the others would.
+    let encoder = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    let mut tar = tar::Builder::new(bareboat_oci::digest::HashingWriter::new(encoder));
+    for i in 0..250_000u64 {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_mtime(i.wrapping_mul(2_654_435_761) % (1 << 32));
+        tar.append_data(&mut h, "f", &[][..]).unwrap();
+    }
+    let (encoder, diff_id, _) = tar.into_inner().unwrap().finish();
+    let layer = (
+        MediaType::ImageLayerZstd,
+        encoder.finish().unwrap(),
+        diff_id,
+    );
+    write_layers(&d.join("crowded"), "t", &vec![layer; 8]);
+    bounded_everywhere(d, "oci:crowded:t", None);
+    let report = text(d, &["--json", "inspect", "oci:crowded:t"]);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let again: Vec<&Value> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["listed_again_as"])
+        .collect();
+    assert_eq!(
+        again,
+        [&json!(7); 7]
+            .into_iter()
+            .chain([&Value::Null])
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        report["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["entries"] == 250_000)
+    );
 }
 
 /// An uncompressed layer holding one empty file at `path`, whatever its length.

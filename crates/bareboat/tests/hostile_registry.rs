@@ -5,275 +5,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::scripted::{Body, INDEX, Image, MANIFEST, Reply, Scripted, image, sha256};
 use common::{bareboat, measured, run};
 use serde_json::{Value, json};
 
 /// The most memory any of these commands may use.
 const PEAK_MIB: u64 = 300;
-
-/// What the scripted registry sends for one request.
-enum Body {
-    Bytes(Vec<u8>),
-    /// `count` zero bytes, announced with a Content-Length or (`None`) until the connection
-    /// closes.
-    Zeros {
-        count: u64,
-        announced: bool,
-    },
-    /// `chunk` bytes of `bytes` every `every`, announced in full.
-    Drip {
-        bytes: Vec<u8>,
-        chunk: usize,
-        every: Duration,
-    },
-    /// `bytes` announced in full, of which only the first `after` are sent before the
-    /// connection closes.
-    Cut {
-        bytes: Vec<u8>,
-        after: usize,
-    },
-    /// No answer at all, for `for_`.
-    Silence {
-        for_: Duration,
-    },
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Body,
-}
-
-impl Reply {
-    fn ok(body: Body) -> Reply {
-        Reply {
-            status: 200,
-            headers: Vec::new(),
-            body,
-        }
-    }
-
-    fn json(doc: &Value, media_type: &str) -> Reply {
-        Reply {
-            status: 200,
-            headers: vec![("Content-Type".into(), media_type.into())],
-            body: Body::Bytes(serde_json::to_vec(doc).unwrap()),
-        }
-    }
-
-    fn not_found() -> Reply {
-        Reply {
-            status: 404,
-            headers: Vec::new(),
-            body: Body::Bytes(br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec()),
-        }
-    }
-}
-
-/// A script answers a request from its method, its path and where its `Range` starts.
-type Script = dyn Fn(&str, &str, Option<u64>) -> Reply + Send + Sync;
-
-/// A registry that answers each request as its script says, one connection at a time per
-/// thread, and records every request and the bytes it sent.
-struct Scripted {
-    port: u16,
-    /// Each request: when, its method and path, and whether it carried credentials.
-    requests: Arc<Mutex<Vec<(Instant, String, bool)>>>,
-    sent: Arc<Mutex<u64>>,
-}
-
-impl Scripted {
-    fn start(
-        script: impl Fn(&str, &str, Option<u64>) -> Reply + Send + Sync + 'static,
-    ) -> Scripted {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let sent = Arc::new(Mutex::new(0));
-        let script: Arc<Script> = Arc::new(script);
-        let (log, count) = (requests.clone(), sent.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (script, log, count) = (script.clone(), log.clone(), count.clone());
-                std::thread::spawn(move || serve(stream, &*script, &log, &count));
-            }
-        });
-        Scripted {
-            port,
-            requests,
-            sent,
-        }
-    }
-
-    fn reference(&self, path: &str) -> String {
-        format!("docker://127.0.0.1:{}/{path}", self.port)
-    }
-
-    /// How many requests asked for a path ending in `suffix`.
-    fn hits(&self, suffix: &str) -> usize {
-        self.when(suffix).len()
-    }
-
-    /// When the requests for a path ending in `suffix` came.
-    fn when(&self, suffix: &str) -> Vec<Instant> {
-        let requests = self.requests.lock().unwrap();
-        let asked = requests.iter().filter(|(_, r, _)| r.ends_with(suffix));
-        asked.map(|(t, _, _)| *t).collect()
-    }
-
-    /// The requests that carried an `Authorization` header.
-    fn authorized(&self) -> Vec<String> {
-        let requests = self.requests.lock().unwrap();
-        let with = requests.iter().filter(|(_, _, auth)| *auth);
-        with.map(|(_, r, _)| r.clone()).collect()
-    }
-
-    fn bytes_sent(&self) -> u64 {
-        *self.sent.lock().unwrap()
-    }
-}
-
-fn serve(
-    mut stream: TcpStream,
-    script: &Script,
-    log: &Mutex<Vec<(Instant, String, bool)>>,
-    sent: &Mutex<u64>,
-) {
-    loop {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if stream.read(&mut byte).unwrap_or(0) == 0 {
-                return;
-            }
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let mut words = head.split_whitespace();
-        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        let path = target.split('?').next().unwrap_or("").to_string();
-        let auth = head.to_ascii_lowercase().contains("\r\nauthorization:");
-        let asked = (Instant::now(), format!("{method} {path}"), auth);
-        log.lock().unwrap().push(asked);
-        let range = head.lines().find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            let start = value.trim().strip_prefix("bytes=")?.strip_suffix('-')?;
-            name.eq_ignore_ascii_case("range")
-                .then(|| start.parse().ok())?
-        });
-        let reply = script(method, &path, range);
-        let mut out = format!("HTTP/1.1 {} X\r\n", reply.status);
-        for (k, v) in &reply.headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
-        }
-        let written = |n: usize| *sent.lock().unwrap() += n as u64;
-        match reply.body {
-            Body::Bytes(bytes) => {
-                out.push_str(&format!("Content-Length: {}\r\n\r\n", bytes.len()));
-                let body = if method == "HEAD" { &[][..] } else { &bytes };
-                if stream.write_all(out.as_bytes()).is_err() || stream.write_all(body).is_err() {
-                    return;
-                }
-                written(body.len());
-            }
-            Body::Zeros { count, announced } => {
-                if announced {
-                    out.push_str(&format!("Content-Length: {count}\r\n"));
-                }
-                out.push_str("Connection: close\r\n\r\n");
-                let _ = stream.write_all(out.as_bytes());
-                let zeros = vec![0u8; 64 << 10];
-                let mut left = count;
-                while left > 0 {
-                    let n = left.min(zeros.len() as u64) as usize;
-                    if stream.write_all(&zeros[..n]).is_err() {
-                        return;
-                    }
-                    written(n);
-                    left -= n as u64;
-                }
-                return;
-            }
-            Body::Drip {
-                bytes,
-                chunk,
-                every,
-            } => {
-                out.push_str(&format!("Content-Length: {}\r\n\r\n", bytes.len()));
-                let _ = stream.write_all(out.as_bytes());
-                for part in bytes.chunks(chunk) {
-                    std::thread::sleep(every);
-                    if stream.write_all(part).is_err() {
-                        return;
-                    }
-                    written(part.len());
-                }
-            }
-            Body::Cut { bytes, after } => {
-                out.push_str(&format!("Content-Length: {}\r\n\r\n", bytes.len()));
-                if stream.write_all(out.as_bytes()).is_ok()
-                    && stream.write_all(&bytes[..after]).is_ok()
-                {
-                    written(after);
-                }
-                return;
-            }
-            Body::Silence { for_ } => {
-                std::thread::sleep(for_);
-                return;
-            }
-        }
-    }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", bareboat_testkit::sha256(bytes))
-}
-
-/// A small image's blobs: an uncompressed layer of one file, its config and manifest.
-struct Image {
-    layer: Vec<u8>,
-    config: Vec<u8>,
-    manifest: Value,
-}
-
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn image() -> Image {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    let content = vec![b'x'; 200_000];
-    h.set_size(content.len() as u64);
-    h.set_mode(0o644);
-    tar.append_data(&mut h, "data", &content[..]).unwrap();
-    let layer = tar.into_inner().unwrap();
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]},
-    }))
-    .unwrap();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
-    });
-    Image {
-        layer,
-        config,
-        manifest,
-    }
-}
 
 /// Serves `image` as `r:1`, with `layer` deciding how the layer is sent, from the layer and
 /// where the request's `Range` starts.
@@ -408,57 +150,109 @@ fn a_blob_is_read_no_further_than_its_descriptor_says() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // 1.5 GB for a layer whose descriptor says 200 kB, announced and not, then a body
-    // that never ends.
+    // that never ends; copied into a layout, or streamed by inspect.
     let size = image().layer.len() as u64;
-    let needle = format!("is larger than the {size}-byte limit");
+    let needle = format!("the registry sent more than the {size} bytes its descriptor gives");
     let cases = [
         (1_500_000_000, true),
         (1_500_000_000, false),
         (u64::MAX, false),
     ];
     for (count, announced) in cases {
-        let registry = serving(image(), move |_, _| {
-            Reply::ok(Body::Zeros { count, announced })
-        });
-        let source = registry.reference("team/app:1");
-        let err =
-            refused_in_bounded_memory(d, "copy", &["--insecure", &source, "oci:dest:x"], &needle);
-        assert!(err.contains("do not trust it"), "{err}");
-        assert!(
-            registry.bytes_sent() < 64 << 20,
-            "{} bytes were sent before bareboat stopped",
-            registry.bytes_sent()
-        );
-        assert_eq!(registry.hits(&sha256(&image().layer)), 1, "not retried");
-        assert!(largest_file(d) <= size, "a file outgrew the layer");
+        for (command, output) in [("copy", Some("oci:dest:x")), ("inspect", None)] {
+            let registry = serving(image(), move |_, _| {
+                Reply::ok(Body::Zeros { count, announced })
+            });
+            let source = registry.reference("team/app:1");
+            let mut args = vec!["--insecure", &source];
+            args.extend(output);
+            let err = refused_in_bounded_memory(d, command, &args, &needle);
+            assert!(err.contains("do not trust it"), "{command}: {err}");
+            assert!(!err.contains("ends after"), "{command}: {err}");
+            assert!(
+                registry.bytes_sent() < 64 << 20,
+                "{} bytes were sent before bareboat stopped",
+                registry.bytes_sent()
+            );
+            assert_eq!(registry.hits(&sha256(&image().layer)), 1, "not retried");
+            assert!(largest_file(d) <= size, "a file outgrew the layer");
+        }
     }
 }
 
 #[test]
-fn stalled_transfers_and_silent_registries_are_cut_off() {
+fn slow_stalled_and_silent_registries_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // 10 kB a second against a floor of 50 kB a second over 1 s windows: each of the five
-    // attempts stops after a window.
-    let registry = serving(image(), |layer, _| {
-        Reply::ok(Body::Drip {
-            bytes: layer.to_vec(),
-            chunk: 1000,
+    // 10 kB a second against a floor of 50 kB a second over 1 s windows: the transfer
+    // stops after a window, too slow, and is not tried again, which would take as long.
+    // inspect, which streams the layer, says so too.
+    for (command, output) in [("copy", Some("oci:dest:x")), ("inspect", None)] {
+        let registry = serving(image(), |layer, _| {
+            Reply::ok(Body::Drip {
+                bytes: layer.to_vec(),
+                chunk: 1000,
+                every: Duration::from_millis(100),
+            })
+        });
+        let source = registry.reference("team/app:1");
+        let mut args = vec!["--insecure", "--min-rate", "50000/1", &source];
+        args.extend(output);
+        let err = refused_in_bounded_memory(d, command, &args, "the transfer is too slow");
+        assert!(
+            err.contains("below the minimum of 50000 bytes a second") && err.contains("--min-rate"),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("ends after"), "{command}: {err}");
+        let layer = sha256(&image().layer);
+        assert_eq!(registry.hits(&layer), 1, "{command}: tried again");
+    }
+
+    // A manifest at 100 bytes a second, against 1 s to arrive whole: the same.
+    let manifest = serde_json::to_vec(&image().manifest).unwrap();
+    let slow = Scripted::start(move |_, path, _| match path {
+        "/v2/" => Reply::ok(Body::Bytes(b"{}".to_vec())),
+        _ => Reply::ok(Body::Drip {
+            bytes: manifest.clone(),
+            chunk: 10,
             every: Duration::from_millis(100),
-        })
+        }),
     });
-    let source = registry.reference("team/app:1");
-    refused_in_bounded_memory(
+    let source = slow.reference("team/app:1");
+    let err = refused_in_bounded_memory(
+        d,
+        "inspect",
+        &["--insecure", "--min-rate", "1000/1", &source],
+        "a manifest is too slow",
+    );
+    assert!(err.contains("--min-rate"), "{err}");
+    assert_eq!(slow.hits("/manifests/1"), 1, "tried again");
+
+    // A layer that stalls, with not a byte in a window, is tried again: a connection
+    // lost without a word looks like that.
+    let asked = AtomicUsize::new(0);
+    let stalls = serving(image(), move |layer, _| {
+        match asked.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::ok(Body::Drip {
+                bytes: layer.to_vec(),
+                chunk: layer.len(),
+                every: Duration::from_secs(3),
+            }),
+            _ => Reply::ok(Body::Bytes(layer.to_vec())),
+        }
+    });
+    run(&mut bareboat(
         d,
         "copy",
-        &["--insecure", "--min-rate", "50000/1", &source, "oci:dest:x"],
-        "below the minimum of 50000 bytes a second",
-    );
-    assert_eq!(
-        registry.hits(&sha256(&image().layer)),
-        5,
-        "tried five times"
-    );
+        &[
+            "--insecure",
+            "--min-rate",
+            "50000/1",
+            &stalls.reference("team/app:1"),
+            "oci:stalled:x",
+        ],
+    ));
+    assert_eq!(stalls.hits(&sha256(&image().layer)), 2);
 
     // The same rate passes a blob that keeps to it.
     let steady = serving(image(), |layer, _| {
@@ -853,5 +647,89 @@ fn credentials_go_to_the_registry_only() {
         registry.authorized().iter().any(|r| r.starts_with("POST")),
         "the registry had them: {:?}",
         registry.authorized()
+    );
+}
+
+#[test]
+fn a_credential_helper_is_a_name_found_on_path_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let marker = d.join("ran");
+    // A helper that leaves a mark, and answers.
+    let helper = |path: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let script = format!(
+            "#!/bin/sh\ntouch '{}'\necho '{{\"Username\":\"u\",\"Secret\":\"s\"}}'\n",
+            marker.display()
+        );
+        std::fs::write(path, script).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // `docker-credential-x/../../payload/evil`, taken from the working directory, is
+    // d/payload/evil; and a helper in the working directory itself.
+    let work = d.join("work");
+    std::fs::create_dir_all(work.join("docker-credential-x")).unwrap();
+    helper(&d.join("payload/evil"));
+    helper(&work.join("docker-credential-here"));
+    helper(&d.join("bin/docker-credential-good"));
+    let registry = Scripted::start(|method, path, _| match (method, path) {
+        ("GET", "/v2/") => Reply {
+            status: 401,
+            headers: vec![("WWW-Authenticate".into(), "Basic realm=\"r\"".into())],
+            body: Body::Bytes(Vec::new()),
+        },
+        _ => Reply::not_found(),
+    });
+    let host = format!("127.0.0.1:{}", registry.port);
+    let source = registry.reference("team/app:1");
+    let config = d.join("docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let system_path = std::env::var("PATH").unwrap();
+    let inspect = |helper: &str, path: &str| {
+        let helpers = json!({ "credHelpers": { &host: helper } });
+        std::fs::write(&config, helpers.to_string()).unwrap();
+        let mut cmd = bareboat(&work, "inspect", &["--insecure", &source]);
+        cmd.env("DOCKER_CONFIG", d.join("docker"))
+            .env("PATH", path)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("BAREBOAT_REGISTRY_CREDS");
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let err = inspect("x/../../payload/evil", &system_path);
+    assert!(
+        err.contains(&format!(
+            "{}: the credential helper \"x/../../payload/evil\" is not a helper's name",
+            config.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !marker.exists(),
+        "the credentials file chose a program to run"
+    );
+
+    // PATH's relative entries, the working directory among them, are passed over.
+    let err = inspect("here", &format!(":.:{system_path}"));
+    assert!(
+        err.contains("docker-credential-here is not in any absolute directory of PATH"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "a helper ran from the working directory");
+
+    // A helper in an absolute directory of PATH is asked, and its answer sent.
+    let err = inspect(
+        "good",
+        &format!("{}:{system_path}", d.join("bin").display()),
+    );
+    assert!(err.contains("no such manifest"), "{err}");
+    assert!(marker.exists());
+    assert!(
+        !registry.authorized().is_empty(),
+        "the helper's answer was not sent"
     );
 }

@@ -920,7 +920,8 @@ fn spec_groups_and_ca_certs_on_static() {
         .to_string();
     let deb = bareboat_apt::cache::Cache::open(&common::cache())
         .unwrap()
-        .deb_path(&sha256);
+        .deb_path(&sha256)
+        .unwrap();
     run(Command::new(tool("dpkg-deb"))
         .arg("-x")
         .arg(&deb)
@@ -1356,26 +1357,31 @@ fn builds_into_one_new_layout_at_once_all_land_and_refused_writes_leave_nothing(
         .collect();
     assert_eq!(left, ["readme.txt"]);
 
-    // What a killed writer left is cleaned once it is a day old: temporary blobs of a
-    // layout, and a new layout's staging directory beside it.
-    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
-    let age = |path: &Path| {
-        std::fs::File::open(path)
-            .unwrap()
-            .set_modified(two_days_ago)
-            .unwrap();
-    };
-    let stale = d.join("warm/blobs/.tmp-killed");
-    let fresh = d.join("warm/blobs/.tmp-writing");
-    std::fs::write(&stale, "partial").unwrap();
-    std::fs::write(&fresh, "partial").unwrap();
-    age(&stale);
+    // What a killed writer left is cleaned by the next writer that finds no other alive
+    // (none holds the layout's writers' lock), whatever its age: temporary blobs of a
+    // layout, and a new layout's staging directory beside it. A live writer's are kept.
+    let left = d.join("warm/blobs/.tmp-killed");
+    std::fs::write(&left, "partial").unwrap();
     let staging = d.join(".bareboat-layout-killed");
     std::fs::create_dir_all(staging.join("blobs")).unwrap();
-    age(&staging);
+    std::fs::write(staging.join(".writers.lock"), "").unwrap();
+    let writing = d.join(".bareboat-layout-writing");
+    std::fs::create_dir_all(writing.join("blobs")).unwrap();
+    let live = std::fs::File::create(writing.join(".writers.lock")).unwrap();
+    live.lock_shared().unwrap();
+    let live_layout = std::fs::File::open(d.join("warm/.writers.lock")).unwrap();
+    live_layout.lock_shared().unwrap();
     drop(_guard);
     build(d, &["catalog:static", "-o", "oci:warm:static"]);
+    assert!(left.exists(), "another writer holds the lock");
+    drop(live_layout);
+    build(d, &["catalog:static", "-o", "oci:warm:static"]);
     build(d, &["catalog:static", "-o", "oci:another:static"]);
-    assert!(!stale.exists() && fresh.exists());
+    assert!(!left.exists());
     assert!(!staging.exists());
+    assert!(
+        writing.exists(),
+        "a staged layout whose writer is alive is kept"
+    );
+    drop(live);
 }

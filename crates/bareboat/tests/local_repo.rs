@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use bareboat_testkit::{DebSpec, Fault, Gpg, Repo, RepoOptions, Server, http_date};
+mod common;
+
+use bareboat_testkit::{DebSpec, Fault, Gpg, Repo, RepoOptions, Server, http_date, tar_of};
 
 fn packages() -> Vec<DebSpec> {
     vec![
@@ -370,6 +372,204 @@ fn passed_valid_until_is_refused_unless_overridden() {
     f.assert_cache_clean();
     let o = f.run(&["lock", "--no-check-valid-until"]);
     assert_ok(&o);
+}
+
+#[test]
+fn an_older_signed_release_replayed_by_the_mirror_is_refused() {
+    let f = Fixture::new();
+    let newer: Vec<DebSpec> = packages()
+        .into_iter()
+        .map(|p| match p.name.as_str() {
+            "libfoo" => DebSpec::new("libfoo", "2.0"),
+            _ => p,
+        })
+        .collect();
+    f.publish(&newer);
+    assert_ok(&f.run(&["lock"]));
+    let lock = std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap();
+    assert!(lock.contains("version = \"2.0\""), "{lock}");
+    let cached_release = || -> Vec<u8> {
+        let mut releases: Vec<PathBuf> = f
+            .cached("releases")
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "InRelease"))
+            .collect();
+        assert_eq!(releases.len(), 1, "{releases:?}");
+        std::fs::read(releases.pop().unwrap()).unwrap()
+    };
+    let before = cached_release();
+
+    // Yesterday's InRelease, validly signed, with libfoo 1.0: a replay.
+    let yesterday = http_date(SystemTime::now() - Duration::from_secs(86400));
+    f.publish_with(&packages(), Some(&yesterday), true);
+    let o = f.run(&["lock"]);
+    assert_fails_with(
+        &o,
+        &[
+            &format!("serves a Release dated {yesterday}"),
+            "older than the one dated",
+            "--allow-older-release",
+        ],
+    );
+    assert!(!stdout(&o).contains("2.0 -> 1.0"), "{}", stdout(&o));
+    assert_eq!(cached_release(), before, "the cached InRelease is kept");
+    assert_eq!(
+        std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap(),
+        lock,
+        "the lockfile is kept"
+    );
+    // A machine whose cache never saw the newer release still has the lockfile's date.
+    let fresh = f.work.path().join("fresh-cache");
+    let o = bareboat(f.work.path(), &fresh, &["lock"]);
+    assert_fails_with(
+        &o,
+        &["older than the one dated", "that the lockfile relied on"],
+    );
+    // And this machine's cache remembers it without the lockfile.
+    std::fs::rename(
+        f.work.path().join("bareboat.lock"),
+        f.work.path().join("kept.lock"),
+    )
+    .unwrap();
+    let o = f.run(&["lock", "--no-fetch"]);
+    assert_fails_with(&o, &["that this machine's cache relied on"]);
+    std::fs::rename(
+        f.work.path().join("kept.lock"),
+        f.work.path().join("bareboat.lock"),
+    )
+    .unwrap();
+    // A snapshot mirror, on purpose.
+    let o = f.run(&["lock", "--allow-older-release"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("libfoo 2.0 -> 1.0"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_hostile_lockfile_is_refused_before_it_names_a_file() {
+    let f = Fixture::new();
+    assert_ok(&f.run(&["lock"]));
+    // Beside the cache, as `../../victim/important` from its debs/ directory.
+    let victim = f.work.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("important.deb"), b"precious").unwrap();
+    let path = f.work.path().join("bareboat.lock");
+    let lock = std::fs::read_to_string(&path).unwrap();
+    let sha = lock
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    std::fs::write(&path, lock.replace(&sha, "../../victim/important")).unwrap();
+    for args in [
+        &["fetch", "--offline"][..],
+        &["fetch"],
+        &["build", "--offline", "-o", "oci:out"],
+        &["lock", "--check"],
+    ] {
+        let o = f.run(args);
+        assert_fails_with(
+            &o,
+            &[
+                "invalid lockfile",
+                "\"../../victim/important\" is not 64 lowercase hex digits",
+                "run it again rather than editing this one",
+            ],
+        );
+        assert!(!stdout(&o).contains("cached"), "{args:?}: {}", stdout(&o));
+        assert_eq!(
+            std::fs::read(victim.join("important.deb")).unwrap(),
+            b"precious",
+            "{args:?}"
+        );
+    }
+    // A pool path that leaves the archive is refused the same way.
+    std::fs::write(
+        &path,
+        lock.replacen("filename = \"pool/", "filename = \"../../", 1),
+    )
+    .unwrap();
+    assert_fails_with(
+        &f.run(&["fetch"]),
+        &["is not a .deb path under the archive's pool/"],
+    );
+}
+
+#[test]
+fn a_base_without_history_keeps_its_layers_credited_and_a_bad_version_is_named() {
+    let f = Fixture::new();
+    let base = |status: &[u8]| {
+        let dir = f.work.path().join("base");
+        let _ = std::fs::remove_dir_all(&dir);
+        // Two layers and a config that records no history for them.
+        common::write_image(
+            &dir,
+            "t",
+            &[
+                tar_of(&[("var/lib/dpkg/", b""), ("var/lib/dpkg/status", status)]),
+                tar_of(&[("etc/", b""), ("etc/hostname", b"base\n")]),
+            ],
+        );
+    };
+    base(b"Package: base\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n");
+    std::fs::write(
+        f.work.path().join("bareboat.toml"),
+        format!(
+            "from = \"oci:base:t\"\npackages = [\"libfoo\"]\n\n[[source]]\nurl = \"{}\"\nsuite = \"testing-suite\"\nkeyring = \"archive-key.asc\"\n",
+            f.server.url()
+        ),
+    )
+    .unwrap();
+    assert_ok(&f.run(&["build", "-o", "oci:out:app"]));
+    let o = Command::new(common::tool("skopeo"))
+        .current_dir(f.work.path())
+        .args(["inspect", "--config", "oci:out:app"])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let config: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let made: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["empty_layer"] != true)
+        .map(|h| h["created_by"].as_str().unwrap_or_default())
+        .collect();
+    let layers = config["rootfs"]["diff_ids"].as_array().unwrap().len();
+    assert_eq!(made.len(), layers, "one history entry a layer: {made:?}");
+    assert!(
+        made[..2].iter().all(|c| c.contains("base image")),
+        "{made:?}"
+    );
+    assert!(
+        made[2..].iter().all(|c| c.starts_with("bareboat: ")),
+        "{made:?}"
+    );
+    // inspect credits each layer with what made it.
+    let o = f.run(&["--json", "inspect", "oci:out:app"]);
+    assert_ok(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let credited = &report["layers"].as_array().unwrap()[2]["created_by"];
+    assert!(credited.as_str().unwrap().contains("libfoo"), "{credited}");
+
+    // A base whose status holds a version that does not parse (a folded line) is refused
+    // naming the package, before the solver sees it.
+    base(b"Package: base\nStatus: install ok installed\nVersion: 1.0\n evil\nArchitecture: amd64\n\n");
+    std::fs::remove_file(f.work.path().join("bareboat.lock")).unwrap();
+    let o = f.run(&["build", "-o", "oci:refused:app"]);
+    assert_fails_with(
+        &o,
+        &[
+            "the base image's dpkg database: package base: invalid version \"1.0 evil\"",
+            "' ' is not allowed in a version",
+        ],
+    );
+    assert!(
+        !stderr(&o).contains("cannot be installed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!f.work.path().join("refused").exists());
 }
 
 #[test]

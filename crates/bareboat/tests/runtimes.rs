@@ -306,3 +306,97 @@ fn arm64_runtimes_start_under_qemu() {
         assert!(text.starts_with(expected), "{image}: {text}");
     }
 }
+
+/// The files of `dir` whose names start with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_build_killed_mid_write_leaves_the_layout_whole_and_the_next_run_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build(d, &["catalog:static", "-o", "oci:out:old"]);
+    let index_before = std::fs::read(d.join("out/index.json")).unwrap();
+    // The packages are fetched once, so the kills land in unpacking, compressing and
+    // writing java21's layers (about 200 MB) into the layout, not in downloads.
+    build(d, &["catalog:java21", "-o", "oci:warm:java"]);
+    let _guard = common::CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+    let blobs = d.join("out/blobs");
+    let count = || named(&blobs.join("sha256"), "").len();
+    let at_start = count();
+    // Kill points: as the first temporary blob appears, then once 2, 4 and 6 new blobs
+    // have landed (the index is written after the last).
+    // (Zero new blobs stands for the first temporary one.)
+    let reached = |new_blobs: usize| match new_blobs {
+        0 => !named(&blobs, ".tmp-").is_empty(),
+        n => count() >= at_start + n,
+    };
+    for (round, new_blobs) in [0, 2, 4, 6].into_iter().enumerate() {
+        let point = format!("{new_blobs} new blobs");
+        let mut child = common::bareboat(d, "build", &["catalog:java21", "-o", "oci:out:java"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let killed = loop {
+            if reached(new_blobs) {
+                child.kill().unwrap();
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(
+                started.elapsed().as_secs() < 300,
+                "{point}: the build hangs"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        child.wait().unwrap();
+        eprintln!(
+            "round {round}: {} at {point}, after {:?}",
+            if killed { "killed" } else { "finished" },
+            started.elapsed()
+        );
+        // The old image is intact, and whatever the index names is whole: oci-image-tool
+        // validates it and umoci unpacks it, checking every digest and diff_id.
+        let here = d.join(format!("round{round}"));
+        std::fs::create_dir(&here).unwrap();
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("out/index.json")).unwrap()).unwrap();
+        for m in index["manifests"].as_array().unwrap() {
+            let tag = m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap();
+            unpack(&here, "../out", tag);
+        }
+        if !killed {
+            assert_ne!(
+                std::fs::read(d.join("out/index.json")).unwrap(),
+                index_before
+            );
+        }
+    }
+    drop(_guard);
+    // The next run succeeds, and cleans what the killed ones left.
+    build(d, &["catalog:java21", "-o", "oci:out:java"]);
+    assert!(
+        named(&blobs, ".tmp-").is_empty(),
+        "{:?}",
+        named(&blobs, ".tmp-")
+    );
+    assert!(named(d, ".bareboat-layout-").is_empty());
+    let after = d.join("after");
+    std::fs::create_dir(&after).unwrap();
+    unpack(&after, "../out", "old");
+    let bundle = unpack(&after, "../out", "java");
+    assert!(bundle.join("rootfs/usr/lib/jvm").is_dir());
+}

@@ -15,7 +15,7 @@ use crate::digest::{Digest, HashingWriter};
 use crate::image::canonical_json;
 use crate::layout::{MAX_DOCUMENT, REF_NAME};
 use crate::reference::DockerName;
-use crate::referrer;
+use crate::referrer::{self, Referrer};
 use crate::source::{BlobSource, reachable};
 use crate::tar_bounds::BoundedTar;
 
@@ -35,7 +35,7 @@ pub struct Archive {
     /// The manifest made for a legacy docker archive.
     made: HashMap<Digest, Vec<u8>>,
     /// The artifacts the archive lists that refer to its image.
-    artifacts: Vec<Descriptor>,
+    referrers: Vec<Referrer>,
 }
 
 /// What one pass over an archive's headers finds: small documents by name, where each
@@ -100,7 +100,7 @@ impl Archive {
             file: file.to_path_buf(),
             blobs: HashMap::new(),
             made: HashMap::new(),
-            artifacts: Vec::new(),
+            referrers: Vec::new(),
         };
         let Some(index) = members.documents.get("index.json") else {
             let manifest = members.documents.get("manifest.json").ok_or_else(|| {
@@ -137,17 +137,12 @@ impl Archive {
         // Every blob the image reaches must be there, and its config must give each layer
         // a diff_id.
         reachable(&archive, &chosen)?;
-        let subjects: Vec<String> = referrer::subjects(&archive, &chosen)?
-            .iter()
-            .map(|d| d.digest().to_string())
+        let subjects = referrer::subjects(&archive, &chosen)?;
+        let whole: Vec<Descriptor> = artifacts
+            .into_iter()
+            .filter(|artifact| reachable(&archive, artifact).is_ok())
             .collect();
-        for artifact in artifacts {
-            if reachable(&archive, &artifact).is_ok()
-                && referrer::subject_of(&archive, &artifact)?.is_some_and(|s| subjects.contains(&s))
-            {
-                archive.artifacts.push(artifact);
-            }
-        }
+        archive.referrers = referrer::naming(&archive, whole, &subjects)?;
         Ok((archive, chosen))
     }
 
@@ -278,8 +273,9 @@ impl BlobSource for Archive {
         self.span(d, &digest).map(drop)
     }
 
-    fn artifacts(&self) -> Result<Vec<Descriptor>, Error> {
-        Ok(self.artifacts.clone())
+    fn referrers(&self, subjects: &[Descriptor]) -> Result<Vec<Referrer>, Error> {
+        let named = |r: &&Referrer| subjects.iter().any(|s| s.digest().as_ref() == r.subject);
+        Ok(self.referrers.iter().filter(named).cloned().collect())
     }
 }
 
@@ -309,10 +305,16 @@ fn scan(file: &Path) -> Result<Members, Error> {
             .trim_start_matches("./")
             .to_string();
         let kind = entry.header().entry_type();
-        let is_document = matches!(
-            name.as_str(),
-            "index.json" | "oci-layout" | "manifest.json" | "repositories"
-        );
+        // A document goes by the name a tool that unpacks the archive gives it, so that no
+        // other spelling of it (`/index.json`, `a/../index.json`) passes for another member.
+        let document = within_archive("", name.trim_start_matches('/')).filter(|n| {
+            matches!(
+                n.as_str(),
+                "index.json" | "oci-layout" | "manifest.json" | "repositories"
+            )
+        });
+        let is_document = document.is_some();
+        let name = document.unwrap_or(name);
         if kind != tar::EntryType::Regular {
             if is_document {
                 return Err(bad(format!(
@@ -334,6 +336,12 @@ fn scan(file: &Path) -> Result<Members, Error> {
             continue;
         }
         if is_document {
+            // Readers differ on which copy counts: the image audited must be the one run.
+            if found.documents.contains_key(&name) {
+                return Err(bad(format!(
+                    "{name} is in the archive more than once, and tools differ on which copy they read: what one checks may not be what another runs\n  hint: do not use this archive; save the image again from where it came from"
+                )));
+            }
             let mut bytes = Vec::new();
             (&mut entry)
                 .take(MAX_DOCUMENT + 1)

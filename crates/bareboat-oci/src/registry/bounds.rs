@@ -2,6 +2,10 @@
 //! classed. A registry is as untrusted as any other input: a manifest, index or token is
 //! read up to a cap and within a deadline, a blob no slower than a minimum rate (a fixed
 //! deadline would kill large transfers on slow links), an error body up to a few KiB.
+//!
+//! A transfer that is too slow is not tried again: the registry would only take as long
+//! again. One that stalls, with not a byte in a whole window, is: that is how a connection
+//! lost without a word looks, and a new one may do better.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,8 +24,8 @@ const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
 const MAX_WINDOW: u64 = 3600;
 
 /// The slowest a blob may move: below `bytes_per_second`, averaged over each `window`, the
-/// transfer is stopped (and tried again). A manifest, token or other small request must be
-/// done, body and all, within one window.
+/// transfer is stopped (and tried again only if it stalled). A manifest, token or other
+/// small request must be done, body and all, within one window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MinRate {
     /// The slowest average rate allowed, in bytes a second.
@@ -74,15 +78,21 @@ pub(crate) enum Failure {
         what: String,
         limit: u64,
     },
-    /// A blob that arrived slower than the minimum rate.
+    /// A blob body longer than the `size` its descriptor gives.
+    Oversize {
+        size: u64,
+    },
+    /// A blob that arrived slower than the minimum rate: `got` bytes in the last window.
     TooSlow {
         rate: MinRate,
         got: u64,
     },
-    /// A small request that took longer than its deadline.
+    /// A small request that took longer than its deadline, when `got` bytes of its body
+    /// had arrived.
     Deadline {
         what: String,
         after: Duration,
+        got: u64,
     },
     /// A blob whose body ended before its size.
     Truncated {
@@ -124,8 +134,9 @@ impl Failure {
                     || e.status()
                         .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
             }
-            Failure::TooSlow { .. } | Failure::Truncated { .. } | Failure::Io(_) => true,
-            Failure::Deadline { .. } => true,
+            Failure::Truncated { .. } | Failure::Io(_) => true,
+            // A stall, not slowness: see the module's comment.
+            Failure::TooSlow { got, .. } | Failure::Deadline { got, .. } => *got == 0,
             _ => false,
         }
     }
@@ -159,15 +170,33 @@ impl fmt::Display for Failure {
             Failure::TooLarge { what, limit } => {
                 write!(f, "{what} is larger than the {limit}-byte limit")
             }
+            Failure::Oversize { size } => write!(
+                f,
+                "the registry sent more than the {size} bytes its descriptor gives"
+            ),
+            Failure::TooSlow { rate, got: 0 } => write!(
+                f,
+                "the transfer stalled: not a byte arrived in {}s",
+                rate.window.as_secs()
+            ),
             Failure::TooSlow { rate, got } => write!(
                 f,
-                "the transfer moved {got} bytes in {}s, below the minimum of {} bytes a second",
+                "the transfer is too slow: it moved {got} bytes in {}s, below the minimum of {} bytes a second",
                 rate.window.as_secs(),
                 rate.bytes_per_second
             ),
-            Failure::Deadline { what, after } => {
+            Failure::Deadline {
+                what,
+                after,
+                got: 0,
+            } => {
                 write!(f, "{what} took longer than {}s", after.as_secs())
             }
+            Failure::Deadline { what, after, got } => write!(
+                f,
+                "{what} is too slow: {got} bytes of it arrived in {}s, the time it has to arrive whole",
+                after.as_secs()
+            ),
             Failure::Truncated { got, size } => {
                 write!(f, "the body ended after {got} of its {size} bytes")
             }
@@ -241,11 +270,56 @@ impl RateFloor {
     }
 }
 
-/// `resp`'s body, refused past `limit` bytes.
+/// One window of the minimum rate from when it was made: the time a small request has,
+/// body and all.
+pub(crate) struct Window {
+    end: Instant,
+    length: Duration,
+}
+
+impl Window {
+    pub(crate) fn new(rate: MinRate) -> Window {
+        Window {
+            end: Instant::now() + rate.window,
+            length: rate.window,
+        }
+    }
+
+    /// `work`, stopped at the window's end: `what` took too long, with `got` bytes of its
+    /// body arrived.
+    async fn bound<T>(
+        &self,
+        what: &str,
+        got: u64,
+        work: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        let late = || Failure::Deadline {
+            what: what.to_string(),
+            after: self.length,
+            got,
+        };
+        tokio::time::timeout_at(self.end, work)
+            .await
+            .unwrap_or_else(|_| Err(late()))
+    }
+
+    /// `work`, a request and not its body, stopped at the window's end.
+    pub(crate) async fn run<T>(
+        &self,
+        what: &str,
+        work: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        self.bound(what, 0, work).await
+    }
+}
+
+/// `resp`'s body, refused past `limit` bytes or when it is not all there by the end of
+/// `window`.
 pub(crate) async fn read_capped(
     mut resp: Response,
     limit: u64,
     what: &str,
+    window: &Window,
 ) -> Result<Bytes, Failure> {
     let too_large = || Failure::TooLarge {
         what: what.to_string(),
@@ -255,7 +329,12 @@ pub(crate) async fn read_capped(
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
+    loop {
+        let got = body.len() as u64;
+        let next = async { Ok(resp.chunk().await?) };
+        let Some(chunk) = window.bound(what, got, next).await? else {
+            break;
+        };
         if (body.len() + chunk.len()) as u64 > limit {
             return Err(too_large());
         }

@@ -13,7 +13,7 @@ use sha2::Digest as _;
 
 use super::auth::{AuthState, Challenge, bearer, parse_challenge};
 use super::bounds::Failure;
-use super::bounds::{MAX_TOKEN, MinRate, RateFloor, read_capped, status_failure};
+use super::bounds::{MAX_TOKEN, MinRate, RateFloor, Window, read_capped, status_failure};
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::layout::MAX_DOCUMENT;
@@ -101,13 +101,7 @@ impl Client {
         what: &str,
         work: impl Future<Output = Result<T, Failure>>,
     ) -> Result<T, Failure> {
-        let after = self.min_rate.window;
-        tokio::time::timeout(after, work).await.unwrap_or_else(|_| {
-            Err(Failure::Deadline {
-                what: what.to_string(),
-                after,
-            })
-        })
+        Window::new(self.min_rate).run(what, work).await
     }
 
     fn url(&self, path: &str) -> String {
@@ -198,15 +192,19 @@ impl Client {
         if let Some(basic) = self.basic() {
             request = request.header(header::AUTHORIZATION, basic);
         }
-        let body = self
-            .within_deadline("the token request", async {
+        // The window spans the request and its body, which is read apart to tell a slow
+        // body from no answer.
+        let window = Window::new(self.min_rate);
+        let resp = window
+            .run("the token request", async {
                 let resp = request.send().await?;
                 if !resp.status().is_success() {
                     return Err(status_failure(resp).await);
                 }
-                read_capped(resp, MAX_TOKEN, "the token response").await
+                Ok(resp)
             })
             .await?;
+        let body = read_capped(resp, MAX_TOKEN, "the token response", &window).await?;
         #[derive(serde::Deserialize)]
         struct Token {
             token: Option<String>,
@@ -397,33 +395,35 @@ impl Client {
         accept: &str,
         what: &str,
     ) -> Result<Option<Bytes>, Failure> {
-        self.within_deadline(what, async {
-            let resp = self
-                .send(scope, |c| c.get(url).header(header::ACCEPT, accept))
-                .await?;
-            match resp.status() {
-                StatusCode::OK => {
-                    let claimed = resp
-                        .headers()
-                        .get("docker-content-digest")
-                        .and_then(|h| h.to_str().ok())
-                        .filter(|h| h.starts_with("sha256:"))
-                        .map(str::to_string);
-                    let body = read_capped(resp, MAX_DOCUMENT, what).await?;
-                    // The registry's own word on what it sent, when it gives it.
-                    let actual = Digest::of(&body).to_string();
-                    match claimed {
-                        Some(expected) if expected != actual => {
-                            Err(Failure::Mismatch { expected, actual })
-                        }
-                        _ => Ok(Some(body)),
-                    }
+        // As for a token: one window, the body read apart.
+        let window = Window::new(self.min_rate);
+        let resp = window
+            .run(what, async {
+                let resp = self
+                    .send(scope, |c| c.get(url).header(header::ACCEPT, accept))
+                    .await?;
+                match resp.status() {
+                    StatusCode::OK | StatusCode::NOT_FOUND => Ok(resp),
+                    _ => Err(status_failure(resp).await),
                 }
-                StatusCode::NOT_FOUND => Ok(None),
-                _ => Err(status_failure(resp).await),
-            }
-        })
-        .await
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let claimed = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.starts_with("sha256:"))
+            .map(str::to_string);
+        let body = read_capped(resp, MAX_DOCUMENT, what, &window).await?;
+        // The registry's own word on what it sent, when it gives it.
+        let actual = Digest::of(&body).to_string();
+        match claimed {
+            Some(expected) if expected != actual => Err(Failure::Mismatch { expected, actual }),
+            _ => Ok(Some(body)),
+        }
     }
 
     /// Stores the manifest or index `bytes` at `reference` (a tag or digest).
@@ -516,12 +516,8 @@ impl Client {
             }
             _ => return Err(status_failure(resp).await),
         };
-        let too_large = || Failure::TooLarge {
-            what: format!("blob {digest}"),
-            limit: size,
-        };
         if resp.content_length().is_some_and(|n| n > size - at) {
-            return Err(too_large());
+            return Err(Failure::Oversize { size });
         }
         let mut floor = RateFloor::new(self.min_rate);
         loop {
@@ -535,7 +531,7 @@ impl Client {
             let Some(mut chunk) = chunk else { break };
             let received = chunk.len() as u64;
             if at + received > size {
-                return Err(too_large());
+                return Err(Failure::Oversize { size });
             }
             // What an earlier attempt delivered is not delivered twice.
             let known = partial.got.saturating_sub(at).min(received);

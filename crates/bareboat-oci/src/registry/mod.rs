@@ -77,7 +77,7 @@ pub struct PushReport {
     pub skipped_blobs: usize,
     /// Blobs mounted from the base image's repository.
     pub mounted_blobs: usize,
-    /// Artifacts (SBOMs) pushed as referrers of the image.
+    /// Artifacts (SBOMs, signatures) pushed as referrers of the image.
     pub referrers: usize,
 }
 
@@ -165,8 +165,11 @@ pub(super) fn remote(name: &DockerName, what: &str, e: &Failure) -> Error {
             "\n  hint: log in with `bareboat login {}`, or pass --creds USER:PASSWORD",
             name.registry
         ),
-        Failure::TooLarge { .. } | Failure::Mismatch { .. } => {
+        Failure::TooLarge { .. } | Failure::Oversize { .. } | Failure::Mismatch { .. } => {
             "\n  hint: the registry, or something between it and bareboat, sent what the image does not describe: do not trust it".to_string()
+        }
+        Failure::TooSlow { .. } | Failure::Deadline { .. } => {
+            "\n  hint: --min-rate BYTES/SECONDS sets the slowest a registry may be (a small request has SECONDS): on a slow link, lower BYTES or raise SECONDS".to_string()
         }
         _ if lower.contains("certificate") || lower.contains("unknownissuer") => {
             "\n  hint: trust the registry's CA with --ca-cert FILE (or --insecure for plain HTTP)"

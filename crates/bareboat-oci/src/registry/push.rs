@@ -16,7 +16,7 @@ use crate::blob::{Blob, BlobReader};
 use crate::digest::Digest;
 use crate::media::Kind;
 use crate::reference::DockerName;
-use crate::referrer;
+use crate::referrer::Referrer;
 use crate::source::{BlobSource, reachable};
 
 /// Upload chunks are this large: a layer is never held in memory whole.
@@ -117,18 +117,17 @@ impl Registry {
         })
     }
 
-    /// Pushes the artifacts `source` lists as referring to `top` (or to its platform
-    /// manifests), already pushed to `name`, and returns how many. A registry with the
-    /// referrers API lists them itself; for one without, each joins the index under the
-    /// tag `sha256-<hex of its subject>`.
+    /// Pushes `referrers` of an image already pushed to `name`, read from `source` (as
+    /// [`crate::referrer::of_image`] found them). A registry with the referrers API lists
+    /// them itself; for one without, each joins the index under the tag
+    /// `sha256-<hex of its subject>`.
     pub async fn push_referrers(
         &self,
         source: &dyn BlobSource,
-        top: &Descriptor,
+        referrers: &[Referrer],
         name: &DockerName,
-    ) -> Result<usize, Error> {
-        let artifacts = referrer::of_image(source, top)?;
-        for (subject, artifact) in &artifacts {
+    ) -> Result<(), Error> {
+        for Referrer { subject, artifact } in referrers {
             let subject = Digest::named(subject)?;
             self.push(source, artifact, name, false).await?;
             let listed = self.referrers(name, &subject).await?;
@@ -136,7 +135,7 @@ impl Registry {
                 self.add_to_referrers_tag(name, &subject, artifact).await?;
             }
         }
-        Ok(artifacts.len())
+        Ok(())
     }
 
     /// Adds `artifact` to the index under the referrers tag of `subject`.

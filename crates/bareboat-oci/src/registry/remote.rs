@@ -1,11 +1,11 @@
-//! An image in a registry as a [`BlobSource`]: each document is fetched when it is first
-//! read and kept (they are small and bounded), each blob streamed from the registry when it
-//! is opened, and nothing written to disk. What streams is checked by the source's readers
-//! like any other blob; the download checks it too, and keeps to the minimum rate.
+//! An image in a registry as a [`BlobSource`]: each document is fetched when it is read
+//! and kept a while (at most [`KEPT`] bytes of them), each blob streamed from the registry
+//! when it is opened, and nothing written to disk. What streams is checked by the source's
+//! readers like any other blob; the download checks it too, and keeps to the minimum rate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use oci_spec::image::Descriptor;
@@ -18,22 +18,57 @@ use crate::digest::Digest;
 use crate::layout::MAX_DOCUMENT;
 use crate::media::Kind;
 use crate::reference::DockerName;
+use crate::referrer::Referrer;
 use crate::source::BlobSource;
 
 /// How many chunks may wait between a download and its reader.
 const QUEUED: usize = 16;
+
+/// The most bytes of documents a [`Remote`] keeps. A document is read again soon after it
+/// is first read (a copy walks an image's documents, then copies them), so room for an
+/// index, a manifest and a config at their cap saves those fetches; a source that reads
+/// many documents (an index of many platforms, an image's referrers) holds no more, and
+/// fetches again what it dropped.
+const KEPT: u64 = 4 * MAX_DOCUMENT;
+
+/// The documents a [`Remote`] keeps, by digest, the oldest dropped first.
+#[derive(Default)]
+struct Kept {
+    by_digest: HashMap<String, Bytes>,
+    oldest_first: VecDeque<String>,
+    bytes: u64,
+}
+
+impl Kept {
+    fn get(&self, digest: &str) -> Option<Bytes> {
+        self.by_digest.get(digest).cloned()
+    }
+
+    /// Keeps `bytes` as `digest`, dropping the oldest documents to stay within [`KEPT`].
+    fn keep(&mut self, digest: String, bytes: Bytes) {
+        if self.by_digest.contains_key(&digest) {
+            return;
+        }
+        self.bytes += bytes.len() as u64;
+        while self.bytes > KEPT {
+            let Some(oldest) = self.oldest_first.pop_front() else {
+                break;
+            };
+            let dropped = self.by_digest.remove(&oldest).map_or(0, |b| b.len());
+            self.bytes -= dropped as u64;
+        }
+        self.oldest_first.push_back(digest.clone());
+        self.by_digest.insert(digest, bytes);
+    }
+}
 
 /// An image (or index) in a registry, read on demand.
 pub struct Remote {
     registry: Arc<Registry>,
     name: DockerName,
     runtime: tokio::runtime::Handle,
-    /// The manifests, indexes and configs fetched, by digest: small, and read more than
-    /// once.
-    documents: Mutex<HashMap<String, Vec<u8>>>,
-    /// The top's descriptor, for finding its referrers.
-    top: Descriptor,
-    artifacts: OnceLock<Vec<Descriptor>>,
+    /// The manifests, indexes and configs read lately.
+    documents: Mutex<Kept>,
 }
 
 impl Remote {
@@ -45,14 +80,13 @@ impl Remote {
         digest: Option<&Digest>,
     ) -> Result<(Remote, Descriptor), Error> {
         let (bytes, top) = registry.fetch_top(name, digest).await?;
-        let documents = HashMap::from([(top.digest().to_string(), bytes)]);
+        let mut documents = Kept::default();
+        documents.keep(top.digest().to_string(), bytes.into());
         let remote = Remote {
             registry: Arc::new(registry),
             name: name.clone(),
             runtime: tokio::runtime::Handle::current(),
             documents: Mutex::new(documents),
-            top: top.clone(),
-            artifacts: OnceLock::new(),
         };
         Ok((remote, top))
     }
@@ -68,12 +102,12 @@ impl Remote {
         })?
     }
 
-    /// The manifest, index or config `d` describes, fetched once: a manifest from the
-    /// manifests endpoint, a config as a blob, read whole since it is small.
-    fn document(&self, d: &Descriptor) -> Result<Vec<u8>, Error> {
+    /// The manifest, index or config `d` describes, unless kept fetched: a manifest from
+    /// the manifests endpoint, a config as a blob, read whole since it is small.
+    fn document(&self, d: &Descriptor) -> Result<Bytes, Error> {
         let key = d.digest().to_string();
         if let Some(bytes) = self.documents.lock().expect("not poisoned").get(&key) {
-            return Ok(bytes.clone());
+            return Ok(bytes);
         }
         let bytes = if Kind::of(d.media_type().as_ref()) == Kind::Config {
             let mut bytes = Vec::new();
@@ -86,18 +120,12 @@ impl Remote {
             let reference = key.clone();
             self.wait(async move { registry.fetch_manifest(&name, &reference).await })?
         };
+        let bytes = Bytes::from(bytes);
         self.documents
             .lock()
             .expect("not poisoned")
-            .insert(key, bytes.clone());
+            .keep(key, bytes.clone());
         Ok(bytes)
-    }
-
-    /// The artifacts the registry lists as referring to the manifest `subject`.
-    pub fn referrers_of(&self, subject: &Descriptor) -> Result<Vec<Descriptor>, Error> {
-        let subject = Digest::named(subject.digest().as_ref())?;
-        let (registry, name) = (self.registry.clone(), self.name.clone());
-        self.wait(async move { registry.referrers(&name, &subject).await })
     }
 
     /// The blob `d` describes, streamed from the registry as it is read.
@@ -143,17 +171,19 @@ impl BlobSource for Remote {
         Ok(())
     }
 
-    /// The artifacts the registry lists as referring to the image or its platform
-    /// manifests, asked for once.
-    fn artifacts(&self) -> Result<Vec<Descriptor>, Error> {
-        if let Some(found) = self.artifacts.get() {
-            return Ok(found.clone());
-        }
+    /// The artifacts the registry lists as referring to each of `subjects`.
+    fn referrers(&self, subjects: &[Descriptor]) -> Result<Vec<Referrer>, Error> {
         let mut found = Vec::new();
-        for subject in crate::referrer::subjects(self, &self.top)? {
-            found.extend(self.referrers_of(&subject)?);
+        for subject in subjects {
+            let digest = Digest::named(subject.digest().as_ref())?;
+            let (registry, name) = (self.registry.clone(), self.name.clone());
+            let listed = self.wait(async move { registry.referrers(&name, &digest).await })?;
+            found.extend(listed.into_iter().map(|artifact| Referrer {
+                subject: subject.digest().to_string(),
+                artifact,
+            }));
         }
-        Ok(self.artifacts.get_or_init(|| found).clone())
+        Ok(found)
     }
 }
 

@@ -2,11 +2,16 @@
 //! tools (umoci, oci-image-tool, runc, compilers, openssl) run as processes.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod scripted;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::Mutex;
 
-use serde_json::Value;
+use bareboat_oci::digest::Digest;
+use bareboat_oci::layout::Layout;
+use oci_spec::image::MediaType;
+use serde_json::{Value, json};
 
 pub fn cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-archive-cache")
@@ -502,4 +507,45 @@ pub fn validate_sbom(kind: &str, path: &Path) {
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom/validate.py");
     run(Command::new(python).arg(script).arg(kind).arg(path));
+}
+
+/// Writes `layers`, uncompressed (umoci and bareboat read them so), as the image `TAG` of
+/// the layout `dir`, running as 65532.
+pub fn write_image(dir: &Path, tag: &str, layers: &[Vec<u8>]) {
+    // An uncompressed layer's diff_id is its digest.
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|l| (MediaType::ImageLayer, l.clone(), Digest::of(l)))
+        .collect();
+    write_layers(dir, tag, &layers);
+}
+
+/// Writes layer blobs of any media type, each with its diff_id, as the image `TAG` of the
+/// layout `dir`.
+pub fn write_layers(dir: &Path, tag: &str, blobs: &[(MediaType, Vec<u8>, Digest)]) {
+    let layout = Layout::create(dir).unwrap();
+    let layers: Vec<_> = blobs
+        .iter()
+        .map(|(media_type, l, _)| layout.put_json(media_type.clone(), l).unwrap())
+        .collect();
+    let diff_ids: Vec<String> = blobs.iter().map(|(_, _, d)| d.to_string()).collect();
+    let config = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"User": "65532"},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = layout
+        .put_json(MediaType::ImageConfig, config.to_string().as_bytes())
+        .unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": layers,
+    });
+    let manifest = layout
+        .put_json(MediaType::ImageManifest, manifest.to_string().as_bytes())
+        .unwrap();
+    layout.tag(&manifest, &[tag.to_string()]).unwrap();
 }
