@@ -14,6 +14,8 @@
 //!                          served in place of the one with this SHA256
 //! uses/<key>.txt           the packages each lockfile used, for `cache prune`
 //! layers/<key>.json        what a layer compressed to, named by everything its bytes depend on
+//! trees/                   unpacked package layers (see bareboat-rootfs's treecache)
+//! toolboxes/<key>/         debugging toolboxes: lockfile, layout and root, touched on use
 //! tmp/                     partial writes, renamed into place when complete and verified
 //! key                      the key that seals the cache's records (never exported)
 //! ```
@@ -51,8 +53,18 @@ pub struct PruneReport {
     pub kept_files: u64,
 }
 
-const DIRS: [&str; 10] = [
-    "debs", "dists", "indexes", "releases", "verified", "vouches", "layers", "trees", "uses", "tmp",
+const DIRS: [&str; 11] = [
+    "debs",
+    "dists",
+    "indexes",
+    "releases",
+    "verified",
+    "vouches",
+    "layers",
+    "trees",
+    "toolboxes",
+    "uses",
+    "tmp",
 ];
 
 impl Cache {
@@ -215,6 +227,12 @@ impl Cache {
         self.root.join("trees")
     }
 
+    /// Where debugging toolboxes are kept, a directory each, touched on use (see
+    /// `bareboat_debug::toolbox`).
+    pub fn toolboxes_dir(&self) -> PathBuf {
+        self.root.join("toolboxes")
+    }
+
     /// A new temporary file inside the cache, on the same filesystem as its entries.
     pub fn temp_file(&self) -> Result<NamedTempFile, Error> {
         let tmp = self.root.join("tmp");
@@ -331,6 +349,13 @@ impl Cache {
                 } else {
                     remove(&entry, &mut report);
                 }
+            }
+        }
+        for toolbox in read_dir(&self.toolboxes_dir())? {
+            if recent(&toolbox) {
+                report.kept_files += 1;
+            } else if !toolbox.is_symlink() && std::fs::remove_dir_all(&toolbox).is_ok() {
+                report.removed_files += 1;
             }
         }
         self.remove_temporaries(&mut report);

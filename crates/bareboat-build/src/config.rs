@@ -38,6 +38,11 @@ pub(crate) fn run_config(spec: &Spec, base: Option<&Config>, with_locale: bool) 
             if with_locale {
                 env.push("LANG=C.UTF-8".to_string());
             }
+            // A uid with no passwd entry (OpenShift's arbitrary uids) would get HOME=/ from
+            // the runtime: name the home every such user can write.
+            if user == NONROOT.to_string() {
+                env.push("HOME=/home/nonroot".to_string());
+            }
             env
         }
     };

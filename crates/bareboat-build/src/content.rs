@@ -143,7 +143,10 @@ pub(crate) fn synthesize_base(
     if !tree.exists("home") {
         tree.add_dir(layer, "home", 0o755, (0, 0), mtime)?;
     }
-    tree.add_dir(layer, "home/nonroot", 0o700, (NONROOT, NONROOT), mtime)?;
+    // Group 0 with the owner's permissions: OpenShift's restricted policy runs a container
+    // under an arbitrary uid whose group is 0, and a home only 65532 could write would
+    // stop it (distroless#718). Any uid a runtime puts in group 0 can write it too.
+    tree.add_dir(layer, "home/nonroot", 0o770, (NONROOT, 0), mtime)?;
     if !tree.exists("root") {
         tree.add_dir(layer, "root", 0o700, (0, 0), mtime)?;
     }

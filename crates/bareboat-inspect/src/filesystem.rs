@@ -152,6 +152,10 @@ struct Written {
     content: Option<usize>,
     /// Its entry in `waste`, once the layer wrote the path again.
     waste: Option<usize>,
+    /// Its entry in `secrets`, if what it held at this path was a secret.
+    secret: Option<usize>,
+    /// Whether its entry at this path (as the layer names it) is in `redirects`.
+    redirected: bool,
 }
 
 /// An entry written through a symlinked parent, and where it lands.
@@ -365,11 +369,20 @@ impl Filesystem {
             let (sha256, bytes) = hash(entry.content, keep).map_err(|e| refuse(e.to_string()))?;
             let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
             if let Some(kind) = secret {
-                self.secrets.push(Secret {
-                    layer: i,
-                    path: path.clone(),
-                    kind,
-                });
+                // One record of a kind of secret at a path of a layer, however often the
+                // layer writes it there.
+                let written = self.written_here.entry(path.clone()).or_default();
+                if written
+                    .secret
+                    .is_none_or(|at| self.secrets[at].kind != kind)
+                {
+                    written.secret = Some(self.secrets.len());
+                    self.secrets.push(Secret {
+                        layer: i,
+                        path: path.clone(),
+                        kind,
+                    });
+                }
             }
             let bytes = bytes.filter(|_| metadata);
             node.sha256 = Some(sha256);
@@ -601,11 +614,14 @@ impl Stacking<'_> {
                 reason,
             })?;
         if landed != literal {
-            self.fs.redirects.push(Redirect {
-                layer: self.layer,
-                path: literal,
-                landed: landed.clone(),
-            });
+            let written = self.fs.written_here.entry(literal.clone()).or_default();
+            if !std::mem::replace(&mut written.redirected, true) {
+                self.fs.redirects.push(Redirect {
+                    layer: self.layer,
+                    path: literal,
+                    landed: landed.clone(),
+                });
+            }
         }
         Ok(landed)
     }
@@ -1202,6 +1218,37 @@ mod tests {
         assert_eq!(
             resolve("l1", |p| view.get(p), &mut budget),
             Err(Unresolved::OverBudget)
+        );
+    }
+
+    #[test]
+    fn a_layer_that_writes_one_path_again_and_again_is_recorded_once() {
+        use Made::*;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let key: &[u8] = b"-----BEGIN RSA PRIVATE KEY-----\nabc\n";
+        let mut entries = vec![("usr", Dir), ("x", Symlink("usr"))];
+        for _ in 0..1000 {
+            entries.extend([
+                ("id_rsa", File(key)),
+                ("big", File(b"0123456789")),
+                ("x/through", File(b"t")),
+            ]);
+        }
+        let fs = read(&layout, &[made_layer(&layout, &entries)], Limits::default()).unwrap();
+        let at = |path: &str| fs.contents.iter().filter(|c| c.path == path).count();
+        assert_eq!((at("id_rsa"), at("big"), at("usr/through")), (1, 1, 1));
+        assert_eq!(fs.secrets.len(), 1, "{:?}", fs.secrets);
+        assert_eq!(fs.redirects.len(), 1, "{:?}", fs.redirects);
+        // The layer's own copies but the last are its waste, summed per path.
+        let waste: Vec<(&str, u64)> = fs.waste.iter().map(|w| (w.path.as_str(), w.size)).collect();
+        assert_eq!(
+            waste,
+            [
+                ("id_rsa", 999 * key.len() as u64),
+                ("big", 9990),
+                ("usr/through", 999)
+            ]
         );
     }
 

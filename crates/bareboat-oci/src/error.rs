@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::referrer::{MAX_REFERRER_BYTES, MAX_REFERRERS};
+use crate::referrer::{MAX_LISTED_ARTIFACTS, MAX_REFERRER_BYTES, MAX_REFERRERS};
 
 /// Errors from writing and reading images.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +142,16 @@ pub enum Error {
         count: usize,
         /// Which referrers were counted, such as `of the types bareboat carries`.
         which: String,
+    },
+    /// A layout's or archive's index that lists more artifacts than bareboat reads.
+    #[error(
+        "{origin}: its index lists {count} artifacts, and bareboat reads at most {MAX_LISTED_ARTIFACTS}\n  hint: {REFERRERS_BOUNDED}"
+    )]
+    TooManyArtifacts {
+        /// The layout or archive.
+        origin: String,
+        /// How many distinct artifacts it lists.
+        count: usize,
     },
     /// Referrers of a manifest that hold more bytes than bareboat follows.
     #[error(

@@ -463,6 +463,10 @@ pub(crate) fn annotated(d: &Descriptor, key: &str, value: &str) -> Descriptor {
     d
 }
 
+/// How old a staged layout must be before a free writers' lock marks it abandoned: more
+/// than the moment between a writer opening its lock and taking it.
+const LOCK_SETTLED: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How old a staged layout without a writers' lock must be to count as abandoned.
 const UNLOCKED_STALE: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -496,7 +500,12 @@ fn remove_abandoned_layouts(parent: &Path) {
         }
         let lock = path.join(WRITERS_LOCK);
         let abandoned = if std::fs::symlink_metadata(&lock).is_ok_and(|m| m.is_file()) {
-            blob::open_lock(&lock).is_ok_and(|l| l.try_lock().is_ok())
+            // A writer opens its lock and then takes it: in between, the lock is free.
+            let settled = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > LOCK_SETTLED);
+            settled && blob::open_lock(&lock).is_ok_and(|l| l.try_lock().is_ok())
         } else {
             // No lock yet: just made by a writer about to take it, or left by one killed
             // in that instant, which only age tells apart.

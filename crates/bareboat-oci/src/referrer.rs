@@ -128,15 +128,38 @@ impl Follow<'_> {
     }
 }
 
-/// The artifacts among `candidates` (manifests a layout or archive holds) whose manifests
-/// name one of `subjects` as their subject.
+/// The most artifacts a layout's or archive's index may list, each read to find its
+/// subject. A real one lists a few per image; a listing past this is refused before any is
+/// read, so that an index of 4 MiB cannot make bareboat read thousands of documents.
+pub const MAX_LISTED_ARTIFACTS: usize = 1024;
+
+/// The distinct artifacts among `listed` (the untagged manifests of a layout's or archive's
+/// index, each listing read once however often it repeats), refused past
+/// [`MAX_LISTED_ARTIFACTS`].
+pub fn listed(source: &dyn BlobSource, listed: Vec<Descriptor>) -> Result<Vec<Descriptor>, Error> {
+    let mut seen = std::collections::HashSet::new();
+    let distinct: Vec<Descriptor> = listed
+        .into_iter()
+        .filter(|d| seen.insert(d.digest().to_string()))
+        .collect();
+    if distinct.len() > MAX_LISTED_ARTIFACTS {
+        return Err(Error::TooManyArtifacts {
+            origin: source.name(),
+            count: distinct.len(),
+        });
+    }
+    Ok(distinct)
+}
+
+/// The artifacts among `candidates` (manifests a layout or archive holds, see [`listed`])
+/// whose manifests name one of `subjects` as their subject.
 pub fn naming(
     source: &dyn BlobSource,
-    candidates: impl IntoIterator<Item = Descriptor>,
+    candidates: Vec<Descriptor>,
     subjects: &[Descriptor],
 ) -> Result<Vec<Referrer>, Error> {
     let mut out = Vec::new();
-    for artifact in candidates {
+    for artifact in listed(source, candidates)? {
         if Kind::of(artifact.media_type().as_ref()) != Kind::Manifest {
             continue;
         }

@@ -28,6 +28,8 @@ use sha2::{Digest, Sha256};
 use crate::Error;
 use crate::policy::{self, Slicing};
 
+mod materialize;
+
 /// What a tree node is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::rootfs::{Node, Segment, Snapshot};
 
 /// Bumped when what a saved tree means changes.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// A used segment's mtime is moved forward (so that pruning keeps it) once it is this old:
 /// not on every use, since that changes its stamp and costs a full check.

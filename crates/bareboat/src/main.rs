@@ -6,6 +6,7 @@ mod args;
 mod build;
 mod catalog;
 mod compare;
+mod debug;
 mod images;
 mod lock;
 mod output;
@@ -111,6 +112,22 @@ The image's referrers come along to layouts and registries: those of the artifac
 referrers holding at most 64 MiB are followed; past that the copy fails."
     )]
     Copy(images::CopyArgs),
+    /// Debug a running container or an image with a toolbox of Debian packages
+    #[command(
+        after_help = "The toolbox (busybox, and the packages --with names) is built from verified Debian \
+packages for the target's release and this machine's architecture, cached by its lockfile. It runs in the \
+target's PID, network, IPC and UTS namespaces, as root with CAP_SYS_PTRACE (or --as-target-user), with \
+the toolbox as its read-only root: the target's files are at /target (/proc/1/root) and are never written, \
+and nothing of the session outlives it. An image is debugged beside its files, mounted read-only at \
+/target, with its config's environment and working directory. Needs root.\n\n\
+Examples:\n  bareboat debug runc:web\n  bareboat debug docker:web --with strace,curl -- strace -p 1\n  \
+bareboat debug podman:web --as-target-user\n  bareboat debug pid:4242\n  \
+bareboat debug oci:out:app                        an image that will not start\n  \
+bareboat debug docker://registry.example/app:1 -- ls -l /target/app\n  \
+bareboat debug --print-kubectl web-0 -c app -n shop --push docker://registry.example/tools/debug:1\n  \
+bareboat debug --print-kubectl web-0 -c app --pod-security restricted --toolbox docker://registry.example/tools/debug:1"
+    )]
+    Debug(Box<debug::DebugArgs>),
     /// Check and store credentials for a registry (where podman keeps them)
     #[command(
         after_help = "The password is read from standard input. Credentials go to $REGISTRY_AUTH_FILE, \
@@ -202,6 +219,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(catalog::cmd_catalog(args, &cache_root, cli.json))
         }
         Command::Deps(args) => runtime.block_on(catalog::cmd_deps(args, &cache_root, cli.json)),
+        Command::Debug(args) => runtime.block_on(debug::cmd_debug(*args, &cache_root, cli.json)),
         Command::Copy(args) => runtime.block_on(images::cmd_copy(args, &cache_root, cli.json)),
         Command::Login(args) => runtime.block_on(images::cmd_login(args, cli.json)),
         Command::Sbom(args) => runtime.block_on(images::cmd_sbom(args, &cache_root, cli.json)),

@@ -658,3 +658,38 @@ fn docker_save_of_images_sharing_layers_reads_back_with_bareboat() {
             .exists()
     );
 }
+
+#[test]
+fn bareboat_debug_joins_a_nonroot_static_container_of_docker() {
+    use common::debugging::{assert_probed, debugged, listing, probing, server_image};
+    let docker = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = 18932;
+    server_image(d, port, "docker-archive:server.tar:bareboat-test/server:1");
+    docker.load(&d.join("server.tar"), "bareboat-test/server:1");
+    let id = docker.stdout(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "debugged",
+        "bareboat-test/server:1",
+    ]);
+    let id = id.trim();
+    let pid = docker.stdout(&["inspect", "--format", "{{.State.Pid}}", id]);
+    let rootfs = PathBuf::from(format!("/proc/{}/root", pid.trim()));
+    let before = listing(&rootfs);
+    let client = docker.command(&[]);
+    let mut cmd = probing(d, "docker:debugged", port);
+    for (key, value) in client.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    assert_probed(&debugged(&mut cmd));
+    assert_eq!(listing(&rootfs), before, "the target's files changed");
+    docker.docker(&["rm", "-f", id]);
+}

@@ -408,3 +408,99 @@ fn referrers_past_the_byte_bound_are_refused_and_memory_stays_bounded() {
     // Refused before any is copied: no content is fetched.
     assert_eq!(registry.scripted.hits(&sha256(&content(0))), 0);
 }
+
+/// A tar of the layout `dir`, as an `oci-archive` holds it.
+fn archive_of(dir: &Path, file: &Path) {
+    common::run(
+        std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(file)
+            .arg("-C")
+            .arg(dir)
+            .arg("."),
+    );
+}
+
+#[test]
+fn a_layout_or_archive_lists_a_bounded_number_of_artifacts_each_read_once() {
+    use bareboat_oci::layout::Layout;
+    use bareboat_oci::referrer::write_artifact;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let layer = bareboat_testkit::tar_of(&[("etc/hello", b"hello\n")]);
+    common::write_image(&d.join("many"), "t", &[layer]);
+    let layout = Layout::create(&d.join("many")).unwrap();
+    let image = layout
+        .index()
+        .unwrap()
+        .manifests()
+        .first()
+        .cloned()
+        .unwrap();
+
+    // One SBOM listed 10,000 times in index.json (3 MB, within its cap): read once.
+    let sbom = write_artifact(&layout, &image, SPDX, b"{}", "2026-01-01T00:00:00Z").unwrap();
+    let index_path = d.join("many/index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let listed = serde_json::to_value(&sbom).unwrap();
+    let manifests = index["manifests"].as_array_mut().unwrap();
+    manifests.extend(std::iter::repeat_n(listed, 10_000));
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    archive_of(&d.join("many"), &d.join("repeated.tar"));
+    let out = bareboat(d, "inspect", &["oci-archive:repeated.tar:t"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bareboat(d, "copy", &["oci:many:t", "oci:copied:t"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 1,025 different artifacts: refused before any is read, by layouts and archives alike.
+    // (Listed in one write of index.json: an index rewritten per artifact costs minutes.)
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array_mut().unwrap();
+    manifests.truncate(2);
+    for i in 0..1_024 {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "artifactType": SPDX,
+            "config": {"mediaType": EMPTY, "digest": sha256(b"{}"), "size": 2},
+            "layers": [],
+            "subject": image,
+            "annotations": {"n": i.to_string()},
+        });
+        let mut listed = layout
+            .put_json(
+                oci_spec::image::MediaType::ImageManifest,
+                manifest.to_string().as_bytes(),
+            )
+            .unwrap();
+        listed.set_artifact_type(Some(SPDX.into()));
+        manifests.push(serde_json::to_value(&listed).unwrap());
+    }
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    archive_of(&d.join("many"), &d.join("many.tar"));
+    for (command, args) in [
+        ("copy", vec!["oci:many:t", "oci:refused:t"]),
+        ("inspect", vec!["oci-archive:many.tar:t"]),
+    ] {
+        let out = bareboat(d, command, &args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(
+            err.contains("its index lists 1025 artifacts, and bareboat reads at most 1024"),
+            "{command}: {err}"
+        );
+    }
+    assert!(!d.join("refused").exists());
+}

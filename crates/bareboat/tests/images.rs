@@ -12,7 +12,7 @@ use common::{
     assert_no_shell_or_package_manager, bareboat, build, compile, podman, run, runc, runc_command,
     tool, unpack,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const HELLO_C: &str = r#"
 #include <stdio.h>
@@ -170,8 +170,8 @@ fn static_runs_a_static_binary_as_nonroot() {
     let home = std::fs::metadata(rootfs.join("home/nonroot")).unwrap();
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     assert_eq!(
-        (home.uid(), home.permissions().mode() & 0o7777),
-        (65532, 0o700)
+        (home.uid(), home.gid(), home.permissions().mode() & 0o7777),
+        (65532, 0, 0o770)
     );
     assert_eq!(
         std::fs::metadata(rootfs.join("tmp"))
@@ -1365,6 +1365,12 @@ fn builds_into_one_new_layout_at_once_all_land_and_refused_writes_leave_nothing(
     let staging = d.join(".bareboat-layout-killed");
     std::fs::create_dir_all(staging.join("blobs")).unwrap();
     std::fs::write(staging.join(".writers.lock"), "").unwrap();
+    // Past the moment a live writer's lock is free, between opening and taking it.
+    let a_minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::open(&staging)
+        .unwrap()
+        .set_modified(a_minute_ago)
+        .unwrap();
     let writing = d.join(".bareboat-layout-writing");
     std::fs::create_dir_all(writing.join("blobs")).unwrap();
     let live = std::fs::File::create(writing.join(".writers.lock")).unwrap();
@@ -1384,4 +1390,78 @@ fn builds_into_one_new_layout_at_once_all_land_and_refused_writes_leave_nothing(
         "a staged layout whose writer is alive is kept"
     );
     drop(live);
+}
+
+/// Writes `$HOME/state` and `/tmp/scratch`, and says as whom and whether it could.
+const WRITES_HOME_AND_TMP: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+    const char *home = getenv("HOME");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/state", home ? home : "");
+    FILE *h = fopen(path, "w");
+    FILE *t = fopen("/tmp/scratch", "w");
+    printf("uid %d gid %d HOME %s: home %s, tmp %s\n", (int)getuid(), (int)getgid(),
+           home ? home : "(unset)", h ? "written" : "refused", t ? "written" : "refused");
+    return 0;
+}
+"#;
+
+#[test]
+fn an_arbitrary_uid_in_group_0_writes_its_home_and_tmp_as_openshift_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = d.join("prog.c");
+    std::fs::write(&src, WRITES_HOME_AND_TMP).unwrap();
+    run(Command::new(tool("gcc"))
+        .arg(&src)
+        .arg("-o")
+        .arg(d.join("prog")));
+    build(
+        d,
+        &[
+            "--from",
+            "catalog:cc",
+            "--add",
+            "prog:/app/prog",
+            "--entrypoint",
+            "/app/prog",
+            "--no-auto-deps",
+            "-o",
+            "oci:out:app",
+        ],
+    );
+    let written = |uid: &str, gid: &str| {
+        format!("uid {uid} gid {gid} HOME /home/nonroot: home written, tmp written\n")
+    };
+    // runc, with OpenShift's kind of process.user.
+    let bundle = unpack(d, "out", "app");
+    let config_path = bundle.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["process"]["user"] = json!({"uid": 1000650000u32, "gid": 0});
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    assert_eq!(runc(&bundle, &[]), written("1000650000", "0"));
+    // podman, the way OpenShift's restricted policy runs it, and as the image says.
+    // Relative: podman names the image after the path, which must be lowercase.
+    let layout = "oci:out:app";
+    for (user, expected) in [
+        (Some("1000650000:0"), written("1000650000", "0")),
+        (None, written("65532", "65532")),
+        // Not weakened: another uid outside group 0 cannot write the home.
+        (
+            Some("1000650000:1000650000"),
+            "uid 1000650000 gid 1000650000 HOME /home/nonroot: home refused, tmp written\n"
+                .to_string(),
+        ),
+    ] {
+        let mut podman = podman(d);
+        podman.args(["run", "--rm", "--network=none"]);
+        if let Some(user) = user {
+            podman.args(["--user", user]);
+        }
+        let out = run(podman.arg(layout));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{user:?}");
+    }
 }

@@ -323,80 +323,83 @@ fn a_build_killed_mid_write_leaves_the_layout_whole_and_the_next_run_succeeds() 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     build(d, &["catalog:static", "-o", "oci:out:old"]);
-    let index_before = std::fs::read(d.join("out/index.json")).unwrap();
     // The packages are fetched once, so the kills land in unpacking, compressing and
     // writing java21's layers (about 200 MB) into the layout, not in downloads.
     build(d, &["catalog:java21", "-o", "oci:warm:java"]);
     let _guard = common::CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
-    let blobs = d.join("out/blobs");
-    let count = || named(&blobs.join("sha256"), "").len();
-    let at_start = count();
-    // Kill points: as the first temporary blob appears, then once 2, 4 and 6 new blobs
-    // have landed (the index is written after the last).
-    // (Zero new blobs stands for the first temporary one.)
-    let reached = |new_blobs: usize| match new_blobs {
-        0 => !named(&blobs, ".tmp-").is_empty(),
-        n => count() >= at_start + n,
-    };
+    // Each round kills a build into its own copy of a layout that holds only the old
+    // image: as the first temporary blob appears, or once 2, 4 or 6 new blobs have landed
+    // (the index is written after the last).
     for (round, new_blobs) in [0, 2, 4, 6].into_iter().enumerate() {
-        let point = format!("{new_blobs} new blobs");
-        let mut child = common::bareboat(d, "build", &["catalog:java21", "-o", "oci:out:java"])
+        let here = d.join(format!("round{round}"));
+        std::fs::create_dir(&here).unwrap();
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(d.join("out"))
+            .arg(here.join("out")));
+        let blobs = here.join("out/blobs");
+        let count = || named(&blobs.join("sha256"), "").len();
+        let at_start = count();
+        let reached = || match new_blobs {
+            0 => !named(&blobs, ".tmp-").is_empty(),
+            n => count() >= at_start + n,
+        };
+        let mut child = common::bareboat(&here, "build", &["catalog:java21", "-o", "oci:out:java"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let started = std::time::Instant::now();
-        let killed = loop {
-            if reached(new_blobs) {
-                child.kill().unwrap();
-                break true;
-            }
-            if child.try_wait().unwrap().is_some() {
-                break false;
-            }
+        while !reached() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: the build ended before {new_blobs} new blobs"
+            );
             assert!(
                 started.elapsed().as_secs() < 300,
-                "{point}: the build hangs"
+                "round {round}: the build hangs"
             );
             std::thread::sleep(std::time::Duration::from_millis(1));
-        };
+        }
+        child.kill().unwrap();
         child.wait().unwrap();
         eprintln!(
-            "round {round}: {} at {point}, after {:?}",
-            if killed { "killed" } else { "finished" },
+            "round {round}: killed at {new_blobs} new blobs, after {:?}",
             started.elapsed()
         );
         // The old image is intact, and whatever the index names is whole: oci-image-tool
         // validates it and umoci unpacks it, checking every digest and diff_id.
-        let here = d.join(format!("round{round}"));
-        std::fs::create_dir(&here).unwrap();
         let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(d.join("out/index.json")).unwrap()).unwrap();
-        for m in index["manifests"].as_array().unwrap() {
-            let tag = m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap();
-            unpack(&here, "../out", tag);
-        }
-        if !killed {
-            assert_ne!(
-                std::fs::read(d.join("out/index.json")).unwrap(),
-                index_before
-            );
-        }
+            serde_json::from_slice(&std::fs::read(here.join("out/index.json")).unwrap()).unwrap();
+        let tags: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            tags,
+            ["old"],
+            "round {round}: the index names what was not written"
+        );
+        unpack(&here, "out", "old");
+        // The next run succeeds, and cleans what the killed one left.
+        run(&mut common::bareboat(
+            &here,
+            "build",
+            &["catalog:java21", "-o", "oci:out:java"],
+        ));
+        assert!(
+            named(&blobs, ".tmp-").is_empty(),
+            "{:?}",
+            named(&blobs, ".tmp-")
+        );
+        assert!(named(&here, ".bareboat-layout-").is_empty());
+        let bundle = unpack(&here, "out", "java");
+        assert!(bundle.join("rootfs/usr/lib/jvm").is_dir());
     }
-    drop(_guard);
-    // The next run succeeds, and cleans what the killed ones left.
-    build(d, &["catalog:java21", "-o", "oci:out:java"]);
-    assert!(
-        named(&blobs, ".tmp-").is_empty(),
-        "{:?}",
-        named(&blobs, ".tmp-")
-    );
-    assert!(named(d, ".bareboat-layout-").is_empty());
-    let after = d.join("after");
-    std::fs::create_dir(&after).unwrap();
-    unpack(&after, "../out", "old");
-    let bundle = unpack(&after, "../out", "java");
-    assert!(bundle.join("rootfs/usr/lib/jvm").is_dir());
 }

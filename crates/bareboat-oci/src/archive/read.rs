@@ -138,7 +138,7 @@ impl Archive {
         // a diff_id.
         reachable(&archive, &chosen)?;
         let subjects = referrer::subjects(&archive, &chosen)?;
-        let whole: Vec<Descriptor> = artifacts
+        let whole: Vec<Descriptor> = referrer::listed(&archive, artifacts)?
             .into_iter()
             .filter(|artifact| reachable(&archive, artifact).is_ok())
             .collect();

@@ -122,6 +122,14 @@ impl Failure {
         }
     }
 
+    /// Whether it is a stall: not a byte in a whole window.
+    pub(crate) fn stalled(&self) -> bool {
+        matches!(
+            self,
+            Failure::TooSlow { got: 0, .. } | Failure::Deadline { got: 0, .. }
+        )
+    }
+
     pub(crate) fn transient(&self) -> bool {
         match self {
             Failure::Status { code, .. } => *code >= 500 || *code == 429 || *code == 408,

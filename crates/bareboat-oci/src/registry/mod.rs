@@ -139,9 +139,16 @@ impl Registry {
     {
         let mut delay = self.backoff;
         let mut attempt = 1;
+        let mut stalled = false;
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
+                // A stall costs a whole window: it is tried again once, not until the
+                // attempts run out, so a registry that stays silent holds a command for two
+                // windows at most.
+                Err(e) if e.stalled() && std::mem::replace(&mut stalled, true) => {
+                    return Err(remote(name, what, &e));
+                }
                 Err(e) if attempt < ATTEMPTS && e.transient() => {
                     let wait = e.retry_after().map_or(delay, |asked| asked.max(delay));
                     tracing::warn!("{what} for {}: {e}; retrying in {wait:?}", name.full());

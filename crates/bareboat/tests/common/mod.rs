@@ -2,6 +2,7 @@
 //! tools (umoci, oci-image-tool, runc, compilers, openssl) run as processes.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod debugging;
 pub mod scripted;
 
 use std::path::{Path, PathBuf};
