@@ -5,6 +5,7 @@
 //! - [`toolbox`] builds the tools (busybox, and any Debian package asked for) from the
 //!   same verified packages as the images, for the target's release, cached by its
 //!   lockfile, and writes them out as a directory;
+//! - [`environment`] says what the command is given beside a process or an image;
 //! - [`session`] runs a command of the toolbox in the target's PID, network, IPC and UTS
 //!   namespaces, with the toolbox as its root (read-only) and the target's filesystem at
 //!   `/target` (`/proc/1/root`): nothing of the target is written, and nothing of the
@@ -28,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+pub mod environment;
 mod error;
 pub mod kubectl;
 pub mod session;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use bareboat_build::pipeline::Context;
+use bareboat_debug::environment;
 use bareboat_debug::kubectl::{self, PodSecurity};
 use bareboat_debug::session::{self, Attach, Session, User};
 use bareboat_debug::target::{self, Process, Target};
@@ -77,9 +78,6 @@ pub struct DebugArgs {
     command: Vec<String>,
 }
 
-/// The toolbox's PATH: busybox's applets first, then the packages' programs.
-const PATH: &str = "/busybox:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// A Pod Security level, as the command line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum PodSecurityArg {
@@ -111,38 +109,10 @@ pub async fn cmd_debug(args: DebugArgs, cache_root: &Path, json: bool) -> Result
                     program.trim_start_matches('/')
                 );
             }
-            let mut env: Vec<(String, String)> = run
-                .env()
-                .clone()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| e.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let path = env
-                .iter()
-                .find(|(k, _)| k == "PATH")
-                .map(|(_, v)| v.clone());
-            env.retain(|(k, _)| k != "PATH");
-            env.push((
-                "PATH".into(),
-                format!("/busybox:{}", path.as_deref().unwrap_or(PATH)),
-            ));
+            let (mut env, cwd) = environment::beside_image(&run);
             env.extend(terminal_env());
-            let workdir = run.working_dir().clone().unwrap_or_default();
-            let cwd = format!("/target/{}", workdir.trim_start_matches('/'));
-            // The directory lies in the image's root, which getcwd() cannot name from the
-            // toolbox's: the shell takes its name from PWD.
-            env.push(("PWD".into(), cwd.clone()));
             let user = match args.as_target_user {
-                true => {
-                    let (uid, gid) = numeric_user(run.user().as_deref().unwrap_or("0"))?;
-                    Some(User {
-                        uid,
-                        gid,
-                        capabilities: 0,
-                    })
-                }
+                true => Some(environment::image_user(&run)?),
                 false => None,
             };
             eprintln!(
@@ -168,10 +138,7 @@ pub async fn cmd_debug(args: DebugArgs, cache_root: &Path, json: bool) -> Result
             session::check_joinable(pid)?;
             let found = target::debian_version(pid);
             let toolbox = toolbox_root(&args, found.as_deref(), arch, &cx).await?;
-            let mut env = vec![
-                ("PATH".to_string(), PATH.to_string()),
-                ("HOME".to_string(), "/tmp".to_string()),
-            ];
+            let (mut env, cwd) = environment::beside_process();
             env.extend(terminal_env());
             eprintln!(
                 "debugging {} (process {pid}, uid {}): its files are at /target",
@@ -186,7 +153,7 @@ pub async fn cmd_debug(args: DebugArgs, cache_root: &Path, json: bool) -> Result
                     capabilities: process.capabilities,
                 }),
                 env,
-                cwd: "/".into(),
+                cwd,
                 argv,
             }
             .run()?
@@ -309,13 +276,13 @@ fn terminal_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The uid and gid of an image config's numeric `User` (`UID[:GID]`).
+/// `--run-as UID:GID`.
 fn numeric_user(user: &str) -> Result<(u32, u32)> {
-    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
-    match (uid.parse(), gid.parse()) {
-        (Ok(uid), Ok(gid)) => Ok((uid, gid)),
-        _ => bail!(
-            "--as-target-user needs a numeric User in the image's config, and it is {user:?}\n  hint: debug as root (without --as-target-user)"
-        ),
+    let parsed = user
+        .split_once(':')
+        .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)));
+    match parsed {
+        Some(ids) => Ok(ids),
+        None => bail!("--run-as takes UID:GID in numbers, as in 65532:65532, not {user:?}"),
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -152,6 +153,45 @@ fn debugs_an_image_whose_entrypoint_is_missing() {
     assert!(text.contains("in /target/home/nonroot\n.\n..\n"), "{text}");
     assert!(text.contains("13."), "{text}");
     assert!(text.contains("read-only"), "{text}");
+    // As the image's own user.
+    let out = debug(
+        d,
+        &[
+            "oci:out:broken",
+            "--as-target-user",
+            "--",
+            "/busybox/id",
+            "-u",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "65532\n");
+    // Ctrl-C, which the terminal sends to the whole process group, interrupts the
+    // command (bareboat waits on): the shell ends with 130, and bareboat with it.
+    let mut child = common::debugging::debug_command(
+        d,
+        &[
+            "oci:out:broken",
+            "--",
+            "/busybox/sh",
+            "-c",
+            "sleep 30; echo not-interrupted",
+        ],
+    );
+    let child = child
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    run(Command::new("kill").args(["-INT", "--", &format!("-{}", child.id())]));
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "Ctrl-C did not interrupt it"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("not-interrupted"));
     // A prebuilt toolbox serves the same way.
     build(d, &["catalog:base:debug-root", "-o", "oci:tools:debug"]);
     let out = debug(
