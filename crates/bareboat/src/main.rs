@@ -8,6 +8,7 @@ mod catalog;
 mod compare;
 mod debug;
 mod images;
+mod key;
 mod lock;
 mod output;
 mod progress;
@@ -112,6 +113,11 @@ The image's referrers come along to layouts and registries: those of the artifac
 referrers holding at most 64 MiB are followed; past that the copy fails."
     )]
     Copy(images::CopyArgs),
+    /// Make and read cosign-compatible signing keys
+    Key {
+        #[command(subcommand)]
+        command: key::KeyCommand,
+    },
     /// Debug a running container or an image with a toolbox of Debian packages
     #[command(
         after_help = "The toolbox (busybox, and the packages --with names) is built from verified Debian \
@@ -219,6 +225,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(catalog::cmd_catalog(args, &cache_root, cli.json))
         }
         Command::Deps(args) => runtime.block_on(catalog::cmd_deps(args, &cache_root, cli.json)),
+        Command::Key { command } => key::cmd_key(command, cli.json),
         Command::Debug(args) => runtime.block_on(debug::cmd_debug(*args, &cache_root, cli.json)),
         Command::Copy(args) => runtime.block_on(images::cmd_copy(args, &cache_root, cli.json)),
         Command::Login(args) => runtime.block_on(images::cmd_login(args, cli.json)),

@@ -1,0 +1,21 @@
+//! bareboat-sign: what signing images needs, in the formats cosign reads.
+//!
+//! - [`key`]: ECDSA P-256 key pairs; the private key encrypted as cosign encrypts it
+//!   (scrypt, then NaCl secretbox, in a JSON envelope under the PEM label
+//!   `ENCRYPTED SIGSTORE PRIVATE KEY`), the public key as PEM.
+//!
+//! ```
+//! use bareboat_sign::key::{KeyPair, PublicKey};
+//! let pair = KeyPair::generate().unwrap();
+//! let sealed = pair.encrypted_pem(b"secret").unwrap();
+//! let opened = KeyPair::from_encrypted_pem(&sealed, b"secret", "cosign.key").unwrap();
+//! let public = PublicKey::from_pem(&pair.public_pem(), "cosign.pub").unwrap();
+//! assert_eq!(opened.public().hint(), public.hint());
+//! ```
+
+#![deny(missing_docs)]
+
+mod error;
+pub mod key;
+
+pub use error::Error;
