@@ -2,7 +2,10 @@
 //!
 //! - [`key`]: ECDSA P-256 key pairs; the private key encrypted as cosign encrypts it
 //!   (scrypt, then NaCl secretbox, in a JSON envelope under the PEM label
-//!   `ENCRYPTED SIGSTORE PRIVATE KEY`), the public key as PEM.
+//!   `ENCRYPTED SIGSTORE PRIVATE KEY`), the public key as PEM;
+//! - [`formats`]: what cosign signs and stores, as pure functions: its legacy
+//!   simple-signing payload and signature, DSSE envelopes over in-toto Statements, and
+//!   Sigstore bundles v0.3.
 //!
 //! ```
 //! use bareboat_sign::key::{KeyPair, PublicKey};
@@ -16,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod formats;
 pub mod key;
 
 pub use error::Error;

@@ -1,0 +1,220 @@
+//! The signed documents cosign writes and reads, as pure functions: the simple-signing
+//! payload of its legacy scheme, and the DSSE envelope over an in-toto Statement that its
+//! Sigstore bundles (v0.3) carry. Signatures are ECDSA P-256 over SHA-256, DER-encoded,
+//! deterministic (RFC 6979): signing the same thing twice gives the same bytes.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::{DerSignature, Signature};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::key::{KeyPair, PublicKey};
+
+/// The media type of a legacy signature layer.
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The annotation of a legacy signature layer that holds its base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The media type of a Sigstore bundle v0.3.
+pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// A DSSE envelope's payload type for an in-toto Statement.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// The predicate type of cosign's signature statement.
+pub const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// cosign's simple-signing payload for the image `digest` of `repository`.
+pub fn simple_signing(repository: &str, digest: &str) -> Vec<u8> {
+    let payload = json!({
+        "critical": {
+            "identity": {"docker-reference": repository},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    });
+    serde_json::to_vec(&payload).expect("a payload serialises")
+}
+
+/// The image digest a simple-signing payload names, if it is one.
+pub fn signed_digest(payload: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    if v["critical"]["type"] != "cosign container image signature" {
+        return None;
+    }
+    v["critical"]["image"]["docker-manifest-digest"]
+        .as_str()
+        .map(String::from)
+}
+
+/// `bytes` signed with `key`: the DER signature, base64, as cosign stores it.
+pub fn sign(key: &KeyPair, bytes: &[u8]) -> String {
+    let signature: DerSignature = key.signing_key().sign(bytes);
+    BASE64.encode(signature.as_bytes())
+}
+
+/// Whether `signature` (base64 DER, as cosign stores it) is `key`'s over `bytes`.
+pub fn verify(key: &PublicKey, bytes: &[u8], signature: &str) -> bool {
+    let Ok(der) = BASE64.decode(signature.trim()) else {
+        return false;
+    };
+    let Ok(signature) = Signature::from_der(&der) else {
+        return false;
+    };
+    key.verifying_key().verify(bytes, &signature).is_ok()
+}
+
+/// DSSE's pre-authentication encoding: what a DSSE signature is over.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An in-toto v1 Statement about the image `digest` named `name`.
+pub fn statement(name: &str, digest: &str, predicate_type: &str, predicate: Value) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": hex}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    });
+    serde_json::to_vec(&statement).expect("a statement serialises")
+}
+
+/// A DSSE envelope, with the field names of its JSON (and of a bundle's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Base64 of the payload.
+    pub payload: String,
+    /// What the payload is.
+    pub payload_type: String,
+    /// Its signatures.
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+/// One signature of a DSSE envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeSignature {
+    /// Base64 of the DER signature over the PAE.
+    pub sig: String,
+    /// Which key made it; cosign leaves it empty.
+    #[serde(default)]
+    pub keyid: String,
+}
+
+impl Envelope {
+    /// `payload` of `payload_type`, signed with `key` over its PAE.
+    pub fn sign(key: &KeyPair, payload_type: &str, payload: &[u8]) -> Envelope {
+        Envelope {
+            payload: BASE64.encode(payload),
+            payload_type: payload_type.to_string(),
+            signatures: vec![EnvelopeSignature {
+                sig: sign(key, &pae(payload_type, payload)),
+                keyid: String::new(),
+            }],
+        }
+    }
+
+    /// The payload, if one of the signatures is `key`'s over its PAE.
+    pub fn verified(&self, key: &PublicKey) -> Option<Vec<u8>> {
+        let payload = BASE64.decode(&self.payload).ok()?;
+        let signed = pae(&self.payload_type, &payload);
+        self.signatures
+            .iter()
+            .any(|s| verify(key, &signed, &s.sig))
+            .then_some(payload)
+    }
+}
+
+/// A Sigstore bundle v0.3 holding `envelope`, verified by the public key `hint` names: a
+/// keyed signature, with no transparency-log entry.
+pub fn bundle(envelope: &Envelope, hint: &str) -> Vec<u8> {
+    let bundle = json!({
+        "mediaType": BUNDLE,
+        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "dsseEnvelope": envelope,
+    });
+    serde_json::to_vec(&bundle).expect("a bundle serialises")
+}
+
+/// The image digest a bundle signs with `key`: its envelope verified, its statement's
+/// predicate cosign's signature, and its one subject's digest.
+pub fn bundle_subject(bundle: &[u8], key: &PublicKey) -> Result<String, String> {
+    let v: Value = serde_json::from_slice(bundle).map_err(|e| format!("not JSON: {e}"))?;
+    if v["mediaType"] != BUNDLE {
+        return Err(format!(
+            "its media type is {}, not {BUNDLE}",
+            v["mediaType"]
+        ));
+    }
+    let envelope: Envelope = serde_json::from_value(v["dsseEnvelope"].clone())
+        .map_err(|e| format!("its DSSE envelope: {e}"))?;
+    if envelope.payload_type != IN_TOTO {
+        return Err(format!("its payload type is {}", envelope.payload_type));
+    }
+    let payload = envelope
+        .verified(key)
+        .ok_or("no signature of its envelope is the key's")?;
+    let statement: Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("its statement: {e}"))?;
+    match statement["subject"].as_array().map(Vec::as_slice) {
+        Some([subject]) => subject["digest"]["sha256"]
+            .as_str()
+            .map(|hex| format!("sha256:{hex}"))
+            .ok_or_else(|| "its subject has no sha256 digest".into()),
+        _ => Err("its statement does not have exactly one subject".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:4c1c50d0ffc614f90b93b07d778028dc765548e823f676fb027f61d281ac380d";
+
+    #[test]
+    fn legacy_payloads_are_signed_deterministically_and_tampering_shows() {
+        let key = KeyPair::generate().unwrap();
+        let payload = simple_signing("registry.example/app", DIGEST);
+        assert_eq!(signed_digest(&payload).as_deref(), Some(DIGEST));
+        let signature = sign(&key, &payload);
+        assert_eq!(sign(&key, &payload), signature, "RFC 6979");
+        assert!(verify(&key.public(), &payload, &signature));
+        let other = simple_signing("registry.example/app", &DIGEST.replace('4', "5"));
+        assert!(!verify(&key.public(), &other, &signature));
+        let stranger = KeyPair::generate().unwrap();
+        assert!(!verify(&stranger.public(), &payload, &signature));
+        assert!(!verify(&key.public(), &payload, "not base64!"));
+    }
+
+    #[test]
+    fn a_bundle_names_its_subject_only_under_the_right_key() {
+        let key = KeyPair::generate().unwrap();
+        let statement = statement("registry.example/app", DIGEST, COSIGN_SIGN, json!({}));
+        let envelope = Envelope::sign(&key, IN_TOTO, &statement);
+        assert_eq!(pae("t", b"ab"), b"DSSEv1 1 t 2 ab");
+        let bundle = bundle(&envelope, &key.public().hint());
+        assert_eq!(bundle_subject(&bundle, &key.public()).unwrap(), DIGEST);
+        let stranger = KeyPair::generate().unwrap();
+        let e = bundle_subject(&bundle, &stranger.public()).unwrap_err();
+        assert!(e.contains("no signature"), "{e}");
+        let mut forged = envelope.clone();
+        forged.payload = BASE64.encode(super::statement(
+            "x",
+            &DIGEST.replace('4', "6"),
+            COSIGN_SIGN,
+            json!({}),
+        ));
+        let forged = super::bundle(&forged, &key.public().hint());
+        assert!(bundle_subject(&forged, &key.public()).is_err());
+    }
+}
