@@ -274,6 +274,32 @@ fn refusals_name_the_problem() {
     assert!(err.contains("needs root"), "{err}");
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
+    // A rootless container's process, in a user namespace of its own.
+    let mut rootless = Command::new(tool("unshare"))
+        .args([
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "sleep",
+            "60",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", rootless.id())).unwrap();
+    let sleeping = children.split_whitespace().next().unwrap().to_string();
+    let out = debug(d, &[&format!("pid:{sleeping}"), "--", "/busybox/true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("runs in a user namespace of its own (a rootless container"),
+        "{err}"
+    );
+    rootless.kill().unwrap();
+    rootless.wait().unwrap();
     let out = debug(d, &["nerdctl:abc", "--", "/busybox/true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bareboat debug pid:PID"), "{err}");
