@@ -97,7 +97,19 @@ pub fn debug_command(dir: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs a debug command, printing what it said on standard error.
+/// Debug sessions run one at a time in the tests, so that a process one leaves behind is
+/// known to be that session's: the tests of a binary run side by side.
+static SESSIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The right to run a debug session now; see [`SESSIONS`].
+pub fn one_session() -> std::sync::MutexGuard<'static, ()> {
+    SESSIONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs a debug command, alone, printing what it said on standard error, and checks that
+/// it left no process behind.
 pub fn debugged(cmd: &mut Command) -> Output {
+    let _alone = one_session();
     let out = cmd.output().unwrap();
     eprintln!(
         "{:?}: {:?}\n{}",
@@ -105,6 +117,19 @@ pub fn debugged(cmd: &mut Command) -> Output {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        toolbox_processes().is_empty(),
+        "left behind: {:?}",
+        toolbox_processes()
+    );
+    let names: Vec<String> = std::fs::read_dir(super::cache().join("tmp"))
+        .map(|d| {
+            d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let images: Vec<&String> = names.iter().filter(|n| n.starts_with("debug-")).collect();
+    assert!(images.is_empty(), "an image's files were left: {images:?}");
     out
 }
 
@@ -185,7 +210,6 @@ pub fn assert_probed(out: &Output) {
         "strace saw no accept: {text}"
     );
     assert!(text.contains("left-behind"), "{text}");
-    assert!(toolbox_processes().is_empty(), "{:?}", toolbox_processes());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("toolboxes"), "{mounts}");
 }
