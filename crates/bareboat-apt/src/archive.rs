@@ -223,16 +223,17 @@ async fn load_release(
     // Debian's archive sets no Valid-Until, so an old signed InRelease verifies forever: a
     // Release older than one already relied on is a replay unless the user says otherwise.
     let newest = cache.newest_release_path(&url);
+    let seen = std::fs::read_to_string(&newest)
+        .ok()
+        .map(|d| d.trim().to_string());
     if !opts.allow_older_release {
         let locked = opts
             .locked
             .iter()
             .find(|l| l.url == source.url && l.suite == source.suite)
             .map(|l| (l.date.clone(), "the lockfile"));
-        let seen = std::fs::read_to_string(&newest)
-            .ok()
-            .map(|d| (d.trim().to_string(), "this machine's cache"));
-        for (date, by) in locked.into_iter().chain(seen) {
+        let cached = seen.clone().map(|d| (d, "this machine's cache"));
+        for (date, by) in locked.into_iter().chain(cached) {
             if crate::release::parse_rfc2822(&date).is_some_and(|d| d > release.date_unix) {
                 return Err(Error::OlderRelease {
                     url,
@@ -247,9 +248,7 @@ async fn load_release(
         cache.write_atomic(&cached, text.as_bytes())?;
     }
     cache.touch(&newest);
-    let seen = std::fs::read_to_string(&newest)
-        .ok()
-        .and_then(|d| crate::release::parse_rfc2822(d.trim()));
+    let seen = seen.and_then(|d| crate::release::parse_rfc2822(&d));
     if seen.is_none_or(|d| d < release.date_unix) {
         cache.write_atomic(&newest, release.date.as_bytes())?;
     }

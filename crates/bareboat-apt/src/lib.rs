@@ -8,7 +8,8 @@
 //!   vouches for;
 //! - [`archive`] loads sources into a [`archive::Universe`] of packages;
 //! - [`solver`] chooses an install set with a SAT solver;
-//! - [`lockfile`] records it, [`syntax`] checks the names it and the indexes give; [`cache`] and [`download`] fetch and keep the `.deb` files;
+//! - [`lockfile`] records it, [`syntax`] checks the names it and the indexes give;
+//!   [`cache`] and [`download`] fetch and keep the `.deb` files;
 //! - [`deb`] reads a package as a stream;
 //! - [`dpkg`] reads an installed system's dpkg database, and says where merged /usr puts a
 //!   package's paths.

@@ -77,9 +77,7 @@ pub struct Session<'a> {
 impl Session<'_> {
     /// Runs the command and returns its exit status (128 + the signal, if one ended it).
     pub fn run(&self) -> Result<i32, Error> {
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(Error::NotRoot);
-        }
+        check_root()?;
         self.check_command()?;
         let namespaces = match self.attach {
             Attach::Process { pid } => Some(Namespaces::open(pid)?),
@@ -161,6 +159,15 @@ impl Session<'_> {
             true => Ok(()),
             false => Err(Error::NoCommand(program.clone())),
         }
+    }
+}
+
+/// Whether this process runs as root, which a session needs (it joins namespaces and
+/// mounts): checked before an image is written out or a toolbox built for it.
+pub fn check_root() -> Result<(), Error> {
+    match unsafe { libc::geteuid() } {
+        0 => Ok(()),
+        _ => Err(Error::NotRoot),
     }
 }
 

@@ -99,6 +99,7 @@ pub async fn cmd_debug(args: DebugArgs, cache_root: &Path, json: bool) -> Result
     };
     let code = match Target::parse(&args.target) {
         Target::Image(reference) => {
+            session::check_root()?;
             let files = toolbox::write_out(&reference, arch, &cx).await?;
             let found = files.debian_version.as_deref();
             let toolbox = toolbox_root(&args, found, arch, &cx).await?;

@@ -144,7 +144,7 @@ impl Failure {
             }
             Failure::Truncated { .. } | Failure::Io(_) => true,
             // A stall, not slowness: see the module's comment.
-            Failure::TooSlow { got, .. } | Failure::Deadline { got, .. } => *got == 0,
+            Failure::TooSlow { .. } | Failure::Deadline { .. } => self.stalled(),
             _ => false,
         }
     }
