@@ -58,7 +58,22 @@ const statement = JSON.parse(Buffer.from(bundle.content.dsseEnvelope.payload).to
 console.log(statement.subject[0].digest.sha256);
 "#;
 
+/// Builds DSSE's PAE from the envelope at argv[1], as the DSSE specification gives it,
+/// into argv[2], and puts its signature into argv[3]: bareboat's own PAE is not used.
+const PAE: &str = r#"
+import base64, json, sys
+envelope = json.load(open(sys.argv[1]))
+kind = envelope["payloadType"].encode()
+body = base64.b64decode(envelope["payload"])
+open(sys.argv[2], "wb").write(b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body))
+open(sys.argv[3], "w").write(envelope["signatures"][0]["sig"])
+"#;
+
 fn python(dir: &Path, args: &[&str]) -> Output {
+    python_running(dir, CHECK, args)
+}
+
+fn python_running(dir: &Path, script: &str, args: &[&str]) -> Output {
     let python = tool(
         target().join("sbom-tools/bin/python"),
         "python3 -m venv target/sbom-tools; pip install cryptography",
@@ -66,7 +81,7 @@ fn python(dir: &Path, args: &[&str]) -> Output {
     Command::new(python)
         .current_dir(dir)
         .arg("-c")
-        .arg(CHECK)
+        .arg(script)
         .args(args)
         .output()
         .unwrap()
@@ -127,8 +142,17 @@ fn other_implementations_verify_what_bareboat_signs() {
         serde_json::json!({}),
     );
     let envelope = Envelope::sign(&key, IN_TOTO, &statement);
-    std::fs::write(d.join("pae"), formats::pae(IN_TOTO, &statement)).unwrap();
-    std::fs::write(d.join("pae.sig"), &envelope.signatures[0].sig).unwrap();
+    std::fs::write(
+        d.join("envelope.json"),
+        serde_json::to_vec(&envelope).unwrap(),
+    )
+    .unwrap();
+    let out = python_running(d, PAE, &["envelope.json", "pae", "pae.sig"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = python(d, &["pub.pem", "pae", "pae.sig"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
