@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bareboat_apt::download::Progress;
 use bareboat_apt::lockfile::{Change, LockedExclusion, LockedPackage, LockedSource, Lockfile};
+use bareboat_oci::attach::{Artifact, Attachment};
 use bareboat_oci::image::write_index;
 use bareboat_oci::layout::{Layout, write_atomic};
 use bareboat_oci::reference::ImageRef;
@@ -16,6 +17,7 @@ use bareboat_oci::registry::{PushReport, RegistryOptions};
 use bareboat_oci::sink::Sink;
 use bareboat_oci::transport::{self, Fetch};
 use bareboat_sbom::Format;
+use bareboat_sign::sign::Signer;
 use bareboat_spec::spec::Spec;
 use oci_spec::image::Descriptor;
 use serde::Serialize;
@@ -261,8 +263,12 @@ pub struct Build {
     pub outputs: Vec<String>,
     /// How to build.
     pub options: BuildOptions,
-    /// The SBOMs to write beside each layout and archive output and attach as referrers.
+    /// The SBOMs to attach to each platform's image, in every output.
     pub sbom: Vec<Format>,
+    /// Whether each SBOM is also written as a file beside each layout and archive output.
+    pub sbom_files: bool,
+    /// Signs the image and each platform's, in every output, when given.
+    pub sign: Option<Signer>,
 }
 
 /// The image a build was based on.
@@ -289,6 +295,8 @@ pub struct BuildReport {
     pub pushes: Vec<PushReport>,
     /// The SBOM files written.
     pub sboms: Vec<PathBuf>,
+    /// How many signatures were attached (one per manifest and scheme).
+    pub signatures: usize,
     /// The image built on, if any.
     pub base: Option<BaseReport>,
     /// Each platform's image.
@@ -337,6 +345,15 @@ impl Build {
                 cx,
             )?,
         };
+        // Signed once, in the layout, the signatures ride into every other output.
+        let signatures = match &self.sign {
+            Some(signer) => {
+                let attachments = signer.attachments(&layout, &top)?;
+                layout.attach(&attachments)?;
+                attachments.len()
+            }
+            None => 0,
+        };
         let mut pushes = Vec::new();
         for (i, sink) in sinks.iter().enumerate() {
             if Some(i) != primary {
@@ -349,7 +366,10 @@ impl Build {
                 pushes.extend(written.push);
             }
         }
-        let sboms = self.write_sboms(&outputs, &images)?;
+        let sboms = match self.sbom_files {
+            true => self.write_sboms(&outputs, &images)?,
+            false => Vec::new(),
+        };
         Ok(BuildReport {
             digest: top.digest().to_string(),
             media_type: top.media_type().to_string(),
@@ -357,6 +377,7 @@ impl Build {
             auto_deps: auto,
             pushes,
             sboms,
+            signatures,
             base: base.as_ref().map(|b| BaseReport {
                 name: b.name.clone(),
                 digest: b.digest(),
@@ -445,19 +466,19 @@ impl Build {
         };
         // SBOMs ride along as referrers of each platform's image, into every output that
         // keeps them.
+        let mut sboms = Vec::new();
         for image in &images {
             let Some(sbom) = &image.sbom else { continue };
             for format in &self.sbom {
-                let bytes = format.document(sbom);
-                referrer::write_artifact(
-                    layout,
-                    &image.manifest,
-                    format.media_type(),
-                    &bytes,
-                    &sbom.created,
-                )?;
+                sboms.push(Attachment::Referrer(Box::new(Artifact {
+                    subject: image.manifest.clone(),
+                    artifact_type: format.media_type().into(),
+                    content: format.document(sbom),
+                    annotations: [(referrer::CREATED.to_string(), sbom.created.clone())].into(),
+                })));
             }
         }
+        layout.attach(&sboms)?;
         if let Some(tag) = tag {
             layout.tag(&top, std::slice::from_ref(tag))?;
         }

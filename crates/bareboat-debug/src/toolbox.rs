@@ -67,6 +67,8 @@ impl Toolbox {
             outputs,
             options: Default::default(),
             sbom: Vec::new(),
+            sbom_files: false,
+            sign: None,
         }
         .run(cx)
         .await

@@ -23,7 +23,7 @@ impl Digest {
     }
 
     /// The digest a document names, which must be a sha256 one: [`Error::BadDigest`] if not.
-    pub(crate) fn named(digest: &str) -> Result<Digest, Error> {
+    pub fn named(digest: &str) -> Result<Digest, Error> {
         digest.parse().map_err(|_| Error::BadDigest {
             digest: digest.to_string(),
         })

@@ -18,9 +18,10 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use tempfile::NamedTempFile;
 
 use crate::Error;
+use crate::attach::{Attachment, LegacyLayer, Outcome, Staged, legacy_layers};
 use crate::blob::{self, Blob};
 use crate::digest::Digest;
-use crate::referrer::{self, Follow, Referrer, Referrers};
+use crate::referrer::{self, Follow, Referrer, Referrers, Tagged};
 use crate::source::{BlobSource, reachable};
 
 /// The annotation that names a tag in `index.json`.
@@ -177,12 +178,7 @@ impl Layout {
             }
         }
         for d in self.index()?.manifests() {
-            let name = d
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(REF_NAME))
-                .cloned();
-            match name {
+            match tag_of(d).cloned() {
                 Some(tag) => into.tag(d, &[tag])?,
                 None => into.add_untagged(d)?,
             }
@@ -300,8 +296,9 @@ impl Layout {
     }
 
     /// Copies the artifacts of `source` that refer to the image `top` (or its platform
-    /// manifests) and that `follow` asks for, which the layout lists untagged. Returns the
-    /// referrers found: those copied, and those left behind.
+    /// manifests) and that `follow` asks for, which the layout lists untagged, and the
+    /// legacy tagged images it follows, under their tags. Returns the referrers found:
+    /// those copied, and those left behind.
     pub fn copy_artifacts_from(
         &self,
         source: &dyn BlobSource,
@@ -313,7 +310,98 @@ impl Layout {
             self.copy_image_from(source, &r.artifact)?;
             self.add_untagged(&r.artifact)?;
         }
+        for tagged in &found.tagged {
+            self.copy_tagged_from(source, tagged)?;
+        }
         Ok(found)
+    }
+
+    /// Copies the legacy image `tagged` of `source` under its tag: as it is where the
+    /// layout has none, else its layers joined to those the layout's holds.
+    fn copy_tagged_from(&self, source: &dyn BlobSource, tagged: &Tagged) -> Result<(), Error> {
+        let _lock = self.attach_lock()?;
+        match self.tagged(&tagged.tag)? {
+            None => {
+                self.copy_image_from(source, &tagged.image)?;
+                self.tag(&tagged.image, std::slice::from_ref(&tagged.tag))
+            }
+            Some(held) if held.digest() == tagged.image.digest() => Ok(()),
+            Some(held) => {
+                let layers = legacy_layers(source, &tagged.image)?;
+                self.merge_legacy(&tagged.tag, &held, &layers).map(drop)
+            }
+        }
+    }
+
+    /// Attaches each of `attachments` to the image it names, which the layout must hold:
+    /// an artifact listed untagged, a legacy layer in the image under its tag. What the
+    /// layout holds already is not written again.
+    pub fn attach(&self, attachments: &[Attachment]) -> Result<Vec<Outcome>, Error> {
+        let _lock = self.attach_lock()?;
+        let mut outcomes = Vec::new();
+        for attachment in attachments {
+            let subject = attachment.subject()?;
+            if !self.has_blob(&subject) {
+                return Err(Error::BadLayout {
+                    path: self.root.clone(),
+                    reason: format!("it does not hold {subject}, so nothing can be attached to it"),
+                });
+            }
+            let outcome = match attachment {
+                Attachment::Referrer(artifact) => {
+                    let mut staged = Staged::over(None);
+                    let d = staged.artifact(artifact)?;
+                    if self.untagged()?.iter().any(|u| u.digest() == d.digest()) {
+                        Outcome::Present
+                    } else {
+                        self.copy_image_from(&staged, &d)?;
+                        self.add_untagged(&d)?;
+                        Outcome::Written
+                    }
+                }
+                Attachment::Tagged(t) => match self.tagged(&t.tag())? {
+                    Some(held) => {
+                        self.merge_legacy(&t.tag(), &held, std::slice::from_ref(&t.layer))?
+                    }
+                    None => {
+                        let mut staged = Staged::over(None);
+                        let d = staged
+                            .legacy(None, std::slice::from_ref(&t.layer))?
+                            .expect("a new image holds the new layer");
+                        self.copy_image_from(&staged, &d)?;
+                        self.tag(&d, &[t.tag()])?;
+                        Outcome::Written
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Joins `layers` to the legacy image `held` under `tag`, unless it has them all.
+    fn merge_legacy(
+        &self,
+        tag: &str,
+        held: &Descriptor,
+        layers: &[LegacyLayer],
+    ) -> Result<Outcome, Error> {
+        let mut staged = Staged::over(Some(self));
+        let Some(d) = staged.legacy(Some(held), layers)? else {
+            return Ok(Outcome::Present);
+        };
+        self.copy_image_from(&staged, &d)?;
+        self.tag(&d, &[tag.to_string()])?;
+        Ok(Outcome::Written)
+    }
+
+    /// The lock held while a legacy tag is read and rewritten, so that two attaching at
+    /// once each keep the other's layers.
+    fn attach_lock(&self) -> Result<std::fs::File, Error> {
+        let path = self.root.join(".attach.lock");
+        let lock = blob::open_lock(&path).map_err(|e| Error::io(&path, e))?;
+        lock.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(lock)
     }
 
     /// Stores a JSON document as a blob and returns its descriptor.
@@ -362,10 +450,7 @@ impl Layout {
     /// Points each of `tags` at `descriptor` in `index.json`, replacing what they named.
     pub fn tag(&self, descriptor: &Descriptor, tags: &[String]) -> Result<(), Error> {
         self.update_index(|manifests| {
-            manifests.retain(|d| {
-                let name = d.annotations().as_ref().and_then(|a| a.get(REF_NAME));
-                !name.is_some_and(|n| tags.contains(n))
-            });
+            manifests.retain(|d| !tag_of(d).is_some_and(|n| tags.contains(n)));
             manifests.extend(tags.iter().map(|tag| annotated(descriptor, REF_NAME, tag)));
         })
     }
@@ -386,11 +471,7 @@ impl Layout {
         Ok(index
             .manifests()
             .iter()
-            .filter(|d| {
-                d.annotations()
-                    .as_ref()
-                    .is_none_or(|a| !a.contains_key(REF_NAME))
-            })
+            .filter(|d| tag_of(d).is_none())
             .cloned()
             .collect())
     }
@@ -410,12 +491,7 @@ impl Layout {
 
     /// The descriptor `tag` names in `index.json`.
     pub fn resolve(&self, tag: &str) -> Result<Descriptor, Error> {
-        let index = self.index()?;
-        let found = index.manifests().iter().find(|d| {
-            let name = d.annotations().as_ref().and_then(|a| a.get(REF_NAME));
-            name.is_some_and(|n| n == tag)
-        });
-        found.cloned().ok_or_else(|| Error::BadLayout {
+        self.tagged(tag)?.ok_or_else(|| Error::BadLayout {
             path: self.root.clone(),
             reason: format!("no image is tagged {tag:?}"),
         })
@@ -452,6 +528,17 @@ impl BlobSource for Layout {
     fn referrers(&self, subjects: &[Descriptor]) -> Result<Vec<Referrer>, Error> {
         referrer::naming(self, self.untagged()?, subjects)
     }
+
+    fn tagged(&self, tag: &str) -> Result<Option<Descriptor>, Error> {
+        let index = self.index()?;
+        let found = (index.manifests().iter()).find(|d| tag_of(d).is_some_and(|n| n == tag));
+        Ok(found.cloned())
+    }
+}
+
+/// The tag an index entry is listed under, if any.
+pub(crate) fn tag_of(d: &Descriptor) -> Option<&String> {
+    d.annotations().as_ref()?.get(REF_NAME)
 }
 
 /// `d` with the annotation `key` set to `value`.

@@ -18,8 +18,11 @@
 //! - [`layout`] stores blobs and tags in an OCI image layout directory;
 //! - [`archive`] writes and reads `oci-archive` and `docker-archive` tar files;
 //! - [`credentials`] finds registry credentials where Docker and podman keep them;
-//! - [`referrer`] writes and finds OCI 1.1 artifacts (SBOMs) that refer to an image,
-//!   checking each it follows against its listing, within bounds;
+//! - [`attach`] makes what is attached to an image after it is written (signatures,
+//!   attestations, SBOMs), as OCI 1.1 referrers and as cosign's legacy tagged images, for
+//!   every sink to write ([`sink::Sink::attach`]);
+//! - [`referrer`] finds the artifacts and legacy images that refer to an image, checking
+//!   each it follows against its listing, within bounds;
 //! - [`registry`] pushes images to and pulls them from registries;
 //! - [`transport`] opens an image by reference (`oci:`, `oci-archive:`,
 //!   `docker-archive:`, `docker://`) and writes one to any reference;
@@ -37,6 +40,7 @@
 //! ```
 
 pub mod archive;
+pub mod attach;
 pub mod blob;
 pub mod credentials;
 pub mod digest;

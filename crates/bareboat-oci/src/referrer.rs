@@ -9,54 +9,17 @@
 //! Whatever the source, its referrers are read through [`of_image`], which checks each one
 //! it follows against its listing and bounds how many, and how many bytes, it follows.
 
-use std::collections::HashMap;
-
-use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
+use oci_spec::image::{Descriptor, ImageManifest};
 use serde::Serialize;
 
 use crate::Error;
-use crate::image::canonical_json;
-use crate::layout::Layout;
+use crate::attach::{LEGACY_SUFFIXES, legacy_manifest, legacy_tag};
+use crate::digest::Digest;
 use crate::media::{KNOWN_ARTIFACTS, Kind};
 use crate::source::BlobSource;
 
-/// The config of an artifact that needs none.
-const EMPTY_CONFIG: &[u8] = b"{}";
-
 /// The annotation that dates an artifact.
-const CREATED: &str = "org.opencontainers.image.created";
-
-/// Writes an artifact of `artifact_type` holding `content` into `layout`, referring to
-/// `subject`, and lists it in the layout's `index.json`. Returns its descriptor as a
-/// referrers index lists it: with its artifact type and annotations.
-pub fn write_artifact(
-    layout: &Layout,
-    subject: &Descriptor,
-    artifact_type: &str,
-    content: &[u8],
-    created: &str,
-) -> Result<Descriptor, Error> {
-    let config = layout.put_json(MediaType::EmptyJSON, EMPTY_CONFIG)?;
-    let layer = layout.put_json(MediaType::Other(artifact_type.to_string()), content)?;
-    let annotations = HashMap::from([(CREATED.to_string(), created.to_string())]);
-    let mut subject = subject.clone();
-    subject.set_platform(None);
-    subject.set_annotations(None);
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .artifact_type(MediaType::Other(artifact_type.to_string()))
-        .config(config)
-        .layers(vec![layer])
-        .subject(subject)
-        .annotations(annotations.clone())
-        .build()?;
-    let mut d = layout.put_json(MediaType::ImageManifest, &canonical_json(&manifest)?)?;
-    d.set_artifact_type(Some(MediaType::Other(artifact_type.to_string())));
-    d.set_annotations(Some(annotations));
-    layout.add_untagged(&d)?;
-    Ok(d)
-}
+pub const CREATED: &str = "org.opencontainers.image.created";
 
 /// The most referrers of one manifest that bareboat follows. A real image has a handful:
 /// an SBOM or two, a signature and some attestations per signing; 64 leaves room for many
@@ -78,9 +41,24 @@ pub struct Referrer {
     pub artifact: Descriptor,
 }
 
+/// A legacy image (cosign's signatures or attestations) under the tag `sha256-<hex>.sig`
+/// (or `.att`) of one of an image's manifests.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tagged {
+    /// The digest of the manifest it is about.
+    pub subject: String,
+    /// Its tag.
+    pub tag: String,
+    /// Its manifest.
+    pub image: Descriptor,
+}
+
 /// An image's referrers, as [`of_image`] finds them.
 #[derive(Debug, Default)]
 pub struct Referrers {
+    /// The legacy tagged images of its manifests, when the [`Follow`] takes the types
+    /// bareboat knows (or all), each checked to be one manifest within the bounds.
+    pub tagged: Vec<Tagged>,
     /// Those followed, each checked to be an artifact manifest that names its subject and
     /// has the artifact type it is listed with.
     pub followed: Vec<Referrer>,
@@ -116,6 +94,11 @@ impl Follow<'_> {
             Follow::All => true,
             Follow::Only(wanted) => listed.as_deref() == Some(wanted),
         }
+    }
+
+    /// Whether cosign's legacy tagged images are followed: with the types bareboat knows.
+    fn follows_legacy(self) -> bool {
+        matches!(self, Follow::Known | Follow::All)
     }
 
     /// The referrers it follows, as errors name them.
@@ -225,8 +208,47 @@ pub fn of_image(
         }
         found.followed.extend(followed.into_iter().cloned());
         found.left_behind.extend(left_behind.into_iter().cloned());
+        if follow.follows_legacy() {
+            found.tagged.extend(tagged(source, &subject)?);
+        }
     }
     Ok(found)
+}
+
+/// The legacy images tagged for `subject` in `source`, each one manifest of at most
+/// [`MAX_REFERRERS`] layers holding at most [`MAX_REFERRER_BYTES`].
+fn tagged(source: &dyn BlobSource, subject: &str) -> Result<Vec<Tagged>, Error> {
+    let digest = Digest::named(subject)?;
+    let mut out = Vec::new();
+    for suffix in LEGACY_SUFFIXES {
+        let tag = legacy_tag(&digest, suffix);
+        let Some(image) = source.tagged(&tag)? else {
+            continue;
+        };
+        let manifest = legacy_manifest(source, &image)?;
+        if manifest.layers().len() > MAX_REFERRERS {
+            return Err(Error::TooManyReferrers {
+                image: source.name(),
+                subject: subject.to_string(),
+                count: manifest.layers().len(),
+                which: format!("in its legacy tag {tag}"),
+            });
+        }
+        let blobs = std::iter::once(manifest.config()).chain(manifest.layers());
+        if blobs.map(Descriptor::size).fold(0, u64::saturating_add) > MAX_REFERRER_BYTES {
+            return Err(Error::ReferrersTooLarge {
+                image: source.name(),
+                subject: subject.to_string(),
+                which: format!("in its legacy tag {tag}"),
+            });
+        }
+        out.push(Tagged {
+            subject: subject.to_string(),
+            tag,
+            image,
+        });
+    }
+    Ok(out)
 }
 
 /// Checks that the referrer `r` of `source` is what it is listed as: an artifact manifest
@@ -313,6 +335,37 @@ pub fn newest(referrers: &[Referrer]) -> Option<&Descriptor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attach::{Artifact, Attachment};
+    use crate::layout::Layout;
+    use oci_spec::image::MediaType;
+
+    /// Attaches an artifact of `artifact_type` holding `content` to `subject` in `layout`,
+    /// and returns its descriptor as the layout lists it.
+    fn write_artifact(
+        layout: &Layout,
+        subject: &Descriptor,
+        artifact_type: &str,
+        content: &[u8],
+    ) -> Descriptor {
+        let artifact = Artifact {
+            subject: subject.clone(),
+            artifact_type: artifact_type.into(),
+            content: content.to_vec(),
+            annotations: [(CREATED.to_string(), "t".to_string())].into(),
+        };
+        layout
+            .attach(&[Attachment::Referrer(Box::new(artifact))])
+            .unwrap();
+        let listed = layout.untagged().unwrap();
+        let found = listed.iter().rev().find(|d| {
+            d.artifact_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+                == Some(artifact_type)
+        });
+        found.unwrap().clone()
+    }
 
     #[test]
     fn artifacts_are_listed_and_found_by_subject() {
@@ -324,9 +377,8 @@ mod tests {
         let other = layout
             .put_json(MediaType::ImageManifest, br#"{"schemaVersion":2,"x":1}"#)
             .unwrap();
-        let a =
-            write_artifact(&layout, &image, "application/spdx+json", b"{\"a\":1}", "t").unwrap();
-        write_artifact(&layout, &other, "application/spdx+json", b"{}", "t").unwrap();
+        let a = write_artifact(&layout, &image, "application/spdx+json", b"{\"a\":1}");
+        write_artifact(&layout, &other, "application/spdx+json", b"{}");
         layout.tag(&image, &["latest".into()]).unwrap();
         let found: Vec<Descriptor> = of_image(&layout, &image, Follow::Known)
             .unwrap()
@@ -344,7 +396,7 @@ mod tests {
         );
         assert_eq!(content(&layout, &a).unwrap(), b"{\"a\":1}");
         // Written again, the artifact is the same and listed once.
-        write_artifact(&layout, &image, "application/spdx+json", b"{\"a\":1}", "t").unwrap();
+        write_artifact(&layout, &image, "application/spdx+json", b"{\"a\":1}");
         assert_eq!(layout.untagged().unwrap().len(), 2);
     }
 
@@ -355,8 +407,8 @@ mod tests {
         let image = layout
             .put_json(MediaType::ImageManifest, br#"{"schemaVersion":2}"#)
             .unwrap();
-        let sbom = write_artifact(&layout, &image, "application/spdx+json", b"{}", "t").unwrap();
-        let other = write_artifact(&layout, &image, "application/x-other", b"{}", "t").unwrap();
+        let sbom = write_artifact(&layout, &image, "application/spdx+json", b"{}");
+        let other = write_artifact(&layout, &image, "application/x-other", b"{}");
         let digests = |rs: &[Referrer]| -> Vec<String> {
             rs.iter().map(|r| r.artifact.digest().to_string()).collect()
         };

@@ -50,6 +50,13 @@ pub trait BlobSource: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The manifest under `tag`, for cosign's legacy signatures (`sha256-<hex>.sig`), which
+    /// are found by tag; `None` when the source has none. Not checked: see
+    /// [`crate::referrer::of_image`].
+    fn tagged(&self, _tag: &str) -> Result<Option<Descriptor>, Error> {
+        Ok(None)
+    }
+
     /// Streams a blob as it is stored, checked as it goes (see [`crate::blob`]): the read
     /// that reaches its end fails unless it matched its size, its digest and, for a layer,
     /// its diff_id.
@@ -137,7 +144,14 @@ pub fn reachable(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Blob>,
                 .map_err(|e| bad(format!("manifest {digest}: {e}")))?;
             let config = manifest.config();
             pending.push((Blob::of(config), level + 1));
-            if Kind::of(config.media_type().as_ref()) == Kind::Config {
+            // An image's layers are tars with diff_ids; cosign's legacy signature image has
+            // an image config over layers that are documents, read as an artifact's are.
+            let is_image = Kind::of(config.media_type().as_ref()) == Kind::Config
+                && manifest
+                    .layers()
+                    .iter()
+                    .all(|l| matches!(Kind::of(l.media_type().as_ref()), Kind::Layer(_)));
+            if is_image {
                 #[derive(serde::Deserialize)]
                 struct Rootfs {
                     diff_ids: Vec<String>,

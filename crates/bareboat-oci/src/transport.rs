@@ -106,14 +106,14 @@ pub fn sink(output: &ImageRef, registry: &RegistryOptions) -> Result<Box<dyn Sin
         }),
         ImageRef::OciArchive { file, tag } => Box::new(OciArchiveSink {
             file: file.clone(),
-            tag: tag.clone().unwrap_or_else(|| "latest".into()),
+            tag: tag.clone(),
         }),
         ImageRef::DockerArchive { file, name } => Box::new(DockerArchiveSink {
             file: file.clone(),
             name: name.clone(),
         }),
         ImageRef::Docker { name, digest } => Box::new(RegistrySink {
-            registry: Registry::new(registry, &name.registry)?,
+            registry: std::sync::Arc::new(Registry::new(registry, &name.registry)?),
             name: name.clone(),
             digest: digest.clone(),
         }),

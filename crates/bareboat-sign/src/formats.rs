@@ -146,9 +146,18 @@ pub fn bundle(envelope: &Envelope, hint: &str) -> Vec<u8> {
     serde_json::to_vec(&bundle).expect("a bundle serialises")
 }
 
-/// The image digest a bundle signs with `key`: its envelope verified, its statement's
-/// predicate cosign's signature, and its one subject's digest.
-pub fn bundle_subject(bundle: &[u8], key: &PublicKey) -> Result<String, String> {
+/// What a bundle's statement says, once its envelope is verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signed {
+    /// The digest of its one subject.
+    pub digest: String,
+    /// Its predicate type.
+    pub predicate_type: String,
+}
+
+/// What a bundle signs with `key`: its envelope verified, and its statement's one
+/// subject's digest and its predicate type.
+pub fn bundle_subject(bundle: &[u8], key: &PublicKey) -> Result<Signed, String> {
     let v: Value = serde_json::from_slice(bundle).map_err(|e| format!("not JSON: {e}"))?;
     if v["mediaType"] != BUNDLE {
         return Err(format!(
@@ -166,13 +175,21 @@ pub fn bundle_subject(bundle: &[u8], key: &PublicKey) -> Result<String, String> 
         .ok_or("no signature of its envelope is the key's")?;
     let statement: Value =
         serde_json::from_slice(&payload).map_err(|e| format!("its statement: {e}"))?;
-    match statement["subject"].as_array().map(Vec::as_slice) {
+    let digest = match statement["subject"].as_array().map(Vec::as_slice) {
         Some([subject]) => subject["digest"]["sha256"]
             .as_str()
             .map(|hex| format!("sha256:{hex}"))
-            .ok_or_else(|| "its subject has no sha256 digest".into()),
-        _ => Err("its statement does not have exactly one subject".into()),
-    }
+            .ok_or("its subject has no sha256 digest")?,
+        _ => return Err("its statement does not have exactly one subject".into()),
+    };
+    let predicate_type = statement["predicateType"]
+        .as_str()
+        .ok_or("its statement has no predicateType")?
+        .to_string();
+    Ok(Signed {
+        digest,
+        predicate_type,
+    })
 }
 
 #[cfg(test)]
@@ -203,7 +220,9 @@ mod tests {
         let envelope = Envelope::sign(&key, IN_TOTO, &statement);
         assert_eq!(pae("t", b"ab"), b"DSSEv1 1 t 2 ab");
         let bundle = bundle(&envelope, &key.public().hint());
-        assert_eq!(bundle_subject(&bundle, &key.public()).unwrap(), DIGEST);
+        let signed = bundle_subject(&bundle, &key.public()).unwrap();
+        assert_eq!(signed.digest, DIGEST);
+        assert_eq!(signed.predicate_type, COSIGN_SIGN);
         let stranger = KeyPair::generate().unwrap();
         let e = bundle_subject(&bundle, &stranger.public()).unwrap_err();
         assert!(e.contains("no signature"), "{e}");

@@ -5,7 +5,9 @@
 //!   `ENCRYPTED SIGSTORE PRIVATE KEY`), the public key as PEM;
 //! - [`formats`]: what cosign signs and stores, as pure functions: its legacy
 //!   simple-signing payload and signature, DSSE envelopes over in-toto Statements, and
-//!   Sigstore bundles v0.3.
+//!   Sigstore bundles v0.3;
+//! - [`sign`]: what signs an image, attached in either or both schemes by any sink;
+//! - [`verify`]: checking an image's signatures in both schemes with a public key.
 //!
 //! ```
 //! use bareboat_sign::key::{KeyPair, PublicKey};
@@ -21,5 +23,7 @@
 mod error;
 pub mod formats;
 pub mod key;
+pub mod sign;
+pub mod verify;
 
 pub use error::Error;

@@ -4,8 +4,12 @@
 //! (`Packages`, `Packages.xz`, by-hash copies, `Release`), and `InRelease` is clear-signed
 //! with `gpg` using a key made for the test. The server can be told to truncate a file or
 //! answer 404, so each failure path can be exercised for real.
+//!
+//! [`verifiers`] runs other implementations over bareboat's signatures.
 
 #![deny(missing_docs)]
+
+pub mod verifiers;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -8,12 +8,14 @@ use bareboat_build::build::BuildOptions;
 use bareboat_build::pipeline::{Build, BuildReport};
 use bareboat_oci::media::Compression;
 use bareboat_oci::reference::ImageRef;
+use bareboat_sign::sign::Signer;
 use clap::Args;
 
 use crate::args::{
     AppArgs, ArchiveArgs, DEFAULT_SPEC, Machinery, RegistryArgs, SbomFormat, SpecArgs,
 };
 use crate::output::{human_bytes, print_auto, print_json, print_push};
+use crate::signing::{SignOptions, repository_of};
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -36,11 +38,20 @@ pub struct BuildArgs {
     /// Clamp every file time to this (seconds since the epoch)
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
-    /// Write SBOMs beside each layout and archive output, and attach them to layouts and
-    /// pushed images as OCI referrers: spdx (SPDX 2.3 JSON), cyclonedx (CycloneDX 1.6
-    /// JSON), or both, comma-separated
+    /// Attach SBOMs to each platform's image, in every output, as OCI referrers: spdx
+    /// (SPDX 2.3 JSON), cyclonedx (CycloneDX 1.6 JSON), or both, comma-separated
     #[arg(long, value_delimiter = ',', value_name = "FORMATS")]
     sbom: Vec<SbomFormat>,
+    /// Also write each SBOM as a file beside each layout and archive output:
+    /// OUTPUT.spdx.json, OUTPUT.cdx.json (OUTPUT.ARCH.… for several platforms)
+    #[arg(long, requires = "sbom")]
+    sbom_files: bool,
+    /// Sign the image and each platform's with this private key (a file, or env://VAR),
+    /// in every output
+    #[arg(long, value_name = "KEY")]
+    sign: Option<String>,
+    #[command(flatten)]
+    sign_options: SignOptions,
     #[command(flatten)]
     app: AppArgs,
     #[command(flatten)]
@@ -87,7 +98,20 @@ impl BuildArgs {
                 ..BuildOptions::default()
             },
             sbom: self.sbom.iter().map(|&f| f.into()).collect(),
+            sbom_files: self.sbom_files,
+            sign: self.signer()?,
         })
+    }
+
+    /// The signer `--sign` asks for, naming the first registry output's repository.
+    fn signer(&self) -> Result<Option<Signer>> {
+        let Some(key) = &self.sign else {
+            return Ok(None);
+        };
+        let pushed = (self.output.iter())
+            .filter_map(|o| repository_of(&o.parse().ok()?))
+            .next();
+        Ok(Some(self.sign_options.signer(key, pushed)?))
     }
 }
 

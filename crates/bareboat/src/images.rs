@@ -11,7 +11,7 @@ use bareboat_oci::credentials;
 use bareboat_oci::layout::write_atomic;
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::referrer::{self, Follow, Referrer};
-use bareboat_oci::registry::{PushReport, Registry, Remote};
+use bareboat_oci::registry::{PushReport, Registry};
 use bareboat_oci::transport::{self, Fetch};
 use bareboat_sbom::Format;
 use clap::Args;
@@ -179,8 +179,9 @@ pub struct SbomArgs {
     /// The image to describe: oci:DIR[:TAG], oci-archive:FILE[:TAG],
     /// docker-archive:FILE[:NAME:TAG] or docker://REGISTRY/REPO[:TAG|@DIGEST]
     image: Option<String>,
-    /// The pushed image whose attached SBOM to fetch (docker://REGISTRY/REPO[:TAG|@DIGEST])
-    #[arg(long, value_name = "REF")]
+    /// The image whose attached SBOM to fetch, wherever it is: a pushed image
+    /// (docker://REGISTRY/REPO[:TAG|@DIGEST]), a layout or an archive
+    #[arg(long, visible_alias = "attached", value_name = "REF")]
     from_registry: Option<String>,
     /// Which SBOM
     #[arg(long, value_enum, default_value = "spdx")]
@@ -220,7 +221,7 @@ pub async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<E
             (report.image, format.document(&sbom), None)
         }
         (None, Some(reference)) => {
-            let (subject, document, artifact) = fetch_sbom(&args, reference).await?;
+            let (subject, document, artifact) = fetch_sbom(&args, reference, cache_root).await?;
             (subject, document, Some(artifact))
         }
         (None, None) => unreachable!("clap requires IMAGE or --from-registry"),
@@ -245,30 +246,32 @@ pub async fn cmd_sbom(args: SbomArgs, cache_root: &Path, json: bool) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// The SBOM attached to the pushed image `reference`: the image's platform manifest
-/// digest, the document, and the artifact's digest. Only what is read is fetched: the
-/// documents, and the SBOM's one layer.
-async fn fetch_sbom(args: &SbomArgs, reference: &str) -> Result<(String, Vec<u8>, String)> {
-    let ImageRef::Docker { name, digest } = reference.parse()? else {
-        bail!(
-            "--from-registry {reference}: expected docker://REGISTRY/REPO[:TAG|@DIGEST]\n  hint: to describe a layout or archive, give it as IMAGE: bareboat sbom {reference}"
-        );
-    };
-    let client = Registry::new(&args.registry.options()?, &name.registry)?;
-    let (remote, top) = Remote::open(client, &name, digest.as_ref()).await?;
-    let image = bareboat_oci::model::Index::pick(&remote, &top, &args.arch)?;
+/// The SBOM attached to the image `reference`: the image's platform manifest digest, the
+/// document, and the artifact's digest. Of a registry image only what is read is fetched:
+/// the documents, and the SBOM's one layer.
+async fn fetch_sbom(
+    args: &SbomArgs,
+    reference: &str,
+    cache_root: &Path,
+) -> Result<(String, Vec<u8>, String)> {
+    let image_ref: ImageRef = reference.parse()?;
+    let scratch = Cache::open(cache_root)?.root().join("tmp");
+    let options = args.registry.options()?;
+    let source = transport::open(&image_ref, &scratch, &options, Fetch::OnDemand)
+        .await
+        .with_context(|| format!("reading {reference}"))?;
+    let image = bareboat_oci::model::Index::pick(&*source.blobs, &source.top, &args.arch)?;
     let subject = image.digest().to_string();
     let format = Format::from(args.format);
     let wanted = format.media_type();
-    let found = referrer::of_image(&remote, &image, Follow::Only(wanted))?;
+    let found = referrer::of_image(&*source.blobs, &image, Follow::Only(wanted))?;
     let artifact = referrer::newest(&found.followed).with_context(|| {
         format!(
-            "no {wanted} SBOM refers to {}@{subject}\n  hint: build with --sbom {} and push with -o docker://..., or describe the image itself: bareboat sbom {reference}",
-            name.full(),
+            "no {wanted} SBOM refers to {reference} ({subject})\n  hint: build with --sbom {}, or describe the image itself: bareboat sbom {reference}",
             format.extension().trim_end_matches(".json")
         )
     })?;
-    let document = referrer::content(&remote, artifact)?;
+    let document = referrer::content(&*source.blobs, artifact)?;
     Ok((subject, document, artifact.digest().to_string()))
 }
 

@@ -118,7 +118,7 @@ pub fn private_key(key: &str) -> Result<KeyPair> {
 }
 
 /// The text of the key `key` names, and how errors name it.
-fn key_text(key: &str) -> Result<(String, String)> {
+pub fn key_text(key: &str) -> Result<(String, String)> {
     if let Some(var) = key.strip_prefix("env://") {
         let text = std::env::var(var)
             .with_context(|| format!("{key}: the environment variable {var} is not set"))?;

@@ -12,6 +12,7 @@ mod key;
 mod lock;
 mod output;
 mod progress;
+mod signing;
 mod terminal;
 mod vulns;
 
@@ -34,7 +35,8 @@ bareboat lock catalog:static             lock the static image's packages\n  \
 bareboat lock catalog:cc --arch arm64    the same for arm64\n  bareboat lock --check                    is bareboat.lock current?\n  \
 bareboat catalog                         list the built-in images\n\n\
 Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date, \
-4 `audit` or `scan` found what --fail-on names, 5 `scan --fail-on` could not see the image's packages."
+4 `audit` or `scan` found what --fail-on names, 5 `scan --fail-on` could not see the image's packages, \
+6 `verify` found no valid signature."
 )]
 struct Cli {
     /// Cache directory [default: $XDG_CACHE_HOME/bareboat]
@@ -108,11 +110,39 @@ bareboat copy --arch arm64 oci:out:multi docker-archive:app-arm64.tar:app:arm64\
 bareboat copy docker-archive:saved.tar oci:out:imported\n  \
 bareboat copy oci:out:app docker://registry.example.com/team/app:1.0\n  \
 bareboat copy --insecure docker://127.0.0.1:5000/team/app:1.0 oci:out:pulled\n\n\
-The image's referrers come along to layouts and registries: those of the artifact types bareboat knows \
-(SBOMs, signatures, attestations, VEX), or with --all-referrers every one. Of each manifest, at most 64 \
+What is attached to the image comes along, to every kind of destination: its referrers of the artifact \
+types bareboat knows (SBOMs, signatures, attestations, VEX), or with --all-referrers every one, and cosign's \
+legacy sha256-<hex>.sig and .att images. Of each manifest, at most 64 \
 referrers holding at most 64 MiB are followed; past that the copy fails."
     )]
     Copy(images::CopyArgs),
+    /// Sign an image with a cosign-compatible key, wherever it is
+    #[command(
+        after_help = "Each manifest the image consists of (an index and each platform's image) is signed, in \
+both of cosign's schemes unless --signature-format chooses one: a Sigstore bundle v0.3 stored as an OCI 1.1 referrer \
+(cosign 3's default), and a simple-signing layer in the image tagged sha256-<hex>.sig (what older verifiers read). \
+Signatures are attached where the image is: a layout lists them in index.json, an archive keeps them inside without \
+disturbing docker load, podman load or skopeo, and a registry gets them through the referrers API or the \
+sha256-<hex> tag. Of a registry image only its manifest is fetched. Signing is deterministic: signing again with the \
+same key writes nothing.\n\n\
+Keyed signatures have no transparency-log entry: verify them with `bareboat verify`, or \
+`cosign verify --key cosign.pub --insecure-ignore-tlog=true IMAGE`.\n\n\
+Examples:\n  bareboat key generate\n  bareboat sign --key cosign.key docker://registry.example.com/team/app:1.0\n  \
+bareboat sign --key env://SIGNING_KEY --signature-format bundle oci:out:app\n  \
+bareboat sign --key cosign.key --identity registry.example.com/team/app oci-archive:app.tar"
+    )]
+    Sign(signing::SignArgs),
+    /// Check an image's signatures with a public key
+    #[command(
+        after_help = "Signatures are looked for in both of cosign's schemes. The image passes when at least one \
+signature is valid: made by the key, over this image's own digest. Each signature found is listed with why it \
+is not valid, if it is not.\n\n\
+Exit status: 0 verified; 6 nothing is signed or no signature is valid; 1 the image could not be read.\n\n\
+Examples:\n  bareboat verify --key cosign.pub docker://registry.example.com/team/app:1.0\n  \
+bareboat verify --key cosign.pub --platform-only --arch arm64 oci:out:app\n  \
+bareboat verify --key cosign.pub --json oci-archive:app.tar"
+    )]
+    Verify(signing::VerifyArgs),
     /// Make and read cosign-compatible signing keys
     Key {
         #[command(subcommand)]
@@ -153,17 +183,17 @@ bareboat inspect oci:out:app --tree /etc"
         after_help = "Each finding has an id, a severity and the path. Rules: shell and package-manager (high) where programs are run from; debug-shell (low) for busybox in /busybox, as debug variants declare; setuid (high); root-user (medium); world-writable without the sticky bit (medium); secret (critical: private keys and tokens, also in files a later layer hides); no-package-metadata (high: scanners cannot see the packages); docs (low).\n\nExit status: 0, or 4 when --fail-on SEVERITY names a severity that a finding reaches.\n\nExamples:\n  bareboat audit oci:out:app\n  bareboat audit --fail-on high docker://registry.example.com/team/app:1.0"
     )]
     Audit(analysis::AuditArgs),
-    /// Write the SBOM of any image, or fetch the one attached to a pushed image
+    /// Write the SBOM of any image, or fetch the one attached to it
     #[command(
         after_help = "With IMAGE, the SBOM lists the packages the image's own database names (dpkg status, status.d or apk installed), with purls for the distribution its os-release names and the licences of its machine-readable copyright files; an image without a database has none to list, which audit reports as no-package-metadata.
 
-With --from-registry, the SBOM fetched is the one bareboat build --sbom pushed as an OCI referrer of the image: through the registry's referrers API, or, where it has none, in the index tagged sha256-<hex of the image's digest>.
+With --attached (or --from-registry), the SBOM is the one bareboat build --sbom attached to the image as an OCI referrer, wherever the image is: a layout lists it in index.json, an archive inside itself, a registry through its referrers API or, where it has none, in the index tagged sha256-<hex of the image's digest>.
 
 Examples:
   bareboat sbom docker://registry.example.com/team/app:1.0 > app.spdx.json
   bareboat sbom oci:out:static --format cyclonedx -o static.cdx.json
-  bareboat sbom --from-registry docker://registry.example.com/team/app:1.0 > app.spdx.json
-  bareboat sbom --from-registry docker://registry.example.com/team/app:1.0 --format cyclonedx --arch arm64 -o app.cdx.json"
+  bareboat sbom --attached docker://registry.example.com/team/app:1.0 > app.spdx.json
+  bareboat sbom --attached oci-archive:app.tar --format cyclonedx --arch arm64 -o app.cdx.json"
     )]
     Sbom(images::SbomArgs),
     /// Report an image's known vulnerabilities, offline, from the Debian Security Tracker
@@ -226,6 +256,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Deps(args) => runtime.block_on(catalog::cmd_deps(args, &cache_root, cli.json)),
         Command::Key { command } => key::cmd_key(command, cli.json),
+        Command::Sign(args) => runtime.block_on(signing::cmd_sign(args, &cache_root, cli.json)),
+        Command::Verify(args) => runtime.block_on(signing::cmd_verify(args, &cache_root, cli.json)),
         Command::Debug(args) => runtime.block_on(debug::cmd_debug(*args, &cache_root, cli.json)),
         Command::Copy(args) => runtime.block_on(images::cmd_copy(args, &cache_root, cli.json)),
         Command::Login(args) => runtime.block_on(images::cmd_login(args, cli.json)),

@@ -693,3 +693,54 @@ fn bareboat_debug_joins_a_nonroot_static_container_of_docker() {
     assert_eq!(listing(&rootfs), before, "the target's files changed");
     docker.docker(&["rm", "-f", id]);
 }
+
+#[test]
+fn docker_loads_and_runs_a_signed_archive_that_keeps_its_signatures() {
+    let docker = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    compile("gcc", HELLO_C, &d.join("hello"), &["-static"]);
+    let password = |cmd: &mut Command| {
+        cmd.env("BAREBOAT_KEY_PASSWORD", "pw");
+    };
+    let mut generate = bareboat(d, "key", &["generate"]);
+    password(&mut generate);
+    run(&mut generate);
+    let output = "docker-archive:signed.tar:signed/hello:1";
+    let mut signed = bareboat(
+        d,
+        "build",
+        &[
+            "--from",
+            "catalog:static",
+            "--add",
+            "hello:/app/hello",
+            "--entrypoint",
+            "/app/hello",
+            "--sign",
+            "cosign.key",
+            "--sbom",
+            "spdx",
+            "-o",
+            output,
+        ],
+    );
+    password(&mut signed);
+    {
+        let _guard = common::CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+        run(&mut signed);
+    }
+    // The signatures and the SBOM ride inside the archive, out of docker load's way.
+    docker.load(&d.join("signed.tar"), "signed/hello:1");
+    assert_eq!(
+        run_nonroot(&docker, "signed/hello:1"),
+        "C ran as uid 65532\n"
+    );
+    let verified = run(&mut bareboat(d, "verify", &["--key", "cosign.pub", output]));
+    let verified: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(
+        verified["signatures"].as_array().unwrap().len(),
+        2,
+        "{verified}"
+    );
+}

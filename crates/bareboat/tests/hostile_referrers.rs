@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use common::scripted::{Body, INDEX, MANIFEST, Reply, Scripted, image, sha256};
-use common::{bareboat, measured};
+use common::{bareboat, measured, run};
 use serde_json::{Value, json};
 
 const SPDX: &str = "application/spdx+json";
@@ -423,8 +423,8 @@ fn archive_of(dir: &Path, file: &Path) {
 
 #[test]
 fn a_layout_or_archive_lists_a_bounded_number_of_artifacts_each_read_once() {
+    use bareboat_oci::attach::{Artifact as Attached, Attachment};
     use bareboat_oci::layout::Layout;
-    use bareboat_oci::referrer::write_artifact;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let layer = bareboat_testkit::tar_of(&[("etc/hello", b"hello\n")]);
@@ -439,7 +439,14 @@ fn a_layout_or_archive_lists_a_bounded_number_of_artifacts_each_read_once() {
         .unwrap();
 
     // One SBOM listed 10,000 times in index.json (3 MB, within its cap): read once.
-    let sbom = write_artifact(&layout, &image, SPDX, b"{}", "2026-01-01T00:00:00Z").unwrap();
+    let attachment = Attachment::Referrer(Box::new(Attached {
+        subject: image.clone(),
+        artifact_type: SPDX.into(),
+        content: b"{}".to_vec(),
+        annotations: Default::default(),
+    }));
+    layout.attach(&[attachment]).unwrap();
+    let sbom = layout.untagged().unwrap().remove(0);
     let index_path = d.join("many/index.json");
     let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     let listed = serde_json::to_value(&sbom).unwrap();
@@ -503,4 +510,45 @@ fn a_layout_or_archive_lists_a_bounded_number_of_artifacts_each_read_once() {
         );
     }
     assert!(!d.join("refused").exists());
+}
+
+#[test]
+fn a_referrers_index_of_about_25000_signatures_is_refused_before_any_is_read() {
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    const DOCUMENT_CAP: usize = 4 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(bareboat(d, "key", &["generate"]).env("BAREBOAT_KEY_PASSWORD", "pw"));
+    let platforms = platforms(1);
+    let subject = subject_of(&platforms[0]);
+    let digest = subject["digest"].as_str().unwrap();
+    // As many bundles as a referrers index just under the document cap lists: about
+    // 19,000 (25,000 of a shorter artifact type).
+    let entry = serde_json::to_vec(&Artifact::new(&subject, BUNDLE, b"{\"n\":0}", 0).listed)
+        .unwrap()
+        .len();
+    let count = (DOCUMENT_CAP - 1024) / (entry + 1);
+    let bundles: Vec<Artifact> = (0..count)
+        .map(|i| Artifact::new(&subject, BUNDLE, format!("{{\"n\":{i}}}").as_bytes(), 0))
+        .collect();
+    let first = bundles[0].digest();
+    let listed: Vec<&Value> = bundles.iter().map(|a| &a.listed).collect();
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": listed});
+    let size = serde_json::to_vec(&index).unwrap().len();
+    assert!(
+        (DOCUMENT_CAP - 64 * 1024..DOCUMENT_CAP).contains(&size),
+        "{count} entries make {size} bytes"
+    );
+    assert!(count > 15_000, "{count}");
+    let registry = Registry::start(&platforms, bundles);
+    let needle = format!(
+        "{digest} has {count} referrers of the types bareboat carries, and bareboat follows at most 64 per manifest"
+    );
+    refused(
+        d,
+        "verify",
+        &["--insecure", "--key", "cosign.pub", &registry.image()],
+        &needle,
+    );
+    assert_eq!(registry.scripted.hits(&format!("/manifests/{first}")), 0);
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    assert_no_shell_or_package_manager, bareboat, build, compile, podman, run, runc, runc_command,
-    tool, unpack,
+    assert_no_shell_or_package_manager, bareboat, build, compile, layer_digests, podman, run, runc,
+    runc_command, tool, unpack,
 };
 use serde_json::{Value, json};
 
@@ -70,15 +70,6 @@ fn md5sums_checked(rootfs: &Path, pkg: &str) -> BTreeSet<String> {
     let sums = std::fs::read_to_string(rootfs.join(&list)).unwrap();
     sums.lines()
         .map(|line| line.split_once("  ").unwrap().1.to_string())
-        .collect()
-}
-
-fn layers(report: &Value) -> Vec<String> {
-    report["images"][0]["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -228,7 +219,7 @@ fn cc_runs_a_cpp_program_and_shares_base_layers() {
     let dir = tempfile::tempdir().unwrap();
     let cc = build(dir.path(), &["catalog:cc", "-o", "oci:out:cc"]);
     let base = build(dir.path(), &["catalog:base", "-o", "oci:out:base"]);
-    let (cc_layers, base_layers) = (layers(&cc), layers(&base));
+    let (cc_layers, base_layers) = (layer_digests(&cc), layer_digests(&base));
     assert_eq!(
         base_layers.len(),
         3,
@@ -878,7 +869,7 @@ fn a_rust_server_added_with_auto_deps_serves_a_page() {
     program.push(0);
     std::fs::write(d.join("server/target/release/server"), program).unwrap();
     let again = build(d, &args);
-    let (before, after) = (layers(&report), layers(&again));
+    let (before, after) = (layer_digests(&report), layer_digests(&again));
     assert_eq!(before.len(), after.len());
     let n = before.len();
     assert_eq!(before[..n - 1], after[..n - 1]);
@@ -1112,7 +1103,7 @@ fn saved_unpacked_layers_give_the_same_image_and_damaged_ones_are_not_used() {
     ));
     assert_eq!(resumed["images"][0]["resumed_layers"], 2);
     assert_eq!(resumed["digest"], first["digest"]);
-    assert_eq!(layers(&resumed), layers(&first));
+    assert_eq!(layer_digests(&resumed), layer_digests(&first));
     run(Command::new(tool("umoci"))
         .args(["unpack", "--rootless", "--image", "two:t", "bundle"])
         .current_dir(d));

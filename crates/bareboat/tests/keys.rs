@@ -2,19 +2,10 @@
 //! hashlib.scrypt, PyNaCl's secretbox and `cryptography` open the keys bareboat makes, and
 //! make keys (under cosign 1's label) that bareboat opens.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// The Python of the tests' venv, which `.ci/run` gives PyNaCl and cryptography.
-fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/sbom-tools/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: .ci/run makes it (python3 -m venv target/sbom-tools; pip install pynacl cryptography)",
-        python.display()
-    );
-    python
-}
+use bareboat_testkit::verifiers::python;
 
 /// Opens `key` with `password` and prints the public key as PEM.
 const OPEN: &str = r#"

@@ -65,6 +65,7 @@ fn sboms_list_every_package_and_added_file_and_validate() {
             "/app/hello",
             "--sbom",
             "spdx,cyclonedx",
+            "--sbom-files",
             "-o",
             "oci:out:app",
             "-o",
@@ -90,6 +91,16 @@ fn sboms_list_every_package_and_added_file_and_validate() {
     validate("cyclonedx", &d.join("out.cdx.json"));
     assert_eq!(
         std::fs::read(d.join("out.spdx.json")).unwrap(),
+        std::fs::read(d.join("app.tar.spdx.json")).unwrap()
+    );
+    // The archive carries them inside too, attached to its image.
+    let attached = run(&mut bareboat(
+        d,
+        "sbom",
+        &["--attached", "oci-archive:app.tar"],
+    ));
+    assert_eq!(
+        attached.stdout,
         std::fs::read(d.join("app.tar.spdx.json")).unwrap()
     );
 

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageIndex, MediaType};
 use serde_json::{Value, json};
 
-use super::CONTAINERD_NAME;
+use super::write::Contents;
+use super::{ATTACHED, CONTAINERD_NAME};
 use crate::Error;
 use crate::blob::{check_stored_size, open_regular};
 use crate::digest::{Digest, HashingWriter};
 use crate::image::canonical_json;
-use crate::layout::{MAX_DOCUMENT, REF_NAME};
+use crate::layout::{MAX_DOCUMENT, REF_NAME, tag_of};
 use crate::reference::DockerName;
 use crate::referrer::{self, Referrer};
 use crate::source::{BlobSource, reachable};
@@ -36,6 +37,13 @@ pub struct Archive {
     made: HashMap<Digest, Vec<u8>>,
     /// The artifacts the archive lists that refer to its image.
     referrers: Vec<Referrer>,
+    /// The entries of its `index.json`.
+    entries: Vec<Descriptor>,
+    /// The entries of its index of attached things.
+    attached: Vec<Descriptor>,
+    /// Its top files other than `index.json` and `oci-layout` (a docker archive's
+    /// `manifest.json` and `repositories`), kept for rewriting it.
+    kept: BTreeMap<String, Vec<u8>>,
 }
 
 /// What one pass over an archive's headers finds: small documents by name, where each
@@ -101,6 +109,9 @@ impl Archive {
             blobs: HashMap::new(),
             made: HashMap::new(),
             referrers: Vec::new(),
+            entries: Vec::new(),
+            attached: Vec::new(),
+            kept: BTreeMap::new(),
         };
         let Some(index) = members.documents.get("index.json") else {
             let manifest = members.documents.get("manifest.json").ok_or_else(|| {
@@ -137,13 +148,73 @@ impl Archive {
         // Every blob the image reaches must be there, and its config must give each layer
         // a diff_id.
         reachable(&archive, &chosen)?;
+        archive.attached = archive.attached_listing(&index)?;
+        let untagged = (archive.attached.iter())
+            .filter(|d| tag_of(d).is_none())
+            .cloned();
         let subjects = referrer::subjects(&archive, &chosen)?;
-        let whole: Vec<Descriptor> = referrer::listed(&archive, artifacts)?
-            .into_iter()
-            .filter(|artifact| reachable(&archive, artifact).is_ok())
-            .collect();
+        let whole: Vec<Descriptor> =
+            referrer::listed(&archive, artifacts.into_iter().chain(untagged).collect())?
+                .into_iter()
+                .filter(|artifact| reachable(&archive, artifact).is_ok())
+                .collect();
         archive.referrers = referrer::naming(&archive, whole, &subjects)?;
+        archive.entries = index.manifests().clone();
+        members.documents.remove("index.json");
+        members.documents.remove("oci-layout");
+        archive.kept = members.documents;
         Ok((archive, chosen))
+    }
+
+    /// The entries of the index of attached things that `index` names, if it names one:
+    /// at most [`referrer::MAX_LISTED_ARTIFACTS`], the index checked against its digest.
+    fn attached_listing(&self, index: &ImageIndex) -> Result<Vec<Descriptor>, Error> {
+        let named = index.annotations().as_ref().and_then(|a| a.get(ATTACHED));
+        let Some(named) = named else {
+            return Ok(Vec::new());
+        };
+        let digest = Digest::named(named)?;
+        let span = self.blobs.get(&digest).ok_or_else(|| Error::BadLayout {
+            path: self.file.clone(),
+            reason: format!(
+                "index.json names {digest} as what is attached, which the archive lacks"
+            ),
+        })?;
+        let d = Descriptor::new(
+            MediaType::ImageIndex,
+            span.size,
+            oci_spec::image::Digest::try_from(digest.to_string())?,
+        );
+        let listing = crate::model::Index::open(self, &d)?;
+        if listing.manifests().len() > referrer::MAX_LISTED_ARTIFACTS {
+            return Err(Error::TooManyArtifacts {
+                origin: self.name(),
+                count: listing.manifests().len(),
+            });
+        }
+        Ok(listing.manifests().to_vec())
+    }
+
+    /// What the archive holds besides its blobs, to write it again with more attached.
+    /// A docker archive without `index.json` (as older Docker writes) has nowhere to keep
+    /// what is attached.
+    pub(super) fn contents(&self) -> Result<Contents, Error> {
+        if self.entries.is_empty() {
+            return Err(Error::BadLayout {
+                path: self.file.clone(),
+                reason: "it has no index.json (as Docker before 25 wrote), so nothing can be attached to it\n  hint: write it anew with `bareboat copy` and attach to that".into(),
+            });
+        }
+        Ok(Contents {
+            entries: self.entries.clone(),
+            attached: self.attached.clone(),
+            extra: self.kept.clone(),
+        })
+    }
+
+    /// Whether it holds the blob `digest`.
+    pub(super) fn holds(&self, digest: &Digest) -> bool {
+        self.blobs.contains_key(digest) || self.made.contains_key(digest)
     }
 
     /// Where the member holding blob `digest` is, checked against the size `d` gives it.
@@ -276,6 +347,14 @@ impl BlobSource for Archive {
     fn referrers(&self, subjects: &[Descriptor]) -> Result<Vec<Referrer>, Error> {
         let named = |r: &&Referrer| subjects.iter().any(|s| s.digest().as_ref() == r.subject);
         Ok(self.referrers.iter().filter(named).cloned().collect())
+    }
+
+    fn tagged(&self, tag: &str) -> Result<Option<Descriptor>, Error> {
+        let found = self
+            .attached
+            .iter()
+            .find(|d| tag_of(d).is_some_and(|t| t == tag));
+        Ok(found.cloned())
     }
 }
 

@@ -13,6 +13,7 @@
 //! levels deep, and checks every blob against its descriptor's size and digest on the way
 //! into a layout. What the registry sends is bounded as [`client`] describes.
 
+mod attach;
 mod auth;
 mod bounds;
 mod client;

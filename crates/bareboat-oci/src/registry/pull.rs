@@ -69,15 +69,9 @@ impl Registry {
         name: &DockerName,
         reference: &str,
     ) -> Result<Vec<u8>, Error> {
-        let scope = client::pull_scope(&name.repository);
         let what = format!("pulling manifest {reference}");
-        let bytes = self
-            .retrying(name, &what, || {
-                self.client
-                    .manifest(&scope, &name.repository, reference, MANIFEST_TYPES)
-            })
-            .await?;
-        bytes.map(Vec::from).ok_or_else(|| Error::Registry {
+        let bytes = self.manifest_if_any(name, reference).await?;
+        bytes.ok_or_else(|| Error::Registry {
             registry: name.registry.clone(),
             reason: format!(
                 "{what} for {}: the registry has no such manifest\n  hint: check the tag or digest, for instance with `skopeo list-tags docker://{}/{}`",
@@ -86,6 +80,37 @@ impl Registry {
                 name.repository
             ),
         })
+    }
+
+    /// The manifest or index at `reference` (a tag or digest), with its descriptor; `None`
+    /// when the registry has none.
+    pub(super) async fn tagged(
+        &self,
+        name: &DockerName,
+        reference: &str,
+    ) -> Result<Option<(Vec<u8>, Descriptor)>, Error> {
+        let Some(bytes) = self.manifest_if_any(name, reference).await? else {
+            return Ok(None);
+        };
+        let d = describe(name, &bytes)?;
+        Ok(Some((bytes, d)))
+    }
+
+    /// The bytes at `reference`, if the registry has any.
+    async fn manifest_if_any(
+        &self,
+        name: &DockerName,
+        reference: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let scope = client::pull_scope(&name.repository);
+        let what = format!("pulling manifest {reference}");
+        let bytes = self
+            .retrying(name, &what, || {
+                self.client
+                    .manifest(&scope, &name.repository, reference, MANIFEST_TYPES)
+            })
+            .await?;
+        Ok(bytes.map(Vec::from))
     }
 
     /// The artifacts the registry lists as referring to `subject` in `name`'s repository,

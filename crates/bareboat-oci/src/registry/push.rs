@@ -138,7 +138,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds `artifact` to the index under the referrers tag of `subject`.
+    /// Adds `artifact` to the index under the referrers tag of `subject`, read back to
+    /// check that no other writer's update dropped it (see [`super::attach`]).
     async fn add_to_referrers_tag(
         &self,
         name: &DockerName,
@@ -147,25 +148,43 @@ impl Registry {
     ) -> Result<(), Error> {
         let tag = referrers_tag(subject);
         let scope = client::push_scope(&name.repository);
-        let mut index = match self.referrers_tag_index(name, subject, &scope).await? {
-            Some(index) => index,
-            None => ImageIndexBuilder::default()
-                .schema_version(2u32)
-                .media_type(MediaType::ImageIndex)
-                .manifests(Vec::new())
-                .build()?,
+        let listed = |index: &Option<ImageIndex>| {
+            (index.iter()).any(|i| {
+                i.manifests()
+                    .iter()
+                    .any(|d| d.digest() == artifact.digest())
+            })
         };
-        let mut listed = index.manifests().clone();
-        if !listed.iter().any(|d| d.digest() == artifact.digest()) {
-            listed.push(artifact.clone());
-        }
-        index.set_manifests(listed);
-        let bytes = Bytes::from(crate::image::canonical_json(&index)?);
-        self.retrying(name, "writing the referrers tag", || {
-            self.client
-                .put_manifest(&scope, &name.repository, &tag, INDEX, &bytes)
-        })
-        .await?;
+        let write = async || {
+            let index = self.referrers_tag_index(name, subject, &scope).await?;
+            if listed(&index) {
+                return Ok(false);
+            }
+            let mut index = match index {
+                Some(index) => index,
+                None => ImageIndexBuilder::default()
+                    .schema_version(2u32)
+                    .media_type(MediaType::ImageIndex)
+                    .manifests(Vec::new())
+                    .build()?,
+            };
+            let mut manifests = index.manifests().clone();
+            manifests.push(artifact.clone());
+            index.set_manifests(manifests);
+            let bytes = Bytes::from(crate::image::canonical_json(&index)?);
+            self.retrying(name, "writing the referrers tag", || {
+                self.client
+                    .put_manifest(&scope, &name.repository, &tag, INDEX, &bytes)
+            })
+            .await?;
+            Ok(true)
+        };
+        let holds = async || {
+            Ok(listed(
+                &self.referrers_tag_index(name, subject, &scope).await?,
+            ))
+        };
+        self.settled(name, &tag, write, holds).await?;
         Ok(())
     }
 

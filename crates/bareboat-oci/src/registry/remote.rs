@@ -80,15 +80,25 @@ impl Remote {
         digest: Option<&Digest>,
     ) -> Result<(Remote, Descriptor), Error> {
         let (bytes, top) = registry.fetch_top(name, digest).await?;
+        Ok((Remote::holding(Arc::new(registry), name, &top, bytes), top))
+    }
+
+    /// The image `name` names, whose top manifest or index `top`, of `bytes`, has been
+    /// fetched and checked.
+    pub(super) fn holding(
+        registry: Arc<Registry>,
+        name: &DockerName,
+        top: &Descriptor,
+        bytes: Vec<u8>,
+    ) -> Remote {
         let mut documents = Kept::default();
         documents.keep(top.digest().to_string(), bytes.into());
-        let remote = Remote {
-            registry: Arc::new(registry),
+        Remote {
+            registry,
             name: name.clone(),
             runtime: tokio::runtime::Handle::current(),
             documents: Mutex::new(documents),
-        };
-        Ok((remote, top))
+        }
     }
 
     /// Runs `work` on the runtime and waits for it: the source's readers are synchronous.
@@ -169,6 +179,17 @@ impl BlobSource for Remote {
     /// A blob is asked for when it is read, not before: a request now would cost as much.
     fn check_present(&self, _: &Descriptor) -> Result<(), Error> {
         Ok(())
+    }
+
+    fn tagged(&self, tag: &str) -> Result<Option<Descriptor>, Error> {
+        let (registry, name) = (self.registry.clone(), self.name.clone());
+        let tag = tag.to_string();
+        let found = self.wait(async move { registry.tagged(&name, &tag).await })?;
+        Ok(found.map(|(bytes, d)| {
+            (self.documents.lock().expect("not poisoned"))
+                .keep(d.digest().to_string(), bytes.into());
+            d
+        }))
     }
 
     /// The artifacts the registry lists as referring to each of `subjects`.

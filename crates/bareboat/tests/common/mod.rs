@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod debugging;
+pub mod proxy;
 pub mod scripted;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,16 @@ pub fn build(dir: &Path, args: &[&str]) -> Value {
     let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
     let out = run(&mut bareboat(dir, "build", args));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The layer digests of the first image a build report lists.
+pub fn layer_digests(report: &Value) -> Vec<String> {
+    report["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// `bareboat --json COMMAND ARGS` in `dir`, with the shared cache.
