@@ -22,6 +22,7 @@ use crate::digest::Digest;
 use crate::image::canonical_json;
 use crate::layout::MAX_DOCUMENT;
 use crate::media::Kind;
+use crate::referrer::{MAX_REFERRER_BYTES, MAX_REFERRERS};
 use crate::source::BlobSource;
 
 /// The suffixes of cosign's legacy tags: signatures, attestations.
@@ -52,6 +53,27 @@ impl Attachment {
             Attachment::Tagged(t) => Ok(t.subject.clone()),
         }
     }
+}
+
+/// Checks, before anything is written, that `place` holds the subject of each of
+/// `attachments`, as `holds` tells.
+pub(crate) fn check_subjects(
+    attachments: &[Attachment],
+    place: &str,
+    holds: impl Fn(&Digest) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    for attachment in attachments {
+        let subject = attachment.subject()?;
+        if !holds(&subject)? {
+            return Err(Error::Image {
+                what: place.to_string(),
+                reason: format!(
+                    "it does not hold {subject}, so nothing can be attached to it\n  hint: write the image there first"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An OCI 1.1 artifact that refers to an image.
@@ -98,16 +120,12 @@ pub struct LegacyLayer {
 }
 
 impl LegacyLayer {
-    /// Whether the layer `d` lists is this one: the same bytes and annotations.
+    /// Whether the layer `d` lists is this one: the same bytes, and this one's annotations
+    /// among its own (cosign may add others, such as a certificate).
     pub(crate) fn is(&self, d: &Descriptor) -> bool {
-        let annotations: BTreeMap<String, String> = d
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let theirs = d.annotations().clone().unwrap_or_default();
         d.digest().as_ref() == Digest::of(&self.content).to_string()
-            && annotations == self.annotations
+            && (self.annotations.iter()).all(|(k, v)| theirs.get(k) == Some(v))
     }
 
     fn descriptor(&self) -> Result<Descriptor, Error> {
@@ -183,17 +201,17 @@ impl<'a> Staged<'a> {
         Ok(d)
     }
 
-    /// Stages the legacy image that holds the layers of `existing` (read from `under`), if
-    /// any, then each of `layers` it lacks; `None` when it lacks none, and nothing need be
-    /// written.
+    /// Stages the legacy image that holds the layers of `existing` (staged already, or
+    /// read from `under`), if any, then each of `layers` it lacks; `None` when it lacks
+    /// none, and nothing need be written.
     pub fn legacy(
         &mut self,
         existing: Option<&Descriptor>,
         layers: &[LegacyLayer],
     ) -> Result<Option<Descriptor>, Error> {
-        let mut listed = match (existing, self.under) {
-            (Some(d), Some(under)) => legacy_manifest(under, d)?.layers().clone(),
-            _ => Vec::new(),
+        let mut listed = match existing {
+            Some(d) => legacy_manifest(self, d)?.layers().clone(),
+            None => Vec::new(),
         };
         let mut added = false;
         for layer in layers {
@@ -254,8 +272,9 @@ impl BlobSource for Staged<'_> {
     }
 }
 
-/// The manifest of the legacy image `d` in `source`: one manifest (not an index), each of
-/// whose layers is small enough to be a document.
+/// The manifest of the legacy image `d` in `source`: one manifest (not an index) of at most
+/// [`MAX_REFERRERS`] layers (a signing each) holding at most [`MAX_REFERRER_BYTES`], each
+/// small enough to be a document.
 pub fn legacy_manifest(source: &dyn BlobSource, d: &Descriptor) -> Result<ImageManifest, Error> {
     let not_one = |reason: String| Error::Image {
         what: format!("legacy signature image {} in {}", d.digest(), source.name()),
@@ -272,6 +291,19 @@ pub fn legacy_manifest(source: &dyn BlobSource, d: &Descriptor) -> Result<ImageM
             what: format!("legacy signature image {}", d.digest()),
             error,
         })?;
+    if manifest.layers().len() > MAX_REFERRERS {
+        return Err(not_one(format!(
+            "it has {} layers; bareboat reads at most {MAX_REFERRERS}, one a signing",
+            manifest.layers().len()
+        )));
+    }
+    let blobs = std::iter::once(manifest.config()).chain(manifest.layers());
+    if blobs.map(Descriptor::size).fold(0, u64::saturating_add) > MAX_REFERRER_BYTES {
+        return Err(not_one(format!(
+            "its layers hold more than {} MiB, the most bareboat reads",
+            MAX_REFERRER_BYTES >> 20
+        )));
+    }
     if let Some(big) = manifest.layers().iter().find(|l| l.size() > MAX_DOCUMENT) {
         return Err(not_one(format!(
             "its layer {} is {} bytes; a signature or attestation layer may have at most {MAX_DOCUMENT}",

@@ -18,10 +18,12 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use tempfile::NamedTempFile;
 
 use crate::Error;
-use crate::attach::{Attachment, LegacyLayer, Outcome, Staged, legacy_layers};
+use crate::attach::{
+    Attachment, LEGACY_SUFFIXES, LegacyLayer, Outcome, Staged, check_subjects, legacy_layers,
+};
 use crate::blob::{self, Blob};
 use crate::digest::Digest;
-use crate::referrer::{self, Follow, Referrer, Referrers, Tagged};
+use crate::referrer::{self, Follow, Referrer, Referrers};
 use crate::source::{BlobSource, reachable};
 
 /// The annotation that names a tag in `index.json`.
@@ -179,6 +181,9 @@ impl Layout {
         }
         for d in self.index()?.manifests() {
             match tag_of(d).cloned() {
+                // Another writer's signatures under the same legacy tag are kept; this
+                // layout's blobs are `into`'s by now.
+                Some(tag) if is_legacy_tag(&tag) => into.copy_legacy_from(into, &tag, d)?,
                 Some(tag) => into.tag(d, &[tag])?,
                 None => into.add_untagged(d)?,
             }
@@ -310,25 +315,30 @@ impl Layout {
             self.copy_image_from(source, &r.artifact)?;
             self.add_untagged(&r.artifact)?;
         }
-        for tagged in &found.tagged {
-            self.copy_tagged_from(source, tagged)?;
+        for legacy in &found.legacy {
+            self.copy_legacy_from(source, &legacy.tag, &legacy.image)?;
         }
         Ok(found)
     }
 
-    /// Copies the legacy image `tagged` of `source` under its tag: as it is where the
-    /// layout has none, else its layers joined to those the layout's holds.
-    fn copy_tagged_from(&self, source: &dyn BlobSource, tagged: &Tagged) -> Result<(), Error> {
+    /// Copies the legacy image `image` of `source` under `tag`: as it is where the layout
+    /// has none, else its layers joined to those the layout's holds.
+    fn copy_legacy_from(
+        &self,
+        source: &dyn BlobSource,
+        tag: &str,
+        image: &Descriptor,
+    ) -> Result<(), Error> {
         let _lock = self.attach_lock()?;
-        match self.tagged(&tagged.tag)? {
+        match self.tagged(tag)? {
             None => {
-                self.copy_image_from(source, &tagged.image)?;
-                self.tag(&tagged.image, std::slice::from_ref(&tagged.tag))
+                self.copy_image_from(source, image)?;
+                self.tag(image, &[tag.to_string()])
             }
-            Some(held) if held.digest() == tagged.image.digest() => Ok(()),
+            Some(held) if held.digest() == image.digest() => Ok(()),
             Some(held) => {
-                let layers = legacy_layers(source, &tagged.image)?;
-                self.merge_legacy(&tagged.tag, &held, &layers).map(drop)
+                let layers = legacy_layers(source, image)?;
+                self.merge_legacy(tag, Some(&held), &layers).map(drop)
             }
         }
     }
@@ -337,16 +347,13 @@ impl Layout {
     /// an artifact listed untagged, a legacy layer in the image under its tag. What the
     /// layout holds already is not written again.
     pub fn attach(&self, attachments: &[Attachment]) -> Result<Vec<Outcome>, Error> {
+        if attachments.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_subjects(attachments, &self.name(), |d| Ok(self.has_blob(d)))?;
         let _lock = self.attach_lock()?;
         let mut outcomes = Vec::new();
         for attachment in attachments {
-            let subject = attachment.subject()?;
-            if !self.has_blob(&subject) {
-                return Err(Error::BadLayout {
-                    path: self.root.clone(),
-                    reason: format!("it does not hold {subject}, so nothing can be attached to it"),
-                });
-            }
             let outcome = match attachment {
                 Attachment::Referrer(artifact) => {
                     let mut staged = Staged::over(None);
@@ -359,35 +366,26 @@ impl Layout {
                         Outcome::Written
                     }
                 }
-                Attachment::Tagged(t) => match self.tagged(&t.tag())? {
-                    Some(held) => {
-                        self.merge_legacy(&t.tag(), &held, std::slice::from_ref(&t.layer))?
-                    }
-                    None => {
-                        let mut staged = Staged::over(None);
-                        let d = staged
-                            .legacy(None, std::slice::from_ref(&t.layer))?
-                            .expect("a new image holds the new layer");
-                        self.copy_image_from(&staged, &d)?;
-                        self.tag(&d, &[t.tag()])?;
-                        Outcome::Written
-                    }
-                },
+                Attachment::Tagged(t) => {
+                    let held = self.tagged(&t.tag())?;
+                    self.merge_legacy(&t.tag(), held.as_ref(), std::slice::from_ref(&t.layer))?
+                }
             };
             outcomes.push(outcome);
         }
         Ok(outcomes)
     }
 
-    /// Joins `layers` to the legacy image `held` under `tag`, unless it has them all.
+    /// Joins `layers` to the legacy image `held` under `tag` (a new image where there is
+    /// none), unless it has them all.
     fn merge_legacy(
         &self,
         tag: &str,
-        held: &Descriptor,
+        held: Option<&Descriptor>,
         layers: &[LegacyLayer],
     ) -> Result<Outcome, Error> {
         let mut staged = Staged::over(Some(self));
-        let Some(d) = staged.legacy(Some(held), layers)? else {
+        let Some(d) = staged.legacy(held, layers)? else {
             return Ok(Outcome::Present);
         };
         self.copy_image_from(&staged, &d)?;
@@ -534,6 +532,17 @@ impl BlobSource for Layout {
         let found = (index.manifests().iter()).find(|d| tag_of(d).is_some_and(|n| n == tag));
         Ok(found.cloned())
     }
+}
+
+/// Whether `tag` is one of cosign's legacy tags, `sha256-<hex>.sig` or `.att`.
+fn is_legacy_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-")
+        .and_then(|t| t.split_once('.'))
+        .is_some_and(|(hex, suffix)| {
+            hex.len() == 64
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                && LEGACY_SUFFIXES.contains(&suffix)
+        })
 }
 
 /// The tag an index entry is listed under, if any.
@@ -759,5 +768,94 @@ mod tests {
         .unwrap();
         let e = layout.index().unwrap_err().to_string();
         assert!(e.contains("limit of a document"), "{e}");
+    }
+
+    /// A legacy signature layer whose signature annotation is `signature`.
+    fn signature(signature: &str) -> LegacyLayer {
+        LegacyLayer {
+            media_type: "application/vnd.dev.cosign.simplesigning.v1+json".into(),
+            content: b"{}".to_vec(),
+            annotations: [(
+                "dev.cosignproject.cosign/signature".to_string(),
+                signature.to_string(),
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn an_image_with_a_tar_layer_among_others_is_checked_as_an_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let tar = b"a tar stream, as far as this test goes";
+        let layer = layout.put_json(MediaType::ImageLayer, tar).unwrap();
+        let other = layout
+            .put_json(MediaType::Other("application/x-not-a-layer".into()), b"x")
+            .unwrap();
+        let config = serde_json::json!({ "rootfs": { "type": "layers", "diff_ids": [
+            Digest::of(tar).to_string(), Digest::of(b"x").to_string()] } });
+        let config =
+            (layout.put_json(MediaType::ImageConfig, config.to_string().as_bytes())).unwrap();
+        let manifest =
+            serde_json::json!({ "schemaVersion": 2, "config": config, "layers": [layer, other] });
+        let manifest =
+            (layout.put_json(MediaType::ImageManifest, manifest.to_string().as_bytes())).unwrap();
+        // Copied, its layers are checked against their diff_ids, and the one that is no
+        // layer cannot be.
+        let copy = Layout::create(&dir.path().join("copy")).unwrap();
+        let e = copy
+            .copy_image_from(&layout, &manifest)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a tar, gzip or zstd layer"), "{e}");
+    }
+
+    #[test]
+    fn legacy_tags_are_told_apart_from_others() {
+        let hex = "a".repeat(64);
+        assert!(is_legacy_tag(&format!("sha256-{hex}.sig")));
+        assert!(is_legacy_tag(&format!("sha256-{hex}.att")));
+        assert!(!is_legacy_tag(&format!("sha256-{hex}")));
+        assert!(!is_legacy_tag(&format!("sha256-{hex}.sbom")));
+        assert!(!is_legacy_tag("sha256-abc.sig"));
+        assert!(!is_legacy_tag("latest"));
+    }
+
+    #[test]
+    fn two_new_layouts_of_one_path_keep_both_writers_signatures() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        let tar = b"a tar stream, as far as this test goes";
+        let writers: Vec<(Pending, Descriptor)> = ["a", "b"]
+            .iter()
+            .map(|_| {
+                let pending = Layout::pending(&root).unwrap();
+                let layer = pending
+                    .layout()
+                    .put_json(MediaType::ImageLayer, tar)
+                    .unwrap();
+                let top = image(pending.layout(), &layer, &Digest::of(tar));
+                (pending, top)
+            })
+            .collect();
+        let mut tag = String::new();
+        for ((pending, top), sig) in writers.into_iter().zip(["a", "b"]) {
+            let subject = Digest::named(top.digest().as_ref()).unwrap();
+            let layered = crate::attach::TaggedLayer {
+                subject,
+                suffix: "sig",
+                layer: signature(sig),
+            };
+            tag = layered.tag();
+            pending
+                .layout()
+                .attach(&[Attachment::Tagged(layered)])
+                .unwrap();
+            pending.commit().unwrap();
+        }
+        let layout = Layout::create(&root).unwrap();
+        let held = layout.resolve(&tag).unwrap();
+        let layers = legacy_layers(&layout, &held).unwrap();
+        assert_eq!(layers, [signature("a"), signature("b")]);
     }
 }

@@ -44,7 +44,7 @@ pub struct Referrer {
 /// A legacy image (cosign's signatures or attestations) under the tag `sha256-<hex>.sig`
 /// (or `.att`) of one of an image's manifests.
 #[derive(Clone, Debug, Serialize)]
-pub struct Tagged {
+pub struct LegacyImage {
     /// The digest of the manifest it is about.
     pub subject: String,
     /// Its tag.
@@ -58,7 +58,7 @@ pub struct Tagged {
 pub struct Referrers {
     /// The legacy tagged images of its manifests, when the [`Follow`] takes the types
     /// bareboat knows (or all), each checked to be one manifest within the bounds.
-    pub tagged: Vec<Tagged>,
+    pub legacy: Vec<LegacyImage>,
     /// Those followed, each checked to be an artifact manifest that names its subject and
     /// has the artifact type it is listed with.
     pub followed: Vec<Referrer>,
@@ -175,49 +175,81 @@ pub fn of_image(
     let subjects = subjects(source, top)?;
     let listed = source.referrers(&subjects)?;
     for subject in &subjects {
-        let subject = subject.digest().to_string();
-        let (followed, left_behind): (Vec<&Referrer>, Vec<&Referrer>) = listed
-            .iter()
-            .filter(|r| r.subject == subject)
-            .partition(|r| follow.follows(&r.artifact));
-        if followed.len() > MAX_REFERRERS {
-            return Err(Error::TooManyReferrers {
-                image: source.name(),
-                subject,
-                count: followed.len(),
-                which: follow.which(),
-            });
-        }
-        let mut bytes = 0u64;
-        let mut charge = |add: u64| {
-            bytes = bytes.saturating_add(add);
-            if bytes <= MAX_REFERRER_BYTES {
-                return Ok(());
-            }
-            Err(Error::ReferrersTooLarge {
-                image: source.name(),
-                subject: subject.clone(),
-                which: follow.which(),
-            })
-        };
-        for r in &followed {
-            // A manifest counts before it is fetched, and what it points at before that
-            // is: no more than one document is read past the bound.
-            charge(r.artifact.size())?;
-            charge(checked(source, r)?)?;
-        }
-        found.followed.extend(followed.into_iter().cloned());
-        found.left_behind.extend(left_behind.into_iter().cloned());
-        if follow.follows_legacy() {
-            found.tagged.extend(tagged(source, &subject)?);
-        }
+        let one = of_subject(source, subject, &listed, follow)?;
+        found.followed.extend(one.followed);
+        found.left_behind.extend(one.left_behind);
+        found.legacy.extend(one.legacy);
     }
     Ok(found)
 }
 
-/// The legacy images tagged for `subject` in `source`, each one manifest of at most
-/// [`MAX_REFERRERS`] layers holding at most [`MAX_REFERRER_BYTES`].
-fn tagged(source: &dyn BlobSource, subject: &str) -> Result<Vec<Tagged>, Error> {
+/// The referrers of the one manifest (or index) `subject`, and not of the manifests an
+/// index lists, read as [`of_image`] reads them.
+pub fn of_manifest(
+    source: &dyn BlobSource,
+    subject: &Descriptor,
+    follow: Follow,
+) -> Result<Referrers, Error> {
+    if follow == Follow::None {
+        return Ok(Referrers::default());
+    }
+    let listed = source.referrers(std::slice::from_ref(subject))?;
+    of_subject(source, subject, &listed, follow)
+}
+
+/// Those of `listed` that refer to `subject`, checked within the bounds, with the legacy
+/// images of `subject` when `follow` takes them.
+fn of_subject(
+    source: &dyn BlobSource,
+    subject: &Descriptor,
+    listed: &[Referrer],
+    follow: Follow,
+) -> Result<Referrers, Error> {
+    let subject = subject.digest().to_string();
+    let (followed, left_behind): (Vec<&Referrer>, Vec<&Referrer>) = listed
+        .iter()
+        .filter(|r| r.subject == subject)
+        .partition(|r| follow.follows(&r.artifact));
+    if followed.len() > MAX_REFERRERS {
+        return Err(Error::TooManyReferrers {
+            image: source.name(),
+            subject,
+            count: followed.len(),
+            which: follow.which(),
+        });
+    }
+    let mut bytes = 0u64;
+    let mut charge = |add: u64| {
+        bytes = bytes.saturating_add(add);
+        if bytes <= MAX_REFERRER_BYTES {
+            return Ok(());
+        }
+        Err(Error::ReferrersTooLarge {
+            image: source.name(),
+            subject: subject.clone(),
+            which: follow.which(),
+        })
+    };
+    for r in &followed {
+        // A manifest counts before it is fetched, and what it points at before that
+        // is: no more than one document is read past the bound.
+        charge(r.artifact.size())?;
+        charge(checked(source, r)?)?;
+    }
+    let legacy = match follow.follows_legacy() {
+        true => legacy_images(source, &subject)?,
+        false => Vec::new(),
+    };
+    Ok(Referrers {
+        followed: followed.into_iter().cloned().collect(),
+        left_behind: left_behind.into_iter().cloned().collect(),
+        legacy,
+    })
+}
+
+/// The legacy images tagged for `subject` in `source`, each checked by
+/// [`legacy_manifest`].
+fn legacy_images(source: &dyn BlobSource, subject: &str) -> Result<Vec<LegacyImage>, Error> {
     let digest = Digest::named(subject)?;
     let mut out = Vec::new();
     for suffix in LEGACY_SUFFIXES {
@@ -225,24 +257,8 @@ fn tagged(source: &dyn BlobSource, subject: &str) -> Result<Vec<Tagged>, Error> 
         let Some(image) = source.tagged(&tag)? else {
             continue;
         };
-        let manifest = legacy_manifest(source, &image)?;
-        if manifest.layers().len() > MAX_REFERRERS {
-            return Err(Error::TooManyReferrers {
-                image: source.name(),
-                subject: subject.to_string(),
-                count: manifest.layers().len(),
-                which: format!("in its legacy tag {tag}"),
-            });
-        }
-        let blobs = std::iter::once(manifest.config()).chain(manifest.layers());
-        if blobs.map(Descriptor::size).fold(0, u64::saturating_add) > MAX_REFERRER_BYTES {
-            return Err(Error::ReferrersTooLarge {
-                image: source.name(),
-                subject: subject.to_string(),
-                which: format!("in its legacy tag {tag}"),
-            });
-        }
-        out.push(Tagged {
+        legacy_manifest(source, &image)?;
+        out.push(LegacyImage {
             subject: subject.to_string(),
             tag,
             image,

@@ -223,9 +223,9 @@ impl Sink for RegistrySink {
                 .push_referrers(source, &referrers.followed, &self.name)
                 .await?;
             registry
-                .push_tagged(source, &referrers.tagged, &self.name)
+                .push_legacy(source, &referrers.legacy, &self.name)
                 .await?;
-            report.referrers = referrers.followed.len() + referrers.tagged.len();
+            report.referrers = referrers.followed.len() + referrers.legacy.len();
             Ok(Written {
                 top: top.clone(),
                 push: Some(report),

@@ -145,12 +145,15 @@ pub fn reachable(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Blob>,
             let config = manifest.config();
             pending.push((Blob::of(config), level + 1));
             // An image's layers are tars with diff_ids; cosign's legacy signature image has
-            // an image config over layers that are documents, read as an artifact's are.
+            // an image config over layers none of which is a tar, read as an artifact's
+            // are. An image with one tar layer among others is an image, each layer
+            // checked against its diff_id (and refused where it cannot be).
             let is_image = Kind::of(config.media_type().as_ref()) == Kind::Config
-                && manifest
-                    .layers()
-                    .iter()
-                    .all(|l| matches!(Kind::of(l.media_type().as_ref()), Kind::Layer(_)));
+                && (manifest.layers().is_empty()
+                    || manifest
+                        .layers()
+                        .iter()
+                        .any(|l| matches!(Kind::of(l.media_type().as_ref()), Kind::Layer(_))));
             if is_image {
                 #[derive(serde::Deserialize)]
                 struct Rootfs {

@@ -20,6 +20,8 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// A DSSE envelope's payload type for an in-toto Statement.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// The `_type` of an in-toto v1 Statement.
+pub const STATEMENT: &str = "https://in-toto.io/Statement/v1";
 /// The predicate type of cosign's signature statement.
 pub const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
 
@@ -81,7 +83,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 pub fn statement(name: &str, digest: &str, predicate_type: &str, predicate: Value) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     let statement = json!({
-        "_type": "https://in-toto.io/Statement/v1",
+        "_type": STATEMENT,
         "subject": [{"name": name, "digest": {"sha256": hex}}],
         "predicateType": predicate_type,
         "predicate": predicate,
@@ -157,7 +159,7 @@ pub struct Signed {
 
 /// What a bundle signs with `key`: its envelope verified, and its statement's one
 /// subject's digest and its predicate type.
-pub fn bundle_subject(bundle: &[u8], key: &PublicKey) -> Result<Signed, String> {
+pub fn bundle_statement(bundle: &[u8], key: &PublicKey) -> Result<Signed, String> {
     let v: Value = serde_json::from_slice(bundle).map_err(|e| format!("not JSON: {e}"))?;
     if v["mediaType"] != BUNDLE {
         return Err(format!(
@@ -175,6 +177,12 @@ pub fn bundle_subject(bundle: &[u8], key: &PublicKey) -> Result<Signed, String> 
         .ok_or("no signature of its envelope is the key's")?;
     let statement: Value =
         serde_json::from_slice(&payload).map_err(|e| format!("its statement: {e}"))?;
+    if statement["_type"] != STATEMENT {
+        return Err(format!(
+            "its payload's _type is {}, not {STATEMENT}",
+            statement["_type"]
+        ));
+    }
     let digest = match statement["subject"].as_array().map(Vec::as_slice) {
         Some([subject]) => subject["digest"]["sha256"]
             .as_str()
@@ -220,11 +228,11 @@ mod tests {
         let envelope = Envelope::sign(&key, IN_TOTO, &statement);
         assert_eq!(pae("t", b"ab"), b"DSSEv1 1 t 2 ab");
         let bundle = bundle(&envelope, &key.public().hint());
-        let signed = bundle_subject(&bundle, &key.public()).unwrap();
+        let signed = bundle_statement(&bundle, &key.public()).unwrap();
         assert_eq!(signed.digest, DIGEST);
         assert_eq!(signed.predicate_type, COSIGN_SIGN);
         let stranger = KeyPair::generate().unwrap();
-        let e = bundle_subject(&bundle, &stranger.public()).unwrap_err();
+        let e = bundle_statement(&bundle, &stranger.public()).unwrap_err();
         assert!(e.contains("no signature"), "{e}");
         let mut forged = envelope.clone();
         forged.payload = BASE64.encode(super::statement(
@@ -234,6 +242,6 @@ mod tests {
             json!({}),
         ));
         let forged = super::bundle(&forged, &key.public().hint());
-        assert!(bundle_subject(&forged, &key.public()).is_err());
+        assert!(bundle_statement(&forged, &key.public()).is_err());
     }
 }

@@ -67,67 +67,19 @@ impl Verification {
     }
 }
 
-/// Checks every signature of the manifest (or index) `subject` of `source` with `key`.
-/// Only errors reading the source are errors; a signature that is invalid, or that cannot
-/// be read as it is listed (a tampered layer), is reported in the verification.
+/// Checks every signature of the manifest (or index) `subject` of `source` with `key`: its
+/// own, not those of the manifests an index lists. A signature that is invalid, or that
+/// cannot be read as it is listed (a tampered layer, a referrer of another image), is
+/// reported in the verification; only a listing past bareboat's bounds, or a source that
+/// cannot be read, is an error.
 pub fn verify(
     source: &dyn BlobSource,
     subject: &Descriptor,
     key: &PublicKey,
 ) -> Result<Verification, bareboat_oci::Error> {
     let digest = subject.digest().to_string();
-    let found = referrer::of_image(source, subject, Follow::Known)?;
-    let mut signatures = Vec::new();
-    let bundles = (found.followed.iter())
-        .filter(|r| r.subject == digest)
-        .filter(|r| {
-            r.artifact
-                .artifact_type()
-                .as_ref()
-                .is_some_and(|t| t.to_string() == BUNDLE)
-        });
-    for r in bundles {
-        let refused = match referrer::content(source, &r.artifact) {
-            Ok(bundle) => check_bundle(&bundle, key, &digest).err(),
-            Err(e) => Some(format!("it cannot be read: {e}")),
-        };
-        signatures.push(Checked {
-            format: "bundle",
-            location: r.artifact.digest().to_string(),
-            refused,
-        });
-    }
-    let tag = legacy_tag(&Digest::named(&digest)?, "sig");
-    for t in found
-        .tagged
-        .iter()
-        .filter(|t| t.subject == digest && t.tag == tag)
-    {
-        match legacy_layers(source, &t.image) {
-            Ok(layers) => {
-                for (i, layer) in layers.iter().enumerate() {
-                    let signature = layer.annotations.get(SIGNATURE_ANNOTATION);
-                    let refused = match signature {
-                        _ if layer.media_type != SIMPLE_SIGNING => {
-                            Some(format!("its media type is {}", layer.media_type))
-                        }
-                        None => Some(format!("it has no {SIGNATURE_ANNOTATION} annotation")),
-                        Some(s) => check_legacy(&layer.content, s, key, &digest).err(),
-                    };
-                    signatures.push(Checked {
-                        format: "legacy",
-                        location: format!("{tag} layer {}", i + 1),
-                        refused,
-                    });
-                }
-            }
-            Err(e) => signatures.push(Checked {
-                format: "legacy",
-                location: tag.clone(),
-                refused: Some(format!("it cannot be read: {e}")),
-            }),
-        }
-    }
+    let mut signatures = bundles(source, subject, key)?;
+    signatures.extend(legacy(source, &digest, key)?);
     Ok(Verification {
         digest,
         key: key.hint(),
@@ -135,10 +87,89 @@ pub fn verify(
     })
 }
 
+/// The bundle referrers of `subject`, each checked.
+fn bundles(
+    source: &dyn BlobSource,
+    subject: &Descriptor,
+    key: &PublicKey,
+) -> Result<Vec<Checked>, bareboat_oci::Error> {
+    let digest = subject.digest().to_string();
+    let found = match referrer::of_manifest(source, subject, Follow::Only(BUNDLE)) {
+        Ok(found) => found,
+        Err(e) if is_bound(&e) => return Err(e),
+        Err(e) => {
+            return Ok(vec![Checked {
+                format: "bundle",
+                location: "its referrers".into(),
+                refused: Some(format!("they cannot be read: {e}")),
+            }]);
+        }
+    };
+    Ok(found
+        .followed
+        .iter()
+        .map(|r| Checked {
+            format: "bundle",
+            location: r.artifact.digest().to_string(),
+            refused: match referrer::content(source, &r.artifact) {
+                Ok(bundle) => check_bundle(&bundle, key, &digest).err(),
+                Err(e) => Some(format!("it cannot be read: {e}")),
+            },
+        })
+        .collect())
+}
+
+/// The layers of the legacy image tagged `sha256-<hex>.sig` for `digest`, each checked.
+fn legacy(
+    source: &dyn BlobSource,
+    digest: &str,
+    key: &PublicKey,
+) -> Result<Vec<Checked>, bareboat_oci::Error> {
+    let tag = legacy_tag(&Digest::named(digest)?, "sig");
+    let Some(image) = source.tagged(&tag)? else {
+        return Ok(Vec::new());
+    };
+    let layers = match legacy_layers(source, &image) {
+        Ok(layers) => layers,
+        Err(e) => {
+            return Ok(vec![Checked {
+                format: "legacy",
+                location: tag,
+                refused: Some(format!("it cannot be read: {e}")),
+            }]);
+        }
+    };
+    Ok(layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| Checked {
+            format: "legacy",
+            location: format!("{tag} layer {}", i + 1),
+            refused: match layer.annotations.get(SIGNATURE_ANNOTATION) {
+                _ if layer.media_type != SIMPLE_SIGNING => {
+                    Some(format!("its media type is {}", layer.media_type))
+                }
+                None => Some(format!("it has no {SIGNATURE_ANNOTATION} annotation")),
+                Some(s) => check_legacy(&layer.content, s, key, digest).err(),
+            },
+        })
+        .collect())
+}
+
+/// Whether `e` is a referrer bound refusing a listing: a verdict on the source, not on a
+/// signature.
+fn is_bound(e: &bareboat_oci::Error) -> bool {
+    matches!(
+        e,
+        bareboat_oci::Error::TooManyReferrers { .. }
+            | bareboat_oci::Error::ReferrersTooLarge { .. }
+    )
+}
+
 /// Checks a bundle: the key's signature over its statement, cosign's signing predicate,
 /// and `digest` as the statement's subject.
 fn check_bundle(bundle: &[u8], key: &PublicKey, digest: &str) -> Result<(), String> {
-    let signed = formats::bundle_subject(bundle, key)?;
+    let signed = formats::bundle_statement(bundle, key)?;
     if signed.predicate_type != COSIGN_SIGN {
         return Err(format!(
             "its statement is a {}, not a signature ({COSIGN_SIGN})",

@@ -78,7 +78,7 @@ struct Attached {
 #[derive(Serialize)]
 struct SignReport<'a> {
     image: &'a str,
-    /// The image (or index) signed, with each platform's manifest.
+    /// The image (or index) signed; each platform's manifest of an index is signed too.
     digest: String,
     /// The key's fingerprint.
     key: String,

@@ -542,7 +542,7 @@ fn a_referrers_index_of_about_25000_signatures_is_refused_before_any_is_read() {
     assert!(count > 15_000, "{count}");
     let registry = Registry::start(&platforms, bundles);
     let needle = format!(
-        "{digest} has {count} referrers of the types bareboat carries, and bareboat follows at most 64 per manifest"
+        "{digest} has {count} referrers of type {BUNDLE}, and bareboat follows at most 64 per manifest"
     );
     refused(
         d,

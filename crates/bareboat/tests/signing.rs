@@ -713,6 +713,44 @@ fn registries_hold_both_schemes_and_copies_carry_them() {
 }
 
 #[test]
+fn copies_between_every_pair_of_transports_keep_both_schemes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    key_pair(d, "cosign");
+    // A signed source in each transport.
+    let sources = [
+        "oci:src:app".to_string(),
+        "oci-archive:src.tar:app".to_string(),
+        "docker-archive:src-docker.tar:app:1".to_string(),
+        format!("{}:1", registry.reference("src/app")),
+    ];
+    let mut args = vec!["catalog:static", "--sign", "cosign.key", "--insecure"];
+    for s in &sources {
+        args.extend(["-o", s]);
+    }
+    build(d, &args);
+    let destinations = |i: usize| {
+        [
+            format!("oci:dest{i}:app"),
+            format!("oci-archive:dest{i}.tar:app"),
+            format!("docker-archive:dest{i}-docker.tar:app:1"),
+            format!("{}:1", registry.reference(&format!("dest{i}/app"))),
+        ]
+    };
+    for (i, from) in sources.iter().enumerate() {
+        for to in destinations(i) {
+            run(&mut bareboat(d, "copy", &["--insecure", from, &to]));
+            assert_eq!(
+                verified(d, "cosign.pub", &to, &[]),
+                both(),
+                "{from} -> {to}"
+            );
+        }
+    }
+}
+
+#[test]
 fn signers_racing_on_the_fallback_tags_each_keep_their_signature() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -732,6 +770,7 @@ fn signers_racing_on_the_fallback_tags_each_keep_their_signature() {
                 "sign",
                 &["--insecure", "--key", &format!("{k}.key"), &image],
             )
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap()
         })

@@ -37,8 +37,9 @@ pub struct Archive {
     made: HashMap<Digest, Vec<u8>>,
     /// The artifacts the archive lists that refer to its image.
     referrers: Vec<Referrer>,
-    /// The entries of its `index.json`.
+    /// The entries of its `index.json`, and its annotations but [`ATTACHED`].
     entries: Vec<Descriptor>,
+    annotations: BTreeMap<String, String>,
     /// The entries of its index of attached things.
     attached: Vec<Descriptor>,
     /// Its top files other than `index.json` and `oci-layout` (a docker archive's
@@ -110,6 +111,7 @@ impl Archive {
             made: HashMap::new(),
             referrers: Vec::new(),
             entries: Vec::new(),
+            annotations: BTreeMap::new(),
             attached: Vec::new(),
             kept: BTreeMap::new(),
         };
@@ -148,7 +150,11 @@ impl Archive {
         // Every blob the image reaches must be there, and its config must give each layer
         // a diff_id.
         reachable(&archive, &chosen)?;
-        archive.attached = archive.attached_listing(&index)?;
+        // What is attached is kept whole or not at all: an entry whose blobs are missing is
+        // dropped, as a listed artifact is.
+        archive.attached = (archive.attached_listing(&index)?.into_iter())
+            .filter(|d| reachable(&archive, d).is_ok())
+            .collect();
         let untagged = (archive.attached.iter())
             .filter(|d| tag_of(d).is_none())
             .cloned();
@@ -160,6 +166,9 @@ impl Archive {
                 .collect();
         archive.referrers = referrer::naming(&archive, whole, &subjects)?;
         archive.entries = index.manifests().clone();
+        archive.annotations = (index.annotations().clone().unwrap_or_default().into_iter())
+            .filter(|(k, _)| k != ATTACHED)
+            .collect();
         members.documents.remove("index.json");
         members.documents.remove("oci-layout");
         archive.kept = members.documents;
@@ -207,6 +216,7 @@ impl Archive {
         }
         Ok(Contents {
             entries: self.entries.clone(),
+            annotations: self.annotations.clone(),
             attached: self.attached.clone(),
             extra: self.kept.clone(),
         })

@@ -10,7 +10,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 use serde_json::json;
 
 use crate::Error;
-use crate::attach::{Attachment, Outcome, Staged};
+use crate::attach::{Attachment, Outcome, Staged, check_subjects};
 use crate::blob::Blob;
 use crate::digest::Digest;
 use crate::image::canonical_json;
@@ -33,16 +33,19 @@ pub fn write_oci(
 ) -> Result<(), Error> {
     let contents = Contents {
         entries: vec![annotated(top, REF_NAME, tag)],
+        annotations: BTreeMap::new(),
         attached: attached(referrers),
         extra: BTreeMap::new(),
     };
     write_archive(source, contents, file)
 }
 
-/// What an archive holds besides its blobs: the entries of `index.json`, what is attached
-/// to them, and the other files at its top (a docker archive's `manifest.json`).
+/// What an archive holds besides its blobs: the entries of `index.json` and its
+/// annotations, what is attached to them, and the other files at its top (a docker
+/// archive's `manifest.json`).
 pub(super) struct Contents {
     pub(super) entries: Vec<Descriptor>,
+    pub(super) annotations: BTreeMap<String, String>,
     pub(super) attached: Vec<Descriptor>,
     pub(super) extra: BTreeMap<String, Vec<u8>>,
 }
@@ -58,30 +61,26 @@ impl Contents {
 /// untagged, legacy images under their tags.
 fn attached(referrers: &Referrers) -> Vec<Descriptor> {
     let artifacts = referrers.followed.iter().map(|r| r.artifact.clone());
-    let tagged = (referrers.tagged.iter()).map(|t| annotated(&t.image, REF_NAME, &t.tag));
-    artifacts.chain(tagged).collect()
+    let legacy = (referrers.legacy.iter()).map(|l| annotated(&l.image, REF_NAME, &l.tag));
+    artifacts.chain(legacy).collect()
 }
 
 /// Attaches each of `attachments` to the image it names in the archive at `file` (the one
 /// tagged `tag`, or its only one), rewriting the archive beside itself unless all were there
-/// already. Its `index.json` and other files are kept as they were.
+/// already. Its `index.json` and other files are kept as they were. The archive is locked
+/// meanwhile, so that two attaching at once each keep the other's.
 pub fn attach(
     file: &Path,
     tag: Option<&str>,
     attachments: &[Attachment],
 ) -> Result<Vec<Outcome>, Error> {
+    let _lock = lock(file)?;
     let (archive, _) = Archive::open(file, tag)?;
+    check_subjects(attachments, &archive.name(), |d| Ok(archive.holds(d)))?;
     let mut contents = archive.contents()?;
     let mut staged = Staged::over(Some(&archive));
     let mut outcomes = Vec::new();
     for attachment in attachments {
-        let subject = attachment.subject()?;
-        if !archive.holds(&subject) {
-            return Err(Error::BadLayout {
-                path: file.to_path_buf(),
-                reason: format!("it does not hold {subject}, so nothing can be attached to it"),
-            });
-        }
         let outcome = match attachment {
             Attachment::Referrer(artifact) => {
                 let d = staged.artifact(artifact)?;
@@ -117,6 +116,21 @@ pub fn attach(
         write_archive(&staged, contents, file)?;
     }
     Ok(outcomes)
+}
+
+/// The archive `file` opened and locked: the one at its path once the lock is had, since
+/// another writer renames a new archive over the one it locked.
+fn lock(file: &Path) -> Result<std::fs::File, Error> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let locked = crate::blob::open_regular(file).map_err(|e| Error::io(file, e))?;
+        locked.lock().map_err(|e| Error::io(file, e))?;
+        let held = locked.metadata().map_err(|e| Error::io(file, e))?;
+        let now = std::fs::symlink_metadata(file).map_err(|e| Error::io(file, e))?;
+        if (held.dev(), held.ino()) == (now.dev(), now.ino()) {
+            return Ok(locked);
+        }
+    }
 }
 
 /// Writes the single-platform image `manifest` as a docker archive at `file`, named `name`
@@ -165,6 +179,7 @@ pub fn write_docker(
     );
     let contents = Contents {
         entries: vec![entry],
+        annotations: BTreeMap::new(),
         attached: attached(referrers),
         extra,
     };
@@ -176,6 +191,7 @@ pub fn write_docker(
 fn write_archive(source: &dyn BlobSource, contents: Contents, file: &Path) -> Result<(), Error> {
     let Contents {
         entries,
+        mut annotations,
         attached,
         mut extra,
     } = contents;
@@ -192,8 +208,11 @@ fn write_archive(source: &dyn BlobSource, contents: Contents, file: &Path) -> Re
             "manifests": attached,
         }))?;
         let digest = Digest::of(&listing);
-        index["annotations"] = json!({ ATTACHED: digest.to_string() });
+        annotations.insert(ATTACHED.to_string(), digest.to_string());
         own.insert(digest.hex().to_string(), listing);
+    }
+    if !annotations.is_empty() {
+        index["annotations"] = json!(annotations);
     }
     extra.insert("index.json".to_string(), canonical_json(&index)?);
     extra.insert(
@@ -344,8 +363,8 @@ mod tests {
         let found =
             crate::referrer::of_image(&archive, &top, crate::referrer::Follow::Known).unwrap();
         assert_eq!(found.followed.len(), 1);
-        assert_eq!(found.tagged.len(), 1);
-        assert_eq!(found.tagged[0].tag, legacy_tag(&top));
+        assert_eq!(found.legacy.len(), 1);
+        assert_eq!(found.legacy[0].tag, legacy_tag(&top));
 
         // Attached again: nothing is written.
         let before = std::fs::read(&file).unwrap();
@@ -391,5 +410,38 @@ mod tests {
 
     fn legacy_tag(top: &Descriptor) -> String {
         crate::attach::legacy_tag(&Digest::named(top.digest().as_ref()).unwrap(), "sig")
+    }
+
+    #[test]
+    fn two_attaching_to_one_archive_at_once_keep_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(&dir.path().join("layout")).unwrap();
+        let top = image(&layout);
+        let file = dir.path().join("app.tar");
+        write_oci(&layout, &top, "app", &Referrers::default(), &file).unwrap();
+        let layered = |signature: &str| {
+            let Attachment::Tagged(mut t) = attachments(&top).remove(1) else {
+                unreachable!("the second is a legacy layer")
+            };
+            t.layer.annotations.insert("sig".into(), signature.into());
+            vec![Attachment::Tagged(t)]
+        };
+        let (a, b) = (layered("a"), layered("b"));
+        std::thread::scope(|s| {
+            let first = s.spawn(|| attach(&file, None, &a).unwrap());
+            let second = s.spawn(|| attach(&file, None, &b).unwrap());
+            first.join().unwrap();
+            second.join().unwrap();
+        });
+        let (archive, _) = Archive::open(&file, None).unwrap();
+        let found =
+            crate::referrer::of_image(&archive, &top, crate::referrer::Follow::Known).unwrap();
+        let layers = crate::attach::legacy_layers(&archive, &found.legacy[0].image).unwrap();
+        let signatures: Vec<&str> = layers
+            .iter()
+            .map(|l| l.annotations["sig"].as_str())
+            .collect();
+        assert_eq!(signatures.len(), 2, "{signatures:?}");
+        assert!(signatures.contains(&"a") && signatures.contains(&"b"));
     }
 }

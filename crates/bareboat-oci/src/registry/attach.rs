@@ -1,18 +1,8 @@
 //! Attaching to an image in a registry, and carrying cosign's legacy tagged images in a
-//! push.
-//!
-//! Two listings live under tags that are read, changed and written back: the referrers
-//! index under `sha256-<hex>` (on a registry without the referrers API) and a legacy image
-//! under `sha256-<hex>.sig`. A registry cannot do that atomically (docker-registry ignores
-//! `If-Match`), so two writers at once may each read the old listing, and the later write
-//! drops what the earlier added. So each writer, once it has written, waits twice as long
-//! as its own read and write took (a writer that read before it wrote has written by
-//! then), reads the tag again, and writes again while what it added is missing, a few
-//! times. What a lost race drops is only ever dropped from the listing: the manifest stays
-//! in the registry by its digest, and attaching again lists it again.
+//! push. The legacy image under `sha256-<hex>.sig` is a listing rewritten by each writer,
+//! as [`super::listing`] describes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use oci_spec::image::{Descriptor, ImageManifest};
 
@@ -21,14 +11,8 @@ use crate::Error;
 use crate::attach::{Attachment, LegacyLayer, Outcome, Staged, legacy_layers};
 use crate::digest::Digest;
 use crate::reference::DockerName;
-use crate::referrer::{Referrer, Tagged};
+use crate::referrer::{LegacyImage, Referrer};
 use crate::source::BlobSource;
-
-/// How many times a writer writes a listing that a race keeps dropping its entry from.
-const ROUNDS: usize = 5;
-
-/// The least a writer waits before reading back what it wrote.
-const LEAST_SETTLE: Duration = Duration::from_millis(50);
 
 impl Registry {
     /// Attaches each of `attachments` to the manifest it names in `name`'s repository, and
@@ -38,6 +22,18 @@ impl Registry {
         attachments: &[Attachment],
         name: &DockerName,
     ) -> Result<Vec<Outcome>, Error> {
+        for subject in attachments.iter().map(Attachment::subject) {
+            let subject = subject?.to_string();
+            if self.manifest_at(name, &subject).await?.is_none() {
+                return Err(Error::Registry {
+                    registry: name.registry.clone(),
+                    reason: format!(
+                        "{} has no manifest {subject}, so nothing can be attached to it\n  hint: push the image first",
+                        name.full()
+                    ),
+                });
+            }
+        }
         let mut outcomes = Vec::new();
         for attachment in attachments {
             let outcome = match attachment {
@@ -67,18 +63,18 @@ impl Registry {
         Ok(outcomes)
     }
 
-    /// Pushes the legacy images `tagged` of `source` to `name`'s repository under their
+    /// Pushes the legacy images `legacy` of `source` to `name`'s repository under their
     /// tags: each as it is where the registry has none, else its layers joined to those of
     /// the image the registry has.
-    pub async fn push_tagged(
+    pub async fn push_legacy(
         self: &Arc<Self>,
         source: &dyn BlobSource,
-        tagged: &[Tagged],
+        legacy: &[LegacyImage],
         name: &DockerName,
     ) -> Result<(), Error> {
-        for t in tagged {
-            let layers = legacy_layers(source, &t.image)?;
-            self.update_legacy(name, &t.tag, &layers, Some((source, &t.image)))
+        for l in legacy {
+            let layers = legacy_layers(source, &l.image)?;
+            self.update_legacy(name, &l.tag, &layers, Some((source, &l.image)))
                 .await?;
         }
         Ok(())
@@ -99,7 +95,7 @@ impl Registry {
             ..name.clone()
         };
         let write = async || {
-            let held = self.tagged(&at_tag, tag).await?;
+            let held = self.manifest_at(&at_tag, tag).await?;
             if let (None, Some((source, image))) = (&held, image) {
                 self.push(source, image, &at_tag, true).await?;
                 return Ok(true);
@@ -129,7 +125,7 @@ impl Registry {
         at_tag: &DockerName,
         layers: &[LegacyLayer],
     ) -> Result<bool, Error> {
-        let Some((bytes, _)) = self.tagged(at_tag, &at_tag.tag).await? else {
+        let Some((bytes, _)) = self.manifest_at(at_tag, &at_tag.tag).await? else {
             return Ok(false);
         };
         let manifest: ImageManifest =
@@ -140,49 +136,5 @@ impl Registry {
         Ok(layers
             .iter()
             .all(|l| manifest.layers().iter().any(|d| l.is(d))))
-    }
-
-    /// Writes the listing under `tag` with `update` (which says whether it wrote), then,
-    /// after a while, reads it back with `holds`, and writes again while what it added is
-    /// missing. Whether anything was written.
-    pub(super) async fn settled(
-        &self,
-        name: &DockerName,
-        tag: &str,
-        mut update: impl AsyncFnMut() -> Result<bool, Error>,
-        mut holds: impl AsyncFnMut() -> Result<bool, Error>,
-    ) -> Result<bool, Error> {
-        let at_tag = DockerName {
-            tag: tag.to_string(),
-            ..name.clone()
-        };
-        let mut wrote = false;
-        for _ in 0..ROUNDS {
-            let started = Instant::now();
-            if !update().await? {
-                return Ok(wrote);
-            }
-            wrote = true;
-            tokio::time::sleep((started.elapsed() * 2).max(LEAST_SETTLE)).await;
-            if holds().await? {
-                return Ok(true);
-            }
-            tracing::warn!(
-                "{}: another writer replaced it meanwhile; writing it again",
-                at_tag.full()
-            );
-        }
-        Err(raced(&at_tag))
-    }
-}
-
-/// The error of a listing that other writers kept replacing.
-fn raced(at_tag: &DockerName) -> Error {
-    Error::Registry {
-        registry: at_tag.registry.clone(),
-        reason: format!(
-            "{}: other writers replaced it {ROUNDS} times while bareboat added to it\n  hint: run the command again once the other writers are done",
-            at_tag.full()
-        ),
     }
 }

@@ -17,6 +17,7 @@ mod attach;
 mod auth;
 mod bounds;
 mod client;
+mod listing;
 mod pull;
 mod push;
 mod remote;

@@ -84,7 +84,7 @@ impl Registry {
 
     /// The manifest or index at `reference` (a tag or digest), with its descriptor; `None`
     /// when the registry has none.
-    pub(super) async fn tagged(
+    pub(super) async fn manifest_at(
         &self,
         name: &DockerName,
         reference: &str,

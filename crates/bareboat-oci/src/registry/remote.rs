@@ -184,7 +184,7 @@ impl BlobSource for Remote {
     fn tagged(&self, tag: &str) -> Result<Option<Descriptor>, Error> {
         let (registry, name) = (self.registry.clone(), self.name.clone());
         let tag = tag.to_string();
-        let found = self.wait(async move { registry.tagged(&name, &tag).await })?;
+        let found = self.wait(async move { registry.manifest_at(&name, &tag).await })?;
         Ok(found.map(|(bytes, d)| {
             (self.documents.lock().expect("not poisoned"))
                 .keep(d.digest().to_string(), bytes.into());

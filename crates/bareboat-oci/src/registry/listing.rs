@@ -1,0 +1,67 @@
+//! Listings that live under tags and are read, changed and written back: the referrers
+//! index under `sha256-<hex>` (on a registry without the referrers API) and cosign's legacy
+//! image under `sha256-<hex>.sig`. A registry cannot do that atomically (docker-registry
+//! ignores `If-Match`), so two writers at once may each read the old listing, and the later
+//! write drops what the earlier added. So each writer, once it has written, waits twice as
+//! long as its own read and write took (a writer that read before it wrote has written by
+//! then), reads the tag again, and writes again while what it added is missing, a few
+//! times. What a lost race drops is only ever dropped from the listing: the manifest stays
+//! in the registry by its digest, and attaching again lists it again.
+
+use std::time::{Duration, Instant};
+
+use super::Registry;
+use crate::Error;
+use crate::reference::DockerName;
+
+/// How many times a writer writes a listing that a race keeps dropping its entry from.
+const ROUNDS: usize = 5;
+
+/// The least a writer waits before reading back what it wrote.
+const LEAST_SETTLE: Duration = Duration::from_millis(50);
+
+impl Registry {
+    /// Writes the listing under `tag` with `update` (which says whether it wrote), then,
+    /// after a while, reads it back with `holds`, and writes again while what it added is
+    /// missing. Whether anything was written.
+    pub(super) async fn settled(
+        &self,
+        name: &DockerName,
+        tag: &str,
+        mut update: impl AsyncFnMut() -> Result<bool, Error>,
+        mut holds: impl AsyncFnMut() -> Result<bool, Error>,
+    ) -> Result<bool, Error> {
+        let at_tag = DockerName {
+            tag: tag.to_string(),
+            ..name.clone()
+        };
+        let mut wrote = false;
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            if !update().await? {
+                return Ok(wrote);
+            }
+            wrote = true;
+            tokio::time::sleep((started.elapsed() * 2).max(LEAST_SETTLE)).await;
+            if holds().await? {
+                return Ok(true);
+            }
+            tracing::warn!(
+                "{}: another writer replaced it meanwhile; writing it again",
+                at_tag.full()
+            );
+        }
+        Err(raced(&at_tag))
+    }
+}
+
+/// The error of a listing that other writers kept replacing.
+fn raced(at_tag: &DockerName) -> Error {
+    Error::Registry {
+        registry: at_tag.registry.clone(),
+        reason: format!(
+            "{}: other writers replaced it {ROUNDS} times while bareboat added to it\n  hint: run the command again once the other writers are done",
+            at_tag.full()
+        ),
+    }
+}
