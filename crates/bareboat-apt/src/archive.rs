@@ -43,6 +43,9 @@ pub struct LoadOptions {
     pub locked: Vec<LockedSource>,
     /// Accept a Release older than one already seen (a snapshot mirror, on purpose).
     pub allow_older_release: bool,
+    /// The InReleases (by the SHA256 of their bytes) accepted however old they are: those a
+    /// rebuild's provenance names.
+    pub accept_releases: Vec<String>,
 }
 
 /// A source with its verified release and parsed indexes.
@@ -56,6 +59,8 @@ pub struct LoadedSource {
     pub indexes: Vec<PackageIndex>,
     /// The keys its Release was verified with.
     pub keyring: Arc<Keyring>,
+    /// The SHA256 of the InRelease's bytes, in hex.
+    pub inrelease_sha256: String,
 }
 
 /// Identifies a package across the loaded sources.
@@ -191,14 +196,15 @@ impl Universe {
     }
 }
 
-/// Fetches (or, offline, reads back) a source's InRelease and verifies it.
+/// Fetches (or, offline, reads back) a source's InRelease and verifies it; returns it parsed,
+/// with the SHA256 of its bytes.
 async fn load_release(
     client: &Client,
     cache: &Cache,
     source: &Source,
     keyring: &Keyring,
     opts: &LoadOptions,
-) -> Result<Release, Error> {
+) -> Result<(Release, String), Error> {
     let url = source.dists_url("InRelease");
     let cached = cache.release_path(&url);
     let text = if opts.offline {
@@ -216,6 +222,7 @@ async fn load_release(
     };
     let signed = verify_release(cache, keyring, &text, &url, opts.now)?;
     let release = Release::parse(&signed, &url)?;
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     // Valid-Until guards against a mirror replaying old metadata; offline there is no mirror.
     if source.check_valid_until && !opts.offline {
         release.check_valid_until(opts.now, &url)?;
@@ -226,7 +233,7 @@ async fn load_release(
     let seen = std::fs::read_to_string(&newest)
         .ok()
         .map(|d| d.trim().to_string());
-    if !opts.allow_older_release {
+    if !opts.allow_older_release && !opts.accept_releases.contains(&sha256) {
         let locked = opts
             .locked
             .iter()
@@ -252,7 +259,7 @@ async fn load_release(
     if seen.is_none_or(|d| d < release.date_unix) {
         cache.write_atomic(&newest, release.date.as_bytes())?;
     }
-    Ok(release)
+    Ok((release, sha256))
 }
 
 async fn load_source(
@@ -266,7 +273,7 @@ async fn load_source(
         Some(path) => Arc::new(Keyring::from_file(path)?),
         None => opts.keyring.clone(),
     };
-    let release = load_release(client, cache, source, &keyring, opts).await?;
+    let (release, inrelease_sha256) = load_release(client, cache, source, &keyring, opts).await?;
     let mut wanted = Vec::new();
     for component in &source.components {
         wanted.push(pick_index(&release, source, component, &opts.arch)?);
@@ -301,6 +308,7 @@ async fn load_source(
         release,
         indexes,
         keyring,
+        inrelease_sha256,
     })
 }
 

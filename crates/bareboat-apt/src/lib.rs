@@ -23,7 +23,7 @@
 //! let cache = Cache::open(&Cache::default_root())?;
 //! let opts = LoadOptions { arch: "amd64".into(), offline: false,
 //!     keyring: Keyring::debian().into(), now: std::time::SystemTime::now(),
-//!     locked: Vec::new(), allow_older_release: false };
+//!     locked: Vec::new(), allow_older_release: false, accept_releases: Vec::new() };
 //! let universe = Universe::load(&Client::new(), &cache, &sources, &opts, &Silent).await?;
 //! let solution = solve(&universe, &SolveRequest {
 //!     packages: vec![Request::parse("python3")], exclude: vec!["dpkg".into()], ..Default::default() })?;

@@ -840,6 +840,7 @@ mod tests {
                 release,
                 indexes: vec![PackageIndex::parse_text(&text, "t").unwrap()],
                 keyring: crate::keyring::Keyring::debian().into(),
+                inrelease_sha256: "0".repeat(64),
             }],
             installed: None,
         }

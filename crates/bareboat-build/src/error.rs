@@ -127,6 +127,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A rebuild that cannot go on.
+    #[error("rebuild: {0}")]
+    Rebuild(String),
+    /// An attestation a build cannot make itself.
+    #[error(
+        "a build attests slsaprovenance1, spdx and cyclonedx, not {0}\n  hint: attest other predicates with `bareboat attest --type custom --predicate FILE`"
+    )]
+    Attestation(String),
     /// The added files could not be hashed for the SBOM.
     #[error("hashing the added files: {0}")]
     Hashing(std::io::Error),

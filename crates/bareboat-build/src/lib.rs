@@ -8,7 +8,10 @@
 //! - [`hostfiles`] expands the spec's `[[files]]`, and [`deps`] finds what those files need
 //!   at run time (ELF libraries and interpreters, script interpreters);
 //! - [`build`] writes one platform's image from the lock; [`probe`] is the health probe an
-//!   image can carry.
+//!   image can carry;
+//! - [`provenance`] is the SLSA provenance of a build, and what a rebuild reads back;
+//!   [`rebuild`] takes an image's added files back out of it, and finds where a rebuilt
+//!   image first differs.
 //!
 //! Specs and the catalogue are `bareboat-spec`'s; the tree a build fills is
 //! `bareboat-rootfs`'s.
@@ -28,5 +31,7 @@ mod package;
 pub mod pipeline;
 mod plan;
 pub mod probe;
+pub mod provenance;
+pub mod rebuild;
 
 pub use error::Error;

@@ -89,6 +89,9 @@ pub struct Settings {
     pub check_valid_until: bool,
     /// Whether to accept a Release older than one the cache or the lockfile has relied on.
     pub allow_older_release: bool,
+    /// The InReleases (by the SHA256 of their bytes) accepted however old: those a
+    /// rebuild's provenance names.
+    pub accept_releases: Vec<String>,
     /// Use only the cache; fail on anything missing.
     pub offline: bool,
     /// Parallel downloads.
@@ -181,10 +184,7 @@ impl<'a> Request<'a> {
         progress: &dyn Progress,
     ) -> Result<Resolution, Error> {
         let spec = self.spec;
-        let keyring = Arc::new(match &archive.settings.keyring {
-            Some(path) => Keyring::from_file(path)?,
-            None => Keyring::debian(),
-        });
+        let keyring = keyring(archive.settings)?;
         let resolver = Resolver {
             request: self,
             archive,
@@ -259,6 +259,7 @@ impl Resolver<'_> {
                 .map(|l| l.sources.clone())
                 .unwrap_or_default(),
             allow_older_release: settings.allow_older_release,
+            accept_releases: settings.accept_releases.clone(),
         };
         let mut universe =
             Universe::load(client, cache, &self.sources, &opts, self.progress).await?;
@@ -289,6 +290,7 @@ impl Resolver<'_> {
                 suite: s.source.suite.clone(),
                 components: s.source.components.clone(),
                 date: s.release.date.clone(),
+                inrelease_sha256: Some(s.inrelease_sha256.clone()),
             })
             .collect();
         let mut packages = Vec::new();
@@ -582,4 +584,94 @@ impl NameLookup<'_> {
             files.iter().map(|(n, p)| (n.as_str(), p.as_str())),
         ))
     }
+}
+
+/// The keyring `settings` trust: their own, else Debian's.
+fn keyring(settings: &Settings) -> Result<Arc<Keyring>, AptError> {
+    Ok(Arc::new(match &settings.keyring {
+        Some(path) => Keyring::from_file(path)?,
+        None => Keyring::debian(),
+    }))
+}
+
+/// How a lock's packages stand against the archive's signed indexes.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ArchiveCheck {
+    /// The sources whose InRelease is the one the lock was made from, whose packages were
+    /// each found, by SHA256, in its signed indexes.
+    pub matched: Vec<String>,
+    /// The sources whose InRelease is another (the archive moved on), whose packages are
+    /// vouched for only by the SHA256s the lock gives them.
+    pub moved: Vec<String>,
+}
+
+/// Checks `lock`'s packages against the archive's signed indexes, as they are now: where a
+/// source serves the InRelease the lock names (by SHA256: a snapshot mirror, or an archive
+/// that has not moved on), however old, each of its packages must be in its indexes with
+/// the SHA256 the lock gives it. A source that has moved on is reported, not refused.
+pub async fn check_against_archive(
+    lock: &Lockfile,
+    archive: Archive<'_>,
+    progress: &dyn Progress,
+) -> Result<ArchiveCheck, Error> {
+    let Archive {
+        settings,
+        client,
+        cache,
+    } = archive;
+    let keyring = keyring(settings)?;
+    let sources: Vec<Source> = (lock.sources.iter())
+        .map(|s| Source {
+            components: s.components.clone(),
+            check_valid_until: false,
+            ..Source::new(&s.url, &s.suite)
+        })
+        .collect();
+    let named: Vec<String> = (lock.sources.iter())
+        .filter_map(|s| s.inrelease_sha256.clone())
+        .collect();
+    let mut check = ArchiveCheck::default();
+    for arch in &lock.arch {
+        let opts = LoadOptions {
+            arch: arch.clone(),
+            offline: settings.offline,
+            keyring: keyring.clone(),
+            now: SystemTime::now(),
+            locked: Vec::new(),
+            allow_older_release: settings.allow_older_release,
+            accept_releases: named.clone(),
+        };
+        let universe = Universe::load(client, cache, &sources, &opts, progress).await?;
+        for (locked, loaded) in lock.sources.iter().zip(&universe.sources) {
+            let label = format!("{} {}", locked.url, locked.suite);
+            if locked.inrelease_sha256.as_deref() != Some(&loaded.inrelease_sha256) {
+                if !check.moved.contains(&label) {
+                    check.moved.push(label);
+                }
+                continue;
+            }
+            let packages =
+                (lock.packages.iter()).filter(|p| p.target == *arch && p.suite == locked.suite);
+            for p in packages {
+                let listed = universe.named(&p.name).any(|id| {
+                    let record = universe.package(id);
+                    record.version() == p.version && record.sha256() == p.sha256
+                });
+                if !listed {
+                    return Err(AptError::BadLock {
+                        path: PathBuf::from("bareboat.lock"),
+                        reason: format!(
+                            "{} {} ({}) with SHA256 {} is not in the signed indexes of {label}, whose InRelease the lock names",
+                            p.name, p.version, p.architecture, p.sha256
+                        ),
+                    }
+                    .into());
+                }
+            }
+            if !check.matched.contains(&label) {
+                check.matched.push(label);
+            }
+        }
+    }
+    Ok(check)
 }

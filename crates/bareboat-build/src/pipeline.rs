@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bareboat_apt::download::Progress;
 use bareboat_apt::lockfile::{Change, LockedExclusion, LockedPackage, LockedSource, Lockfile};
@@ -17,6 +17,7 @@ use bareboat_oci::registry::{PushReport, RegistryOptions};
 use bareboat_oci::sink::Sink;
 use bareboat_oci::transport::{self, Fetch};
 use bareboat_sbom::Format;
+use bareboat_sign::formats::AttestationType;
 use bareboat_sign::sign::Signer;
 use bareboat_spec::spec::Spec;
 use oci_spec::image::Descriptor;
@@ -27,6 +28,7 @@ use crate::base::Base;
 use crate::build::{BuildOptions, BuiltImage, Platform};
 use crate::deps::{Analysis, Found};
 use crate::lock::{self, Archive, FetchReport, Request, Resolution, Upgrade};
+use crate::provenance::Provenance;
 
 /// Makes the progress reporter of each stage of a run ("indexes", "packages"); a stage
 /// is over when its reporter is dropped.
@@ -267,8 +269,15 @@ pub struct Build {
     pub sbom: Vec<Format>,
     /// Whether each SBOM is also written as a file beside each layout and archive output.
     pub sbom_files: bool,
-    /// Signs the image and each platform's, in every output, when given.
-    pub sign: Option<Signer>,
+    /// The key that signs and attests, when the build does either.
+    pub signer: Option<Signer>,
+    /// Whether the image and each platform's are signed, in every output.
+    pub sign: bool,
+    /// The attestations attached, in every output: SLSA provenance about the image and
+    /// each platform's, and each platform's SBOM.
+    pub attest: Vec<AttestationType>,
+    /// What was asked for, as the provenance records it for a rebuild.
+    pub request: serde_json::Value,
 }
 
 /// The image a build was based on.
@@ -297,6 +306,8 @@ pub struct BuildReport {
     pub sboms: Vec<PathBuf>,
     /// How many signatures were attached (one per manifest and scheme).
     pub signatures: usize,
+    /// How many attestations were attached (one per manifest, type and scheme).
+    pub attestations: usize,
     /// The image built on, if any.
     pub base: Option<BaseReport>,
     /// Each platform's image.
@@ -310,6 +321,7 @@ impl Build {
     /// output.
     pub async fn run(&self, cx: &Context<'_>) -> Result<BuildReport, Error> {
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let outputs = self
             .outputs
             .iter()
@@ -345,14 +357,24 @@ impl Build {
                 cx,
             )?,
         };
-        // Signed once, in the layout, the signatures ride into every other output.
-        let signatures = match &self.sign {
+        // Signed and attested once, in the layout, what is attached rides into every other
+        // output.
+        let (signatures, attestations) = match &self.signer {
             Some(signer) => {
-                let attachments = signer.attachments(&layout, &top)?;
-                layout.attach(&attachments)?;
-                attachments.len()
+                let built = Built {
+                    layout: &layout,
+                    top: &top,
+                    lock: &lock,
+                    images: &images,
+                    base: base.as_ref().map(|b| BaseReport {
+                        name: b.name.clone(),
+                        digest: b.digest(),
+                    }),
+                    started: started_at,
+                };
+                self.sign_and_attest(signer, &built)?
             }
-            None => 0,
+            None => (0, 0),
         };
         let mut pushes = Vec::new();
         for (i, sink) in sinks.iter().enumerate() {
@@ -378,6 +400,7 @@ impl Build {
             pushes,
             sboms,
             signatures,
+            attestations,
             base: base.as_ref().map(|b| BaseReport {
                 name: b.name.clone(),
                 digest: b.digest(),
@@ -441,9 +464,9 @@ impl Build {
     ) -> Result<(Layout, Descriptor, Vec<BuiltImage>), Error> {
         let pending = Layout::pending(dir)?;
         let layout = pending.layout();
-        // What an SBOM says is collected when an SBOM is asked for.
+        // What an SBOM says is collected when an SBOM, or an attestation, is asked for.
         let options = BuildOptions {
-            sbom: !self.sbom.is_empty(),
+            sbom: !self.sbom.is_empty() || !self.attest.is_empty(),
             ..self.options.clone()
         };
         let mut images = Vec::new();
@@ -485,6 +508,71 @@ impl Build {
         Ok((pending.commit()?, top, images))
     }
 
+    /// Signs (when asked) and attests the built image in its layout; returns how many
+    /// signatures and attestations were attached.
+    fn sign_and_attest(&self, signer: &Signer, built: &Built) -> Result<(usize, usize), Error> {
+        let Built {
+            layout,
+            top,
+            images,
+            ..
+        } = built;
+        let signatures = match self.sign {
+            true => signer.attachments(*layout, top)?,
+            false => Vec::new(),
+        };
+        let mut attestations = Vec::new();
+        for kind in &self.attest {
+            match kind {
+                AttestationType::SlsaProvenance1 => {
+                    let predicate = self.provenance(built);
+                    for subject in referrer::subjects(*layout, top)? {
+                        let made = signer.attestation(
+                            &subject,
+                            kind.predicate_type(),
+                            predicate.clone(),
+                        )?;
+                        attestations.extend(made);
+                    }
+                }
+                AttestationType::Spdx | AttestationType::Cyclonedx => {
+                    let format = match kind {
+                        AttestationType::Spdx => Format::Spdx,
+                        _ => Format::Cyclonedx,
+                    };
+                    for image in images.iter() {
+                        let Some(sbom) = &image.sbom else { continue };
+                        let document = serde_json::from_slice(&format.document(sbom))
+                            .expect("an SBOM is JSON");
+                        let made =
+                            signer.attestation(&image.manifest, kind.predicate_type(), document)?;
+                        attestations.extend(made);
+                    }
+                }
+                AttestationType::Custom(t) => return Err(Error::Attestation(t.clone())),
+            }
+        }
+        layout.attach(&signatures)?;
+        layout.attach(&attestations)?;
+        Ok((signatures.len(), attestations.len()))
+    }
+
+    /// The SLSA provenance predicate of the build.
+    fn provenance(&self, built: &Built) -> serde_json::Value {
+        let invocation = invocation_id();
+        Provenance {
+            request: &self.request,
+            lock: built.lock,
+            outputs: &self.outputs,
+            options: &self.options,
+            base: built.base.as_ref(),
+            images: built.images,
+            started: built.started,
+            invocation: &invocation,
+        }
+        .predicate(SystemTime::now())
+    }
+
     /// Writes each image's SBOM in each format beside every layout and archive output, as
     /// `PATH.spdx.json` (`PATH.ARCH.spdx.json` for a multi-arch build); returns the paths.
     fn write_sboms(
@@ -515,6 +603,29 @@ impl Build {
         }
         Ok(written)
     }
+}
+
+/// A build done, for its signatures and attestations.
+struct Built<'a> {
+    layout: &'a Layout,
+    top: &'a Descriptor,
+    lock: &'a Lockfile,
+    images: &'a [BuiltImage],
+    base: Option<BaseReport>,
+    started: SystemTime,
+}
+
+/// A new run's id: 16 random bytes, in hex.
+fn invocation_id() -> String {
+    let mut bytes = [0u8; 16];
+    // Without the system's randomness, the time tells runs apart well enough for an id.
+    if getrandom::fill(&mut bytes).is_err() {
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        bytes = now.as_nanos().to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What `bareboat deps` found: the added files' analysis, and the packages they need.

@@ -68,7 +68,10 @@ impl Toolbox {
             options: Default::default(),
             sbom: Vec::new(),
             sbom_files: false,
-            sign: None,
+            signer: None,
+            sign: false,
+            attest: Vec::new(),
+            request: serde_json::Value::Null,
         }
         .run(cx)
         .await

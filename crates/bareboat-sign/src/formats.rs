@@ -20,6 +20,86 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// A DSSE envelope's payload type for an in-toto Statement.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// The media type of a legacy attestation layer: a DSSE envelope.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The annotation of a legacy attestation layer that gives its statement's predicate type.
+pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
+/// The predicate type of SLSA provenance v1.
+pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
+/// The predicate type of an SPDX document.
+pub const SPDX_DOCUMENT: &str = "https://spdx.dev/Document";
+/// The predicate type of a CycloneDX BOM.
+pub const CYCLONEDX_BOM: &str = "https://cyclonedx.org/bom";
+
+/// The predicate type cosign gives a custom attestation.
+pub const COSIGN_CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
+
+/// The kinds of attestation, as `--type` names them (cosign's names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttestationType {
+    /// SLSA provenance v1.
+    SlsaProvenance1,
+    /// An SPDX SBOM.
+    Spdx,
+    /// A CycloneDX SBOM.
+    Cyclonedx,
+    /// Any other predicate type, by its URI.
+    Custom(String),
+}
+
+impl AttestationType {
+    /// The predicate type its statements have.
+    pub fn predicate_type(&self) -> &str {
+        match self {
+            AttestationType::SlsaProvenance1 => SLSA_PROVENANCE,
+            AttestationType::Spdx => SPDX_DOCUMENT,
+            AttestationType::Cyclonedx => CYCLONEDX_BOM,
+            AttestationType::Custom(uri) => uri,
+        }
+    }
+
+    /// The type a predicate type is, by cosign's name where it has one.
+    pub fn of(predicate_type: &str) -> AttestationType {
+        match predicate_type {
+            SLSA_PROVENANCE => AttestationType::SlsaProvenance1,
+            SPDX_DOCUMENT => AttestationType::Spdx,
+            CYCLONEDX_BOM => AttestationType::Cyclonedx,
+            other => AttestationType::Custom(other.to_string()),
+        }
+    }
+}
+
+impl std::str::FromStr for AttestationType {
+    type Err = String;
+    /// `slsaprovenance1`, `spdx`, `cyclonedx`, `custom` (cosign's custom predicate type), or
+    /// a predicate type's URI.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "slsaprovenance1" => Ok(AttestationType::SlsaProvenance1),
+            "spdx" | "spdxjson" => Ok(AttestationType::Spdx),
+            "cyclonedx" => Ok(AttestationType::Cyclonedx),
+            "custom" => Ok(AttestationType::Custom(COSIGN_CUSTOM.into())),
+            uri if uri.starts_with("https://") || uri.starts_with("http://") => {
+                Ok(AttestationType::of(uri))
+            }
+            _ => Err(format!(
+                "unknown attestation type {s:?}: use slsaprovenance1, spdx, cyclonedx, custom, or a predicate type's URI"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AttestationType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AttestationType::SlsaProvenance1 => "slsaprovenance1",
+            AttestationType::Spdx => "spdx",
+            AttestationType::Cyclonedx => "cyclonedx",
+            AttestationType::Custom(uri) => uri,
+        })
+    }
+}
+
 /// The `_type` of an in-toto v1 Statement.
 pub const STATEMENT: &str = "https://in-toto.io/Statement/v1";
 /// The predicate type of cosign's signature statement.
@@ -148,18 +228,24 @@ pub fn bundle(envelope: &Envelope, hint: &str) -> Vec<u8> {
     serde_json::to_vec(&bundle).expect("a bundle serialises")
 }
 
-/// What a bundle's statement says, once its envelope is verified.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a verified envelope's statement says.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Signed {
     /// The digest of its one subject.
     pub digest: String,
     /// Its predicate type.
     pub predicate_type: String,
+    /// The whole statement.
+    pub statement: Value,
 }
 
-/// What a bundle signs with `key`: its envelope verified, and its statement's one
-/// subject's digest and its predicate type.
+/// What a bundle signs with `key`: its envelope verified (see [`envelope_statement`]).
 pub fn bundle_statement(bundle: &[u8], key: &PublicKey) -> Result<Signed, String> {
+    envelope_statement(&bundle_envelope(bundle)?, key)
+}
+
+/// The DSSE envelope a Sigstore bundle v0.3 holds.
+pub fn bundle_envelope(bundle: &[u8]) -> Result<Envelope, String> {
     let v: Value = serde_json::from_slice(bundle).map_err(|e| format!("not JSON: {e}"))?;
     if v["mediaType"] != BUNDLE {
         return Err(format!(
@@ -167,16 +253,34 @@ pub fn bundle_statement(bundle: &[u8], key: &PublicKey) -> Result<Signed, String
             v["mediaType"]
         ));
     }
-    let envelope: Envelope = serde_json::from_value(v["dsseEnvelope"].clone())
-        .map_err(|e| format!("its DSSE envelope: {e}"))?;
-    if envelope.payload_type != IN_TOTO {
-        return Err(format!("its payload type is {}", envelope.payload_type));
-    }
+    serde_json::from_value(v["dsseEnvelope"].clone()).map_err(|e| format!("its DSSE envelope: {e}"))
+}
+
+/// What `envelope` signs with `key`: an in-toto v1 Statement, the key's signature over its
+/// PAE, with one subject, whose digest and predicate type it gives.
+pub fn envelope_statement(envelope: &Envelope, key: &PublicKey) -> Result<Signed, String> {
     let payload = envelope
         .verified(key)
         .ok_or("no signature of its envelope is the key's")?;
+    statement_of(envelope, &payload)
+}
+
+/// What `envelope` says, its signatures not checked: for a reader with no key, who must say
+/// so.
+pub fn unverified_statement(envelope: &Envelope) -> Result<Signed, String> {
+    let payload = BASE64
+        .decode(&envelope.payload)
+        .map_err(|e| format!("its payload is not base64: {e}"))?;
+    statement_of(envelope, &payload)
+}
+
+/// The statement `payload` of `envelope` holds: an in-toto v1 Statement with one subject.
+fn statement_of(envelope: &Envelope, payload: &[u8]) -> Result<Signed, String> {
+    if envelope.payload_type != IN_TOTO {
+        return Err(format!("its payload type is {}", envelope.payload_type));
+    }
     let statement: Value =
-        serde_json::from_slice(&payload).map_err(|e| format!("its statement: {e}"))?;
+        serde_json::from_slice(payload).map_err(|e| format!("its statement: {e}"))?;
     if statement["_type"] != STATEMENT {
         return Err(format!(
             "its payload's _type is {}, not {STATEMENT}",
@@ -197,6 +301,7 @@ pub fn bundle_statement(bundle: &[u8], key: &PublicKey) -> Result<Signed, String
     Ok(Signed {
         digest,
         predicate_type,
+        statement,
     })
 }
 

@@ -6,8 +6,11 @@
 //! - [`formats`]: what cosign signs and stores, as pure functions: its legacy
 //!   simple-signing payload and signature, DSSE envelopes over in-toto Statements, and
 //!   Sigstore bundles v0.3;
-//! - [`sign`]: what signs an image, attached in either or both schemes by any sink;
-//! - [`verify`]: checking an image's signatures in both schemes with a public key.
+//! - [`sign`]: what signs or attests an image, attached in either or both schemes by any
+//!   sink;
+//! - [`verify`]: checking an image's signatures or attestations in both schemes with a
+//!   public key;
+//! - [`policy`]: what a policy file requires of verified attestations.
 //!
 //! ```
 //! use bareboat_sign::key::{KeyPair, PublicKey};
@@ -23,6 +26,7 @@
 mod error;
 pub mod formats;
 pub mod key;
+pub mod policy;
 pub mod sign;
 pub mod verify;
 

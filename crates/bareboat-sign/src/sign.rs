@@ -1,7 +1,11 @@
-//! Signing an image: what is attached to it, in either or both of cosign's schemes, for
-//! each manifest it consists of (an index and each platform's manifest). Signatures are
-//! deterministic and carry no time, so signing the same image with the same key again
-//! makes the same attachments, which every sink finds already there.
+//! Signing and attesting an image: what is attached to it, in either or both of cosign's
+//! schemes. A signature goes on each manifest the image consists of (an index and each
+//! platform's manifest); an attestation on the manifest it is about. Both are DSSE
+//! envelopes over in-toto Statements in the bundle scheme; the legacy scheme keeps a
+//! signature as a simple-signing payload under `sha256-<hex>.sig` and an attestation as
+//! its envelope under `sha256-<hex>.att`. Signatures are deterministic and carry no time,
+//! so signing the same image with the same key again makes the same attachments, which
+//! every sink finds already there.
 
 use std::collections::BTreeMap;
 
@@ -10,10 +14,11 @@ use bareboat_oci::digest::Digest;
 use bareboat_oci::referrer;
 use bareboat_oci::source::BlobSource;
 use oci_spec::image::Descriptor;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::formats::{
-    self, BUNDLE, COSIGN_SIGN, Envelope, IN_TOTO, SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
+    self, BUNDLE, COSIGN_SIGN, DSSE_ENVELOPE, Envelope, IN_TOTO, PREDICATE_TYPE_ANNOTATION,
+    SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
 };
 use crate::key::KeyPair;
 
@@ -72,9 +77,12 @@ impl Signer {
         for subject in referrer::subjects(source, top)? {
             let digest = Digest::named(subject.digest().as_ref())?;
             if self.format != SignatureFormat::Legacy {
-                out.push(Attachment::Referrer(Box::new(
-                    self.bundle(&subject, &digest),
-                )));
+                let envelope = self.envelope(&digest, COSIGN_SIGN, json!({}));
+                out.push(Attachment::Referrer(Box::new(self.bundle(
+                    &subject,
+                    &envelope,
+                    COSIGN_SIGN,
+                ))));
             }
             if self.format != SignatureFormat::Bundle {
                 out.push(Attachment::Tagged(self.legacy(&digest)));
@@ -83,19 +91,67 @@ impl Signer {
         Ok(out)
     }
 
-    /// The bundle referrer of `subject`: a DSSE envelope over an in-toto Statement about
-    /// it, with cosign's signing predicate.
-    fn bundle(&self, subject: &Descriptor, digest: &Digest) -> Artifact {
-        let statement =
-            formats::statement(&self.identity, &digest.to_string(), COSIGN_SIGN, json!({}));
-        let envelope = Envelope::sign(&self.key, IN_TOTO, &statement);
+    /// What attests `predicate`, of `predicate_type`, about the manifest (or index)
+    /// `subject`, in the schemes the format asks for: a bundle referrer, and its envelope as
+    /// a layer of the legacy `.att` image.
+    pub fn attestation(
+        &self,
+        subject: &Descriptor,
+        predicate_type: &str,
+        predicate: Value,
+    ) -> Result<Vec<Attachment>, bareboat_oci::Error> {
+        let digest = Digest::named(subject.digest().as_ref())?;
+        let envelope = self.envelope(&digest, predicate_type, predicate);
+        let mut out = Vec::new();
+        if self.format != SignatureFormat::Legacy {
+            out.push(Attachment::Referrer(Box::new(self.bundle(
+                subject,
+                &envelope,
+                predicate_type,
+            ))));
+        }
+        if self.format != SignatureFormat::Bundle {
+            let content = serde_json::to_vec(&envelope).expect("an envelope serialises");
+            out.push(Attachment::Tagged(TaggedLayer {
+                subject: digest,
+                suffix: "att",
+                layer: LegacyLayer {
+                    media_type: DSSE_ENVELOPE.into(),
+                    content,
+                    annotations: BTreeMap::from([(
+                        PREDICATE_TYPE_ANNOTATION.to_string(),
+                        predicate_type.to_string(),
+                    )]),
+                },
+            }));
+        }
+        Ok(out)
+    }
+
+    /// A DSSE envelope over an in-toto Statement of `predicate` about `digest`.
+    fn envelope(&self, digest: &Digest, predicate_type: &str, predicate: Value) -> Envelope {
+        let statement = formats::statement(
+            &self.identity,
+            &digest.to_string(),
+            predicate_type,
+            predicate,
+        );
+        Envelope::sign(&self.key, IN_TOTO, &statement)
+    }
+
+    /// The bundle referrer of `subject` holding `envelope`, whose statement has
+    /// `predicate_type`.
+    fn bundle(&self, subject: &Descriptor, envelope: &Envelope, predicate_type: &str) -> Artifact {
         Artifact {
             subject: subject.clone(),
             artifact_type: BUNDLE.into(),
-            content: formats::bundle(&envelope, &self.key.public().hint()),
+            content: formats::bundle(envelope, &self.key.public().hint()),
             annotations: BTreeMap::from([
                 (BUNDLE_CONTENT.to_string(), "dsse-envelope".to_string()),
-                (BUNDLE_PREDICATE_TYPE.to_string(), COSIGN_SIGN.to_string()),
+                (
+                    BUNDLE_PREDICATE_TYPE.to_string(),
+                    predicate_type.to_string(),
+                ),
             ]),
         }
     }

@@ -13,6 +13,7 @@ use bareboat_oci::registry::{MinRate, RegistryOptions};
 use bareboat_sbom::Format;
 use bareboat_spec::spec::{FileSpec, Spec, SpecRef, image_path};
 use clap::Args;
+use serde::{Deserialize, Serialize};
 
 use crate::progress;
 
@@ -99,6 +100,11 @@ pub struct ArchiveArgs {
 }
 
 impl ArchiveArgs {
+    /// The archive and security mirrors the command line names, if it names them.
+    pub fn mirrors_named(&self) -> (Option<&str>, Option<&str>) {
+        (self.mirror.as_deref(), self.security_mirror.as_deref())
+    }
+
     pub fn settings(&self) -> Result<Settings> {
         let mut mirrors = Mirrors::from_host(Path::new("/"))?;
         if let Some(m) = &self.mirror {
@@ -112,6 +118,7 @@ impl ArchiveArgs {
             keyring: self.keyring.clone(),
             check_valid_until: !self.no_check_valid_until,
             allow_older_release: self.allow_older_release,
+            accept_releases: Vec::new(),
             offline: self.offline,
             jobs: usize::from(self.jobs),
         })
@@ -147,6 +154,13 @@ impl Machinery {
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// Accepts these InReleases (by SHA256) however old they are: those a rebuild's
+    /// provenance names.
+    pub fn accepting(mut self, releases: Vec<String>) -> Machinery {
+        self.settings.accept_releases = releases;
+        self
     }
 
     pub fn context(&self) -> pipeline::Context<'_> {
@@ -190,7 +204,7 @@ impl From<SbomFormat> for Format {
 /// The spec a command reads when none is named.
 pub const DEFAULT_SPEC: &str = "bareboat.toml";
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Serialize, Deserialize)]
 pub struct SpecArgs {
     /// A spec file or catalog:NAME[:VARIANT]
     #[arg(default_value = DEFAULT_SPEC)]
@@ -216,7 +230,7 @@ impl SpecArgs {
 }
 
 /// An application on top of the spec, from the command line.
-#[derive(Args, Default)]
+#[derive(Args, Clone, Default, Serialize, Deserialize)]
 pub struct AppArgs {
     /// Start from this image instead of a spec file: catalog:NAME[:VARIANT], or any image
     /// (docker://REGISTRY/REPO[:TAG], oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE),

@@ -3,13 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use bareboat_build::build::BuildOptions;
 use bareboat_build::pipeline::{Build, BuildReport};
 use bareboat_oci::media::Compression;
 use bareboat_oci::reference::ImageRef;
+use bareboat_sign::formats::AttestationType;
 use bareboat_sign::sign::Signer;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 
 use crate::args::{
     AppArgs, ArchiveArgs, DEFAULT_SPEC, Machinery, RegistryArgs, SbomFormat, SpecArgs,
@@ -50,6 +52,14 @@ pub struct BuildArgs {
     /// in every output
     #[arg(long, value_name = "KEY")]
     sign: Option<String>,
+    /// Attest the build, signed with --key (or --sign's key), in every output:
+    /// slsaprovenance1 (SLSA provenance v1 about the image and each platform's), spdx or
+    /// cyclonedx (each platform's SBOM), comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    attest: Vec<AttestationType>,
+    /// The private key --attest signs with (a file, or env://VAR)
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
     #[command(flatten)]
     sign_options: SignOptions,
     #[command(flatten)]
@@ -60,53 +70,108 @@ pub struct BuildArgs {
     archive: ArchiveArgs,
 }
 
-impl BuildArgs {
-    /// The build the arguments ask for.
-    fn build(&self) -> Result<Build> {
-        // A bad reference is named before anything else is read.
-        for output in &self.output {
-            output.parse::<ImageRef>()?;
-        }
-        let spec_args = match &self.app.from {
-            Some(from) if self.spec.spec != DEFAULT_SPEC => {
-                bail!(
-                    "give a spec ({}) or --from {from}, not both",
-                    self.spec.spec
-                )
+/// What a build is asked for, as the command line gives it: the spec and the application
+/// on it. The provenance records it, and a rebuild reads it back.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// The spec, as named (with `--from` in its place).
+    pub spec: SpecArgs,
+    /// The spec's text, when it is a file.
+    pub spec_text: Option<String>,
+    /// The application on top of it.
+    pub app: AppArgs,
+}
+
+impl Request {
+    /// The request `spec` and `app` make: `--from` stands in for the spec.
+    pub fn of(spec: &SpecArgs, app: &AppArgs) -> Result<Request> {
+        let spec = match &app.from {
+            Some(from) if spec.spec != DEFAULT_SPEC => {
+                bail!("give a spec ({}) or --from {from}, not both", spec.spec)
             }
             Some(from) => SpecArgs {
                 spec: from.clone(),
-                ..self.spec.clone()
+                ..spec.clone()
             },
-            None => self.spec.clone(),
+            None => spec.clone(),
         };
-        let (mut spec, default_lock) = spec_args.load()?;
-        self.app.apply(&mut spec)?;
-        let lockfile = self
-            .lockfile
-            .clone()
-            .or(spec_args.is_file().then_some(default_lock));
-        Ok(Build {
+        let spec_text = match spec.is_file() {
+            true => Some(
+                std::fs::read_to_string(&spec.spec)
+                    .with_context(|| format!("reading the spec {}", spec.spec))?,
+            ),
+            false => None,
+        };
+        Ok(Request {
             spec,
-            spec_name: spec_args.spec,
-            lockfile,
-            outputs: self.output.clone(),
-            options: BuildOptions {
-                compression: self.compression,
-                source_date_epoch: self.source_date_epoch,
-                max_layers: usize::from(self.max_layers),
-                ..BuildOptions::default()
-            },
-            sbom: self.sbom.iter().map(|&f| f.into()).collect(),
-            sbom_files: self.sbom_files,
-            sign: self.signer()?,
+            spec_text,
+            app: app.clone(),
         })
     }
 
-    /// The signer `--sign` asks for, naming the first registry output's repository.
+    /// The build of this request into `outputs`, from `lockfile` when given (else the spec
+    /// file's own), with `options`.
+    pub fn build(
+        &self,
+        outputs: &[String],
+        lockfile: Option<PathBuf>,
+        options: BuildOptions,
+    ) -> Result<Build> {
+        // A bad reference is named before anything else is read.
+        for output in outputs {
+            output.parse::<ImageRef>()?;
+        }
+        let (mut spec, default_lock) = self.spec.load()?;
+        self.app.apply(&mut spec)?;
+        let lockfile = lockfile.or(self.spec.is_file().then_some(default_lock));
+        Ok(Build {
+            spec,
+            spec_name: self.spec.spec.clone(),
+            lockfile,
+            outputs: outputs.to_vec(),
+            options,
+            sbom: Vec::new(),
+            sbom_files: false,
+            signer: None,
+            sign: false,
+            attest: Vec::new(),
+            request: serde_json::to_value(self)?,
+        })
+    }
+}
+
+impl BuildArgs {
+    /// The build the arguments ask for.
+    fn build(&self) -> Result<Build> {
+        let request = Request::of(&self.spec, &self.app)?;
+        let options = BuildOptions {
+            compression: self.compression,
+            source_date_epoch: self.source_date_epoch,
+            max_layers: usize::from(self.max_layers),
+            ..BuildOptions::default()
+        };
+        Ok(Build {
+            sbom: self.sbom.iter().map(|&f| f.into()).collect(),
+            sbom_files: self.sbom_files,
+            signer: self.signer()?,
+            sign: self.sign.is_some(),
+            attest: self.attest.clone(),
+            ..request.build(&self.output, self.lockfile.clone(), options)?
+        })
+    }
+
+    /// The signer `--sign` or `--attest` needs, naming the first registry output's
+    /// repository.
     fn signer(&self) -> Result<Option<Signer>> {
-        let Some(key) = &self.sign else {
-            return Ok(None);
+        let key = match (&self.sign, &self.key) {
+            (Some(a), Some(b)) if a != b => {
+                bail!("--sign {a} and --key {b}: a build signs and attests with one key")
+            }
+            (Some(key), _) | (None, Some(key)) => key,
+            (None, None) if !self.attest.is_empty() => {
+                bail!("--attest needs a key to sign with: give --key KEY")
+            }
+            (None, None) => return Ok(None),
         };
         let pushed = (self.output.iter())
             .filter_map(|o| repository_of(&o.parse().ok()?))

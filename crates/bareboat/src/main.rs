@@ -12,6 +12,7 @@ mod key;
 mod lock;
 mod output;
 mod progress;
+mod rebuild;
 mod signing;
 mod terminal;
 mod vulns;
@@ -36,7 +37,7 @@ bareboat lock catalog:cc --arch arm64    the same for arm64\n  bareboat lock --c
 bareboat catalog                         list the built-in images\n\n\
 Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date, \
 4 `audit` or `scan` found what --fail-on names, 5 `scan --fail-on` could not see the image's packages, \
-6 `verify` found no valid signature."
+6 `verify` found no valid signature (or attestation, or the policy failed), 7 `rebuild` did not reproduce the digest."
 )]
 struct Cli {
     /// Cache directory [default: $XDG_CACHE_HOME/bareboat]
@@ -132,17 +133,44 @@ bareboat sign --key env://SIGNING_KEY --signature-format bundle oci:out:app\n  \
 bareboat sign --key cosign.key --identity registry.example.com/team/app oci-archive:app.tar"
     )]
     Sign(signing::SignArgs),
+    /// Attest a predicate (SLSA provenance, an SBOM, anything) about an image, signed with a key
+    #[command(
+        after_help = "The predicate is wrapped in an in-toto v1 Statement about the image's digest and signed as a DSSE \
+envelope, stored as cosign stores attestations: a Sigstore bundle referrer with the dev.sigstore.bundle.predicateType \
+annotation, and a layer of the image tagged sha256-<hex>.att (--signature-format chooses).\n\n\
+Examples:\n  bareboat attest --key cosign.key --type slsaprovenance1 --predicate provenance.json oci:out:app\n  \
+bareboat attest --key cosign.key --type custom --predicate review.json docker://registry.example.com/team/app:1.0"
+    )]
+    Attest(signing::AttestArgs),
     /// Check an image's signatures with a public key
     #[command(
         after_help = "Signatures are looked for in both of cosign's schemes. The image passes when at least one \
 signature is valid: made by the key, over this image's own digest. Each signature found is listed with why it \
 is not valid, if it is not.\n\n\
-Exit status: 0 verified; 6 nothing is signed or no signature is valid; 1 the image could not be read.\n\n\
+With --attestation TYPE, attestations of that type are checked instead: each one's signature, and that its statement \
+is about this image's digest. A --policy FILE (TOML) can require attestation types, predicate fields, the origin of every \
+resolved dependency, and a recent build; every check is reported.\n\n\
+Exit status: 0 verified; 6 nothing is signed, no signature or attestation is valid, or the policy failed; 1 the image \
+could not be read.\n\n\
 Examples:\n  bareboat verify --key cosign.pub docker://registry.example.com/team/app:1.0\n  \
+bareboat verify --key cosign.pub --attestation slsaprovenance1 --policy policy.toml oci:out:app\n  \
 bareboat verify --key cosign.pub --platform-only --arch arm64 oci:out:app\n  \
 bareboat verify --key cosign.pub --json oci-archive:app.tar"
     )]
     Verify(signing::VerifyArgs),
+    /// Build an image again from its SLSA provenance and compare the digests
+    #[command(
+        after_help = "The newest SLSA provenance attested about the image (verified with --key, else read as it says) gives \
+the spec and application options, the lockfile, SOURCE_DATE_EPOCH and the compression. Its lockfile must name each .deb \
+with the SHA256 its resolvedDependencies give; where a source serves the InRelease the provenance names (a snapshot \
+archive given with --mirror, however old), each package must be in its signed indexes. The added files come from the \
+image's own layer, each checked against its SHA256 in the provenance. The image is built again, and the digests compared; \
+when they differ, the first layer that differs, and the first file in it, are named.\n\n\
+Exit status: 0 reproduced; 7 not reproduced; 6 no valid provenance; 1 an error.\n\n\
+Examples:\n  bareboat rebuild --key cosign.pub docker://registry.example.com/team/app:1.0\n  \
+bareboat rebuild --key cosign.pub --mirror http://snapshot.example/archive/debian/20261201T000000Z oci:out:app"
+    )]
+    Rebuild(rebuild::RebuildArgs),
     /// Make and read cosign-compatible signing keys
     Key {
         #[command(subcommand)]
@@ -257,6 +285,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deps(args) => runtime.block_on(catalog::cmd_deps(args, &cache_root, cli.json)),
         Command::Key { command } => key::cmd_key(command, cli.json),
         Command::Sign(args) => runtime.block_on(signing::cmd_sign(args, &cache_root, cli.json)),
+        Command::Rebuild(args) => {
+            runtime.block_on(rebuild::cmd_rebuild(args, &cache_root, cli.json))
+        }
+        Command::Attest(args) => runtime.block_on(signing::cmd_attest(args, &cache_root, cli.json)),
         Command::Verify(args) => runtime.block_on(signing::cmd_verify(args, &cache_root, cli.json)),
         Command::Debug(args) => runtime.block_on(debug::cmd_debug(*args, &cache_root, cli.json)),
         Command::Copy(args) => runtime.block_on(images::cmd_copy(args, &cache_root, cli.json)),
