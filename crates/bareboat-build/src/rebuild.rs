@@ -17,9 +17,10 @@ use crate::Error;
 const FILES_LAYER: &str = "bareboat: files";
 
 /// Writes the entries of `image`'s files layer (the spec's host files) under `into`, as
-/// they are in the image: directories, regular files and symbolic links, with their modes
-/// and times. Each regular file that `expected` names (by its path in the image) must
-/// match its SHA256, and each file `expected` names must be there.
+/// they are in the image: directories, the regular files `expected` names (by their paths in
+/// the image) and symbolic links, with their modes and times. Each of those files must be
+/// there, and match its SHA256. Links are made last, so that nothing is written through
+/// one.
 pub fn extract_added(
     image: &Image,
     expected: &BTreeMap<String, String>,
@@ -38,6 +39,7 @@ pub fn extract_added(
     };
     let mut found = BTreeMap::new();
     let mut directories = Vec::new();
+    let mut links = Vec::new();
     let reader = image.open_layer(layer)?;
     let mut tar = tar::Archive::new(BoundedTar::new(reader));
     let io = |e: std::io::Error| refused(format!("reading the layer of added files: {e}"));
@@ -62,7 +64,7 @@ pub fn extract_added(
                 std::fs::create_dir_all(&path).map_err(|e| io_at(&path, e))?;
                 directories.push((path, mode, mtime));
             }
-            tar::EntryType::Regular => {
+            tar::EntryType::Regular if expected.contains_key(&image_path) => {
                 let mut out = std::fs::File::create(&path).map_err(|e| io_at(&path, e))?;
                 let mut hasher = Sha256::new();
                 let mut buf = vec![0u8; 64 << 10];
@@ -83,11 +85,16 @@ pub fn extract_added(
                     .map_err(io)?
                     .unwrap_or_default()
                     .into_owned();
-                std::os::unix::fs::symlink(&target, &path).map_err(|e| io_at(&path, e))?;
+                links.push((target, path, mtime));
             }
-            // Whiteouts, devices and hard links are not what a spec adds.
+            // Files the provenance does not name are not needed to build again; whiteouts,
+            // devices and hard links are not what a spec adds.
             _ => {}
         }
+    }
+    for (target, path, mtime) in links {
+        std::os::unix::fs::symlink(&target, &path).map_err(|e| io_at(&path, e))?;
+        set_link_time(&path, mtime)?;
     }
     // Last, since writing into a directory changes its time.
     for (path, mode, mtime) in directories.iter().rev() {
@@ -146,6 +153,31 @@ fn set_mode_and_time(path: &Path, mode: u32, mtime: u64) -> Result<(), Error> {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
     let file = std::fs::File::open(path).map_err(|e| io_at(path, e))?;
     file.set_modified(time).map_err(|e| io_at(path, e))
+}
+
+/// Sets the time of the symbolic link at `path` itself, not of what it points at.
+fn set_link_time(path: &Path, mtime: u64) -> Result<(), Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io_at(path, std::io::Error::other(e)))?;
+    let secs = libc::timespec {
+        tv_sec: mtime as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [secs, secs];
+    // SAFETY: `c` is a NUL-terminated path and `times` two timespecs, as utimensat asks.
+    let done = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    match done {
+        0 => Ok(()),
+        _ => Err(io_at(path, std::io::Error::last_os_error())),
+    }
 }
 
 /// Where two images first differ.
@@ -234,4 +266,140 @@ fn first_entry(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Op
             format!("{p}: {} in the image, {} rebuilt", side(x), side(y))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bareboat_oci::digest::Digest;
+    use bareboat_oci::layout::Layout;
+    use oci_spec::image::MediaType;
+
+    enum E {
+        Dir,
+        File(&'static [u8]),
+        Link(&'static str),
+    }
+
+    /// An image in a new layout under `dir` whose one layer, its files layer, holds
+    /// `entries`.
+    fn image_of(dir: &Path, entries: &[(&str, E)]) -> Layout {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, e) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mtime(1_000_000);
+            h.set_mode(0o751);
+            match e {
+                E::Dir => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    tar.append_data(&mut h, name, std::io::empty()).unwrap();
+                }
+                E::File(bytes) => {
+                    h.set_size(bytes.len() as u64);
+                    // Set as the bytes are, since the tar crate refuses to write `..`.
+                    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+                    h.set_cksum();
+                    tar.append(&h, *bytes).unwrap();
+                }
+                E::Link(target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    tar.append_link(&mut h, name, target).unwrap();
+                }
+            }
+        }
+        let layer = tar.into_inner().unwrap();
+        let layout = Layout::create(dir).unwrap();
+        let blob = layout.put_json(MediaType::ImageLayer, &layer).unwrap();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [Digest::of(&layer).to_string()]},
+            "history": [{"created_by": "bareboat: files /app"}],
+        });
+        let config = layout
+            .put_json(MediaType::ImageConfig, config.to_string().as_bytes())
+            .unwrap();
+        let manifest = serde_json::json!({"schemaVersion": 2, "config": config, "layers": [blob]});
+        let manifest = layout
+            .put_json(MediaType::ImageManifest, manifest.to_string().as_bytes())
+            .unwrap();
+        layout.tag(&manifest, &["t".into()]).unwrap();
+        layout
+    }
+
+    fn extract(
+        dir: &Path,
+        entries: &[(&str, E)],
+        expected: &[(&str, &[u8])],
+    ) -> Result<PathBuf, Error> {
+        let layout = image_of(&dir.join("layout"), entries);
+        let top = layout.resolve("t").unwrap();
+        let image = Image::open(&layout, &top, "amd64").unwrap();
+        let expected = (expected.iter())
+            .map(|(p, b)| (p.to_string(), hex::encode(Sha256::digest(b))))
+            .collect();
+        let into = dir.join("files");
+        extract_added(&image, &expected, &into).map(|()| into)
+    }
+
+    #[test]
+    fn added_files_come_back_out_as_they_were_and_checked() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let entries = [
+            ("app/", E::Dir),
+            ("app/hello", E::File(b"hello\n")),
+            ("app/other", E::File(b"not named\n")),
+            ("app/link", E::Link("hello")),
+        ];
+        let into = extract(dir.path(), &entries, &[("/app/hello", b"hello\n")]).unwrap();
+        let hello = std::fs::metadata(into.join("app/hello")).unwrap();
+        assert_eq!(
+            (hello.permissions().mode() & 0o7777, hello.mtime()),
+            (0o751, 1_000_000)
+        );
+        assert_eq!(
+            std::fs::read_link(into.join("app/link")).unwrap(),
+            Path::new("hello")
+        );
+        assert_eq!(
+            std::fs::metadata(into.join("app")).unwrap().mtime(),
+            1_000_000
+        );
+        assert!(
+            !into.join("app/other").exists(),
+            "a file the provenance does not name"
+        );
+
+        let e = extract(
+            &dir.path().join("b"),
+            &entries,
+            &[("/app/hello", b"other\n")],
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("its provenance records")
+        );
+        let e = extract(&dir.path().join("c"), &entries, &[("/app/gone", b"x")]);
+        assert!(e.unwrap_err().to_string().contains("lacks"));
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_link_or_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        let target: &'static str = Box::leak(victim.display().to_string().into_boxed_str());
+        let through = [("app/l", E::Link(target)), ("app/l/file", E::File(b"x"))];
+        let e = extract(dir.path(), &through, &[("/app/l/file", b"x")]);
+        assert!(e.is_err(), "a link over a directory it was written into");
+        assert!(!victim.join("file").exists());
+        let outside = [("../escape", E::File(b"x"))];
+        let e = extract(&dir.path().join("b"), &outside, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside the image"), "{e}");
+    }
 }

@@ -4,7 +4,7 @@
 //! ```toml
 //! require = ["slsaprovenance1", "spdx"]
 //! max_age = "30d"                        # SLSA provenance's runDetails.metadata.finishedOn
-//! origins = ["http://deb.debian.org/debian/", "docker://registry.example.com/"]
+//! origins = ["http://mirror.example/debian/", "docker://registry.example.com/"]
 //!
 //! [[field]]
 //! type = "slsaprovenance1"

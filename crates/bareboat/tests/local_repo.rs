@@ -1266,3 +1266,76 @@ fn hostile_specs_are_refused_naming_the_problem() {
         assert_fails_with(&o, &["ca_certs", needle]);
     }
 }
+
+/// Copies the directory `from` to `to`, which must not exist.
+fn copy_tree(from: &Path, to: &Path) {
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+}
+
+#[test]
+fn a_rebuild_accepts_the_older_release_its_provenance_names() {
+    let f = Fixture::new();
+    let w = f.work.path();
+    let with_password = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bareboat"))
+            .current_dir(w)
+            .arg("--cache")
+            .arg(f.cache())
+            .args(args)
+            .env("BAREBOAT_KEY_PASSWORD", "pw")
+            .env_remove("BAREBOAT_MIRROR")
+            .output()
+            .unwrap()
+    };
+    assert_ok(&with_password(&["key", "generate"]));
+    let attest = ["--attest", "slsaprovenance1", "--key", "cosign.key"];
+    assert_ok(&with_password(
+        &[&["build"][..], &attest, &["-o", "oci:out:app"]].concat(),
+    ));
+    // The day's archive, kept as a snapshot mirror keeps it.
+    let snapshot = w.join("snapshot");
+    copy_tree(f.repo.root.path(), &snapshot);
+
+    // The archive moves on, and this machine's cache relies on the newer release.
+    let tomorrow = http_date(SystemTime::now() + Duration::from_secs(86400));
+    f.publish_with(&packages(), Some(&tomorrow), true);
+    assert_ok(&f.run(&["lock", "--no-fetch"]));
+
+    // The snapshot is served again: an older release, refused to a lock...
+    let root = f.repo.root.path();
+    std::fs::remove_dir_all(root).unwrap();
+    copy_tree(&snapshot, root);
+    assert_fails_with(
+        &f.run(&["lock", "--no-fetch"]),
+        &["older than the one dated"],
+    );
+    // ...and accepted by a rebuild, whose provenance names it by its SHA256: each package
+    // is checked against its signed indexes, and the digest comes out the same.
+    let o = with_password(&[
+        "--json",
+        "rebuild",
+        "--key",
+        "cosign.pub",
+        "--keyring",
+        "archive-key.asc",
+        "oci:out:app",
+    ]);
+    assert_ok(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["reproduced"], true, "{report}");
+    assert_eq!(
+        report["archive"]["matched"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    assert!(
+        report["archive"]["moved"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+}
