@@ -23,6 +23,7 @@ use oci_spec::image::Descriptor;
 use serde::Serialize;
 
 use crate::Error;
+use crate::abi;
 use crate::base::BaseImage;
 use crate::config::run_config;
 use crate::content::{self, C_UTF8_CTYPE};
@@ -44,6 +45,9 @@ pub struct BuildOptions {
     pub limits: Limits,
     /// Collect what an SBOM says (package licences, added files' digests).
     pub sbom: bool,
+    /// Warn of an added program that needs symbol versions its libraries lack, rather than
+    /// refuse it.
+    pub allow_abi_mismatch: bool,
 }
 
 impl Default for BuildOptions {
@@ -54,6 +58,7 @@ impl Default for BuildOptions {
             max_layers: 12,
             limits: Limits::BUILD,
             sbom: false,
+            allow_abi_mismatch: false,
         }
     }
 }
@@ -333,6 +338,17 @@ impl<'a> Platform<'a> {
         if let Some(added) = &plan.added {
             content::add_host_files(tree, layer, &added.entries)?;
             content::check_needs(tree, &added.analysis, self.arch)?;
+            let mismatches = abi::check(tree, &added.analysis, self.arch, spec.release);
+            match mismatches.first() {
+                Some(m) if !self.options.allow_abi_mismatch => {
+                    return Err(Error::Abi(Box::new(m.clone())));
+                }
+                _ => {
+                    for m in &mismatches {
+                        tracing::warn!("{m} (--allow-abi-mismatch: built anyway)");
+                    }
+                }
+            }
             let files: Vec<String> = spec.files.iter().map(|f| format!("/{}", f.dst)).collect();
             made.push(format!("files {}", files.join(", ")));
         }

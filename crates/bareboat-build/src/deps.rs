@@ -20,184 +20,28 @@
 //! such scripts are reported, since they run only when invoked through their interpreter.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::Read;
 use std::path::Path;
 
 use bareboat_apt::contents::ContentsIndex;
 use bareboat_apt::dpkg::merged_usr;
+pub use bareboat_elf::{Analysis, FileKind};
 use serde::Serialize;
 
 use crate::Error;
 use crate::hostfiles::{HostEntry, HostKind};
 
-/// What a file is, as far as running it goes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FileKind {
-    /// A statically linked program: it needs nothing from the image.
-    Static {
-        /// The architecture it is built for.
-        arch: String,
-    },
-    /// A dynamically linked program or library.
-    Dynamic {
-        /// The architecture it is built for.
-        arch: String,
-        /// The ELF interpreter (dynamic loader) it names.
-        interpreter: Option<String>,
-        /// The libraries it needs (DT_NEEDED).
-        needed: Vec<String>,
-        /// Directories searched first, from RUNPATH (or RPATH), with `$ORIGIN` expanded.
-        search: Vec<String>,
-    },
-    /// A `#!` script.
-    Script {
-        /// The interpreter its `#!` line names.
-        interpreter: String,
-        /// The program `#!/usr/bin/env` runs, if that is how the line reads.
-        via_env: Option<String>,
-    },
-    /// Anything else: data, which needs nothing.
-    Data,
-}
-
-/// A file and what it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Analysis {
-    /// The file's path in the image, absolute.
-    pub path: String,
-    #[serde(flatten)]
-    /// What it is, and so what it needs.
-    pub kind: FileKind,
-}
-
-/// The ELF machine names bareboat builds for.
-fn arch_of(machine: u16) -> String {
-    match machine {
-        goblin::elf::header::EM_X86_64 => "amd64".into(),
-        goblin::elf::header::EM_AARCH64 => "arm64".into(),
-        m => goblin::elf::header::machine_to_str(m).to_string(),
-    }
-}
-
-/// The multiarch directory of an architecture.
-fn triplet(arch: &str) -> &'static str {
-    match arch {
-        "arm64" => "aarch64-linux-gnu",
-        _ => "x86_64-linux-gnu",
-    }
-}
-
-/// Where the loader looks for `soname`: the file's own directories, then the system's.
+/// Where the loader looks for `soname`, as paths of a merged-/usr tree.
 pub fn search_paths(soname: &str, search: &[String], arch: &str) -> Vec<String> {
-    if soname.contains('/') {
-        return vec![soname.to_string()];
-    }
-    let defaults = [format!("/usr/lib/{}", triplet(arch)), "/usr/lib".into()];
-    search
-        .iter()
-        .chain(defaults.iter())
-        .map(|d| merged_usr(&format!("{}/{soname}", d.trim_end_matches('/'))))
+    (bareboat_elf::search_paths(soname, search, arch).iter())
+        .map(|p| merged_usr(p))
         .collect()
 }
 
 /// Analyses the host file `src`, which the image will hold at `path`.
 pub fn analyze(src: &Path, path: &str) -> Result<Analysis, Error> {
-    let unreadable = |reason: String| Error::Unreadable {
+    bareboat_elf::analyze(src, path).map_err(|reason| Error::Unreadable {
         path: src.display().to_string(),
         reason,
-    };
-    let mut file = std::fs::File::open(src).map_err(|e| unreadable(e.to_string()))?;
-    let mut head = [0u8; 256];
-    let mut len = 0;
-    while len < head.len() {
-        match file
-            .read(&mut head[len..])
-            .map_err(|e| unreadable(e.to_string()))?
-        {
-            0 => break,
-            n => len += n,
-        }
-    }
-    let head = &head[..len];
-    let kind = if head.starts_with(b"\x7fELF") {
-        // Mapped, not read: programs can be hundreds of megabytes.
-        // SAFETY: the map is read-only and dropped before this function returns; a file
-        // changed underneath it gives wrong answers, not undefined behaviour in safe code
-        // that only reads bytes.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| unreadable(e.to_string()))?;
-        classify(&map, path)
-    } else {
-        classify(head, path)
-    }
-    .map_err(unreadable)?;
-    Ok(Analysis {
-        path: format!("/{}", path.trim_start_matches('/')),
-        kind,
-    })
-}
-
-/// What a file that will be at `path` in the image is, from its bytes: the whole file for
-/// an ELF file, at least its first line for a script.
-pub fn classify(bytes: &[u8], path: &str) -> Result<FileKind, String> {
-    if bytes.starts_with(b"\x7fELF") {
-        return elf_kind(bytes, path);
-    }
-    let Some(line) = bytes.strip_prefix(b"#!") else {
-        return Ok(FileKind::Data);
-    };
-    let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut words = line.split_whitespace();
-    let interpreter = words
-        .next()
-        .ok_or_else(|| "a #! line without an interpreter".to_string())?
-        .to_string();
-    let via_env = (interpreter == "/usr/bin/env" || interpreter == "/bin/env")
-        .then(|| words.find(|w| !w.starts_with('-')).map(String::from))
-        .flatten();
-    Ok(FileKind::Script {
-        interpreter,
-        via_env,
-    })
-}
-
-fn elf_kind(bytes: &[u8], path: &str) -> Result<FileKind, String> {
-    let elf =
-        goblin::elf::Elf::parse(bytes).map_err(|e| format!("not a readable ELF file: {e}"))?;
-    let arch = arch_of(elf.header.e_machine);
-    let interpreter = elf.interpreter.map(String::from);
-    let needed: Vec<String> = elf.libraries.iter().map(|s| s.to_string()).collect();
-    if interpreter.is_none() && needed.is_empty() {
-        return Ok(FileKind::Static { arch });
-    }
-    let origin = Path::new(path.trim_start_matches('/'))
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The loader ignores RPATH when RUNPATH is present.
-    let dirs = if elf.runpaths.is_empty() {
-        &elf.rpaths
-    } else {
-        &elf.runpaths
-    };
-    let search = dirs
-        .iter()
-        .flat_map(|d| d.split(':'))
-        .filter(|d| !d.is_empty())
-        .map(|d| {
-            let d = d.replace("${ORIGIN}", "$ORIGIN");
-            match d.strip_prefix("$ORIGIN") {
-                Some(rest) => format!("/{origin}{rest}"),
-                None => d,
-            }
-        })
-        .collect();
-    Ok(FileKind::Dynamic {
-        arch,
-        interpreter,
-        needed,
-        search,
     })
 }
 
@@ -521,6 +365,7 @@ usr/bin/python3 python/python3-minimal
                 interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
                 needed: needed.iter().map(|s| s.to_string()).collect(),
                 search: search.iter().map(|s| s.to_string()).collect(),
+                versions: Vec::new(),
             },
         }
     }

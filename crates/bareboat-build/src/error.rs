@@ -127,6 +127,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An added program needs a symbol version its library in the image lacks.
+    #[error("{0}\n  (--allow-abi-mismatch builds it anyway)")]
+    Abi(Box<crate::abi::AbiMismatch>),
     /// A rebuild that cannot go on.
     #[error("rebuild: {0}")]
     Rebuild(String),

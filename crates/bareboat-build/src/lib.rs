@@ -6,7 +6,8 @@
 //! - [`base`] reads a base image that bareboat builds on: its layers, config and the
 //!   Debian packages it has installed;
 //! - [`hostfiles`] expands the spec's `[[files]]`, and [`deps`] finds what those files need
-//!   at run time (ELF libraries and interpreters, script interpreters);
+//!   at run time (ELF libraries and interpreters, script interpreters); [`abi`] refuses a
+//!   program that needs symbol versions the image's libraries lack;
 //! - [`build`] writes one platform's image from the lock; [`probe`] is the health probe an
 //!   image can carry;
 //! - [`provenance`] is the SLSA provenance of a build, and what a rebuild reads back;
@@ -20,6 +21,7 @@
 
 mod error;
 
+pub mod abi;
 pub mod base;
 pub mod build;
 mod config;

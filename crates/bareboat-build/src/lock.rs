@@ -603,6 +603,9 @@ pub struct ArchiveCheck {
     /// The sources whose InRelease is another (the archive moved on), whose packages are
     /// vouched for only by the SHA256s the lock gives them.
     pub moved: Vec<String>,
+    /// The sources a lock of format 1 names no InRelease of, whose packages are vouched for
+    /// only by their SHA256s: `bareboat lock` again records it.
+    pub unpinned: Vec<String>,
 }
 
 /// Checks `lock`'s packages against the archive's signed indexes, as they are now: where a
@@ -644,18 +647,29 @@ pub async fn check_against_archive(
         let universe = Universe::load(client, cache, &sources, &opts, progress).await?;
         for (locked, loaded) in lock.sources.iter().zip(&universe.sources) {
             let label = format!("{} {}", locked.url, locked.suite);
-            if locked.inrelease_sha256.as_deref() != Some(&loaded.inrelease_sha256) {
-                if !check.moved.contains(&label) {
-                    check.moved.push(label);
-                }
+            let pinned = locked.inrelease_sha256.as_deref();
+            let verdict = match pinned {
+                None => &mut check.unpinned,
+                Some(hash) if hash != loaded.inrelease_sha256 => &mut check.moved,
+                Some(_) => &mut check.matched,
+            };
+            if !verdict.contains(&label) {
+                verdict.push(label.clone());
+            }
+            if pinned != Some(&loaded.inrelease_sha256) {
                 continue;
             }
-            let packages =
-                (lock.packages.iter()).filter(|p| p.target == *arch && p.suite == locked.suite);
+            // Each package of this source, in this source's own indexes.
+            let packages = (lock.packages.iter())
+                .filter(|p| p.target == *arch && lock.source_of(p) == Some(locked));
             for p in packages {
                 let listed = universe.named(&p.name).any(|id| {
                     let record = universe.package(id);
-                    record.version() == p.version && record.sha256() == p.sha256
+                    let from = &universe.source_of(id).source;
+                    from.url == locked.url.trim_end_matches('/')
+                        && from.suite == locked.suite
+                        && record.version() == p.version
+                        && record.sha256() == p.sha256
                 });
                 if !listed {
                     return Err(AptError::BadLock {
@@ -667,9 +681,6 @@ pub async fn check_against_archive(
                     }
                     .into());
                 }
-            }
-            if !check.matched.contains(&label) {
-                check.matched.push(label);
             }
         }
     }

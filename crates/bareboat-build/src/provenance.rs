@@ -11,6 +11,7 @@
 //! - `runDetails`: bareboat as the builder, its version, and the run's id and times.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bareboat_apt::lockfile::Lockfile;
@@ -27,7 +28,15 @@ pub const BUILD_TYPE: &str = "https://github.com/bareboat-dev/bareboat/build-typ
 /// The builder that bareboat's provenance names.
 pub const BUILDER_ID: &str = "https://github.com/bareboat-dev/bareboat";
 
-/// The resolved dependency annotation that marks an added file, with its architecture.
+/// The resolved dependency annotation that says what it is: [`DEB`], [`INRELEASE`],
+/// [`BASE`] or [`ADDED_FILE`].
+const KIND: &str = "bareboatKind";
+const DEB: &str = "deb";
+const INRELEASE: &str = "InRelease";
+const BASE: &str = "base image";
+const ADDED_FILE: &str = "added file";
+
+/// The resolved dependency annotation that gives an added file's architecture.
 const ADDED_FILE_ARCH: &str = "addedFileArch";
 
 /// A build, as its provenance records it.
@@ -70,7 +79,7 @@ impl Provenance<'_> {
                 },
                 "internalParameters": {
                     "SOURCE_DATE_EPOCH": options.source_date_epoch,
-                    "compression": format!("{:?}", options.compression).to_lowercase(),
+                    "compression": options.compression.to_string(),
                     "maxLayers": options.max_layers,
                 },
                 "resolvedDependencies": self.dependencies(),
@@ -94,14 +103,15 @@ impl Provenance<'_> {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for p in &self.lock.packages {
-            if !seen.insert(&p.sha256) {
+            let uri = deb_uri(self.lock, p);
+            if !seen.insert((uri.clone(), &p.sha256)) {
                 continue;
             }
-            let url = self.lock.source_of(p).map(|s| s.url.trim_end_matches('/'));
             out.push(json!({
-                "uri": format!("{}/{}", url.unwrap_or_default(), p.filename),
+                "uri": uri,
                 "digest": {"sha256": p.sha256},
                 "name": p.filename.rsplit('/').next().unwrap_or(&p.filename),
+                "annotations": {KIND: DEB},
             }));
         }
         for s in &self.lock.sources {
@@ -109,15 +119,15 @@ impl Provenance<'_> {
                 out.push(json!({
                     "uri": format!("{}/dists/{}/InRelease", s.url.trim_end_matches('/'), s.suite),
                     "digest": {"sha256": hash},
-                    "name": "InRelease",
+                    "annotations": {KIND: INRELEASE},
                 }));
             }
         }
         if let Some(base) = self.base {
             out.push(json!({
-                "uri": base.name,
+                "uri": base_uri(&base.name),
                 "digest": {"sha256": base.digest.trim_start_matches("sha256:")},
-                "name": "base image",
+                "annotations": {KIND: BASE},
             }));
         }
         for image in self.images {
@@ -125,11 +135,29 @@ impl Provenance<'_> {
                 out.push(json!({
                     "name": format!("/{}", f.path.trim_start_matches('/')),
                     "digest": {"sha256": f.sha256},
-                    "annotations": {ADDED_FILE_ARCH: image.arch},
+                    "annotations": {KIND: ADDED_FILE, ADDED_FILE_ARCH: image.arch},
                 }));
             }
         }
         out
+    }
+}
+
+/// Where the lock's package `p` is downloaded from.
+fn deb_uri(lock: &Lockfile, p: &bareboat_apt::lockfile::LockedPackage) -> String {
+    let url = lock.source_of(p).map(|s| s.url.trim_end_matches('/'));
+    format!("{}/{}", url.unwrap_or_default(), p.filename)
+}
+
+/// A base image's name (a registry reference, `oci:DIR:TAG`, or an archive's path) as a
+/// URI.
+fn base_uri(name: &str) -> String {
+    if name.starts_with("oci:") {
+        name.to_string()
+    } else if Path::new(name).is_file() {
+        format!("file://{name}")
+    } else {
+        format!("docker://{name}")
     }
 }
 
@@ -188,25 +216,38 @@ impl Recorded {
             serde_json::from_value(definition["resolvedDependencies"].clone())
                 .map_err(|e| format!("its resolvedDependencies: {e}"))?;
         let sha256 = |d: &Dependency| d.digest.get("sha256").cloned().unwrap_or_default();
+        let kind = |d: &Dependency| {
+            d.annotations
+                .get(KIND)
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
         let mut debs = BTreeMap::new();
         let mut inreleases = Vec::new();
         let mut added: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for d in &dependencies {
-            if let Some(arch) = d.annotations.get(ADDED_FILE_ARCH).and_then(Value::as_str) {
-                let path = d.name.clone().ok_or("an added file has no name")?;
-                added
-                    .entry(arch.to_string())
-                    .or_default()
-                    .insert(path, sha256(d));
-            } else if d.name.as_deref() == Some("InRelease") {
-                inreleases.push(sha256(d));
-            } else if let Some(uri) = &d.uri {
-                debs.insert(uri.clone(), sha256(d));
+            match kind(d).as_deref() {
+                Some(ADDED_FILE) => {
+                    let arch = (d.annotations.get(ADDED_FILE_ARCH).and_then(Value::as_str))
+                        .ok_or("an added file has no architecture")?;
+                    // It names a directory the rebuild writes into.
+                    bareboat_apt::syntax::architecture(arch, ADDED_FILE_ARCH)?;
+                    let path = d.name.clone().ok_or("an added file has no name")?;
+                    added
+                        .entry(arch.to_string())
+                        .or_default()
+                        .insert(path, sha256(d));
+                }
+                Some(INRELEASE) => inreleases.push(sha256(d)),
+                Some(DEB) => {
+                    let uri = d.uri.clone().ok_or("a .deb has no uri")?;
+                    debs.insert(uri, sha256(d));
+                }
+                _ => {}
             }
         }
         for p in &lock.packages {
-            let url = lock.source_of(p).map(|s| s.url.trim_end_matches('/'));
-            let uri = format!("{}/{}", url.unwrap_or_default(), p.filename);
+            let uri = deb_uri(&lock, p);
             match debs.get(&uri) {
                 Some(hash) if *hash == p.sha256 => {}
                 Some(hash) => {
@@ -220,6 +261,15 @@ impl Recorded {
                         "its lockfile names {uri}, which its resolvedDependencies lack"
                     ));
                 }
+            }
+        }
+        for s in &lock.sources {
+            let named = s.inrelease_sha256.as_ref();
+            if named.is_some_and(|hash| !inreleases.contains(hash)) {
+                return Err(format!(
+                    "its lockfile locks {} {} against an InRelease its resolvedDependencies lack: the provenance does not hold together",
+                    s.url, s.suite
+                ));
             }
         }
         let internal = &definition["internalParameters"];

@@ -13,6 +13,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::Error;
 
+/// The most entries, and bytes of the files the provenance names, taken out of a layer of
+/// added files: a layer made to exhaust the disk is refused.
+const MAX_ENTRIES: usize = 1_000_000;
+const MAX_BYTES: u64 = 16 << 30;
+
 /// What the history of an image's files layer starts with.
 const FILES_LAYER: &str = "bareboat: files";
 
@@ -43,7 +48,13 @@ pub fn extract_added(
     let reader = image.open_layer(layer)?;
     let mut tar = tar::Archive::new(BoundedTar::new(reader));
     let io = |e: std::io::Error| refused(format!("reading the layer of added files: {e}"));
-    for entry in tar.entries().map_err(io)? {
+    let mut written = 0u64;
+    for (count, entry) in tar.entries().map_err(io)?.enumerate() {
+        if count >= MAX_ENTRIES {
+            return Err(refused(format!(
+                "the layer of added files has more than {MAX_ENTRIES} entries"
+            )));
+        }
         let mut entry = entry.map_err(io)?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let Some(relative) = inside(&name) else {
@@ -56,15 +67,31 @@ pub fn extract_added(
         let header = entry.header().clone();
         let mode = header.mode().map_err(io)? & 0o7777;
         let mtime = header.mtime().map_err(io)?;
+        let kind = header.entry_type();
+        let wanted = match kind {
+            tar::EntryType::Regular => expected.contains_key(&image_path),
+            tar::EntryType::Directory | tar::EntryType::Symlink => true,
+            // Whiteouts, devices and hard links are not what a spec adds.
+            _ => false,
+        };
+        if !wanted {
+            continue;
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_at(parent, e))?;
         }
-        match header.entry_type() {
+        match kind {
             tar::EntryType::Directory => {
                 std::fs::create_dir_all(&path).map_err(|e| io_at(&path, e))?;
                 directories.push((path, mode, mtime));
             }
-            tar::EntryType::Regular if expected.contains_key(&image_path) => {
+            tar::EntryType::Regular => {
+                written = written.saturating_add(header.size().map_err(io)?);
+                if written > MAX_BYTES {
+                    return Err(refused(format!(
+                        "the files the provenance names hold more than {MAX_BYTES} bytes"
+                    )));
+                }
                 let mut out = std::fs::File::create(&path).map_err(|e| io_at(&path, e))?;
                 let mut hasher = Sha256::new();
                 let mut buf = vec![0u8; 64 << 10];
@@ -77,7 +104,8 @@ pub fn extract_added(
                     std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| io_at(&path, e))?;
                 }
                 found.insert(image_path, hex::encode(hasher.finalize()));
-                set_mode_and_time(&path, mode, mtime)?;
+                set_time(&path, mtime)?;
+                set_mode(&path, mode)?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -87,18 +115,18 @@ pub fn extract_added(
                     .into_owned();
                 links.push((target, path, mtime));
             }
-            // Files the provenance does not name are not needed to build again; whiteouts,
-            // devices and hard links are not what a spec adds.
             _ => {}
         }
     }
     for (target, path, mtime) in links {
         std::os::unix::fs::symlink(&target, &path).map_err(|e| io_at(&path, e))?;
-        set_link_time(&path, mtime)?;
+        set_time(&path, mtime)?;
     }
-    // Last, since writing into a directory changes its time.
+    // Last, since writing into a directory changes its time; the deepest first, so that a
+    // directory made read-only is not written into after.
     for (path, mode, mtime) in directories.iter().rev() {
-        set_mode_and_time(path, *mode, *mtime)?;
+        set_time(path, *mtime)?;
+        set_mode(path, *mode)?;
     }
     for (path, sha256) in expected {
         match found.get(path) {
@@ -146,17 +174,31 @@ fn io_at(path: &Path, e: std::io::Error) -> Error {
     bareboat_apt::Error::io(path, e).into()
 }
 
-fn set_mode_and_time(path: &Path, mode: u32, mtime: u64) -> Result<(), Error> {
+fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| io_at(path, e))?;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-    let file = std::fs::File::open(path).map_err(|e| io_at(path, e))?;
-    file.set_modified(time).map_err(|e| io_at(path, e))
+        .map_err(|e| io_at(path, e))
 }
 
-/// Sets the time of the symbolic link at `path` itself, not of what it points at.
-fn set_link_time(path: &Path, mtime: u64) -> Result<(), Error> {
+/// Makes every directory under `dir` writable again, so that it can be removed: the added
+/// files came out with their own modes, which may deny that.
+pub fn make_removable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let path = entry.path();
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700));
+            make_removable(&path);
+        }
+    }
+}
+
+/// Sets the time of `path` itself (a link's own, not what it points at), whatever its
+/// mode.
+fn set_time(path: &Path, mtime: u64) -> Result<(), Error> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io_at(path, std::io::Error::other(e)))?;
@@ -226,7 +268,12 @@ fn entries(image: &Image, layer: usize) -> Result<BTreeMap<String, String>, Erro
     let io = |e: std::io::Error| Error::Rebuild(format!("reading layer {layer}: {e}"));
     let mut out = BTreeMap::new();
     let mut tar = tar::Archive::new(BoundedTar::new(image.open_layer(layer)?));
-    for entry in tar.entries().map_err(io)? {
+    for (count, entry) in tar.entries().map_err(io)?.enumerate() {
+        if count >= MAX_ENTRIES {
+            return Err(Error::Rebuild(format!(
+                "layer {layer} has more than {MAX_ENTRIES} entries"
+            )));
+        }
         let mut entry = entry.map_err(io)?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let h = entry.header().clone();

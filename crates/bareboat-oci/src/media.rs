@@ -52,6 +52,17 @@ impl Compression {
     }
 }
 
+impl std::fmt::Display for Compression {
+    /// As `--compression` names it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
 impl std::str::FromStr for Compression {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -69,10 +69,21 @@ pub struct PolicyCheck {
 impl Policy {
     /// Reads a policy's text, checking every type and duration it names.
     pub fn parse(text: &str, origin: &str) -> Result<Policy, String> {
-        let policy: Policy = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        for t in policy.types() {
-            t.parse::<AttestationType>()
-                .map_err(|e| format!("{origin}: {e}"))?;
+        let mut policy: Policy = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        // Each type by the name verification gives it (`custom` as cosign's predicate type).
+        let canonical = |t: &str| {
+            (t.parse::<AttestationType>())
+                .map(|t| t.to_string())
+                .map_err(|e| format!("{origin}: {e}"))
+        };
+        for t in &mut policy.require {
+            *t = canonical(t)?;
+        }
+        for f in &mut policy.fields {
+            f.kind = canonical(&f.kind)?;
+        }
+        for o in &policy.origins {
+            Origin::parse(o).map_err(|e| format!("{origin}: origins: {e}"))?;
         }
         if let Some(age) = &policy.max_age {
             humantime::parse_duration(age)
@@ -86,7 +97,7 @@ impl Policy {
         let mut types: Vec<String> = self.require.clone();
         types.extend(self.fields.iter().map(|f| f.kind.clone()));
         if self.max_age.is_some() || !self.origins.is_empty() {
-            types.push("slsaprovenance1".into());
+            types.push(AttestationType::SlsaProvenance1.to_string());
         }
         types.sort();
         types.dedup();
@@ -110,7 +121,7 @@ impl Policy {
                 detail: format!("{count} valid {kind} attestation(s)"),
             });
         }
-        let provenance = newest("slsaprovenance1");
+        let provenance = newest(&AttestationType::SlsaProvenance1.to_string());
         if let Some(age) = &self.max_age {
             checks.push(max_age(provenance, age, now));
         }
@@ -135,12 +146,15 @@ impl Policy {
     }
 }
 
-/// The newest of `statements`, by their provenance's `finishedOn` (the first, if none has
+/// The newest of `statements`, by their provenance's `finishedOn` (the last, if none has
 /// one).
-fn newest(statements: &[Value]) -> Option<&Value> {
+pub fn newest(statements: &[Value]) -> Option<&Value> {
     let finished = |s: &&Value| finished_on(s).unwrap_or(SystemTime::UNIX_EPOCH);
     statements.iter().max_by_key(finished)
 }
+
+/// How far ahead of this machine's clock a build may say it finished.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// When the build a provenance statement records finished.
 fn finished_on(statement: &Value) -> Option<SystemTime> {
@@ -163,6 +177,13 @@ fn max_age(provenance: Option<&Value>, age: &str, now: SystemTime) -> PolicyChec
         None => (
             false,
             "it has no runDetails.metadata.finishedOn".to_string(),
+        ),
+        Some(at) if at > now + CLOCK_SKEW => (
+            false,
+            format!(
+                "it says it finished at {}, in the future",
+                humantime::format_rfc3339_seconds(at)
+            ),
         ),
         Some(at) => {
             let elapsed = now.duration_since(at).unwrap_or(Duration::ZERO);
@@ -199,21 +220,63 @@ fn origins(provenance: Option<&Value>, origins: &[String]) -> PolicyCheck {
         .iter()
         .filter_map(|d| d["uri"].as_str())
         .collect();
-    let foreign: Vec<&&str> = (uris.iter())
-        .filter(|u| !origins.iter().any(|o| u.starts_with(o.as_str())))
+    let allowed: Vec<Origin> = origins
+        .iter()
+        .filter_map(|o| Origin::parse(o).ok())
         .collect();
-    let detail = match foreign.first() {
-        None => format!("{} dependencies, all from there", uris.len()),
-        Some(first) => format!(
-            "{} of {} are not, such as {first}",
-            foreign.len(),
-            uris.len()
+    let foreign: Vec<&&str> = (uris.iter())
+        .filter(|u| !Origin::parse(u).is_ok_and(|u| allowed.iter().any(|o| o.holds(&u))))
+        .collect();
+    let (passed, detail) = match foreign.first() {
+        None if uris.is_empty() => (false, "it lists no dependency with a URI".to_string()),
+        None => (true, format!("{} dependencies, all from there", uris.len())),
+        Some(first) => (
+            false,
+            format!(
+                "{} of {} are not, such as {first}",
+                foreign.len(),
+                uris.len()
+            ),
         ),
     };
     PolicyCheck {
         check,
-        passed: foreign.is_empty(),
+        passed,
         detail,
+    }
+}
+
+/// A URI, or an origin a policy names: its scheme and authority compared exactly, its path
+/// by whole segments, so that `http://mirror/debian` holds `http://mirror/debian/pool/x`
+/// but not `http://mirror/debian-evil/x` or `http://mirror.evil/`.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin<'a> {
+    scheme: &'a str,
+    authority: &'a str,
+    segments: Vec<&'a str>,
+}
+
+impl<'a> Origin<'a> {
+    fn parse(uri: &'a str) -> Result<Origin<'a>, String> {
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| format!("{uri:?} is not a URI (scheme://host/path)"))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if scheme.is_empty() || authority.is_empty() {
+            return Err(format!("{uri:?} names no scheme or host"));
+        }
+        Ok(Origin {
+            scheme,
+            authority,
+            segments: path.split('/').filter(|s| !s.is_empty()).collect(),
+        })
+    }
+
+    /// Whether `uri` comes from this origin.
+    fn holds(&self, uri: &Origin) -> bool {
+        self.scheme.eq_ignore_ascii_case(uri.scheme)
+            && self.authority.eq_ignore_ascii_case(uri.authority)
+            && uri.segments.starts_with(&self.segments)
     }
 }
 
@@ -254,7 +317,7 @@ equals = "https://builder"
         let old = provenance(
             "https://other",
             "2026-11-01T00:00:00Z",
-            &["http://elsewhere/x.deb"],
+            &["http://mirror/debian-evil/x.deb"],
         );
         let new = provenance(
             "https://builder",
@@ -281,13 +344,38 @@ equals = "https://builder"
             "{failed:?}"
         );
         assert!(
-            failed[2].contains("1 of 1 are not, such as http://elsewhere/x.deb"),
+            failed[2].contains("1 of 1 are not, such as http://mirror/debian-evil/x.deb"),
             "{failed:?}"
         );
         assert!(
             failed[3].contains("runDetails.builder.id is \"https://other\""),
             "{failed:?}"
         );
+    }
+
+    #[test]
+    fn origins_compare_hosts_exactly_and_paths_by_segment() {
+        let o = Origin::parse("http://mirror/debian").unwrap();
+        let holds = |u: &str| o.holds(&Origin::parse(u).unwrap());
+        assert!(holds("http://mirror/debian/pool/a.deb"));
+        assert!(holds("HTTP://MIRROR/debian/x"));
+        assert!(!holds("http://mirror/debian-evil/x"));
+        assert!(!holds("http://mirror.evil/debian/x"));
+        assert!(!holds("https://mirror/debian/x"));
+        assert!(Origin::parse("mirror/debian").is_err());
+    }
+
+    #[test]
+    fn a_build_that_says_it_finishes_in_the_future_is_not_recent() {
+        let now = humantime::parse_rfc3339("2026-12-07T00:00:00Z").unwrap();
+        let future = provenance("b", "2027-01-01T00:00:00Z", &[]);
+        let check = max_age(Some(&future), "30d", now);
+        assert!(
+            !check.passed && check.detail.contains("in the future"),
+            "{check:?}"
+        );
+        let empty = origins(Some(&future), &["http://mirror/debian".into()]);
+        assert!(!empty.passed, "nothing checked is no pass: {empty:?}");
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct BuildArgs {
     /// The private key --attest signs with (a file, or env://VAR)
     #[arg(long, value_name = "KEY")]
     key: Option<String>,
+    /// Build even when an added program needs symbol versions (GLIBC_2.38, say) that the
+    /// image's libraries lack, warning of each: the program will not start
+    #[arg(long)]
+    allow_abi_mismatch: bool,
     #[command(flatten)]
     sign_options: SignOptions,
     #[command(flatten)]
@@ -148,6 +152,7 @@ impl BuildArgs {
             compression: self.compression,
             source_date_epoch: self.source_date_epoch,
             max_layers: usize::from(self.max_layers),
+            allow_abi_mismatch: self.allow_abi_mismatch,
             ..BuildOptions::default()
         };
         Ok(Build {

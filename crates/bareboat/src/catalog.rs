@@ -137,6 +137,7 @@ fn print_deps(report: &DepsReport) {
                 interpreter,
                 needed,
                 search,
+                ..
             } => {
                 println!("{}: dynamic {arch} ELF", a.path);
                 if let Some(i) = interpreter {

@@ -9,7 +9,7 @@ use bareboat_apt::lockfile::Lockfile;
 use bareboat_build::build::BuildOptions;
 use bareboat_build::lock::{ArchiveCheck, check_against_archive};
 use bareboat_build::provenance::Recorded;
-use bareboat_build::rebuild::{Difference, extract_added, first_difference};
+use bareboat_build::rebuild::{Difference, extract_added, first_difference, make_removable};
 use bareboat_oci::layout::Layout;
 use bareboat_oci::media::Kind;
 use bareboat_oci::model::{Image, Index};
@@ -81,11 +81,8 @@ pub async fn cmd_rebuild(args: RebuildArgs, cache_root: &Path, json: bool) -> Re
         .await
         .with_context(|| format!("reading {}", args.image))?;
     let (blobs, top) = (&*source.blobs, &source.top);
-    let statement = match provenance(blobs, top, key.as_ref(), &args.image)? {
-        Some(statement) => statement,
-        None => {
-            return Ok(ExitCode::from(NOT_VERIFIED));
-        }
+    let Some(statement) = provenance(blobs, top, key.as_ref(), &args.image)? else {
+        return Ok(ExitCode::from(NOT_VERIFIED));
     };
     if key.is_none() {
         eprintln!(
@@ -100,55 +97,27 @@ pub async fn cmd_rebuild(args: RebuildArgs, cache_root: &Path, json: bool) -> Re
         .prefix("bareboat-rebuild-")
         .tempdir_in(&scratch)
         .context("making a scratch directory")?;
-    let w = work.path();
-    let lock = with_mirrors(&recorded.lock, args.archive.mirrors_named());
-    let lockfile = w.join("bareboat.lock");
-    lock.write(&lockfile)?;
-    let request = request(&recorded, &lock, w)?;
-    for (arch, files) in &recorded.added {
-        let image = Image::open(blobs, top, arch)?;
-        extract_added(&image, files, &w.join("files").join(arch))?;
-    }
-    let cx = machinery.context();
-    let check = check_against_archive(&lock, cx.archive, &*cx.stages.stage("indexes")).await?;
-    let output = format!("oci:{}:rebuilt", w.join("rebuilt").display());
-    let options = BuildOptions {
-        compression: recorded.compression.parse().map_err(anyhow::Error::msg)?,
-        source_date_epoch: recorded.source_date_epoch,
-        max_layers: recorded.max_layers,
-        ..BuildOptions::default()
+    let rebuilding = Rebuilding {
+        recorded: &recorded,
+        work: work.path(),
+        blobs,
+        top,
     };
-    let mut build = request.build(std::slice::from_ref(&output), Some(lockfile), options)?;
-    for f in &mut build.spec.files {
-        f.src = added_source(w, &f.src, &f.dst);
-    }
-    build.request = recorded.request.clone();
-    let built = build.run(&cx).await?;
-    let rebuilt = Layout::create(&w.join("rebuilt"))?;
-    let rebuilt_top = rebuilt.resolve("rebuilt")?;
-    let (digest, compared) = compared(blobs, top, &rebuilt, &rebuilt_top)?;
-    let reproduced = digest == compared.digest().to_string();
-    let mut differences = Vec::new();
-    if !reproduced {
-        for image in &built.images {
-            let original = Image::open(blobs, top, &image.arch)?;
-            let again = Image::open(&rebuilt, &rebuilt_top, &image.arch)?;
-            if original.descriptor.digest() != again.descriptor.digest() {
-                differences.push(PlatformDifference {
-                    arch: image.arch.clone(),
-                    difference: first_difference(&original, &again)?,
-                });
-            }
-        }
-    }
+    let outcome = rebuilding
+        .run(&machinery, args.archive.mirrors_named())
+        .await;
+    // The added files came out with their own modes, which may deny removing them.
+    make_removable(work.path());
+    let outcome = outcome?;
+    let reproduced = outcome.digest == outcome.rebuilt;
     let report = RebuildReport {
         image: &args.image,
-        digest,
-        rebuilt: compared.digest().to_string(),
+        digest: outcome.digest,
+        rebuilt: outcome.rebuilt,
         reproduced,
         provenance_verified: key.is_some(),
-        archive: check,
-        differences,
+        archive: outcome.check,
+        differences: outcome.differences,
     };
     if json {
         print_json(&report)?;
@@ -159,6 +128,88 @@ pub async fn cmd_rebuild(args: RebuildArgs, cache_root: &Path, json: bool) -> Re
         true => ExitCode::SUCCESS,
         false => ExitCode::from(NOT_REPRODUCED),
     })
+}
+
+/// A rebuild under way: what the provenance recorded, a scratch directory, and the image.
+struct Rebuilding<'a> {
+    recorded: &'a Recorded,
+    work: &'a Path,
+    blobs: &'a dyn BlobSource,
+    top: &'a Descriptor,
+}
+
+/// What a rebuild came to.
+struct Outcome {
+    digest: String,
+    rebuilt: String,
+    check: ArchiveCheck,
+    differences: Vec<PlatformDifference>,
+}
+
+impl Rebuilding<'_> {
+    /// Checks the lock against the archive, takes the added files out, builds, and
+    /// compares.
+    async fn run(
+        &self,
+        machinery: &Machinery,
+        mirrors: (Option<&str>, Option<&str>),
+    ) -> Result<Outcome> {
+        let (recorded, w, blobs, top) = (self.recorded, self.work, self.blobs, self.top);
+        let lock = with_mirrors(&recorded.lock, mirrors);
+        let lockfile = w.join("bareboat.lock");
+        lock.write(&lockfile)?;
+        let request = request(recorded, &lock, w)?;
+        // Of one platform's image, only that platform is taken out and compared.
+        let only = match Kind::of(top.media_type().as_ref()) {
+            Kind::Manifest => Some(arch_of(blobs, top)?),
+            _ => None,
+        };
+        let wanted = |arch: &str| only.as_deref().is_none_or(|o| o == arch);
+        for (arch, files) in recorded.added.iter().filter(|(a, _)| wanted(a)) {
+            let image = Image::open(blobs, top, arch)?;
+            extract_added(&image, files, &w.join("files").join(arch))?;
+        }
+        let cx = machinery.context();
+        let check = check_against_archive(&lock, cx.archive, &*cx.stages.stage("indexes")).await?;
+        let output = format!("oci:{}:rebuilt", w.join("rebuilt").display());
+        let options = BuildOptions {
+            compression: recorded.compression.parse().map_err(anyhow::Error::msg)?,
+            source_date_epoch: recorded.source_date_epoch,
+            max_layers: recorded.max_layers,
+            ..BuildOptions::default()
+        };
+        let mut build = request.build(std::slice::from_ref(&output), Some(lockfile), options)?;
+        for f in &mut build.spec.files {
+            f.src = added_source(w, &f.src, &f.dst);
+        }
+        let built = build.run(&cx).await?;
+        let rebuilt = Layout::create(&w.join("rebuilt"))?;
+        let rebuilt_top = rebuilt.resolve("rebuilt")?;
+        let compared = match &only {
+            Some(arch) => Index::pick(&rebuilt, &rebuilt_top, arch)?,
+            None => rebuilt_top.clone(),
+        };
+        let digest = top.digest().to_string();
+        let mut differences = Vec::new();
+        if digest != compared.digest().as_ref() {
+            for arch in built.images.iter().map(|i| &i.arch).filter(|a| wanted(a)) {
+                let original = Image::open(blobs, top, arch)?;
+                let again = Image::open(&rebuilt, &rebuilt_top, arch)?;
+                if original.descriptor.digest() != again.descriptor.digest() {
+                    differences.push(PlatformDifference {
+                        arch: arch.clone(),
+                        difference: first_difference(&original, &again)?,
+                    });
+                }
+            }
+        }
+        Ok(Outcome {
+            digest,
+            rebuilt: compared.digest().to_string(),
+            check,
+            differences,
+        })
+    }
 }
 
 /// The newest SLSA provenance about `top` (verified with `key` when given); `None`, with
@@ -184,24 +235,24 @@ fn provenance(
         }
         None => verify::unverified(blobs, top, &wanted)?,
     };
-    let finished = |s: &&Value| {
-        s["predicate"]["runDetails"]["metadata"]["finishedOn"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let newest = statements.iter().max_by_key(finished).cloned();
+    let newest = bareboat_sign::policy::newest(&statements).cloned();
     if newest.is_none() {
         eprintln!("error: {image}: no SLSA provenance is attested about it");
     }
     Ok(newest)
 }
 
-/// `lock` with its sources at the mirrors the command line names: a rebuild fetches from
-/// there (a snapshot archive, say) what the lock names by path and SHA256.
+/// `lock` with its Debian sources (the release's own suites, not a vendor's) at the mirrors
+/// the command line names: a rebuild fetches from there (a snapshot archive, say) what the
+/// lock names by path and SHA256.
 fn with_mirrors(lock: &Lockfile, (archive, security): (Option<&str>, Option<&str>)) -> Lockfile {
     let mut lock = lock.clone();
-    for s in &mut lock.sources {
+    let release = lock.release.clone();
+    for s in lock
+        .sources
+        .iter_mut()
+        .filter(|s| s.suite.starts_with(&release))
+    {
         let mirror = match s.suite.ends_with("-security") {
             true => security,
             false => archive,
@@ -218,18 +269,26 @@ fn with_mirrors(lock: &Lockfile, (archive, security): (Option<&str>, Option<&str
 fn request(recorded: &Recorded, lock: &Lockfile, work: &Path) -> Result<Request> {
     let mut request: Request = serde_json::from_value(recorded.request.clone())
         .context("the provenance's request is not one bareboat makes")?;
-    if let Some(text) = &request.spec_text {
-        let path = work.join("spec").join("bareboat.toml");
-        std::fs::create_dir_all(work.join("spec"))?;
-        std::fs::write(&path, text)?;
-        request.spec.spec = path.display().to_string();
+    match &request.spec_text {
+        Some(text) => {
+            let path = work.join("spec").join("bareboat.toml");
+            std::fs::create_dir_all(work.join("spec"))?;
+            std::fs::write(&path, text)?;
+            request.spec.spec = path.display().to_string();
+        }
+        // Never a file of this machine's, taken for the one the provenance meant.
+        None if request.spec.is_file() => {
+            bail!(
+                "the provenance names the spec file {} without its text",
+                request.spec.spec
+            )
+        }
+        None => {}
     }
     if let (Some(digest), Ok(ImageRef::Docker { name, .. })) =
         (&lock.base, request.spec.spec.parse::<ImageRef>())
     {
-        let pinned = format!("docker://{}/{}@{digest}", name.registry, name.repository);
-        request.spec.spec = pinned.clone();
-        request.app.from = Some(pinned);
+        request.spec.spec = format!("docker://{}/{}@{digest}", name.registry, name.repository);
     }
     Ok(request)
 }
@@ -252,40 +311,25 @@ fn added_source(work: &Path, src: &Path, dst: &str) -> PathBuf {
     }
 }
 
-/// The image's digest and the rebuilt manifest (or index) to compare it with: the rebuilt
-/// top, or, for one platform's image, that platform's manifest.
-fn compared(
-    blobs: &dyn BlobSource,
-    top: &Descriptor,
-    rebuilt: &Layout,
-    rebuilt_top: &Descriptor,
-) -> Result<(String, Descriptor)> {
-    let digest = top.digest().to_string();
-    let one = Kind::of(top.media_type().as_ref()) == Kind::Manifest;
-    let several = Kind::of(rebuilt_top.media_type().as_ref()) == Kind::Index;
-    if !(one && several) {
-        return Ok((digest, rebuilt_top.clone()));
+/// The Debian architecture of the one-platform image `top`, from its config.
+fn arch_of(blobs: &dyn BlobSource, top: &Descriptor) -> Result<String> {
+    // `top` is one platform's manifest: any architecture picks it.
+    let config = Image::open(blobs, top, "any")?.config;
+    let oci = config.architecture().to_string();
+    let debian = (bareboat_apt::syntax::RELEASE_ARCHITECTURES.iter())
+        .find(|d| bareboat_oci::image::platform(d).0.to_string() == oci);
+    match debian {
+        Some(arch) => Ok(arch.to_string()),
+        None => bail!("the image's architecture {oci} is not one Debian releases"),
     }
-    let arch = Image::open(blobs, top, "amd64")?
-        .config
-        .architecture()
-        .to_string();
-    let Some(debian) = debian_arch(&arch) else {
-        bail!("the image's architecture {arch} is not one bareboat builds");
-    };
-    Ok((digest, Index::pick(rebuilt, rebuilt_top, debian)?))
-}
-
-/// The Debian architecture of an OCI architecture name.
-fn debian_arch(oci: &str) -> Option<&'static str> {
-    [
-        "amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x",
-    ]
-    .into_iter()
-    .find(|d| bareboat_oci::image::platform(d).0.to_string() == oci)
 }
 
 fn print_rebuild(report: &RebuildReport) {
+    for source in &report.archive.unpinned {
+        eprintln!(
+            "warning: {source}: the provenance's lockfile (format 1) names no InRelease: its packages are checked by their SHA256s only (`bareboat lock` records it)"
+        );
+    }
     for source in &report.archive.moved {
         eprintln!(
             "warning: {source} now serves another InRelease than the provenance names: its packages are checked by their SHA256s only (--mirror a snapshot archive to check them against the signed indexes)"

@@ -1,0 +1,117 @@
+//! The ABI guard: an added program that needs a symbol version (`GLIBC_2.38`) that the
+//! library the image holds does not define cannot start. Each program's needs, from its
+//! `.gnu.version_r`, are checked against the `.gnu.version_d` of the library the loader
+//! would find in the tree (the unpacked packages over the base's layers).
+
+use serde::Serialize;
+
+use bareboat_apt::sources::Distribution;
+use bareboat_rootfs::rootfs::Rootfs;
+
+use crate::deps::{self, Analysis, FileKind};
+
+/// The highest version of each versioned ABI each release's libraries define: glibc,
+/// libstdc++ and its C++ ABI.
+const RELEASES: &[(Distribution, &[&str])] = &[
+    (
+        Distribution::Bookworm,
+        &["GLIBC_2.36", "GLIBCXX_3.4.30", "CXXABI_1.3.13"],
+    ),
+    (
+        Distribution::Trixie,
+        &["GLIBC_2.41", "GLIBCXX_3.4.33", "CXXABI_1.3.15"],
+    ),
+];
+
+/// A program that needs a symbol version its library lacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AbiMismatch {
+    /// The program (or library) added, by its path in the image.
+    pub program: String,
+    /// The symbol version it needs.
+    pub needs: String,
+    /// The library that should define it, by its path in the image.
+    pub library: String,
+    /// The highest version of that name the library defines, if any.
+    pub highest: Option<String>,
+    /// What to do.
+    pub fix: String,
+}
+
+impl std::fmt::Display for AbiMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let highest = self.highest.as_deref().unwrap_or("none of that name");
+        write!(
+            f,
+            "{} needs {} from {}, which defines at most {highest}: it cannot start\n  hint: {}",
+            self.program, self.needs, self.library, self.fix
+        )
+    }
+}
+
+/// The ABI mismatches of `analysis` (the added files) against the libraries of `tree`, an
+/// image of `release` for `arch`.
+pub fn check(
+    tree: &Rootfs,
+    analysis: &[Analysis],
+    arch: &str,
+    release: Distribution,
+) -> Vec<AbiMismatch> {
+    let mut out = Vec::new();
+    for a in analysis {
+        let FileKind::Dynamic {
+            search, versions, ..
+        } = &a.kind
+        else {
+            continue;
+        };
+        for need in versions {
+            let found = deps::search_paths(&need.library, search, arch)
+                .into_iter()
+                .find_map(|p| Some((tree.read(&p)?, p)));
+            // A library the image lacks is the missing-need check's to report.
+            let Some((bytes, library)) = found else {
+                continue;
+            };
+            let Ok(defined) = bareboat_elf::version_definitions(&bytes) else {
+                continue;
+            };
+            for missing in bareboat_elf::missing_versions(&need.versions, &defined) {
+                out.push(AbiMismatch {
+                    program: a.path.clone(),
+                    needs: missing.to_string(),
+                    library: format!("/{library}"),
+                    highest: bareboat_elf::highest_like(missing, &defined),
+                    fix: fix(missing, release),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The way out of a missing `version` in an image of `release`: the release whose libraries
+/// define it, or building the program on the image's release.
+fn fix(version: &str, release: Distribution) -> String {
+    let provides = |highest: &[&str]| {
+        let defined = highest.iter().map(ToString::to_string).collect();
+        bareboat_elf::highest_like(version, &defined)
+            .is_some_and(|h| !bareboat_elf::is_older(&h, version))
+    };
+    let newer = RELEASES
+        .iter()
+        .find(|(r, highest)| *r != release && provides(highest));
+    match newer {
+        Some((r, _)) => format!(
+            "build the image for {} (--release {}), whose libraries define {version}, or build the program on {}",
+            r.codename(),
+            r.codename(),
+            release.codename()
+        ),
+        None => format!(
+            "build the program on {} (in a {} container, say), so that it needs only what its libraries define",
+            release.codename(),
+            release.codename()
+        ),
+    }
+}

@@ -1,0 +1,330 @@
+//! bareboat-elf: what a program or script needs at run time, from its bytes.
+//!
+//! An ELF file names its program interpreter (`PT_INTERP`), the sonames it needs
+//! (`DT_NEEDED`), where to look for them (`DT_RPATH`, or `DT_RUNPATH` which overrides it,
+//! `$ORIGIN` expanded), and, in `.gnu.version_r`, the symbol versions it needs from each
+//! library (`GLIBC_2.38`); a library lists those it defines in `.gnu.version_d`. A script's
+//! `#!` line names its interpreter. [`classify`] reads all of it; [`missing_versions`] is
+//! the ABI check: which of a program's symbol versions a library lacks.
+//!
+//! ```
+//! let kind = bareboat_elf::classify(b"#!/usr/bin/python3 -u\nprint(1)\n", "/app/run").unwrap();
+//! assert!(matches!(kind, bareboat_elf::FileKind::Script { .. }));
+//! ```
+
+#![deny(missing_docs)]
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+
+/// What a file is, as far as running it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileKind {
+    /// A statically linked program: it needs nothing from the image.
+    Static {
+        /// The architecture it is built for.
+        arch: String,
+    },
+    /// A dynamically linked program or library.
+    Dynamic {
+        /// The architecture it is built for.
+        arch: String,
+        /// The ELF interpreter (dynamic loader) it names.
+        interpreter: Option<String>,
+        /// The libraries it needs (DT_NEEDED).
+        needed: Vec<String>,
+        /// Directories searched first, from RUNPATH (or RPATH), with `$ORIGIN` expanded.
+        search: Vec<String>,
+        /// The symbol versions it needs, by the library (soname) that must define them.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        versions: Vec<VersionNeed>,
+    },
+    /// A `#!` script.
+    Script {
+        /// The interpreter its `#!` line names.
+        interpreter: String,
+        /// The program `#!/usr/bin/env` runs, if that is how the line reads.
+        via_env: Option<String>,
+    },
+    /// Anything else: data, which needs nothing.
+    Data,
+}
+
+/// Symbol versions a program needs from one library.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VersionNeed {
+    /// The library's soname, such as `libc.so.6`.
+    pub library: String,
+    /// The versions, such as `GLIBC_2.38`.
+    pub versions: Vec<String>,
+}
+
+/// A file and what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Analysis {
+    /// The file's path in the image, absolute.
+    pub path: String,
+    #[serde(flatten)]
+    /// What it is, and so what it needs.
+    pub kind: FileKind,
+}
+
+/// The Debian architecture an ELF machine is built for.
+fn arch_of(machine: u16) -> String {
+    match machine {
+        goblin::elf::header::EM_X86_64 => "amd64".into(),
+        goblin::elf::header::EM_AARCH64 => "arm64".into(),
+        m => goblin::elf::header::machine_to_str(m).to_string(),
+    }
+}
+
+/// The multiarch directory of an architecture.
+fn triplet(arch: &str) -> &'static str {
+    match arch {
+        "arm64" => "aarch64-linux-gnu",
+        _ => "x86_64-linux-gnu",
+    }
+}
+
+/// Where the loader looks for `soname`, as absolute paths: the file's own directories,
+/// then the system's.
+pub fn search_paths(soname: &str, search: &[String], arch: &str) -> Vec<String> {
+    if soname.contains('/') {
+        return vec![soname.to_string()];
+    }
+    // Merged /usr: /lib is /usr/lib.
+    let defaults = [format!("/usr/lib/{}", triplet(arch)), "/usr/lib".into()];
+    search
+        .iter()
+        .chain(defaults.iter())
+        .map(|d| format!("{}/{soname}", d.trim_end_matches('/')))
+        .collect()
+}
+
+/// Analyses the host file `src`, which the image will hold at `path`; the error says why
+/// it cannot be read.
+pub fn analyze(src: &Path, path: &str) -> Result<Analysis, String> {
+    let mut file = std::fs::File::open(src).map_err(|e| e.to_string())?;
+    let mut head = [0u8; 256];
+    let mut len = 0;
+    while len < head.len() {
+        match file.read(&mut head[len..]).map_err(|e| e.to_string())? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    let head = &head[..len];
+    let kind = if head.starts_with(b"\x7fELF") {
+        // Mapped, not read: programs can be hundreds of megabytes.
+        // SAFETY: the map is read-only and dropped before this function returns; a file
+        // changed underneath it gives wrong answers, not undefined behaviour in safe code
+        // that only reads bytes.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+        classify(&map, path)
+    } else {
+        classify(head, path)
+    }?;
+    Ok(Analysis {
+        path: format!("/{}", path.trim_start_matches('/')),
+        kind,
+    })
+}
+
+/// What a file that will be at `path` in the image is, from its bytes: the whole file for
+/// an ELF file, at least its first line for a script.
+pub fn classify(bytes: &[u8], path: &str) -> Result<FileKind, String> {
+    if bytes.starts_with(b"\x7fELF") {
+        return elf_kind(bytes, path);
+    }
+    let Some(line) = bytes.strip_prefix(b"#!") else {
+        return Ok(FileKind::Data);
+    };
+    let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let interpreter = words
+        .next()
+        .ok_or_else(|| "a #! line without an interpreter".to_string())?
+        .to_string();
+    let via_env = (interpreter == "/usr/bin/env" || interpreter == "/bin/env")
+        .then(|| words.find(|w| !w.starts_with('-')).map(String::from))
+        .flatten();
+    Ok(FileKind::Script {
+        interpreter,
+        via_env,
+    })
+}
+
+fn parse(bytes: &[u8]) -> Result<goblin::elf::Elf<'_>, String> {
+    goblin::elf::Elf::parse(bytes).map_err(|e| format!("not a readable ELF file: {e}"))
+}
+
+fn elf_kind(bytes: &[u8], path: &str) -> Result<FileKind, String> {
+    let elf = parse(bytes)?;
+    let arch = arch_of(elf.header.e_machine);
+    let interpreter = elf.interpreter.map(String::from);
+    let needed: Vec<String> = elf.libraries.iter().map(|s| s.to_string()).collect();
+    if interpreter.is_none() && needed.is_empty() {
+        return Ok(FileKind::Static { arch });
+    }
+    let origin = Path::new(path.trim_start_matches('/'))
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The loader ignores RPATH when RUNPATH is present.
+    let dirs = if elf.runpaths.is_empty() {
+        &elf.rpaths
+    } else {
+        &elf.runpaths
+    };
+    let search = dirs
+        .iter()
+        .flat_map(|d| d.split(':'))
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let d = d.replace("${ORIGIN}", "$ORIGIN");
+            match d.strip_prefix("$ORIGIN") {
+                Some(rest) => format!("/{origin}{rest}"),
+                None => d,
+            }
+        })
+        .collect();
+    Ok(FileKind::Dynamic {
+        arch,
+        interpreter,
+        needed,
+        search,
+        versions: version_needs(&elf),
+    })
+}
+
+/// The symbol versions `elf` needs, by library, from `.gnu.version_r`.
+fn version_needs(elf: &goblin::elf::Elf) -> Vec<VersionNeed> {
+    let Some(verneed) = &elf.verneed else {
+        return Vec::new();
+    };
+    let name = |offset: usize| elf.dynstrtab.get_at(offset).map(String::from);
+    verneed
+        .iter()
+        .filter_map(|need| {
+            let library = name(need.vn_file)?;
+            let versions = need.iter().filter_map(|aux| name(aux.vna_name)).collect();
+            Some(VersionNeed { library, versions })
+        })
+        .collect()
+}
+
+/// The symbol versions the library `bytes` defines, from `.gnu.version_d` (its own soname,
+/// the base definition, left out).
+pub fn version_definitions(bytes: &[u8]) -> Result<BTreeSet<String>, String> {
+    let elf = parse(bytes)?;
+    let Some(verdef) = &elf.verdef else {
+        return Ok(BTreeSet::new());
+    };
+    let base = goblin::elf::symver::VER_FLG_BASE;
+    Ok(verdef
+        .iter()
+        .filter(|d| d.vd_flags & base == 0)
+        .filter_map(|d| d.iter().next())
+        .filter_map(|aux| elf.dynstrtab.get_at(aux.vda_name).map(String::from))
+        .collect())
+}
+
+/// Which of `needed` (symbol versions such as `GLIBC_2.38`) are not among `defined`.
+pub fn missing_versions<'a>(needed: &'a [String], defined: &BTreeSet<String>) -> Vec<&'a str> {
+    (needed.iter())
+        .filter(|v| !defined.contains(*v))
+        .map(String::as_str)
+        .collect()
+}
+
+/// The highest of the versions of `defined` that share `version`'s name (`GLIBC_2.36` for
+/// `GLIBC_2.38` in a bookworm libc), compared number by number.
+pub fn highest_like(version: &str, defined: &BTreeSet<String>) -> Option<String> {
+    let (name, _) = split_version(version);
+    defined
+        .iter()
+        .filter(|d| split_version(d).0 == name)
+        .max_by(|a, b| split_version(a).1.cmp(&split_version(b).1))
+        .cloned()
+}
+
+/// Whether version `a` is older than `b` of the same name (`GLIBC_2.36` than `GLIBC_2.38`).
+pub fn is_older(a: &str, b: &str) -> bool {
+    let (a, b) = (split_version(a), split_version(b));
+    a.0 == b.0 && a.1 < b.1
+}
+
+/// `GLIBC_2.38` as `("GLIBC", [2, 38])`.
+fn split_version(v: &str) -> (&str, Vec<u64>) {
+    let (name, number) = v.rsplit_once('_').unwrap_or((v, ""));
+    (
+        name,
+        number.split('.').filter_map(|n| n.parse().ok()).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_and_data_are_told_apart() {
+        assert_eq!(
+            classify(b"#!/usr/bin/env -S python3 -u\n", "/app/x").unwrap(),
+            FileKind::Script {
+                interpreter: "/usr/bin/env".into(),
+                via_env: Some("python3".into())
+            }
+        );
+        assert_eq!(classify(b"plain", "/x").unwrap(), FileKind::Data);
+        assert!(classify(b"#!\n", "/x").is_err());
+    }
+
+    #[test]
+    fn versions_are_compared_number_by_number() {
+        let defined: BTreeSet<String> =
+            ["GLIBC_2.2.5", "GLIBC_2.36", "GLIBC_2.4", "GLIBCXX_3.4.30"]
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+        assert_eq!(
+            highest_like("GLIBC_2.38", &defined).as_deref(),
+            Some("GLIBC_2.36")
+        );
+        assert_eq!(
+            highest_like("GLIBCXX_3.4.31", &defined).as_deref(),
+            Some("GLIBCXX_3.4.30")
+        );
+        let needed = vec!["GLIBC_2.4".to_string(), "GLIBC_2.38".to_string()];
+        assert_eq!(missing_versions(&needed, &defined), ["GLIBC_2.38"]);
+    }
+
+    #[test]
+    fn the_host_libc_defines_what_the_host_programs_need() {
+        // Real ELF files of this machine: a program's needs are among its libc's definitions.
+        let libc = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("the host has a libc");
+        let defined = version_definitions(&std::fs::read(libc).unwrap()).unwrap();
+        assert!(
+            defined.iter().any(|d| d.starts_with("GLIBC_2.")),
+            "{defined:?}"
+        );
+        let FileKind::Dynamic { versions, .. } =
+            analyze(Path::new("/bin/ls"), "/bin/ls").unwrap().kind
+        else {
+            panic!("ls is dynamic");
+        };
+        let libc_needs = versions.iter().find(|v| v.library == "libc.so.6").unwrap();
+        assert!(missing_versions(&libc_needs.versions, &defined).is_empty());
+    }
+}
