@@ -43,10 +43,20 @@ impl std::fmt::Display for AbiMismatch {
         let highest = self.highest.as_deref().unwrap_or("none of that name");
         write!(
             f,
-            "{} needs {} from {}, which defines at most {highest}: it cannot start\n  hint: {}",
-            self.program, self.needs, self.library, self.fix
+            "{} needs {} from {}, which defines at most {highest}",
+            self.program, self.needs, self.library
         )
     }
+}
+
+/// Every mismatch, a line each, then what to do about the first.
+pub fn describe(mismatches: &[AbiMismatch]) -> String {
+    let lines: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
+    let fix = mismatches
+        .first()
+        .map(|m| m.fix.as_str())
+        .unwrap_or_default();
+    format!("{}: it cannot start\n  hint: {fix}", lines.join("\n"))
 }
 
 /// The ABI mismatches of `analysis` (the added files) against the libraries of `tree`, an

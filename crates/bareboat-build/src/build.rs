@@ -95,6 +95,10 @@ pub struct BuiltImage {
     /// When the options ask for it.
     #[serde(skip)]
     pub sbom: Option<Sbom>,
+    /// The added programs that need symbol versions the image's libraries lack, when the
+    /// options let such an image be built.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub abi: Vec<abi::AbiMismatch>,
 }
 
 fn digest_of<S: serde::Serializer>(d: &Descriptor, s: S) -> Result<S::Ok, S::Error> {
@@ -338,15 +342,11 @@ impl<'a> Platform<'a> {
         if let Some(added) = &plan.added {
             content::add_host_files(tree, layer, &added.entries)?;
             content::check_needs(tree, &added.analysis, self.arch)?;
-            let mismatches = abi::check(tree, &added.analysis, self.arch, spec.release);
-            match mismatches.first() {
-                Some(m) if !self.options.allow_abi_mismatch => {
-                    return Err(Error::Abi(Box::new(m.clone())));
-                }
-                _ => {
-                    for m in &mismatches {
-                        tracing::warn!("{m} (--allow-abi-mismatch: built anyway)");
-                    }
+            // Allowed, they are reported with the image (see `assemble`).
+            if !self.options.allow_abi_mismatch {
+                let mismatches = abi::check(tree, &added.analysis, self.arch, spec.release);
+                if !mismatches.is_empty() {
+                    return Err(Error::Abi(mismatches));
                 }
             }
             let files: Vec<String> = spec.files.iter().map(|f| format!("/{}", f.dst)).collect();
@@ -413,6 +413,11 @@ impl<'a> Platform<'a> {
             base_layers: plan.base_layers,
             resumed_layers: resumed,
             sbom,
+            // Only an image built despite them has any: others were refused.
+            abi: match (&plan.added, self.options.allow_abi_mismatch) {
+                (Some(added), true) => abi::check(tree, &added.analysis, arch, spec.release),
+                _ => Vec::new(),
+            },
         })
     }
 

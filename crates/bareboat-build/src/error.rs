@@ -128,8 +128,8 @@ pub enum Error {
         reason: String,
     },
     /// An added program needs a symbol version its library in the image lacks.
-    #[error("{0}\n  (--allow-abi-mismatch builds it anyway)")]
-    Abi(Box<crate::abi::AbiMismatch>),
+    #[error("{}\n  (--allow-abi-mismatch builds it anyway)", crate::abi::describe(.0))]
+    Abi(Vec<crate::abi::AbiMismatch>),
     /// A rebuild that cannot go on.
     #[error("rebuild: {0}")]
     Rebuild(String),

@@ -24,6 +24,7 @@ use oci_spec::image::Descriptor;
 use serde::Serialize;
 
 use crate::Error;
+use crate::abi::AbiMismatch;
 use crate::base::Base;
 use crate::build::{BuildOptions, BuiltImage, Platform};
 use crate::deps::{Analysis, Found};
@@ -317,6 +318,30 @@ pub struct BuildReport {
 }
 
 impl Build {
+    /// A build of `spec` (named `spec_name` in hints) into `outputs`, from `lockfile` when
+    /// given, with `options`: no SBOM, signature or attestation, and no request recorded.
+    pub fn new(
+        spec: Spec,
+        spec_name: &str,
+        lockfile: Option<PathBuf>,
+        outputs: Vec<String>,
+        options: BuildOptions,
+    ) -> Build {
+        Build {
+            spec,
+            spec_name: spec_name.to_string(),
+            lockfile,
+            outputs,
+            options,
+            sbom: Vec::new(),
+            sbom_files: false,
+            signer: None,
+            sign: false,
+            attest: Vec::new(),
+            request: serde_json::Value::Null,
+        }
+    }
+
     /// Locks (or follows the lock), fetches, builds every platform, and writes every
     /// output.
     pub async fn run(&self, cx: &Context<'_>) -> Result<BuildReport, Error> {
@@ -637,16 +662,33 @@ pub struct DepsReport {
     pub files: Vec<Analysis>,
     /// The packages found for them, per architecture.
     pub auto_deps: AutoDeps,
+    /// The programs that need symbol versions the image's libraries lack: they cannot start.
+    pub abi: Vec<AbiMismatch>,
 }
 
 /// Finds what the files `spec` adds need, on the catalogue image `base` (as the user
 /// named it) that `spec` starts from: `bareboat deps`.
 pub async fn deps(spec: &Spec, base: &str, cx: &Context<'_>) -> Result<DepsReport, Error> {
     let resolution = cx.resolve(&Request::fresh(spec, None)).await?;
+    // The ABI guard reads the libraries the image would hold: built into scratch, where a
+    // mismatch is reported rather than refused.
+    let scratch = tempfile::Builder::new()
+        .prefix("bareboat-deps-")
+        .tempdir_in(cx.archive.cache.root().join("tmp"))
+        .map_err(|e| bareboat_apt::Error::io(cx.archive.cache.root().join("tmp"), e))?;
+    let output = format!("oci:{}:deps", scratch.path().join("layout").display());
+    let options = BuildOptions {
+        allow_abi_mismatch: true,
+        ..BuildOptions::default()
+    };
+    let built = Build::new(spec.clone(), base, None, vec![output], options)
+        .run(cx)
+        .await?;
     Ok(DepsReport {
         base: base.to_string(),
         files: resolution.analysis,
         auto_deps: auto_deps(resolution.auto),
+        abi: built.images.into_iter().flat_map(|i| i.abi).collect(),
     })
 }
 

@@ -60,22 +60,11 @@ impl Toolbox {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let spec =
             Spec::parse(&self.spec(), "the toolbox").map_err(|e| Error::Toolbox(e.to_string()))?;
-        let report = Build {
-            spec,
-            spec_name: "the toolbox".into(),
-            lockfile: Some(dir.join("bareboat.lock")),
-            outputs,
-            options: Default::default(),
-            sbom: Vec::new(),
-            sbom_files: false,
-            signer: None,
-            sign: false,
-            attest: Vec::new(),
-            request: serde_json::Value::Null,
-        }
-        .run(cx)
-        .await
-        .map_err(|e| Error::Toolbox(e.to_string()))?;
+        let lockfile = Some(dir.join("bareboat.lock"));
+        let report = Build::new(spec, "the toolbox", lockfile, outputs, Default::default())
+            .run(cx)
+            .await
+            .map_err(|e| Error::Toolbox(e.to_string()))?;
         Ok(report.digest)
     }
 

@@ -129,17 +129,8 @@ impl Request {
         self.app.apply(&mut spec)?;
         let lockfile = lockfile.or(self.spec.is_file().then_some(default_lock));
         Ok(Build {
-            spec,
-            spec_name: self.spec.spec.clone(),
-            lockfile,
-            outputs: outputs.to_vec(),
-            options,
-            sbom: Vec::new(),
-            sbom_files: false,
-            signer: None,
-            sign: false,
-            attest: Vec::new(),
             request: serde_json::to_value(self)?,
+            ..Build::new(spec, &self.spec.spec, lockfile, outputs.to_vec(), options)
         })
     }
 }
@@ -189,6 +180,9 @@ pub async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result
     let build = args.build()?;
     let machinery = Machinery::new(cache_root, &args.archive, Some(&args.registry))?;
     let report = build.run(&machinery.context()).await?;
+    for m in report.images.iter().flat_map(|i| &i.abi) {
+        eprintln!("warning: {m}: it cannot start (built anyway: --allow-abi-mismatch)");
+    }
     if json {
         print_json(&report)?;
     } else {

@@ -168,6 +168,9 @@ fn print_deps(report: &DepsReport) {
         }
     }
     print_auto(&report.auto_deps);
+    if !report.abi.is_empty() {
+        println!("{}", bareboat_build::abi::describe(&report.abi));
+    }
 }
 
 #[derive(Subcommand)]

@@ -98,7 +98,9 @@ bareboat lock catalog:cc --offline               re-lock from the cache alone"
     #[command(
         after_help = "Each FILE is analysed as if added at DST (default /app/NAME): its ELF interpreter, \
 DT_NEEDED libraries and RUNPATH, or its #! interpreter. Needs are looked up among the files \
-given and in the archive's Contents index; what the base image already installs is not added.\n\n\
+given and in the archive's Contents index; what the base image already installs is not added. \
+The image is put together in scratch, and each program's symbol versions (GLIBC_2.38, say) checked against the \
+libraries it would hold: a program that could not start is reported, with the fix.\n\n\
 Example:\n  bareboat deps target/release/server --from catalog:cc"
     )]
     Deps(catalog::DepsArgs),
