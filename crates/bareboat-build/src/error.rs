@@ -130,6 +130,9 @@ pub enum Error {
     /// An added program needs a symbol version its library in the image lacks.
     #[error("{}\n  (--allow-abi-mismatch builds it anyway)", crate::abi::describe(.0))]
     Abi(Vec<crate::abi::AbiMismatch>),
+    /// A rebase that is refused.
+    #[error("rebase: {0}")]
+    Rebase(String),
     /// A rebuild that cannot go on.
     #[error("rebuild: {0}")]
     Rebuild(String),

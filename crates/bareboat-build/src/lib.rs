@@ -10,6 +10,7 @@
 //!   program that needs symbol versions the image's libraries lack;
 //! - [`build`] writes one platform's image from the lock; [`probe`] is the health probe an
 //!   image can carry;
+//! - [`rebase`] puts an image's own layers on another base, checked;
 //! - [`provenance`] is the SLSA provenance of a build, and what a rebuild reads back;
 //!   [`rebuild`] takes an image's added files back out of it, and finds where a rebuilt
 //!   image first differs.
@@ -34,6 +35,7 @@ pub mod pipeline;
 mod plan;
 pub mod probe;
 pub mod provenance;
+pub mod rebase;
 pub mod rebuild;
 
 pub use error::Error;

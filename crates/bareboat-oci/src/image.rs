@@ -87,6 +87,18 @@ pub fn platform(debian_arch: &str) -> (Arch, Option<&'static str>) {
     }
 }
 
+/// The Debian architecture of an OCI platform: the architecture, and the variant where it
+/// tells two apart (armhf from armel); `None` for one Debian does not release.
+pub fn debian_arch(arch: &str, variant: Option<&str>) -> Option<&'static str> {
+    const DEBIAN: &[&str] = &[
+        "amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "riscv64",
+    ];
+    DEBIAN.iter().copied().find(|d| {
+        let (a, v) = platform(d);
+        a.to_string() == arch && (variant.is_none() || v.is_none() || v == variant)
+    })
+}
+
 /// The layers of the image whose manifest `manifest` lists `layers` and whose config
 /// lists `diff_ids`, each with its diff_id; refused unless there are as many of each, and
 /// each diff_id is a digest.

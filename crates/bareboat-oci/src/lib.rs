@@ -14,7 +14,9 @@
 //! - [`model`] decodes one platform's [`model::Image`] from any source;
 //! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
 //!   computing its diff_id and digest in the same pass;
-//! - [`image`] assembles the config, manifest and index documents;
+//! - [`image`] assembles the config, manifest and index documents; [`mutate`] changes an
+//!   image (layers appended, config edited, base swapped, annotations set) and draws its
+//!   blobs from a union of the images it came from;
 //! - [`layout`] stores blobs and tags in an OCI image layout directory;
 //! - [`archive`] writes and reads `oci-archive` and `docker-archive` tar files;
 //! - [`credentials`] finds registry credentials where Docker and podman keep them;
@@ -50,6 +52,7 @@ pub mod layer;
 pub mod layout;
 pub mod media;
 pub mod model;
+pub mod mutate;
 pub mod overlay;
 pub mod reference;
 pub mod referrer;

@@ -9,6 +9,7 @@ use oci_spec::image::Descriptor;
 
 use crate::Error;
 use crate::archive::Archive;
+use crate::digest::Digest;
 use crate::layout::Layout;
 use crate::media::Kind;
 use crate::model::Index;
@@ -95,6 +96,61 @@ pub async fn open(
             Ok(in_place(Box::new(archive), top))
         }
     }
+}
+
+/// Opens the image `reference` names at `digest` (a manifest or index digest), where the
+/// tag may have moved on since: a registry's by digest, a layout's by its blob; an archive,
+/// which keeps no other image, as it is, refused unless it is still that image.
+pub async fn open_at(
+    reference: &ImageRef,
+    digest: &Digest,
+    scratch: &Path,
+    registry: &RegistryOptions,
+    fetch: Fetch,
+) -> Result<Source, Error> {
+    let pinned = match reference {
+        ImageRef::Docker { name, .. } => ImageRef::Docker {
+            name: name.clone(),
+            digest: Some(digest.clone()),
+        },
+        ImageRef::Oci { dir, .. } => {
+            let layout = Layout::create(dir)?;
+            let size = std::fs::symlink_metadata(layout.blob_path(digest))
+                .map_err(|e| Error::io(layout.blob_path(digest), e))?
+                .len();
+            let probe = Descriptor::new(
+                oci_spec::image::MediaType::ImageManifest,
+                size,
+                oci_spec::image::Digest::try_from(digest.to_string())?,
+            );
+            // Told an index from a manifest by what it lists, as a registry's is.
+            let bytes = layout.read_described(&probe)?;
+            let is_index = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .is_ok_and(|v| v.get("manifests").is_some());
+            let mut top = probe;
+            if is_index {
+                top.set_media_type(oci_spec::image::MediaType::ImageIndex);
+            }
+            return Ok(Source {
+                blobs: Box::new(layout),
+                top,
+                left_behind: Vec::new(),
+                _pulled: None,
+            });
+        }
+        other => other.clone(),
+    };
+    let source = open(&pinned, scratch, registry, fetch).await?;
+    if source.top.digest().as_ref() != digest.to_string() {
+        return Err(Error::Image {
+            what: format!("the image at {}", source.blobs.name()),
+            reason: format!(
+                "it is {}, no longer {digest}, and an archive keeps no other",
+                source.top.digest()
+            ),
+        });
+    }
+    Ok(source)
 }
 
 /// The sink `output` names.

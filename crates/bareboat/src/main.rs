@@ -12,6 +12,7 @@ mod key;
 mod lock;
 mod output;
 mod progress;
+mod rebase;
 mod rebuild;
 mod signing;
 mod terminal;
@@ -35,7 +36,7 @@ application and the runtime files it needs, no shell, no package manager, no dae
 bareboat lock catalog:static             lock the static image's packages\n  \
 bareboat lock catalog:cc --arch arm64    the same for arm64\n  bareboat lock --check                    is bareboat.lock current?\n  \
 bareboat catalog                         list the built-in images\n\n\
-Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date, \
+Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date (or `rebase --check` a base that moved), \
 4 `audit` or `scan` found what --fail-on names, 5 `scan --fail-on` could not see the image's packages, \
 6 `verify` found no valid signature (or attestation, or the policy failed), 7 `rebuild` did not reproduce the digest."
 )]
@@ -160,6 +161,19 @@ bareboat verify --key cosign.pub --platform-only --arch arm64 oci:out:app\n  \
 bareboat verify --key cosign.pub --json oci-archive:app.tar"
     )]
     Verify(signing::VerifyArgs),
+    /// Put an image's own layers on another base, without rebuilding them
+    #[command(
+        after_help = "The old base is the one the image's org.opencontainers.image.base.name and base.digest \
+annotations name (bareboat records them when it builds on a base), or --old-base. Its layers must be the image's \
+first; they are replaced by the new base's, and the config's history and rootfs.diff_ids, the base annotations and \
+the SBOMs (of the formats the image had) follow. Refused when the new base installs a package the image's own layers \
+install too, or when a program of the image needs symbol versions the new base's libraries lack.\n\n\
+--check says whether the base's tag now names another image, and which packages changed; exit 3 when a rebase is \
+due.\n\n\
+Examples:\n  bareboat rebase oci:out:app --onto docker://registry.example.com/base/cc:2 -o oci:out:app-rebased\n  \
+bareboat rebase --check docker://registry.example.com/team/app:1.0"
+    )]
+    Rebase(rebase::RebaseArgs),
     /// Build an image again from its SLSA provenance and compare the digests
     #[command(
         after_help = "The newest SLSA provenance attested about the image (verified with --key, else read as it says) gives \
@@ -287,6 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deps(args) => runtime.block_on(catalog::cmd_deps(args, &cache_root, cli.json)),
         Command::Key { command } => key::cmd_key(command, cli.json),
         Command::Sign(args) => runtime.block_on(signing::cmd_sign(args, &cache_root, cli.json)),
+        Command::Rebase(args) => runtime.block_on(rebase::cmd_rebase(args, &cache_root, cli.json)),
         Command::Rebuild(args) => {
             runtime.block_on(rebuild::cmd_rebuild(args, &cache_root, cli.json))
         }

@@ -316,9 +316,7 @@ fn arch_of(blobs: &dyn BlobSource, top: &Descriptor) -> Result<String> {
     // `top` is one platform's manifest: any architecture picks it.
     let config = Image::open(blobs, top, "any")?.config;
     let oci = config.architecture().to_string();
-    let debian = (bareboat_apt::syntax::RELEASE_ARCHITECTURES.iter())
-        .find(|d| bareboat_oci::image::platform(d).0.to_string() == oci);
-    match debian {
+    match bareboat_oci::image::debian_arch(&oci, config.variant().as_deref()) {
         Some(arch) => Ok(arch.to_string()),
         None => bail!("the image's architecture {oci} is not one Debian releases"),
     }

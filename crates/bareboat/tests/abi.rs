@@ -9,22 +9,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{CACHE_FILL, bareboat, build, run, tool, unpack};
+use common::{CACHE_FILL, bareboat, run, tool, trixie_programs};
 use serde_json::Value;
-
-/// trixie's `jq` and `re2c` binaries, copied into `dir` out of an image of their packages.
-fn trixie_programs(dir: &Path) {
-    std::fs::write(
-        dir.join("tools.toml"),
-        "release = \"trixie\"\npackages = [\"jq\", \"re2c\"]\n",
-    )
-    .unwrap();
-    build(dir, &["tools.toml", "-o", "oci:tools:t"]);
-    let rootfs = unpack(dir, "tools", "t").join("rootfs");
-    for program in ["jq", "re2c"] {
-        std::fs::copy(rootfs.join("usr/bin").join(program), dir.join(program)).unwrap();
-    }
-}
 
 /// `bareboat build --from catalog:cc --release RELEASE --add PROGRAM:/app/PROGRAM MORE`.
 fn build_on(dir: &Path, release: &str, program: &str, more: &[&str]) -> std::process::Output {

@@ -9,6 +9,17 @@ mod common;
 
 use bareboat_testkit::{DebSpec, Fault, Gpg, Repo, RepoOptions, Server, http_date, tar_of};
 
+/// The packages, with libfoo moved on to 2.0.
+fn with_libfoo_2() -> Vec<DebSpec> {
+    packages()
+        .into_iter()
+        .map(|p| match p.name.as_str() {
+            "libfoo" => DebSpec::new("libfoo", "2.0"),
+            _ => p,
+        })
+        .collect()
+}
+
 fn packages() -> Vec<DebSpec> {
     vec![
         DebSpec::new("app", "1.0")
@@ -377,14 +388,7 @@ fn passed_valid_until_is_refused_unless_overridden() {
 #[test]
 fn an_older_signed_release_replayed_by_the_mirror_is_refused() {
     let f = Fixture::new();
-    let newer: Vec<DebSpec> = packages()
-        .into_iter()
-        .map(|p| match p.name.as_str() {
-            "libfoo" => DebSpec::new("libfoo", "2.0"),
-            _ => p,
-        })
-        .collect();
-    f.publish(&newer);
+    f.publish(&with_libfoo_2());
     assert_ok(&f.run(&["lock"]));
     let lock = std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap();
     assert!(lock.contains("version = \"2.0\""), "{lock}");
@@ -1338,4 +1342,117 @@ fn a_rebuild_accepts_the_older_release_its_provenance_names() {
         report["archive"]["moved"].as_array().unwrap().is_empty(),
         "{report}"
     );
+}
+
+#[test]
+fn an_app_rebased_onto_a_base_of_newer_packages_keeps_its_layer_runs_and_says_so() {
+    let f = Fixture::new();
+    let w = f.work.path();
+    let spec = |name: &str, body: &str| {
+        let text = format!(
+            "{body}\n\n[[source]]\nurl = \"{}\"\nsuite = \"testing-suite\"\nkeyring = \"archive-key.asc\"\n",
+            f.server.url()
+        );
+        std::fs::write(w.join(name), text).unwrap();
+    };
+    std::fs::write(
+        w.join("hello.c"),
+        "#include <stdio.h>\nint main(void){puts(\"on the new base\");}\n",
+    )
+    .unwrap();
+    let o = Command::new(common::tool("gcc"))
+        .current_dir(w)
+        .args(["-static", "hello.c", "-o", "hello"])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    // A base of libfoo 1.0, and an application on it.
+    spec("base1.toml", "packages = [\"libfoo\"]");
+    assert_ok(&f.run(&[
+        "build",
+        "base1.toml",
+        "--lockfile",
+        "base1.lock",
+        "-o",
+        "oci:bases:v1",
+    ]));
+    spec(
+        "app.toml",
+        "from = \"oci:bases:v1\"\nentrypoint = [\"/app/hello\"]\n\n[[files]]\nsrc = \"hello\"\ndst = \"/app/hello\"",
+    );
+    let o = f.run(&[
+        "--json",
+        "build",
+        "app.toml",
+        "--sbom",
+        "spdx",
+        "-o",
+        "oci:app:app",
+    ]);
+    assert_ok(&o);
+    let app: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let own = app["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["digest"]
+        .clone();
+
+    // The archive moves libfoo to 2.0; a base of it is built under the same tag.
+    f.publish(&with_libfoo_2());
+    spec("base2.toml", "packages = [\"libfoo\"]");
+    let o = f.run(&[
+        "--json",
+        "build",
+        "base2.toml",
+        "--lockfile",
+        "base2.lock",
+        "-o",
+        "oci:bases:v1",
+    ]);
+    assert_ok(&o);
+    let base: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+
+    // rebase --check sees the tag moved, and what changed.
+    let o = f.run(&["rebase", "--check", "oci:app:app"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stdout(&o).contains("libfoo 1.0 -> 2.0"), "{}", stdout(&o));
+
+    // Rebased: the application's layer is the same blob, the base's are new, it runs, and
+    // its SBOM lists libfoo 2.0.
+    let o = f.run(&[
+        "rebase",
+        "oci:app:app",
+        "--onto",
+        "oci:bases:v1",
+        "-o",
+        "oci:rebased:app",
+    ]);
+    assert_ok(&o);
+    let o = f.run(&["--json", "inspect", "oci:rebased:app"]);
+    assert_ok(&o);
+    let rebased: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let layers: Vec<&serde_json::Value> = rebased["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["digest"])
+        .collect();
+    assert_eq!(*layers.last().unwrap(), &own);
+    assert_eq!(layers[0], &base["images"][0]["layers"][0]["digest"]);
+    let bundle = common::unpack(w, "rebased", "app");
+    assert_eq!(common::runc(&bundle, &[]), "on the new base\n");
+    let o = f.run(&["sbom", "--attached", "oci:rebased:app"]);
+    assert_ok(&o);
+    let sbom: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let libfoo = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "libfoo")
+        .unwrap_or_else(|| panic!("{sbom}"));
+    assert_eq!(libfoo["versionInfo"], "2.0", "{libfoo}");
+    // And against itself now, the base is current.
+    let o = f.run(&["rebase", "--check", "oci:rebased:app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

@@ -52,6 +52,21 @@ pub fn build(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// trixie's `jq` (C, needs `GLIBC_2.38`) and `re2c` (C++, needs `GLIBCXX_3.4.32`) binaries,
+/// copied into `dir` out of an image of their packages.
+pub fn trixie_programs(dir: &Path) {
+    std::fs::write(
+        dir.join("tools.toml"),
+        "release = \"trixie\"\npackages = [\"jq\", \"re2c\"]\n",
+    )
+    .unwrap();
+    build(dir, &["tools.toml", "-o", "oci:tools:t"]);
+    let rootfs = unpack(dir, "tools", "t").join("rootfs");
+    for program in ["jq", "re2c"] {
+        std::fs::copy(rootfs.join("usr/bin").join(program), dir.join(program)).unwrap();
+    }
+}
+
 /// The layer digests of the first image a build report lists.
 pub fn layer_digests(report: &Value) -> Vec<String> {
     report["images"][0]["layers"]

@@ -1,0 +1,407 @@
+//! `bareboat rebase`: an image's own layers put on another base, unchanged; and
+//! `rebase --check`, which says whether the base's tag has moved.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bareboat_apt::cache::Cache;
+use bareboat_build::base::BaseImage;
+use bareboat_build::rebase::{Rebase, named_base};
+use bareboat_oci::attach::{Artifact, Attachment, Staged};
+use bareboat_oci::media::Kind;
+use bareboat_oci::model::{Image, Index};
+use bareboat_oci::mutate::Union;
+use bareboat_oci::reference::ImageRef;
+use bareboat_oci::referrer::{self, Follow};
+use bareboat_oci::registry::RegistryOptions;
+use bareboat_oci::source::BlobSource;
+use bareboat_oci::transport::{self, Fetch, Source};
+use bareboat_sbom::Format;
+use clap::Args;
+use oci_spec::image::{Descriptor, MediaType};
+use serde::Serialize;
+
+use crate::analysis;
+use crate::args::RegistryArgs;
+use crate::output::print_json;
+
+/// The exit status of `rebase --check` when the base has moved.
+const REBASE_DUE: u8 = 3;
+
+#[derive(Args)]
+pub struct RebaseArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    /// or docker://REGISTRY/REPO[:TAG|@DIGEST]
+    image: String,
+    /// The base to put it on
+    #[arg(long, value_name = "IMAGE", required_unless_present = "check")]
+    onto: Option<String>,
+    /// Where to write the rebased image
+    #[arg(
+        short,
+        long = "output",
+        value_name = "REF",
+        required_unless_present = "check"
+    )]
+    output: Option<String>,
+    /// The base it was built on [default: the one its annotations name]
+    #[arg(long, value_name = "IMAGE")]
+    old_base: Option<String>,
+    /// Only say whether the base's tag now names another image, and what changed in its
+    /// packages; exit 3 when a rebase is due
+    #[arg(long, conflicts_with_all = ["onto", "output"])]
+    check: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// An image opened, as named.
+struct Opened {
+    name: String,
+    source: Source,
+}
+
+impl Opened {
+    /// `name`, read whole, once: its layers are read to check them, then written.
+    async fn open(name: &str, registry: &RegistryOptions, scratch: &Path) -> Result<Opened> {
+        let reference: ImageRef = name.parse()?;
+        let source = transport::open(&reference, scratch, registry, Fetch::Whole(Follow::None))
+            .await
+            .with_context(|| format!("reading {name}"))?;
+        Ok(Opened {
+            name: name.to_string(),
+            source,
+        })
+    }
+
+    /// The base `base` (as a build records its name) at `digest`, though its tag may have
+    /// moved since.
+    async fn base_at(
+        base: &str,
+        digest: &str,
+        registry: &RegistryOptions,
+        scratch: &Path,
+    ) -> Result<Opened> {
+        let name = reference_of(base);
+        let reference: ImageRef = name.parse()?;
+        let digest = bareboat_oci::digest::Digest::named(digest)?;
+        let fetch = Fetch::Whole(Follow::None);
+        let source = transport::open_at(&reference, &digest, scratch, registry, fetch)
+            .await
+            .with_context(|| format!("reading {name} at {digest}"))?;
+        Ok(Opened { name, source })
+    }
+
+    fn blobs(&self) -> &dyn BlobSource {
+        &*self.source.blobs
+    }
+
+    fn image(&self, arch: &str) -> Result<Image<'_>> {
+        Ok(Image::open(self.blobs(), &self.source.top, arch)?)
+    }
+
+    fn base(&self, arch: &str) -> Result<BaseImage<'_>> {
+        Ok(BaseImage::open(
+            self.blobs(),
+            &self.source.top,
+            arch,
+            &self.name,
+        )?)
+    }
+}
+
+/// What `rebase` did.
+#[derive(Serialize)]
+struct RebaseReport {
+    image: String,
+    onto: String,
+    output: String,
+    /// The rebased image (or index).
+    digest: String,
+}
+
+pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
+    let registry = args.registry.options()?;
+    let scratch = Cache::open(cache_root)?.root().join("tmp");
+    let image = Opened::open(&args.image, &registry, &scratch).await?;
+    let arches = platforms(&image)?;
+    if args.check {
+        return check(&image, &arches, &registry, &scratch, json).await;
+    }
+    let (Some(onto), Some(output)) = (&args.onto, &args.output) else {
+        bail!("give --onto IMAGE and -o REF, or --check");
+    };
+    let old = match &args.old_base {
+        Some(name) => Opened::open(name, &registry, &scratch).await?,
+        None => {
+            let Some((base, digest)) = named_base(&image.image(&arches[0])?) else {
+                bail!(
+                    "{} names no base it was built on\n  hint: name it with --old-base IMAGE",
+                    args.image
+                );
+            };
+            Opened::base_at(&base, &digest, &registry, &scratch).await?
+        }
+    };
+    let new = Opened::open(onto, &registry, &scratch).await?;
+    let mut staged = Staged::over(None);
+    let mut manifests = Vec::new();
+    for arch in &arches {
+        let (this, old_image, new_image) = (image.image(arch)?, old.image(arch)?, new.image(arch)?);
+        let (old_base, new_base) = (old.base(arch)?, new.base(arch)?);
+        let rebase = Rebase {
+            image: &this,
+            old: &old_base,
+            old_image: &old_image,
+            new: &new_base,
+            new_image: &new_image,
+            arch,
+        };
+        let rebased = rebase.rebased(&scratch)?;
+        manifests.push(rebased.write(&mut staged)?);
+    }
+    let top = match manifests.as_slice() {
+        [one] if Kind::of(image.source.top.media_type().as_ref()) == Kind::Manifest => one.clone(),
+        _ => {
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": manifests,
+            });
+            staged.put(
+                MediaType::ImageIndex,
+                bareboat_oci::image::canonical_json(&index)?,
+            )?
+        }
+    };
+    let mut documents = manifests.clone();
+    documents.push(top.clone());
+    let union = Union::new()
+        .with(&staged, &staged_blobs(&staged, &documents)?)
+        .with(image.blobs(), &own_blobs(&image, &arches)?)
+        .with(new.blobs(), &own_blobs(&new, &arches)?);
+    let sink = transport::sink(&output.parse()?, &registry)?;
+    let written = transport::write(&union, &top, &*sink, None, Follow::None)
+        .await
+        .with_context(|| format!("writing {output}"))?;
+    attach_sboms(
+        &image, output, &arches, &manifests, &*sink, &registry, cache_root,
+    )
+    .await?;
+    let report = RebaseReport {
+        image: args.image.clone(),
+        onto: onto.clone(),
+        output: output.clone(),
+        digest: written.top.digest().to_string(),
+    };
+    if json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "Rebased {} onto {onto} -> {output} ({})",
+            args.image, report.digest
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Debian architectures of the image's platforms.
+fn platforms(image: &Opened) -> Result<Vec<String>> {
+    let top = &image.source.top;
+    if Kind::of(top.media_type().as_ref()) != Kind::Index {
+        let config = Image::open(image.blobs(), top, "any")?.config;
+        let arch = config.architecture().to_string();
+        return match bareboat_oci::image::debian_arch(&arch, config.variant().as_deref()) {
+            Some(a) => Ok(vec![a.to_string()]),
+            None => bail!(
+                "{}: its architecture {arch} is not one Debian releases",
+                image.name
+            ),
+        };
+    }
+    let index = Index::open(image.blobs(), top)?;
+    let arches = (index.manifests().iter())
+        .filter_map(|m| m.platform().as_ref())
+        .filter_map(|p| {
+            bareboat_oci::image::debian_arch(&p.architecture().to_string(), p.variant().as_deref())
+        })
+        .map(String::from)
+        .collect();
+    Ok(arches)
+}
+
+/// A base's name as a build records it (a registry name, `oci:DIR:TAG`, or an archive's
+/// path) as a reference.
+fn reference_of(base: &str) -> String {
+    if base.starts_with("oci:") {
+        base.to_string()
+    } else if Path::new(base).is_file() {
+        format!("oci-archive:{base}")
+    } else {
+        format!("docker://{}", base.split('@').next().unwrap_or(base))
+    }
+}
+
+/// The descriptors of the blobs `staged` holds for `documents` and their configs.
+fn staged_blobs(staged: &Staged, documents: &[Descriptor]) -> Result<Vec<Descriptor>> {
+    let mut out = documents.to_vec();
+    for d in documents
+        .iter()
+        .filter(|d| Kind::of(d.media_type().as_ref()) == Kind::Manifest)
+    {
+        let manifest: oci_spec::image::ImageManifest =
+            serde_json::from_slice(&staged.read_described(d)?)?;
+        out.push(manifest.config().clone());
+    }
+    Ok(out)
+}
+
+/// The layers of `image`'s platforms.
+fn own_blobs(image: &Opened, arches: &[String]) -> Result<Vec<Descriptor>> {
+    let mut out = Vec::new();
+    for arch in arches {
+        out.extend(
+            image
+                .image(arch)?
+                .layers
+                .iter()
+                .map(|l| l.descriptor.clone()),
+        );
+    }
+    Ok(out)
+}
+
+/// Attaches to each rebased platform image the SBOMs (of the formats the image had) of
+/// what it now holds.
+async fn attach_sboms(
+    image: &Opened,
+    output: &str,
+    arches: &[String],
+    manifests: &[Descriptor],
+    sink: &dyn bareboat_oci::sink::Sink,
+    registry: &RegistryOptions,
+    cache_root: &Path,
+) -> Result<()> {
+    let had = referrer::of_image(image.blobs(), &image.source.top, Follow::Known)?;
+    let formats: Vec<Format> = [Format::Spdx, Format::Cyclonedx]
+        .into_iter()
+        .filter(|f| {
+            had.followed.iter().any(|r| {
+                r.artifact
+                    .artifact_type()
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .as_deref()
+                    == Some(f.media_type())
+            })
+        })
+        .collect();
+    if formats.is_empty() {
+        return Ok(());
+    }
+    let mut attachments = Vec::new();
+    for (arch, manifest) in arches.iter().zip(manifests) {
+        let (report, fs) = analysis::read_image(output, arch, registry, cache_root).await?;
+        let sbom = bareboat_inspect::sbom::of_image(&report, &fs);
+        for format in &formats {
+            attachments.push(Attachment::Referrer(Box::new(Artifact {
+                subject: manifest.clone(),
+                artifact_type: format.media_type().into(),
+                content: format.document(&sbom),
+                annotations: BTreeMap::from([(
+                    referrer::CREATED.to_string(),
+                    sbom.created.clone(),
+                )]),
+            })));
+        }
+    }
+    sink.attach(&attachments).await?;
+    Ok(())
+}
+
+/// What `rebase --check` found for one platform.
+#[derive(Serialize)]
+struct Moved {
+    arch: String,
+    base: String,
+    /// The base's digest the image was built on.
+    built_on: String,
+    /// The digest the base's tag names now.
+    now: String,
+    /// The packages that changed: `+ NAME VERSION`, `- NAME VERSION`, `NAME OLD -> NEW`.
+    packages: Vec<String>,
+}
+
+async fn check(
+    image: &Opened,
+    arches: &[String],
+    registry: &RegistryOptions,
+    scratch: &Path,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut moved = Vec::new();
+    for arch in arches {
+        let this = image.image(arch)?;
+        let Some((base, digest)) = named_base(&this) else {
+            bail!("{} names no base it was built on", image.name);
+        };
+        let now = Opened::open(&reference_of(&base), registry, scratch).await?;
+        let current = now.base(arch)?;
+        if current.manifest.digest().as_ref() == digest {
+            continue;
+        }
+        let then = Opened::base_at(&base, &digest, registry, scratch).await?;
+        moved.push(Moved {
+            arch: arch.clone(),
+            base: base.clone(),
+            built_on: digest.clone(),
+            now: current.manifest.digest().to_string(),
+            packages: changes(&then.base(arch)?, &current)?,
+        });
+    }
+    if json {
+        print_json(&moved)?;
+    } else if moved.is_empty() {
+        println!("{}: its base is current", image.name);
+    } else {
+        for m in &moved {
+            println!(
+                "{} ({}): {} moved from {} to {}",
+                image.name, m.arch, m.base, m.built_on, m.now
+            );
+            for p in &m.packages {
+                println!("  {p}");
+            }
+        }
+    }
+    Ok(match moved.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(REBASE_DUE),
+    })
+}
+
+/// How the packages of `then` became those of `now`.
+fn changes(then: &BaseImage, now: &BaseImage) -> Result<Vec<String>> {
+    let versions = |b: &BaseImage| -> Result<BTreeMap<String, String>> {
+        let index = b.installed()?;
+        Ok(index
+            .iter()
+            .map(|p| (p.name().to_string(), p.version().to_string()))
+            .collect())
+    };
+    let (then, now) = (versions(then)?, versions(now)?);
+    let mut out = Vec::new();
+    for (name, old) in &then {
+        match now.get(name) {
+            None => out.push(format!("- {name} {old}")),
+            Some(new) if new != old => out.push(format!("{name} {old} -> {new}")),
+            Some(_) => {}
+        }
+    }
+    for (name, new) in now.iter().filter(|(n, _)| !then.contains_key(*n)) {
+        out.push(format!("+ {name} {new}"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,149 @@
+//! Rebasing catalogue images: an application on `cc` put on `cc:debug` without rebuilding
+//! it, run; and the refusals: a base the image was not built on, and a base whose libraries
+//! lack what the application needs. (Rebasing across package versions, with the SBOM and
+//! `rebase --check`, is tested against the signed loopback repository in `local_repo.rs`.)
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{bareboat, build, layer_digests, run, runc, tool, trixie_programs, unpack};
+use serde_json::Value;
+
+/// The layer digests of the image `tag` of the layout `layout` in `dir`.
+fn layers_of(dir: &Path, layout: &str, tag: &str) -> Vec<String> {
+    let out = run(&mut bareboat(
+        dir,
+        "inspect",
+        &[&format!("oci:{layout}:{tag}")],
+    ));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn rebase(dir: &Path, args: &[&str]) -> std::process::Output {
+    bareboat(dir, "rebase", args).output().unwrap()
+}
+
+#[test]
+fn an_application_moves_to_another_base_unchanged_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("hello.c"),
+        "#include <stdio.h>\nint main(void){puts(\"rebased\");}\n",
+    )
+    .unwrap();
+    run(Command::new(tool("gcc"))
+        .current_dir(d)
+        .args(["hello.c", "-o", "hello"]));
+    build(d, &["catalog:cc", "-o", "oci:bases:cc"]);
+    let debug = build(d, &["catalog:cc:debug", "-o", "oci:bases:cc-debug"]);
+    let app = build(
+        d,
+        &[
+            "--from",
+            "oci:bases:cc",
+            "--add",
+            "hello:/app/hello",
+            "--entrypoint",
+            "/app/hello",
+            "-o",
+            "oci:app:app",
+        ],
+    );
+    let own = layer_digests(&app);
+    let out = rebase(
+        d,
+        &[
+            "oci:app:app",
+            "--onto",
+            "oci:bases:cc-debug",
+            "-o",
+            "oci:rebased:app",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The base's layers are cc:debug's; the application's own are the same blobs.
+    let rebased = layers_of(d, "rebased", "app");
+    let debug_layers = layer_digests(&debug);
+    assert_eq!(rebased[..debug_layers.len()], debug_layers[..]);
+    assert_eq!(rebased.last(), own.last());
+    let bundle = unpack(d, "rebased", "app");
+    assert_eq!(runc(&bundle, &[]), "rebased\n");
+    assert!(bundle.join("rootfs/busybox").exists() || bundle.join("rootfs/bin/busybox").exists());
+
+    // Refused: a base the image was not built on.
+    let out = rebase(
+        d,
+        &[
+            "oci:app:app",
+            "--old-base",
+            "oci:bases:cc-debug",
+            "--onto",
+            "oci:bases:cc",
+            "-o",
+            "oci:wrong:app",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("are not the old base's"), "{err}");
+    assert!(!d.join("wrong").exists());
+}
+
+#[test]
+fn a_base_whose_libraries_are_older_than_the_application_needs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    trixie_programs(d);
+    build(d, &["catalog:cc", "-o", "oci:bases:trixie"]);
+    build(
+        d,
+        &[
+            "catalog:cc",
+            "--release",
+            "bookworm",
+            "-o",
+            "oci:bases:bookworm",
+        ],
+    );
+    build(
+        d,
+        &[
+            "--from",
+            "oci:bases:trixie",
+            "--add",
+            "jq:/app/jq",
+            "--entrypoint",
+            "/app/jq",
+            "-o",
+            "oci:app:jq",
+        ],
+    );
+    let out = rebase(
+        d,
+        &[
+            "oci:app:jq",
+            "--onto",
+            "oci:bases:bookworm",
+            "-o",
+            "oci:old:jq",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("/app/jq needs GLIBC_2.38"), "{err}");
+    assert!(!d.join("old").exists());
+}
