@@ -14,6 +14,7 @@ mod output;
 mod progress;
 mod rebase;
 mod rebuild;
+mod resolve;
 mod signing;
 mod terminal;
 mod vulns;
@@ -161,6 +162,17 @@ bareboat verify --key cosign.pub --platform-only --arch arm64 oci:out:app\n  \
 bareboat verify --key cosign.pub --json oci-archive:app.tar"
     )]
     Verify(signing::VerifyArgs),
+    /// Build the images Kubernetes YAML names as bareboat://SPEC, push them, and write the YAML with their digests
+    #[command(
+        after_help = "Every scalar bareboat://SPEC (SPEC a catalogue image or a spec file) in the YAML (multi-document files, \
+Helm values, any nesting) is built once, pushed to --repo REGISTRY/PREFIX as PREFIX/NAME, and replaced by \
+REGISTRY/PREFIX/NAME@sha256:…; --pin replaces the tag references of `image` keys with the digest their tag names \
+now. Each reference is replaced where it is, byte for byte: comments, anchors, quoting and flow style stay as they \
+were. Nothing is written unless every reference resolves.\n\n\
+Examples:\n  bareboat resolve -f deploy/ --repo registry.example.com/team -o resolved/\n  \
+bareboat resolve -f app.yaml --repo registry.example.com/team --pin --sign cosign.key | kubectl apply -f -"
+    )]
+    Resolve(resolve::ResolveArgs),
     /// Put an image's own layers on another base, without rebuilding them
     #[command(
         after_help = "The old base is the one the image's org.opencontainers.image.base.name and base.digest \
@@ -301,6 +313,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deps(args) => runtime.block_on(catalog::cmd_deps(args, &cache_root, cli.json)),
         Command::Key { command } => key::cmd_key(command, cli.json),
         Command::Sign(args) => runtime.block_on(signing::cmd_sign(args, &cache_root, cli.json)),
+        Command::Resolve(args) => {
+            runtime.block_on(resolve::cmd_resolve(args, &cache_root, cli.json))
+        }
         Command::Rebase(args) => runtime.block_on(rebase::cmd_rebase(args, &cache_root, cli.json)),
         Command::Rebuild(args) => {
             runtime.block_on(rebuild::cmd_rebuild(args, &cache_root, cli.json))
