@@ -17,8 +17,8 @@ use bareboat_rootfs::policy::Slicing;
 use bareboat_rootfs::rootfs::Rootfs;
 
 use crate::Error;
-use crate::abi;
 use crate::base::{BASE_DIGEST, BASE_NAME, BaseImage};
+use crate::{abi, content};
 
 /// One platform's image, its old base and its new one.
 pub struct Rebase<'a> {
@@ -46,7 +46,7 @@ impl Rebase<'_> {
         image
             .rebase(&old, &Mutable::of(self.new_image)?)
             .map_err(|e| {
-                self.refused(format!(
+                Error::Rebase(format!(
                     "{e}: name the base it was built on with --old-base"
                 ))
             })?;
@@ -76,9 +76,12 @@ impl Rebase<'_> {
             .collect();
         match both.first() {
             None => Ok(()),
-            Some(_) => Err(self.refused(format!(
+            Some(_) => Err(Error::Rebase(format!(
                 "the new base installs {}, which the image's own layers install too: the two would conflict",
-                both.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                both.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -88,14 +91,15 @@ impl Rebase<'_> {
     fn check_abi(&self, own: &[bareboat_oci::blob::Layer], scratch: &Path) -> Result<(), Error> {
         let mut analysis = Vec::new();
         self.each_file(own, |path, content| {
-            let mut head = [0u8; 4];
-            let n = content.read(&mut head)?;
-            if head[..n] != *b"\x7fELF" {
+            // Up to four bytes, however the stream hands them over.
+            let mut head = Vec::with_capacity(4);
+            (&mut *content).take(4).read_to_end(&mut head)?;
+            if head != b"\x7fELF" {
                 return Ok(());
             }
             // Analysed from a file, mapped, as a host file is: programs can be large.
             let mut file = tempfile::NamedTempFile::new_in(scratch)?;
-            io::Write::write_all(&mut file, &head[..n])?;
+            io::Write::write_all(&mut file, &head)?;
             io::copy(content, &mut file)?;
             if let Ok(a) = bareboat_elf::analyze(file.path(), path) {
                 analysis.push(a);
@@ -105,9 +109,21 @@ impl Rebase<'_> {
         if analysis.is_empty() {
             return Ok(());
         }
+        // The image as it will be: the new base, and its own layers over it, so that what
+        // its programs need is looked for where the loader will look.
         let setuid = globset::GlobSet::empty();
         let mut tree = Rootfs::new(scratch, Slicing::default(), setuid, Limits::BUILD)?;
         self.new.unpack(&mut tree)?;
+        for layer in own {
+            let at = tree.push_layer();
+            let origin = format!("layer {}", layer.descriptor.digest());
+            let mut reader = self.image.source.open_layer(layer)?;
+            tree.add_image_layer(at, &origin, &mut reader)?;
+            io::copy(&mut reader, &mut io::sink())
+                .map_err(|e| Error::Rebase(format!("{origin}: {e}")))?;
+        }
+        tree.seal()?;
+        content::check_needs(&tree, &analysis, self.arch)?;
         let release = release_of(&tree);
         let mismatches = abi::check(&tree, &analysis, self.arch, release);
         match mismatches.is_empty() {
@@ -125,7 +141,7 @@ impl Rebase<'_> {
     ) -> Result<(), Error> {
         for layer in layers {
             let what = format!("layer {}", layer.descriptor.digest());
-            let io_err = |e: io::Error| self.refused(format!("{what}: {e}"));
+            let io_err = |e: io::Error| Error::Rebase(format!("{what}: {e}"));
             let mut reader = self.image.source.open_layer(layer)?;
             let mut tar = tar::Archive::new(BoundedTar::new(&mut reader));
             for entry in tar.entries().map_err(io_err)? {
@@ -144,10 +160,6 @@ impl Rebase<'_> {
             io::copy(&mut reader, &mut io::sink()).map_err(io_err)?;
         }
         Ok(())
-    }
-
-    fn refused(&self, reason: String) -> Error {
-        Error::Rebase(reason)
     }
 }
 

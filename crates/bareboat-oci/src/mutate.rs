@@ -86,20 +86,26 @@ impl Mutable {
         let own = self.layers.split_off(prefix);
         self.layers = new.layers.clone();
         self.layers.extend(own);
-        // The history entries of the old base's layers: as many as it has layers, counting
-        // only those that made one, and the empty ones among them.
+        // The history entries the old base wrote: its whole history, when the image's
+        // starts with it (as a build on a base writes it); else as many entries as made its
+        // layers, with the empty ones among them.
         let history = self.history();
-        let mut made = 0;
-        let cut = history
-            .iter()
-            .position(|h| {
-                let reached = made == prefix;
-                if h["empty_layer"] != true {
-                    made += 1;
-                }
-                reached
-            })
-            .unwrap_or(history.len());
+        let theirs = old.history();
+        let cut = if history.starts_with(&theirs) {
+            theirs.len()
+        } else {
+            let mut made = 0;
+            history
+                .iter()
+                .position(|h| {
+                    let reached = made == prefix;
+                    if h["empty_layer"] != true {
+                        made += 1;
+                    }
+                    reached
+                })
+                .unwrap_or(history.len())
+        };
         let mut rebased = new.history();
         rebased.extend(history.into_iter().skip(cut));
         self.config["history"] = Value::Array(rebased);
@@ -270,6 +276,15 @@ mod tests {
         let manifest: Value = serde_json::from_slice(&staged.read_described(&d).unwrap()).unwrap();
         assert_eq!(manifest["annotations"]["k"], "v");
         assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+
+        // A layer appended, and the config edited: the rest stays.
+        app.append(layer("more"), "bareboat: more", "2026-12-07T00:00:00Z");
+        app.edit_config(|c| c["config"]["User"] = "65532".into());
+        assert_eq!(app.layers.last(), Some(&layer("more")));
+        let history = app.config["history"].as_array().unwrap();
+        assert_eq!(history.last().unwrap()["created_by"], "bareboat: more");
+        assert_eq!(app.config["config"]["User"], "65532");
+        assert_eq!(app.config["config"]["Volumes"], json!({"/data": {}}));
 
         // An image not built on the base is refused.
         let mut other = image(&["x", "app"], json!([]));

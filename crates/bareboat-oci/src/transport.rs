@@ -114,6 +114,10 @@ pub async fn open_at(
             digest: Some(digest.clone()),
         },
         ImageRef::Oci { dir, .. } => {
+            // Opened, never made: the directory comes from what an image says.
+            if !dir.join("oci-layout").is_file() {
+                return Err(Error::NotLayout { path: dir.clone() });
+            }
             let layout = Layout::create(dir)?;
             let size = std::fs::symlink_metadata(layout.blob_path(digest))
                 .map_err(|e| Error::io(layout.blob_path(digest), e))?

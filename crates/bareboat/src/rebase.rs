@@ -64,10 +64,11 @@ struct Opened {
 }
 
 impl Opened {
-    /// `name`, read whole, once: its layers are read to check them, then written.
+    /// `name`, read whole, once, with the artifacts bareboat knows (its SBOMs among them):
+    /// its layers are read to check them, then written.
     async fn open(name: &str, registry: &RegistryOptions, scratch: &Path) -> Result<Opened> {
         let reference: ImageRef = name.parse()?;
-        let source = transport::open(&reference, scratch, registry, Fetch::Whole(Follow::None))
+        let source = transport::open(&reference, scratch, registry, Fetch::Whole(Follow::Known))
             .await
             .with_context(|| format!("reading {name}"))?;
         Ok(Opened {
@@ -127,29 +128,37 @@ pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Resu
     let scratch = Cache::open(cache_root)?.root().join("tmp");
     let image = Opened::open(&args.image, &registry, &scratch).await?;
     let arches = platforms(&image)?;
+    if arches.is_empty() {
+        bail!(
+            "{}: none of its platforms is one Debian releases",
+            args.image
+        );
+    }
     if args.check {
         return check(&image, &arches, &registry, &scratch, json).await;
     }
     let (Some(onto), Some(output)) = (&args.onto, &args.output) else {
         bail!("give --onto IMAGE and -o REF, or --check");
     };
-    let old = match &args.old_base {
-        Some(name) => Opened::open(name, &registry, &scratch).await?,
-        None => {
-            let Some((base, digest)) = named_base(&image.image(&arches[0])?) else {
-                bail!(
-                    "{} names no base it was built on\n  hint: name it with --old-base IMAGE",
-                    args.image
-                );
-            };
-            Opened::base_at(&base, &digest, &registry, &scratch).await?
-        }
-    };
     let new = Opened::open(onto, &registry, &scratch).await?;
     let mut staged = Staged::over(None);
     let mut manifests = Vec::new();
     for arch in &arches {
-        let (this, old_image, new_image) = (image.image(arch)?, old.image(arch)?, new.image(arch)?);
+        let this = image.image(arch)?;
+        // Each platform's base is its own manifest, which its annotations name.
+        let old = match &args.old_base {
+            Some(name) => Opened::open(name, &registry, &scratch).await?,
+            None => {
+                let Some((base, digest)) = named_base(&this) else {
+                    bail!(
+                        "{} ({arch}) names no base it was built on\n  hint: name it with --old-base IMAGE",
+                        args.image
+                    );
+                };
+                Opened::base_at(&base, &digest, &registry, &scratch).await?
+            }
+        };
+        let (old_image, new_image) = (old.image(arch)?, new.image(arch)?);
         let (old_base, new_base) = (old.base(arch)?, new.base(arch)?);
         let rebase = Rebase {
             image: &this,
@@ -228,8 +237,12 @@ fn platforms(image: &Opened) -> Result<Vec<String>> {
             bareboat_oci::image::debian_arch(&p.architecture().to_string(), p.variant().as_deref())
         })
         .map(String::from)
-        .collect();
-    Ok(arches)
+        .collect::<Vec<_>>();
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(arches
+        .into_iter()
+        .filter(|a| seen.insert(a.clone()))
+        .collect())
 }
 
 /// A base's name as a build records it (a registry name, `oci:DIR:TAG`, or an archive's

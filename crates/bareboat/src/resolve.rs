@@ -59,6 +59,9 @@ struct ResolveReport {
     resolved: BTreeMap<String, String>,
     /// The files written.
     written: Vec<PathBuf>,
+    /// The documents, resolved, when no `-o` names where to write them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    yaml: Option<String>,
 }
 
 pub async fn cmd_resolve(args: ResolveArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
@@ -78,7 +81,9 @@ pub async fn cmd_resolve(args: ResolveArgs, cache_root: &Path, json: bool) -> Re
         }
         let to = match f.value.strip_prefix(yaml::BAREBOAT) {
             Some(spec) => build_and_push(spec, &args, cache_root).await,
-            None if args.pin && f.image_key && !f.value.contains('@') => pin(&f.value, &args).await,
+            None if args.pin && f.image_key && !f.value.is_empty() && !f.value.contains('@') => {
+                pin(&f.value, &args).await
+            }
             None => continue,
         };
         let to = to.with_context(|| format!("{}: {}", path.display(), f.value))?;
@@ -111,7 +116,10 @@ pub async fn cmd_resolve(args: ResolveArgs, cache_root: &Path, json: bool) -> Re
                 written.push(path);
             }
             None => {
-                if !stdout.is_empty() && !stdout.ends_with("---\n") {
+                if !stdout.is_empty() {
+                    if !stdout.ends_with('\n') {
+                        stdout.push('\n');
+                    }
                     stdout.push_str("---\n");
                 }
                 stdout.push_str(&text);
@@ -119,7 +127,12 @@ pub async fn cmd_resolve(args: ResolveArgs, cache_root: &Path, json: bool) -> Re
         }
     }
     if json {
-        print_json(&ResolveReport { resolved, written })?;
+        let yaml = (!stdout.is_empty()).then_some(stdout);
+        print_json(&ResolveReport {
+            resolved,
+            written,
+            yaml,
+        })?;
     } else {
         print!("{stdout}");
     }
@@ -173,10 +186,14 @@ fn read_yaml(path: &Path) -> Result<String> {
 /// under `output` otherwise; `None` for standard output.
 fn output_path(output: &Option<PathBuf>, input: &Path, one_file: bool) -> Option<PathBuf> {
     let output = output.as_ref()?;
-    Some(match one_file {
-        true => output.clone(),
-        false => output.join(input.strip_prefix("/").unwrap_or(input)),
-    })
+    if one_file {
+        return Some(output.clone());
+    }
+    // Under the output directory, whatever the input's path: no `..` or root climbs out.
+    let inside: PathBuf = (input.components())
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    Some(output.join(inside))
 }
 
 /// The name an image of `spec` is pushed under: `catalog:cc:debug` as `cc-debug`, a spec

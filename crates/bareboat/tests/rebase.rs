@@ -147,3 +147,70 @@ fn a_base_whose_libraries_are_older_than_the_application_needs_is_refused() {
     assert!(err.contains("/app/jq needs GLIBC_2.38"), "{err}");
     assert!(!d.join("old").exists());
 }
+
+#[test]
+fn each_platform_of_an_index_is_rebased_onto_its_own_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let arches = ["--arch", "amd64,arm64"];
+    build(
+        d,
+        &[
+            &["catalog:base-nossl"][..],
+            &arches,
+            &["-o", "oci:bases:nossl"],
+        ]
+        .concat(),
+    );
+    let onto = build(
+        d,
+        &[
+            &["catalog:static"][..],
+            &arches,
+            &["-o", "oci:bases:static"],
+        ]
+        .concat(),
+    );
+    std::fs::write(d.join("data.txt"), "data\n").unwrap();
+    let add = ["--add", "data.txt:/app/data.txt", "-o", "oci:app:app"];
+    build(
+        d,
+        &[&["--from", "oci:bases:nossl"][..], &arches, &add].concat(),
+    );
+    let out = rebase(
+        d,
+        &[
+            "oci:app:app",
+            "--onto",
+            "oci:bases:static",
+            "-o",
+            "oci:rebased:app",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let index = common::skopeo_raw(d, "oci:rebased:app");
+    let platforms: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    // Each platform's first layer is its own new base's.
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let out = run(&mut bareboat(
+            d,
+            "inspect",
+            &["oci:rebased:app", "--arch", arch],
+        ));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["layers"][0]["digest"], onto["images"][i]["layers"][0]["digest"],
+            "{arch}"
+        );
+    }
+}

@@ -64,6 +64,12 @@ pub fn scan(source: &str) -> Result<Vec<Found>, String> {
                 let under = match stack.last_mut() {
                     Some(Container::Mapping { expect_key, key }) => {
                         if *expect_key {
+                            if value.starts_with(BAREBOAT) {
+                                return Err(format!(
+                                    "line {}: {value:?} is a mapping's key: bareboat replaces references only where they are values",
+                                    span.start.line()
+                                ));
+                            }
                             *key = Some(value.to_string());
                             *expect_key = false;
                             continue;
@@ -111,12 +117,14 @@ pub fn scan(source: &str) -> Result<Vec<Found>, String> {
     Ok(found)
 }
 
-/// The key a container opening now is the value of; its mapping then expects a key again.
+/// The key a container opening now is the value of (none when it is itself a key, as
+/// `? [a, b]` makes it); its mapping then expects the other of key and value.
 fn parent_key(stack: &mut [Container]) -> Option<String> {
     match stack.last_mut() {
         Some(Container::Mapping { expect_key, key }) => {
-            *expect_key = true;
-            key.take()
+            let is_value = !*expect_key;
+            *expect_key = is_value;
+            if is_value { key.take() } else { None }
         }
         Some(Container::Sequence { key }) => key.clone(),
         None => None,
@@ -196,6 +204,21 @@ image: ünïcode-before/x:1
         );
         assert!(replaced.starts_with("# a comment stays\n"));
         assert!(replaced.contains("- name: app   # and this one\n"));
+    }
+
+    #[test]
+    fn a_container_as_a_key_keeps_keys_and_values_apart() {
+        let source = "? [a, b]\n: bareboat://catalog:static\nimage: bareboat://catalog:cc\n";
+        let found = scan(source).unwrap();
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(
+            values,
+            ["bareboat://catalog:static", "bareboat://catalog:cc"]
+        );
+        assert!(
+            scan("bareboat://catalog:static: x\n").is_err(),
+            "a reference as a key"
+        );
     }
 
     #[test]
