@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use bareboat_apt::sources::Distribution;
+use bareboat_elf::Unmet;
 use bareboat_rootfs::rootfs::Rootfs;
 
 use crate::deps::{self, Analysis, FileKind};
@@ -23,28 +24,28 @@ const RELEASES: &[(Distribution, &[&str])] = &[
     ),
 ];
 
-/// A program that needs a symbol version its library lacks.
+/// A program that needs a symbol version its library lacks, and what to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AbiMismatch {
-    /// The program (or library) added, by its path in the image.
-    pub program: String,
-    /// The symbol version it needs.
-    pub needs: String,
-    /// The library that should define it, by its path in the image.
-    pub library: String,
-    /// The highest version of that name the library defines, if any.
-    pub highest: Option<String>,
+    /// The program, the version, the library and the highest version it has.
+    #[serde(flatten)]
+    pub unmet: Unmet,
     /// What to do.
     pub fix: String,
 }
 
 impl std::fmt::Display for AbiMismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let highest = self.highest.as_deref().unwrap_or("none of that name");
+        let Unmet {
+            program,
+            needs,
+            library,
+            highest,
+        } = &self.unmet;
+        let highest = highest.as_deref().unwrap_or("none of that name");
         write!(
             f,
-            "{} needs {} from {}, which defines at most {highest}",
-            self.program, self.needs, self.library
+            "{program} needs {needs} from {library}, which defines at most {highest}"
         )
     }
 }
@@ -67,37 +68,28 @@ pub fn check(
     arch: &str,
     release: Distribution,
 ) -> Vec<AbiMismatch> {
+    let tree = Built(tree);
     let mut out = Vec::new();
     for a in analysis {
-        let FileKind::Dynamic {
-            search, versions, ..
-        } = &a.kind
-        else {
+        let FileKind::Dynamic { search, .. } = &a.kind else {
             continue;
         };
-        for need in versions {
-            let found = deps::search_paths(&need.library, search, arch)
-                .into_iter()
-                .find_map(|p| Some((tree.read(&p)?, p)));
-            // A library the image lacks is the missing-need check's to report.
-            let Some((bytes, library)) = found else {
-                continue;
-            };
-            let Ok(defined) = bareboat_elf::version_definitions(&bytes) else {
-                continue;
-            };
-            for missing in bareboat_elf::missing_versions(&need.versions, &defined) {
-                out.push(AbiMismatch {
-                    program: a.path.clone(),
-                    needs: missing.to_string(),
-                    library: format!("/{library}"),
-                    highest: bareboat_elf::highest_like(missing, &defined),
-                    fix: fix(missing, release),
-                });
-            }
+        let paths = |library: &str| deps::search_paths(library, search, arch);
+        for unmet in bareboat_elf::unmet_versions(&tree, a, paths) {
+            let fix = fix(&unmet.needs, release);
+            out.push(AbiMismatch { unmet, fix });
         }
     }
     out
+}
+
+/// A rootfs being built, as the tree its programs' libraries are looked up in.
+struct Built<'a>(&'a Rootfs);
+
+impl bareboat_elf::Tree for Built<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.0.read(path.trim_start_matches('/'))
+    }
 }
 
 /// The way out of a missing `version` in an image of `release`: the release whose libraries

@@ -6,8 +6,8 @@
 //! package would overwrite) and which Debian packages it has installed: the solver counts
 //! those as installed instead of adding them again.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::path::Path;
 
 use bareboat_apt::dpkg::{self, Database};
 use bareboat_apt::index::PackageIndex;
@@ -15,8 +15,10 @@ use bareboat_oci::blob::Layer;
 use bareboat_oci::image::BaseLayers;
 use bareboat_oci::layout::Layout;
 use bareboat_oci::model::Image;
-use bareboat_oci::overlay::{self, Change, Kind as EntryKind, Limits};
+use bareboat_oci::overlay::{self, Kind as EntryKind, Limits};
+use bareboat_oci::reference::ImageRef;
 use bareboat_oci::source::BlobSource;
+use bareboat_oci::stack::{Keep, Stack, Store};
 use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
 use bareboat_rootfs::rootfs::Rootfs;
@@ -27,6 +29,36 @@ use crate::Error;
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// The annotation that names the base image's digest, beside its name.
 pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// The name a build records of its base in [`BASE_NAME`]: a registry name (with the
+/// digest it was named by), `oci:DIR:TAG`, or an archive's path.
+pub fn recorded_name(image: &ImageRef) -> String {
+    match image {
+        ImageRef::Docker { name, digest } => match digest {
+            Some(d) => format!("{}@{d}", name.full()),
+            None => name.full(),
+        },
+        ImageRef::Oci { dir, tag } => format!("oci:{}:{tag}", dir.display()),
+        ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => {
+            file.display().to_string()
+        }
+    }
+}
+
+/// A name [`recorded_name`] made, as a reference to open; a registry name without the
+/// digest it was named by, so that its tag is followed.
+pub fn recorded_reference(recorded: &str) -> String {
+    if recorded.starts_with("oci:") {
+        recorded.to_string()
+    } else if Path::new(recorded).is_file() {
+        format!("oci-archive:{recorded}")
+    } else {
+        format!(
+            "docker://{}",
+            recorded.split('@').next().unwrap_or(recorded)
+        )
+    }
+}
 
 /// A base image, opened: an image or an index in a source.
 pub struct Base<'a> {
@@ -126,19 +158,19 @@ impl<'a> BaseImage<'a> {
         Ok(())
     }
 
-    /// The Debian packages the base has installed, read from its layers as they stream:
-    /// only the dpkg database is kept.
+    /// The Debian packages the base has installed, read from its layers as they stream and
+    /// stack: only the dpkg database is kept, on disk, within dpkg's caps.
     pub fn installed(&self) -> Result<PackageIndex, Error> {
-        let mut database = DatabaseFiles::default();
+        let store = Store::new(&std::env::temp_dir(), dpkg::MAX_DATABASES)
+            .map_err(|e| self.refused(format!("keeping its dpkg database: {e}")))?;
+        let mut stack = Stack::keeping(store);
         let again = self.listed_again();
         for (i, l) in self.layers.iter().enumerate() {
             if again[i].is_some() {
                 continue;
             }
-            database.layer = i;
             let mut reader = self.source.open_layer(l)?;
-            // The caps the tree applies to the same layers when it unpacks them.
-            let read = overlay::apply(&mut reader, &Limits::BUILD, &mut database)
+            let read = stack_database(&mut stack, &mut reader, i)
                 .map_err(|e| {
                     format!(
                         "layer {}: entry {:?}: {}",
@@ -155,11 +187,8 @@ impl<'a> BaseImage<'a> {
                 return Err(self.refused(reader.damage().map_or(e, |d| d.to_string())));
             }
         }
-        let files = database
-            .files
-            .iter()
-            .map(|(p, (_, b))| (p.as_str(), b.as_slice()));
-        Database::read(files)
+        let files = database_files(&stack).map_err(|e| self.refused(e))?;
+        Database::read(files.iter().map(|(p, b)| (p.as_str(), b.as_slice())))
             .index("the base image's dpkg database")
             .map_err(Into::into)
     }
@@ -208,98 +237,31 @@ impl<'a> BaseImage<'a> {
     }
 }
 
-/// The overlay engine's visitor that keeps only the dpkg database files of the layers it
-/// reads, as the layers stack: a later layer's whiteout, or another entry at a file's
-/// path or above it, takes the file away.
-#[derive(Default)]
-struct DatabaseFiles {
-    /// Each file, with the layer that wrote it.
-    files: BTreeMap<String, (usize, Vec<u8>)>,
-    kept: u64,
-    /// The layer being read.
-    layer: usize,
+/// Stacks `layer` as layer `index` of `stack`, keeping the dpkg database files it puts
+/// (each within [`dpkg::MAX_DATABASE`]), with the caps the build's tree applies to the same
+/// layers when it unpacks them.
+fn stack_database(
+    stack: &mut Stack,
+    layer: impl Read,
+    index: usize,
+) -> Result<overlay::Stats, overlay::Refusal> {
+    let mut keep =
+        Keep(|path: &str, size: u64| dpkg::is_database(path) && size <= dpkg::MAX_DATABASE);
+    stack.apply(layer, index, &Limits::BUILD, &mut keep)
 }
 
-impl DatabaseFiles {
-    /// Forgets what is under `path` (and `path` itself, `with_self`) that the layers below
-    /// wrote, or (`this_layer`) this layer too.
-    fn forget(&mut self, path: &str, with_self: bool, this_layer: bool) {
-        let under = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}/")
+/// The dpkg database files the stacked layers show, read back from where they are kept.
+fn database_files(stack: &Stack) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (path, node) in stack.iter() {
+        let (EntryKind::File, Some(stored)) = (&node.kind, &node.content) else {
+            continue;
         };
-        let current = self.layer;
-        let below = |(p, (layer, _)): (&String, &(usize, Vec<u8>))| {
-            (this_layer || *layer < current).then(|| p.clone())
-        };
-        let mut gone: Vec<String> = self
-            .files
-            .range(under.clone()..)
-            .take_while(|(p, _)| p.starts_with(&under))
-            .filter_map(below)
-            .collect();
-        gone.extend(
-            self.files
-                .get_key_value(path)
-                .filter(|_| with_self)
-                .and_then(below),
-        );
-        for p in gone {
-            self.kept -= self.files.remove(&p).map_or(0, |(_, b)| b.len() as u64);
-        }
+        let mut bytes = Vec::with_capacity(stored.size as usize);
+        stack.open(stored)?.read_to_end(&mut bytes)?;
+        out.push((path.clone(), bytes));
     }
-}
-
-impl overlay::Visitor for DatabaseFiles {
-    type Error = overlay::Refusal;
-
-    fn visit(&mut self, change: Change<'_>) -> Result<(), overlay::Refusal> {
-        let entry = match change {
-            Change::Delete { path, .. } => {
-                self.forget(&path, true, false);
-                return Ok(());
-            }
-            Change::Empty { dir, .. } => {
-                self.forget(&dir, false, false);
-                return Ok(());
-            }
-            Change::Put(entry) => entry,
-        };
-        // A directory replaces a file, and merges with a directory; anything else replaces
-        // all that was at its path.
-        if entry.kind == EntryKind::Dir {
-            let file = self.files.remove(&entry.path);
-            self.kept -= file.map_or(0, |(_, b)| b.len() as u64);
-            return Ok(());
-        }
-        self.forget(&entry.path, true, true);
-        let wanted =
-            entry.kind == EntryKind::File && !entry.sparse && dpkg::is_database(&entry.path);
-        if !wanted || entry.size > dpkg::MAX_DATABASE {
-            return Ok(());
-        }
-        let refuse = |reason: String| overlay::Refusal {
-            entry: entry.raw.clone(),
-            reason,
-        };
-        if self.kept + entry.size > dpkg::MAX_DATABASES {
-            return Err(refuse(format!(
-                "the dpkg database files pass {} bytes: refused",
-                dpkg::MAX_DATABASES
-            )));
-        }
-        // The header gave the size, which is bounded: the buffer is made for it.
-        let mut bytes = Vec::with_capacity(entry.size as usize);
-        entry
-            .content
-            .take(entry.size)
-            .read_to_end(&mut bytes)
-            .map_err(|e| refuse(e.to_string()))?;
-        self.kept += bytes.len() as u64;
-        self.files.insert(entry.path, (self.layer, bytes));
-        Ok(())
-    }
+    Ok(out)
 }
 
 /// The OCI media type of a layer, for Docker's names of the same bytes.
@@ -337,16 +299,19 @@ mod tests {
             ("var/lib/dpkg/status.d/d", b"Package: d\nVersion: 1\n"),
             ("var/lib/dpkg/status.d/.wh..wh..opq", b""),
         ]);
-        let mut db = DatabaseFiles::default();
+        let store = Store::new(&std::env::temp_dir(), 1 << 20).unwrap();
+        let mut stack = Stack::keeping(store);
         for (i, l) in [lower, upper].iter().enumerate() {
-            db.layer = i;
-            overlay::apply(&l[..], &Limits::BUILD, &mut db).unwrap();
+            stack_database(&mut stack, &l[..], i).unwrap();
         }
+        let files = database_files(&stack).unwrap();
         assert_eq!(
-            db.files.keys().collect::<Vec<_>>(),
-            ["var/lib/dpkg/status.d/d"]
+            files,
+            [(
+                "var/lib/dpkg/status.d/d".to_string(),
+                b"Package: d\nVersion: 1\n".to_vec()
+            )]
         );
-        assert_eq!(db.kept, 22);
     }
 
     #[test]

@@ -85,16 +85,7 @@ impl Context<'_> {
         let Some(image) = &spec.base_image else {
             return Ok(None);
         };
-        let name = match image {
-            ImageRef::Docker { name, digest } => match digest {
-                Some(d) => format!("{}@{d}", name.full()),
-                None => name.full(),
-            },
-            ImageRef::Oci { dir, tag } => format!("oci:{}:{tag}", dir.display()),
-            ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => {
-                file.display().to_string()
-            }
-        };
+        let name = crate::base::recorded_name(image);
         let scratch = self.archive.cache.root().join("tmp");
         // The base's referrers describe the base, not what is built on it: none are pulled.
         let source = transport::open(image, &scratch, self.registry, Fetch::Whole(Follow::None))

@@ -4,8 +4,9 @@
 //! (`DT_NEEDED`), where to look for them (`DT_RPATH`, or `DT_RUNPATH` which overrides it,
 //! `$ORIGIN` expanded), and, in `.gnu.version_r`, the symbol versions it needs from each
 //! library (`GLIBC_2.38`); a library lists those it defines in `.gnu.version_d`. A script's
-//! `#!` line names its interpreter. [`classify`] reads all of it; [`missing_versions`] is
-//! the ABI check: which of a program's symbol versions a library lacks.
+//! `#!` line names its interpreter. [`classify`] reads all of it; [`unmet_versions`] is the
+//! ABI check, against any [`Tree`] (a host directory, a rootfs being built, a stacked
+//! image): which of a program's symbol versions the libraries the loader would find lack.
 //!
 //! ```
 //! let kind = bareboat_elf::classify(b"#!/usr/bin/python3 -u\nprint(1)\n", "/app/run").unwrap();
@@ -234,6 +235,76 @@ pub fn version_definitions(bytes: &[u8]) -> Result<BTreeSet<String>, String> {
         .collect())
 }
 
+/// A tree of files programs are looked up in: a host directory ([`HostDir`]), a rootfs being
+/// built, an image's layers stacked.
+pub trait Tree {
+    /// The content of the regular file at `path` (absolute, links followed), if there is
+    /// one.
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+}
+
+/// A directory of this machine as a [`Tree`]: paths are taken under it, and a link that
+/// leads out of it is not followed.
+pub struct HostDir<'a>(pub &'a Path);
+
+impl Tree for HostDir<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let full = self.0.join(path.trim_start_matches('/'));
+        let real = std::fs::canonicalize(&full).ok()?;
+        let root = std::fs::canonicalize(self.0).ok()?;
+        real.starts_with(&root)
+            .then(|| std::fs::read(&real).ok())
+            .flatten()
+    }
+}
+
+/// A symbol version a program needs that the library the loader would find lacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unmet {
+    /// The program, by its path in the tree.
+    pub program: String,
+    /// The symbol version it needs.
+    pub needs: String,
+    /// The library that should define it, by its path in the tree.
+    pub library: String,
+    /// The highest version of that name the library defines, if any.
+    pub highest: Option<String>,
+}
+
+/// The symbol versions `analysis` (a program in `tree`) needs that the libraries of `tree`
+/// lack; `paths` gives where the loader looks for a library, first first. A library the
+/// tree lacks is passed over: that is a missing library, not a version.
+pub fn unmet_versions(
+    tree: &dyn Tree,
+    analysis: &Analysis,
+    paths: impl Fn(&str) -> Vec<String>,
+) -> Vec<Unmet> {
+    let FileKind::Dynamic { versions, .. } = &analysis.kind else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for need in versions {
+        let found = paths(&need.library)
+            .into_iter()
+            .find_map(|p| Some((tree.read(&p)?, p)));
+        let Some((bytes, library)) = found else {
+            continue;
+        };
+        let Ok(defined) = version_definitions(&bytes) else {
+            continue;
+        };
+        for missing in missing_versions(&need.versions, &defined) {
+            out.push(Unmet {
+                program: analysis.path.clone(),
+                needs: missing.to_string(),
+                library: format!("/{}", library.trim_start_matches('/')),
+                highest: highest_like(missing, &defined),
+            });
+        }
+    }
+    out
+}
+
 /// Which of `needed` (symbol versions such as `GLIBC_2.38`) are not among `defined`.
 pub fn missing_versions<'a>(needed: &'a [String], defined: &BTreeSet<String>) -> Vec<&'a str> {
     (needed.iter())
@@ -302,6 +373,27 @@ mod tests {
         );
         let needed = vec!["GLIBC_2.4".to_string(), "GLIBC_2.38".to_string()];
         assert_eq!(missing_versions(&needed, &defined), ["GLIBC_2.38"]);
+    }
+
+    #[test]
+    fn the_host_programs_need_nothing_their_libraries_lack() {
+        // This machine's own programs start: their needs are met in its own tree.
+        let ls = analyze(Path::new("/bin/ls"), "/bin/ls").unwrap();
+        let root = HostDir(Path::new("/"));
+        let paths = |lib: &str| {
+            [
+                "/lib/x86_64-linux-gnu",
+                "/lib/aarch64-linux-gnu",
+                "/usr/lib",
+            ]
+            .iter()
+            .map(|d| format!("{d}/{lib}"))
+            .collect()
+        };
+        assert!(unmet_versions(&root, &ls, paths).is_empty());
+        // A tree without the library passes it over: that is another check's to report.
+        let nowhere = HostDir(Path::new("/nonexistent-bareboat-tree"));
+        assert!(unmet_versions(&nowhere, &ls, paths).is_empty());
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl AuditReport {
 /// Every finding for an image, the most severe first.
 pub fn audit(report: &Report, fs: &Filesystem) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (path, node) in &fs.view {
+    for (path, node) in fs.view.iter() {
         findings.extend(program(path));
         findings.extend(mode(path, node));
         findings.extend(device(path, node));
@@ -255,7 +255,9 @@ mod tests {
             mode,
             uid: 0,
             gid: 0,
+            mtime: 0,
             sha256: None,
+            content: None,
         }
     }
 

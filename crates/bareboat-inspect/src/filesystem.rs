@@ -7,44 +7,27 @@
 //! empties its directory. What a later layer replaces or deletes still costs its bytes in
 //! the earlier layer: that is the waste the report shows.
 //!
-//! An entry whose parent is a symlink of the image (`x/sh` under `x -> usr/bin`) lands
-//! where a runtime unpacking the layer puts it, `usr/bin/sh`: umoci, runc and containerd
-//! resolve each entry's parent inside the root (see [`resolve`]), so an audit of the
-//! literal path would miss what they run.
+//! The layers stack in [`bareboat_oci::stack`], as every reader of an image stacks them: an
+//! entry whose parent is a symlink of the image (`x/sh` under `x -> usr/bin`) lands where
+//! a runtime unpacking the layer puts it, `usr/bin/sh`, so an audit of the literal path
+//! would not miss what runtimes run. What inspect notes besides (contents, waste, secrets,
+//! metadata, redirects) are the stack's [`Hooks`]. A caller that needs file contents (slim
+//! does) has them kept on disk, within a budget ([`read_keeping`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 
 use bareboat_oci::blob::{Layer, LayerReader};
-use bareboat_oci::layer::Whiteout;
-use bareboat_oci::overlay::{self, Change, Refusal};
+use bareboat_oci::overlay::{self, Entry, Refusal};
 use bareboat_oci::source::BlobSource;
+use bareboat_oci::stack::{Filled, Hooks, How, Stack, Store};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::{Error, secrets};
 
 pub use bareboat_oci::overlay::Kind;
-
-/// A path as the layer that last wrote it has it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Node {
-    /// The layer, counted from 0 at the bottom.
-    pub layer: usize,
-    /// What it is: a file, a directory, a symlink and its target, a device node.
-    pub kind: Kind,
-    /// The content's size, for a regular file.
-    pub size: u64,
-    /// Its permission bits, setuid, setgid and sticky included.
-    pub mode: u32,
-    /// Its owner's user id.
-    pub uid: u64,
-    /// Its group id.
-    pub gid: u64,
-    /// The content's SHA256, for a regular file.
-    #[serde(skip)]
-    pub sha256: Option<[u8; 32]>,
-}
+pub use bareboat_oci::stack::Node;
 
 /// Bytes a layer carries that the finished image does not show.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -126,7 +109,7 @@ pub struct Filesystem {
     /// Each layer as read, bottom first.
     pub layers: Vec<LayerRead>,
     /// Every path of the finished image, with the node that shows.
-    pub view: BTreeMap<String, Node>,
+    pub view: Stack,
     /// The files later layers overwrite or delete, in the order they do.
     pub waste: Vec<Waste>,
     /// Every regular file of every layer, shown or not.
@@ -143,6 +126,8 @@ pub struct Filesystem {
     /// `contents` and `waste`: a layer that writes one path a million times keeps one
     /// record of each, not a million.
     written_here: HashMap<String, Written>,
+    /// The caps it is read within.
+    limits: Limits,
 }
 
 /// What the layer being read has recorded of one path it wrote.
@@ -249,7 +234,32 @@ pub fn read(
     layers: &[Layer],
     limits: Limits,
 ) -> Result<Filesystem, Error> {
-    let mut fs = Filesystem::default();
+    read_into(Stack::new(), source, layers, limits)
+}
+
+/// Reads `layers` as [`read`] does, and keeps the content of every regular file the finished
+/// image shows in `store`, within its budget: for a reader of whole images, such as slim.
+/// [`Stack::read`] and [`Stack::open`] give them back.
+pub fn read_keeping(
+    source: &dyn BlobSource,
+    layers: &[Layer],
+    limits: Limits,
+    store: Store,
+) -> Result<Filesystem, Error> {
+    read_into(Stack::keeping(store), source, layers, limits)
+}
+
+fn read_into(
+    view: Stack,
+    source: &dyn BlobSource,
+    layers: &[Layer],
+    limits: Limits,
+) -> Result<Filesystem, Error> {
+    let mut fs = Filesystem {
+        view: view.with_link_steps(limits.max_link_steps),
+        limits,
+        ..Filesystem::default()
+    };
     let mut unpacked = 0;
     let again = overlay::listed_again(
         &layers
@@ -264,7 +274,7 @@ pub fn read(
         }
         let mut reader = source.open_layer(layer)?;
         let read = fs
-            .read_layer(&mut reader, i, layer, limits, &mut unpacked)
+            .read_layer(&mut reader, i, layer, &mut unpacked)
             .map_err(|e| reader.damage().map_or(e, Error::from))?;
         fs.layers.push(read);
     }
@@ -289,7 +299,6 @@ impl Filesystem {
         reader: &mut LayerReader,
         i: usize,
         layer: &Layer,
-        limits: Limits,
         unpacked: &mut u64,
     ) -> Result<LayerRead, Error> {
         let d = &layer.descriptor;
@@ -302,15 +311,14 @@ impl Filesystem {
             count: 0,
             before: *unpacked,
             stored: d.size(),
-            limits,
+            limits: self.limits,
         };
-        let mut stacking = Stacking {
-            fs: self,
-            layer: i,
-            limits,
-            link_steps: limits.max_link_steps,
-        };
-        let stats = overlay::apply(&mut counted, &limits.layer, &mut stacking).map_err(|e| {
+        // The stack is taken out while it reads the layer, with this filesystem as its hooks.
+        let mut view = std::mem::take(&mut self.view);
+        let caps = self.limits.layer;
+        let stats = view.apply(&mut counted, i, &caps, self);
+        self.view = view;
+        let stats = stats.map_err(|e| {
             layer_err(match e.entry.as_str() {
                 "" => e.reason,
                 raw => format!("entry {raw:?}: {}", e.reason),
@@ -331,82 +339,6 @@ impl Filesystem {
         })
     }
 
-    /// Puts an entry of layer `i`, landed at `path`, into the view: hashed, scanned for
-    /// secrets, and kept when it is metadata.
-    fn put(
-        &mut self,
-        i: usize,
-        path: String,
-        entry: overlay::Entry<'_>,
-        limits: &Limits,
-    ) -> Result<(), Refusal> {
-        let refuse = |reason: String| Refusal {
-            entry: entry.raw.clone(),
-            reason,
-        };
-        let mut node = Node {
-            layer: i,
-            mode: entry.mode,
-            uid: entry.uid,
-            gid: entry.gid,
-            size: entry.size,
-            sha256: None,
-            kind: entry.kind.clone(),
-        };
-        // A sparse file's holes read as zeros: it is measured but not read.
-        if node.kind == Kind::File && !entry.sparse {
-            let metadata = metadata_limit(&path, limits).is_some_and(|max| node.size <= max);
-            // Refused before it is read, from the size its header gives.
-            let replaced = self.metadata.get(&path).map_or(0, |b| b.len() as u64);
-            if metadata && self.metadata_bytes - replaced + node.size > limits.max_metadata {
-                return Err(refuse(format!(
-                    "its package databases and other metadata files, with the layers' below, pass {} bytes: refused",
-                    limits.max_metadata
-                )));
-            }
-            let scanned = node.size <= secrets::MAX_SCANNED;
-            let keep = (metadata || scanned).then_some(node.size);
-            let (sha256, bytes) = hash(entry.content, keep).map_err(|e| refuse(e.to_string()))?;
-            let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
-            if let Some(kind) = secret {
-                // One record of a kind of secret at a path of a layer, however often the
-                // layer writes it there.
-                let written = self.written_here.entry(path.clone()).or_default();
-                if written
-                    .secret
-                    .is_none_or(|at| self.secrets[at].kind != kind)
-                {
-                    written.secret = Some(self.secrets.len());
-                    self.secrets.push(Secret {
-                        layer: i,
-                        path: path.clone(),
-                        kind,
-                    });
-                }
-            }
-            let bytes = bytes.filter(|_| metadata);
-            node.sha256 = Some(sha256);
-            let content = Content {
-                layer: i,
-                path: path.clone(),
-                size: node.size,
-                sha256,
-            };
-            // An earlier entry of this layer at the same path is hidden by this one.
-            let written = self.written_here.entry(path.clone()).or_default();
-            match written.content {
-                Some(at) => self.contents[at] = content,
-                None => {
-                    written.content = Some(self.contents.len());
-                    self.contents.push(content);
-                }
-            }
-            self.keep_metadata(path.clone(), bytes);
-        }
-        self.place(path, node);
-        Ok(())
-    }
-
     /// Keeps (or, with `None`, forgets) the metadata file at `path`, counting what is kept.
     fn keep_metadata(&mut self, path: String, bytes: Option<Vec<u8>>) {
         let old = match bytes {
@@ -417,150 +349,6 @@ impl Filesystem {
             None => self.metadata.remove(&path),
         };
         self.metadata_bytes -= old.map_or(0, |b| b.len() as u64);
-    }
-
-    /// Puts `node` at `path`, over whatever lower layers (or this one) had there.
-    fn place(&mut self, path: String, node: Node) {
-        let layer = node.layer;
-        match self.view.get(&path) {
-            Some(old) if old.kind == Kind::Dir && node.kind == Kind::Dir => {}
-            Some(old) => {
-                if old.kind == Kind::File {
-                    let waste = Waste {
-                        path: path.clone(),
-                        layer: old.layer,
-                        size: old.size,
-                        by_layer: layer,
-                        how: "overwritten",
-                    };
-                    // A layer that writes one path again and again wastes, at that path,
-                    // all its copies but the last: one record, summed.
-                    let here = (old.layer == layer)
-                        .then(|| self.written_here.entry(path.clone()).or_default());
-                    match here.as_ref().and_then(|w| w.waste) {
-                        Some(at) => self.waste[at].size += old.size,
-                        None => {
-                            if let Some(here) = here {
-                                here.waste = Some(self.waste.len());
-                            }
-                            self.waste.push(waste);
-                        }
-                    }
-                }
-                if old.kind == Kind::Dir {
-                    self.delete(&path, false, layer);
-                }
-            }
-            None => {}
-        }
-        // A file read whole has already replaced or dropped its metadata.
-        if node.sha256.is_none() {
-            self.keep_metadata(path.clone(), None);
-        }
-        self.view.insert(path, node);
-    }
-
-    /// Where entry `path` of layer `layer` lands: under its parent as [`resolve`]d through
-    /// the image's symlinks, with the directories it implies (a whiteout's included, as
-    /// containerd makes them). The reason it cannot land, if it cannot.
-    fn land(
-        &mut self,
-        path: &str,
-        layer: usize,
-        link_steps: &mut u64,
-        limits: &Limits,
-    ) -> Result<String, String> {
-        let landed = match path.rsplit_once('/') {
-            None => path.to_string(),
-            Some((parent, name)) => {
-                match resolve(parent, |p| self.view.get(p).map(|n| &n.kind), link_steps) {
-                    Ok(dir) if dir.is_empty() => name.to_string(),
-                    Ok(dir) => format!("{dir}/{name}"),
-                    Err(Unresolved::TooManyLinks) => {
-                        return Err(format!(
-                            "its parent /{parent} takes more than {MAX_LINK_HOPS} symlinks to \
-                             resolve, as a loop does: refused, as runtimes refuse it"
-                        ));
-                    }
-                    Err(Unresolved::OverBudget) => {
-                        return Err(format!(
-                            "following symlinks to its parent /{parent} takes this layer past \
-                             {} path components: refused as a symlink bomb",
-                            limits.max_link_steps
-                        ));
-                    }
-                }
-            }
-        };
-        self.imply_parents(&landed, layer).map_err(|dir| {
-            format!(
-                "it lands under /{dir}, which is not a directory: refused, as runtimes refuse it"
-            )
-        })?;
-        Ok(landed)
-    }
-
-    /// Gives the directories above `path` that the image lacks a node of layer `layer`, or
-    /// names the first one above it that is there but not a directory.
-    fn imply_parents(&mut self, path: &str, layer: usize) -> Result<(), String> {
-        let mut p = path;
-        while let Some((parent, _)) = p.rsplit_once('/') {
-            match self.view.get(parent) {
-                Some(n) if n.kind == Kind::Dir => break,
-                Some(_) => return Err(parent.to_string()),
-                None => {}
-            }
-            let node = Node {
-                layer,
-                kind: Kind::Dir,
-                size: 0,
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-                sha256: None,
-            };
-            self.view.insert(parent.to_string(), node);
-            p = parent;
-        }
-        Ok(())
-    }
-
-    /// Deletes everything under `path` (and `path` itself, `with_self`) that lower layers
-    /// put there, as layer `by` does.
-    fn delete(&mut self, path: &str, with_self: bool, by: usize) {
-        let prefix = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}/")
-        };
-        let mut doomed: Vec<String> = self
-            .view
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(p, _)| p.starts_with(&prefix))
-            .filter(|(_, n)| n.layer < by)
-            .map(|(p, _)| p.clone())
-            .collect();
-        if with_self && self.view.get(path).is_some_and(|n| n.layer < by) {
-            doomed.push(path.to_string());
-        }
-        for p in doomed {
-            let Some(node) = self.view.remove(&p) else {
-                continue;
-            };
-            self.keep_metadata(p.clone(), None);
-            if node.kind == Kind::File {
-                self.waste.push(Waste {
-                    path: p,
-                    layer: node.layer,
-                    size: node.size,
-                    by_layer: by,
-                    how: "deleted",
-                });
-            }
-        }
     }
 
     /// The entries of `dir` as `bareboat inspect --tree` lists them.
@@ -576,170 +364,163 @@ impl Filesystem {
 
     /// The entries directly under `dir` in the finished image.
     pub fn children(&self, dir: &str) -> Vec<(&str, &Node)> {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        self.view
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(p, _)| p.starts_with(&prefix))
-            .filter(|(p, _)| !p[prefix.len()..].contains('/'))
-            .map(|(p, n)| (p.as_str(), n))
-            .collect()
+        self.view.children(dir)
     }
 }
 
-/// The overlay engine's visitor for one layer: each entry lands where a runtime puts it
-/// (see [`resolve`]), and whiteouts delete what the layers below put there.
-struct Stacking<'f> {
-    fs: &'f mut Filesystem,
-    layer: usize,
-    limits: Limits,
-    /// What is left of the layer's budget for following symlinks.
-    link_steps: u64,
-}
-
-impl Stacking<'_> {
-    /// Where the entry named `literal` (`raw` in the layer) lands, noting a redirect.
-    fn land(&mut self, raw: &str, literal: String) -> Result<String, Refusal> {
-        let landed = self
-            .fs
-            .land(&literal, self.layer, &mut self.link_steps, &self.limits)
-            .map_err(|reason| Refusal {
-                entry: raw.to_string(),
-                reason,
-            })?;
-        if landed != literal {
-            let written = self.fs.written_here.entry(literal.clone()).or_default();
-            if !std::mem::replace(&mut written.redirected, true) {
-                self.fs.redirects.push(Redirect {
-                    layer: self.layer,
-                    path: literal,
-                    landed: landed.clone(),
+/// What inspect notes of each layer as the stack reads it.
+impl Hooks for Filesystem {
+    /// Hashes the file, scans it for secrets, keeps it when it is metadata, and keeps its
+    /// content when the stack keeps contents.
+    fn file(
+        &mut self,
+        layer: usize,
+        path: &str,
+        entry: &mut Entry<'_>,
+        store: Option<&mut Store>,
+    ) -> Result<Filled, Refusal> {
+        let refuse = |reason: String| Refusal {
+            entry: entry.raw.clone(),
+            reason,
+        };
+        // A sparse file's holes read as zeros: it is measured but not read.
+        if entry.sparse {
+            return Ok(Filled::default());
+        }
+        let size = entry.size;
+        let limits = &self.limits;
+        let metadata = metadata_limit(path, limits).is_some_and(|max| size <= max);
+        // Refused before it is read, from the size its header gives. What was at the path
+        // is gone already.
+        if metadata && self.metadata_bytes + size > limits.max_metadata {
+            return Err(refuse(format!(
+                "its package databases and other metadata files, with the layers' below, pass {} bytes: refused",
+                limits.max_metadata
+            )));
+        }
+        let scanned = size <= secrets::MAX_SCANNED;
+        let keep = (metadata || scanned).then_some(size);
+        let mut hashing = Hashing::new(&mut *entry.content, keep);
+        let content = match store {
+            Some(store) => Some(store.stage(&mut hashing, size).map_err(refuse)?),
+            None => {
+                io::copy(&mut hashing, &mut io::sink()).map_err(|e| refuse(e.to_string()))?;
+                None
+            }
+        };
+        let (sha256, bytes) = hashing.finish();
+        let secret = bytes.as_deref().filter(|_| scanned).and_then(secrets::kind);
+        if let Some(kind) = secret {
+            // One record of a kind of secret at a path of a layer, however often the layer
+            // writes it there.
+            let written = self.written_here.entry(path.to_string()).or_default();
+            if written
+                .secret
+                .is_none_or(|at| self.secrets[at].kind != kind)
+            {
+                written.secret = Some(self.secrets.len());
+                self.secrets.push(Secret {
+                    layer,
+                    path: path.to_string(),
+                    kind,
                 });
             }
         }
-        Ok(landed)
-    }
-}
-
-impl overlay::Visitor for Stacking<'_> {
-    type Error = Refusal;
-
-    fn visit(&mut self, change: Change<'_>) -> Result<(), Refusal> {
-        // A whiteout lands as its marker entry would: through the symlinks above it, with
-        // the directories it implies, as containerd makes them.
-        match change {
-            Change::Delete { raw, path } => {
-                let marker = self.land(&raw, Whiteout::marker(&path))?;
-                if let Some(Whiteout::Path(hidden)) = Whiteout::of(&marker) {
-                    self.fs.delete(&hidden, true, self.layer);
-                }
-            }
-            Change::Empty { raw, dir } => {
-                let marker = match dir.as_str() {
-                    "" => OPAQUE.to_string(),
-                    dir => format!("{dir}/{OPAQUE}"),
-                };
-                let marker = self.land(&raw, marker)?;
-                if let Some(Whiteout::Opaque(dir)) = Whiteout::of(&marker) {
-                    self.fs.delete(&dir, false, self.layer);
-                }
-            }
-            Change::Put(entry) => {
-                let path = self.land(&entry.raw, entry.path.clone())?;
-                self.fs.put(self.layer, path, entry, &self.limits)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The name of an opaque whiteout's marker.
-const OPAQUE: &str = ".wh..wh..opq";
-
-/// The most symlinks resolving one entry's parent may follow, as filepath-securejoin (umoci,
-/// runc) and containerd's continuity allow: umoci 0.4.7 unpacks an entry under a chain of
-/// 255 links and refuses one under 256 as too many levels of symbolic links.
-pub const MAX_LINK_HOPS: usize = 255;
-
-/// Why a directory does not [`resolve`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Unresolved {
-    /// More than [`MAX_LINK_HOPS`] symlinks, as a loop has.
-    TooManyLinks,
-    /// The budget of components walked through links ran out.
-    OverBudget,
-}
-
-/// Where the directory `dir` (an [`overlay::normalize`]d path) is in an image whose nodes `node_at`
-/// gives, resolved as a runtime resolves an entry's parent when it unpacks a layer: each
-/// symlink on the way is followed inside the root, an absolute target starts again at the
-/// root, and `..` steps back over the last resolved component, never above the root. A
-/// missing component is taken as it is (the runtime creates it). Whether the result is a
-/// directory is left to the caller: a runtime finds out only when it creates the entry.
-///
-/// Each component a link's target adds costs one step of `budget`: a call's work is
-/// linear in the components it walks, and those are bounded by the budget and `dir`.
-pub fn resolve<'a>(
-    dir: &'a str,
-    node_at: impl Fn(&str) -> Option<&'a Kind>,
-    budget: &mut u64,
-) -> Result<String, Unresolved> {
-    let mut resolved = String::new();
-    // The components still to walk, the next one last.
-    let mut pending: Vec<&str> = dir.rsplit('/').collect();
-    let mut hops = 0;
-    while let Some(part) = pending.pop() {
-        match part {
-            "" | "." => continue,
-            ".." => {
-                resolved.truncate(resolved.rfind('/').unwrap_or(0));
-                continue;
-            }
-            _ => {}
-        }
-        let above = resolved.len();
-        if above > 0 {
-            resolved.push('/');
-        }
-        resolved.push_str(part);
-        let Some(Kind::Symlink(target)) = node_at(&resolved) else {
-            continue;
+        let record = Content {
+            layer,
+            path: path.to_string(),
+            size,
+            sha256,
         };
-        hops += 1;
-        if hops > MAX_LINK_HOPS {
-            return Err(Unresolved::TooManyLinks);
+        // An earlier entry of this layer at the same path is hidden by this one.
+        let written = self.written_here.entry(path.to_string()).or_default();
+        match written.content {
+            Some(at) => self.contents[at] = record,
+            None => {
+                written.content = Some(self.contents.len());
+                self.contents.push(record);
+            }
         }
-        let steps = target.split('/').count() as u64;
-        *budget = budget.checked_sub(steps).ok_or(Unresolved::OverBudget)?;
-        resolved.truncate(if target.starts_with('/') { 0 } else { above });
-        pending.extend(target.rsplit('/'));
+        if metadata {
+            self.keep_metadata(path.to_string(), bytes);
+        }
+        Ok(Filled {
+            sha256: Some(sha256),
+            content,
+        })
     }
-    Ok(resolved)
+
+    /// A file taken away is waste: its layer still carries it.
+    fn gone(&mut self, path: &str, node: &Node, by: usize, how: How) {
+        self.keep_metadata(path.to_string(), None);
+        if node.kind != Kind::File {
+            return;
+        }
+        // A layer that writes one path again and again wastes, at that path, all its
+        // copies but the last: one record, summed.
+        let here = (how == How::Overwritten && node.layer == by)
+            .then(|| self.written_here.entry(path.to_string()).or_default());
+        match here.as_ref().and_then(|w| w.waste) {
+            Some(at) => self.waste[at].size += node.size,
+            None => {
+                if let Some(here) = here {
+                    here.waste = Some(self.waste.len());
+                }
+                self.waste.push(Waste {
+                    path: path.to_string(),
+                    layer: node.layer,
+                    size: node.size,
+                    by_layer: by,
+                    how: how.as_str(),
+                });
+            }
+        }
+    }
+
+    fn redirected(&mut self, layer: usize, literal: &str, landed: &str) {
+        let written = self.written_here.entry(literal.to_string()).or_default();
+        if !std::mem::replace(&mut written.redirected, true) {
+            self.redirects.push(Redirect {
+                layer,
+                path: literal.to_string(),
+                landed: landed.to_string(),
+            });
+        }
+    }
 }
 
-/// Hashes a file's content as it streams past, keeping it when `keep` gives its size (which
-/// the caller has bounded), in a buffer of that size.
-fn hash(content: &mut dyn Read, keep: Option<u64>) -> io::Result<([u8; 32], Option<Vec<u8>>)> {
-    let mut sha = Sha256::new();
-    let mut kept = keep.map(|size| Vec::with_capacity(size as usize));
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = content.read(&mut buf)?;
-        if n == 0 {
-            break;
+/// A file's content as it streams past: hashed, and kept in a buffer of the size `keep`
+/// gives (which the caller has bounded), when it gives one.
+struct Hashing<'r> {
+    inner: &'r mut dyn Read,
+    sha: Sha256,
+    kept: Option<Vec<u8>>,
+}
+
+impl<'r> Hashing<'r> {
+    fn new(inner: &'r mut dyn Read, keep: Option<u64>) -> Hashing<'r> {
+        Hashing {
+            inner,
+            sha: Sha256::new(),
+            kept: keep.map(|size| Vec::with_capacity(size as usize)),
         }
-        sha.update(&buf[..n]);
-        if let Some(k) = kept.as_mut() {
+    }
+
+    /// The SHA256 of what was read, and what was kept of it.
+    fn finish(self) -> ([u8; 32], Option<Vec<u8>>) {
+        (self.sha.finalize().into(), self.kept)
+    }
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        if let Some(k) = self.kept.as_mut() {
             k.extend_from_slice(&buf[..n]);
         }
+        Ok(n)
     }
-    Ok((sha.finalize().into(), kept))
 }
 
 /// A reader that counts what passes.
@@ -1112,115 +893,6 @@ mod tests {
         assert_eq!(fs.children("many").len(), 100);
     }
 
-    /// A view's symlinks, `(path, target)`.
-    type Links<'a> = &'a [(&'a str, &'a str)];
-
-    /// [`resolve`]s `dir` in a view of `links`, unbounded; other paths are directories or
-    /// missing, which resolve alike.
-    fn resolve_in(links: Links, dir: &str) -> Result<String, Unresolved> {
-        let view: BTreeMap<String, Kind> = links
-            .iter()
-            .map(|(path, target)| (path.to_string(), Kind::Symlink(target.to_string())))
-            .collect();
-        let mut unbounded = u64::MAX;
-        resolve(dir, |p| view.get(p), &mut unbounded)
-    }
-
-    /// Each case is one umoci 0.4.7 unpacked: the directory an entry under `dir` went to.
-    #[test]
-    fn parents_resolve_through_links_as_umoci_resolves_them() {
-        let cases: &[(Links, &str, &str)] = &[
-            (&[], "usr/bin", "usr/bin"),
-            (&[("x", "usr/bin")], "x", "usr/bin"),
-            (&[("y", "/usr/bin")], "y", "usr/bin"),
-            (&[("a", "b"), ("b", "usr/bin")], "a", "usr/bin"),
-            // `..` stops at the root, in a relative or an absolute target.
-            (&[("z", "../../../usr/bin")], "z", "usr/bin"),
-            (
-                &[("usr/lib/up", "/../../usr/./bin/")],
-                "usr/lib/up",
-                "usr/bin",
-            ),
-            (&[("usr/lib/up", "../bin")], "usr/lib/up", "usr/bin"),
-            // `..` steps back over what a link resolved to, not over the link's name.
-            (
-                &[("usr/lib/b", "../bin"), ("x", "usr/lib/b/../../etc")],
-                "x",
-                "etc",
-            ),
-            (&[("x", "nope/../usr/bin")], "x", "usr/bin"),
-            (&[("q", "usr//bin/")], "q", "usr/bin"),
-            (
-                &[("p", "usr/lib"), ("usr/lib/b", "../bin")],
-                "p/b",
-                "usr/bin",
-            ),
-            (&[("s", ".")], "s/s/s", ""),
-            (&[("r", "/")], "r/etc", "etc"),
-            // A link to nowhere: the runtime makes the directories it names.
-            (&[("d", "no/such/dir")], "d", "no/such/dir"),
-            (&[("x", "usr/bin")], "x/sub", "usr/bin/sub"),
-        ];
-        for (links, dir, landed) in cases {
-            assert_eq!(
-                resolve_in(links, dir).as_deref(),
-                Ok(*landed),
-                "{dir} with {links:?}"
-            );
-        }
-        assert_eq!(
-            resolve_in(&[("l1", "l2"), ("l2", "l1")], "l1"),
-            Err(Unresolved::TooManyLinks)
-        );
-        // umoci unpacks under a chain of 255 links and refuses one under 256.
-        let chain = |n: usize| {
-            let names: Vec<String> = (1..=n).map(|i| format!("l{i}")).collect();
-            let mut links: Vec<(String, String)> = names
-                .windows(2)
-                .map(|w| (w[0].clone(), w[1].clone()))
-                .collect();
-            links.push((names[n - 1].clone(), "usr/bin".into()));
-            links
-        };
-        for (n, expected) in [
-            (MAX_LINK_HOPS, Ok("usr/bin".to_string())),
-            (MAX_LINK_HOPS + 1, Err(Unresolved::TooManyLinks)),
-        ] {
-            let links = chain(n);
-            let links: Vec<(&str, &str)> = links
-                .iter()
-                .map(|(a, b)| (a.as_str(), b.as_str()))
-                .collect();
-            assert_eq!(resolve_in(&links, "l1"), expected, "a chain of {n}");
-        }
-    }
-
-    #[test]
-    fn following_links_is_linear_and_bounded_by_the_budget() {
-        // Each link of a chain of 255 adds one component, the last two: 256 steps, once
-        // each, not a walk of the whole chain again at every link.
-        let view: BTreeMap<String, Kind> = (1..=MAX_LINK_HOPS)
-            .map(|i| {
-                let target = match i {
-                    MAX_LINK_HOPS => "usr/bin".to_string(),
-                    _ => format!("l{}", i + 1),
-                };
-                (format!("l{i}"), Kind::Symlink(target))
-            })
-            .collect();
-        let mut budget = 1000;
-        assert_eq!(
-            resolve("l1/x", |p| view.get(p), &mut budget).as_deref(),
-            Ok("usr/bin/x")
-        );
-        assert_eq!(budget, 1000 - 256);
-        let mut budget = 255;
-        assert_eq!(
-            resolve("l1", |p| view.get(p), &mut budget),
-            Err(Unresolved::OverBudget)
-        );
-    }
-
     #[test]
     fn a_layer_that_writes_one_path_again_and_again_is_recorded_once() {
         use Made::*;
@@ -1334,6 +1006,41 @@ mod tests {
         let fs = read(&layout, &layers, Limits::default()).unwrap();
         assert_eq!(fs.children("usr/bin").len(), 1);
         assert!(fs.view.contains_key("usr/bin/new"));
+    }
+
+    #[test]
+    fn contents_are_kept_on_disk_when_asked_and_read_through_the_images_links() {
+        use Made::*;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(&dir.path().join("l")).unwrap();
+        let layers = [
+            made_layer(
+                &layout,
+                &[
+                    ("usr/lib/libx.so.1", File(b"old")),
+                    ("lib", Symlink("usr/lib")),
+                ],
+            ),
+            made_layer(&layout, &[("lib/libx.so.1", File(b"new"))]),
+        ];
+        let store = Store::new(&dir.path().join("kept"), 1 << 20).unwrap();
+        let fs = read_keeping(&layout, &layers, Limits::default(), store).unwrap();
+        // The upper layer's file landed through the link and replaced the lower one's.
+        assert_eq!(
+            fs.view.read("lib/libx.so.1", 64).as_deref(),
+            Some(&b"new"[..])
+        );
+        assert_eq!(
+            fs.view.read("usr/lib/libx.so.1", 64).as_deref(),
+            Some(&b"new"[..])
+        );
+        assert_eq!(fs.waste[0].path, "usr/lib/libx.so.1");
+        // Without a store nothing is kept; with too small a one the image is refused.
+        let fs = read(&layout, &layers, Limits::default()).unwrap();
+        assert_eq!(fs.view.read("lib/libx.so.1", 64), None);
+        let small = Store::new(&dir.path().join("small"), 4).unwrap();
+        let e = read_keeping(&layout, &layers, Limits::default(), small).unwrap_err();
+        assert!(e.to_string().contains("past 4 bytes"), "{e}");
     }
 
     #[test]

@@ -85,6 +85,9 @@ impl Entry {
     }
 }
 
+/// The name of an opaque whiteout's marker.
+const OPAQUE: &str = ".wh..wh..opq";
+
 /// What a whiteout entry of an OCI layer deletes from the layers below it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Whiteout {
@@ -98,11 +101,16 @@ impl Whiteout {
     /// The whiteout an entry named `path` (relative to the root) is, if any.
     pub fn of(path: &str) -> Option<Whiteout> {
         let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-        if name == ".wh..wh..opq" {
+        if name == OPAQUE {
             return Some(Whiteout::Opaque(parent.to_string()));
         }
         let hidden = name.strip_prefix(".wh.")?;
         Some(Whiteout::Path(join(parent, hidden)))
+    }
+
+    /// The entry name that empties the directory `dir` (relative to the root).
+    pub fn opaque_marker(dir: &str) -> String {
+        join(dir, OPAQUE)
     }
 
     /// The entry name that deletes `path` (relative to the root).

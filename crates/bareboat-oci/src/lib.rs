@@ -10,7 +10,9 @@
 //! - [`sink`] is where images are written ([`sink::Sink`]: layouts, archives, registries);
 //! - [`media`] tells what a media type names (index, manifest, config, layer);
 //! - [`overlay`] reads a layer's tar stream as an overlay filesystem stacks it, with the
-//!   checks every reader of a layer needs, for a visitor to apply;
+//!   checks every reader of a layer needs, for a visitor to apply; [`stack`] is the one
+//!   visitor that stacks layers as runtimes do (whiteouts, parents through symlinks, one
+//!   resolver), keeping file contents on disk where its caller asks;
 //! - [`model`] decodes one platform's [`model::Image`] from any source;
 //! - [`layer`] writes a deterministic, compressed tar layer from a sorted list of entries,
 //!   computing its diff_id and digest in the same pass;
@@ -60,6 +62,7 @@ pub mod registry;
 pub mod seal;
 pub mod sink;
 pub mod source;
+pub mod stack;
 pub mod tar_bounds;
 pub mod transport;
 

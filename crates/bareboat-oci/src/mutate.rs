@@ -208,6 +208,11 @@ impl BlobSource for Union<'_> {
         }
     }
 
+    fn origin(&self, d: &Descriptor) -> Option<crate::reference::DockerName> {
+        let &i = self.by_digest.get(d.digest().as_ref())?;
+        self.sources[i].origin(d)
+    }
+
     fn concurrency(&self) -> usize {
         self.sources
             .iter()

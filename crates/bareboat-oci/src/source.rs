@@ -50,6 +50,12 @@ pub trait BlobSource: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The repository of a registry this source holds the blob `d` in, where a push to
+    /// another repository of that registry can mount it from instead of uploading it.
+    fn origin(&self, _d: &Descriptor) -> Option<crate::reference::DockerName> {
+        None
+    }
+
     /// The manifest under `tag`, for cosign's legacy signatures (`sha256-<hex>.sig`), which
     /// are found by tag; `None` when the source has none. Not checked: see
     /// [`crate::referrer::of_image`].

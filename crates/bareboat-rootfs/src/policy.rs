@@ -6,28 +6,6 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::Error;
 
-/// Resolves a symlink's target against the directory holding the link, inside the image
-/// root: an absolute target starts at the root, and `..` never climbs above it.
-pub fn resolve_link(link_path: &str, target: &str) -> String {
-    let mut parts: Vec<&str> = if target.starts_with('/') {
-        Vec::new()
-    } else {
-        let mut p: Vec<&str> = link_path.split('/').collect();
-        p.pop();
-        p
-    };
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
-}
-
 /// What slicing keeps and drops.
 #[derive(Clone, Debug)]
 pub struct Slicing {
@@ -141,26 +119,6 @@ fn dropped_by_default(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn links_resolve_inside_the_root() {
-        for (link, target, to) in [
-            (
-                "etc/os-release",
-                "../usr/lib/os-release",
-                "usr/lib/os-release",
-            ),
-            (
-                "etc/ssl/certs/java/cacerts",
-                "/etc/ssl/certs/java/real",
-                "etc/ssl/certs/java/real",
-            ),
-            ("a/b", "../../../../etc/passwd", "etc/passwd"),
-            ("usr/lib/x", "./y", "usr/lib/y"),
-        ] {
-            assert_eq!(resolve_link(link, target), to, "{link} -> {target}");
-        }
-    }
 
     #[test]
     fn default_slicing() {

@@ -20,13 +20,14 @@ use std::path::{Path, PathBuf};
 use bareboat_apt::dpkg::{MERGED_DIRS, merged_usr};
 use bareboat_oci::layer::{Entry, Kind, Whiteout};
 use bareboat_oci::overlay::{self, Change, Kind as EntryKind, Limits};
+use bareboat_oci::stack;
 use globset::GlobSet;
 use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Error;
-use crate::policy::{self, Slicing};
+use crate::policy::Slicing;
 
 mod materialize;
 
@@ -238,51 +239,24 @@ impl Rootfs {
         self.layers[layer].get(path)
     }
 
-    /// Follows symlinks (in every component) inside the image root and returns the path
-    /// they lead to, or `None` for a symlink loop.
+    /// Follows symlinks (in every component) inside the image root, as runtimes and every
+    /// other reader of an image do ([`stack::resolve`]), and returns the path they lead to
+    /// (a hard link's target, for a hard link), or `None` for a symlink loop.
     pub fn resolve(&self, path: &str) -> Option<String> {
-        let mut pending: Vec<String> = path
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .rev()
-            .map(String::from)
-            .collect();
-        let mut done: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(part) = pending.pop() {
-            if part == "." {
-                continue;
-            }
-            if part == ".." {
-                done.pop();
-                continue;
-            }
-            done.push(part);
-            let here = done.join("/");
-            // A component with no node of its own is an implied directory.
-            match self.get(&here).map(|n| &n.kind) {
-                Some(NodeKind::Symlink(target)) => {
-                    hops += 1;
-                    if hops > 40 {
-                        return None;
-                    }
-                    let resolved = policy::resolve_link(&here, target);
-                    done = Vec::new();
-                    pending.extend(
-                        resolved
-                            .split('/')
-                            .filter(|p| !p.is_empty())
-                            .rev()
-                            .map(String::from),
-                    );
-                }
-                Some(NodeKind::Hardlink(target)) => {
-                    done = target.split('/').map(String::from).collect();
-                }
-                _ => {}
-            }
+        let mut budget = stack::MAX_LINK_STEPS;
+        let real = stack::resolve(path, |p| self.link_at(p), &mut budget).ok()?;
+        match self.get(&real).map(|n| &n.kind) {
+            Some(NodeKind::Hardlink(target)) => Some(target.clone()),
+            _ => Some(real),
         }
-        Some(done.join("/"))
+    }
+
+    /// The target of the symlink at `path`, if it is one.
+    fn link_at(&self, path: &str) -> Option<&str> {
+        match &self.get(path)?.kind {
+            NodeKind::Symlink(target) => Some(target),
+            _ => None,
+        }
     }
 
     /// The content of the regular file at `path`, following links.
@@ -376,7 +350,11 @@ impl Rootfs {
         data: R,
     ) -> Result<(), Error> {
         let limits = self.limits;
-        let mut stacking = BaseStack { tree: self, layer };
+        let mut stacking = BaseStack {
+            tree: self,
+            layer,
+            steps: stack::MAX_LINK_STEPS,
+        };
         overlay::apply(data, &limits, &mut stacking).map_err(|e| e.within(origin))?;
         self.base_layers = layer + 1;
         Ok(())
@@ -889,11 +867,29 @@ fn id(entry: &overlay::Entry<'_>, id: u64) -> Result<u32, Unpack> {
         .map_err(|_| Unpack::refused(&entry.raw, format!("the id {id} is past 32 bits")))
 }
 
-/// The overlay engine's visitor for a base image's layer: whiteouts delete from the layers
-/// below, and every other entry replaces what they had at its path.
+/// The overlay engine's visitor for a base image's layer: each entry, whiteouts included,
+/// lands under its parent resolved through the symlinks below, as runtimes and every other
+/// reader of an image put it ([`stack::landing`]); whiteouts delete from the layers below,
+/// and every other entry replaces what they had at its path.
 struct BaseStack<'t> {
     tree: &'t mut Rootfs,
     layer: usize,
+    /// What is left of the layer's budget for following symlinks.
+    steps: u64,
+}
+
+impl BaseStack<'_> {
+    /// Where the entry `raw`, named `path`, lands.
+    fn land(&mut self, raw: &str, path: &str) -> Result<String, Unpack> {
+        let tree = &*self.tree;
+        stack::landing(
+            path,
+            |p| tree.link_at(p),
+            &mut self.steps,
+            stack::MAX_LINK_STEPS,
+        )
+        .map_err(|reason| Unpack::refused(raw, reason))
+    }
 }
 
 impl overlay::Visitor for BaseStack<'_> {
@@ -901,9 +897,20 @@ impl overlay::Visitor for BaseStack<'_> {
 
     fn visit(&mut self, change: Change<'_>) -> Result<(), Unpack> {
         match change {
-            Change::Delete { path, .. } => self.tree.delete_below(self.layer, &path, true),
-            Change::Empty { dir, .. } => self.tree.delete_below(self.layer, &dir, false),
-            Change::Put(entry) => self.tree.put_image_entry(self.layer, entry)?,
+            Change::Delete { raw, path } => {
+                let path = self.land(&raw, &path)?;
+                self.tree.delete_below(self.layer, &path, true);
+            }
+            Change::Empty { raw, dir } => {
+                let marker = self.land(&raw, &Whiteout::opaque_marker(&dir))?;
+                if let Some(Whiteout::Opaque(dir)) = Whiteout::of(&marker) {
+                    self.tree.delete_below(self.layer, &dir, false);
+                }
+            }
+            Change::Put(mut entry) => {
+                entry.path = self.land(&entry.raw, &entry.path)?;
+                self.tree.put_image_entry(self.layer, entry)?;
+            }
         }
         Ok(())
     }
@@ -1451,5 +1458,48 @@ mod tests {
             let e = add_base(&mut t, &entries).unwrap_err().to_string();
             assert!(e.contains(needle) && e.contains("base"), "{e}");
         }
+    }
+
+    #[test]
+    fn base_entries_land_through_the_symlinks_below_as_runtimes_put_them() {
+        let (_d, mut t) = tree();
+        add_base(
+            &mut t,
+            &[
+                E::Dir("usr/bin/"),
+                E::Symlink("bin", "usr/bin"),
+                E::Symlink("up", "../../usr/./bin/"),
+            ],
+        )
+        .unwrap();
+        add_base(
+            &mut t,
+            &[
+                E::File("bin/sh", b"sh", 0o755),
+                E::File("up/env", b"env", 0o755),
+            ],
+        )
+        .unwrap();
+        // Where inspect shows them, and where a runtime writes them.
+        assert_eq!(t.read("usr/bin/sh").unwrap(), b"sh");
+        assert_eq!(t.read("usr/bin/env").unwrap(), b"env");
+        assert!(t.get("bin/sh").is_none());
+        assert_eq!(t.resolve("bin/sh").as_deref(), Some("usr/bin/sh"));
+        // A whiteout through the link deletes what it resolves to.
+        add_base(&mut t, &[E::File("bin/.wh.sh", b"", 0o644)]).unwrap();
+        assert!(t.get("usr/bin/sh").is_none());
+        assert!(t.get("usr/bin/env").is_some());
+        // A loop is refused, as runtimes refuse it.
+        let e = add_base(
+            &mut t,
+            &[
+                E::Symlink("l1", "l2"),
+                E::Symlink("l2", "l1"),
+                E::File("l1/f", b"", 0o644),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("as a loop does"), "{e}");
     }
 }

@@ -2,20 +2,23 @@
 //! `rebase --check`, which says whether the base's tag has moved.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bareboat_apt::cache::Cache;
-use bareboat_build::base::BaseImage;
+use bareboat_build::base::{BaseImage, recorded_name, recorded_reference};
 use bareboat_build::rebase::{Rebase, named_base};
+use bareboat_inspect::Severity;
+use bareboat_inspect::inspect::inspect_with_filesystem;
+use bareboat_inspect::vulndb;
 use bareboat_oci::attach::{Artifact, Attachment, Staged};
 use bareboat_oci::media::Kind;
 use bareboat_oci::model::{Image, Index};
 use bareboat_oci::mutate::Union;
 use bareboat_oci::reference::ImageRef;
 use bareboat_oci::referrer::{self, Follow};
-use bareboat_oci::registry::RegistryOptions;
+use bareboat_oci::registry::{PushReport, RegistryOptions};
 use bareboat_oci::source::BlobSource;
 use bareboat_oci::transport::{self, Fetch, Source};
 use bareboat_sbom::Format;
@@ -53,6 +56,14 @@ pub struct RebaseArgs {
     /// packages; exit 3 when a rebase is due
     #[arg(long, conflicts_with_all = ["onto", "output"])]
     check: bool,
+    /// With --check, the tracker's JSON data to tell the CVEs the new base fixes [default:
+    /// the cache's, which `bareboat db update` fetches]
+    #[arg(long, value_name = "FILE", requires = "check")]
+    db: Option<PathBuf>,
+    /// With --check, the Debian release codename to match CVEs against, when the base's
+    /// os-release names none
+    #[arg(long, value_name = "CODENAME", requires = "check")]
+    release: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -64,15 +75,15 @@ struct Opened {
 }
 
 impl Opened {
-    /// `name`, read whole, once, with the artifacts bareboat knows (its SBOMs among them):
-    /// its layers are read to check them, then written.
+    /// `name`, each blob read when it is used: layers the output's sink has, or mounts,
+    /// are never read.
     async fn open(name: &str, registry: &RegistryOptions, scratch: &Path) -> Result<Opened> {
         let reference: ImageRef = name.parse()?;
-        let source = transport::open(&reference, scratch, registry, Fetch::Whole(Follow::Known))
+        let source = transport::open(&reference, scratch, registry, Fetch::OnDemand)
             .await
             .with_context(|| format!("reading {name}"))?;
         Ok(Opened {
-            name: name.to_string(),
+            name: recorded_name(&reference),
             source,
         })
     }
@@ -85,14 +96,16 @@ impl Opened {
         registry: &RegistryOptions,
         scratch: &Path,
     ) -> Result<Opened> {
-        let name = reference_of(base);
+        let name = recorded_reference(base);
         let reference: ImageRef = name.parse()?;
         let digest = bareboat_oci::digest::Digest::named(digest)?;
-        let fetch = Fetch::Whole(Follow::None);
-        let source = transport::open_at(&reference, &digest, scratch, registry, fetch)
+        let source = transport::open_at(&reference, &digest, scratch, registry, Fetch::OnDemand)
             .await
             .with_context(|| format!("reading {name} at {digest}"))?;
-        Ok(Opened { name, source })
+        Ok(Opened {
+            name: base.to_string(),
+            source,
+        })
     }
 
     fn blobs(&self) -> &dyn BlobSource {
@@ -121,6 +134,9 @@ struct RebaseReport {
     output: String,
     /// The rebased image (or index).
     digest: String,
+    /// What a push to a registry uploaded, and what it mounted or found there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<PushReport>,
 }
 
 pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
@@ -135,7 +151,18 @@ pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Resu
         );
     }
     if args.check {
-        return check(&image, &arches, &registry, &scratch, json).await;
+        let cache = Cache::open(cache_root)?;
+        // Without data, the packages that changed are still said; with a broken --db, not.
+        let data = match (&args.db, vulndb::data_file(args.db.as_deref(), &cache)) {
+            (_, Ok(data)) => Some(data),
+            (None, Err(_)) => None,
+            (Some(_), Err(e)) => return Err(e.into()),
+        };
+        let scan = data.as_deref().map(|data| Cves {
+            data,
+            release: args.release.as_deref(),
+        });
+        return check(&image, &arches, &registry, &scratch, scan, json).await;
     }
     let (Some(onto), Some(output)) = (&args.onto, &args.output) else {
         bail!("give --onto IMAGE and -o REF, or --check");
@@ -204,6 +231,7 @@ pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Resu
         onto: onto.clone(),
         output: output.clone(),
         digest: written.top.digest().to_string(),
+        push: written.push,
     };
     if json {
         print_json(&report)?;
@@ -243,18 +271,6 @@ fn platforms(image: &Opened) -> Result<Vec<String>> {
         .into_iter()
         .filter(|a| seen.insert(a.clone()))
         .collect())
-}
-
-/// A base's name as a build records it (a registry name, `oci:DIR:TAG`, or an archive's
-/// path) as a reference.
-fn reference_of(base: &str) -> String {
-    if base.starts_with("oci:") {
-        base.to_string()
-    } else if Path::new(base).is_file() {
-        format!("oci-archive:{base}")
-    } else {
-        format!("docker://{}", base.split('@').next().unwrap_or(base))
-    }
 }
 
 /// The descriptors of the blobs `staged` holds for `documents` and their configs.
@@ -345,6 +361,49 @@ struct Moved {
     now: String,
     /// The packages that changed: `+ NAME VERSION`, `- NAME VERSION`, `NAME OLD -> NEW`.
     packages: Vec<String>,
+    /// The CVEs the base's new packages fix, from the tracker's data; `None` without data.
+    cves_fixed: Option<Vec<Fixed>>,
+}
+
+/// A CVE the base had that its tag's image now does not.
+#[derive(Serialize)]
+struct Fixed {
+    cve: String,
+    package: String,
+    severity: Severity,
+}
+
+/// The tracker's data to tell fixed CVEs from, and the release to match.
+struct Cves<'a> {
+    data: &'a Path,
+    release: Option<&'a str>,
+}
+
+impl Cves<'_> {
+    /// The CVEs of `then` that `now` no longer has.
+    fn fixed(&self, then: &Image, now: &Image) -> Result<Vec<Fixed>> {
+        let scan = |image: &Image| -> Result<Vec<(String, String, Severity)>> {
+            let (report, _) = inspect_with_filesystem(image)?;
+            let found = vulndb::scan_image(&report, self.data, self.release)?;
+            Ok(found
+                .vulnerabilities
+                .into_iter()
+                .map(|v| (v.cve, v.package, v.severity))
+                .collect())
+        };
+        let now = scan(now)?;
+        let mut fixed: Vec<Fixed> = scan(then)?
+            .into_iter()
+            .filter(|(cve, package, _)| !now.iter().any(|(c, p, _)| c == cve && p == package))
+            .map(|(cve, package, severity)| Fixed {
+                cve,
+                package,
+                severity,
+            })
+            .collect();
+        fixed.sort_by(|a, b| (b.severity, &a.cve).cmp(&(a.severity, &b.cve)));
+        Ok(fixed)
+    }
 }
 
 async fn check(
@@ -352,6 +411,7 @@ async fn check(
     arches: &[String],
     registry: &RegistryOptions,
     scratch: &Path,
+    cves: Option<Cves<'_>>,
     json: bool,
 ) -> Result<ExitCode> {
     let mut moved = Vec::new();
@@ -360,18 +420,23 @@ async fn check(
         let Some((base, digest)) = named_base(&this) else {
             bail!("{} names no base it was built on", image.name);
         };
-        let now = Opened::open(&reference_of(&base), registry, scratch).await?;
+        let now = Opened::open(&recorded_reference(&base), registry, scratch).await?;
         let current = now.base(arch)?;
         if current.manifest.digest().as_ref() == digest {
             continue;
         }
         let then = Opened::base_at(&base, &digest, registry, scratch).await?;
+        let cves_fixed = match &cves {
+            Some(cves) => Some(cves.fixed(&then.image(arch)?, &now.image(arch)?)?),
+            None => None,
+        };
         moved.push(Moved {
             arch: arch.clone(),
             base: base.clone(),
             built_on: digest.clone(),
             now: current.manifest.digest().to_string(),
             packages: changes(&then.base(arch)?, &current)?,
+            cves_fixed,
         });
     }
     if json {
@@ -386,6 +451,18 @@ async fn check(
             );
             for p in &m.packages {
                 println!("  {p}");
+            }
+            match &m.cves_fixed {
+                Some(fixed) if fixed.is_empty() => println!("  fixes no known CVE"),
+                Some(fixed) => {
+                    println!("  fixes {} CVEs:", fixed.len());
+                    for f in fixed {
+                        println!("    {} {} ({})", f.cve, f.package, f.severity.name());
+                    }
+                }
+                None => println!(
+                    "  (no vulnerability data: run `bareboat db update` to see the CVEs it fixes)"
+                ),
             }
         }
     }

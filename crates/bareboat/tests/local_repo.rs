@@ -1417,6 +1417,44 @@ fn an_app_rebased_onto_a_base_of_newer_packages_keeps_its_layer_runs_and_says_so
     let o = f.run(&["rebase", "--check", "oci:app:app"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stdout(&o).contains("libfoo 1.0 -> 2.0"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no vulnerability data"),
+        "{}",
+        stdout(&o)
+    );
+    // With the tracker's data, it says which CVEs the move fixes: not one fixed later, nor
+    // one of another release.
+    let state = |status: &str, fixed: Option<&str>| {
+        let mut s = serde_json::json!({"status": status, "urgency": "high", "repositories": {}});
+        if let Some(f) = fixed {
+            s["fixed_version"] = serde_json::json!(f);
+        }
+        s
+    };
+    let tracker = serde_json::json!({"libfoo": {
+        "CVE-2026-1000": {"releases": {"trixie": state("resolved", Some("2.0"))}},
+        "CVE-2026-1001": {"releases": {"trixie": state("resolved", Some("3.0"))}},
+        "CVE-2026-1002": {"releases": {"bookworm": state("resolved", Some("2.0"))}},
+    }});
+    std::fs::write(w.join("tracker.json"), tracker.to_string()).unwrap();
+    let o = f.run(&[
+        "--json",
+        "rebase",
+        "--check",
+        "oci:app:app",
+        "--db",
+        "tracker.json",
+        "--release",
+        "trixie",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let moved: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fixed = &moved[0]["cves_fixed"];
+    assert_eq!(
+        fixed,
+        &serde_json::json!([{"cve": "CVE-2026-1000", "package": "libfoo", "severity": "high"}]),
+        "{moved}"
+    );
 
     // Rebased: the application's layer is the same blob, the base's are new, it runs, and
     // its SBOM lists libfoo 2.0.

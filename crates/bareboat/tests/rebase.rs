@@ -1,6 +1,7 @@
 //! Rebasing catalogue images: an application on `cc` put on `cc:debug` without rebuilding
 //! it, run; and the refusals: a base the image was not built on, and a base whose libraries
-//! lack what the application needs. (Rebasing across package versions, with the SBOM and
+//! lack what the application needs; and from a registry to a registry, every layer mounted
+//! rather than uploaded. (Rebasing across package versions, with the SBOM and
 //! `rebase --check`, is tested against the signed loopback repository in `local_repo.rs`.)
 
 mod common;
@@ -8,7 +9,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{bareboat, build, layer_digests, run, runc, tool, trixie_programs, unpack};
+use common::{
+    LocalRegistry, bareboat, build, layer_digests, run, runc, skopeo_raw, tool, trixie_programs,
+    unpack,
+};
 use serde_json::Value;
 
 /// The layer digests of the image `tag` of the layout `layout` in `dir`.
@@ -213,4 +217,72 @@ fn each_platform_of_an_index_is_rebased_onto_its_own_base() {
             "{arch}"
         );
     }
+}
+
+#[test]
+fn a_registry_image_is_rebased_into_the_registry_by_mounting_its_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = LocalRegistry::start(d);
+    let (cc, debug) = (
+        format!("{}:latest", registry.reference("bases/cc")),
+        format!("{}:debug", registry.reference("bases/cc")),
+    );
+    build(d, &["catalog:cc", "--insecure", "-o", &cc]);
+    build(d, &["catalog:cc:debug", "--insecure", "-o", &debug]);
+    std::fs::write(d.join("data.txt"), "kept\n").unwrap();
+    let app = format!("{}:1", registry.reference("team/app"));
+    let built = build(
+        d,
+        &[
+            "--from",
+            &cc,
+            "--add",
+            "data.txt:/app/data.txt",
+            "--insecure",
+            "-o",
+            &app,
+        ],
+    );
+    let rebased = format!("{}:1", registry.reference("team/rebased"));
+    let out = run(&mut bareboat(
+        d,
+        "rebase",
+        &[&app, "--onto", &debug, "--insecure", "-o", &rebased],
+    ));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The new base's layers come from its repository and the application's own from its
+    // one: every layer is mounted, and only the new config is uploaded.
+    let manifest = skopeo_raw(d, &rebased);
+    let layers = manifest["layers"].as_array().unwrap();
+    let push = &report["push"];
+    assert_eq!(push["mounted_blobs"], layers.len(), "{report}");
+    assert_eq!(push["uploaded_blobs"], 1, "{report}");
+    let own = layer_digests(&built);
+    assert_eq!(
+        layers.last().unwrap()["digest"],
+        own.last().unwrap().as_str()
+    );
+    let base = skopeo_raw(d, &debug);
+    let base_layers = base["layers"].as_array().unwrap();
+    assert_eq!(&layers[..base_layers.len()], &base_layers[..]);
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        debug.trim_start_matches("docker://")
+    );
+
+    // What the registry holds is whole: skopeo copies it, umoci checks every diff_id.
+    run(Command::new(tool("skopeo")).current_dir(d).args([
+        "copy",
+        "--src-tls-verify=false",
+        &rebased,
+        "oci:pulled:app",
+    ]));
+    let bundle = unpack(d, "pulled", "app");
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/app/data.txt")).unwrap(),
+        "kept\n"
+    );
+    assert!(bundle.join("rootfs/busybox").exists() || bundle.join("rootfs/bin/busybox").exists());
 }

@@ -132,6 +132,13 @@ impl Failure {
 
     pub(crate) fn transient(&self) -> bool {
         match self {
+            // A manifest is put only once the registry has every blob it names: a blob
+            // it does not see then is one it does not see yet. docker-registry stats a
+            // repository's link to a blob while another writer of the same blob rewrites
+            // it, and registries on object stores read their own writes late.
+            Failure::Status { code, message, .. } if message.contains("MANIFEST_BLOB_UNKNOWN") => {
+                *code == 400 || *code == 404
+            }
             Failure::Status { code, .. } => *code >= 500 || *code == 429 || *code == 408,
             Failure::Http(e) => {
                 e.is_connect()
@@ -443,5 +450,21 @@ mod tests {
         let long = printable(&[b'x'; 10_000]);
         assert_eq!(long.chars().count(), 201);
         assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn a_manifest_whose_blobs_the_registry_does_not_see_yet_is_tried_again() {
+        let status = |code: u16, message: &str| Failure::Status {
+            code,
+            message: message.into(),
+            retry_after: None,
+        };
+        // As docker-registry answers while another writer relinks a blob the manifest names.
+        let unseen = "DIGEST_INVALID: provided digest did not match uploaded content; \
+                      MANIFEST_BLOB_UNKNOWN: blob unknown to registry";
+        assert!(status(400, unseen).transient());
+        assert!(!status(400, "MANIFEST_INVALID: manifest invalid").transient());
+        assert!(!status(401, "UNAUTHORIZED: authentication required").transient());
+        assert!(status(503, "").transient());
     }
 }

@@ -1,13 +1,13 @@
 //! Pushing images to and pulling them from registries (the OCI distribution spec).
 //!
-//! A push uploads blobs first, several at once, each after a HEAD that skips what the
-//! registry already has, streamed from the layout; then each manifest by digest, an index
-//! last, and the tag only at the very end. So an interrupted push, run again, completes, and
-//! a tag never points at a manifest whose blobs are missing. A layer that the image's base
-//! (its `org.opencontainers.image.base.name` annotation) has in another repository of the
-//! same registry is mounted from there instead of uploaded. Before any of that, every blob
-//! is read whole and checked (see [`crate::blob`]), each layer against its diff_id too, so a
-//! registry never sees a byte of an image that does not verify.
+//! A push places blobs first, several at once: a HEAD skips what the registry already has,
+//! and a blob the source holds in another repository of the same registry (or that the
+//! image's base, its `org.opencontainers.image.base.name` annotation, has there) is mounted
+//! from there. What the registry has, or mounts, is not read at all. Every blob left to
+//! upload is then read whole and checked (see [`crate::blob`]), each layer against its
+//! diff_id too, before the registry sees a byte of any; then each manifest goes by digest,
+//! an index last, and the tag only at the very end. So an interrupted push, run again,
+//! completes, and a tag never points at a manifest whose blobs are missing.
 //!
 //! A pull visits each document once, at most [`MAX_NESTING`](crate::layout::MAX_NESTING)
 //! levels deep, and checks every blob against its descriptor's size and digest on the way
@@ -77,7 +77,7 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
     /// Blobs the registry had already.
     pub skipped_blobs: usize,
-    /// Blobs mounted from the base image's repository.
+    /// Blobs mounted from another repository of the registry.
     pub mounted_blobs: usize,
     /// Artifacts (SBOMs, signatures) pushed as referrers of the image.
     pub referrers: usize,

@@ -44,43 +44,59 @@ impl Registry {
     ) -> Result<PushReport, Error> {
         let mut documents = Vec::new();
         let mut blobs = Vec::new();
-        let mut mount_from = None;
+        let mut base = None;
         for blob in reachable(source, top)? {
             if Kind::of(blob.descriptor.media_type().as_ref()).is_document() {
                 let bytes = source.read_described(&blob.descriptor)?;
-                mount_from = mount_from.or(base_repository(&bytes, name));
+                base = base.or(base_repository(&bytes, name));
                 documents.push((blob.descriptor, Bytes::from(bytes)));
             } else {
-                // Every blob is checked whole before the registry sees a byte of any, and
-                // a layer against its diff_id even when the registry has it already.
-                source.verify(&blob)?;
-                blobs.push(blob.descriptor);
+                blobs.push(blob);
             }
         }
-        let scope = match &mount_from {
-            Some(base) => format!(
-                "{} {}",
-                client::push_scope(&name.repository),
-                client::pull_scope(&base.repository)
-            ),
-            None => client::push_scope(&name.repository),
-        };
-        blobs.sort_by(|a, b| a.digest().digest().cmp(b.digest().digest()));
-        let uploaded_bytes = AtomicU64::new(0);
-        let outcomes = futures::stream::iter(blobs.iter())
-            .map(|d| {
-                self.push_blob(
-                    source,
-                    name,
-                    &scope,
-                    d,
-                    mount_from.as_ref(),
-                    &uploaded_bytes,
-                )
+        blobs.sort_by(|a, b| {
+            let digest = |b: &Blob| b.descriptor.digest().digest().to_string();
+            digest(a).cmp(&digest(b))
+        });
+        // Where each blob can be mounted from: the repository of this registry the source
+        // has it in, then the base's.
+        let mounts: Vec<Vec<DockerName>> = (blobs.iter())
+            .map(|b| {
+                let origin = source.origin(&b.descriptor);
+                (origin.into_iter().chain(base.clone()))
+                    .filter(|m| m.registry == name.registry && m.repository != name.repository)
+                    .collect()
             })
+            .collect();
+        let mut scope = client::push_scope(&name.repository);
+        let mut pulled: Vec<&String> = mounts.iter().flatten().map(|m| &m.repository).collect();
+        pulled.sort();
+        pulled.dedup();
+        for repository in pulled {
+            scope = format!("{scope} {}", client::pull_scope(repository));
+        }
+        // What the registry has, or mounts from where it has it, is not read at all.
+        let placed = futures::stream::iter(blobs.iter().zip(&mounts))
+            .map(|(b, from)| self.place_blob(name, &scope, &b.descriptor, from))
+            .buffered(self.jobs)
+            .try_collect::<Vec<Option<BlobPush>>>()
+            .await?;
+        // The rest is checked whole (size, digest, a layer's diff_id) before the registry
+        // sees a byte of any.
+        let to_upload: Vec<&Blob> = (blobs.iter().zip(&placed))
+            .filter(|(_, p)| p.is_none())
+            .map(|(b, _)| b)
+            .collect();
+        for blob in &to_upload {
+            source.verify(blob)?;
+        }
+        let uploaded_bytes = AtomicU64::new(0);
+        let uploaded = futures::stream::iter(to_upload)
+            .map(|b| self.upload_blob(source, name, &scope, &b.descriptor, &uploaded_bytes))
             .buffer_unordered(self.jobs)
             .try_collect::<Vec<BlobPush>>()
             .await?;
+        let outcomes: Vec<BlobPush> = placed.into_iter().flatten().chain(uploaded).collect();
         // `blobs` lists a document before the documents it points at: push in reverse, so
         // the index goes last.
         for (d, bytes) in documents.iter().rev() {
@@ -212,15 +228,57 @@ impl Registry {
             .transpose()
     }
 
-    /// Uploads one blob unless the registry has it, or mounts it from `mount_from` when
-    /// that repository has it.
-    async fn push_blob(
+    /// Whether the registry has blob `blob` already, or mounts it from one of `mounts`
+    /// (repositories of the same registry the blob is in); `None` when it must be uploaded.
+    async fn place_blob(
+        &self,
+        name: &DockerName,
+        scope: &str,
+        blob: &Descriptor,
+        mounts: &[DockerName],
+    ) -> Result<Option<BlobPush>, Error> {
+        let digest = blob.digest().to_string();
+        let repository = &name.repository;
+        let placed = self
+            .retrying(name, &format!("looking for blob {digest}"), || async {
+                if self.client.blob_exists(scope, repository, &digest).await? {
+                    return Ok(Some(BlobPush::Present));
+                }
+                for from in mounts.iter().map(|m| &m.repository) {
+                    // Asking first spares an upload session for a blob the repository lacks;
+                    // a registry that cannot mount (no permission, say) gets it uploaded.
+                    let there = self.client.blob_exists(scope, from, &digest).await;
+                    if there.unwrap_or(false) {
+                        match self.client.mount(scope, repository, from, &digest).await {
+                            Ok(true) => return Ok(Some(BlobPush::Mounted)),
+                            Ok(false) => tracing::debug!("{digest} was not mounted from {from}"),
+                            Err(e) => tracing::debug!("mounting {digest} from {from}: {e}"),
+                        }
+                    }
+                }
+                Ok(None)
+            })
+            .await?;
+        if let (Some(p), Some(outcome)) = (&self.progress, placed) {
+            p.finish(
+                &digest,
+                if outcome == BlobPush::Mounted {
+                    "mounted"
+                } else {
+                    "exists"
+                },
+            );
+        }
+        Ok(placed)
+    }
+
+    /// Uploads one blob, unless the registry has it by now.
+    async fn upload_blob(
         &self,
         source: &dyn BlobSource,
         name: &DockerName,
         scope: &str,
         blob: &Descriptor,
-        mount_from: Option<&DockerName>,
         uploaded: &AtomicU64,
     ) -> Result<BlobPush, Error> {
         let size = blob.size();
@@ -231,20 +289,6 @@ impl Registry {
             .retrying(name, &format!("uploading blob {digest}"), || async {
                 if self.client.blob_exists(scope, repository, &digest).await? {
                     return Ok(BlobPush::Present);
-                }
-                if let Some(source) = mount_from {
-                    // Asking first spares an upload session for each of the image's own
-                    // blobs; a registry that cannot mount (no permission, say) gets the
-                    // blob uploaded instead.
-                    let from = &source.repository;
-                    let there = self.client.blob_exists(scope, from, &digest).await;
-                    if there.unwrap_or(false) {
-                        match self.client.mount(scope, repository, from, &digest).await {
-                            Ok(true) => return Ok(BlobPush::Mounted),
-                            Ok(false) => tracing::debug!("{digest} was not mounted"),
-                            Err(e) => tracing::debug!("mounting {digest}: {e}"),
-                        }
-                    }
                 }
                 // A local failure (the file changed since it was checked) is kept aside:
                 // the HTTP layer only sees the body end early.
@@ -273,12 +317,14 @@ impl Registry {
             })
             .await?;
         if let Some(p) = &self.progress {
-            let outcome = match pushed {
-                BlobPush::Present => "exists",
-                BlobPush::Mounted => "mounted",
-                BlobPush::Uploaded => "uploaded",
-            };
-            p.finish(&digest, outcome);
+            p.finish(
+                &digest,
+                if pushed == BlobPush::Uploaded {
+                    "uploaded"
+                } else {
+                    "exists"
+                },
+            );
         }
         if pushed == BlobPush::Uploaded {
             uploaded.fetch_add(size, Ordering::Relaxed);

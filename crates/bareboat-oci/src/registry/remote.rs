@@ -181,6 +181,10 @@ impl BlobSource for Remote {
         Ok(())
     }
 
+    fn origin(&self, _d: &Descriptor) -> Option<DockerName> {
+        Some(self.name.clone())
+    }
+
     fn tagged(&self, tag: &str) -> Result<Option<Descriptor>, Error> {
         let (registry, name) = (self.registry.clone(), self.name.clone());
         let tag = tag.to_string();
