@@ -221,8 +221,8 @@ async fn load_release(
         })?
     };
     let signed = verify_release(cache, keyring, &text, &url, opts.now)?;
-    let release = Release::parse(&signed, &url)?;
-    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+    let mut release = Release::parse(&signed, &url)?;
+    let mut text = text;
     // Valid-Until guards against a mirror replaying old metadata; offline there is no mirror.
     if source.check_valid_until && !opts.offline {
         release.check_valid_until(opts.now, &url)?;
@@ -233,24 +233,52 @@ async fn load_release(
     let seen = std::fs::read_to_string(&newest)
         .ok()
         .map(|d| d.trim().to_string());
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     if !opts.allow_older_release && !opts.accept_releases.contains(&sha256) {
         let locked = opts
             .locked
             .iter()
             .find(|l| l.url == source.url && l.suite == source.suite)
             .map(|l| (l.date.clone(), "the lockfile"));
-        let cached = seen.clone().map(|d| (d, "this machine's cache"));
-        for (date, by) in locked.into_iter().chain(cached) {
-            if crate::release::parse_rfc2822(&date).is_some_and(|d| d > release.date_unix) {
+        let relied: Vec<(String, &'static str)> = locked
+            .into_iter()
+            .chain(seen.clone().map(|d| (d, "this machine's cache")))
+            .collect();
+        let newer = |date_unix: u64| {
+            relied
+                .iter()
+                .find(|(d, _)| crate::release::parse_rfc2822(d).is_some_and(|d| d > date_unix))
+        };
+        if let Some((date, by)) = newer(release.date_unix) {
+            // A mirror behind another (load-balanced mirrors serve different days) is met
+            // with the newer InRelease this cache relied on, checked again, when it has it:
+            // the replay moves nothing back, and the build goes on.
+            let kept = std::fs::read_to_string(&cached).ok().and_then(|kept| {
+                let signed = verify_release(cache, keyring, &kept, &url, opts.now).ok()?;
+                let parsed = Release::parse(&signed, &url).ok()?;
+                let valid = !source.check_valid_until
+                    || opts.offline
+                    || parsed.check_valid_until(opts.now, &url).is_ok();
+                (valid && newer(parsed.date_unix).is_none()).then_some((kept, parsed))
+            });
+            let Some((kept, parsed)) = kept else {
                 return Err(Error::OlderRelease {
                     url,
                     date: release.date,
-                    newer: date,
+                    newer: date.clone(),
                     by,
                 });
-            }
+            };
+            tracing::warn!(
+                "{url}: the mirror serves a Release dated {}, older than the one dated {} that \
+                 this machine's cache holds: the cached one is used, and nothing moves back",
+                release.date,
+                parsed.date
+            );
+            (text, release) = (kept, parsed);
         }
     }
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     if !opts.offline {
         cache.write_atomic(&cached, text.as_bytes())?;
     }

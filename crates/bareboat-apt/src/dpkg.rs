@@ -52,6 +52,53 @@ pub fn is_database(path: &str) -> bool {
             })
 }
 
+/// The longest line an md5sums file may have: an MD5, two characters and a path as long as
+/// Linux allows.
+const MAX_MD5SUMS_LINE: usize = 32 + 2 + 4096;
+
+/// Where dpkg keeps the md5sums of package `name` of architecture `arch`, most likely first:
+/// `var/lib/dpkg/info/NAME.md5sums`, `NAME:ARCH.md5sums` for a package installable for
+/// several architectures at once, and, in distroless images, `status.d/NAME.md5sums`.
+pub fn md5sums_paths(name: &str, arch: &str) -> [String; 3] {
+    [
+        format!("var/lib/dpkg/info/{name}.md5sums"),
+        format!("var/lib/dpkg/info/{name}:{arch}.md5sums"),
+        format!("{STATUS_D}/{name}.md5sums"),
+    ]
+}
+
+/// The files an md5sums file `text` (named `what` in errors) lists, each with its MD5, in
+/// its order: lines of 32 hex digits, two spaces (or a space and `*`, as md5sum writes a
+/// binary file) and a path relative to the root, which comes back without a leading `/`
+/// and as merged /usr lays it out. A line that is none of that is refused, naming it.
+pub fn md5sums(text: &[u8], what: &str) -> Result<Vec<(String, [u8; 16])>, Error> {
+    let mut out = Vec::new();
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let refuse = |reason: &str| Error::BadDatabase {
+            what: what.to_string(),
+            reason: format!("line {}: {reason}", i + 1),
+        };
+        if line.len() > MAX_MD5SUMS_LINE {
+            return Err(refuse(&format!("longer than {MAX_MD5SUMS_LINE} bytes")));
+        }
+        let (sum, path) = match (line.get(..32), line.get(32..34), line.get(34..)) {
+            (Some(sum), Some(b"  " | b" *"), Some(path)) if !path.is_empty() => (sum, path),
+            _ => return Err(refuse("not an MD5, two spaces and a path")),
+        };
+        let mut md5 = [0u8; 16];
+        hex::decode_to_slice(sum, &mut md5).map_err(|_| refuse("the MD5 is not hex"))?;
+        let path = std::str::from_utf8(path).map_err(|_| refuse("the path is not UTF-8"))?;
+        if path.contains('\0') || path.split('/').any(|part| part == "..") {
+            return Err(refuse("the path leads out of the root"));
+        }
+        out.push((merged_usr(path), md5));
+    }
+    Ok(out)
+}
+
 /// A package the database lists as installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Installed {
@@ -171,6 +218,42 @@ fn installed(para: &str, database: &str, installed_only: bool) -> Option<Install
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn md5sums_are_read_as_dpkg_writes_them_and_bad_lines_refused() {
+        let text = b"d41d8cd98f00b204e9800998ecf8427e  usr/bin/true\n\
+                     0123456789abcdef0123456789ABCDEF *lib/x86_64-linux-gnu/libc.so.6\n";
+        let sums = md5sums(text, "libc6.md5sums").unwrap();
+        assert_eq!(sums[0].0, "usr/bin/true");
+        assert_eq!(hex::encode(sums[0].1), "d41d8cd98f00b204e9800998ecf8427e");
+        // Where merged /usr puts it, as the tree has it.
+        assert_eq!(sums[1].0, "usr/lib/x86_64-linux-gnu/libc.so.6");
+        for (bad, reason) in [
+            (
+                &b"d41d8cd98f00b204e9800998ecf8427e usr/bin/true"[..],
+                "two spaces",
+            ),
+            (b"zz1d8cd98f00b204e9800998ecf8427e  usr/bin/true", "not hex"),
+            (b"d41d8cd98f00b204e9800998ecf8427e  ", "two spaces"),
+            (
+                b"d41d8cd98f00b204e9800998ecf8427e  usr/../../etc/shadow",
+                "out of the root",
+            ),
+        ] {
+            let e = md5sums(bad, "x.md5sums").unwrap_err().to_string();
+            assert!(
+                e.starts_with("x.md5sums: line 1: ") && e.contains(reason),
+                "{e}"
+            );
+        }
+        let long = [b'a'; MAX_MD5SUMS_LINE + 1];
+        let e = md5sums(&long, "x").unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
+        assert_eq!(
+            md5sums_paths("libc6", "amd64")[1],
+            "var/lib/dpkg/info/libc6:amd64.md5sums"
+        );
+    }
 
     #[test]
     fn merged_usr_moves_paths_under_the_merged_directories_only() {

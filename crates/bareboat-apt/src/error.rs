@@ -202,6 +202,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A file of an installed system's dpkg database that does not parse.
+    #[error("{what}: {reason}")]
+    BadDatabase {
+        /// The file, as its image names it.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A `Packages` or Contents index, or its parsed form in the cache, that does not parse.
     #[error("{what}: {reason}")]
     BadIndex {

@@ -12,9 +12,8 @@ use bareboat_apt::sources::Distribution;
 use bareboat_oci::model::Image;
 use bareboat_oci::mutate::Mutable;
 use bareboat_oci::overlay::Limits;
-use bareboat_oci::tar_bounds::BoundedTar;
 use bareboat_rootfs::policy::Slicing;
-use bareboat_rootfs::rootfs::Rootfs;
+use bareboat_rootfs::rootfs::{NodeKind, Rootfs};
 
 use crate::Error;
 use crate::base::{BASE_DIGEST, BASE_NAME, BaseImage};
@@ -51,115 +50,104 @@ impl Rebase<'_> {
                 ))
             })?;
         let own = &self.image.layers[old.layers.len()..];
-        self.check_packages(own)?;
-        self.check_abi(own, scratch)?;
+        let (tree, first) = self.stacked(own, scratch)?;
+        self.check_packages(&tree, first)?;
+        self.check_abi(&tree, first, scratch)?;
         for (key, value) in self.new.annotations() {
             image.annotate(&key, &value);
         }
         Ok(image)
     }
 
-    /// Refuses a new base that installs a package the image's own layers record.
-    fn check_packages(&self, own: &[bareboat_oci::blob::Layer]) -> Result<(), Error> {
-        let installed = self.new.installed()?;
-        let base: BTreeSet<&str> = installed.iter().map(|p| p.name()).collect();
-        let mut recorded = BTreeSet::new();
-        self.each_file(own, |path, _| {
-            if is_database(path) && path.contains("status.d/") {
-                recorded.insert(path.rsplit('/').next().unwrap_or_default().to_string());
-            }
-            Ok(())
-        })?;
-        let both: Vec<&String> = recorded
-            .iter()
-            .filter(|p| base.contains(p.as_str()))
-            .collect();
-        match both.first() {
-            None => Ok(()),
-            Some(_) => Err(Error::Rebase(format!(
-                "the new base installs {}, which the image's own layers install too: the two would conflict",
-                both.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
-    }
-
-    /// Refuses the new base when a program of the image's own layers needs symbol versions
-    /// its libraries lack.
-    fn check_abi(&self, own: &[bareboat_oci::blob::Layer], scratch: &Path) -> Result<(), Error> {
-        let mut analysis = Vec::new();
-        self.each_file(own, |path, content| {
-            // Up to four bytes, however the stream hands them over.
-            let mut head = Vec::with_capacity(4);
-            (&mut *content).take(4).read_to_end(&mut head)?;
-            if head != b"\x7fELF" {
-                return Ok(());
-            }
-            // Analysed from a file, mapped, as a host file is: programs can be large.
-            let mut file = tempfile::NamedTempFile::new_in(scratch)?;
-            io::Write::write_all(&mut file, &head)?;
-            io::copy(content, &mut file)?;
-            if let Ok(a) = bareboat_elf::analyze(file.path(), path) {
-                analysis.push(a);
-            }
-            Ok(())
-        })?;
-        if analysis.is_empty() {
-            return Ok(());
-        }
-        // The image as it will be: the new base, and its own layers over it, so that what
-        // its programs need is looked for where the loader will look.
+    /// The image as it will be, stacked as runtimes stack it: the new base, and its own
+    /// layers `own` over it, each checked against its digest as it streams; with the first
+    /// of the tree's layers that is the image's own.
+    fn stacked(
+        &self,
+        own: &[bareboat_oci::blob::Layer],
+        scratch: &Path,
+    ) -> Result<(Rootfs, usize), Error> {
         let setuid = globset::GlobSet::empty();
         let mut tree = Rootfs::new(scratch, Slicing::default(), setuid, Limits::BUILD)?;
         self.new.unpack(&mut tree)?;
+        let first = tree.layer_count();
         for layer in own {
             let at = tree.push_layer();
             let origin = format!("layer {}", layer.descriptor.digest());
             let mut reader = self.image.source.open_layer(layer)?;
-            tree.add_image_layer(at, &origin, &mut reader)?;
-            io::copy(&mut reader, &mut io::sink())
-                .map_err(|e| Error::Rebase(format!("{origin}: {e}")))?;
+            let read = tree.add_image_layer(at, &origin, &mut reader);
+            // Read to the end, so the blob's digest and diff_id are checked.
+            let rest = io::copy(&mut reader, &mut io::sink());
+            if let Some(damage) = reader.damage() {
+                return Err(Error::Rebase(format!("{origin}: {damage}")));
+            }
+            read?;
+            rest.map_err(|e| Error::Rebase(format!("{origin}: {e}")))?;
         }
         tree.seal()?;
-        content::check_needs(&tree, &analysis, self.arch)?;
-        let release = release_of(&tree);
-        let mismatches = abi::check(&tree, &analysis, self.arch, release);
+        Ok((tree, first))
+    }
+
+    /// Refuses a new base that installs a package the image's own layers (those of `tree`
+    /// from `first` on) record.
+    fn check_packages(&self, tree: &Rootfs, first: usize) -> Result<(), Error> {
+        let installed = self.new.installed()?;
+        let base: BTreeSet<&str> = installed.iter().map(|p| p.name()).collect();
+        let recorded: BTreeSet<&str> = (first..tree.layer_count())
+            .flat_map(|l| tree.layer_paths(l))
+            .filter(|path| is_database(path) && path.contains("status.d/"))
+            .map(|path| path.rsplit('/').next().unwrap_or_default())
+            .collect();
+        let both: Vec<&str> = recorded.intersection(&base).copied().collect();
+        match both.is_empty() {
+            true => Ok(()),
+            false => Err(Error::Rebase(format!(
+                "the new base installs {}, which the image's own layers install too: the two would conflict",
+                both.join(", ")
+            ))),
+        }
+    }
+
+    /// Refuses the new base when a program of the image's own layers (those of `tree` from
+    /// `first` on) needs what the image as it will be lacks: a library, an interpreter, or
+    /// a symbol version.
+    fn check_abi(&self, tree: &Rootfs, first: usize, scratch: &Path) -> Result<(), Error> {
+        let mut analysis = Vec::new();
+        for path in (first..tree.layer_count()).flat_map(|l| tree.layer_paths(l)) {
+            // The layer's own files: not what its links lead to in the base.
+            let file = matches!(tree.get(path).map(|n| &n.kind), Some(NodeKind::File { .. }));
+            let Some(content) = tree.open(path).filter(|_| file) else {
+                continue;
+            };
+            let io_err = |e: io::Error| Error::Rebase(format!("/{path}: {e}"));
+            let (mut content, _) = content.map_err(io_err)?;
+            // Up to four bytes, however the stream hands them over.
+            let mut head = Vec::with_capacity(4);
+            (&mut content)
+                .take(4)
+                .read_to_end(&mut head)
+                .map_err(io_err)?;
+            if head != b"\x7fELF" {
+                continue;
+            }
+            // Analysed from a file, mapped, as a host file is: programs can be large.
+            let mut file = tempfile::NamedTempFile::new_in(scratch).map_err(io_err)?;
+            io::Write::write_all(&mut file, &head).map_err(io_err)?;
+            io::copy(&mut content, &mut file).map_err(io_err)?;
+            if let Ok(a) = bareboat_elf::analyze(file.path(), path) {
+                analysis.push(a);
+            }
+        }
+        if analysis.is_empty() {
+            return Ok(());
+        }
+        content::check_needs(tree, &analysis, self.arch)?;
+        let release = release_of(tree);
+        let mismatches = abi::check(tree, &analysis, self.arch, release);
         match mismatches.is_empty() {
             true => Ok(()),
             false => Err(Error::Abi(mismatches)),
         }
-    }
-
-    /// Calls `visit` with each regular file of `layers` (its path, without a leading `/`,
-    /// and its content), each layer checked against its digest as it streams.
-    fn each_file(
-        &self,
-        layers: &[bareboat_oci::blob::Layer],
-        mut visit: impl FnMut(&str, &mut dyn Read) -> io::Result<()>,
-    ) -> Result<(), Error> {
-        for layer in layers {
-            let what = format!("layer {}", layer.descriptor.digest());
-            let io_err = |e: io::Error| Error::Rebase(format!("{what}: {e}"));
-            let mut reader = self.image.source.open_layer(layer)?;
-            let mut tar = tar::Archive::new(BoundedTar::new(&mut reader));
-            for entry in tar.entries().map_err(io_err)? {
-                let mut entry = entry.map_err(io_err)?;
-                if entry.header().entry_type() != tar::EntryType::Regular {
-                    continue;
-                }
-                let path = String::from_utf8_lossy(&entry.path_bytes())
-                    .trim_start_matches("./")
-                    .trim_start_matches('/')
-                    .to_string();
-                visit(&path, &mut entry).map_err(io_err)?;
-            }
-            drop(tar);
-            // Read to the end, so the blob's digest and diff_id are checked.
-            io::copy(&mut reader, &mut io::sink()).map_err(io_err)?;
-        }
-        Ok(())
     }
 }
 

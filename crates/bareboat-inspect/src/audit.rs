@@ -258,6 +258,7 @@ mod tests {
             mtime: 0,
             sha256: None,
             content: None,
+            implied: false,
         }
     }
 

@@ -11,8 +11,8 @@
 //! entry whose parent is a symlink of the image (`x/sh` under `x -> usr/bin`) lands where
 //! a runtime unpacking the layer puts it, `usr/bin/sh`, so an audit of the literal path
 //! would not miss what runtimes run. What inspect notes besides (contents, waste, secrets,
-//! metadata, redirects) are the stack's [`Hooks`]. A caller that needs file contents (slim
-//! does) has them kept on disk, within a budget ([`read_keeping`]).
+//! metadata, redirects) are the stack's [`Hooks`]. A caller that needs file contents has
+//! them kept on disk, within a budget ([`read_keeping`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
@@ -20,7 +20,7 @@ use std::io::{self, Read};
 use bareboat_oci::blob::{Layer, LayerReader};
 use bareboat_oci::overlay::{self, Entry, Refusal};
 use bareboat_oci::source::BlobSource;
-use bareboat_oci::stack::{Filled, Hooks, How, Stack, Store};
+use bareboat_oci::stack::{self, Filled, Hooks, How, Stack, Store};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -173,7 +173,7 @@ pub struct Limits {
     /// The largest package database file kept in memory.
     pub max_database: u64,
     /// The most path components that following symlinks to its entries' parents may walk
-    /// in one layer. A runtime follows up to [`MAX_LINK_HOPS`] links for each entry, and a
+    /// in one layer. A runtime follows up to [`stack::MAX_LINK_HOPS`] links for each entry, and a
     /// link's target may be long, so without a budget a small layer could cost billions of
     /// steps.
     pub max_link_steps: u64,
@@ -195,7 +195,7 @@ impl Default for Limits {
         Limits {
             layer: overlay::Limits::IMAGE,
             max_database: bareboat_apt::dpkg::MAX_DATABASE,
-            max_link_steps: 4 << 20,
+            max_link_steps: stack::MAX_LINK_STEPS,
             max_metadata: 128 << 20,
             max_unpacked: 64 << 30,
             max_ratio: 250,
@@ -238,15 +238,27 @@ pub fn read(
 }
 
 /// Reads `layers` as [`read`] does, and keeps the content of every regular file the finished
-/// image shows in `store`, within its budget: for a reader of whole images, such as slim.
-/// [`Stack::read`] and [`Stack::open`] give them back.
+/// image shows in `store`, within its budget: for a reader of whole images. [`Stack::read`]
+/// and [`Stack::open`] give them back.
 pub fn read_keeping(
     source: &dyn BlobSource,
     layers: &[Layer],
     limits: Limits,
     store: Store,
-) -> Result<Filesystem, Error> {
-    read_into(Stack::keeping(store), source, layers, limits)
+) -> Result<Kept, Error> {
+    read_into(Stack::keeping(store), source, layers, limits).map(Kept)
+}
+
+/// An image's filesystem with the content of its files kept ([`read_keeping`]).
+#[derive(Debug)]
+pub struct Kept(pub Filesystem);
+
+impl std::ops::Deref for Kept {
+    type Target = Filesystem;
+
+    fn deref(&self) -> &Filesystem {
+        &self.0
+    }
 }
 
 fn read_into(
@@ -287,8 +299,6 @@ fn read_into(
             (lower.uncompressed_size, lower.entries, lower.file_bytes) = (size, entries, bytes);
         }
     }
-    fs.metadata
-        .retain(|path, _| fs.view.get(path).is_some_and(|n| n.kind == Kind::File));
     Ok(fs)
 }
 
@@ -368,11 +378,23 @@ impl Filesystem {
     }
 }
 
+/// The largest library the ABI check reads whole from an image.
+const MAX_LIBRARY: u64 = 512 << 20;
+
+/// An image read with its contents kept, as the tree its programs' libraries are looked up
+/// in (by [`bareboat_elf::unmet_versions`]): paths are followed through the image's own
+/// links, as its loader follows them.
+impl bareboat_elf::Tree for Kept {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.view.read(path.trim_start_matches('/'), MAX_LIBRARY)
+    }
+}
+
 /// What inspect notes of each layer as the stack reads it.
 impl Hooks for Filesystem {
-    /// Hashes the file, scans it for secrets, keeps it when it is metadata, and keeps its
-    /// content when the stack keeps contents.
-    fn file(
+    /// Hashes a regular file, scans it for secrets, keeps it when it is metadata, and keeps
+    /// its content when the stack keeps contents.
+    fn entry(
         &mut self,
         layer: usize,
         path: &str,
@@ -384,7 +406,7 @@ impl Hooks for Filesystem {
             reason,
         };
         // A sparse file's holes read as zeros: it is measured but not read.
-        if entry.sparse {
+        if entry.kind != Kind::File || entry.sparse {
             return Ok(Filled::default());
         }
         let size = entry.size;
@@ -523,7 +545,6 @@ impl Read for Hashing<'_> {
     }
 }
 
-/// A reader that counts what passes.
 /// A layer's decompressed stream, counted, and stopped at the bounds of [`Limits`].
 struct Counting<R> {
     inner: R,
@@ -569,6 +590,7 @@ mod tests {
     use bareboat_oci::layout::Layout;
     use oci_spec::image::MediaType;
     use std::io::Write;
+    use std::path::Path;
 
     #[test]
     fn deep_paths_hoarded_metadata_and_decompression_bombs_are_refused() {
@@ -1035,12 +1057,46 @@ mod tests {
             Some(&b"new"[..])
         );
         assert_eq!(fs.waste[0].path, "usr/lib/libx.so.1");
-        // Without a store nothing is kept; with too small a one the image is refused.
+        // Without a store nothing is kept; with too small a one the image is refused. (The
+        // budget holds what the image shows: the replaced copy was given back.)
         let fs = read(&layout, &layers, Limits::default()).unwrap();
         assert_eq!(fs.view.read("lib/libx.so.1", 64), None);
-        let small = Store::new(&dir.path().join("small"), 4).unwrap();
+        let just = Store::new(&dir.path().join("just"), 3).unwrap();
+        read_keeping(&layout, &layers, Limits::default(), just).unwrap();
+        let small = Store::new(&dir.path().join("small"), 2).unwrap();
         let e = read_keeping(&layout, &layers, Limits::default(), small).unwrap_err();
-        assert!(e.to_string().contains("past 4 bytes"), "{e}");
+        assert!(e.to_string().contains("past 2 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_programs_symbol_versions_are_checked_against_the_images_own_libraries() {
+        use Made::*;
+        let triple = format!("{}-linux-gnu", std::env::consts::ARCH);
+        let host_lib = |name: &str| std::fs::read(format!("/lib/{triple}/{name}")).unwrap();
+        let ls = bareboat_elf::analyze(Path::new("/bin/ls"), "/usr/bin/ls").unwrap();
+        let paths = |lib: &str| vec![format!("/lib/{triple}/{lib}")];
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(&dir.path().join("l")).unwrap();
+        let image = |libc: &[u8]| {
+            let at = format!("usr/lib/{triple}/libc.so.6");
+            // Found through the image's merged-/usr link, as its loader finds it.
+            let layer = made_layer(&layout, &[("lib", Symlink("usr/lib")), (&at, File(libc))]);
+            let store = Store::new(&dir.path().join("kept"), 64 << 20).unwrap();
+            read_keeping(&layout, &[layer], Limits::default(), store).unwrap()
+        };
+        // This machine's own libc defines what its ls needs.
+        let fs = image(&host_lib("libc.so.6"));
+        assert_eq!(bareboat_elf::unmet_versions(&fs, &ls, paths), []);
+        // A library of that name that defines none of it (zlib's) is named, with each need.
+        let fs = image(&host_lib("libz.so.1"));
+        let unmet = bareboat_elf::unmet_versions(&fs, &ls, paths);
+        assert!(!unmet.is_empty());
+        assert!(
+            unmet.iter().all(|u| u.needs.starts_with("GLIBC_")
+                && u.library == format!("/lib/{triple}/libc.so.6")
+                && u.highest.is_none()),
+            "{unmet:?}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, History, HistoryBuilder, ImageConfigurationBuilder,
-    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    ImageIndexBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use crate::Error;
 use crate::blob::Layer;
 use crate::layer::LayerBlob;
 use crate::layout::Layout;
+use crate::mutate::Mutable;
 
 /// What the image's config says about running it.
 #[derive(Clone, Debug, Default)]
@@ -99,16 +100,12 @@ pub fn debian_arch(arch: &str, variant: Option<&str>) -> Option<&'static str> {
     })
 }
 
-/// The layers of the image whose manifest `manifest` lists `layers` and whose config
-/// lists `diff_ids`, each with its diff_id; refused unless there are as many of each, and
-/// each diff_id is a digest.
-pub fn layers(
-    manifest: &Descriptor,
-    layers: &[Descriptor],
-    diff_ids: &[String],
-) -> Result<Vec<Layer>, Error> {
+/// The layers of the image `what` (as errors name it), whose manifest lists `layers` and
+/// whose config lists `diff_ids`, each with its diff_id; refused unless there are as many
+/// of each, and each diff_id is a digest.
+pub fn layers(what: &str, layers: &[Descriptor], diff_ids: &[String]) -> Result<Vec<Layer>, Error> {
     let refused = |reason: String| Error::Image {
-        what: format!("image {}", manifest.digest()),
+        what: what.to_string(),
         reason,
     };
     if layers.len() != diff_ids.len() {
@@ -133,12 +130,45 @@ pub fn layers(
 }
 
 /// Writes the config and manifest of an image whose layers are already in `layout`, and
-/// returns the manifest's descriptor, with the platform set.
+/// returns the manifest's descriptor, with the platform: the image is made from `spec`'s
+/// config and base, and changed by [`Mutable`]'s transforms (each layer appended, each
+/// annotation set), as every other image bareboat changes is.
 pub fn write_image(
     layout: &Layout,
     spec: &ImageSpec,
     layers: &[BuiltLayer],
 ) -> Result<Descriptor, Error> {
+    let (arch, variant) = platform(&spec.arch);
+    let mut platform = PlatformBuilder::default()
+        .architecture(arch.clone())
+        .os(Os::Linux);
+    if let Some(v) = variant {
+        platform = platform.variant(v);
+    }
+    let mut image = Mutable::new(config_of(spec)?, Some(platform.build()?));
+    if let Some(base) = &spec.base {
+        put_on(&mut image, base)?;
+    }
+    for l in layers {
+        let descriptor = Descriptor::new(
+            MediaType::Other(l.blob.media_type.to_string()),
+            l.blob.size,
+            oci_spec::image::Digest::try_from(l.blob.digest.to_string())?,
+        );
+        let layer = Layer {
+            descriptor,
+            diff_id: l.blob.diff_id.clone(),
+        };
+        image.append(layer, &l.created_by, &l.created);
+    }
+    for (key, value) in &spec.annotations {
+        image.annotate(key, value);
+    }
+    image.write(&mut &*layout)
+}
+
+/// The config `spec` describes, without layers or history yet.
+fn config_of(spec: &ImageSpec) -> Result<serde_json::Value, Error> {
     let (arch, variant) = platform(&spec.arch);
     let run = &spec.run;
     let mut config = ConfigBuilder::default()
@@ -159,8 +189,32 @@ pub fn write_image(
     if !run.labels.is_empty() {
         config = config.labels(run.labels.iter().cloned().collect::<HashMap<_, _>>());
     }
-    let base = spec.base.clone().unwrap_or_default();
-    let mut history = base.history;
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(Vec::<String>::new())
+        .build()?;
+    let mut image = ImageConfigurationBuilder::default()
+        .created(spec.created.clone())
+        .architecture(arch)
+        .os(Os::Linux)
+        .config(config.build()?)
+        .rootfs(rootfs)
+        .history(Vec::new());
+    if let Some(v) = variant {
+        image = image.variant(v);
+    }
+    let mut config = serde_json::to_value(image.build()?).map_err(oci_spec::OciSpecError::from)?;
+    if let Some(test) = &run.healthcheck {
+        config["config"]["Healthcheck"] = serde_json::json!({ "Test": test });
+    }
+    Ok(config)
+}
+
+/// Puts `image` (with no layers yet) on the base `base`: its layers, and its history, which
+/// the image's continues.
+fn put_on(image: &mut Mutable, base: &BaseLayers) -> Result<(), Error> {
+    image.layers = layers("the base image", &base.layers, &base.diff_ids)?;
+    let mut history = base.history.clone();
     // History entries pair with layers in order, skipping `empty_layer` ones: a base with
     // fewer entries than layers would have the first new layer credited to the base.
     let recorded = history
@@ -174,61 +228,9 @@ pub fn write_image(
                 .build()?,
         );
     }
-    for l in layers {
-        history.push(
-            HistoryBuilder::default()
-                .created(l.created.clone())
-                .created_by(l.created_by.clone())
-                .build()?,
-        );
-    }
-    let mut diff_ids = base.diff_ids;
-    diff_ids.extend(layers.iter().map(|l| l.blob.diff_id.to_string()));
-    let rootfs = RootFsBuilder::default()
-        .typ("layers")
-        .diff_ids(diff_ids)
-        .build()?;
-    let mut image = ImageConfigurationBuilder::default()
-        .created(spec.created.clone())
-        .architecture(arch.clone())
-        .os(Os::Linux)
-        .config(config.build()?)
-        .rootfs(rootfs)
-        .history(history);
-    if let Some(v) = variant {
-        image = image.variant(v);
-    }
-    let mut config = serde_json::to_value(image.build()?).map_err(oci_spec::OciSpecError::from)?;
-    if let Some(test) = &run.healthcheck {
-        config["config"]["Healthcheck"] = serde_json::json!({ "Test": test });
-    }
-    let config_bytes = canonical_json(&config)?;
-    let config_desc = layout.put_json(MediaType::ImageConfig, &config_bytes)?;
-    let mut layer_descs = base.layers;
-    for l in layers {
-        layer_descs.push(Descriptor::new(
-            MediaType::Other(l.blob.media_type.to_string()),
-            l.blob.size,
-            oci_spec::image::Digest::try_from(l.blob.digest.to_string())?,
-        ));
-    }
-    let mut manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(config_desc)
-        .layers(layer_descs);
-    if !spec.annotations.is_empty() {
-        manifest =
-            manifest.annotations(spec.annotations.iter().cloned().collect::<HashMap<_, _>>());
-    }
-    let bytes = canonical_json(&manifest.build()?)?;
-    let mut desc = layout.put_json(MediaType::ImageManifest, &bytes)?;
-    let mut platform = PlatformBuilder::default().architecture(arch).os(Os::Linux);
-    if let Some(v) = variant {
-        platform = platform.variant(v);
-    }
-    desc.set_platform(Some(platform.build()?));
-    Ok(desc)
+    let history = serde_json::to_value(history).map_err(oci_spec::OciSpecError::from)?;
+    image.edit_config(|config| config["history"] = history);
+    Ok(())
 }
 
 /// Writes an image index over per-platform manifests and returns its descriptor.

@@ -45,8 +45,11 @@ impl<'a> Image<'a> {
             what: format!("config {}", manifest.config().digest()),
             error,
         })?;
-        let layers =
-            crate::image::layers(&descriptor, manifest.layers(), config.rootfs().diff_ids())?;
+        let layers = crate::image::layers(
+            &format!("image {}", descriptor.digest()),
+            manifest.layers(),
+            config.rootfs().diff_ids(),
+        )?;
         Ok(Image {
             source,
             descriptor,

@@ -15,6 +15,7 @@ use crate::Error;
 use crate::attach::Staged;
 use crate::blob::Layer;
 use crate::image::canonical_json;
+use crate::layout::Layout;
 use crate::model::Image;
 use crate::source::BlobSource;
 
@@ -31,7 +32,37 @@ pub struct Mutable {
     pub platform: Option<Platform>,
 }
 
+/// Where [`Mutable::write`] puts the config and manifest it makes: a [`Staged`] source for
+/// any sink to write, or a layout.
+pub trait Documents {
+    /// Keeps `bytes`, a document of `media_type`, and describes it.
+    fn put_document(&mut self, media_type: MediaType, bytes: Vec<u8>) -> Result<Descriptor, Error>;
+}
+
+impl Documents for Staged<'_> {
+    fn put_document(&mut self, media_type: MediaType, bytes: Vec<u8>) -> Result<Descriptor, Error> {
+        self.put(media_type, bytes)
+    }
+}
+
+impl Documents for &Layout {
+    fn put_document(&mut self, media_type: MediaType, bytes: Vec<u8>) -> Result<Descriptor, Error> {
+        self.put_json(media_type, &bytes)
+    }
+}
+
 impl Mutable {
+    /// An image with no layers yet, of the config `config` (its `rootfs` is made from the
+    /// layers when it is written), for `platform`.
+    pub fn new(config: Value, platform: Option<Platform>) -> Mutable {
+        Mutable {
+            config,
+            layers: Vec::new(),
+            annotations: BTreeMap::new(),
+            platform,
+        }
+    }
+
     /// `image`, taken apart: its config read again as it is stored, whole.
     pub fn of(image: &Image) -> Result<Mutable, Error> {
         let config = image.source.read_described(image.manifest.config())?;
@@ -120,13 +151,13 @@ impl Mutable {
             .unwrap_or_default()
     }
 
-    /// Stages the config and manifest in `staged` and returns the manifest's descriptor,
-    /// with the platform. The config's `rootfs.diff_ids` are the layers'.
-    pub fn write(&self, staged: &mut Staged) -> Result<Descriptor, Error> {
+    /// Puts the config and manifest in `to` and returns the manifest's descriptor, with the
+    /// platform. The config's `rootfs.diff_ids` are the layers'.
+    pub fn write(&self, to: &mut dyn Documents) -> Result<Descriptor, Error> {
         let mut config = self.config.clone();
         let diff_ids: Vec<String> = self.layers.iter().map(|l| l.diff_id.to_string()).collect();
         config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
-        let config = staged.put(MediaType::ImageConfig, canonical_json(&config)?)?;
+        let config = to.put_document(MediaType::ImageConfig, canonical_json(&config)?)?;
         let layers = self
             .layers
             .iter()
@@ -142,7 +173,7 @@ impl Mutable {
                 self.annotations.clone().into_iter().collect();
             manifest = manifest.annotations(annotations);
         }
-        let mut d = staged.put(
+        let mut d = to.put_document(
             MediaType::ImageManifest,
             canonical_json(&manifest.build()?)?,
         )?;

@@ -171,7 +171,9 @@ pub fn reachable(source: &dyn BlobSource, top: &Descriptor) -> Result<Vec<Blob>,
                 }
                 let parsed: Config = serde_json::from_slice(&source.read_described(config)?)
                     .map_err(|e| bad(format!("config {}: {e}", config.digest())))?;
-                let layers = crate::image::layers(d, manifest.layers(), &parsed.rootfs.diff_ids)?;
+                let what = format!("image {}", d.digest());
+                let layers =
+                    crate::image::layers(&what, manifest.layers(), &parsed.rootfs.diff_ids)?;
                 pending.extend(layers.iter().map(|l| (Blob::from(l), level + 1)));
             } else {
                 // An artifact (an SBOM, say): its layers are plain blobs.

@@ -1,13 +1,13 @@
 //! The stacked tree: an image's layers put one on another as a runtime unpacks them, in one
-//! place for every reader. Inspect's view, the packages a base image has installed, and
-//! (through them) the ABI guard and slim stack layers here, so that none of them sees an
-//! image otherwise than another, or than the runtime that starts it.
+//! place for every reader. Inspect's view, a build's base image (and so the ABI guard, which
+//! reads its libraries) and the packages a base has installed stack layers here, so that
+//! none of them sees an image otherwise than another, or than the runtime that starts it.
 //!
 //! The rules are umoci's and containerd's:
 //! - a later entry replaces what was at its path: a directory merges with a directory, and
 //!   anything else takes away all that was there, and under it;
-//! - `.wh.NAME` deletes `NAME` and everything under it that lower layers put there, and
-//!   `.wh..wh..opq` empties its directory of what lower layers put there;
+//! - `.wh.NAME` deletes `NAME` and everything under it, as runtimes remove it when they
+//!   meet it, and `.wh..wh..opq` empties its directory of what lower layers put there;
 //! - an entry's parent is [`resolve`]d through the image's symlinks inside the root, so
 //!   that `x/sh` under `x -> usr/bin` lands at `usr/bin/sh`; a whiteout lands the same way;
 //! - the directories an entry implies are made, and an entry under something that is not a
@@ -64,6 +64,9 @@ pub struct Node {
     /// Where its content is kept, for a regular file whose reader kept it.
     #[serde(skip)]
     pub content: Option<Stored>,
+    /// A directory no entry made, only implied by the entries under it.
+    #[serde(skip)]
+    pub implied: bool,
 }
 
 /// How a layer took away what a lower layer (or an earlier entry of its own) put at a path.
@@ -71,7 +74,7 @@ pub struct Node {
 pub enum How {
     /// Another entry at the same path replaced it.
     Overwritten,
-    /// A whiteout deleted it, or it was under a directory that something else replaced.
+    /// A whiteout deleted it, or it was under a path that something else replaced.
     Deleted,
 }
 
@@ -98,10 +101,10 @@ pub struct Filled {
 /// and what it notes of what is taken away and of entries that land elsewhere than they
 /// are named.
 pub trait Hooks {
-    /// Reads what it wants of the content of the regular file `entry` of layer `layer`,
-    /// which lands at `path`; `store` is the stack's, when it keeps contents. What is not
-    /// read is skipped.
-    fn file(
+    /// Takes what it wants of the entry `entry` of layer `layer`, which lands at `path`:
+    /// of a regular file, what it reads of its content (`store` is the stack's, when it
+    /// keeps contents; what is not read is skipped). An error refuses the layer.
+    fn entry(
         &mut self,
         layer: usize,
         path: &str,
@@ -123,24 +126,20 @@ pub trait Hooks {
     }
 }
 
-/// Hooks that keep nothing but the stack itself.
-pub struct Plain;
-
-impl Hooks for Plain {}
-
 /// Hooks that keep, in the stack's [`Store`], the content of each regular file whose landed
 /// path and size the function accepts.
 pub struct Keep<F>(pub F);
 
 impl<F: FnMut(&str, u64) -> bool> Hooks for Keep<F> {
-    fn file(
+    fn entry(
         &mut self,
         _layer: usize,
         path: &str,
         entry: &mut Entry<'_>,
         store: Option<&mut Store>,
     ) -> Result<Filled, Refusal> {
-        let (Some(store), true) = (store, (self.0)(path, entry.size)) else {
+        let keep = entry.kind == Kind::File && !entry.sparse && (self.0)(path, entry.size);
+        let (Some(store), true) = (store, keep) else {
             return Ok(Filled::default());
         };
         let content = store
@@ -255,11 +254,11 @@ impl Stack {
         }
     }
 
-    /// The kept content of the regular file at `path` (links followed inside the root),
+    /// The kept content of the regular file (or hard link to one) at `path` (links followed inside the root),
     /// read whole, if it is at most `max` bytes.
     pub fn read(&self, path: &str, max: u64) -> Option<Vec<u8>> {
         let node = self.nodes.get(&self.resolve(path)?)?;
-        let (Kind::File, Some(stored)) = (&node.kind, node.content) else {
+        let (Kind::File | Kind::Hardlink(_), Some(stored)) = (&node.kind, node.content) else {
             return None;
         };
         if stored.size > max {
@@ -321,6 +320,7 @@ impl Stack {
                 mtime: 0,
                 sha256: None,
                 content: None,
+                implied: true,
             };
             self.nodes.insert(parent.to_string(), node);
             p = parent;
@@ -329,20 +329,25 @@ impl Stack {
     }
 
     /// Makes room at `path` for an entry of layer `layer`: a directory merges with one
-    /// there, and anything else takes away what was there, and under it.
+    /// there, and anything else takes away what was there (overwritten), and everything
+    /// under it (deleted), as runtimes remove it whole.
     fn make_room<H: Hooks>(&mut self, path: &str, dir: bool, layer: usize, hooks: &mut H) {
         let Some(old) = self.nodes.get(path) else {
             return;
         };
-        match (old.kind == Kind::Dir, dir) {
-            (true, true) => {}
-            (true, false) => {
-                self.delete(path, true, layer, None, hooks);
-            }
-            (false, _) => {
-                let old = self.nodes.remove(path).expect("the node is there");
-                hooks.gone(path, &old, layer, How::Overwritten);
-            }
+        if old.kind == Kind::Dir && dir {
+            return;
+        }
+        let old = self.nodes.remove(path).expect("the node is there");
+        self.release(&old);
+        hooks.gone(path, &old, layer, How::Overwritten);
+        self.delete(path, false, layer, None, hooks);
+    }
+
+    /// Gives back to the store the content of `node`, which the image no longer shows.
+    fn release(&mut self, node: &Node) {
+        if let (Some(store), Some(stored)) = (self.store.as_mut(), &node.content) {
+            store.release(stored);
         }
     }
 
@@ -368,6 +373,7 @@ impl Stack {
         }
         for p in doomed {
             if let Some(node) = self.nodes.remove(&p) {
+                self.release(&node);
                 hooks.gone(&p, &node, by, How::Deleted);
             }
         }
@@ -377,7 +383,7 @@ impl Stack {
 /// Where an entry named `path` lands in an image whose symlinks `link_at` gives: under its
 /// parent [`resolve`]d, with `steps` left of the layer's budget of `budget`. The reason it
 /// cannot, as a refusal says it, if it cannot.
-pub fn landing<'a>(
+fn landing<'a>(
     path: &'a str,
     link_at: impl Fn(&str) -> Option<&'a str>,
     steps: &mut u64,
@@ -443,10 +449,13 @@ impl<H: Hooks> overlay::Visitor for Stacking<'_, H> {
         // the directories it implies, as containerd makes them.
         let layer = self.layer;
         match change {
+            // `.wh.NAME` removes NAME whole, whichever layer put what is there (containerd
+            // and umoci remove it as they meet it); an opaque whiteout keeps what its own
+            // layer put in the directory.
             Change::Delete { raw, path } => {
                 let marker = self.land(&raw, Whiteout::marker(&path))?;
                 if let Some(Whiteout::Path(hidden)) = Whiteout::of(&marker) {
-                    (self.stack).delete(&hidden, true, layer, Some(layer), self.hooks);
+                    (self.stack).delete(&hidden, true, layer, None, self.hooks);
                 }
             }
             Change::Empty { raw, dir } => {
@@ -457,25 +466,35 @@ impl<H: Hooks> overlay::Visitor for Stacking<'_, H> {
             }
             Change::Put(mut entry) => {
                 let path = self.land(&entry.raw, entry.path.clone())?;
+                // A hard link names its target as the layer does: it lands as the target's
+                // own entry did, and shares what was kept of its content.
+                let mut shared = None;
+                if let Kind::Hardlink(link) = &entry.kind
+                    && let Ok(target) = overlay::normalize(link)
+                {
+                    let target = self.land(&entry.raw, target)?;
+                    shared = (self.stack.nodes.get(&target))
+                        .filter(|n| n.kind == Kind::File)
+                        .map(|n| (n.size, n.sha256, n.content.map(Stored::shared)));
+                    entry.kind = Kind::Hardlink(target);
+                }
                 let dir = entry.kind == Kind::Dir;
                 self.stack.make_room(&path, dir, layer, self.hooks);
-                let filled = match entry.kind {
-                    Kind::File => {
-                        let store = self.stack.store.as_mut();
-                        self.hooks.file(layer, &path, &mut entry, store)?
-                    }
-                    _ => Filled::default(),
-                };
+                let store = self.stack.store.as_mut();
+                let filled = self.hooks.entry(layer, &path, &mut entry, store)?;
+                let (size, sha256, content) =
+                    shared.unwrap_or((entry.size, filled.sha256, filled.content));
                 let node = Node {
                     layer,
                     kind: entry.kind,
-                    size: entry.size,
+                    size,
                     mode: entry.mode,
                     uid: entry.uid,
                     gid: entry.gid,
                     mtime: entry.mtime,
-                    sha256: filled.sha256,
-                    content: filled.content,
+                    sha256,
+                    content,
+                    implied: false,
                 };
                 self.stack.nodes.insert(path, node);
             }
@@ -541,12 +560,21 @@ pub fn resolve<'a>(
     Ok(resolved)
 }
 
-/// File contents kept for a stack: one unnamed file on disk, appended to, within a budget.
+/// File contents kept for a stack: one unnamed file on disk, appended to, within a budget
+/// of the bytes the image still shows. What a later layer replaces or deletes is given
+/// back to the budget, but stays in the file, which grows to at most [`WRITTEN_PER_BUDGET`]
+/// times the budget.
 pub struct Store {
     file: File,
+    /// The bytes written to the file.
     len: u64,
+    /// The bytes of the contents the stack still shows.
+    live: u64,
     budget: u64,
 }
+
+/// How many times its budget a [`Store`]'s file may grow to, with what was given back.
+pub const WRITTEN_PER_BUDGET: u64 = 4;
 
 /// Where a kept content is in its [`Store`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -554,16 +582,30 @@ pub struct Stored {
     offset: u64,
     /// The content's size.
     pub size: u64,
+    /// Whether this is the entry that kept it, not a hard link that shares it: only that
+    /// one gives it back.
+    owned: bool,
+}
+
+impl Stored {
+    /// The same content, shared by a hard link.
+    fn shared(self) -> Stored {
+        Stored {
+            owned: false,
+            ..self
+        }
+    }
 }
 
 impl Store {
-    /// A store in the directory `dir` that keeps at most `budget` bytes; its file is gone
-    /// when it is dropped, or the process ends.
+    /// A store in the directory `dir` that keeps at most `budget` bytes the image shows;
+    /// its file is gone when it is dropped, or the process ends.
     pub fn new(dir: &Path, budget: u64) -> io::Result<Store> {
         std::fs::create_dir_all(dir)?;
         Ok(Store {
             file: tempfile::tempfile_in(dir)?,
             len: 0,
+            live: 0,
             budget,
         })
     }
@@ -571,10 +613,17 @@ impl Store {
     /// Keeps the `size` bytes of `content`, refusing them past the budget or when the
     /// content is not as long as it says.
     pub fn stage(&mut self, content: &mut dyn Read, size: u64) -> Result<Stored, String> {
-        if self.len.saturating_add(size) > self.budget {
+        if self.live.saturating_add(size) > self.budget {
             return Err(format!(
                 "keeping its {size} bytes would take the contents kept past {} bytes: refused",
                 self.budget
+            ));
+        }
+        let most = self.budget.saturating_mul(WRITTEN_PER_BUDGET);
+        if self.len.saturating_add(size) > most {
+            return Err(format!(
+                "keeping its {size} bytes would write more than {most} bytes of contents, \
+                 with those later layers replaced: refused"
             ));
         }
         let offset = self.len;
@@ -583,14 +632,26 @@ impl Store {
             .and_then(|n| writer.flush().map(|()| n))
             .map_err(|e| format!("keeping its content: {e}"))?;
         // Whatever was written counts, so that a short content cannot be used to write
-        // past the budget.
+        // past the cap.
         self.len += copied;
         if copied != size {
             return Err(format!(
                 "its content ends after {copied} of its {size} bytes"
             ));
         }
-        Ok(Stored { offset, size })
+        self.live += size;
+        Ok(Stored {
+            offset,
+            size,
+            owned: true,
+        })
+    }
+
+    /// Gives `stored` back to the budget: the image no longer shows it.
+    fn release(&mut self, stored: &Stored) {
+        if stored.owned {
+            self.live = self.live.saturating_sub(stored.size);
+        }
     }
 
     /// A reader of `stored`.
@@ -800,10 +861,51 @@ mod tests {
         assert_eq!(stack.read("etc/keep", 64).as_deref(), Some(&b"kept"[..]));
         assert_eq!(stack.read("etc/skip", 64), None);
         assert_eq!(stack.read("etc/keep", 3), None, "larger than asked for");
-        // A second copy of the same file passes the budget of 8 bytes.
+        // What a later layer replaces is given back: the budget of 8 bytes holds the image's
+        // contents, not every copy.
         let again = tar_of(&[("etc/keep", b"again")]);
-        let e = stack.apply(&again[..], 1, &limits, &mut keep).unwrap_err();
+        stack.apply(&again[..], 1, &limits, &mut keep).unwrap();
+        assert_eq!(stack.read("etc/keep", 64).as_deref(), Some(&b"again"[..]));
+        let big = tar_of(&[("etc/keep", b"123456789")]);
+        let e = stack.apply(&big[..], 2, &limits, &mut keep).unwrap_err();
         assert_eq!(e.entry, "etc/keep");
         assert!(e.reason.contains("past 8 bytes"), "{e:?}");
+        // The file grows to four times the budget at most, however often a path is replaced.
+        let eight = tar_of(&[("etc/keep", b"12345678")]);
+        let replaced = (3..10)
+            .map(|i| stack.apply(&eight[..], i, &limits, &mut keep))
+            .position(|r| r.is_err());
+        let e = stack.apply(&eight[..], 10, &limits, &mut keep).unwrap_err();
+        assert!(e.reason.contains("more than 32 bytes"), "{e:?}");
+        assert_eq!(replaced, Some(2), "4 + 5 + 8 + 8, then 8 more pass 32");
+    }
+
+    #[test]
+    fn a_whiteout_removes_its_path_whole_and_hard_links_share_their_targets_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stack = Stack::keeping(Store::new(dir.path(), 1 << 20).unwrap());
+        let limits = overlay::Limits::IMAGE;
+        let mut keep = Keep(|_: &str, _| true);
+        let lower = tar_of(&[("d/old", b"old")]);
+        stack.apply(&lower[..], 0, &limits, &mut keep).unwrap();
+        // This layer's own `d/x` goes with `d`, as containerd removes it as it meets
+        // `.wh.d`: no entry is left without its directory.
+        let upper = tar_of(&[("d/x", b"x"), (".wh.d", b""), ("e/f", b"f")]);
+        stack.apply(&upper[..], 1, &limits, &mut keep).unwrap();
+        let paths: Vec<&str> = stack.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["e", "e/f"]);
+        // A hard link through a symlinked directory finds its target where it landed.
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        tar.append_link(&mut h, "l", "e").unwrap();
+        h.set_entry_type(tar::EntryType::Link);
+        tar.append_link(&mut h, "g", "l/f").unwrap();
+        stack
+            .apply(&tar.into_inner().unwrap()[..], 2, &limits, &mut keep)
+            .unwrap();
+        assert_eq!(stack["g"].kind, Kind::Hardlink("e/f".into()));
+        assert_eq!(stack.read("g", 64).as_deref(), Some(&b"f"[..]));
     }
 }

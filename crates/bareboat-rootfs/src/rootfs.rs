@@ -1,5 +1,13 @@
 //! The image's file tree, assembled layer by layer from package data archives and
-//! synthesized files.
+//! synthesized files. This module keeps the layered tree itself (each layer's nodes, the
+//! topmost layer of each path, links resolved as every reader of an image resolves them)
+//! and the files bareboat adds; each other concern is a module of its own, which calls it:
+//! - [`staging`]: contents on disk, sealed segments and snapshots;
+//! - [`package`]: a package's data archive unpacked by the policy (merged /usr, slicing,
+//!   setuid, conflicts);
+//! - [`base`]: a base image's layers stacked, and removals from them;
+//! - [`layer`]: a layer's entries for the layer writer;
+//! - [`materialize`]: a tree written out to a directory.
 //!
 //! File contents are staged on disk, appended to a staging file as they stream out of the
 //! package (one file per entry would spend most of a build creating inodes); the tree keeps
@@ -12,24 +20,28 @@
 //! package, and entries past the size caps. A base image's layer is read as runtimes read it
 //! (see [`Rootfs::add_image_layer`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use bareboat_apt::dpkg::{MERGED_DIRS, merged_usr};
-use bareboat_oci::layer::{Entry, Kind, Whiteout};
-use bareboat_oci::overlay::{self, Change, Kind as EntryKind, Limits};
+use bareboat_oci::overlay::{self, Kind as EntryKind, Limits};
 use bareboat_oci::stack;
 use globset::GlobSet;
-use md5::Md5;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::policy::Slicing;
 
+mod base;
+mod layer;
 mod materialize;
+mod package;
+mod staging;
+
+pub use package::Unpacked;
+use staging::{Sealed, new_staging};
+pub use staging::{Segment, Snapshot};
 
 /// What a tree node is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,43 +89,6 @@ pub enum Content<'a> {
     Host(&'a Path),
 }
 
-/// What one package left in the tree.
-#[derive(Clone, Debug, Default)]
-pub struct Unpacked {
-    /// Regular files kept, with their MD5, in archive order.
-    pub md5sums: Vec<(String, String)>,
-    /// How many entries slicing dropped.
-    pub dropped: usize,
-}
-
-/// A sealed part of the staging area: the file holding the contents staged at offsets
-/// `start..start + len`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Segment {
-    /// The file.
-    pub path: PathBuf,
-    /// The staging offset of its first byte.
-    pub start: u64,
-    /// How many bytes it holds.
-    pub len: u64,
-}
-
-/// What a tree resumes from: its layers' nodes and the sealed segments holding their
-/// contents, from offset 0 without gaps.
-pub struct Snapshot {
-    /// Each layer's nodes by path, bottom first.
-    pub layers: Vec<BTreeMap<String, Node>>,
-    /// The sealed segments, in staging order.
-    pub segments: Vec<Segment>,
-}
-
-/// A sealed segment, with the temporary file that removes it when the tree is dropped
-/// (none for a segment the tree resumed from).
-struct Sealed {
-    segment: Segment,
-    _temp: Option<tempfile::NamedTempFile>,
-}
-
 /// The image tree under assembly.
 pub struct Rootfs {
     staging_parent: PathBuf,
@@ -130,6 +105,8 @@ pub struct Rootfs {
     limits: Limits,
     /// How many of the lowest layers came from a base image.
     base_layers: usize,
+    /// The base image's layers as they stack, while they are read.
+    base: base::Base,
 }
 
 impl Rootfs {
@@ -152,79 +129,13 @@ impl Rootfs {
             keep_setuid,
             limits,
             base_layers: 0,
+            base: base::Base::default(),
         })
-    }
-
-    /// A tree that goes on from a snapshot.
-    pub fn resume(
-        staging_parent: &Path,
-        slicing: Slicing,
-        keep_setuid: GlobSet,
-        limits: Limits,
-        Snapshot { layers, segments }: Snapshot,
-    ) -> Result<Rootfs, Error> {
-        let mut tree = Rootfs::new(staging_parent, slicing, keep_setuid, limits)?;
-        tree.staged_len = segments.last().map_or(0, |s| s.start + s.len);
-        tree.staging_start = tree.staged_len;
-        tree.sealed = segments
-            .into_iter()
-            .map(|segment| Sealed {
-                segment,
-                _temp: None,
-            })
-            .collect();
-        for (i, nodes) in layers.iter().enumerate() {
-            tree.top.extend(nodes.keys().map(|p| (p.clone(), i)));
-        }
-        tree.layers = layers;
-        Ok(tree)
     }
 
     /// Says that the lowest `n` layers of a resumed tree came from a base image.
     pub fn set_base_layers(&mut self, n: usize) {
         self.base_layers = n;
-    }
-
-    /// Ends the open segment of the staging area: what was staged so far is never written
-    /// again.
-    pub fn seal(&mut self) -> Result<(), Error> {
-        if self.staged_len == self.staging_start {
-            return Ok(());
-        }
-        let next = new_staging(&self.staging_parent)?;
-        let done = std::mem::replace(&mut self.staging, next);
-        self.sealed.push(Sealed {
-            segment: Segment {
-                path: done.path().to_path_buf(),
-                start: self.staging_start,
-                len: self.staged_len - self.staging_start,
-            },
-            _temp: Some(done),
-        });
-        self.staging_start = self.staged_len;
-        Ok(())
-    }
-
-    /// The tree as it stands: its layers and sealed segments. Seal it first, so that
-    /// everything staged is in a segment.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            layers: self.layers.clone(),
-            segments: self.sealed.iter().map(|s| s.segment.clone()).collect(),
-        }
-    }
-
-    /// The file holding the staged content at `offset`, and where it is in that file.
-    fn locate(&self, offset: u64) -> (&Path, u64) {
-        if offset >= self.staging_start {
-            return (self.staging.path(), offset - self.staging_start);
-        }
-        let i = self
-            .sealed
-            .partition_point(|s| s.segment.start <= offset)
-            .saturating_sub(1);
-        let s = &self.sealed[i].segment;
-        (&s.path, offset - s.start)
     }
 
     /// Starts a new layer on top and returns its index.
@@ -261,18 +172,33 @@ impl Rootfs {
 
     /// The content of the regular file at `path`, following links.
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let (mut content, size) = self.open(path)?.ok()?;
+        let mut out = Vec::with_capacity(size as usize);
+        content.read_to_end(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// A reader of the content of the regular file at `path` (links followed), and its size.
+    pub fn open(&self, path: &str) -> Option<io::Result<(impl Read + use<>, u64)>> {
         let real = self.resolve(path)?;
-        match &self.get(&real)?.kind {
-            NodeKind::File { offset, size, .. } => {
-                let (path, at) = self.locate(*offset);
-                let mut f = File::open(path).ok()?;
-                f.seek(SeekFrom::Start(at)).ok()?;
-                let mut out = Vec::with_capacity(*size as usize);
-                f.take(*size).read_to_end(&mut out).ok()?;
-                Some(out)
-            }
-            _ => None,
-        }
+        let NodeKind::File { offset, size, .. } = self.get(&real)?.kind else {
+            return None;
+        };
+        let (staged, at) = self.locate(offset);
+        Some(File::open(staged).and_then(|mut f| {
+            f.seek(SeekFrom::Start(at))?;
+            Ok((f.take(size), size))
+        }))
+    }
+
+    /// The paths layer `layer` shows in the finished image, in order.
+    pub fn layer_paths(&self, layer: usize) -> impl Iterator<Item = &str> {
+        self.layers[layer].keys().map(String::as_str)
+    }
+
+    /// How many layers the tree has.
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
     }
 
     /// Whether the finished image has something at `path`, following links.
@@ -306,178 +232,6 @@ impl Rootfs {
             )
         });
         out
-    }
-
-    /// Streams a package's data archive into `layer`.
-    ///
-    /// `replaces` lists the packages this one declares `Replaces:` on: as with dpkg, it may
-    /// overwrite their files; any other package's different file at the same path is a
-    /// conflict.
-    pub fn add_package<R: Read>(
-        &mut self,
-        layer: usize,
-        package: &str,
-        replaces: &[String],
-        data: R,
-    ) -> Result<Unpacked, Error> {
-        let origin = format!("package {package}");
-        let limits = self.limits;
-        let mut unpacking = PackageUnpack {
-            tree: self,
-            layer,
-            package,
-            replaces,
-            origin: &origin,
-            unpacked: Unpacked::default(),
-            dropped_files: HashSet::new(),
-            md5s: HashMap::new(),
-        };
-        overlay::apply(data, &limits, &mut unpacking).map_err(|e| e.within(&origin))?;
-        Ok(unpacking.unpacked)
-    }
-
-    /// Reads a layer of a base image into `layer` as an overlay filesystem stacks it:
-    /// `.wh.NAME` deletes NAME from the layers below, and `.wh..wh..opq` empties its
-    /// directory below. Names are normalised as runtimes do (an absolute name is taken from
-    /// the root), `..` is refused and the size caps apply as for packages, but nothing is
-    /// sliced, moved or stripped: the base's layers are kept as they are, and
-    /// the tree only learns what they hold. Device nodes and FIFOs stay in the layer and
-    /// out of the tree.
-    pub fn add_image_layer<R: Read>(
-        &mut self,
-        layer: usize,
-        origin: &str,
-        data: R,
-    ) -> Result<(), Error> {
-        let limits = self.limits;
-        let mut stacking = BaseStack {
-            tree: self,
-            layer,
-            steps: stack::MAX_LINK_STEPS,
-        };
-        overlay::apply(data, &limits, &mut stacking).map_err(|e| e.within(origin))?;
-        self.base_layers = layer + 1;
-        Ok(())
-    }
-
-    /// Puts a base layer's entry into `layer`, replacing whatever the layers below had
-    /// there (all of it, unless both are directories).
-    fn put_image_entry(&mut self, layer: usize, entry: overlay::Entry<'_>) -> Result<(), Unpack> {
-        let refuse = |reason: String| Unpack::refused(&entry.raw, reason);
-        checked(&entry)?;
-        let kind = match &entry.kind {
-            EntryKind::Dir => NodeKind::Dir,
-            EntryKind::Symlink(link) => NodeKind::Symlink(link.clone()),
-            EntryKind::Hardlink(link) => {
-                let target = overlay::normalize(link).map_err(refuse)?;
-                if !matches!(
-                    self.layers[layer].get(&target).map(|n| &n.kind),
-                    Some(NodeKind::File { .. })
-                ) {
-                    return Err(refuse(format!(
-                        "a hard link to {target:?}, which is not an earlier file of this layer"
-                    )));
-                }
-                NodeKind::Hardlink(target)
-            }
-            EntryKind::File => {
-                let (kind, _) = self
-                    .stage(
-                        &mut (&mut *entry.content).take(entry.size + 1),
-                        entry.size,
-                        false,
-                    )
-                    .map_err(|e| refuse(e.to_string()))?;
-                kind
-            }
-            _ => return Ok(()),
-        };
-        if kind != NodeKind::Dir {
-            self.delete_below(layer, &entry.path, true);
-        }
-        let node = Node {
-            kind,
-            mode: entry.mode,
-            uid: id(&entry, entry.uid)?,
-            gid: id(&entry, entry.gid)?,
-            mtime: entry.mtime,
-            package: None,
-        };
-        self.layers[layer].insert(entry.path.clone(), node);
-        self.top.insert(entry.path, layer);
-        Ok(())
-    }
-
-    /// Deletes `path` from the base image with a whiteout in `layer`, which sits on the
-    /// base's layers.
-    pub fn remove(&mut self, layer: usize, path: &str, mtime: u64) -> Result<(), Error> {
-        let refuse = |reason: &str| Error::Refused {
-            origin: "remove".into(),
-            path: format!("/{path}"),
-            reason: reason.to_string(),
-        };
-        match self.top.get(path) {
-            Some(l) if *l < self.base_layers => {}
-            Some(_) => {
-                return Err(refuse(
-                    "bareboat adds it: leave its package out, or drop it with [slice] drop",
-                ));
-            }
-            None => {
-                return Err(refuse(
-                    "the base image has nothing at this path (a path through a symlink must be given as the real path)",
-                ));
-            }
-        }
-        self.delete_below(layer, path, true);
-        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
-        // The whiteout's directories keep their metadata from below: an upper layer's
-        // directory replaces the lower one's mode and owner.
-        // (A directory the base's tar only implies is implied again.)
-        let mut dir = parent;
-        while !dir.is_empty() {
-            if let Some(node) = self.get(dir).cloned() {
-                self.layers[layer].insert(dir.to_string(), node);
-            }
-            dir = dir.rsplit_once('/').map_or("", |(p, _)| p);
-        }
-        let marker = Whiteout::marker(path);
-        let (kind, _) = self
-            .stage(&mut io::empty(), 0, false)
-            .map_err(|e| refuse(&e.to_string()))?;
-        // The marker is in the layer, not in the image the tree shows.
-        self.layers[layer].insert(marker, synthesized(kind, 0o644, (0, 0), mtime));
-        Ok(())
-    }
-
-    /// Deletes from the layers below `layer` everything under `path`, and `path` itself
-    /// when `with_self`.
-    fn delete_below(&mut self, layer: usize, path: &str, with_self: bool) {
-        let prefix = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}/")
-        };
-        for nodes in &mut self.layers[..layer] {
-            let mut doomed: Vec<String> = nodes
-                .range::<str, _>((
-                    std::ops::Bound::Included(prefix.as_str()),
-                    std::ops::Bound::Unbounded,
-                ))
-                .map(|(p, _)| p)
-                .take_while(|p| p.starts_with(&prefix))
-                .cloned()
-                .collect();
-            if with_self && nodes.contains_key(path) {
-                doomed.push(path.to_string());
-            }
-            for p in doomed {
-                nodes.remove(&p);
-                if self.top.get(&p).is_some_and(|l| *l < layer) {
-                    self.top.remove(&p);
-                }
-            }
-        }
     }
 
     /// Adds a regular file that no package ships.
@@ -549,184 +303,6 @@ impl Rootfs {
         self.insert_replacing(layer, to, node, "bareboat")
     }
 
-    /// The newest mtime in a layer.
-    pub fn newest(&self, layer: usize) -> u64 {
-        self.layers[layer]
-            .values()
-            .map(|n| n.mtime)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The newest mtime in the layers below `layer`: what a layer of bareboat's own files,
-    /// with no packages to date it, is dated by.
-    pub fn newest_below(&self, layer: usize) -> u64 {
-        (0..layer).map(|l| self.newest(l)).max().unwrap_or(0)
-    }
-
-    /// A layer's entries in tar order: sorted by path, every parent directory present, and
-    /// each set of hard links carried by its first path.
-    pub fn layer_entries(&self, layer: usize) -> Vec<Entry> {
-        let nodes = &self.layers[layer];
-        let newest = self.newest(layer);
-        // Parents that the layer lacks are implied directories.
-        let mut implied: BTreeMap<String, Node> = BTreeMap::new();
-        for path in nodes.keys() {
-            let mut p = path.as_str();
-            while let Some((parent, _)) = p.rsplit_once('/') {
-                if !nodes.contains_key(parent) && !implied.contains_key(parent) {
-                    implied.insert(
-                        parent.to_string(),
-                        Node {
-                            kind: NodeKind::Dir,
-                            mode: 0o755,
-                            uid: 0,
-                            gid: 0,
-                            mtime: newest,
-                            package: None,
-                        },
-                    );
-                }
-                p = parent;
-            }
-        }
-        // The first path (in tar order) of each hard-link set carries the content.
-        let mut carrier: HashMap<&str, &str> = HashMap::new();
-        for (path, node) in nodes {
-            if let NodeKind::Hardlink(target) = &node.kind {
-                let first = carrier.entry(target.as_str()).or_insert(target.as_str());
-                if path.as_str() < *first {
-                    *first = path.as_str();
-                }
-            }
-        }
-        let merged = nodes.iter().chain(implied.iter());
-        let mut all: Vec<(&String, &Node)> = merged.collect();
-        all.sort_by(|a, b| a.0.cmp(b.0));
-        all.into_iter()
-            .map(|(path, node)| {
-                let kind = match &node.kind {
-                    NodeKind::Dir => Kind::Dir,
-                    NodeKind::Symlink(t) => Kind::Symlink(t.clone()),
-                    NodeKind::File { .. } => match carrier.get(path.as_str()) {
-                        Some(first) if first != path => Kind::Hardlink(first.to_string()),
-                        _ => self.staged_content(&node.kind),
-                    },
-                    NodeKind::Hardlink(target) => {
-                        let first = carrier[target.as_str()];
-                        if first == path {
-                            self.staged_content(&nodes[target].kind)
-                        } else {
-                            Kind::Hardlink(first.to_string())
-                        }
-                    }
-                };
-                Entry {
-                    path: path.clone(),
-                    kind,
-                    mode: node.mode,
-                    uid: node.uid,
-                    gid: node.gid,
-                    mtime: node.mtime,
-                }
-            })
-            .collect()
-    }
-
-    /// The layer entry kind that reads a staged file's content.
-    fn staged_content(&self, kind: &NodeKind) -> Kind {
-        let NodeKind::File {
-            offset,
-            size,
-            sha256,
-            ..
-        } = kind
-        else {
-            unreachable!("hard links point at files")
-        };
-        let (source, at) = self.locate(*offset);
-        Kind::File {
-            source: source.to_path_buf(),
-            offset: at,
-            size: *size,
-            sha256: *sha256,
-        }
-    }
-
-    fn filter_mode(&self, path: &str, mode: u32, kind: &NodeKind) -> u32 {
-        let special = matches!(kind, NodeKind::File { .. } | NodeKind::Hardlink(_));
-        if special && mode & 0o6000 != 0 && !self.keep_setuid.is_match(path) {
-            mode & !0o6000
-        } else {
-            mode
-        }
-    }
-
-    /// Appends `size` bytes of content to the staging area; with `with_md5`, also returns
-    /// their MD5.
-    fn stage(
-        &mut self,
-        content: &mut impl Read,
-        size: u64,
-        with_md5: bool,
-    ) -> io::Result<(NodeKind, Option<[u8; 16]>)> {
-        let offset = self.staged_len;
-        let mut md5 = with_md5.then(Md5::new);
-        let result = self.append_staged(content, size, md5.as_mut());
-        if result.is_err() {
-            // Drop the partial content, so the next file starts where it should.
-            self.staging
-                .as_file()
-                .set_len(offset - self.staging_start)?;
-        }
-        let sha256 = result?;
-        self.staged_len += size;
-        let kind = NodeKind::File {
-            offset,
-            size,
-            sha256,
-        };
-        Ok((kind, md5.map(|m| m.finalize().into())))
-    }
-
-    fn append_staged(
-        &mut self,
-        content: &mut impl Read,
-        size: u64,
-        mut md5: Option<&mut Md5>,
-    ) -> io::Result<[u8; 32]> {
-        let mut file = self.staging.as_file();
-        file.seek(SeekFrom::Start(self.staged_len - self.staging_start))?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        let mut sha = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut written = 0u64;
-        loop {
-            let n = content.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            written += n as u64;
-            if written > size {
-                return Err(io::Error::other(format!(
-                    "more than the {size} bytes its header declares"
-                )));
-            }
-            sha.update(&buf[..n]);
-            if let Some(md5) = md5.as_mut() {
-                md5.update(&buf[..n]);
-            }
-            out.write_all(&buf[..n])?;
-        }
-        out.flush()?;
-        if written != size {
-            return Err(io::Error::other(format!(
-                "truncated: {written} of {size} bytes"
-            )));
-        }
-        Ok(sha.finalize().into())
-    }
-
     /// Refuses a path whose parent, in the image as built so far, is a symlink.
     fn check_parents(&self, path: &str, origin: &str) -> Result<(), Error> {
         let mut end = 0;
@@ -747,45 +323,6 @@ impl Rootfs {
             }
             end += i + 1;
         }
-        Ok(())
-    }
-
-    /// Inserts a package's node, unless the image has the same thing at `path` already.
-    fn insert(
-        &mut self,
-        layer: usize,
-        path: &str,
-        node: Node,
-        replaces: &[String],
-        origin: &str,
-    ) -> Result<(), Error> {
-        self.check_parents(path, origin)?;
-        if let Some(existing) = self.get(path) {
-            let same = match (&existing.kind, &node.kind) {
-                (NodeKind::Dir, NodeKind::Dir) => true,
-                (NodeKind::Symlink(a), NodeKind::Symlink(b)) => a == b,
-                (NodeKind::File { sha256: a, .. }, NodeKind::File { sha256: b, .. }) => a == b,
-                _ => false,
-            };
-            if same {
-                return Ok(());
-            }
-            let first = match &existing.package {
-                Some(p) if replaces.contains(p) => None,
-                Some(p) => Some(format!("package {p}")),
-                None if self.top[path] < self.base_layers => Some("the base image".into()),
-                None => Some("package bareboat".into()),
-            };
-            if let Some(first) = first {
-                return Err(Error::Conflict {
-                    path: format!("/{path}"),
-                    first,
-                    second: origin.to_string(),
-                });
-            }
-        }
-        self.layers[layer].insert(path.to_string(), node);
-        self.top.insert(path.to_string(), layer);
         Ok(())
     }
 
@@ -846,205 +383,28 @@ impl From<Error> for Unpack {
 
 /// Refuses an entry whose header the tree cannot keep: a field that does not parse, or a
 /// link to nothing.
-fn checked(entry: &overlay::Entry<'_>) -> Result<(), Unpack> {
+fn checked(entry: &overlay::Entry<'_>) -> Result<(), overlay::Refusal> {
+    let refuse = |reason: &str| overlay::Refusal {
+        entry: entry.raw.clone(),
+        reason: reason.to_string(),
+    };
     if let Some(field) = entry.malformed {
-        return Err(Unpack::refused(
-            &entry.raw,
-            format!("its header's {field} does not parse"),
-        ));
+        return Err(refuse(&format!("its header's {field} does not parse")));
     }
     match &entry.kind {
-        EntryKind::Symlink(t) | EntryKind::Hardlink(t) if t.is_empty() || t.contains('\0') => Err(
-            Unpack::refused(&entry.raw, "a link with an empty target".into()),
-        ),
+        EntryKind::Symlink(t) | EntryKind::Hardlink(t) if t.is_empty() || t.contains('\0') => {
+            Err(refuse("a link with an empty target"))
+        }
         _ => Ok(()),
     }
 }
 
 /// A user or group id of `entry`, which the tree keeps in 32 bits, as Linux does.
-fn id(entry: &overlay::Entry<'_>, id: u64) -> Result<u32, Unpack> {
-    u32::try_from(id)
-        .map_err(|_| Unpack::refused(&entry.raw, format!("the id {id} is past 32 bits")))
-}
-
-/// The overlay engine's visitor for a base image's layer: each entry, whiteouts included,
-/// lands under its parent resolved through the symlinks below, as runtimes and every other
-/// reader of an image put it ([`stack::landing`]); whiteouts delete from the layers below,
-/// and every other entry replaces what they had at its path.
-struct BaseStack<'t> {
-    tree: &'t mut Rootfs,
-    layer: usize,
-    /// What is left of the layer's budget for following symlinks.
-    steps: u64,
-}
-
-impl BaseStack<'_> {
-    /// Where the entry `raw`, named `path`, lands.
-    fn land(&mut self, raw: &str, path: &str) -> Result<String, Unpack> {
-        let tree = &*self.tree;
-        stack::landing(
-            path,
-            |p| tree.link_at(p),
-            &mut self.steps,
-            stack::MAX_LINK_STEPS,
-        )
-        .map_err(|reason| Unpack::refused(raw, reason))
-    }
-}
-
-impl overlay::Visitor for BaseStack<'_> {
-    type Error = Unpack;
-
-    fn visit(&mut self, change: Change<'_>) -> Result<(), Unpack> {
-        match change {
-            Change::Delete { raw, path } => {
-                let path = self.land(&raw, &path)?;
-                self.tree.delete_below(self.layer, &path, true);
-            }
-            Change::Empty { raw, dir } => {
-                let marker = self.land(&raw, &Whiteout::opaque_marker(&dir))?;
-                if let Some(Whiteout::Opaque(dir)) = Whiteout::of(&marker) {
-                    self.tree.delete_below(self.layer, &dir, false);
-                }
-            }
-            Change::Put(mut entry) => {
-                entry.path = self.land(&entry.raw, &entry.path)?;
-                self.tree.put_image_entry(self.layer, entry)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The overlay engine's visitor for a package's data archive: each entry moved where merged
-/// /usr puts it, sliced, staged, and inserted unless it conflicts.
-struct PackageUnpack<'t, 'p> {
-    tree: &'t mut Rootfs,
-    layer: usize,
-    package: &'p str,
-    replaces: &'p [String],
-    origin: &'p str,
-    unpacked: Unpacked,
-    /// Files slicing dropped: a hard link to one is dropped with it.
-    dropped_files: HashSet<String>,
-    /// What dpkg's md5sums list; only package files need it.
-    md5s: HashMap<String, [u8; 16]>,
-}
-
-impl overlay::Visitor for PackageUnpack<'_, '_> {
-    type Error = Unpack;
-
-    fn visit(&mut self, change: Change<'_>) -> Result<(), Unpack> {
-        let entry = match change {
-            Change::Put(entry) => entry,
-            // In an image it would delete what is below: no package may ship one.
-            Change::Delete { raw, .. } | Change::Empty { raw, .. } => {
-                return Err(Unpack::refused(
-                    &raw,
-                    "a whiteout's name, which an image reads as a deletion, is refused".into(),
-                ));
-            }
-        };
-        let refuse = |reason: String| Unpack::refused(&entry.raw, reason);
-        if entry.raw.starts_with('/') {
-            return Err(refuse("absolute entry names are refused".into()));
-        }
-        checked(&entry)?;
-        // A bookworm-style top-level directory becomes its place under usr/.
-        let path = match &entry.kind {
-            EntryKind::Dir if MERGED_DIRS.contains(&entry.path.as_str()) => {
-                format!("usr/{}", entry.path)
-            }
-            _ => merged_usr(&entry.path),
-        };
-        let kept = self.tree.slicing.keeps(self.package, &path);
-        let node_kind = match &entry.kind {
-            EntryKind::Dir => NodeKind::Dir,
-            EntryKind::Symlink(link) => NodeKind::Symlink(link.clone()),
-            EntryKind::Hardlink(link) if link.starts_with('/') => {
-                return Err(refuse("absolute link targets are refused".into()));
-            }
-            EntryKind::Hardlink(link) => {
-                NodeKind::Hardlink(merged_usr(&overlay::normalize(link).map_err(refuse)?))
-            }
-            EntryKind::File if !kept => {
-                // Not staged; a hard link to it is dropped with it.
-                self.unpacked.dropped += 1;
-                self.dropped_files.insert(path);
-                return Ok(());
-            }
-            EntryKind::File => {
-                let size = entry.size;
-                let (kind, md5) = self
-                    .tree
-                    .stage(&mut (&mut *entry.content).take(size + 1), size, true)
-                    .map_err(|e| refuse(e.to_string()))?;
-                self.md5s.extend(md5.map(|m| (path.clone(), m)));
-                kind
-            }
-            EntryKind::CharDevice | EntryKind::BlockDevice => {
-                return Err(refuse("device nodes are refused".into()));
-            }
-            EntryKind::Fifo => return Err(refuse("FIFOs are refused".into())),
-            EntryKind::Other => return Err(refuse("an entry of a type no filesystem has".into())),
-        };
-        let node_kind = match node_kind {
-            _ if !kept => None,
-            NodeKind::Hardlink(target) if self.dropped_files.contains(&target) => None,
-            NodeKind::Hardlink(target) => Some(self.hardlink(target, &entry.raw)?),
-            k => Some(k),
-        };
-        let Some(node_kind) = node_kind else {
-            // Sliced away, or a hard link to content slicing dropped.
-            self.unpacked.dropped += 1;
-            return Ok(());
-        };
-        let node = Node {
-            mode: self.tree.filter_mode(&path, entry.mode, &node_kind),
-            kind: node_kind,
-            uid: id(&entry, entry.uid)?,
-            gid: id(&entry, entry.gid)?,
-            mtime: entry.mtime,
-            package: Some(self.package.to_string()),
-        };
-        let md5 = match &node.kind {
-            NodeKind::Hardlink(target) => self.md5s.get(target).copied(),
-            _ => self.md5s.get(&path).copied(),
-        };
-        self.tree
-            .insert(self.layer, &path, node, self.replaces, self.origin)?;
-        if let Some(md5) = md5 {
-            self.unpacked.md5sums.push((path, hex::encode(md5)));
-        }
-        Ok(())
-    }
-}
-
-impl PackageUnpack<'_, '_> {
-    /// A hard link to `target`, which must be an earlier file of this package.
-    fn hardlink(&self, target: String, raw: &str) -> Result<NodeKind, Unpack> {
-        match self.tree.layers[self.layer].get(&target) {
-            Some(Node {
-                kind: NodeKind::File { .. },
-                package: Some(p),
-                ..
-            }) if p == self.package => Ok(NodeKind::Hardlink(target)),
-            _ => Err(Unpack::refused(
-                raw,
-                format!("a hard link to {target:?}, which is not an earlier file of this package"),
-            )),
-        }
-    }
-}
-
-fn new_staging(parent: &Path) -> Result<tempfile::NamedTempFile, Error> {
-    tempfile::Builder::new()
-        .prefix("bareboat-staging-")
-        .tempfile_in(parent)
-        .map_err(|e| Error::Io {
-            origin: parent.display().to_string(),
-            error: e,
-        })
+fn id(entry: &overlay::Entry<'_>, id: u64) -> Result<u32, overlay::Refusal> {
+    u32::try_from(id).map_err(|_| overlay::Refusal {
+        entry: entry.raw.clone(),
+        reason: format!("the id {id} is past 32 bits"),
+    })
 }
 
 fn synthesized(kind: NodeKind, mode: u32, (uid, gid): (u32, u32), mtime: u64) -> Node {
@@ -1061,6 +421,7 @@ fn synthesized(kind: NodeKind, mode: u32, (uid, gid): (u32, u32), mtime: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bareboat_oci::layer::Kind;
 
     /// A raw tar entry: its name is written as is, so escaping names can be tested.
     enum E<'a> {

@@ -153,10 +153,10 @@ pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Resu
     if args.check {
         let cache = Cache::open(cache_root)?;
         // Without data, the packages that changed are still said; with a broken --db, not.
-        let data = match (&args.db, vulndb::data_file(args.db.as_deref(), &cache)) {
-            (_, Ok(data)) => Some(data),
-            (None, Err(_)) => None,
-            (Some(_), Err(e)) => return Err(e.into()),
+        let data = match vulndb::data_file(args.db.as_deref(), &cache) {
+            Ok(data) => Some(data),
+            Err(bareboat_inspect::Error::NoData) => None,
+            Err(e) => return Err(e.into()),
         };
         let scan = data.as_deref().map(|data| Cves {
             data,

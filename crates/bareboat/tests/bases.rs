@@ -260,3 +260,57 @@ fn index_bases_give_each_architecture_its_image_and_damaged_bases_are_refused() 
         assert!(!d.join("refused").exists(), "{what}: a layout was written");
     }
 }
+
+#[test]
+fn a_base_entry_under_a_symlinked_directory_is_where_runtimes_and_inspect_put_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tar = |entries: &[(&str, Option<&str>, &[u8])]| {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, link, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            h.set_size(data.len() as u64);
+            match (link, path.ends_with('/')) {
+                (Some(target), _) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    tar.append_link(&mut h, path, target).unwrap();
+                }
+                (None, true) => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    tar.append_data(&mut h, path, &[][..]).unwrap();
+                }
+                (None, false) => tar.append_data(&mut h, path, *data).unwrap(),
+            }
+        }
+        tar.into_inner().unwrap()
+    };
+    let lower = tar(&[
+        ("usr/", None, b""),
+        ("usr/bin/", None, b""),
+        ("bin", Some("usr/bin"), b""),
+        ("usr/bin/keep", None, b"keep\n"),
+    ]);
+    // Written through the link: runtimes put it at usr/bin/tool.
+    let upper = tar(&[("bin/tool", None, b"tool\n")]);
+    common::write_image(&d.join("base"), "t", &[lower, upper]);
+    let listed = |image: &str| -> Vec<String> {
+        let out = run(&mut bareboat(d, "inspect", &[image, "--tree", "/usr/bin"]));
+        let tree: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (tree.as_array().unwrap().iter())
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed("oci:base:t"), ["/usr/bin/keep", "/usr/bin/tool"]);
+    // The build sees the base as inspect does: the file is removed by its real path.
+    std::fs::write(
+        d.join("bareboat.toml"),
+        "from = \"oci:base:t\"\nremove = [\"/usr/bin/tool\"]\n",
+    )
+    .unwrap();
+    build(d, &["-o", "oci:out:app"]);
+    assert_eq!(listed("oci:out:app"), ["/usr/bin/keep"]);
+    let bundle = unpack(d, "out", "app");
+    assert!(bundle.join("rootfs/usr/bin/keep").exists());
+    assert!(!bundle.join("rootfs/usr/bin/tool").exists());
+}

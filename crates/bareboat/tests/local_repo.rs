@@ -386,37 +386,41 @@ fn passed_valid_until_is_refused_unless_overridden() {
 }
 
 #[test]
-fn an_older_signed_release_replayed_by_the_mirror_is_refused() {
+fn an_older_signed_release_replayed_by_the_mirror_moves_nothing_back() {
     let f = Fixture::new();
     f.publish(&with_libfoo_2());
     assert_ok(&f.run(&["lock"]));
     let lock = std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap();
     assert!(lock.contains("version = \"2.0\""), "{lock}");
-    let cached_release = || -> Vec<u8> {
+    let cached_path = || -> PathBuf {
         let mut releases: Vec<PathBuf> = f
             .cached("releases")
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "InRelease"))
             .collect();
         assert_eq!(releases.len(), 1, "{releases:?}");
-        std::fs::read(releases.pop().unwrap()).unwrap()
+        releases.pop().unwrap()
     };
-    let before = cached_release();
+    let before = std::fs::read(cached_path()).unwrap();
 
-    // Yesterday's InRelease, validly signed, with libfoo 1.0: a replay.
+    // Yesterday's InRelease, validly signed, with libfoo 1.0: a replay, or a mirror behind
+    // another. The newer InRelease this cache holds is used, and the command says so.
     let yesterday = http_date(SystemTime::now() - Duration::from_secs(86400));
     f.publish_with(&packages(), Some(&yesterday), true);
     let o = f.run(&["lock"]);
-    assert_fails_with(
-        &o,
-        &[
-            &format!("serves a Release dated {yesterday}"),
-            "older than the one dated",
-            "--allow-older-release",
-        ],
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("serves a Release dated {yesterday}"))
+            && err.contains("the cached one is used"),
+        "{err}"
     );
     assert!(!stdout(&o).contains("2.0 -> 1.0"), "{}", stdout(&o));
-    assert_eq!(cached_release(), before, "the cached InRelease is kept");
+    assert_eq!(
+        std::fs::read(cached_path()).unwrap(),
+        before,
+        "the cached InRelease is kept"
+    );
     assert_eq!(
         std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap(),
         lock,
@@ -429,14 +433,22 @@ fn an_older_signed_release_replayed_by_the_mirror_is_refused() {
         &o,
         &["older than the one dated", "that the lockfile relied on"],
     );
-    // And this machine's cache remembers it without the lockfile.
+    // And this machine's cache remembers the date without the lockfile, and without the
+    // newer InRelease itself.
     std::fs::rename(
         f.work.path().join("bareboat.lock"),
         f.work.path().join("kept.lock"),
     )
     .unwrap();
+    std::fs::remove_file(cached_path()).unwrap();
     let o = f.run(&["lock", "--no-fetch"]);
-    assert_fails_with(&o, &["that this machine's cache relied on"]);
+    assert_fails_with(
+        &o,
+        &[
+            "that this machine's cache relied on",
+            "--allow-older-release",
+        ],
+    );
     std::fs::rename(
         f.work.path().join("kept.lock"),
         f.work.path().join("bareboat.lock"),
@@ -1311,15 +1323,19 @@ fn a_rebuild_accepts_the_older_release_its_provenance_names() {
     f.publish_with(&packages(), Some(&tomorrow), true);
     assert_ok(&f.run(&["lock", "--no-fetch"]));
 
-    // The snapshot is served again: an older release, refused to a lock...
+    // The snapshot is served again: an older release, which a lock passes over for the
+    // newer one the cache holds...
     let root = f.repo.root.path();
     std::fs::remove_dir_all(root).unwrap();
     copy_tree(&snapshot, root);
-    assert_fails_with(
-        &f.run(&["lock", "--no-fetch"]),
-        &["older than the one dated"],
+    let o = f.run(&["lock", "--no-fetch"]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("the cached one is used"),
+        "{}",
+        stderr(&o)
     );
-    // ...and accepted by a rebuild, whose provenance names it by its SHA256: each package
+    // ...and a rebuild takes, as its provenance names it by its SHA256: each package
     // is checked against its signed indexes, and the digest comes out the same.
     let o = with_password(&[
         "--json",
