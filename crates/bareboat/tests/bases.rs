@@ -270,6 +270,9 @@ fn a_base_entry_under_a_symlinked_directory_is_where_runtimes_and_inspect_put_it
         for (path, link, data) in entries {
             let mut h = tar::Header::new_gnu();
             h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
             h.set_size(data.len() as u64);
             match (link, path.ends_with('/')) {
                 (Some(target), _) => {
