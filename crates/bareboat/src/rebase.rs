@@ -141,7 +141,10 @@ struct RebaseReport {
 
 pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let registry = args.registry.options()?;
-    let scratch = Cache::open(cache_root)?.root().join("tmp");
+    // The cache stays open (its lock held) while the rebase stages files in its tmp/: a
+    // process that finds the cache unused clears what is there.
+    let cache = Cache::open(cache_root)?;
+    let scratch = cache.root().join("tmp");
     let image = Opened::open(&args.image, &registry, &scratch).await?;
     let arches = platforms(&image)?;
     if arches.is_empty() {
@@ -151,7 +154,6 @@ pub async fn cmd_rebase(args: RebaseArgs, cache_root: &Path, json: bool) -> Resu
         );
     }
     if args.check {
-        let cache = Cache::open(cache_root)?;
         // Without data, the packages that changed are still said; with a broken --db, not.
         let data = match vulndb::data_file(args.db.as_deref(), &cache) {
             Ok(data) => Some(data),
