@@ -69,12 +69,13 @@ pub fn check(
     release: Distribution,
 ) -> Vec<AbiMismatch> {
     let tree = Built(tree);
+    let conf = bareboat_elf::ld_so_conf(&tree);
     let mut out = Vec::new();
     for a in analysis {
         let FileKind::Dynamic { search, .. } = &a.kind else {
             continue;
         };
-        let paths = |library: &str| deps::search_paths(library, search, arch);
+        let paths = |library: &str| deps::search_paths(library, search, &conf, arch);
         for unmet in bareboat_elf::unmet_versions(&tree, a, paths) {
             let fix = fix(&unmet.needs, release);
             out.push(AbiMismatch { unmet, fix });
@@ -84,11 +85,23 @@ pub fn check(
 }
 
 /// A rootfs being built, as the tree its programs' libraries are looked up in.
-struct Built<'a>(&'a Rootfs);
+pub(crate) struct Built<'a>(pub(crate) &'a Rootfs);
 
 impl bareboat_elf::Tree for Built<'_> {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         self.0.read(path.trim_start_matches('/'))
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let dir = dir.trim_matches('/');
+        let Some(real) = self.0.resolve(dir) else {
+            return Vec::new();
+        };
+        let prefix = format!("{real}/");
+        (self.0.paths_under(dir).into_iter())
+            .filter_map(|p| p.strip_prefix(&prefix).map(String::from))
+            .filter(|name| !name.contains('/'))
+            .collect()
     }
 }
 

@@ -395,6 +395,7 @@ pub(crate) fn check_needs(tree: &Rootfs, analysis: &[Analysis], arch: &str) -> R
         tree.resolve(path)
             .is_some_and(|p| matches!(tree.get(&p).map(|n| &n.kind), Some(NodeKind::File { .. })))
     };
+    let conf = bareboat_elf::ld_so_conf(&crate::abi::Built(tree));
     for a in analysis {
         let FileKind::Dynamic {
             interpreter,
@@ -409,7 +410,7 @@ pub(crate) fn check_needs(tree: &Rootfs, analysis: &[Analysis], arch: &str) -> R
             .iter()
             .filter(|i| !present(i))
             .chain(needed.iter().filter(|soname| {
-                !deps::search_paths(soname, search, arch)
+                !deps::search_paths(soname, search, &conf, arch)
                     .iter()
                     .any(|p| present(p))
             }))
@@ -459,5 +460,44 @@ mod tests {
         assert_eq!(&keystore[8..12], &2u32.to_be_bytes(), "two entries");
         let has = |alias: &[u8]| keystore.windows(alias.len()).any(|w| w == alias);
         assert!(has(b"debian:ca-certificates.pem") && has(b"debian:ca-certificates.pem-2"));
+    }
+
+    #[test]
+    fn libraries_are_looked_for_where_the_images_ld_so_conf_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let setuid = globset::GlobSet::empty();
+        let mut tree = Rootfs::new(dir.path(), Slicing::default(), setuid, Limits::BUILD).unwrap();
+        let layer = tree.push_layer();
+        add_text(&mut tree, layer, "opt/vendor/lib/libx.so.1", b"", 1).unwrap();
+        let prog = Analysis {
+            path: "/app/prog".into(),
+            kind: FileKind::Dynamic {
+                arch: "amd64".into(),
+                interpreter: None,
+                needed: vec!["libx.so.1".into()],
+                search: Vec::new(),
+                versions: Vec::new(),
+            },
+        };
+        let e = check_needs(&tree, std::slice::from_ref(&prog), "amd64").unwrap_err();
+        assert!(e.to_string().contains("libx.so.1"), "{e}");
+        // Debian's ld.so.conf includes ld.so.conf.d, as the vendor's package sets it up.
+        add_text(
+            &mut tree,
+            layer,
+            "etc/ld.so.conf",
+            b"include /etc/ld.so.conf.d/*.conf\n",
+            1,
+        )
+        .unwrap();
+        add_text(
+            &mut tree,
+            layer,
+            "etc/ld.so.conf.d/vendor.conf",
+            b"/opt/vendor/lib\n",
+            1,
+        )
+        .unwrap();
+        check_needs(&tree, &[prog], "amd64").unwrap();
     }
 }

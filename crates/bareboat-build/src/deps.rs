@@ -31,8 +31,8 @@ use crate::Error;
 use crate::hostfiles::{HostEntry, HostKind};
 
 /// Where the loader looks for `soname`, as paths of a merged-/usr tree.
-pub fn search_paths(soname: &str, search: &[String], arch: &str) -> Vec<String> {
-    (bareboat_elf::search_paths(soname, search, arch).iter())
+pub fn search_paths(soname: &str, search: &[String], conf: &[String], arch: &str) -> Vec<String> {
+    (bareboat_elf::search_paths(soname, search, conf, arch).iter())
         .map(|p| merged_usr(p))
         .collect()
 }
@@ -288,7 +288,9 @@ pub fn find_packages(
                         &mut found,
                         &a.path,
                         soname,
-                        &search_paths(soname, search, arch),
+                        // Before any package is chosen there is no image whose
+                        // ld.so.conf could add directories.
+                        &search_paths(soname, search, &[], arch),
                     )?;
                 }
             }

@@ -2,7 +2,8 @@
 //!
 //! An ELF file names its program interpreter (`PT_INTERP`), the sonames it needs
 //! (`DT_NEEDED`), where to look for them (`DT_RPATH`, or `DT_RUNPATH` which overrides it,
-//! `$ORIGIN` expanded), and, in `.gnu.version_r`, the symbol versions it needs from each
+//! `$ORIGIN` expanded; then the directories a tree's `/etc/ld.so.conf` adds, [`ld_so_conf`]),
+//! and, in `.gnu.version_r`, the symbol versions it needs from each
 //! library (`GLIBC_2.38`); a library lists those it defines in `.gnu.version_d`. A script's
 //! `#!` line names its interpreter. [`classify`] reads all of it; [`unmet_versions`] is the
 //! ABI check, against any [`Tree`] (a host directory, a rootfs being built, a stacked
@@ -91,17 +92,16 @@ fn triplet(arch: &str) -> &'static str {
     }
 }
 
-/// Where the loader looks for `soname`, as absolute paths: the file's own directories,
+/// Where the loader looks for `soname`, as absolute paths: the file's own directories
+/// (`search`), then those the image's `/etc/ld.so.conf` adds (`conf`, see [`ld_so_conf`]),
 /// then the system's.
-pub fn search_paths(soname: &str, search: &[String], arch: &str) -> Vec<String> {
+pub fn search_paths(soname: &str, search: &[String], conf: &[String], arch: &str) -> Vec<String> {
     if soname.contains('/') {
         return vec![soname.to_string()];
     }
     // Merged /usr: /lib is /usr/lib.
     let defaults = [format!("/usr/lib/{}", triplet(arch)), "/usr/lib".into()];
-    search
-        .iter()
-        .chain(defaults.iter())
+    (search.iter().chain(conf).chain(defaults.iter()))
         .map(|d| format!("{}/{soname}", d.trim_end_matches('/')))
         .collect()
 }
@@ -241,21 +241,130 @@ pub trait Tree {
     /// The content of the regular file at `path` (absolute, links followed), if there is
     /// one.
     fn read(&self, path: &str) -> Option<Vec<u8>>;
+
+    /// The names of the entries of the directory `dir` (absolute, links followed), sorted.
+    fn list(&self, dir: &str) -> Vec<String>;
 }
 
 /// A directory of this machine as a [`Tree`]: paths are taken under it, and a link that
 /// leads out of it is not followed.
 pub struct HostDir<'a>(pub &'a Path);
 
-impl Tree for HostDir<'_> {
-    fn read(&self, path: &str) -> Option<Vec<u8>> {
+impl HostDir<'_> {
+    /// Where `path` is on this machine, if it is inside the directory.
+    fn inside(&self, path: &str) -> Option<std::path::PathBuf> {
         let full = self.0.join(path.trim_start_matches('/'));
         let real = std::fs::canonicalize(&full).ok()?;
         let root = std::fs::canonicalize(self.0).ok()?;
-        real.starts_with(&root)
-            .then(|| std::fs::read(&real).ok())
-            .flatten()
+        real.starts_with(&root).then_some(real)
     }
+}
+
+impl Tree for HostDir<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.inside(path)?).ok()
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let entries = self.inside(dir).and_then(|d| std::fs::read_dir(d).ok());
+        let mut names: Vec<String> = (entries.into_iter().flatten().flatten())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// The configuration files of the loader's cache that [`ld_so_conf`] reads at most, with
+/// the ones they include: `/etc/ld.so.conf` and Debian's `/etc/ld.so.conf.d/*.conf`.
+const MAX_LD_SO_CONF_FILES: usize = 256;
+
+/// The largest such file it reads.
+const MAX_LD_SO_CONF_SIZE: usize = 64 << 10;
+
+/// The directories `/etc/ld.so.conf` of `tree` adds to the loader's search (through the
+/// cache `ldconfig` makes of them), in order: each line a directory, `include PATTERN`
+/// reading the files a `*` pattern matches in their directory's order, `#` a comment, and
+/// `hwcap` lines passed over, as ldconfig reads them. Bounded: at most
+/// [`MAX_LD_SO_CONF_FILES`] files of at most [`MAX_LD_SO_CONF_SIZE`] bytes, each once.
+pub fn ld_so_conf(tree: &dyn Tree) -> Vec<String> {
+    let mut dirs = Vec::new();
+    read_conf(tree, "/etc/ld.so.conf", &mut dirs, &mut BTreeSet::new());
+    let mut seen = BTreeSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
+/// Adds to `dirs` what the configuration file `file` of `tree` names, reading what it
+/// includes where it includes it; `read` holds the files read so far.
+fn read_conf(tree: &dyn Tree, file: &str, dirs: &mut Vec<String>, read: &mut BTreeSet<String>) {
+    if read.len() >= MAX_LD_SO_CONF_FILES || !read.insert(file.to_string()) {
+        return;
+    }
+    let Some(bytes) = tree.read(file).filter(|b| b.len() <= MAX_LD_SO_CONF_SIZE) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if let Some(pattern) = line.strip_prefix("include").map(str::trim) {
+            for included in matching(tree, file, pattern) {
+                read_conf(tree, &included, dirs, read);
+            }
+        } else if !line.is_empty() && !line.starts_with("hwcap") {
+            dirs.extend(
+                (line.split([' ', '\t', ':', ',']))
+                    .filter(|d| d.starts_with('/'))
+                    .map(|d| d.trim_end_matches('/').to_string()),
+            );
+        }
+    }
+}
+
+/// The files an `include` pattern of `from` names: relative to `from`'s directory unless
+/// absolute, with `*` and `?` matched within the last component only.
+fn matching(tree: &dyn Tree, from: &str, pattern: &str) -> Vec<String> {
+    let pattern = match pattern.starts_with('/') {
+        true => pattern.to_string(),
+        false => format!("{}/{pattern}", from.rsplit_once('/').map_or("", |(d, _)| d)),
+    };
+    let (dir, name) = pattern.rsplit_once('/').unwrap_or(("", &pattern));
+    if !name.contains(['*', '?']) {
+        return vec![pattern.clone()];
+    }
+    (tree
+        .list(if dir.is_empty() { "/" } else { dir })
+        .into_iter())
+    .filter(|n| glob_match(name.as_bytes(), n.as_bytes()))
+    .map(|n| format!("{dir}/{n}"))
+    .collect()
+}
+
+/// Whether `name` matches the shell pattern `pattern` of `*` and `?` (no other syntax).
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    // The classic two-pointer match, linear in both: the last `*` is where to go on from.
+    let (mut p, mut n, mut star, mut from) = (0, 0, None, 0);
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some(p);
+                from = n;
+                p += 1;
+            }
+            Some(c) if *c == b'?' || *c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some(s) => {
+                    p = s + 1;
+                    from += 1;
+                    n = from;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 /// A symbol version a program needs that the library the loader would find lacks.
@@ -373,6 +482,65 @@ mod tests {
         );
         let needed = vec!["GLIBC_2.4".to_string(), "GLIBC_2.38".to_string()];
         assert_eq!(missing_versions(&needed, &defined), ["GLIBC_2.38"]);
+    }
+
+    #[test]
+    fn the_loaders_configuration_adds_its_directories_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |path: &str, text: &str| {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "etc/ld.so.conf",
+            "include /etc/ld.so.conf.d/*.conf\n/opt/last/ # after the included\n",
+        );
+        write(
+            "etc/ld.so.conf.d/b-local.conf",
+            "/usr/local/lib\nhwcap 0 nosegneg\n",
+        );
+        write(
+            "etc/ld.so.conf.d/a-app.conf",
+            "# comment\n/opt/app/lib:/opt/app/lib2\ninclude more/*.conf\n",
+        );
+        write("etc/ld.so.conf.d/more/x.conf", "/srv/x\n");
+        // An include of itself is read once.
+        write(
+            "etc/ld.so.conf.d/loop.conf",
+            "include /etc/ld.so.conf\n/opt/loop\n",
+        );
+        write("etc/ld.so.conf.d/ignored.txt", "/never\n");
+        let dirs = ld_so_conf(&HostDir(root));
+        assert_eq!(
+            dirs,
+            [
+                "/opt/app/lib",
+                "/opt/app/lib2",
+                "/srv/x",
+                "/usr/local/lib",
+                "/opt/loop",
+                "/opt/last"
+            ]
+        );
+        let paths = search_paths("libx.so.1", &["/app/lib".into()], &dirs[..1], "amd64");
+        assert_eq!(
+            paths,
+            [
+                "/app/lib/libx.so.1",
+                "/opt/app/lib/libx.so.1",
+                "/usr/lib/x86_64-linux-gnu/libx.so.1",
+                "/usr/lib/libx.so.1"
+            ]
+        );
+        assert!(glob_match(b"*.conf", b"a.conf") && !glob_match(b"*.conf", b"a.conf~"));
+        assert!(glob_match(b"a?c*", b"abcdef") && !glob_match(b"a?c", b"ac"));
+        // Without the file, nothing is added.
+        assert_eq!(
+            ld_so_conf(&HostDir(&root.join("etc"))),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

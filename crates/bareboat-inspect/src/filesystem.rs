@@ -388,6 +388,15 @@ impl bareboat_elf::Tree for Kept {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         self.view.read(path.trim_start_matches('/'), MAX_LIBRARY)
     }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let Some(real) = self.view.resolve(dir.trim_matches('/')) else {
+            return Vec::new();
+        };
+        (self.view.children(&real).into_iter())
+            .map(|(path, _)| path.rsplit('/').next().unwrap_or(path).to_string())
+            .collect()
+    }
 }
 
 /// What inspect notes of each layer as the stack reads it.
