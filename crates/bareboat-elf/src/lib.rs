@@ -84,8 +84,9 @@ fn arch_of(machine: u16) -> String {
     }
 }
 
-/// The multiarch directory of an architecture.
-fn triplet(arch: &str) -> &'static str {
+/// The multiarch directory of a Debian architecture (`x86_64-linux-gnu` for amd64), where
+/// its libraries are.
+pub fn multiarch(arch: &str) -> &'static str {
     match arch {
         "arm64" => "aarch64-linux-gnu",
         _ => "x86_64-linux-gnu",
@@ -100,7 +101,7 @@ pub fn search_paths(soname: &str, search: &[String], conf: &[String], arch: &str
         return vec![soname.to_string()];
     }
     // Merged /usr: /lib is /usr/lib.
-    let defaults = [format!("/usr/lib/{}", triplet(arch)), "/usr/lib".into()];
+    let defaults = [format!("/usr/lib/{}", multiarch(arch)), "/usr/lib".into()];
     (search.iter().chain(conf).chain(defaults.iter()))
         .map(|d| format!("{}/{soname}", d.trim_end_matches('/')))
         .collect()
