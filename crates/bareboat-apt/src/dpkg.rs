@@ -56,6 +56,34 @@ pub fn is_database(path: &str) -> bool {
 /// Linux allows.
 const MAX_MD5SUMS_LINE: usize = 32 + 2 + 4096;
 
+/// Whether `path` (relative to the root) is one of dpkg's lists of the files a package owns:
+/// `info/NAME.list` (every path it installed, directories too), or an md5sums file in
+/// `info/` or, in distroless images, `status.d/` (its regular files).
+pub fn is_file_list(path: &str) -> bool {
+    let listed = |dir: &str| {
+        path.strip_prefix(dir)
+            .and_then(|p| p.strip_prefix('/'))
+            .is_some_and(|name| !name.contains('/'))
+    };
+    (listed("var/lib/dpkg/info") && (path.ends_with(".list") || path.ends_with(".md5sums")))
+        || (listed(STATUS_D) && path.ends_with(".md5sums"))
+}
+
+/// The paths a file list [`is_file_list`] names (`what` in errors) owns, without a leading
+/// `/`, as it names them: a `.list` has one path a line (`/.` for the root is passed over),
+/// an md5sums file is read by [`md5sums`].
+pub fn owned_paths(path: &str, text: &[u8]) -> Result<Vec<String>, Error> {
+    if path.ends_with(".md5sums") {
+        return Ok(md5sums(text, path)?.into_iter().map(|(p, _)| p).collect());
+    }
+    Ok(String::from_utf8_lossy(text)
+        .lines()
+        .map(|l| l.trim_start_matches('/'))
+        .filter(|l| !l.is_empty() && *l != ".")
+        .map(String::from)
+        .collect())
+}
+
 /// Where dpkg keeps the md5sums of package `name` of architecture `arch`, most likely first:
 /// `var/lib/dpkg/info/NAME.md5sums`, `NAME:ARCH.md5sums` for a package installable for
 /// several architectures at once, and, in distroless images, `status.d/NAME.md5sums`.
@@ -218,6 +246,21 @@ fn installed(para: &str, database: &str, installed_only: bool) -> Option<Install
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_files_a_package_owns_are_read_from_its_lists() {
+        assert!(is_file_list("var/lib/dpkg/info/coreutils.list"));
+        assert!(is_file_list("var/lib/dpkg/info/libc6:amd64.md5sums"));
+        assert!(is_file_list("var/lib/dpkg/status.d/base.md5sums"));
+        assert!(!is_file_list("var/lib/dpkg/status.d/base"));
+        assert!(!is_file_list("var/lib/dpkg/info/x/y.list"));
+        let list = b"/.\n/usr\n/usr/bin\n/usr/bin/ls\n";
+        let owned = owned_paths("var/lib/dpkg/info/coreutils.list", list).unwrap();
+        assert_eq!(owned, ["usr", "usr/bin", "usr/bin/ls"]);
+        let sums = b"d41d8cd98f00b204e9800998ecf8427e  usr/bin/ls\n";
+        let owned = owned_paths("var/lib/dpkg/status.d/x.md5sums", sums).unwrap();
+        assert_eq!(owned, ["usr/bin/ls"]);
+    }
 
     #[test]
     fn md5sums_are_read_as_dpkg_writes_them_and_bad_lines_refused() {

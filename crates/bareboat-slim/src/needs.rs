@@ -2,9 +2,10 @@
 //! program its entrypoint (or command) starts, found on the image's `PATH`; that program's
 //! ELF closure, its interpreter and libraries looked up as the image's own loader would
 //! (`RUNPATH`, the image's `ld.so.conf`, the system's directories, merged /usr or not); the
-//! interpreters of `#!` scripts; every symlink on the way to each; and the runtime data every
-//! catalogue image carries anyway. Each path comes with why it is kept, and a need the image
-//! cannot meet is reported, never guessed.
+//! interpreters of `#!` scripts; the application's own files (in its working directory and
+//! where applications live, that no package's file list names), analysed alike; every symlink
+//! on the way to each; and the runtime data every catalogue image carries anyway. Each path
+//! comes with why it is kept, and a need the image cannot meet is reported, never guessed.
 //!
 //! Nothing of the image is run: files are read from where [`read_keeping`] kept them, and
 //! analysed by [`bareboat_elf`].
@@ -37,6 +38,8 @@ pub enum Why {
     LinkTo(String),
     /// Data every catalogue image carries: the CA bundle, time zones, accounts.
     RuntimeData,
+    /// A file of the application's own, where applications live, that no package owns.
+    Application,
 }
 
 impl fmt::Display for Why {
@@ -47,6 +50,7 @@ impl fmt::Display for Why {
             Why::InterpreterOf(p) => write!(f, "interpreter of {p}"),
             Why::LinkTo(p) => write!(f, "a link on the way to {p}"),
             Why::RuntimeData => write!(f, "runtime data"),
+            Why::Application => write!(f, "an application file no package owns"),
         }
     }
 }
@@ -78,6 +82,13 @@ pub const RUNTIME_DATA: &[&str] = &[
     "etc/nsswitch.conf",
     "usr/lib/locale/C.utf8",
 ];
+
+/// Where applications live, besides the working directory: what no package owns there is
+/// the application's own.
+pub const APPLICATION_DIRS: &[&str] = &["app", "srv", "opt", "usr/local"];
+
+/// The largest list of a package's files read.
+const MAX_FILE_LIST: u64 = 64 << 20;
 
 /// The `PATH` a runtime sets when the config sets none (Docker's, podman's, runc specs').
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -113,8 +124,9 @@ pub fn find(image: &Kept, config: &Config, arch: &str, scratch: &Path) -> io::Re
         }
     }
     for data in RUNTIME_DATA {
-        finder.keep_tree(data);
+        finder.keep_tree(data, Why::RuntimeData);
     }
+    finder.keep_application()?;
     while let Some(path) = finder.queue.pop() {
         finder.analyse(&path)?;
     }
@@ -158,24 +170,68 @@ impl Finder<'_> {
     }
 
     /// Keeps `path` and, for a directory, everything under it, when the image has it.
-    fn keep_tree(&mut self, path: &str) {
+    fn keep_tree(&mut self, path: &str, why: Why) {
+        for p in self.under(path) {
+            self.keep(&p, why.clone());
+        }
+    }
+
+    /// `path` (when the image has it) and, for a directory, everything under it, real
+    /// paths.
+    fn under(&self, path: &str) -> Vec<String> {
         let Some((real, _)) = self.follow(path) else {
-            return;
+            return Vec::new();
         };
+        if !self.image.view.contains_key(&real) {
+            return Vec::new();
+        }
         let prefix = format!("{real}/");
         let from = std::ops::Bound::Included(prefix.as_str());
-        let under: Vec<String> = (self
-            .image
-            .view
-            .range::<str, _>((from, std::ops::Bound::Unbounded)))
-        .take_while(|(p, _)| p.starts_with(&prefix))
-        .map(|(p, _)| p.clone())
-        .collect();
-        if self.keep(path, Why::RuntimeData) {
-            for p in under {
-                self.keep(&p, Why::RuntimeData);
+        let view = &self.image.view;
+        let mut out = vec![real.clone()];
+        out.extend(
+            (view.range::<str, _>((from, std::ops::Bound::Unbounded)))
+                .take_while(|(p, _)| p.starts_with(&prefix))
+                .map(|(p, _)| p.clone()),
+        );
+        out
+    }
+
+    /// Keeps the files under the working directory and where applications live that no
+    /// package's file list names.
+    fn keep_application(&mut self) -> io::Result<()> {
+        let owned = self.owned()?;
+        let mut roots: Vec<String> = APPLICATION_DIRS.iter().map(|d| d.to_string()).collect();
+        roots.extend(Some(self.workdir.clone()).filter(|w| !w.trim_matches('/').is_empty()));
+        for root in roots {
+            for path in self.under(&root) {
+                let node = &self.image.view[&path];
+                let file = matches!(node.kind, Kind::File | Kind::Hardlink(_) | Kind::Symlink(_));
+                if file && !owned.contains(&path) {
+                    self.keep(&path, Why::Application);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// The real paths the packages of the image own, by dpkg's file lists.
+    fn owned(&self) -> io::Result<BTreeSet<String>> {
+        let view = &self.image.view;
+        let mut owned = BTreeSet::new();
+        let lists = (view.iter())
+            .filter(|(p, n)| bareboat_apt::dpkg::is_file_list(p) && n.kind == Kind::File)
+            .map(|(p, _)| p);
+        for path in lists {
+            let Some(bytes) = view.read(path, MAX_FILE_LIST) else {
+                continue;
+            };
+            let listed = bareboat_apt::dpkg::owned_paths(path, &bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            // As the image has them: a list from before merged /usr names `/lib/...`.
+            owned.extend(listed.iter().filter_map(|p| Some(self.follow(p)?.0)));
+        }
+        Ok(owned)
     }
 
     fn add(&mut self, path: &str, why: Why) {
@@ -393,36 +449,40 @@ mod tests {
     }
 
     #[test]
-    fn a_programs_closure_its_links_and_the_runtime_data_are_found_and_nothing_else() {
+    fn a_programs_closure_its_links_the_application_and_the_runtime_data_are_found() {
         let dir = tempfile::tempdir().unwrap();
         // The host's files under merged /usr, reached through the image's own links.
         let mut entries: Vec<(String, Result<Vec<u8>, String>)> = closure_of_ls()
             .into_iter()
             .map(|(host, bytes)| (format!("usr{host}"), Ok(bytes)))
             .collect();
-        let lib64 = Path::new("/lib64").exists();
+        let file = |p: &str, b: &[u8]| (p.to_string(), Ok(b.to_vec()));
+        let link = |p: &str, t: &str| (p.to_string(), Err(t.to_string()));
         entries.extend([
-            ("bin".to_string(), Err("usr/bin".to_string())),
-            ("lib".to_string(), Err("usr/lib".to_string())),
-            (
-                "etc/passwd".to_string(),
-                Ok(b"root:x:0:0::/:/bin/sh\n".to_vec()),
-            ),
-            ("usr/share/zoneinfo/UTC".to_string(), Ok(b"TZif".to_vec())),
-            ("usr/share/doc/junk".to_string(), Ok(b"not needed".to_vec())),
-            ("app/run".to_string(), Ok(b"#!/bin/sh\nls\n".to_vec())),
-            (
-                "app/env".to_string(),
-                Ok(b"#!/usr/bin/env ls -l\n".to_vec()),
+            link("bin", "usr/bin"),
+            link("lib", "usr/lib"),
+            file("etc/passwd", b"root:x:0:0::/:/bin/sh\n"),
+            file("usr/share/zoneinfo/UTC", b"TZif"),
+            file("usr/share/doc/junk", b"not needed"),
+            file("scripts/run", b"#!/bin/sh\nls\n"),
+            file("scripts/env", b"#!/usr/bin/env ls -l\n"),
+            // What the application installed itself, and what a package owns beside it.
+            file("work/config.yaml", b"port: 8080\n"),
+            file("opt/vendor/data.bin", b"data"),
+            file("usr/local/share/owned.txt", b"a package's"),
+            file(
+                "var/lib/dpkg/info/vendor-extras.list",
+                b"/.\n/usr/local/share\n/usr/local/share/owned.txt\n",
             ),
         ]);
-        if lib64 {
-            entries.push(("lib64".to_string(), Err("usr/lib64".to_string())));
+        if Path::new("/lib64").exists() {
+            entries.push(link("lib64", "usr/lib64"));
         }
         let kept = image(dir.path(), &entries);
         let config = ConfigBuilder::default()
             .entrypoint(vec!["ls".to_string()])
             .env(vec!["PATH=/usr/local/bin:/bin".to_string()])
+            .working_dir("/work")
             .build()
             .unwrap();
         let needs = find(&kept, &config, host_arch(), dir.path()).unwrap();
@@ -437,28 +497,30 @@ mod tests {
         );
         assert!(why("etc/passwd").contains(&Why::RuntimeData));
         assert!(why("usr/share/zoneinfo/UTC").contains(&Why::RuntimeData));
-        assert!(!needs.paths.contains_key("usr/share/doc/junk"));
-        // The scripts are not run by the entrypoint: nothing of theirs is kept.
-        assert!(!needs.paths.contains_key("app/run"));
+        // The application's own files, in the working directory and where applications
+        // live; not what a package owns there.
+        assert!(why("work/config.yaml").contains(&Why::Application));
+        assert!(why("opt/vendor/data.bin").contains(&Why::Application));
         assert_eq!(needs.missing, []);
-        // Every file of the program's closure is kept, and no other file.
+        // Every file of the program's closure is kept, and no other file: not the junk,
+        // not the owned file, not the scripts nothing runs.
         let files: BTreeSet<&str> = (needs.paths.keys())
             .map(String::as_str)
             .filter(|p| matches!(kept.view[*p].kind, Kind::File))
             .collect();
         let closure: BTreeSet<String> = (entries.iter())
-            .filter(|(p, e)| e.is_ok() && p.starts_with("usr/") && !p.contains("share/doc"))
+            .filter(|(p, e)| e.is_ok() && p.starts_with("usr/"))
+            .filter(|(p, _)| !p.contains("share/doc") && !p.starts_with("usr/local"))
             .map(|(p, _)| p.clone())
             .collect();
         let expected: BTreeSet<&str> = (closure.iter().map(String::as_str))
-            .chain(["etc/passwd"])
+            .chain(["etc/passwd", "work/config.yaml", "opt/vendor/data.bin"])
             .collect();
         assert_eq!(files, expected);
 
-        // A script: its interpreter is missing from the image, and is reported as such;
-        // `env`'s program is found on PATH.
+        // A script: its interpreter is missing from the image, and is reported as such.
         let config = ConfigBuilder::default()
-            .entrypoint(vec!["/app/run".to_string()])
+            .entrypoint(vec!["/scripts/run".to_string()])
             .build()
             .unwrap();
         let needs = find(&kept, &config, host_arch(), dir.path()).unwrap();
@@ -466,23 +528,28 @@ mod tests {
             needs.missing,
             [Missing {
                 need: "/bin/sh".into(),
-                by: "/app/run".into()
+                by: "/scripts/run".into()
             }]
         );
+        // `env` is missing too, and the program it starts is found on PATH. (Run from its
+        // working directory, the other script is an application file, and analysed.)
         let config = ConfigBuilder::default()
             .cmd(vec!["./env".to_string()])
-            .working_dir("/app")
+            .working_dir("/scripts")
             .build()
             .unwrap();
         let needs = find(&kept, &config, host_arch(), dir.path()).unwrap();
-        assert!(needs.paths["usr/bin/ls"].contains(&Why::InterpreterOf("/app/env".into())));
-        assert_eq!(
-            needs.missing,
-            [Missing {
-                need: "/usr/bin/env".into(),
-                by: "/app/env".into()
-            }]
+        assert!(needs.paths["usr/bin/ls"].contains(&Why::InterpreterOf("/scripts/env".into())));
+        let missing = |need: &str, by: &str| Missing {
+            need: need.into(),
+            by: by.into(),
+        };
+        assert!(
+            needs
+                .missing
+                .contains(&missing("/usr/bin/env", "/scripts/env"))
         );
+        assert!(needs.missing.contains(&missing("/bin/sh", "/scripts/run")));
         // A program that names a library the image lacks.
         let without_libc: Vec<_> = entries
             .iter()
@@ -497,10 +564,7 @@ mod tests {
             .unwrap();
         let needs = find(&kept, &config, host_arch(), other.path()).unwrap();
         assert!(
-            needs.missing.contains(&Missing {
-                need: "libc.so.6".into(),
-                by: "/usr/bin/ls".into()
-            }),
+            needs.missing.contains(&missing("libc.so.6", "/usr/bin/ls")),
             "{needs:?}"
         );
     }
