@@ -127,6 +127,31 @@ pub fn md5sums(text: &[u8], what: &str) -> Result<Vec<(String, [u8; 16])>, Error
     Ok(out)
 }
 
+/// The configuration files a package's paragraph lists in `Conffiles`, each with the MD5 it
+/// was installed with (md5sums files leave them out), without a leading `/` and as merged
+/// /usr lays them out. Entries dpkg marks `obsolete` or `remove-on-upgrade`, and lines
+/// that are not a path and an MD5, are passed over: a conffile without a sum is one whose
+/// copy cannot be told from the package's.
+pub fn conffiles(paragraph: &str) -> Vec<(String, [u8; 16])> {
+    let mut lines = paragraph
+        .lines()
+        .skip_while(|l| !l.starts_with("Conffiles:"));
+    lines.next();
+    lines
+        .take_while(|l| l.starts_with(' '))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (path, sum) = (words.next()?, words.next()?);
+            if words.next().is_some() || path.split('/').any(|part| part == "..") {
+                return None;
+            }
+            let mut md5 = [0u8; 16];
+            hex::decode_to_slice(sum, &mut md5).ok()?;
+            Some((merged_usr(path), md5))
+        })
+        .collect()
+}
+
 /// A package the database lists as installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Installed {
@@ -330,6 +355,19 @@ mod tests {
         assert!(!is_database("var/lib/dpkg/status.d/x/y"));
         assert!(!is_database("var/lib/dpkg/status-old"));
         assert!(!is_database("var/lib/dpkg/status.dx"));
+    }
+
+    #[test]
+    fn conffiles_come_with_their_sums_and_obsolete_ones_are_passed_over() {
+        let para = "Package: base-files\nConffiles:\n /etc/issue 0123456789abcdef0123456789abcdef\n \
+/etc/old 0123456789abcdef0123456789abcdef obsolete\n /etc/../x 0123456789abcdef0123456789abcdef\n \
+/etc/bad nothex\nDescription: x\n /not/a/conffile 0123456789abcdef0123456789abcdef\n";
+        let sum: [u8; 16] = hex::decode("0123456789abcdef0123456789abcdef")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(conffiles(para), [("etc/issue".to_string(), sum)]);
+        assert_eq!(conffiles("Package: a\n"), []);
     }
 
     #[test]

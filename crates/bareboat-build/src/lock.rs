@@ -248,19 +248,10 @@ impl Resolver<'_> {
         } = self.archive;
         let spec = self.request.spec;
         let files = AddedFiles::of(spec, arch)?;
-        let opts = LoadOptions {
-            arch: arch.to_string(),
-            offline: settings.offline,
-            keyring: self.keyring.clone(),
-            now: SystemTime::now(),
-            locked: self
-                .request
-                .previous
-                .map(|l| l.sources.clone())
-                .unwrap_or_default(),
-            allow_older_release: settings.allow_older_release,
-            accept_releases: settings.accept_releases.clone(),
-        };
+        let locked = (self.request.previous)
+            .map(|l| l.sources.clone())
+            .unwrap_or_default();
+        let opts = load_options(settings, arch, self.keyring.clone(), locked);
         let mut universe =
             Universe::load(client, cache, &self.sources, &opts, self.progress).await?;
         if let Some(base) = self.request.base {
@@ -587,6 +578,39 @@ impl NameLookup<'_> {
 }
 
 /// The keyring `settings` trust: their own, else Debian's.
+/// How the archive's indexes for `arch` are loaded, with `settings`, checked against
+/// `keyring`, and no older than the `locked` sources.
+fn load_options(
+    settings: &Settings,
+    arch: &str,
+    keyring: Arc<Keyring>,
+    locked: Vec<LockedSource>,
+) -> LoadOptions {
+    LoadOptions {
+        arch: arch.to_string(),
+        offline: settings.offline,
+        keyring,
+        now: SystemTime::now(),
+        locked,
+        allow_older_release: settings.allow_older_release,
+        accept_releases: settings.accept_releases.clone(),
+    }
+}
+
+/// The packages `spec`'s sources (or the default mirrors) have for `arch`, verified: what a
+/// lock solves over, for a caller that looks versions up before it builds.
+pub async fn universe(
+    spec: &Spec,
+    arch: &str,
+    archive: Archive<'_>,
+    progress: &dyn Progress,
+) -> Result<Universe, Error> {
+    let settings = archive.settings;
+    let sources = sources_for(spec, settings)?;
+    let opts = load_options(settings, arch, keyring(settings)?, Vec::new());
+    Ok(Universe::load(archive.client, archive.cache, &sources, &opts, progress).await?)
+}
+
 fn keyring(settings: &Settings) -> Result<Arc<Keyring>, AptError> {
     Ok(Arc::new(match &settings.keyring {
         Some(path) => Keyring::from_file(path)?,

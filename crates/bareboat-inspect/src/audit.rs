@@ -117,6 +117,12 @@ fn finding(id: &'static str, severity: Severity, path: &str, message: String) ->
 }
 
 /// A shell or package manager where programs are run from.
+/// Whether `path` (relative to the root) is a shell or a package manager where programs
+/// live, as audit reports them; busybox in a debug variant's `/busybox` is not.
+pub fn is_shell_or_package_manager(path: &str) -> bool {
+    program(path).is_some_and(|f| f.id != "debug-shell")
+}
+
 fn program(path: &str) -> Option<Finding> {
     let (dir, name) = path.rsplit_once('/')?;
     if dir == "busybox" && name == "busybox" {

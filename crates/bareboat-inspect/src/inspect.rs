@@ -111,8 +111,13 @@ pub fn inspect(image: &Image) -> Result<Report, Error> {
 
 /// [`inspect`], with the filesystem it read, for `--tree`.
 pub fn inspect_with_filesystem(image: &Image) -> Result<(Report, Filesystem), Error> {
-    let config = &image.config;
     let fs = filesystem::read(image.source, &image.layers, Limits::default())?;
+    Ok((report(image, &fs), fs))
+}
+
+/// The report on `image`, whose layers `fs` has read (kept or not).
+pub fn report(image: &Image, fs: &Filesystem) -> Report {
+    let config = &image.config;
     // History entries marked empty made no layer.
     let made_layers: Vec<Option<String>> = config
         .history()
@@ -177,7 +182,7 @@ pub fn inspect_with_filesystem(image: &Image) -> Result<(Report, Filesystem), Er
         .collect();
     largest_dirs.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
     largest_dirs.truncate(LARGEST);
-    let report = Report {
+    Report {
         image: image.descriptor.digest().to_string(),
         architecture: config.architecture().to_string(),
         os: config.os().to_string(),
@@ -194,9 +199,8 @@ pub fn inspect_with_filesystem(image: &Image) -> Result<(Report, Filesystem), Er
         distribution: packages::distribution(&fs.metadata),
         wasted_bytes: fs.waste.iter().map(|w| w.size).sum(),
         waste: fs.waste.clone(),
-        repeated: repeated(&fs),
-    };
-    Ok((report, fs))
+        repeated: repeated(fs),
+    }
 }
 
 /// Content found in files of more than one layer, biggest cost first.

@@ -24,6 +24,9 @@ use bareboat_oci::stack;
 use oci_spec::image::Config;
 use serde::Serialize;
 
+use crate::jar;
+use crate::owners::Owners;
+
 /// Why a path is kept.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case", tag = "why", content = "of")]
@@ -36,10 +39,19 @@ pub enum Why {
     InterpreterOf(String),
     /// A symlink on the way to this kept path.
     LinkTo(String),
-    /// Data every catalogue image carries: the CA bundle, time zones, accounts.
+    /// Data the catalogue level carries: the CA bundle (and the JVM's keystore of it), time
+    /// zones, accounts, the locale.
     RuntimeData,
     /// A file of the application's own, where applications live, that no package owns.
     Application,
+    /// A file the entrypoint's command line names (a script, a jar, a configuration).
+    Argument,
+    /// Part of a language runtime's library trees, for the interpreter named.
+    Runtime(String),
+    /// A jar that a kept jar's manifest puts on its class path.
+    ClassPathOf(String),
+    /// Matched by `--keep`.
+    Keep(String),
 }
 
 impl fmt::Display for Why {
@@ -51,6 +63,10 @@ impl fmt::Display for Why {
             Why::LinkTo(p) => write!(f, "a link on the way to {p}"),
             Why::RuntimeData => write!(f, "runtime data"),
             Why::Application => write!(f, "an application file no package owns"),
+            Why::Argument => write!(f, "named on the entrypoint's command line"),
+            Why::Runtime(p) => write!(f, "runtime library tree of {p}"),
+            Why::ClassPathOf(p) => write!(f, "on the class path of {p}"),
+            Why::Keep(glob) => write!(f, "--keep {glob}"),
         }
     }
 }
@@ -67,6 +83,8 @@ pub struct Missing {
 /// What an application needs of its image.
 #[derive(Debug, Default, Serialize)]
 pub struct Needs {
+    /// The program the entrypoint starts, its real path, when the image has it.
+    pub entrypoint: Option<String>,
     /// Each path kept, without a leading `/`, with every reason it is kept.
     pub paths: BTreeMap<String, BTreeSet<Why>>,
     /// What is needed and not in the image.
@@ -81,14 +99,12 @@ pub const RUNTIME_DATA: &[&str] = &[
     "etc/group",
     "etc/nsswitch.conf",
     "usr/lib/locale/C.utf8",
+    "etc/ssl/certs/java/cacerts",
 ];
 
 /// Where applications live, besides the working directory: what no package owns there is
 /// the application's own.
 pub const APPLICATION_DIRS: &[&str] = &["app", "srv", "opt", "usr/local"];
-
-/// The largest list of a package's files read.
-const MAX_FILE_LIST: u64 = 64 << 20;
 
 /// The `PATH` a runtime sets when the config sets none (Docker's, podman's, runc specs').
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -96,37 +112,60 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// How far into a file its kind is read before it is known to be ELF, or a script's line.
 const HEAD: u64 = 256;
 
-/// What `image`, for Debian architecture `arch`, needs to run as `config` says; programs are
-/// copied to `scratch` to be analysed, one at a time.
-pub fn find(image: &Kept, config: &Config, arch: &str, scratch: &Path) -> io::Result<Needs> {
+/// The largest `.pth` file or jar manifest read.
+const MAX_SMALL_FILE: u64 = 1 << 20;
+
+/// What the search is told besides the image.
+pub struct Request<'a> {
+    /// How the image runs: entrypoint, command, working directory, environment.
+    pub config: &'a Config,
+    /// Its Debian architecture, for the loader's directories.
+    pub arch: &'a str,
+    /// Who owns what in the image.
+    pub owners: &'a Owners,
+    /// `--keep` globs, matched against paths relative to the root.
+    pub keep: &'a [String],
+    /// Where programs are copied to be analysed, one at a time.
+    pub scratch: &'a Path,
+}
+
+/// What `image` needs to run as the request says.
+pub fn find(image: &Kept, request: &Request<'_>) -> io::Result<Needs> {
+    let config = request.config;
     let path_env = (config.env().iter().flatten())
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH)
         .to_string();
     let mut finder = Finder {
         image,
-        arch,
-        scratch,
+        request,
         conf: bareboat_elf::ld_so_conf(image),
         path_env,
         workdir: config.working_dir().clone().unwrap_or_default(),
         needs: Needs::default(),
         queue: Vec::new(),
         analysed: BTreeSet::new(),
+        names: BTreeMap::new(),
     };
-    let run = (config.entrypoint().iter().flatten()).chain(config.cmd().iter().flatten());
-    if let Some(program) = run.into_iter().next() {
+    let argv: Vec<String> = (config.entrypoint().iter().flatten())
+        .chain(config.cmd().iter().flatten())
+        .cloned()
+        .collect();
+    if let Some(program) = argv.first() {
         match finder.program(program) {
             Some(path) => {
                 finder.keep(&path, Why::Entrypoint);
+                finder.needs.entrypoint = finder.follow(&path).map(|(real, _)| real);
             }
             None => finder.missing(program, "the entrypoint"),
         }
+        finder.keep_arguments(&argv[1..]);
     }
     for data in RUNTIME_DATA {
         finder.keep_tree(data, Why::RuntimeData);
     }
-    finder.keep_application()?;
+    finder.keep_application();
+    finder.keep_globs()?;
     while let Some(path) = finder.queue.pop() {
         finder.analyse(&path)?;
     }
@@ -136,8 +175,7 @@ pub fn find(image: &Kept, config: &Config, arch: &str, scratch: &Path) -> io::Re
 /// The search for what an image needs, under way.
 struct Finder<'a> {
     image: &'a Kept,
-    arch: &'a str,
-    scratch: &'a Path,
+    request: &'a Request<'a>,
     /// The directories the image's `ld.so.conf` adds.
     conf: Vec<String>,
     path_env: String,
@@ -146,6 +184,36 @@ struct Finder<'a> {
     /// Kept regular files still to analyse.
     queue: Vec<String>,
     analysed: BTreeSet<String>,
+    /// The paths through links that each kept real path was named by: a program's name
+    /// says where its runtime looks (a virtual environment's `bin/python`).
+    names: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Where `path` leads in `image`, by the one resolver every reader of an image uses, and
+/// the symlinks it passes on the way; `None` when the links loop or lead out of bounds.
+pub(crate) fn follow(image: &Kept, path: &str) -> Option<(String, Vec<String>)> {
+    let view = &image.view;
+    let links = RefCell::new(Vec::new());
+    let link_at = |p: &str| {
+        let Kind::Symlink(target) = &view.get(p)?.kind else {
+            return None;
+        };
+        links.borrow_mut().push(p.to_string());
+        Some(target.as_str())
+    };
+    let mut budget = stack::MAX_LINK_STEPS;
+    let real = stack::resolve(path.trim_start_matches('/'), link_at, &mut budget).ok()?;
+    Some((real, links.into_inner()))
+}
+
+/// Where the entry `path` of `image` is, its parent directories resolved and its last
+/// component not followed: the path a file list's entry (a link, too) names in the image.
+pub(crate) fn entry_path(image: &Kept, path: &str) -> Option<String> {
+    let path = path.trim_start_matches('/');
+    match path.rsplit_once('/') {
+        Some((parent, name)) => Some(format!("{}/{name}", follow(image, parent)?.0)),
+        None => Some(path.to_string()),
+    }
 }
 
 impl Finder<'_> {
@@ -159,6 +227,10 @@ impl Finder<'_> {
             return false;
         }
         let shown = format!("/{real}");
+        if !links.is_empty() {
+            let name = path.trim_start_matches('/').to_string();
+            self.names.entry(real.clone()).or_default().insert(name);
+        }
         for link in links {
             self.add(&link, Why::LinkTo(shown.clone()));
         }
@@ -172,6 +244,8 @@ impl Finder<'_> {
     /// Keeps `path` and, for a directory, everything under it, when the image has it.
     fn keep_tree(&mut self, path: &str, why: Why) {
         for p in self.under(path) {
+            // A link in the tree is kept for the tree's sake, not only for its target's.
+            self.add(&p, why.clone());
             self.keep(&p, why.clone());
         }
     }
@@ -197,41 +271,62 @@ impl Finder<'_> {
         out
     }
 
+    /// Keeps the files the entrypoint's arguments name: each argument, and each part of
+    /// one split at `:` (a class path) or after `=` (`--config=FILE`), that is a path of
+    /// the image, from the working directory when relative.
+    fn keep_arguments(&mut self, args: &[String]) {
+        for arg in args {
+            let value = arg.split_once('=').map_or(arg.as_str(), |(_, v)| v);
+            for part in value
+                .split(':')
+                .filter(|p| !p.is_empty() && !p.starts_with('-'))
+            {
+                let path = match part.starts_with('/') {
+                    true => part.to_string(),
+                    false => format!("{}/{part}", self.workdir),
+                };
+                if self.file(&path).is_some() {
+                    self.keep(&path, Why::Argument);
+                }
+            }
+        }
+    }
+
     /// Keeps the files under the working directory and where applications live that no
     /// package's file list names.
-    fn keep_application(&mut self) -> io::Result<()> {
-        let owned = self.owned()?;
+    fn keep_application(&mut self) {
         let mut roots: Vec<String> = APPLICATION_DIRS.iter().map(|d| d.to_string()).collect();
         roots.extend(Some(self.workdir.clone()).filter(|w| !w.trim_matches('/').is_empty()));
         for root in roots {
             for path in self.under(&root) {
                 let node = &self.image.view[&path];
                 let file = matches!(node.kind, Kind::File | Kind::Hardlink(_) | Kind::Symlink(_));
-                if file && !owned.contains(&path) {
+                if file && !self.request.owners.owns(&path) {
                     self.keep(&path, Why::Application);
                 }
             }
         }
-        Ok(())
     }
 
-    /// The real paths the packages of the image own, by dpkg's file lists.
-    fn owned(&self) -> io::Result<BTreeSet<String>> {
-        let view = &self.image.view;
-        let mut owned = BTreeSet::new();
-        let lists = (view.iter())
-            .filter(|(p, n)| bareboat_apt::dpkg::is_file_list(p) && n.kind == Kind::File)
-            .map(|(p, _)| p);
-        for path in lists {
-            let Some(bytes) = view.read(path, MAX_FILE_LIST) else {
-                continue;
-            };
-            let listed = bareboat_apt::dpkg::owned_paths(path, &bytes)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            // As the image has them: a list from before merged /usr names `/lib/...`.
-            owned.extend(listed.iter().filter_map(|p| Some(self.follow(p)?.0)));
+    /// Keeps what `--keep` matches.
+    fn keep_globs(&mut self) -> io::Result<()> {
+        for glob in self.request.keep {
+            let matcher = globset::GlobBuilder::new(glob.trim_start_matches('/'))
+                .literal_separator(true)
+                .build()
+                .map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("--keep {glob}: {e}"))
+                })?
+                .compile_matcher();
+            let matched: Vec<String> = (self.image.view.iter())
+                .filter(|(p, _)| matcher.is_match(p.as_str()))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for path in matched {
+                self.keep_tree(&path, Why::Keep(glob.clone()));
+            }
         }
-        Ok(owned)
+        Ok(())
     }
 
     fn add(&mut self, path: &str, why: Why) {
@@ -249,21 +344,8 @@ impl Finder<'_> {
         });
     }
 
-    /// Where `path` leads in the image, by the one resolver every reader of an image uses,
-    /// and the symlinks it passes on the way.
     fn follow(&self, path: &str) -> Option<(String, Vec<String>)> {
-        let view = &self.image.view;
-        let links = RefCell::new(Vec::new());
-        let link_at = |p: &str| {
-            let Kind::Symlink(target) = &view.get(p)?.kind else {
-                return None;
-            };
-            links.borrow_mut().push(p.to_string());
-            Some(target.as_str())
-        };
-        let mut budget = stack::MAX_LINK_STEPS;
-        let real = stack::resolve(path.trim_start_matches('/'), link_at, &mut budget).ok()?;
-        Some((real, links.into_inner()))
+        follow(self.image, path)
     }
 
     /// `path`, if it leads (links followed) to a regular file of the image: as named, so
@@ -272,6 +354,13 @@ impl Finder<'_> {
         let (real, _) = self.follow(path)?;
         let node = self.image.view.get(&real)?;
         matches!(node.kind, Kind::File | Kind::Hardlink(_)).then(|| path.to_string())
+    }
+
+    /// Whether `path` leads to a directory of the image.
+    fn is_dir(&self, path: &str) -> bool {
+        (self.follow(path)).is_some_and(|(real, _)| {
+            (self.image.view.get(&real)).is_some_and(|n| n.kind == Kind::Dir)
+        })
     }
 
     /// The program a command names: a path (from the working directory when relative), or
@@ -291,11 +380,20 @@ impl Finder<'_> {
     /// Where the loader finds `soname` for a file whose own search directories are
     /// `search`: those, the image's `ld.so.conf`, then the system's, merged /usr or not.
     fn library(&self, soname: &str, search: &[String]) -> Option<String> {
-        let triplet = bareboat_elf::multiarch(self.arch);
+        let arch = self.request.arch;
+        let triplet = bareboat_elf::multiarch(arch);
         let unmerged = [format!("/lib/{triplet}/{soname}"), format!("/lib/{soname}")];
-        (bareboat_elf::search_paths(soname, search, &self.conf, self.arch).iter())
+        (bareboat_elf::search_paths(soname, search, &self.conf, arch).iter())
             .chain(&unmerged)
             .find_map(|p| self.file(p))
+    }
+
+    /// Whether a library called `soname` is kept already, where the loader would not look
+    /// for it: one a runtime loads itself (the JVM's launcher loads `lib/server/libjvm.so`),
+    /// which the loader then finds by its name for the libraries beside it.
+    fn loaded(&self, soname: &str) -> bool {
+        let name = format!("/{soname}");
+        (self.needs.paths.keys()).any(|p| p.ends_with(&name) && self.file(p).is_some())
     }
 
     /// Queues what the kept file at `path` (a real path) needs.
@@ -321,9 +419,11 @@ impl Finder<'_> {
                         Some(library) => {
                             self.keep(&library, Why::NeededBy(by.clone()));
                         }
+                        None if self.loaded(&soname) => {}
                         None => self.missing(&soname, &by),
                     }
                 }
+                self.runtime(path)?;
             }
             FileKind::Script {
                 interpreter,
@@ -341,7 +441,207 @@ impl Finder<'_> {
                     }
                 }
             }
-            FileKind::Static { .. } | FileKind::Data => {}
+            FileKind::Static { .. } => self.runtime(path)?,
+            FileKind::Data if path.ends_with(".jar") => self.class_path(path)?,
+            FileKind::Data => {}
+        }
+        Ok(())
+    }
+
+    /// Keeps the library trees of the language runtime whose interpreter is the program at
+    /// `path`, as that interpreter finds them from its own location.
+    fn runtime(&mut self, path: &str) -> io::Result<()> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let prefix = dir.strip_suffix("/bin").unwrap_or(dir);
+        let why = Why::Runtime(format!("/{path}"));
+        let triplet = bareboat_elf::multiarch(self.request.arch);
+        let trees: Vec<String> = match runtime_of(name) {
+            Some(Runtime::Python(version)) => {
+                self.python(path, prefix, version, why);
+                return Ok(());
+            }
+            Some(Runtime::Node) => return self.node(why),
+            // The JDK's tree: `lib/` (modules, libraries, security), `conf/` and `release`.
+            Some(Runtime::Java) => ["lib", "conf", "release"]
+                .iter()
+                .map(|t| format!("{prefix}/{t}"))
+                .collect(),
+            Some(Runtime::Ruby) => vec![
+                format!("{prefix}/lib/ruby"),
+                format!("{prefix}/lib/{triplet}/ruby"),
+                "var/lib/gems".into(),
+                "usr/share/rubygems-integration".into(),
+            ],
+            Some(Runtime::Php) => vec![
+                format!("{prefix}/lib/php"),
+                "usr/share/php".into(),
+                "etc/php".into(),
+            ],
+            None => return Ok(()),
+        };
+        for tree in trees {
+            self.keep_tree(&tree, why.clone());
+        }
+        Ok(())
+    }
+
+    /// Python's trees for the interpreter at the real path `path` in `prefix/bin`: the
+    /// prefix's standard library (`lib/pythonX.Y`, with `lib-dynload` and
+    /// `site-packages`) and Debian's `dist-packages`; for each name it was started by
+    /// whose directory's parent holds a `pyvenv.cfg`, that virtual environment's
+    /// site-packages, and the trees of the interpreter its `home` names; and the
+    /// directories `.pth` files in those add.
+    fn python(&mut self, path: &str, prefix: &str, version: Option<&str>, why: Why) {
+        let mut sites = Vec::new();
+        let mut prefixes = vec![prefix.to_string()];
+        let names = self.names.get(path).cloned().unwrap_or_default();
+        for name in names {
+            let Some(venv) = name
+                .rsplit_once('/')
+                .and_then(|(bin, _)| bin.rsplit_once('/'))
+            else {
+                continue;
+            };
+            let cfg = format!("{}/pyvenv.cfg", venv.0);
+            if self.file(&cfg).is_none() {
+                continue;
+            }
+            self.keep(&cfg, why.clone());
+            for v in self.python_versions(venv.0) {
+                sites.push(format!("{}/lib/{v}/site-packages", venv.0));
+            }
+            if let Some(home) = self.venv_home(&cfg) {
+                let home = home.trim_matches('/');
+                prefixes.push(home.strip_suffix("/bin").unwrap_or(home).to_string());
+            }
+        }
+        prefixes.dedup();
+        for prefix in prefixes {
+            let versions: Vec<String> = match version {
+                Some(v) => vec![format!("python{v}")],
+                None => self.python_versions(&prefix),
+            };
+            for v in &versions {
+                sites.push(format!("{prefix}/lib/{v}/site-packages"));
+                sites.push(format!("{prefix}/lib/{v}/dist-packages"));
+                self.keep_tree(&format!("{prefix}/lib/{v}"), why.clone());
+                if prefix == "usr" {
+                    sites.push(format!("usr/local/lib/{v}/dist-packages"));
+                }
+            }
+            sites.push(format!("{prefix}/lib/python3/dist-packages"));
+        }
+        for site in sites {
+            if !self.is_dir(&site) {
+                continue;
+            }
+            self.keep_tree(&site, why.clone());
+            let pths: Vec<String> = (self.under(&site).into_iter())
+                .filter(|p| p.ends_with(".pth"))
+                .collect();
+            for pth in pths {
+                for dir in self.pth_dirs(&pth, &site) {
+                    self.keep_tree(&dir, why.clone());
+                }
+            }
+        }
+    }
+
+    /// The `pythonX.Y` directories under `prefix/lib`.
+    fn python_versions(&self, prefix: &str) -> Vec<String> {
+        let Some((real, _)) = self.follow(&format!("{prefix}/lib")) else {
+            return Vec::new();
+        };
+        let lib = format!("{real}/");
+        (self.image.view.keys())
+            .filter_map(|p| p.strip_prefix(&lib))
+            .filter(|name| {
+                !name.contains('/')
+                    && runtime_of(name).is_some_and(|r| matches!(r, Runtime::Python(Some(_))))
+            })
+            .map(String::from)
+            .collect()
+    }
+
+    /// The `home` a virtual environment's `pyvenv.cfg` names.
+    fn venv_home(&self, cfg: &str) -> Option<String> {
+        let (real, _) = self.follow(cfg)?;
+        let text = self.image.view.read(&real, MAX_SMALL_FILE)?;
+        String::from_utf8_lossy(&text).lines().find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "home").then(|| value.trim().to_string())
+        })
+    }
+
+    /// The directories a `.pth` file adds to `sys.path`: each line that is not a comment
+    /// or an `import`, relative to the site directory unless absolute.
+    fn pth_dirs(&self, pth: &str, site: &str) -> Vec<String> {
+        let Some(text) = self.image.view.read(pth, MAX_SMALL_FILE) else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&text)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("import"))
+            .map(|l| match l.starts_with('/') {
+                true => l.to_string(),
+                false => format!("{site}/{l}"),
+            })
+            .filter(|d| self.is_dir(d))
+            .collect()
+    }
+
+    /// Node's module trees: `node_modules` in the working directory, in the directory of
+    /// each file the command line names, and in every directory above them.
+    fn node(&mut self, why: Why) -> io::Result<()> {
+        let mut starts = vec![self.workdir.trim_matches('/').to_string()];
+        starts.extend(
+            (self.needs.paths.iter())
+                .filter(|(_, whys)| whys.contains(&Why::Argument))
+                .filter_map(|(p, _)| Some(p.rsplit_once('/')?.0.to_string())),
+        );
+        for start in starts {
+            let mut dir = start.as_str();
+            loop {
+                let modules = match dir.is_empty() {
+                    true => "node_modules".to_string(),
+                    false => format!("{dir}/node_modules"),
+                };
+                if self.is_dir(&modules) {
+                    self.keep_tree(&modules, why.clone());
+                }
+                match dir.rsplit_once('/') {
+                    Some((up, _)) => dir = up,
+                    None if !dir.is_empty() => dir = "",
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the jars the manifest of the jar at `path` puts on its class path (relative
+    /// to the jar's directory).
+    fn class_path(&mut self, path: &str) -> io::Result<()> {
+        let Some(stored) = self.image.view.get(path).and_then(|n| n.content) else {
+            return Ok(());
+        };
+        // A zip archive is read from its end: from a copy, as ELF files are.
+        let mut copy = tempfile::NamedTempFile::new_in(self.request.scratch)?;
+        io::copy(&mut self.image.view.open(&stored)?, &mut copy)?;
+        let Ok(manifest) = jar::manifest(copy.reopen()?, MAX_SMALL_FILE) else {
+            return Ok(());
+        };
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        let by = format!("/{path}");
+        for entry in jar::class_path(&manifest) {
+            let named = match entry.starts_with('/') {
+                true => entry,
+                false => format!("{dir}/{entry}"),
+            };
+            if !self.keep(&named, Why::ClassPathOf(by.clone())) {
+                self.missing(&named, &by);
+            }
         }
         Ok(())
     }
@@ -361,11 +661,48 @@ impl Finder<'_> {
         }
         // An ELF file is analysed from a file, mapped: programs can be hundreds of
         // megabytes, and are never held in memory.
-        let mut copy = tempfile::NamedTempFile::new_in(self.scratch)?;
+        let mut copy = tempfile::NamedTempFile::new_in(self.request.scratch)?;
         io::copy(&mut view.open(&stored)?, &mut copy)?;
         Ok(bareboat_elf::analyze(copy.path(), &shown)
             .ok()
             .map(|a| a.kind))
+    }
+}
+
+/// A language runtime, known by its interpreter's file name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runtime<'a> {
+    /// `python3`, or `python3.13` with its version.
+    Python(Option<&'a str>),
+    Node,
+    Java,
+    Ruby,
+    Php,
+}
+
+/// The runtime whose interpreter is called `name`.
+fn runtime_of(name: &str) -> Option<Runtime<'_>> {
+    let digits = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.');
+    match name {
+        "python3" | "python" => Some(Runtime::Python(None)),
+        "node" | "nodejs" => Some(Runtime::Node),
+        "java" => Some(Runtime::Java),
+        "ruby" => Some(Runtime::Ruby),
+        "php" => Some(Runtime::Php),
+        _ => {
+            if let Some(v) = name
+                .strip_prefix("python")
+                .filter(|v| digits(v) && v.contains('.'))
+            {
+                return Some(Runtime::Python(Some(v)));
+            }
+            if name.strip_prefix("ruby").is_some_and(digits) {
+                return Some(Runtime::Ruby);
+            }
+            name.strip_prefix("php")
+                .is_some_and(digits)
+                .then_some(Runtime::Php)
+        }
     }
 }
 
@@ -413,6 +750,19 @@ mod tests {
             }
         }
         files
+    }
+
+    /// What the image needs, with no `--keep`.
+    fn needs_of(kept: &Kept, config: &Config, scratch: &Path) -> Needs {
+        let owners = Owners::read(kept).unwrap();
+        let request = Request {
+            config,
+            arch: host_arch(),
+            owners: &owners,
+            keep: &[],
+            scratch,
+        };
+        find(kept, &request).unwrap()
     }
 
     /// A one-layer image of `entries` (path, content or symlink target), read whole.
@@ -471,6 +821,10 @@ mod tests {
             file("opt/vendor/data.bin", b"data"),
             file("usr/local/share/owned.txt", b"a package's"),
             file(
+                "var/lib/dpkg/status",
+                b"Package: vendor-extras\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n",
+            ),
+            file(
                 "var/lib/dpkg/info/vendor-extras.list",
                 b"/.\n/usr/local/share\n/usr/local/share/owned.txt\n",
             ),
@@ -485,7 +839,7 @@ mod tests {
             .working_dir("/work")
             .build()
             .unwrap();
-        let needs = find(&kept, &config, host_arch(), dir.path()).unwrap();
+        let needs = needs_of(&kept, &config, dir.path());
         let why = |p: &str| needs.paths.get(p).cloned().unwrap_or_default();
         // Found on PATH through the `bin` link.
         assert!(why("usr/bin/ls").contains(&Why::Entrypoint), "{needs:?}");
@@ -523,7 +877,7 @@ mod tests {
             .entrypoint(vec!["/scripts/run".to_string()])
             .build()
             .unwrap();
-        let needs = find(&kept, &config, host_arch(), dir.path()).unwrap();
+        let needs = needs_of(&kept, &config, dir.path());
         assert_eq!(
             needs.missing,
             [Missing {
@@ -538,7 +892,7 @@ mod tests {
             .working_dir("/scripts")
             .build()
             .unwrap();
-        let needs = find(&kept, &config, host_arch(), dir.path()).unwrap();
+        let needs = needs_of(&kept, &config, dir.path());
         assert!(needs.paths["usr/bin/ls"].contains(&Why::InterpreterOf("/scripts/env".into())));
         let missing = |need: &str, by: &str| Missing {
             need: need.into(),
@@ -562,10 +916,93 @@ mod tests {
             .entrypoint(vec!["/bin/ls".to_string()])
             .build()
             .unwrap();
-        let needs = find(&kept, &config, host_arch(), other.path()).unwrap();
+        let needs = needs_of(&kept, &config, other.path());
         assert!(
             needs.missing.contains(&missing("libc.so.6", "/usr/bin/ls")),
             "{needs:?}"
         );
+    }
+
+    #[test]
+    fn python_and_node_find_their_trees_from_the_interpreter_they_are_started_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let ls = std::fs::read("/bin/ls").unwrap();
+        let mut entries: Vec<(String, Result<Vec<u8>, String>)> = closure_of_ls()
+            .into_iter()
+            .map(|(host, bytes)| (format!("usr{host}"), Ok(bytes)))
+            .collect();
+        let file = |p: &str, b: &[u8]| (p.to_string(), Ok(b.to_vec()));
+        let link = |p: &str, t: &str| (p.to_string(), Err(t.to_string()));
+        entries.extend([
+            link("bin", "usr/bin"),
+            link("lib", "usr/lib"),
+            // Two interpreters (any ELF program, known by its name).
+            file("usr/bin/python3.13", &ls),
+            file("usr/bin/node", &ls),
+            file("usr/lib/python3.13/os.py", b""),
+            file("usr/lib/python3/dist-packages/debpkg/__init__.py", b""),
+            file("usr/share/unrelated.txt", b""),
+            // A virtual environment, and a directory its .pth file adds.
+            file("venv/pyvenv.cfg", b"home = /usr/bin\nversion = 3.13.5\n"),
+            link("venv/bin/python3", "/usr/bin/python3.13"),
+            file(
+                "venv/lib/python3.13/site-packages/extra.pth",
+                b"# a comment\nimport sitecustomize\n../../../src\n",
+            ),
+            file("venv/lib/python3.13/site-packages/pkg/mod.py", b""),
+            file("venv/src/local.py", b""),
+            file("work/main.py", b"print()"),
+            // Node's module trees: beside the script, above it, at the root; not elsewhere.
+            file("code/app/index.js", b""),
+            file("code/app/node_modules/b/index.js", b""),
+            file("code/node_modules/a/index.js", b""),
+            file("node_modules/c/index.js", b""),
+            file("other/node_modules/d/index.js", b""),
+        ]);
+        if Path::new("/lib64").exists() {
+            entries.push(link("lib64", "usr/lib64"));
+        }
+        let kept = image(dir.path(), &entries);
+        let python = ConfigBuilder::default()
+            .entrypoint(vec!["/venv/bin/python3".to_string(), "main.py".to_string()])
+            .working_dir("/work")
+            .build()
+            .unwrap();
+        let needs = needs_of(&kept, &python, dir.path());
+        let runtime = Why::Runtime("/usr/bin/python3.13".into());
+        for path in [
+            "venv/pyvenv.cfg",
+            "usr/lib/python3.13/os.py",
+            "usr/lib/python3/dist-packages/debpkg/__init__.py",
+            "venv/lib/python3.13/site-packages/extra.pth",
+            "venv/lib/python3.13/site-packages/pkg/mod.py",
+            "venv/src/local.py",
+        ] {
+            assert!(needs.paths[path].contains(&runtime), "{path}: {needs:?}");
+        }
+        assert!(needs.paths["work/main.py"].contains(&Why::Argument));
+        assert!(
+            needs.paths["venv/bin/python3"].contains(&Why::LinkTo("/usr/bin/python3.13".into()))
+        );
+        assert!(!needs.paths.contains_key("usr/share/unrelated.txt"));
+        assert!(!needs.paths.contains_key("code/app/index.js"));
+
+        let node = ConfigBuilder::default()
+            .entrypoint(vec!["node".to_string(), "/code/app/index.js".to_string()])
+            .env(vec!["PATH=/bin".to_string()])
+            .build()
+            .unwrap();
+        let needs = needs_of(&kept, &node, dir.path());
+        let runtime = Why::Runtime("/usr/bin/node".into());
+        for path in [
+            "code/app/node_modules/b/index.js",
+            "code/node_modules/a/index.js",
+            "node_modules/c/index.js",
+        ] {
+            assert!(needs.paths[path].contains(&runtime), "{path}: {needs:?}");
+        }
+        assert!(needs.paths["code/app/index.js"].contains(&Why::Argument));
+        assert!(!needs.paths.contains_key("other/node_modules/d/index.js"));
+        assert!(!needs.paths.contains_key("venv/pyvenv.cfg"));
     }
 }

@@ -41,12 +41,7 @@ pub struct CompareArgs {
 }
 
 pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
-    // Vulnerabilities are counted when there is data, and only then.
-    let cache = Cache::open(cache_root)?;
-    let data = match &args.db {
-        Some(_) => Some(vulndb::data_file(args.db.as_deref(), &cache)?),
-        None => vulndb::data_file(None, &cache).ok(),
-    };
+    let data = counting_data(args.db.as_deref(), cache_root)?;
     let options = args.registry.options()?;
     let mut columns = Vec::new();
     for image in &args.images {
@@ -73,6 +68,17 @@ pub async fn cmd_compare(args: CompareArgs, cache_root: &Path, json: bool) -> Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tracker's data to count vulnerabilities with: `db` (which must be data), else the
+/// cache's when `bareboat db update` fetched it, else none: they are counted when there is
+/// data, and only then.
+pub fn counting_data(db: Option<&Path>, cache_root: &Path) -> Result<Option<PathBuf>> {
+    let cache = Cache::open(cache_root)?;
+    Ok(match db {
+        Some(_) => Some(vulndb::data_file(db, &cache)?),
+        None => vulndb::data_file(None, &cache).ok(),
+    })
 }
 
 /// Counts per severity, the non-zero ones, most severe first: `3 (1 critical, 2 high)`.
@@ -121,7 +127,7 @@ pub fn rows(columns: &[Column]) -> Vec<(&'static str, Vec<String>)> {
         .collect()
 }
 
-fn print_table(columns: &[Column], have_data: bool) {
+pub fn print_table(columns: &[Column], have_data: bool) {
     let rows = rows(columns);
     let widths: Vec<usize> = (0..columns.len())
         .map(|i| {

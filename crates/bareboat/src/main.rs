@@ -16,6 +16,7 @@ mod rebase;
 mod rebuild;
 mod resolve;
 mod signing;
+mod slim;
 mod terminal;
 mod vulns;
 
@@ -204,6 +205,22 @@ bareboat rebuild --key cosign.pub --mirror http://snapshot.example/archive/debia
         #[command(subcommand)]
         command: key::KeyCommand,
     },
+    /// Turn an existing image into a distroless one, from verified Debian packages
+    #[command(
+        after_help = "The source's application is found without running anything of it: the program its entrypoint \
+starts, that program's libraries as the image's own loader finds them, #! interpreters, the language runtimes' \
+library trees (Python's prefix, sys.path, pyvenv.cfg and .pth files; Node's node_modules; the JVM's lib/ and the \
+jars a command line or a MANIFEST.MF Class-Path names; Ruby's and PHP's), the files the command line names, and the \
+files under the working directory, /app, /srv, /opt and /usr/local that no package owns. What packages own is \
+installed again from the archive, verified, at the versions the image has, sliced to what is needed, on the \
+catalogue level (static, base-nossl, base, cc or a runtime) that covers it; a package file whose MD5 differs from \
+its package's is copied from the image and reported as modified. Shells and package managers go unless the \
+entrypoint runs one, setuid bits go unless --keep-setuid, and a source that ran as root runs as 65532. Nothing \
+of the source is executed. The report compares the two images as `bareboat compare` does.\n\n\
+Examples:\n  bareboat slim docker-archive:app.tar -o oci:out:app-slim\n  \
+bareboat slim docker://registry.example.com/team/app:1.0 -o docker://registry.example.com/team/app:1.0-slim --keep 'usr/lib/app/plugins/**'"
+    )]
+    Slim(slim::SlimArgs),
     /// Debug a running container or an image with a toolbox of Debian packages
     #[command(
         after_help = "The toolbox (busybox, and the packages --with names) is built from verified Debian \
@@ -322,6 +339,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Attest(args) => runtime.block_on(signing::cmd_attest(args, &cache_root, cli.json)),
         Command::Verify(args) => runtime.block_on(signing::cmd_verify(args, &cache_root, cli.json)),
+        Command::Slim(args) => runtime.block_on(slim::cmd_slim(args, &cache_root, cli.json)),
         Command::Debug(args) => runtime.block_on(debug::cmd_debug(*args, &cache_root, cli.json)),
         Command::Copy(args) => runtime.block_on(images::cmd_copy(args, &cache_root, cli.json)),
         Command::Login(args) => runtime.block_on(images::cmd_login(args, cli.json)),

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod debugging;
+pub mod dockerd;
 pub mod proxy;
 pub mod scripted;
 

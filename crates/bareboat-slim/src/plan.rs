@@ -1,0 +1,660 @@
+//! The spec a slim image is built from: the catalogue level that covers what the
+//! application needs, for the image's Debian release; the other packages it needs at the
+//! image's versions, each sliced to the paths it needs (so its `status.d` entry and md5sums
+//! list exactly what is kept); and the image's own files (the application's, the ones the
+//! image modified, the ones no package owns), staged on disk as the spec's files with their
+//! owners and modes. Shells and package managers go unless the entrypoint needs them;
+//! setuid and setgid bits go unless kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use bareboat_apt::archive::{PackageId, Universe};
+use bareboat_apt::dpkg::Installed;
+use bareboat_apt::index::Package;
+use bareboat_apt::relation::{parse_provides, parse_relations};
+use bareboat_apt::solver::Request as PackageRequest;
+use bareboat_apt::sources::Distribution;
+use bareboat_inspect::audit;
+use bareboat_inspect::filesystem::{Kept, Kind};
+use bareboat_spec::catalog;
+use bareboat_spec::spec::{FileSpec, GroupSpec, Level, Spec, UserSpec};
+use debversion::Version;
+use oci_spec::image::Config;
+use serde::Serialize;
+
+use crate::needs::{Needs, Why};
+use crate::owners::{Origin, Owners};
+
+/// The catalogue's levels for C programs, lowest first; a runtime's level stacks on the
+/// last.
+const LEVELS: [&str; 4] = ["static", "base-nossl", "base", "cc"];
+
+/// The runtimes, each chosen when the application needs its own package.
+const RUNTIMES: [&str; 6] = ["python3", "java21", "java25", "nodejs", "ruby", "php"];
+
+/// The user a slim image of an image that ran as root runs as, unless told otherwise.
+pub const NONROOT: &str = "65532";
+
+/// Why a shell or package manager is left out.
+pub const SHELL: &str =
+    "shells and package managers the entrypoint does not run (scripts it does not run name them)";
+/// Why a link is left out.
+pub const LINK: &str = "links to what is left out";
+/// Why Python bytecode is left out.
+pub const BYTECODE: &str = "bytecode Debian compiled at install time for packages' modules (not precompiled, as in the catalogue)";
+
+/// How to slim, besides what the image says.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Keep setuid and setgid bits.
+    pub keep_setuid: bool,
+    /// The user the slim image runs as, instead of the source's.
+    pub user: Option<String>,
+}
+
+/// Why the slim image has a file from the source image rather than from a package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "origin", content = "package")]
+pub enum Copied {
+    /// No package owns it.
+    Unowned,
+    /// Its package's copy differs: modified in the image.
+    ModifiedInImage(String),
+}
+
+/// A file of the source image the slim image carries as it is.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopiedFile {
+    /// Its path.
+    pub path: String,
+    /// Why it is copied.
+    #[serde(flatten)]
+    pub origin: Copied,
+}
+
+/// A package the slim image installs.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptPackage {
+    /// Its name.
+    pub name: String,
+    /// The version the slim image installs: the image's, unless `replaced` says otherwise.
+    pub version: String,
+    /// What the image had instead, when the archive no longer has it: the nearest newer
+    /// version of the same source package replaces it.
+    pub replaced: Option<Replaced>,
+    /// Whether the catalogue level brings it whole, rather than sliced to what is needed.
+    pub from_catalogue: bool,
+    /// The paths kept of it, when sliced.
+    pub paths: Vec<String>,
+}
+
+/// The package an image had, which the archive no longer has.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replaced {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// Something of the source image left out on purpose.
+#[derive(Clone, Debug, Serialize)]
+pub struct Dropped {
+    /// Its path.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Who the slim image runs as.
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    /// The source's `User`, as its config gives it.
+    pub source: String,
+    /// The slim image's: numeric.
+    pub slim: String,
+    /// What changed, when something did.
+    pub note: Option<String>,
+}
+
+/// What the slim image is made of.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// The image's Debian release.
+    pub release: String,
+    /// The catalogue level it starts from.
+    pub level: String,
+    /// The packages it installs: the catalogue level's that the application needs, and
+    /// the others it needs, sliced.
+    pub packages: Vec<KeptPackage>,
+    /// The image's own files it carries.
+    pub copied: Vec<CopiedFile>,
+    /// What the application needs that the catalogue level provides anyway: the runtime
+    /// data, generated afresh.
+    pub from_catalogue: Vec<String>,
+    /// What was left out on purpose.
+    pub dropped: Vec<Dropped>,
+    /// The setuid and setgid bits removed.
+    pub setuid_stripped: Vec<String>,
+    /// Installed packages none of whose files are needed.
+    pub excluded: Vec<String>,
+    /// Who it runs as.
+    pub user: User,
+    /// The spec it is built from.
+    #[serde(skip)]
+    pub spec: Spec,
+}
+
+/// Why a slim cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image is not a Debian release bareboat builds.
+    #[error(
+        "the image is {found}, not Debian 12 (bookworm) or 13 (trixie): slim rebuilds Debian images from the archive"
+    )]
+    NotDebian {
+        /// What its os-release says.
+        found: String,
+    },
+    /// The archive has neither the image's version of a package, nor a newer one of its
+    /// source.
+    #[error(
+        "{name} {version} is gone from the archive, and {release} has no newer version of its source package {source_name}: slim never installs an older one; give --mirror a snapshot of the archive that has it"
+    )]
+    VersionGone {
+        /// The package.
+        name: String,
+        /// The image's version.
+        version: String,
+        /// Its source package.
+        source_name: String,
+        /// The release searched.
+        release: &'static str,
+    },
+    /// The user to run as is not one the image knows.
+    #[error(
+        "the image runs as user {0:?}, which its /etc/passwd does not list: name a numeric --user"
+    )]
+    UnknownUser(String),
+    /// Reading or staging the image's files failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// The image being slimmed, as read.
+pub struct Source<'a> {
+    /// Its files, their contents kept.
+    pub files: &'a Kept,
+    /// How it runs.
+    pub config: &'a Config,
+    /// Its Debian architecture.
+    pub arch: &'a str,
+    /// Its Debian release.
+    pub release: Distribution,
+    /// Who owns what in it.
+    pub owners: &'a Owners,
+}
+
+/// The plan for slimming `source`, given what it needs and the packages the archive has
+/// for its release; its own files are staged under `staging`.
+pub fn plan(
+    source: &Source<'_>,
+    needs: &Needs,
+    archive: &Universe,
+    options: &Options,
+    staging: &Path,
+) -> Result<Plan, Error> {
+    let Source {
+        files: image,
+        config,
+        arch,
+        release,
+        owners,
+    } = *source;
+    let allowed = |path: &str, whys: &BTreeSet<Why>| {
+        let entry = needs.entrypoint.as_deref().map(|e| format!("/{e}"));
+        !audit::is_shell_or_package_manager(path)
+            || whys.iter().any(|w| match w {
+                Why::Entrypoint | Why::Keep(_) => true,
+                Why::InterpreterOf(of) => Some(of) == entry.as_ref(),
+                _ => false,
+            })
+    };
+    let mut dropped = Vec::new();
+    let gone: BTreeSet<String> = (needs.paths.iter())
+        .filter(|(p, whys)| !allowed(p, whys))
+        .map(|(p, _)| format!("/{p}"))
+        .collect();
+    let mut needed: BTreeMap<&str, (&Installed, Vec<String>)> = BTreeMap::new();
+    let mut copied = Vec::new();
+    let mut from_catalogue = Vec::new();
+    for (path, whys) in &needs.paths {
+        let shown = format!("/{path}");
+        if gone.contains(&shown) {
+            dropped.push(Dropped {
+                path: shown,
+                reason: SHELL.into(),
+            });
+            continue;
+        }
+        let only = |f: &dyn Fn(&Why) -> bool| whys.iter().all(f);
+        if only(&|w| matches!(w, Why::LinkTo(t) if gone.contains(t))) {
+            dropped.push(Dropped {
+                path: shown,
+                reason: LINK.into(),
+            });
+            continue;
+        }
+        // The catalogue level makes its runtime data afresh (the CA bundle and keystores
+        // from the packages' certificates, the accounts): the image's copies are not taken.
+        if whys.contains(&Why::RuntimeData) {
+            from_catalogue.push(shown);
+            continue;
+        }
+        let Some(node) = image.view.get(path) else {
+            continue;
+        };
+        if is_package_bytecode(path, owners) {
+            dropped.push(Dropped {
+                path: shown,
+                reason: BYTECODE.into(),
+            });
+            continue;
+        }
+        match owners.origin(image, path)? {
+            Origin::Package(package) if node.kind != Kind::Dir => {
+                let entry = needed.entry(&package.name).or_insert((package, Vec::new()));
+                entry.1.push(path.clone());
+            }
+            Origin::Package(_) => {}
+            Origin::Modified(package) => copied.push(CopiedFile {
+                path: shown,
+                origin: Copied::ModifiedInImage(package.name.clone()),
+            }),
+            Origin::Unowned => copied.push(CopiedFile {
+                path: shown,
+                origin: Copied::Unowned,
+            }),
+        }
+    }
+    let names: BTreeSet<&str> = needed.keys().copied().collect();
+    let (level, mut spec) = level_for(release, arch, &names, &owners.packages);
+    let carried = catalogue_closure(&spec, &owners.packages);
+    let mut packages = Vec::new();
+    for (name, (package, mut paths)) in needed {
+        let whole = carried.contains(name);
+        // What the application runs with is what it ran with: a catalogue package it needs
+        // comes at the image's version too, unless the archive no longer has it.
+        let (name, version, replaced) = match in_archive(archive, package, release)? {
+            None => (name.to_string(), package.version.clone(), None),
+            Some((name, version)) => {
+                let replaced = Replaced {
+                    version: package.version.clone(),
+                    name: package.name.clone(),
+                };
+                (name, version, Some(replaced))
+            }
+        };
+        let pinned = PackageRequest::parse(&format!("{name}={version}"));
+        for request in spec.packages.iter_mut().filter(|r| r.name == name) {
+            *request = pinned.clone();
+        }
+        if !whole {
+            paths.push(format!("usr/share/doc/{name}/copyright"));
+            spec.packages.push(pinned);
+            spec.keep_only.push((name.clone(), paths.clone()));
+        }
+        packages.push(KeptPackage {
+            name,
+            version,
+            replaced,
+            from_catalogue: whole,
+            paths: if whole { Vec::new() } else { paths },
+        });
+    }
+    let own: Vec<String> = (packages.iter())
+        .filter(|p| !p.from_catalogue)
+        .map(|p| p.name.clone())
+        .collect();
+    if !own.is_empty() {
+        spec.levels.push(Level {
+            name: "packages".into(),
+            roots: own,
+            exclude: Vec::new(),
+        });
+    }
+    // What the image installed and the application does not need stays out, though a
+    // needed package depends on it.
+    let excluded: Vec<String> = (owners.packages.iter())
+        .map(|p| p.name.clone())
+        .filter(|n| !carried.contains(n.as_str()) && !packages.iter().any(|k| &k.name == n))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    spec.exclude.extend(excluded.iter().cloned());
+    let mut setuid_stripped = Vec::new();
+    spec.files = stage(image, &copied, options, staging, &mut setuid_stripped)?;
+    for p in packages.iter().flat_map(|p| &p.paths) {
+        let setuid = image.view.get(p).is_some_and(|n| n.mode & 0o6000 != 0);
+        if setuid && !options.keep_setuid {
+            setuid_stripped.push(format!("/{p}"));
+        }
+    }
+    if options.keep_setuid {
+        spec.keep_setuid = vec!["**".into()];
+    }
+    let user = user_of(image, config, options, &mut spec)?;
+    run_as_source(config, &mut spec);
+    spec.auto_deps = false;
+    Ok(Plan {
+        release: release.codename().to_string(),
+        level: level.to_string(),
+        packages,
+        copied,
+        from_catalogue,
+        dropped,
+        setuid_stripped,
+        excluded,
+        user,
+        spec,
+    })
+}
+
+/// Where the archive has `package` at the image's version, `None`; where it has only newer
+/// versions of its source package, the name and version of the nearest (the same name
+/// first, as a renamed binary such as a `t64` library is the source's next choice).
+fn in_archive(
+    archive: &Universe,
+    package: &Installed,
+    release: Distribution,
+) -> Result<Option<(String, String)>, Error> {
+    let from_archive = |id: &PackageId| !archive.is_installed(*id);
+    if (archive.named(&package.name).filter(from_archive))
+        .any(|id| archive.package(id).version() == package.version)
+    {
+        return Ok(None);
+    }
+    let gone = || Error::VersionGone {
+        name: package.name.clone(),
+        version: package.version.clone(),
+        source_name: package.source_name().to_string(),
+        release: release.codename(),
+    };
+    let had: Version = package.version.parse().map_err(|_| gone())?;
+    let source_of = |p: &Package<'_>| {
+        (p.source())
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or(p.name())
+            .to_string()
+    };
+    (archive.ids().filter(from_archive))
+        .map(|id| archive.package(id))
+        .filter(|p| source_of(p) == package.source_name())
+        .filter_map(|p| Some((p.version().parse::<Version>().ok()?, p)))
+        .filter(|(v, _)| *v > had)
+        .min_by(|(a, pa), (b, pb)| {
+            let renamed = |p: &Package<'_>| p.name() != package.name;
+            (renamed(pa), a).cmp(&(renamed(pb), b))
+        })
+        .map(|(v, p)| Some((p.name().to_string(), v.to_string())))
+        .ok_or_else(gone)
+}
+
+/// Whether `path` is (in) a `__pycache__` directory beside a package's Python modules,
+/// which no package owns: Debian compiles them in `postinst`.
+fn is_package_bytecode(path: &str, owners: &Owners) -> bool {
+    let Some(at) = path.find("/__pycache__") else {
+        return false;
+    };
+    let rest = &path[at + "/__pycache__".len()..];
+    (rest.is_empty() || rest.starts_with('/')) && !owners.owns(path) && owners.owns(&path[..at])
+}
+
+/// The image's Debian release, from its os-release: Debian 12 or 13, or an error.
+pub fn release_of(image: &Kept) -> Result<Distribution, Error> {
+    let found = bareboat_inspect::packages::distribution(&image.metadata);
+    let debian = found.as_ref().filter(|d| d.id == "debian");
+    match debian.and_then(|d| Distribution::parse(&d.codename).ok()) {
+        Some(release) => Ok(release),
+        None => Err(Error::NotDebian {
+            found: found
+                .map(|d| format!("{} ({})", d.pretty_name, d.id))
+                .unwrap_or_else(|| "an image without os-release".into()),
+        }),
+    }
+}
+
+/// The catalogue level that covers the packages `needed`, and its spec: a runtime any of
+/// whose own packages (its closure over the image's packages, less `cc`'s) is needed, else
+/// the highest C level any of whose own packages is.
+fn level_for(
+    release: Distribution,
+    arch: &str,
+    needed: &BTreeSet<&str>,
+    installed: &[Installed],
+) -> (&'static str, Spec) {
+    let spec_of =
+        |level: &str| catalog::spec(level, Some("nonroot"), release, vec![arch.into()]).ok();
+    let cc = spec_of("cc").expect("cc is in every release");
+    let below = catalogue_closure(&cc, installed);
+    for runtime in RUNTIMES {
+        let Some(spec) = spec_of(runtime) else {
+            continue;
+        };
+        let own = catalogue_closure(&spec, installed);
+        if own.iter().any(|p| !below.contains(p) && needed.contains(p)) {
+            return (runtime, spec);
+        }
+    }
+    let owns = |level: &str| {
+        (catalog::image(level).ok())
+            .and_then(|i| i.own_packages(release))
+            .is_some_and(|own| own.iter().any(|p| needed.contains(p)))
+    };
+    let level = LEVELS
+        .iter()
+        .rev()
+        .find(|l| owns(l))
+        .copied()
+        .unwrap_or("static");
+    (
+        level,
+        spec_of(level).expect("the C levels are in every release"),
+    )
+}
+
+/// The installed packages the catalogue levels of `spec` bring: the closure of their
+/// packages over the image's own dependencies (the first installed alternative of each,
+/// virtual names through `Provides`), without the catalogue's exclusions.
+fn catalogue_closure<'a>(spec: &Spec, installed: &'a [Installed]) -> BTreeSet<&'a str> {
+    let field = |p: &Installed, name: &str| -> String {
+        let mut lines = p
+            .paragraph
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{name}:")));
+        let Some(first) = lines.next() else {
+            return String::new();
+        };
+        let mut value = first[name.len() + 1..].to_string();
+        value.extend(
+            lines
+                .take_while(|l| l.starts_with(' '))
+                .map(|l| format!(" {l}")),
+        );
+        value
+    };
+    let mut by_name: BTreeMap<String, &Installed> = BTreeMap::new();
+    for p in installed {
+        by_name.insert(p.name.clone(), p);
+    }
+    for p in installed {
+        for provide in parse_provides(&field(p, "Provides")).unwrap_or_default() {
+            by_name.entry(provide.name).or_insert(p);
+        }
+    }
+    let mut out = BTreeSet::new();
+    let mut queue: Vec<&Installed> = (spec.levels.iter().flat_map(|l| &l.roots))
+        .filter_map(|r| by_name.get(r).copied())
+        .collect();
+    while let Some(p) = queue.pop() {
+        if spec.exclude.iter().any(|x| x == &p.name) || !out.insert(p.name.as_str()) {
+            continue;
+        }
+        for relation in ["Pre-Depends", "Depends"] {
+            for clause in parse_relations(&field(p, relation)).unwrap_or_default() {
+                queue.extend(clause.iter().find_map(|a| by_name.get(&a.name).copied()));
+            }
+        }
+    }
+    out
+}
+
+/// Stages the image's own files under `staging`, each as a spec file of its own with the
+/// image's owner, mode and time: a file's content, a link as a link, a directory empty.
+fn stage(
+    image: &Kept,
+    copied: &[CopiedFile],
+    options: &Options,
+    staging: &Path,
+    setuid_stripped: &mut Vec<String>,
+) -> Result<Vec<FileSpec>, Error> {
+    let mut files = Vec::new();
+    for (i, file) in copied.iter().enumerate() {
+        let path = file.path.trim_start_matches('/');
+        let Some(node) = image.view.get(path) else {
+            continue;
+        };
+        let src: PathBuf = staging.join(i.to_string());
+        let mut mode = node.mode & 0o7777;
+        if mode & 0o6000 != 0 && !options.keep_setuid {
+            mode &= !0o6000;
+            setuid_stripped.push(file.path.clone());
+        }
+        match &node.kind {
+            Kind::Dir => {
+                std::fs::create_dir(&src)?;
+                std::fs::set_permissions(&src, std::fs::Permissions::from_mode(mode))?;
+            }
+            Kind::Symlink(target) => std::os::unix::fs::symlink(target, &src)?,
+            Kind::File | Kind::Hardlink(_) => {
+                let Some(stored) = node.content else {
+                    continue;
+                };
+                let mut out = std::fs::File::create(&src)?;
+                io::copy(&mut image.view.open(&stored)?, &mut out)?;
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(node.mtime);
+                out.set_modified(when)?;
+            }
+            _ => continue,
+        }
+        files.push(FileSpec {
+            src,
+            dst: path.to_string(),
+            mode: matches!(node.kind, Kind::File | Kind::Hardlink(_)).then_some(mode),
+            uid: u32::try_from(node.uid).unwrap_or(0),
+            gid: u32::try_from(node.gid).unwrap_or(0),
+        });
+    }
+    Ok(files)
+}
+
+/// The user the slim image runs as, with the account added when the catalogue has none
+/// for it: the source's, or `65532` for a source that ran as root.
+fn user_of(
+    image: &Kept,
+    config: &Config,
+    options: &Options,
+    spec: &mut Spec,
+) -> Result<User, Error> {
+    let source = config.user().clone().unwrap_or_default();
+    let asked = options.user.clone();
+    let named = asked.clone().unwrap_or_else(|| source.clone());
+    let (user, group) = named.split_once(':').unwrap_or((named.as_str(), ""));
+    let root = matches!(user, "" | "root" | "0");
+    if root && asked.is_none() {
+        spec.run.user = Some(NONROOT.into());
+        return Ok(User {
+            source,
+            slim: NONROOT.into(),
+            note: Some("the source runs as root; the slim image runs as nonroot (65532): give --user 0 to keep root".into()),
+        });
+    }
+    let passwd = text(image, "etc/passwd");
+    let account = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && (f[0] == user || f[2] == user));
+    let (uid, gid, name, home) = match (account, user.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse()
+                .map_err(|_| Error::UnknownUser(named.clone()))?,
+            f[3].parse().unwrap_or(0),
+            f[0].to_string(),
+            f[5].to_string(),
+        ),
+        (None, Ok(uid)) => (uid, uid, format!("user{uid}"), "/".into()),
+        (None, Err(_)) => return Err(Error::UnknownUser(named.clone())),
+    };
+    let gid: u32 = group.parse().unwrap_or(gid);
+    let builtin = bareboat_spec::accounts::BUILTIN_USERS
+        .iter()
+        .any(|(_, u)| *u == uid);
+    if !builtin {
+        spec.users.push(UserSpec {
+            name,
+            uid,
+            gid: Some(gid),
+            home: Some(home),
+        });
+        let groups = text(image, "etc/group");
+        let known = bareboat_spec::accounts::GROUPS
+            .iter()
+            .any(|(_, g)| *g == gid);
+        if !known {
+            let group_name = (groups.lines())
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[2] == gid.to_string())
+                .map_or_else(|| format!("group{gid}"), |f| f[0].to_string());
+            spec.groups.push(GroupSpec {
+                name: group_name,
+                gid,
+            });
+        }
+    }
+    let slim = format!("{uid}:{gid}");
+    spec.run.user = Some(slim.clone());
+    Ok(User {
+        note: asked.map(|u| format!("--user {u}")),
+        source,
+        slim,
+    })
+}
+
+/// A small text file of the image, or nothing.
+fn text(image: &Kept, path: &str) -> String {
+    (image.view.read(path, 1 << 20))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// How the slim image runs: as the source does, with its entrypoint and command (never a
+/// runtime level's), working directory, environment, ports and labels.
+fn run_as_source(config: &Config, spec: &mut Spec) {
+    spec.run.entrypoint = Some(config.entrypoint().clone().unwrap_or_default());
+    spec.run.cmd = config.cmd().clone();
+    spec.run.workdir = config.working_dir().clone().filter(|w| !w.is_empty());
+    spec.run.env = (config.env().iter().flatten())
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    spec.run.ports = config.exposed_ports().clone().unwrap_or_default();
+    spec.run.labels = config
+        .labels()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+}
