@@ -65,5 +65,6 @@ pub mod source;
 pub mod stack;
 pub mod tar_bounds;
 pub mod transport;
+pub mod unpack;
 
 pub use error::Error;

@@ -13,4 +13,5 @@ mod jar;
 pub mod needs;
 pub mod owners;
 pub mod plan;
+pub mod probe;
 pub mod slim;

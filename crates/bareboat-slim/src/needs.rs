@@ -52,6 +52,8 @@ pub enum Why {
     ClassPathOf(String),
     /// Matched by `--keep`.
     Keep(String),
+    /// Opened, executed or looked at by a probe of the running image.
+    Probed,
 }
 
 impl fmt::Display for Why {
@@ -67,6 +69,7 @@ impl fmt::Display for Why {
             Why::Runtime(p) => write!(f, "runtime library tree of {p}"),
             Why::ClassPathOf(p) => write!(f, "on the class path of {p}"),
             Why::Keep(glob) => write!(f, "--keep {glob}"),
+            Why::Probed => write!(f, "opened by a probe"),
         }
     }
 }
@@ -107,7 +110,7 @@ pub const RUNTIME_DATA: &[&str] = &[
 pub const APPLICATION_DIRS: &[&str] = &["app", "srv", "opt", "usr/local"];
 
 /// The `PATH` a runtime sets when the config sets none (Docker's, podman's, runc specs').
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How far into a file its kind is read before it is known to be ELF, or a script's line.
 const HEAD: u64 = 256;
@@ -125,6 +128,8 @@ pub struct Request<'a> {
     pub owners: &'a Owners,
     /// `--keep` globs, matched against paths relative to the root.
     pub keep: &'a [String],
+    /// What probes of the running image touched, relative to the root.
+    pub probed: &'a BTreeSet<String>,
     /// Where programs are copied to be analysed, one at a time.
     pub scratch: &'a Path,
 }
@@ -166,6 +171,9 @@ pub fn find(image: &Kept, request: &Request<'_>) -> io::Result<Needs> {
     }
     finder.keep_application();
     finder.keep_globs()?;
+    for path in request.probed {
+        finder.keep(path, Why::Probed);
+    }
     while let Some(path) = finder.queue.pop() {
         finder.analyse(&path)?;
     }
@@ -760,6 +768,7 @@ mod tests {
             arch: host_arch(),
             owners: &owners,
             keep: &[],
+            probed: &BTreeSet::new(),
             scratch,
         };
         find(kept, &request).unwrap()

@@ -572,7 +572,7 @@ fn user_of(
     let source = config.user().clone().unwrap_or_default();
     let asked = options.user.clone();
     let named = asked.clone().unwrap_or_else(|| source.clone());
-    let (user, group) = named.split_once(':').unwrap_or((named.as_str(), ""));
+    let user = named.split_once(':').map_or(named.as_str(), |(u, _)| u);
     let root = matches!(user, "" | "root" | "0");
     if root && asked.is_none() {
         spec.run.user = Some(NONROOT.into());
@@ -582,23 +582,12 @@ fn user_of(
             note: Some("the source runs as root; the slim image runs as nonroot (65532): give --user 0 to keep root".into()),
         });
     }
-    let passwd = text(image, "etc/passwd");
-    let account = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 6 && (f[0] == user || f[2] == user));
-    let (uid, gid, name, home) = match (account, user.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse()
-                .map_err(|_| Error::UnknownUser(named.clone()))?,
-            f[3].parse().unwrap_or(0),
-            f[0].to_string(),
-            f[5].to_string(),
-        ),
-        (None, Ok(uid)) => (uid, uid, format!("user{uid}"), "/".into()),
-        (None, Err(_)) => return Err(Error::UnknownUser(named.clone())),
-    };
-    let gid: u32 = group.parse().unwrap_or(gid);
+    let Account {
+        uid,
+        gid,
+        name,
+        home,
+    } = account(image, &named)?;
     let builtin = bareboat_spec::accounts::BUILTIN_USERS
         .iter()
         .any(|(_, u)| *u == uid);
@@ -631,6 +620,51 @@ fn user_of(
         source,
         slim,
     })
+}
+
+/// An account a user of the image names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Its uid.
+    pub uid: u32,
+    /// Its group's gid.
+    pub gid: u32,
+    /// Its name.
+    pub name: String,
+    /// Its home.
+    pub home: String,
+}
+
+/// The account `user` (as a config's `User` gives it: a name or uid, with a gid after
+/// `:`) names in the image: one its `/etc/passwd` lists, a bare uid (of group the same),
+/// or root for none.
+pub fn account(image: &Kept, user: &str) -> Result<Account, Error> {
+    let (name, group) = user.split_once(':').unwrap_or((user, ""));
+    let name = if name.is_empty() { "0" } else { name };
+    let passwd = text(image, "etc/passwd");
+    let listed = (passwd.lines())
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && (f[0] == name || f[2] == name));
+    let unknown = || Error::UnknownUser(user.to_string());
+    let mut account = match (listed, name.parse::<u32>()) {
+        (Some(f), _) => Account {
+            uid: f[2].parse().map_err(|_| unknown())?,
+            gid: f[3].parse().unwrap_or(0),
+            name: f[0].to_string(),
+            home: f[5].to_string(),
+        },
+        (None, Ok(uid)) => Account {
+            uid,
+            gid: uid,
+            name: format!("user{uid}"),
+            home: "/".into(),
+        },
+        (None, Err(_)) => return Err(unknown()),
+    };
+    if let Ok(gid) = group.parse() {
+        account.gid = gid;
+    }
+    Ok(account)
 }
 
 /// A small text file of the image, or nothing.

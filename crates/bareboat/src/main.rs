@@ -40,7 +40,8 @@ bareboat lock catalog:cc --arch arm64    the same for arm64\n  bareboat lock --c
 bareboat catalog                         list the built-in images\n\n\
 Exit status: 0 success, 1 error, 2 usage error, 3 `lock --check` found the lock out of date (or `rebase --check` a base that moved), \
 4 `audit` or `scan` found what --fail-on names, 5 `scan --fail-on` could not see the image's packages, \
-6 `verify` found no valid signature (or attestation, or the policy failed), 7 `rebuild` did not reproduce the digest."
+6 `verify` found no valid signature (or attestation, or the policy failed), 7 `rebuild` did not reproduce the digest, \
+8 a `slim` probe gave another result in the slim image."
 )]
 struct Cli {
     /// Cache directory [default: $XDG_CACHE_HOME/bareboat]
@@ -218,7 +219,9 @@ its package's is copied from the image and reported as modified. Shells and pack
 entrypoint runs one, setuid bits go unless --keep-setuid, and a source that ran as root runs as 65532. Nothing \
 of the source is executed. The report compares the two images as `bareboat compare` does.\n\n\
 Examples:\n  bareboat slim docker-archive:app.tar -o oci:out:app-slim\n  \
-bareboat slim docker://registry.example.com/team/app:1.0 -o docker://registry.example.com/team/app:1.0-slim --keep 'usr/lib/app/plugins/**'"
+bareboat slim docker://registry.example.com/team/app:1.0 -o docker://registry.example.com/team/app:1.0-slim --keep 'usr/lib/app/plugins/**'\n  \
+bareboat slim oci:fat:web -o oci:out:web --http-probe http://127.0.0.1:8080/healthz --probe '/app/server --self-test'\n\n\
+Exit status: 0 slimmed; 8 a probe gave another result in the slim image (nothing is written); 1 an error."
     )]
     Slim(slim::SlimArgs),
     /// Debug a running container or an image with a toolbox of Debian packages

@@ -3,18 +3,23 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use bareboat_build::build::BuildOptions;
 use bareboat_oci::media::Compression;
 use bareboat_slim::plan::{Copied, Options};
-use bareboat_slim::slim::{Slim, SlimReport};
+use bareboat_slim::probe::Probe;
+use bareboat_slim::slim::{Error, Probing, Slim, SlimReport};
 use clap::Args;
 
 use crate::args::{ArchiveArgs, Machinery, RegistryArgs};
 use crate::compare::{counting_data, print_table};
 use crate::output::print_json;
 use crate::terminal::say;
+
+/// The exit status of a slim whose probes gave another result in the slim image.
+pub const EXIT_PROBE_DIFFERS: u8 = 8;
 
 /// How many lines of each list the text report shows; `--json` gives them all.
 const SHOWN: usize = 12;
@@ -41,6 +46,31 @@ pub struct SlimArgs {
     /// source's, or 65532 for a source that runs as root]
     #[arg(long)]
     user: Option<String>,
+    /// Run this command (split at spaces, no shell) in the source, as its user, in place of
+    /// its entrypoint and command, and keep what it opens, executes or looks at; then run
+    /// it in the slim image, which fails the slim unless its exit status is the same
+    /// (repeatable; needs root)
+    #[arg(long, value_name = "CMD")]
+    probe: Vec<String>,
+    /// Start the source's own command (a server), ask it for this URL
+    /// (http://127.0.0.1:PORT/PATH) once it listens, and keep what it touched; the slim
+    /// image must answer with the same status and body (repeatable; needs root)
+    #[arg(long, value_name = "URL")]
+    http_probe: Vec<String>,
+    /// The port --http-probe waits for [default: the URL's]
+    #[arg(long, value_name = "PORT")]
+    probe_port: Option<u16>,
+    /// Add this variable to the environment probes run with (repeatable)
+    #[arg(long, value_name = "NAME=VALUE")]
+    probe_env: Vec<String>,
+    /// How long one probe may take
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    probe_timeout: u64,
+    /// Run this command in both images and fail the slim unless its exit status is the
+    /// same, keeping nothing it touches: a check of a slim made by the static pass and
+    /// --keep (repeatable; needs root)
+    #[arg(long, value_name = "CMD")]
+    verify_probe: Vec<String>,
     /// The tracker's JSON data to count vulnerabilities with, before and after [default:
     /// the cache's, if `bareboat db update` fetched it]
     #[arg(long, value_name = "FILE")]
@@ -75,8 +105,30 @@ pub async fn cmd_slim(args: SlimArgs, cache_root: &Path, json: bool) -> Result<E
             ..BuildOptions::default()
         },
         vulnerabilities,
+        probing: Probing {
+            record: (args.probe.iter().map(|p| Probe::command(p)))
+                .chain(
+                    args.http_probe
+                        .iter()
+                        .map(|u| Probe::http(u, args.probe_port)),
+                )
+                .collect::<Result<_, _>>()?,
+            verify: (args.verify_probe.iter().map(|p| Probe::command(p)))
+                .collect::<Result<_, _>>()?,
+            env: args.probe_env,
+            timeout: Duration::from_secs(args.probe_timeout),
+        },
     };
-    let report = slim.run(&machinery.context()).await?;
+    let report = match slim.run(&machinery.context()).await {
+        Err(error @ Error::Differs { .. }) => {
+            eprintln!("Error: {error}");
+            return Ok(ExitCode::from(EXIT_PROBE_DIFFERS));
+        }
+        report => report?,
+    };
+    for note in &report.notes {
+        eprintln!("warning: {note}");
+    }
     for m in &report.missing {
         eprintln!(
             "warning: {} needs {}, which the source image lacks too",
@@ -148,6 +200,9 @@ fn print_report(report: &SlimReport) {
             "Setuid and setgid bits removed (--keep-setuid keeps them): {}",
             plan.setuid_stripped.join(", ")
         );
+    }
+    for p in &report.probes {
+        say!("Probe {}: {} in both", p.source.probe, p.slim.summary());
     }
     let user = &plan.user;
     match &user.note {

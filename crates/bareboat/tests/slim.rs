@@ -229,7 +229,8 @@ fn stage_apps(apps: &Path, cpp: &Path) {
         .arg("-C")
         .arg(&classes)
         .arg("app"));
-    let go_cache = apps.join("go-cache");
+    // Go's build cache outlives the staged apps, as the fat root does.
+    let go_cache = apps.with_file_name("go-cache");
     run(Command::new(tool("go"))
         .current_dir(sources().join("go"))
         .env("CGO_ENABLED", "0")
@@ -521,9 +522,9 @@ fn own_layout(dir: &Path, tag: &str) -> PathBuf {
     layout
 }
 
-/// Adds a layer of `files` (path, content, mode) to `layout:from` as `layout:to`, run as
-/// `user`.
-fn add_layer(layout: &Path, from: &str, to: &str, files: &[(&str, Vec<u8>, u32)], user: &str) {
+/// Adds a layer of `files` (path, content, mode) to `layout:from` as `layout:to`, with
+/// umoci's `config` flags (`--config.user=app`).
+fn add_layer(layout: &Path, from: &str, to: &str, files: &[(&str, Vec<u8>, u32)], config: &[&str]) {
     let mut tar = tar::Builder::new(Vec::new());
     for (path, bytes, mode) in files {
         let mut header = tar::Header::new_gnu();
@@ -539,14 +540,9 @@ fn add_layer(layout: &Path, from: &str, to: &str, files: &[(&str, Vec<u8>, u32)]
         .args(["raw", "add-layer", "--image", &image(from)])
         .arg(&layer)
         .args(["--tag", to]));
-    run(Command::new(tool("umoci")).args([
-        "config",
-        "--image",
-        &image(to),
-        "--tag",
-        to,
-        &format!("--config.user={user}"),
-    ]));
+    run(Command::new(tool("umoci"))
+        .args(["config", "--image", &image(to), "--tag", to])
+        .args(config));
 }
 
 /// The fat root's `path`, with `line` added.
@@ -599,7 +595,7 @@ fn slim_keeps_the_user_the_modified_files_and_what_keep_names_and_replaces_a_ver
             0o644,
         ),
     ];
-    add_layer(&layout, "go", "extras", &extras, "app");
+    add_layer(&layout, "go", "extras", &extras, &["--config.user=app"]);
     let keep = ["--keep", "etc/issue", "--keep", "/usr/bin/su"];
     let mut args = vec!["oci:layout:extras", "-o", "oci:out:slim"];
     args.extend(keep);
@@ -703,7 +699,7 @@ fn slim_keeps_the_user_the_modified_files_and_what_keep_names_and_replaces_a_ver
         status_claiming("libpam0g", "99:1.0-1"),
         0o644,
     )];
-    add_layer(&layout, "extras", "newer", &newer, "app");
+    add_layer(&layout, "extras", "newer", &newer, &[]);
     let mut args = vec!["oci:layout:newer", "-o", "oci:newer:slim"];
     args.extend(keep);
     let out = bareboat(d, "slim", &args).output().unwrap();
@@ -715,4 +711,143 @@ fn slim_keeps_the_user_the_modified_files_and_what_keep_names_and_replaces_a_ver
         "{stderr}"
     );
     assert!(!d.join("newer").exists(), "nothing is written");
+}
+
+/// Compiles the C program that loads a plugin by name, and the plugin, into `dir`.
+fn plugin_program(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let sources = sources().join("plugin");
+    run(Command::new(tool("gcc"))
+        .args(["-O2", "-o"])
+        .arg(dir.join("server"))
+        .arg(sources.join("main.c")));
+    run(Command::new(tool("gcc"))
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(dir.join("libgreetplugin.so"))
+        .arg(sources.join("plugin.c")));
+    (
+        std::fs::read(dir.join("server")).unwrap(),
+        std::fs::read(dir.join("libgreetplugin.so")).unwrap(),
+    )
+}
+
+#[test]
+fn a_probe_keeps_a_plugin_loaded_by_name_and_a_slim_without_it_fails_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let layout = own_layout(d, "fat");
+    // The plugin lies where the loader looks by default and no application lives.
+    let (server, plugin) = plugin_program(d);
+    let files = [
+        ("app/server", server, 0o755),
+        ("usr/lib/libgreetplugin.so", plugin, 0o644),
+    ];
+    add_layer(
+        &layout,
+        "fat",
+        "plugin",
+        &files,
+        &["--config.entrypoint=/app/server"],
+    );
+
+    // The static pass alone keeps the program and not its plugin; a check with the
+    // plugin's command line finds the difference and writes nothing.
+    let report = slim(d, &["oci:layout:plugin", "-o", "oci:static:slim"]);
+    assert!(
+        report["needed"].get("/usr/lib/libgreetplugin.so").is_none(),
+        "{report}"
+    );
+    let mut check = bareboat(
+        d,
+        "slim",
+        &[
+            "oci:layout:plugin",
+            "-o",
+            "oci:checked:slim",
+            "--verify-probe",
+            "/app/server --plugin",
+        ],
+    );
+    let out = check.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("--probe '/app/server --plugin' gives another result in the slim image (exit status 3) than in the source (exit status 0)")
+            && stderr.contains("/usr/lib/libgreetplugin.so")
+            && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    assert!(!d.join("checked").exists());
+
+    // A probe that loads it keeps it, and the slim image behaves as the source does.
+    let report = slim(
+        d,
+        &[
+            "oci:layout:plugin",
+            "-o",
+            "oci:probed:slim",
+            "--probe",
+            "/app/server --plugin",
+        ],
+    );
+    let why = &report["needed"]["/usr/lib/libgreetplugin.so"];
+    assert!(
+        why.as_array()
+            .unwrap()
+            .contains(&json!("opened by a probe")),
+        "{report}"
+    );
+    let probe = &report["probes"][0];
+    assert_eq!(probe["source"]["exit"], 0, "{probe}");
+    assert_eq!(probe["slim"]["exit"], 0, "{probe}");
+    let bundle = unpack(d, "probed", "slim");
+    let (mut runc, _) = common::runc_command(&bundle, &["/app/server", "--plugin"]);
+    assert_eq!(
+        String::from_utf8(run(&mut runc).stdout).unwrap(),
+        "hello from a plugin\n"
+    );
+}
+
+#[test]
+fn an_http_probe_asks_the_running_server_and_the_slim_image_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let layout = own_layout(d, "go");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    add_layer(
+        &layout,
+        "go",
+        "server",
+        &[],
+        &["--config.cmd=serve", &format!("--config.cmd={address}")],
+    );
+    let url = format!("http://{address}/");
+    let report = slim(
+        d,
+        &[
+            "oci:layout:server",
+            "-o",
+            "oci:out:slim",
+            "--http-probe",
+            &url,
+        ],
+    );
+    let probe = &report["probes"][0];
+    assert_eq!(probe["source"]["status"], 200, "{probe}");
+    assert_eq!(probe["source"]["body"], APPS[4].prints);
+    assert_eq!(probe["slim"], probe["source"]);
+    assert_eq!(report["plan"]["level"], "static");
+    // What the server read to answer (the time zone) was seen by the probe.
+    let paris = &report["needed"]["/usr/share/zoneinfo/Europe/Paris"];
+    assert!(
+        paris
+            .as_array()
+            .unwrap()
+            .contains(&json!("opened by a probe")),
+        "{report}"
+    );
 }

@@ -6,6 +6,8 @@ use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use bareboat_oci::unpack::{is_dir, make_parents};
+
 use super::{NodeKind, Rootfs};
 use crate::Error;
 
@@ -98,32 +100,6 @@ impl Rootfs {
         }
         Ok(())
     }
-}
-
-/// Makes the directories above `path` under `dest` that do not exist (the tree implies
-/// them), refusing any that is not a directory: nothing is made through a link.
-fn make_parents(dest: &Path, path: &str) -> io::Result<()> {
-    let mut at = dest.to_path_buf();
-    let parents: Vec<&str> = path.split('/').collect();
-    for part in &parents[..parents.len() - 1] {
-        at.push(part);
-        match fs::symlink_metadata(&at) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} is not a directory", at.display()),
-                ));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&at)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn is_dir(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 fn perms(mode: u32) -> fs::Permissions {

@@ -1,0 +1,2 @@
+/* The plugin. */
+const char *greet(void) { return "hello from a plugin"; }
