@@ -169,7 +169,8 @@ impl<'a> Platform<'a> {
         };
         let locked: Vec<&LockedPackage> =
             lock.packages.iter().filter(|p| p.target == arch).collect();
-        if locked.is_empty() && base.is_none() {
+        // A spec of files alone (slim carrying another distribution's) has no packages.
+        if locked.is_empty() && base.is_none() && !spec.packages.is_empty() {
             return Err(Error::NoPackages {
                 arch: arch.to_string(),
             });

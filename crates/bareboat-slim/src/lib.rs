@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+mod apk;
 mod jar;
 pub mod needs;
 pub mod owners;

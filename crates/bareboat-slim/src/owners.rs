@@ -97,6 +97,14 @@ impl Owners {
         Ok(owners)
     }
 
+    /// The paths the package `name` owns.
+    pub fn owned_by<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        let index = self.packages.iter().position(|p| p.name == name);
+        (self.owner.iter())
+            .filter(move |(_, i)| Some(**i) == index)
+            .map(|(path, _)| path)
+    }
+
     /// Whether a package lists the real path `path`.
     pub fn owns(&self, path: &str) -> bool {
         self.owner.contains_key(path)

@@ -18,13 +18,14 @@ use bareboat_apt::relation::{parse_provides, parse_relations};
 use bareboat_apt::solver::Request as PackageRequest;
 use bareboat_apt::sources::Distribution;
 use bareboat_inspect::audit;
-use bareboat_inspect::filesystem::{Kept, Kind};
+use bareboat_inspect::filesystem::{APK_INSTALLED, Kept, Kind};
 use bareboat_spec::catalog;
 use bareboat_spec::spec::{FileSpec, GroupSpec, Level, Spec, UserSpec};
 use debversion::Version;
 use oci_spec::image::Config;
 use serde::Serialize;
 
+use crate::apk;
 use crate::needs::{Needs, Why};
 use crate::owners::{Origin, Owners};
 
@@ -63,6 +64,8 @@ pub enum Copied {
     Unowned,
     /// Its package's copy differs: modified in the image.
     ModifiedInImage(String),
+    /// A package's, of a distribution bareboat does not rebuild from, carried as it is.
+    Package(String),
 }
 
 /// A file of the source image the slim image carries as it is.
@@ -123,9 +126,9 @@ pub struct User {
 /// What the slim image is made of.
 #[derive(Debug, Serialize)]
 pub struct Plan {
-    /// The image's Debian release.
+    /// The image's Debian release, or the distribution it is of.
     pub release: String,
-    /// The catalogue level it starts from.
+    /// The catalogue level it starts from, or `none` for another distribution.
     pub level: String,
     /// The packages it installs: the catalogue level's that the application needs, and
     /// the others it needs, sliced.
@@ -153,7 +156,7 @@ pub struct Plan {
 pub enum Error {
     /// The image is not a Debian release bareboat builds.
     #[error(
-        "the image is {found}, not Debian 12 (bookworm) or 13 (trixie): slim rebuilds Debian images from the archive"
+        "the image is {found}: slim rebuilds Debian 12 (bookworm) and 13 (trixie) from the archive, and carries other distributions' files as they are, but not another Debian release's"
     )]
     NotDebian {
         /// What its os-release says.
@@ -192,99 +195,192 @@ pub struct Source<'a> {
     pub config: &'a Config,
     /// Its Debian architecture.
     pub arch: &'a str,
-    /// Its Debian release.
-    pub release: Distribution,
+    /// Its Debian release, for one bareboat rebuilds from its archive (Debian 12 or 13).
+    pub release: Option<Distribution>,
+    /// Its distribution, as its os-release names it.
+    pub distribution: String,
     /// Who owns what in it.
     pub owners: &'a Owners,
 }
 
-/// The plan for slimming `source`, given what it needs and the packages the archive has
-/// for its release; its own files are staged under `staging`.
+/// The plan for slimming `source`, given what it needs and, for a Debian image, the
+/// packages the archive has for its release; its own files are staged under `staging`.
 pub fn plan(
     source: &Source<'_>,
     needs: &Needs,
-    archive: &Universe,
+    archive: Option<&Universe>,
     options: &Options,
     staging: &Path,
 ) -> Result<Plan, Error> {
-    let Source {
-        files: image,
-        config,
-        arch,
-        release,
-        owners,
-    } = *source;
+    let debian = source.release.zip(archive);
+    let mut sorted = sort(source, needs, debian.is_some())?;
+    let mut generated = Vec::new();
+    let rebuilt = match debian {
+        Some((release, archive)) => rebuild(source, release, archive, &sorted.needed)?,
+        None => carry(source, &mut sorted, &mut generated)?,
+    };
+    let Rebuilt {
+        level,
+        mut spec,
+        packages,
+        excluded,
+    } = rebuilt;
+    let image = source.files;
+    let mut setuid_stripped = Vec::new();
+    spec.files = stage(
+        image,
+        &sorted.copied,
+        options,
+        staging,
+        &mut setuid_stripped,
+    )?;
+    for (i, (path, content)) in generated.iter().enumerate() {
+        let src = staging.join(format!("generated-{i}"));
+        std::fs::write(&src, content)?;
+        spec.files.push(FileSpec {
+            src,
+            dst: path.clone(),
+            mode: Some(0o644),
+            uid: 0,
+            gid: 0,
+        });
+    }
+    for p in packages.iter().flat_map(|p| &p.paths) {
+        let setuid = image.view.get(p).is_some_and(|n| n.mode & 0o6000 != 0);
+        if setuid && !options.keep_setuid {
+            setuid_stripped.push(format!("/{p}"));
+        }
+    }
+    if options.keep_setuid {
+        spec.keep_setuid = vec!["**".into()];
+    }
+    let user = user_of(image, source.config, options, &mut spec)?;
+    run_as_source(source.config, &mut spec);
+    spec.auto_deps = false;
+    Ok(Plan {
+        release: match source.release {
+            Some(release) => release.codename().to_string(),
+            None => source.distribution.clone(),
+        },
+        level: level.to_string(),
+        packages,
+        copied: sorted.copied,
+        from_catalogue: sorted.from_catalogue,
+        dropped: sorted.dropped,
+        setuid_stripped,
+        excluded,
+        user,
+        spec,
+    })
+}
+
+/// What the application needs, sorted by where the slim image gets it.
+struct Sorted<'a> {
+    /// Of each package, the paths needed (the image's copy being the package's).
+    needed: BTreeMap<&'a str, (&'a Installed, Vec<String>)>,
+    /// The image's own files, copied.
+    copied: Vec<CopiedFile>,
+    /// The runtime data the catalogue level makes.
+    from_catalogue: Vec<String>,
+    /// What is left out on purpose.
+    dropped: Vec<Dropped>,
+}
+
+/// Sorts what `needs` names: left out (shells and package managers the entrypoint does not
+/// run, links to them, Debian's compiled bytecode), runtime data the catalogue makes (when
+/// there is a `catalogue`), a package's, or the image's own.
+fn sort<'a>(source: &Source<'a>, needs: &Needs, catalogue: bool) -> Result<Sorted<'a>, Error> {
+    let (image, owners) = (source.files, source.owners);
+    let entry = needs.entrypoint.as_deref().map(|e| format!("/{e}"));
     let allowed = |path: &str, whys: &BTreeSet<Why>| {
-        let entry = needs.entrypoint.as_deref().map(|e| format!("/{e}"));
         !audit::is_shell_or_package_manager(path)
             || whys.iter().any(|w| match w {
-                Why::Entrypoint | Why::Keep(_) => true,
+                Why::Entrypoint | Why::Keep(_) | Why::Probed => true,
                 Why::InterpreterOf(of) => Some(of) == entry.as_ref(),
                 _ => false,
             })
     };
-    let mut dropped = Vec::new();
     let gone: BTreeSet<String> = (needs.paths.iter())
         .filter(|(p, whys)| !allowed(p, whys))
         .map(|(p, _)| format!("/{p}"))
         .collect();
-    let mut needed: BTreeMap<&str, (&Installed, Vec<String>)> = BTreeMap::new();
-    let mut copied = Vec::new();
-    let mut from_catalogue = Vec::new();
+    let mut sorted = Sorted {
+        needed: BTreeMap::new(),
+        copied: Vec::new(),
+        from_catalogue: Vec::new(),
+        dropped: Vec::new(),
+    };
     for (path, whys) in &needs.paths {
         let shown = format!("/{path}");
+        let dropped = |reason: &str| Dropped {
+            path: shown.clone(),
+            reason: reason.into(),
+        };
         if gone.contains(&shown) {
-            dropped.push(Dropped {
-                path: shown,
-                reason: SHELL.into(),
-            });
+            sorted.dropped.push(dropped(SHELL));
             continue;
         }
-        let only = |f: &dyn Fn(&Why) -> bool| whys.iter().all(f);
-        if only(&|w| matches!(w, Why::LinkTo(t) if gone.contains(t))) {
-            dropped.push(Dropped {
-                path: shown,
-                reason: LINK.into(),
-            });
+        if whys
+            .iter()
+            .all(|w| matches!(w, Why::LinkTo(t) if gone.contains(t)))
+        {
+            sorted.dropped.push(dropped(LINK));
             continue;
         }
         // The catalogue level makes its runtime data afresh (the CA bundle and keystores
         // from the packages' certificates, the accounts): the image's copies are not taken.
-        if whys.contains(&Why::RuntimeData) {
-            from_catalogue.push(shown);
+        if catalogue && whys.contains(&Why::RuntimeData) {
+            sorted.from_catalogue.push(shown);
             continue;
         }
         let Some(node) = image.view.get(path) else {
             continue;
         };
         if is_package_bytecode(path, owners) {
-            dropped.push(Dropped {
-                path: shown,
-                reason: BYTECODE.into(),
-            });
+            sorted.dropped.push(dropped(BYTECODE));
             continue;
         }
+        let copy = |origin| CopiedFile {
+            path: shown.clone(),
+            origin,
+        };
         match owners.origin(image, path)? {
             Origin::Package(package) if node.kind != Kind::Dir => {
-                let entry = needed.entry(&package.name).or_insert((package, Vec::new()));
+                let entry = (sorted.needed.entry(&package.name)).or_insert((package, Vec::new()));
                 entry.1.push(path.clone());
             }
             Origin::Package(_) => {}
-            Origin::Modified(package) => copied.push(CopiedFile {
-                path: shown,
-                origin: Copied::ModifiedInImage(package.name.clone()),
-            }),
-            Origin::Unowned => copied.push(CopiedFile {
-                path: shown,
-                origin: Copied::Unowned,
-            }),
+            Origin::Modified(package) => sorted
+                .copied
+                .push(copy(Copied::ModifiedInImage(package.name.clone()))),
+            Origin::Unowned => sorted.copied.push(copy(Copied::Unowned)),
         }
     }
+    Ok(sorted)
+}
+
+/// What the spec is built on, and the packages it installs.
+struct Rebuilt {
+    level: &'static str,
+    spec: Spec,
+    packages: Vec<KeptPackage>,
+    excluded: Vec<String>,
+}
+
+/// A Debian image's needed packages, installed again from the archive on the catalogue
+/// level that covers them.
+fn rebuild(
+    source: &Source<'_>,
+    release: Distribution,
+    archive: &Universe,
+    needed: &BTreeMap<&str, (&Installed, Vec<String>)>,
+) -> Result<Rebuilt, Error> {
+    let owners = source.owners;
     let names: BTreeSet<&str> = needed.keys().copied().collect();
-    let (level, mut spec) = level_for(release, arch, &names, &owners.packages);
+    let (level, mut spec) = level_for(release, source.arch, &names, &owners.packages);
     let carried = catalogue_closure(&spec, &owners.packages);
     let mut packages = Vec::new();
-    for (name, (package, mut paths)) in needed {
+    for (&name, (package, paths)) in needed {
         let whole = carried.contains(name);
         // What the application runs with is what it ran with: a catalogue package it needs
         // comes at the image's version too, unless the archive no longer has it.
@@ -302,6 +398,7 @@ pub fn plan(
         for request in spec.packages.iter_mut().filter(|r| r.name == name) {
             *request = pinned.clone();
         }
+        let mut paths = paths.clone();
         if !whole {
             paths.push(format!("usr/share/doc/{name}/copyright"));
             spec.packages.push(pinned);
@@ -335,31 +432,118 @@ pub fn plan(
         .into_iter()
         .collect();
     spec.exclude.extend(excluded.iter().cloned());
-    let mut setuid_stripped = Vec::new();
-    spec.files = stage(image, &copied, options, staging, &mut setuid_stripped)?;
-    for p in packages.iter().flat_map(|p| &p.paths) {
-        let setuid = image.view.get(p).is_some_and(|n| n.mode & 0o6000 != 0);
-        if setuid && !options.keep_setuid {
-            setuid_stripped.push(format!("/{p}"));
+    Ok(Rebuilt {
+        level,
+        spec,
+        packages,
+        excluded,
+    })
+}
+
+/// What the level of an image of another distribution is called: it has none.
+pub const NO_LEVEL: &str = "none";
+
+/// An image of another distribution (Alpine, a runtime built into `/usr/local`): what it
+/// needs is carried as it is, with its os-release, and its package database (apk's, or
+/// dpkg's `status`), written anew with only the packages whose files remain.
+fn carry(
+    source: &Source<'_>,
+    sorted: &mut Sorted<'_>,
+    generated: &mut Vec<(String, Vec<u8>)>,
+) -> Result<Rebuilt, Error> {
+    let image = source.files;
+    for (_, (package, paths)) in std::mem::take(&mut sorted.needed) {
+        for path in paths {
+            sorted.copied.push(CopiedFile {
+                path: format!("/{path}"),
+                origin: Copied::Package(package.name.clone()),
+            });
         }
     }
-    if options.keep_setuid {
-        spec.keep_setuid = vec!["**".into()];
+    let mut have: BTreeSet<String> = (sorted.copied.iter())
+        .map(|c| c.path.trim_start_matches('/').to_string())
+        .collect();
+    for release in ["etc/os-release", "usr/lib/os-release", "etc/alpine-release"] {
+        let Some((real, links)) = crate::needs::follow(image, release) else {
+            continue;
+        };
+        if !image.view.contains_key(&real) {
+            continue;
+        }
+        for path in links.into_iter().chain([real]) {
+            if have.insert(path.clone()) {
+                sorted.copied.push(CopiedFile {
+                    path: format!("/{path}"),
+                    origin: Copied::Unowned,
+                });
+            }
+        }
     }
-    let user = user_of(image, config, options, &mut spec)?;
-    run_as_source(config, &mut spec);
-    spec.auto_deps = false;
-    Ok(Plan {
-        release: release.codename().to_string(),
-        level: level.to_string(),
-        packages,
-        copied,
-        from_catalogue,
-        dropped,
-        setuid_stripped,
-        excluded,
-        user,
+    let remains =
+        |path: &str| crate::needs::entry_path(image, path).is_some_and(|p| have.contains(&p));
+    let mut packages = Vec::new();
+    if let Some(db) = image.metadata.get(APK_INSTALLED) {
+        let (text, listed) = apk::trim(&String::from_utf8_lossy(db), remains);
+        generated.push((APK_INSTALLED.to_string(), text.into_bytes()));
+        packages.extend(listed.into_iter().map(|l| KeptPackage {
+            name: l.name,
+            version: l.version,
+            replaced: None,
+            from_catalogue: false,
+            paths: l.files,
+        }));
+    }
+    let dpkg: Vec<&Installed> = (source.owners.packages.iter())
+        .filter(|p| {
+            source
+                .owners
+                .owned_by(&p.name)
+                .any(|path| have.contains(path))
+        })
+        .collect();
+    if !source.owners.packages.is_empty() {
+        let status: String = dpkg
+            .iter()
+            .map(|p| format!("{}\n\n", p.paragraph.trim_end()))
+            .collect();
+        generated.push((bareboat_apt::dpkg::STATUS.to_string(), status.into_bytes()));
+        packages.extend(dpkg.iter().map(|p| {
+            KeptPackage {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                replaced: None,
+                from_catalogue: false,
+                paths: source
+                    .owners
+                    .owned_by(&p.name)
+                    .filter(|path| have.contains(*path))
+                    .cloned()
+                    .collect(),
+            }
+        }));
+    }
+    let excluded = (source.owners.packages.iter())
+        .map(|p| p.name.clone())
+        .filter(|n| !packages.iter().any(|k| &k.name == n))
+        .collect();
+    // Nothing of Debian's: no packages, no levels; the accounts bareboat writes for every
+    // image, under what is carried.
+    let mut spec = catalog::spec(
+        "static",
+        Some("nonroot"),
+        Distribution::Trixie,
+        vec![source.arch.to_string()],
+    )
+    .map_err(|e| io::Error::other(e.to_string()))?;
+    spec.packages.clear();
+    spec.levels.clear();
+    spec.exclude.clear();
+    spec.keep_only.clear();
+    Ok(Rebuilt {
+        level: NO_LEVEL,
         spec,
+        packages,
+        excluded,
     })
 }
 
@@ -413,17 +597,19 @@ fn is_package_bytecode(path: &str, owners: &Owners) -> bool {
     (rest.is_empty() || rest.starts_with('/')) && !owners.owns(path) && owners.owns(&path[..at])
 }
 
-/// The image's Debian release, from its os-release: Debian 12 or 13, or an error.
-pub fn release_of(image: &Kept) -> Result<Distribution, Error> {
+/// The image's distribution, as its os-release names it, and its release when it is
+/// Debian 12 or 13; a Debian release bareboat does not build for is refused.
+pub fn release_of(image: &Kept) -> Result<(String, Option<Distribution>), Error> {
     let found = bareboat_inspect::packages::distribution(&image.metadata);
-    let debian = found.as_ref().filter(|d| d.id == "debian");
-    match debian.and_then(|d| Distribution::parse(&d.codename).ok()) {
-        Some(release) => Ok(release),
-        None => Err(Error::NotDebian {
-            found: found
-                .map(|d| format!("{} ({})", d.pretty_name, d.id))
-                .unwrap_or_else(|| "an image without os-release".into()),
-        }),
+    let named = (found.as_ref())
+        .map(|d| format!("{} ({})", d.pretty_name, d.id))
+        .unwrap_or_else(|| "an image without os-release".into());
+    match found.filter(|d| d.id == "debian") {
+        None => Ok((named, None)),
+        Some(d) => match Distribution::parse(&d.codename) {
+            Ok(release) => Ok((named, Some(release))),
+            Err(_) => Err(Error::NotDebian { found: named }),
+        },
     }
 }
 

@@ -204,8 +204,11 @@ impl Slim {
             scratch: &analysis,
         };
         let needs = needs::find(kept, &request).map_err(|e| self.source_error(io(&analysis, e)))?;
-        let release = plan::release_of(kept)?;
-        let archive = self.archive(cx, release).await?;
+        let (distribution, release) = plan::release_of(kept)?;
+        let archive = match release {
+            Some(release) => Some(self.archive(cx, release).await?),
+            None => None,
+        };
         let staging = scratch.path().join("files");
         std::fs::create_dir_all(&staging).map_err(|e| self.source_error(io(&staging, e)))?;
         let image = plan::Source {
@@ -213,9 +216,10 @@ impl Slim {
             config,
             arch: &self.arch,
             release,
+            distribution,
             owners: &owners,
         };
-        let plan = plan::plan(&image, &needs, &archive, &self.options, &staging)?;
+        let plan = plan::plan(&image, &needs, archive.as_ref(), &self.options, &staging)?;
         let name = format!("the slim image of {}", self.source);
         // With probes, the slim image is built aside, probed, and written out only when it
         // behaves as the source does.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use bareboat_build::build::BuildOptions;
 use bareboat_oci::media::Compression;
-use bareboat_slim::plan::{Copied, Options};
+use bareboat_slim::plan::{Copied, NO_LEVEL, Options};
 use bareboat_slim::probe::Probe;
 use bareboat_slim::slim::{Error, Probing, Slim, SlimReport};
 use clap::Args;
@@ -145,13 +145,20 @@ pub async fn cmd_slim(args: SlimArgs, cache_root: &Path, json: bool) -> Result<E
 
 fn print_report(report: &SlimReport) {
     let plan = &report.plan;
-    say!(
-        "Slimmed {} ({}, Debian {}) onto catalog:{}",
-        report.source,
-        report.arch,
-        plan.release,
-        plan.level
-    );
+    match plan.level.as_str() {
+        NO_LEVEL => say!(
+            "Slimmed {} ({}, {}): its files carried as they are, on no catalogue level",
+            report.source,
+            report.arch,
+            plan.release
+        ),
+        level => say!(
+            "Slimmed {} ({}, Debian {}) onto catalog:{level}",
+            report.source,
+            report.arch,
+            plan.release
+        ),
+    }
     say!();
     print_table(
         &[report.before.clone(), report.after.clone()],
@@ -180,6 +187,7 @@ fn print_report(report: &SlimReport) {
         let origin = match &c.origin {
             Copied::Unowned => "no package's".to_string(),
             Copied::ModifiedInImage(p) => format!("modified in image ({p}'s)"),
+            Copied::Package(p) => format!("{p}'s, carried"),
         };
         say!("  {}  {origin}: {}", c.path, why(&c.path));
     }

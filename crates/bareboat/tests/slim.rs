@@ -851,3 +851,110 @@ fn an_http_probe_asks_the_running_server_and_the_slim_image_answers_the_same() {
         "{report}"
     );
 }
+
+#[test]
+fn an_image_of_another_distribution_is_carried_and_its_apk_database_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A runtime built into /usr/local, on a hand-made root of another distribution whose
+    // apk database lists its C library, a busybox and documentation.
+    let local = sources().join("local");
+    run(Command::new(tool("gcc"))
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(d.join("libgreet.so"))
+        .arg(local.join("libgreet.c")));
+    run(Command::new(tool("gcc"))
+        .args(["-O2", "-o"])
+        .arg(d.join("greet"))
+        .arg(local.join("greet.c"))
+        .arg(format!("-L{}", d.display()))
+        .args(["-lgreet", "-Wl,-rpath,/usr/local/lib"]));
+    let host = |p: &str| std::fs::read(p).unwrap();
+    let triplet = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let apk_db = "C:Q1one=\nP:libc-compat\nV:2.36-r0\nA:x86_64\no:glibc\nF:lib\nR:libc.so.6\nZ:Q1two=\nF:lib64\nR:ld-linux-x86-64.so.2\nZ:Q1three=\n\n\
+C:Q1four=\nP:busybox\nV:1.36.1-r0\nF:bin\nR:busybox\nZ:Q1five=\n\n\
+C:Q1six=\nP:acme-docs\nV:1-r0\nF:usr/share/doc/acme\nR:README\n\n";
+    let files = [
+        (
+            "etc/os-release",
+            b"ID=acme\nNAME=\"Acme Linux\"\nVERSION_ID=1\nPRETTY_NAME=\"Acme Linux 1\"\n".to_vec(),
+            0o644,
+        ),
+        (
+            "lib/libc.so.6",
+            host(&format!("/lib/{triplet}/libc.so.6")),
+            0o755,
+        ),
+        (
+            "lib64/ld-linux-x86-64.so.2",
+            host(&format!("/lib/{triplet}/ld-linux-x86-64.so.2")),
+            0o755,
+        ),
+        ("bin/busybox", host("/bin/true"), 0o755),
+        ("usr/share/doc/acme/README", b"docs\n".to_vec(), 0o644),
+        (
+            "usr/local/lib/libgreet.so",
+            std::fs::read(d.join("libgreet.so")).unwrap(),
+            0o755,
+        ),
+        (
+            "usr/local/bin/greet",
+            std::fs::read(d.join("greet")).unwrap(),
+            0o755,
+        ),
+        ("lib/apk/db/installed", apk_db.as_bytes().to_vec(), 0o644),
+    ];
+    let layout = d.join("layout");
+    let umoci = tool("umoci");
+    run(Command::new(&umoci).args(["init", "--layout"]).arg(&layout));
+    run(Command::new(&umoci).args(["new", "--image", &format!("{}:empty", layout.display())]));
+    add_layer(
+        &layout,
+        "empty",
+        "acme",
+        &files,
+        &["--config.entrypoint=/usr/local/bin/greet"],
+    );
+
+    let report = slim(d, &["oci:layout:acme", "-o", "oci:out:slim"]);
+    let plan = &report["plan"];
+    assert_eq!(plan["level"], "none", "{plan}");
+    assert_eq!(plan["release"], "Acme Linux 1 (acme)");
+    let kept: Vec<&str> = (plan["packages"].as_array().unwrap().iter())
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, ["libc-compat"], "{plan}");
+    assert_eq!(
+        plan["packages"][0]["paths"],
+        json!(["lib/libc.so.6", "lib64/ld-linux-x86-64.so.2"])
+    );
+    assert_eq!(plan["excluded"], json!([]), "apk's packages are not dpkg's");
+
+    let bundle = unpack(d, "out", "slim");
+    let rootfs = bundle.join("rootfs");
+    let (mut runc, _) = common::runc_command(&bundle, &[]);
+    assert_eq!(
+        String::from_utf8(run(&mut runc).stdout).unwrap(),
+        "hello from /usr/local\n"
+    );
+    let trimmed = std::fs::read_to_string(rootfs.join("lib/apk/db/installed")).unwrap();
+    assert_eq!(
+        trimmed,
+        "C:Q1one=\nP:libc-compat\nV:2.36-r0\nA:x86_64\no:glibc\nF:lib\nR:libc.so.6\nZ:Q1two=\nF:lib64\nR:ld-linux-x86-64.so.2\nZ:Q1three=\n\n"
+    );
+    assert!(!rootfs.join("bin/busybox").exists());
+    assert!(!rootfs.join("usr/share/doc/acme").exists());
+    assert!(
+        !rootfs.join("etc/debian_version").exists(),
+        "no Debian is claimed"
+    );
+    let os_release = std::fs::read_to_string(rootfs.join("etc/os-release")).unwrap();
+    assert!(os_release.starts_with("ID=acme\n"), "{os_release}");
+    // Scanners see the one package that remains.
+    let inspect = run(&mut bareboat(d, "inspect", &["oci:out:slim"]));
+    let inspect: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let packages: Vec<(&str, &str)> = (inspect["packages"].as_array().unwrap().iter())
+        .map(|p| (p["name"].as_str().unwrap(), p["manager"].as_str().unwrap()))
+        .collect();
+    assert_eq!(packages, [("libc-compat", "apk")]);
+}
