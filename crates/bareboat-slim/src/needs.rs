@@ -1014,4 +1014,23 @@ mod tests {
         assert!(!needs.paths.contains_key("other/node_modules/d/index.js"));
         assert!(!needs.paths.contains_key("venv/pyvenv.cfg"));
     }
+
+    #[test]
+    fn runtimes_are_known_by_their_interpreters_names() {
+        let cases = [
+            ("python3", Some(Runtime::Python(None))),
+            ("python3.13", Some(Runtime::Python(Some("3.13")))),
+            ("python3-config", None),
+            ("node", Some(Runtime::Node)),
+            ("nodejs", Some(Runtime::Node)),
+            ("java", Some(Runtime::Java)),
+            ("ruby3.3", Some(Runtime::Ruby)),
+            ("php8.4", Some(Runtime::Php)),
+            ("phpize", None),
+            ("ls", None),
+        ];
+        for (name, runtime) in cases {
+            assert_eq!(runtime_of(name), runtime, "{name}");
+        }
+    }
 }

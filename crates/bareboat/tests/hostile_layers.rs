@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{bareboat, measured, run, unpack, write_image, write_layers};
+use common::{bareboat, measured, run, unpack, write_image, write_layers, zstd_layer};
 use oci_spec::image::MediaType;
 use serde_json::{Value, json};
 
@@ -255,30 +255,6 @@ fn device_nodes_fifos_and_terminal_escapes_are_reported_plainly() {
         [('c', "mem".to_string()), ('b', "sda".to_string())]
     );
     assert_eq!(kinds("/run"), [('p', "ctl".to_string())]);
-}
-
-/// A zstd layer of `entries` (a path, and the size of its content, all `fill` bytes), made
-/// as it streams so that a test can make gigabytes of content in a few kilobytes, with the
-/// layer's diff_id.
-fn zstd_layer(
-    entries: &[(&str, u64)],
-    fill: u8,
-) -> (MediaType, Vec<u8>, bareboat_oci::digest::Digest) {
-    let encoder = zstd::Encoder::new(Vec::new(), 3).unwrap();
-    let mut tar = tar::Builder::new(bareboat_oci::digest::HashingWriter::new(encoder));
-    for (path, size) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(*size);
-        let content = std::io::Read::take(std::io::repeat(fill), *size);
-        tar.append_data(&mut h, path, content).unwrap();
-    }
-    let (encoder, diff_id, _) = tar.into_inner().unwrap().finish();
-    (
-        MediaType::ImageLayerZstd,
-        encoder.finish().unwrap(),
-        diff_id,
-    )
 }
 
 /// The most memory any command may use on any of these inputs.

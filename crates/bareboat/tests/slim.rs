@@ -958,3 +958,25 @@ C:Q1six=\nP:acme-docs\nV:1-r0\nF:usr/share/doc/acme\nR:README\n\n";
         .collect();
     assert_eq!(packages, [("libc-compat", "apk")]);
 }
+
+#[test]
+fn a_hostile_source_is_refused_as_inspect_refuses_it_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 2 GiB of zeros in a few kilobytes.
+    common::write_layers(
+        &d.join("bomb"),
+        "t",
+        &[common::zstd_layer(&[("zeros", 2 << 30)], 0)],
+    );
+    let out = bareboat(d, "slim", &["oci:bomb:t", "-o", "oci:out:slim"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reading oci:bomb:t") && stderr.contains("decompression bomb"),
+        "{stderr}"
+    );
+    assert!(!d.join("out").exists());
+}

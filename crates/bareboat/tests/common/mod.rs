@@ -577,3 +577,27 @@ pub fn write_layers(dir: &Path, tag: &str, blobs: &[(MediaType, Vec<u8>, Digest)
         .unwrap();
     layout.tag(&manifest, &[tag.to_string()]).unwrap();
 }
+
+/// A zstd layer of `entries` (a path, and the size of its content, all `fill` bytes), made
+/// as it streams so that a test can make gigabytes of content in a few kilobytes, with the
+/// layer's diff_id.
+pub fn zstd_layer(
+    entries: &[(&str, u64)],
+    fill: u8,
+) -> (MediaType, Vec<u8>, bareboat_oci::digest::Digest) {
+    let encoder = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    let mut tar = tar::Builder::new(bareboat_oci::digest::HashingWriter::new(encoder));
+    for (path, size) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(*size);
+        let content = std::io::Read::take(std::io::repeat(fill), *size);
+        tar.append_data(&mut h, path, content).unwrap();
+    }
+    let (encoder, diff_id, _) = tar.into_inner().unwrap().finish();
+    (
+        MediaType::ImageLayerZstd,
+        encoder.finish().unwrap(),
+        diff_id,
+    )
+}
