@@ -12,7 +12,9 @@
 //! - [`scan`] matches the packages against the Debian Security Tracker's data, which
 //!   [`vulndb`] downloads into the cache and finds there;
 //! - [`compare`] puts images' figures side by side;
-//! - [`sbom`] describes any image's packages as an SBOM.
+//! - [`sbom`] describes any image's packages as an SBOM;
+//! - [`vex`] states what the tracker's data means for an image, as OpenVEX, with evidence
+//!   for what cannot apply, and puts aside the findings a VEX document rules out.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), bareboat_inspect::Error> {
@@ -35,6 +37,7 @@ pub mod packages;
 pub mod sbom;
 pub mod scan;
 pub mod secrets;
+pub mod vex;
 pub mod vulndb;
 
 use std::collections::BTreeMap;
@@ -71,6 +74,22 @@ pub enum Error {
     EmptyTrackerData {
         /// Where the data came from.
         origin: String,
+    },
+    /// A VEX document, or a rules file, is not one.
+    #[error("{origin}: {reason}")]
+    BadVex {
+        /// Where it came from.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A VEX document would have no statement.
+    #[error(
+        "{image}: nothing to state: the tracker's data has no vulnerability of its packages in its release, and no rule applies (an OpenVEX document needs a statement)"
+    )]
+    NothingToState {
+        /// The image's digest.
+        image: String,
     },
     /// There is no vulnerability data to scan with.
     #[error(

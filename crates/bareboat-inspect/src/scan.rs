@@ -55,6 +55,8 @@ pub struct ScanReport {
     pub counts: BTreeMap<&'static str, usize>,
     /// The scan.
     pub scan: Scan,
+    /// What a VEX document put aside (`scan --vex`).
+    pub suppressed: Vec<crate::vex::Suppressed>,
 }
 
 /// The part of the tracker's data a scan needs: the advisories of some source packages.

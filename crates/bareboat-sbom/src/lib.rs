@@ -124,12 +124,7 @@ impl SbomPackage {
     }
 
     fn purl(&self, os: &str, os_version: &str) -> String {
-        // `+` and `:` in versions are percent-encoded, as the purl spec asks.
-        let enc = |s: &str| {
-            s.replace('%', "%25")
-                .replace('+', "%2B")
-                .replace(':', "%3A")
-        };
+        let enc = purl_version;
         let mut purl = format!(
             "pkg:{}/{os}/{}@{}?arch={}&distro={os}-{os_version}",
             self.purl_type,
@@ -179,6 +174,15 @@ fn hash_file(path: &Path) -> std::io::Result<(String, String)> {
         sha1.update(&buf[..n]);
     }
     Ok((hex::encode(sha256.finalize()), hex::encode(sha1.finalize())))
+}
+
+/// A Debian version as a purl carries it: `+` and `:` (and `%`) percent-encoded, as the
+/// purl spec asks.
+pub fn purl_version(version: &str) -> String {
+    version
+        .replace('%', "%25")
+        .replace('+', "%2B")
+        .replace(':', "%3A")
 }
 
 /// The `License:` of the `Files: *` paragraph of a machine-readable copyright file.

@@ -34,6 +34,11 @@ pub struct ImageArgs {
 }
 
 impl ImageArgs {
+    /// The image as the command line names it.
+    pub fn reference(&self) -> &str {
+        &self.image
+    }
+
     /// Opens the image and reads it whole.
     pub async fn read(&self, cache_root: &Path) -> Result<(Report, Filesystem)> {
         read_image(

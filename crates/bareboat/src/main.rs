@@ -277,6 +277,11 @@ Examples:
         after_help = "Each package is matched by its source package and the release codename of the image's os-release, and its source version compared with the tracker's fix in dpkg's order. Reported: issues open in the release, issues fixed in a later version than the image has (with that version), undetermined ones, and unimportant ones (severity negligible). Urgency maps to severity: unimportant negligible, low, medium, high; not yet assigned and end-of-life unknown. An image without a package database is reported as unscannable, never as clean.\n\nThe data comes from `bareboat db update`, or --db FILE.\n\nExit status: 0; 4 when --fail-on SEVERITY names a severity a vulnerability reaches; 5 with --fail-on when no package could be matched.\n\nExamples:\n  bareboat db update && bareboat scan oci:out:app\n  bareboat scan --fail-on high docker://registry.example.com/team/app:1.0\n  bareboat scan --db tracker.json --json oci-archive:app.tar"
     )]
     Scan(vulns::ScanArgs),
+    /// Write an OpenVEX document of what the tracker's data means for an image
+    #[command(
+        after_help = "Each vulnerability the tracker's data has for a package of the image, in the image's release, gets a statement about the image (pkg:oci/NAME@sha256:…?repository_url=…, as trivy --vex oci matches it) and that package (pkg:deb/debian/NAME@VERSION?arch=ARCH): affected with what to do, fixed with the fixed version, or under_investigation. not_affected is stated only with evidence from the image: vulnerable_code_not_present when a --rules rule names the paths a CVE's code is in and none is in the image (the paths checked are in status_notes), component_not_present when the tracker's source package has no binary in the image though a package in it depends on one. The document is the same for the same image, data and rules, but for its timestamp (SOURCE_DATE_EPOCH, when set).\n\nExamples:\n  bareboat vex oci:out:app --rules vex-rules.toml -o app.vex.json\n  trivy image --vex app.vex.json registry.example.com/team/app:1.0\n  grype registry.example.com/team/app:1.0 --vex app.vex.json\n  bareboat scan --vex app.vex.json oci:out:app"
+    )]
+    Vex(vulns::VexArgs),
     /// Put images side by side: sizes, layers, packages, files, audit findings, vulnerabilities
     #[command(
         after_help = "Each image is read as inspect reads it and audited; its vulnerabilities are counted when there is data (--db FILE, or the cache's from `bareboat db update`). The table goes to standard output (or --json); --html FILE also writes one self-contained page with bar charts of size, package count, vulnerabilities and findings per image, which loads nothing from the network.\n\nExamples:\n  bareboat compare docker-archive:fat.tar oci:out:cc\n  bareboat compare docker://registry.example.com/app:fat oci:out:app --html report.html"
@@ -355,6 +360,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(compare::cmd_compare(args, &cache_root, cli.json))
         }
         Command::Scan(args) => runtime.block_on(vulns::cmd_scan(args, &cache_root, cli.json)),
+        Command::Vex(args) => runtime.block_on(vulns::cmd_vex(args, &cache_root)),
         Command::Db { command } => runtime.block_on(vulns::cmd_db(command, &cache_root, cli.json)),
     }
 }

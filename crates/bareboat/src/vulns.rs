@@ -5,13 +5,19 @@ use crate::terminal::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
 use bareboat_apt::cache::Cache;
 use bareboat_apt::download::Client;
 use bareboat_inspect::Severity;
 use bareboat_inspect::inspect::Report;
-use bareboat_inspect::scan::{Scan, ScanReport};
+use bareboat_inspect::scan::{Scan, ScanReport, Tracker};
+use bareboat_inspect::vex;
 use bareboat_inspect::vulndb::{self, DEFAULT_URL, DbReport};
+use bareboat_oci::layout::write_atomic;
+use bareboat_oci::reference::ImageRef;
 use clap::{Args, Subcommand};
 
 use crate::analysis::{EXIT_FINDINGS, ImageArgs};
@@ -50,6 +56,97 @@ pub struct ScanArgs {
     /// cannot be seen)
     #[arg(long, value_name = "SEVERITY", value_parser = ["critical", "high", "medium", "low", "negligible", "unknown"])]
     fail_on: Option<String>,
+    /// Put aside what this OpenVEX document says is not_affected or fixed in this image
+    /// (matched by its digest) and package (name, version, arch)
+    #[arg(long, value_name = "FILE")]
+    vex: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct VexArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Use this copy of the tracker's JSON data instead of the cache's
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// The Debian release codename to match, when the image's os-release names none
+    #[arg(long, value_name = "CODENAME")]
+    release: Option<String>,
+    /// Rules (TOML, `[[rule]]` with `cve`, `source`, `paths`, `reason`) naming the paths
+    /// a CVE's vulnerable code is in: none of them in the image makes it not_affected
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// The repository the image is published in (REGISTRY/REPO), for the product's purl
+    /// [default: the image's own, when it is named by one]
+    #[arg(long, value_name = "REPOSITORY")]
+    repository: Option<String>,
+    /// Who states it
+    #[arg(long, default_value = "bareboat")]
+    author: String,
+    /// When it is stated, in seconds since the epoch [default: now]
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    source_date_epoch: Option<u64>,
+    /// Write the document here instead of to standard output
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// `bareboat vex`: the image's OpenVEX document.
+pub async fn cmd_vex(args: VexArgs, cache_root: &Path) -> Result<ExitCode> {
+    let data = vulndb::data_file(args.db.as_deref(), &Cache::open(cache_root)?)?;
+    let (report, files) = args.image.read(cache_root).await?;
+    let release = match &args.release {
+        Some(r) => r.clone(),
+        None => (report.distribution.as_ref())
+            .map(|d| d.codename.clone())
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: its os-release names no release: give --release CODENAME",
+                    report.image
+                )
+            })?,
+    };
+    let wanted = vex::wanted_sources(&report, &files);
+    let file = std::fs::File::open(&data).with_context(|| format!("reading {}", data.display()))?;
+    let tracker = Tracker::read(file, &wanted, &data.display().to_string())?;
+    let rules = match &args.rules {
+        Some(path) => vex::Rules::read(path)?.rules,
+        None => Vec::new(),
+    };
+    let repository = args
+        .repository
+        .clone()
+        .or_else(|| repository_of(args.image.reference()));
+    let when = match args.source_date_epoch {
+        Some(s) => UNIX_EPOCH + Duration::from_secs(s),
+        None => SystemTime::now(),
+    };
+    let document = vex::document(&vex::Inputs {
+        report: &report,
+        files: &files,
+        tracker: &tracker,
+        release: &release,
+        rules: &rules,
+        product: vex::image_purl(repository.as_deref(), &report.image),
+        author: args.author.clone(),
+        timestamp: humantime::format_rfc3339_seconds(when).to_string(),
+    })?;
+    let mut text = serde_json::to_vec_pretty(&document)?;
+    text.push(b'\n');
+    match &args.output {
+        Some(path) => write_atomic(path, &text)?,
+        None => std::io::stdout().write_all(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The repository a `docker://` reference names, as a purl's `repository_url` carries it.
+fn repository_of(reference: &str) -> Option<String> {
+    match reference.parse::<ImageRef>().ok()? {
+        ImageRef::Docker { name, .. } => Some(format!("{}/{}", name.registry, name.repository)),
+        _ => None,
+    }
 }
 
 /// `db update` downloads the tracker's data from `--url` (or `BAREBOAT_VULNDB_URL`: a
@@ -94,7 +191,16 @@ pub async fn cmd_db(command: DbCommand, cache_root: &Path, json: bool) -> Result
 pub async fn cmd_scan(args: ScanArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let data = vulndb::data_file(args.db.as_deref(), &Cache::open(cache_root)?)?;
     let (report, _) = args.image.read(cache_root).await?;
-    let scan = vulndb::scan_image(&report, &data, args.release.as_deref())?;
+    let mut scan = vulndb::scan_image(&report, &data, args.release.as_deref())?;
+    let suppressed = match &args.vex {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let claims = vex::read_claims(&text, &path.display().to_string())?;
+            vex::suppress(&mut scan, &claims, &report.image, &report.packages)
+        }
+        None => Vec::new(),
+    };
     let threshold = args.fail_on.as_deref().and_then(Severity::parse);
     let code = match threshold {
         Some(_) if scan.scanned == 0 => ExitCode::from(EXIT_UNSEEN),
@@ -110,9 +216,21 @@ pub async fn cmd_scan(args: ScanArgs, cache_root: &Path, json: bool) -> Result<E
             total: scan.vulnerabilities.len(),
             counts: scan.counts(),
             scan,
+            suppressed,
         })?;
     } else {
         print_scan(&report, &scan);
+        if args.vex.is_some() {
+            say!("Put aside by the VEX document: {}", suppressed.len());
+            for s in &suppressed {
+                let why = s
+                    .justification
+                    .as_deref()
+                    .map(|j| format!(" ({j})"))
+                    .unwrap_or_default();
+                say!("  {} {}: {}{why}", s.cve, s.package, s.status);
+            }
+        }
     }
     Ok(code)
 }
