@@ -138,9 +138,19 @@ pub enum Error {
     Rebuild(String),
     /// An attestation a build cannot make itself.
     #[error(
-        "a build attests slsaprovenance1, spdx and cyclonedx, not {0}\n  hint: attest other predicates with `bareboat attest --type custom --predicate FILE`"
+        "a build attests slsaprovenance1, spdx and cyclonedx, not {0}\n  hint: attest other predicates after the build with `bareboat attest --type TYPE --predicate FILE` (an OpenVEX document is what `bareboat vex` writes)"
     )]
     Attestation(String),
+    /// A predicate the caller makes about a built image could not be made.
+    #[error("making the {kind} attestation of the {arch} image: {error}")]
+    Stating {
+        /// What it attests.
+        kind: String,
+        /// The image's architecture.
+        arch: String,
+        /// Why it could not be made.
+        error: String,
+    },
     /// The added files could not be hashed for the SBOM.
     #[error("hashing the added files: {0}")]
     Hashing(std::io::Error),

@@ -270,7 +270,14 @@ pub struct Build {
     pub attest: Vec<AttestationType>,
     /// What was asked for, as the provenance records it for a rebuild.
     pub request: serde_json::Value,
+    /// What the caller states about each platform's image once it is built, attested as
+    /// its type with the build's key, in every output: an OpenVEX document, which this
+    /// crate does not make.
+    pub stated: Vec<(AttestationType, Box<Stating>)>,
 }
+
+/// Makes a predicate about the image `manifest` of the layout it was built into.
+pub type Stating = dyn Fn(&Layout, &Descriptor) -> Result<serde_json::Value, String> + Send + Sync;
 
 /// The image a build was based on.
 #[derive(Debug, Serialize)]
@@ -330,6 +337,7 @@ impl Build {
             sign: false,
             attest: Vec::new(),
             request: serde_json::Value::Null,
+            stated: Vec::new(),
         }
     }
 
@@ -565,7 +573,21 @@ impl Build {
                         attestations.extend(made);
                     }
                 }
-                AttestationType::Custom(t) => return Err(Error::Attestation(t.clone())),
+                other @ (AttestationType::OpenVex | AttestationType::Custom(_)) => {
+                    return Err(Error::Attestation(other.to_string()));
+                }
+            }
+        }
+        for (kind, stating) in &self.stated {
+            for image in images.iter() {
+                let predicate =
+                    stating(layout, &image.manifest).map_err(|error| Error::Stating {
+                        kind: kind.to_string(),
+                        arch: image.arch.clone(),
+                        error,
+                    })?;
+                let made = signer.attestation(&image.manifest, kind.predicate_type(), predicate)?;
+                attestations.extend(made);
             }
         }
         layout.attach(&signatures)?;

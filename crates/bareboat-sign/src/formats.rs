@@ -30,6 +30,8 @@ pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
 pub const SPDX_DOCUMENT: &str = "https://spdx.dev/Document";
 /// The predicate type of a CycloneDX BOM.
 pub const CYCLONEDX_BOM: &str = "https://cyclonedx.org/bom";
+/// The predicate type of an OpenVEX document, where `trivy --vex oci` looks for one.
+pub const OPENVEX: &str = "https://openvex.dev/ns";
 
 /// The predicate type cosign gives a custom attestation.
 pub const COSIGN_CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
@@ -43,6 +45,8 @@ pub enum AttestationType {
     Spdx,
     /// A CycloneDX SBOM.
     Cyclonedx,
+    /// An OpenVEX document.
+    OpenVex,
     /// Any other predicate type, by its URI.
     Custom(String),
 }
@@ -54,6 +58,7 @@ impl AttestationType {
             AttestationType::SlsaProvenance1 => SLSA_PROVENANCE,
             AttestationType::Spdx => SPDX_DOCUMENT,
             AttestationType::Cyclonedx => CYCLONEDX_BOM,
+            AttestationType::OpenVex => OPENVEX,
             AttestationType::Custom(uri) => uri,
         }
     }
@@ -64,6 +69,7 @@ impl AttestationType {
             SLSA_PROVENANCE => AttestationType::SlsaProvenance1,
             SPDX_DOCUMENT => AttestationType::Spdx,
             CYCLONEDX_BOM => AttestationType::Cyclonedx,
+            OPENVEX => AttestationType::OpenVex,
             other => AttestationType::Custom(other.to_string()),
         }
     }
@@ -71,19 +77,20 @@ impl AttestationType {
 
 impl std::str::FromStr for AttestationType {
     type Err = String;
-    /// `slsaprovenance1`, `spdx`, `cyclonedx`, `custom` (cosign's custom predicate type), or
+    /// `slsaprovenance1`, `spdx`, `cyclonedx`, `openvex`, `custom` (cosign's custom predicate type), or
     /// a predicate type's URI.
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "slsaprovenance1" => Ok(AttestationType::SlsaProvenance1),
             "spdx" | "spdxjson" => Ok(AttestationType::Spdx),
             "cyclonedx" => Ok(AttestationType::Cyclonedx),
+            "openvex" => Ok(AttestationType::OpenVex),
             "custom" => Ok(AttestationType::Custom(COSIGN_CUSTOM.into())),
             uri if uri.starts_with("https://") || uri.starts_with("http://") => {
                 Ok(AttestationType::of(uri))
             }
             _ => Err(format!(
-                "unknown attestation type {s:?}: use slsaprovenance1, spdx, cyclonedx, custom, or a predicate type's URI"
+                "unknown attestation type {s:?}: use slsaprovenance1, spdx, cyclonedx, openvex, custom, or a predicate type's URI"
             )),
         }
     }
@@ -95,6 +102,7 @@ impl std::fmt::Display for AttestationType {
             AttestationType::SlsaProvenance1 => "slsaprovenance1",
             AttestationType::Spdx => "spdx",
             AttestationType::Cyclonedx => "cyclonedx",
+            AttestationType::OpenVex => "openvex",
             AttestationType::Custom(uri) => uri,
         })
     }

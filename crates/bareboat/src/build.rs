@@ -4,9 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use bareboat_apt::cache::Cache;
 use bareboat_build::build::BuildOptions;
 use bareboat_build::pipeline::{Build, BuildReport};
+use bareboat_inspect::inspect::inspect_with_filesystem;
+use bareboat_inspect::{vex, vulndb};
 use bareboat_oci::media::Compression;
+use bareboat_oci::model::Image;
 use bareboat_oci::reference::ImageRef;
 use bareboat_sign::formats::AttestationType;
 use bareboat_sign::sign::Signer;
@@ -18,6 +22,7 @@ use crate::args::{
 };
 use crate::output::{human_bytes, print_auto, print_json, print_push};
 use crate::signing::{SignOptions, repository_of};
+use crate::vulns::Stating;
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -60,6 +65,17 @@ pub struct BuildArgs {
     /// The private key --attest signs with (a file, or env://VAR)
     #[arg(long, value_name = "KEY")]
     key: Option<String>,
+    /// Attest each platform's OpenVEX document (what `bareboat vex` writes), signed with
+    /// --key, in every output, where `trivy --vex oci` finds it
+    #[arg(long)]
+    vex: bool,
+    /// The tracker's JSON data --vex states from [default: the cache's, which `bareboat db
+    /// update` fetches]
+    #[arg(long, value_name = "FILE", requires = "vex")]
+    vex_db: Option<PathBuf>,
+    /// Rules naming the paths of CVEs' code, for --vex (see `bareboat vex --rules`)
+    #[arg(long, value_name = "FILE", requires = "vex")]
+    vex_rules: Option<PathBuf>,
     /// Build even when an added program needs symbol versions (GLIBC_2.38, say) that the
     /// image's libraries lack, warning of each: the program will not start
     #[arg(long)]
@@ -164,8 +180,8 @@ impl BuildArgs {
                 bail!("--sign {a} and --key {b}: a build signs and attests with one key")
             }
             (Some(key), _) | (None, Some(key)) => key,
-            (None, None) if !self.attest.is_empty() => {
-                bail!("--attest needs a key to sign with: give --key KEY")
+            (None, None) if !self.attest.is_empty() || self.vex => {
+                bail!("--attest and --vex need a key to sign with: give --key KEY")
             }
             (None, None) => return Ok(None),
         };
@@ -177,7 +193,35 @@ impl BuildArgs {
 }
 
 pub async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
-    let build = args.build()?;
+    let mut build = args.build()?;
+    if args.vex {
+        let stating = Stating {
+            data: vulndb::data_file(args.vex_db.as_deref(), &Cache::open(cache_root)?)?,
+            release: None,
+            rules: match &args.vex_rules {
+                Some(path) => vex::Rules::read(path)?.rules,
+                None => Vec::new(),
+            },
+            repository: args
+                .output
+                .iter()
+                .find_map(|o| crate::vulns::repository_of(o)),
+            author: "bareboat".into(),
+            source_date_epoch: args.source_date_epoch,
+        };
+        // Each platform's image, read back from the layout it was built into.
+        build.stated.push((
+            AttestationType::OpenVex,
+            Box::new(move |layout, manifest| {
+                let image = Image::open(layout, manifest, "").map_err(|e| e.to_string())?;
+                let (report, files) = inspect_with_filesystem(&image).map_err(|e| e.to_string())?;
+                let document = stating
+                    .document(&report, &files)
+                    .map_err(|e| format!("{e:#}"))?;
+                serde_json::to_value(document).map_err(|e| e.to_string())
+            }),
+        ));
+    }
     let machinery = Machinery::new(cache_root, &args.archive, Some(&args.registry))?;
     let report = build.run(&machinery.context()).await?;
     for m in report.images.iter().flat_map(|i| &i.abi) {

@@ -145,6 +145,7 @@ bareboat sign --key cosign.key --identity registry.example.com/team/app oci-arch
 envelope, stored as cosign stores attestations: a Sigstore bundle referrer with the dev.sigstore.bundle.predicateType \
 annotation, and a layer of the image tagged sha256-<hex>.att (--signature-format chooses).\n\n\
 Examples:\n  bareboat attest --key cosign.key --type slsaprovenance1 --predicate provenance.json oci:out:app\n  \
+bareboat attest --key cosign.key --type openvex --predicate app.vex.json docker://registry.example.com/team/app:1.0\n  \
 bareboat attest --key cosign.key --type custom --predicate review.json docker://registry.example.com/team/app:1.0"
     )]
     Attest(signing::AttestArgs),

@@ -106,7 +106,7 @@ pub struct AttestArgs {
     /// The private key: a file, or env://VAR
     #[arg(long, value_name = "KEY")]
     key: String,
-    /// What the predicate is: slsaprovenance1, spdx, cyclonedx, custom, or a predicate
+    /// What the predicate is: slsaprovenance1, spdx, cyclonedx, openvex, custom, or a predicate
     /// type's URI
     #[arg(long = "type", value_name = "TYPE")]
     kind: AttestationType,
@@ -265,7 +265,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "KEY")]
     key: String,
     /// Verify attestations of this type instead of signatures (repeat for several):
-    /// slsaprovenance1, spdx, cyclonedx, custom, or a predicate type's URI
+    /// slsaprovenance1, spdx, cyclonedx, openvex, custom, or a predicate type's URI
     #[arg(long, value_name = "TYPE")]
     attestation: Vec<AttestationType>,
     /// Check the verified attestations against a policy file (TOML), which also names the

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use bareboat_apt::cache::Cache;
 use bareboat_apt::download::Client;
 use bareboat_inspect::Severity;
+use bareboat_inspect::filesystem::Filesystem;
 use bareboat_inspect::inspect::Report;
 use bareboat_inspect::scan::{Scan, ScanReport, Tracker};
 use bareboat_inspect::vex;
@@ -95,43 +96,20 @@ pub struct VexArgs {
 pub async fn cmd_vex(args: VexArgs, cache_root: &Path) -> Result<ExitCode> {
     let data = vulndb::data_file(args.db.as_deref(), &Cache::open(cache_root)?)?;
     let (report, files) = args.image.read(cache_root).await?;
-    let release = match &args.release {
-        Some(r) => r.clone(),
-        None => (report.distribution.as_ref())
-            .map(|d| d.codename.clone())
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: its os-release names no release: give --release CODENAME",
-                    report.image
-                )
-            })?,
-    };
-    let wanted = vex::wanted_sources(&report, &files);
-    let file = std::fs::File::open(&data).with_context(|| format!("reading {}", data.display()))?;
-    let tracker = Tracker::read(file, &wanted, &data.display().to_string())?;
     let rules = match &args.rules {
         Some(path) => vex::Rules::read(path)?.rules,
         None => Vec::new(),
     };
-    let repository = args
-        .repository
-        .clone()
-        .or_else(|| repository_of(args.image.reference()));
-    let when = match args.source_date_epoch {
-        Some(s) => UNIX_EPOCH + Duration::from_secs(s),
-        None => SystemTime::now(),
-    };
-    let document = vex::document(&vex::Inputs {
-        report: &report,
-        files: &files,
-        tracker: &tracker,
-        release: &release,
-        rules: &rules,
-        product: vex::image_purl(repository.as_deref(), &report.image),
+    let repository = (args.repository.clone()).or_else(|| repository_of(args.image.reference()));
+    let stating = Stating {
+        data,
+        release: args.release.clone(),
+        rules,
+        repository,
         author: args.author.clone(),
-        timestamp: humantime::format_rfc3339_seconds(when).to_string(),
-    })?;
+        source_date_epoch: args.source_date_epoch,
+    };
+    let document = stating.document(&report, &files)?;
     let mut text = serde_json::to_vec_pretty(&document)?;
     text.push(b'\n');
     match &args.output {
@@ -141,8 +119,61 @@ pub async fn cmd_vex(args: VexArgs, cache_root: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What an OpenVEX document is stated from, besides the image.
+pub struct Stating {
+    /// The tracker's data.
+    pub data: PathBuf,
+    /// The release to match, when the image's os-release names none.
+    pub release: Option<String>,
+    /// The rules naming the paths of CVEs' code.
+    pub rules: Vec<vex::Rule>,
+    /// The repository the image is published in.
+    pub repository: Option<String>,
+    /// Who states it.
+    pub author: String,
+    /// When, in seconds since the epoch; now, when not given.
+    pub source_date_epoch: Option<u64>,
+}
+
+impl Stating {
+    /// The OpenVEX document of the image `report` and `files` describe: `bareboat vex`'s,
+    /// and what `build --vex` attests.
+    pub fn document(&self, report: &Report, files: &Filesystem) -> Result<vex::Document> {
+        let release = match &self.release {
+            Some(r) => r.clone(),
+            None => (report.distribution.as_ref())
+                .map(|d| d.codename.clone())
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: its os-release names no release: give --release CODENAME",
+                        report.image
+                    )
+                })?,
+        };
+        let wanted = vex::wanted_sources(report, files);
+        let file = std::fs::File::open(&self.data)
+            .with_context(|| format!("reading {}", self.data.display()))?;
+        let tracker = Tracker::read(file, &wanted, &self.data.display().to_string())?;
+        let when = match self.source_date_epoch {
+            Some(s) => UNIX_EPOCH + Duration::from_secs(s),
+            None => SystemTime::now(),
+        };
+        Ok(vex::document(&vex::Inputs {
+            report,
+            files,
+            tracker: &tracker,
+            release: &release,
+            rules: &self.rules,
+            product: vex::image_purl(self.repository.as_deref(), &report.image),
+            author: self.author.clone(),
+            timestamp: humantime::format_rfc3339_seconds(when).to_string(),
+        })?)
+    }
+}
+
 /// The repository a `docker://` reference names, as a purl's `repository_url` carries it.
-fn repository_of(reference: &str) -> Option<String> {
+pub fn repository_of(reference: &str) -> Option<String> {
     match reference.parse::<ImageRef>().ok()? {
         ImageRef::Docker { name, .. } => Some(format!("{}/{}", name.registry, name.repository)),
         _ => None,

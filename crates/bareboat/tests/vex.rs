@@ -279,6 +279,89 @@ fn vex_states_what_the_image_proves_and_scan_puts_aside_exactly_that() {
     std::fs::write(d.join("other.vex.json"), other).unwrap();
     assert_eq!(scan(&["--vex", "other.vex.json"])["suppressed"], json!([]));
 
+    // Published where scanners look: a signed attestation of predicate type
+    // https://openvex.dev/ns, as a Sigstore-bundle referrer and cosign's `.att` tag.
+    let password = |command: &str, args: &[&str]| {
+        let mut cmd = bareboat(d, command, args);
+        cmd.env("BAREBOAT_KEY_PASSWORD", "vex-test")
+            .env_remove("COSIGN_PASSWORD");
+        run(&mut cmd)
+    };
+    password("key", &["generate"]);
+    password(
+        "attest",
+        &[
+            "--key",
+            "cosign.key",
+            "--type",
+            "openvex",
+            "--predicate",
+            "cc.vex.json",
+            "oci:out:cc",
+        ],
+    );
+    let verified = run(&mut bareboat(
+        d,
+        "verify",
+        &[
+            "--key",
+            "cosign.pub",
+            "--attestation",
+            "openvex",
+            "oci:out:cc",
+        ],
+    ));
+    let verified = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.contains("https://openvex.dev/ns"), "{verified}");
+    let index = std::fs::read_to_string(d.join("out/index.json")).unwrap();
+    let tag = format!("sha256-{}.att", digest.trim_start_matches("sha256:"));
+    assert!(index.contains(&tag), "{index}");
+
+    // A build attests it too: the predicate of its `.att` attestation is the document
+    // `bareboat vex` writes of the built image.
+    let mut built = bareboat(
+        d,
+        "build",
+        &[
+            "catalog:cc",
+            "--key",
+            "cosign.key",
+            "--vex",
+            "--vex-db",
+            "tracker.json",
+            "--vex-rules",
+            "rules.toml",
+            "-o",
+            "oci:built:cc",
+        ],
+    );
+    built
+        .env("BAREBOAT_KEY_PASSWORD", "vex-test")
+        .env("SOURCE_DATE_EPOCH", "1800000000");
+    let report: Value = serde_json::from_slice(&run(&mut built).stdout).unwrap();
+    assert_eq!(
+        report["attestations"], 2,
+        "a bundle and a legacy attestation: {report}"
+    );
+    let built_digest = report["digest"].as_str().unwrap();
+    let mut stated = bareboat(
+        d,
+        "vex",
+        &[
+            "oci:built:cc",
+            "--db",
+            "tracker.json",
+            "--rules",
+            "rules.toml",
+            "-o",
+            "built.vex.json",
+        ],
+    );
+    run(stated.env("SOURCE_DATE_EPOCH", "1800000000"));
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(d.join("built.vex.json")).unwrap()).unwrap();
+    assert_eq!(attested_predicate(&d.join("built"), built_digest), expected);
+
     // trivy reads the document where one with --vex is installed.
     let trivy = Command::new("trivy").arg("image").arg("--help").output();
     match trivy {
@@ -312,4 +395,35 @@ fn vex_states_what_the_image_proves_and_scan_puts_aside_exactly_that() {
         "nothing to state",
     );
     assert!(!d.join("none.json").exists());
+}
+
+/// The predicate of the legacy (`.att`) attestation of the image `digest` in `layout`: its
+/// DSSE envelope's in-toto Statement, read without bareboat.
+fn attested_predicate(layout: &Path, digest: &str) -> Value {
+    use base64::Engine as _;
+    let blob = |digest: &str| {
+        let path = layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        std::fs::read(path).unwrap()
+    };
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let tag = format!("sha256-{}.att", digest.trim_start_matches("sha256:"));
+    let entry = (index["manifests"].as_array().unwrap().iter())
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
+        .unwrap_or_else(|| panic!("no {tag} in {index}"));
+    let manifest: Value = serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["annotations"]["predicateType"],
+        "https://openvex.dev/ns"
+    );
+    let envelope: Value = serde_json::from_slice(&blob(layer["digest"].as_str().unwrap())).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(statement["predicateType"], "https://openvex.dev/ns");
+    statement["predicate"].clone()
 }
