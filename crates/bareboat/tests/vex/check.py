@@ -33,7 +33,7 @@ def purls(doc):
 
 def schema(path):
     doc = json.loads(pathlib.Path(path).read_text())
-    spec = json.loads((here / "openvex-0.2.schema.json").read_text())
+    spec = json.loads((here.parent / "sbom" / "openvex-0.2.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(spec, format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(doc), key=str)
     if errors:
