@@ -36,6 +36,11 @@ impl Default for Gpg {
 impl Gpg {
     /// A keyring in a directory of its own, with a key made for the test.
     pub fn new() -> Gpg {
+        let found = Command::new("sh").args(["-c", "command -v gpg"]).output();
+        assert!(
+            found.is_ok_and(|o| o.status.success()),
+            "gpg is not installed: .ci/run installs it (apt-get install gnupg)"
+        );
         let home = tempfile::tempdir().expect("temp dir");
         Gpg { home }
     }

@@ -555,7 +555,7 @@ fn inspect_streams_a_registry_image_without_writing_it_to_disk() {
     let small = d.join("small");
     std::fs::create_dir(&small).unwrap();
     let script = "mount -t tmpfs -o size=16m tmpfs \"$0\" && mkdir \"$0/tmp\" && TMPDIR=\"$0/tmp\" exec \"$@\"";
-    let out = std::process::Command::new("unshare")
+    let out = std::process::Command::new(common::tool("unshare"))
         .args(["-m", "sh", "-c", script])
         .arg(&small)
         .arg(env!("CARGO_BIN_EXE_bareboat"))

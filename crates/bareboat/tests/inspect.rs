@@ -322,7 +322,7 @@ fn compare_puts_images_side_by_side_and_its_report_renders() {
     let shot = artifacts.join("compare.png");
     let _ = std::fs::remove_file(&shot);
     let profile = tempfile::tempdir().unwrap();
-    run(std::process::Command::new("chromium")
+    run(std::process::Command::new(common::tool("chromium"))
         .env("HOME", profile.path())
         .arg("--headless")
         .arg("--no-sandbox")

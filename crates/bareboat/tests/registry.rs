@@ -473,7 +473,7 @@ fn on_a_terminal(dir: &Path, command: Command) -> String {
         .chain(command.get_args())
         .map(|a| format!("'{}'", a.to_string_lossy()))
         .collect();
-    let out = run(Command::new("script")
+    let out = run(Command::new(tool("script"))
         .current_dir(dir)
         .env("TERM", "xterm")
         .args(["-qec", &words.join(" "), "/dev/null"]));

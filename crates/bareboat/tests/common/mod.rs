@@ -23,14 +23,26 @@ pub fn cache() -> PathBuf {
 /// Builds share one package cache; the first fills it.
 pub static CACHE_FILL: Mutex<()> = Mutex::new(());
 
+/// The path of the program `name` on PATH; a test that needs one that is missing fails
+/// naming the Debian package `.ci/run` installs it from.
 pub fn tool(name: &str) -> String {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
         .unwrap();
+    let package = match name {
+        "script" => "bsdutils",
+        "unshare" => "util-linux",
+        "gpg" => "gnupg",
+        "go" => "golang-go",
+        "javac" | "jar" | "keytool" => "default-jdk-headless",
+        "aarch64-linux-gnu-gcc" => "gcc-aarch64-linux-gnu",
+        n if n.starts_with("qemu-") => "qemu-user-static",
+        n => n,
+    };
     assert!(
         found.status.success(),
-        "{name} is not installed: .ci/run installs it (apt-get install runc podman python3 umoci skopeo oci-image-tool qemu-user-static gcc-aarch64-linux-gnu)"
+        "{name} is not installed: .ci/run installs it (apt-get install {package})"
     );
     String::from_utf8(found.stdout).unwrap().trim().to_string()
 }
