@@ -127,6 +127,24 @@ pub fn md5sums(text: &[u8], what: &str) -> Result<Vec<(String, [u8; 16])>, Error
     Ok(out)
 }
 
+/// The value of the field `name` of a control paragraph, its continuation lines joined
+/// with spaces; empty when the paragraph has no such field.
+pub fn field(paragraph: &str, name: &str) -> String {
+    let mut lines = paragraph.lines().skip_while(|l| {
+        l.strip_prefix(name)
+            .is_none_or(|rest| !rest.starts_with(':'))
+    });
+    let Some(first) = lines.next() else {
+        return String::new();
+    };
+    let mut value = first[name.len() + 1..].trim().to_string();
+    for more in lines.take_while(|l| l.starts_with(' ') || l.starts_with('\t')) {
+        value.push(' ');
+        value.push_str(more.trim());
+    }
+    value
+}
+
 /// The configuration files a package's paragraph lists in `Conffiles`, each with the MD5 it
 /// was installed with (md5sums files leave them out), without a leading `/` and as merged
 /// /usr lays them out. Entries dpkg marks `obsolete` or `remove-on-upgrade`, and lines
@@ -355,6 +373,14 @@ mod tests {
         assert!(!is_database("var/lib/dpkg/status.d/x/y"));
         assert!(!is_database("var/lib/dpkg/status-old"));
         assert!(!is_database("var/lib/dpkg/status.dx"));
+    }
+
+    #[test]
+    fn a_field_is_read_with_its_continuation_lines() {
+        let para = "Package: a\nDepends: libc6 (>= 2.36),\n libssl3t64\nPre-Depends: awk\nDescription: x\n";
+        assert_eq!(field(para, "Depends"), "libc6 (>= 2.36), libssl3t64");
+        assert_eq!(field(para, "Pre-Depends"), "awk");
+        assert_eq!(field(para, "Provides"), "");
     }
 
     #[test]

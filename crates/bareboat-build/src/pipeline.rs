@@ -276,8 +276,10 @@ pub struct Build {
     pub stated: Vec<(AttestationType, Box<Stating>)>,
 }
 
-/// Makes a predicate about the image `manifest` of the layout it was built into.
-pub type Stating = dyn Fn(&Layout, &Descriptor) -> Result<serde_json::Value, String> + Send + Sync;
+/// Makes a predicate about the image `manifest` of the layout it was built into; `None`
+/// when there is nothing to state about it.
+pub type Stating =
+    dyn Fn(&Layout, &Descriptor) -> Result<Option<serde_json::Value>, String> + Send + Sync;
 
 /// The image a build was based on.
 #[derive(Debug, Serialize)]
@@ -586,8 +588,11 @@ impl Build {
                         arch: image.arch.clone(),
                         error,
                     })?;
-                let made = signer.attestation(&image.manifest, kind.predicate_type(), predicate)?;
-                attestations.extend(made);
+                if let Some(predicate) = predicate {
+                    let made =
+                        signer.attestation(&image.manifest, kind.predicate_type(), predicate)?;
+                    attestations.extend(made);
+                }
             }
         }
         layout.attach(&signatures)?;

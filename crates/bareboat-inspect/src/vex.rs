@@ -64,10 +64,16 @@ impl Rules {
             path: path.to_path_buf(),
             error,
         })?;
-        toml::from_str(&text).map_err(|e| Error::BadVex {
+        let bad = |reason: String| Error::BadVex {
             origin: path.display().to_string(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let rules: Rules = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        // A rule of no paths would make every image not_affected, with no evidence.
+        if let Some(empty) = rules.rules.iter().find(|r| r.paths.is_empty()) {
+            return Err(bad(format!("the rule for {} names no paths", empty.cve)));
+        }
+        Ok(rules)
     }
 }
 
@@ -206,7 +212,7 @@ fn lacked(report: &Report, files: &Filesystem) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for p in &database.packages {
         for field in ["Depends", "Pre-Depends"] {
-            let value = paragraph_field(&p.paragraph, field);
+            let value = bareboat_apt::dpkg::field(&p.paragraph, field);
             for clause in bareboat_apt::relation::parse_relations(&value).unwrap_or_default() {
                 let names: Vec<&str> = clause.iter().map(|a| a.name.as_str()).collect();
                 if !names.iter().any(|n| installed.contains(n))
@@ -218,22 +224,6 @@ fn lacked(report: &Report, files: &Filesystem) -> BTreeSet<String> {
         }
     }
     out
-}
-
-/// A field of a control paragraph, with its continuation lines.
-fn paragraph_field(paragraph: &str, name: &str) -> String {
-    let mut lines = paragraph
-        .lines()
-        .skip_while(|l| !l.starts_with(&format!("{name}:")));
-    let Some(first) = lines.next() else {
-        return String::new();
-    };
-    let mut value = first[name.len() + 1..].to_string();
-    for more in lines.take_while(|l| l.starts_with(' ')) {
-        value.push(' ');
-        value.push_str(more.trim());
-    }
-    value
 }
 
 /// The VEX document of an image; an error when there is nothing to state (OpenVEX wants a
@@ -486,8 +476,14 @@ pub fn suppress(
     digest: &str,
     packages: &[Package],
 ) -> Vec<Suppressed> {
-    let ours = format!("@{}", digest.replace(':', "%3A"));
-    let this_image = |purl: &str| purl.split('?').next().is_some_and(|p| p.ends_with(&ours));
+    // Encoded as the purl spec asks, or as other tools write it.
+    let ours = [
+        format!("@{}", digest.replace(':', "%3A")),
+        format!("@{digest}"),
+    ];
+    let this_image = |purl: &str| {
+        (purl.split('?').next()).is_some_and(|p| ours.iter().any(|o| p.ends_with(o.as_str())))
+    };
     let arch_of: BTreeMap<&str, &str> = (packages.iter())
         .map(|p| (p.name.as_str(), p.architecture.as_str()))
         .collect();
@@ -549,5 +545,11 @@ mod tests {
         assert_eq!(rules.rules[0].paths, ["/usr/bin/openssl"]);
         std::fs::write(&path, "[[rule]]\ncve = \"CVE-2026-1\"\npath = \"x\"\n").unwrap();
         assert!(matches!(Rules::read(&path), Err(Error::BadVex { .. })));
+        std::fs::write(&path, "[[rule]]\ncve = \"CVE-2026-1\"\npaths = []\n").unwrap();
+        let empty = Rules::read(&path).unwrap_err().to_string();
+        assert!(
+            empty.contains("the rule for CVE-2026-1 names no paths"),
+            "{empty}"
+        );
     }
 }

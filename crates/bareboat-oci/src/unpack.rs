@@ -94,7 +94,8 @@ pub fn is_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
-fn perms(mode: u32) -> fs::Permissions {
+/// A mode's permission bits, setuid, setgid and sticky included, as permissions to set.
+pub fn perms(mode: u32) -> fs::Permissions {
     fs::Permissions::from_mode(mode & 0o7777)
 }
 

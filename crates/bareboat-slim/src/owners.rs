@@ -97,12 +97,13 @@ impl Owners {
         Ok(owners)
     }
 
-    /// The paths the package `name` owns.
-    pub fn owned_by<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a String> + 'a {
-        let index = self.packages.iter().position(|p| p.name == name);
-        (self.owner.iter())
-            .filter(move |(_, i)| Some(**i) == index)
-            .map(|(path, _)| path)
+    /// The paths each package owns, in the order of `packages`.
+    pub fn paths_by_package(&self) -> Vec<Vec<&str>> {
+        let mut out = vec![Vec::new(); self.packages.len()];
+        for (path, &i) in &self.owner {
+            out[i].push(path.as_str());
+        }
+        out
     }
 
     /// Whether a package lists the real path `path`.

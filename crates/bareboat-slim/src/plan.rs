@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bareboat_apt::archive::{PackageId, Universe};
-use bareboat_apt::dpkg::Installed;
+use bareboat_apt::dpkg::{self, Installed};
 use bareboat_apt::index::Package;
 use bareboat_apt::relation::{parse_provides, parse_relations};
 use bareboat_apt::solver::Request as PackageRequest;
@@ -247,8 +247,9 @@ pub fn plan(
     }
     for p in packages.iter().flat_map(|p| &p.paths) {
         let setuid = image.view.get(p).is_some_and(|n| n.mode & 0o6000 != 0);
-        if setuid && !options.keep_setuid {
-            setuid_stripped.push(format!("/{p}"));
+        let shown = format!("/{p}");
+        if setuid && !options.keep_setuid && !setuid_stripped.contains(&shown) {
+            setuid_stripped.push(shown);
         }
     }
     if options.keep_setuid {
@@ -395,8 +396,12 @@ fn rebuild(
             }
         };
         let pinned = PackageRequest::parse(&format!("{name}={version}"));
-        for request in spec.packages.iter_mut().filter(|r| r.name == name) {
-            *request = pinned.clone();
+        match spec.packages.iter_mut().find(|r| r.name == name) {
+            Some(request) => *request = pinned.clone(),
+            // A dependency of the catalogue's packages is pinned too: requesting it does not
+            // move it out of their layer.
+            None if whole => spec.packages.push(pinned.clone()),
+            None => {}
         }
         let mut paths = paths.clone();
         if !whole {
@@ -493,33 +498,28 @@ fn carry(
             paths: l.files,
         }));
     }
-    let dpkg: Vec<&Installed> = (source.owners.packages.iter())
-        .filter(|p| {
-            source
-                .owners
-                .owned_by(&p.name)
-                .any(|path| have.contains(path))
-        })
+    let owned = source.owners.paths_by_package();
+    let kept_of = |i: usize| -> Vec<String> {
+        (owned[i].iter())
+            .filter(|path| have.contains(**path))
+            .map(|path| path.to_string())
+            .collect()
+    };
+    let dpkg: Vec<(&Installed, Vec<String>)> = (source.owners.packages.iter().enumerate())
+        .map(|(i, p)| (p, kept_of(i)))
+        .filter(|(_, paths)| !paths.is_empty())
         .collect();
     if !source.owners.packages.is_empty() {
-        let status: String = dpkg
-            .iter()
-            .map(|p| format!("{}\n\n", p.paragraph.trim_end()))
+        let status: String = (dpkg.iter())
+            .map(|(p, _)| format!("{}\n\n", p.paragraph.trim_end()))
             .collect();
         generated.push((bareboat_apt::dpkg::STATUS.to_string(), status.into_bytes()));
-        packages.extend(dpkg.iter().map(|p| {
-            KeptPackage {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                replaced: None,
-                from_catalogue: false,
-                paths: source
-                    .owners
-                    .owned_by(&p.name)
-                    .filter(|path| have.contains(*path))
-                    .cloned()
-                    .collect(),
-            }
+        packages.extend(dpkg.into_iter().map(|(p, paths)| KeptPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            replaced: None,
+            from_catalogue: false,
+            paths,
         }));
     }
     let excluded = (source.owners.packages.iter())
@@ -577,6 +577,9 @@ fn in_archive(
     (archive.ids().filter(from_archive))
         .map(|id| archive.package(id))
         .filter(|p| source_of(p) == package.source_name())
+        // A binary of another name takes the image's place only if it says it does (a
+        // `t64` library breaks, conflicts with or provides the name it replaces).
+        .filter(|p| p.name() == package.name || names_in(p, &package.name))
         .filter_map(|p| Some((p.version().parse::<Version>().ok()?, p)))
         .filter(|(v, _)| *v > had)
         .min_by(|(a, pa), (b, pb)| {
@@ -585,6 +588,16 @@ fn in_archive(
         })
         .map(|(v, p)| Some((p.name().to_string(), v.to_string())))
         .ok_or_else(gone)
+}
+
+/// Whether the package `p` names `name` in its `Provides`, `Breaks` or `Conflicts`.
+fn names_in(p: &Package<'_>, name: &str) -> bool {
+    let fields = [p.provides(), p.breaks(), p.conflicts()];
+    fields.into_iter().flatten().any(|field| {
+        (parse_relations(field).unwrap_or_default().iter())
+            .flatten()
+            .any(|a| a.name == name)
+    })
 }
 
 /// Whether `path` is (in) a `__pycache__` directory beside a package's Python modules,
@@ -656,28 +669,12 @@ fn level_for(
 /// packages over the image's own dependencies (the first installed alternative of each,
 /// virtual names through `Provides`), without the catalogue's exclusions.
 fn catalogue_closure<'a>(spec: &Spec, installed: &'a [Installed]) -> BTreeSet<&'a str> {
-    let field = |p: &Installed, name: &str| -> String {
-        let mut lines = p
-            .paragraph
-            .lines()
-            .skip_while(|l| !l.starts_with(&format!("{name}:")));
-        let Some(first) = lines.next() else {
-            return String::new();
-        };
-        let mut value = first[name.len() + 1..].to_string();
-        value.extend(
-            lines
-                .take_while(|l| l.starts_with(' '))
-                .map(|l| format!(" {l}")),
-        );
-        value
-    };
     let mut by_name: BTreeMap<String, &Installed> = BTreeMap::new();
     for p in installed {
         by_name.insert(p.name.clone(), p);
     }
     for p in installed {
-        for provide in parse_provides(&field(p, "Provides")).unwrap_or_default() {
+        for provide in parse_provides(&dpkg::field(&p.paragraph, "Provides")).unwrap_or_default() {
             by_name.entry(provide.name).or_insert(p);
         }
     }
@@ -690,7 +687,8 @@ fn catalogue_closure<'a>(spec: &Spec, installed: &'a [Installed]) -> BTreeSet<&'
             continue;
         }
         for relation in ["Pre-Depends", "Depends"] {
-            for clause in parse_relations(&field(p, relation)).unwrap_or_default() {
+            for clause in parse_relations(&dpkg::field(&p.paragraph, relation)).unwrap_or_default()
+            {
                 queue.extend(clause.iter().find_map(|a| by_name.get(&a.name).copied()));
             }
         }
@@ -699,7 +697,8 @@ fn catalogue_closure<'a>(spec: &Spec, installed: &'a [Installed]) -> BTreeSet<&'
 }
 
 /// Stages the image's own files under `staging`, each as a spec file of its own with the
-/// image's owner, mode and time: a file's content, a link as a link, a directory empty.
+/// image's owner and mode: a file's content (with its time), a link as a link, a directory
+/// empty.
 fn stage(
     image: &Kept,
     copied: &[CopiedFile],
@@ -727,7 +726,11 @@ fn stage(
             Kind::Symlink(target) => std::os::unix::fs::symlink(target, &src)?,
             Kind::File | Kind::Hardlink(_) => {
                 let Some(stored) = node.content else {
-                    continue;
+                    return Err(Error::Io(io::Error::other(format!(
+                        "{}: its content was not kept (the image's files are larger than the {} GiB a slim keeps)",
+                        file.path,
+                        crate::slim::MAX_KEPT >> 30
+                    ))));
                 };
                 let mut out = std::fs::File::create(&src)?;
                 io::copy(&mut image.view.open(&stored)?, &mut out)?;
@@ -758,8 +761,8 @@ fn user_of(
     let source = config.user().clone().unwrap_or_default();
     let asked = options.user.clone();
     let named = asked.clone().unwrap_or_else(|| source.clone());
-    let user = named.split_once(':').map_or(named.as_str(), |(u, _)| u);
-    let root = matches!(user, "" | "root" | "0");
+    // Root by its uid, whatever the image's passwd calls it.
+    let root = account(image, &named).is_ok_and(|a| a.uid == 0);
     if root && asked.is_none() {
         spec.run.user = Some(NONROOT.into());
         return Ok(User {

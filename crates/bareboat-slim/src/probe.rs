@@ -44,8 +44,10 @@ pub enum Probe {
         url: String,
         /// Where it connects.
         host: String,
-        /// The port it waits for.
+        /// The URL's port, which it asks.
         port: u16,
+        /// The port it waits for (`--probe-port`, else the URL's).
+        listen: u16,
         /// The path it asks for.
         path: String,
     },
@@ -69,13 +71,18 @@ impl Probe {
             .strip_prefix("http://")
             .ok_or_else(|| bad("only http:// URLs are probed"))?;
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, url_port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| bad("the port is not a number"))?,
-            ),
-            None => (authority, 80),
+        // An IPv6 host is bracketed, its colons inside the brackets.
+        let host_end = match authority.starts_with('[') {
+            true => authority.find(']').map_or(authority.len(), |i| i + 1),
+            false => authority.find(':').unwrap_or(authority.len()),
+        };
+        let (host, after) = authority.split_at(host_end);
+        let url_port = match after.strip_prefix(':') {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("the port is not a number"))?,
+            None if after.is_empty() => 80,
+            None => return Err(bad("what follows the host is not a port")),
         };
         if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
             return Err(bad("the container listens on this machine: use 127.0.0.1"));
@@ -83,7 +90,8 @@ impl Probe {
         Ok(Probe::Http {
             url: url.to_string(),
             host: host.trim_matches(['[', ']']).to_string(),
-            port: port.unwrap_or(url_port),
+            port: url_port,
+            listen: port.unwrap_or(url_port),
             path: format!("/{path}"),
         })
     }
@@ -221,7 +229,11 @@ pub fn record(view: &Stack, probes: &[Probe], runner: &Runner<'_>) -> Result<Vec
         let what = what.to_string();
         move |error| Error::Io { what, error }
     };
-    let tmpfs = Tmpfs::mount(&runner.scratch.join("rootfs")).map_err(failed("mounting a tmpfs"))?;
+    // Room for the image and as much again for what it writes.
+    let bytes: u64 = view.values().map(|n| n.size).sum();
+    let size = bytes.saturating_mul(2).saturating_add(256 << 20);
+    let tmpfs =
+        Tmpfs::mount(&runner.scratch.join("rootfs"), size).map_err(failed("mounting a tmpfs"))?;
     let rootfs = tmpfs.path();
     (view.unpack(rootfs, true)).map_err(failed("writing the image out"))?;
     let mut recorded = Vec::new();
@@ -283,7 +295,15 @@ impl Run<'_> {
         };
         let argv = match probe {
             Probe::Command(argv) => argv,
-            Probe::Http { .. } => &runner.argv,
+            Probe::Http { host, listen, .. } => {
+                // Something else listening there would answer for the image.
+                if TcpStream::connect((host.as_str(), *listen)).is_ok() {
+                    return Err(Error::Bad(format!(
+                        "{described}: something on this machine listens on port {listen} already, and would answer for the image"
+                    )));
+                }
+                &runner.argv
+            }
         };
         let process = Process {
             argv,
@@ -296,7 +316,11 @@ impl Run<'_> {
         let pid = container.pid().map_err(failed)?;
         let output = self.bundle.join("trace");
         let mut tracer = self.attach(pid, &output).map_err(failed)?;
-        container.start().map_err(failed)?;
+        if let Err(e) = container.start() {
+            let _ = tracer.kill();
+            let _ = tracer.wait();
+            return Err(failed(e));
+        }
         let deadline = Instant::now() + runner.timeout;
         let timeout = || Error::Timeout {
             probe: described.clone(),
@@ -310,13 +334,22 @@ impl Run<'_> {
             stderr: String::new(),
         };
         if let Probe::Http {
-            host, port, path, ..
+            host,
+            port,
+            listen,
+            path,
+            ..
         } = probe
         {
-            let response = ask(host, *port, path, deadline);
+            let mut running = || tracer.try_wait().is_ok_and(|t| t.is_none());
+            let response = ask(host, (*listen, *port), path, deadline, &mut running);
             container.kill();
             let (status, body) = response.map_err(|e| match e.kind() {
                 io::ErrorKind::TimedOut => timeout(),
+                io::ErrorKind::NotConnected => Error::Bad(format!(
+                    "{described}: the image's command ended before it listened on port {listen}: {}",
+                    tail(&container.stderr)
+                )),
                 _ => failed(e),
             })?;
             outcome.status = Some(status);
@@ -385,16 +418,27 @@ fn tail(path: &Path) -> String {
     String::from_utf8_lossy(&text[from..]).trim().to_string()
 }
 
-/// Asks `host:port` for `path` once it listens (HTTP/1.0, so the body ends with the
-/// connection), until `deadline`; returns the status and the body.
-fn ask(host: &str, port: u16, path: &str, deadline: Instant) -> io::Result<(u16, String)> {
-    let mut stream = loop {
-        match TcpStream::connect((host, port)) {
-            Ok(s) => break s,
+/// Asks `host` for `path` on the URL's port once the `listen` port accepts (HTTP/1.0, so
+/// the body ends with the connection), until `deadline` or until the program stops
+/// `running`; returns the status and the body.
+fn ask(
+    host: &str,
+    (listen, port): (u16, u16),
+    path: &str,
+    deadline: Instant,
+    running: &mut dyn FnMut() -> bool,
+) -> io::Result<(u16, String)> {
+    loop {
+        match TcpStream::connect((host, listen)) {
+            Ok(_) => break,
+            Err(_) if !running() => {
+                return Err(io::Error::new(io::ErrorKind::NotConnected, "it ended"));
+            }
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(io::Error::new(io::ErrorKind::TimedOut, e)),
         }
-    };
+    }
+    let mut stream = TcpStream::connect((host, port))?;
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_secs(1));
@@ -431,6 +475,7 @@ mod tests {
                 url: "http://127.0.0.1:8080/healthz?x=1".into(),
                 host: "127.0.0.1".into(),
                 port: 8080,
+                listen: 8080,
                 path: "/healthz?x=1".into(),
             }
         );
@@ -439,11 +484,21 @@ mod tests {
             "--http-probe http://127.0.0.1:8080/healthz?x=1"
         );
         let other = Probe::http("http://localhost/", Some(9000)).unwrap();
-        assert!(matches!(other, Probe::Http { port: 9000, .. }));
+        assert!(matches!(
+            other,
+            Probe::Http {
+                port: 80,
+                listen: 9000,
+                ..
+            }
+        ));
+        let six = Probe::http("http://[::1]:8443/x", None).unwrap();
+        assert!(matches!(six, Probe::Http { ref host, port: 8443, .. } if host == "::1"));
         for bad in [
             "https://127.0.0.1/",
             "http://example.com/",
             "http://127.0.0.1:x/",
+            "http://[::1]x/",
         ] {
             assert!(Probe::http(bad, None).is_err(), "{bad}");
         }

@@ -116,19 +116,23 @@ pub enum Error {
     /// The slim image could not be built.
     #[error(transparent)]
     Build(Box<bareboat_build::Error>),
+    /// No output was named.
+    #[error("a slim needs somewhere to write the slim image: give -o REF")]
+    NoOutput,
     /// A probe could not run.
     #[error(transparent)]
     Probe(#[from] probe::Error),
     /// A probe gave another result in the slim image than in the source.
     #[error(
-        "{} gives another result in the slim image ({}) than in the source ({}); nothing was written. {}",
+        "{} gives another result in the slim image ({}) than in the source ({}); nothing was written. {}{}",
         original.probe,
         slim.summary(),
         original.summary(),
         match missing.is_empty() {
             true => "It found every path it looked for that the source has".to_string(),
             false => format!("It looked for what the source has and the slim image lacks: {}. Keep them with --keep, or record them with --probe", missing.join(", ")),
-        }
+        },
+        user.as_deref().map(|u| format!(". {u}: that may be the difference (--user)")).unwrap_or_default()
     )]
     Differs {
         /// The outcome in the source.
@@ -137,6 +141,8 @@ pub enum Error {
         slim: Box<Outcome>,
         /// Paths the slim image's run looked for and did not find, which the source has.
         missing: Vec<String>,
+        /// How the slim image's user differs from the source's, when it does.
+        user: Option<String>,
     },
     /// The slim image could not be read back.
     #[error("reading the slim image {output}: {error}")]
@@ -158,6 +164,9 @@ impl Slim {
     /// Reads the source, probes it, plans, builds, probes the slim image and compares, and
     /// writes every output.
     pub async fn run(&self, cx: &Context<'_>) -> Result<SlimReport, Error> {
+        if self.outputs.is_empty() {
+            return Err(Error::NoOutput);
+        }
         let scratch_root = cx.archive.cache.root().join("tmp");
         let scratch = (tempfile::Builder::new().prefix("bareboat-slim-"))
             .tempdir_in(&scratch_root)
@@ -246,7 +255,21 @@ impl Slim {
                 let mut built = build.run(cx).await?;
                 let compared = self
                     .verify(cx, &aside, &source, originals, &probes, scratch.path())
-                    .await?;
+                    .await
+                    .map_err(|e| match e {
+                        Error::Differs {
+                            original,
+                            slim,
+                            missing,
+                            ..
+                        } => Error::Differs {
+                            original,
+                            slim,
+                            missing,
+                            user: plan.user.note.clone(),
+                        },
+                        e => e,
+                    })?;
                 built.pushes = self.write_out(cx, &aside).await?;
                 built.outputs = self.outputs.clone();
                 (built, compared)
@@ -335,6 +358,7 @@ impl Slim {
                     original: Box::new(original.outcome),
                     slim: Box::new(slim.outcome),
                     missing,
+                    user: None,
                 });
             }
             compared.push(Compared {

@@ -202,10 +202,7 @@ pub async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result
                 Some(path) => vex::Rules::read(path)?.rules,
                 None => Vec::new(),
             },
-            repository: args
-                .output
-                .iter()
-                .find_map(|o| crate::vulns::repository_of(o)),
+            repository: (args.output.iter()).find_map(|o| repository_of(&o.parse().ok()?)),
             author: "bareboat".into(),
             source_date_epoch: args.source_date_epoch,
         };
@@ -215,10 +212,21 @@ pub async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result
             Box::new(move |layout, manifest| {
                 let image = Image::open(layout, manifest, "").map_err(|e| e.to_string())?;
                 let (report, files) = inspect_with_filesystem(&image).map_err(|e| e.to_string())?;
-                let document = stating
-                    .document(&report, &files)
-                    .map_err(|e| format!("{e:#}"))?;
-                serde_json::to_value(document).map_err(|e| e.to_string())
+                let nothing = |e: &anyhow::Error| {
+                    let stated = e.downcast_ref::<bareboat_inspect::Error>();
+                    matches!(stated, Some(bareboat_inspect::Error::NothingToState { .. }))
+                };
+                match stating.document(&report, &files) {
+                    Ok(document) => serde_json::to_value(document)
+                        .map(Some)
+                        .map_err(|e| e.to_string()),
+                    // A clean image has nothing to state: no document is attested about it.
+                    Err(e) if nothing(&e) => {
+                        eprintln!("warning: {e}: no OpenVEX attestation about it");
+                        Ok(None)
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                }
             }),
         ));
     }

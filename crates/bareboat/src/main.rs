@@ -217,8 +217,8 @@ files under the working directory, /app, /srv, /opt and /usr/local that no packa
 installed again from the archive, verified, at the versions the image has, sliced to what is needed, on the \
 catalogue level (static, base-nossl, base, cc or a runtime) that covers it; a package file whose MD5 differs from \
 its package's is copied from the image and reported as modified. Shells and package managers go unless the \
-entrypoint runs one, setuid bits go unless --keep-setuid, and a source that ran as root runs as 65532. Nothing \
-of the source is executed. The report compares the two images as `bareboat compare` does.\n\n\
+entrypoint runs one, setuid bits go unless --keep-setuid, and a source that ran as root runs as 65532. The static pass executes nothing of the source. --probe and --http-probe run it, as root, under runc from a tmpfs of its own, record what it \
+opens, executes or looks at (fanotify and strace) and keep that too; the slim image must then give the same exit status, or HTTP status and body. The report compares the two images as `bareboat compare` does.\n\n\
 Examples:\n  bareboat slim docker-archive:app.tar -o oci:out:app-slim\n  \
 bareboat slim docker://registry.example.com/team/app:1.0 -o docker://registry.example.com/team/app:1.0-slim --keep 'usr/lib/app/plugins/**'\n  \
 bareboat slim oci:fat:web -o oci:out:web --http-probe http://127.0.0.1:8080/healthz --probe '/app/server --self-test'\n\n\

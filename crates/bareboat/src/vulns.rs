@@ -24,6 +24,7 @@ use clap::{Args, Subcommand};
 use crate::analysis::{EXIT_FINDINGS, ImageArgs};
 use crate::output::{human_bytes, print_json};
 use crate::progress;
+use crate::signing::repository_of;
 
 /// The exit status of a scan with `--fail-on` that could not see the image's packages.
 pub const EXIT_UNSEEN: u8 = 5;
@@ -100,7 +101,8 @@ pub async fn cmd_vex(args: VexArgs, cache_root: &Path) -> Result<ExitCode> {
         Some(path) => vex::Rules::read(path)?.rules,
         None => Vec::new(),
     };
-    let repository = (args.repository.clone()).or_else(|| repository_of(args.image.reference()));
+    let named = args.image.reference().parse::<ImageRef>().ok();
+    let repository = (args.repository.clone()).or_else(|| repository_of(named.as_ref()?));
     let stating = Stating {
         data,
         release: args.release.clone(),
@@ -169,14 +171,6 @@ impl Stating {
             author: self.author.clone(),
             timestamp: humantime::format_rfc3339_seconds(when).to_string(),
         })?)
-    }
-}
-
-/// The repository a `docker://` reference names, as a purl's `repository_url` carries it.
-pub fn repository_of(reference: &str) -> Option<String> {
-    match reference.parse::<ImageRef>().ok()? {
-        ImageRef::Docker { name, .. } => Some(format!("{}/{}", name.registry, name.repository)),
-        _ => None,
     }
 }
 

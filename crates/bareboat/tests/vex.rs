@@ -226,12 +226,14 @@ fn vex_states_what_the_image_proves_and_scan_puts_aside_exactly_that() {
     let plain = scan(&[]);
     std::fs::write(d.join("plain.json"), plain.to_string()).unwrap();
     let with = scan(&["--vex", "cc.vex.json"]);
+    let inspected = run(&mut bareboat(d, "inspect", &["oci:out:cc"]));
+    std::fs::write(d.join("inspect.json"), &inspected.stdout).unwrap();
     let expected: Vec<Vec<String>> = serde_json::from_str(&check(&[
         "apply",
         d.join("cc.vex.json").to_str().unwrap(),
         d.join("plain.json").to_str().unwrap(),
         &digest,
-        "amd64",
+        d.join("inspect.json").to_str().unwrap(),
     ]))
     .unwrap();
     assert_eq!(expected, [["CVE-2026-1001", "libssl3t64", "not_affected"]]);

@@ -3,10 +3,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use bareboat_oci::unpack::{is_dir, make_parents};
+use bareboat_oci::unpack::{is_dir, make_parents, perms};
 
 use super::{NodeKind, Rootfs};
 use crate::Error;
@@ -100,8 +100,4 @@ impl Rootfs {
         }
         Ok(())
     }
-}
-
-fn perms(mode: u32) -> fs::Permissions {
-    fs::Permissions::from_mode(mode & 0o7777)
 }

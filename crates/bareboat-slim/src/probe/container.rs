@@ -27,12 +27,12 @@ pub struct Process<'a> {
 pub struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    /// Mounts a new tmpfs at `at`, an empty directory.
-    pub fn mount(at: &Path) -> io::Result<Tmpfs> {
+    /// Mounts a new tmpfs of at most `size` bytes at `at`, an empty directory.
+    pub fn mount(at: &Path, size: u64) -> io::Result<Tmpfs> {
         std::fs::create_dir_all(at)?;
         let target = CString::new(at.as_os_str().as_bytes())?;
         let fstype = c"tmpfs";
-        let options = c"mode=0755";
+        let options = CString::new(format!("mode=0755,size={size}"))?;
         // SAFETY: every pointer is a NUL-terminated string that outlives the call.
         let mounted = unsafe {
             libc::mount(
@@ -111,6 +111,8 @@ impl Container {
             .stderr(std::fs::File::create(&stderr)?)
             .status()?;
         if !out.success() {
+            // What it made of the container, if anything, goes.
+            let _ = Command::new(runc).args(["delete", "--force", id]).output();
             let said = std::fs::read_to_string(&stderr).unwrap_or_default();
             return Err(io::Error::other(format!(
                 "runc create failed ({out}): {}",

@@ -24,7 +24,8 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Watches the filesystem `root` is on, recording what is opened under `root`.
+    /// Watches the filesystem `root` is on (a tmpfs of the probe's own, so every event is
+    /// about the image), recording what is opened.
     pub fn start(root: &Path) -> io::Result<Watch> {
         let flags = libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK;
         let events = (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC) as u32;
@@ -127,20 +128,32 @@ fn read_events(
             return Err(e);
         }
         let mut at = 0usize;
+        // Every event's descriptor is taken (and so closed) before any error is returned.
+        let mut failed = None;
         while at + size <= n as usize {
             // SAFETY: at least one whole event is left at `at`; it may be unaligned.
             let event: libc::fanotify_event_metadata =
                 unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
-            if event.event_len < size as u32 {
-                break;
+            if event.vers != libc::FANOTIFY_METADATA_VERSION || (event.event_len as usize) < size {
+                return Err(io::Error::other(
+                    "fanotify's events are not of the version read",
+                ));
+            }
+            if event.mask & libc::FAN_Q_OVERFLOW != 0 {
+                failed = Some(io::Error::other(
+                    "fanotify's queue overflowed: events were lost",
+                ));
             }
             if event.fd >= 0 {
                 // SAFETY: the event's descriptor is ours to close.
                 let file = unsafe { OwnedFd::from_raw_fd(event.fd) };
                 let link = format!("/proc/self/fd/{}", file.as_raw_fd());
                 if let Ok(path) = std::fs::read_link(link) {
+                    // A file the container opened reads as the container names it once its
+                    // root is pivoted; one opened through the host's view, under `prefix`.
                     let path = path.to_string_lossy();
-                    if let Some(inside) = path.strip_prefix(prefix).and_then(normalize) {
+                    let inside = path.strip_prefix(prefix).unwrap_or(&path);
+                    if let Some(inside) = normalize(inside) {
                         seen.lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(inside);
@@ -148,6 +161,9 @@ fn read_events(
                 }
             }
             at += event.event_len as usize;
+        }
+        if let Some(error) = failed {
+            return Err(error);
         }
     }
 }

@@ -3,15 +3,15 @@
   check.py schema DOC          validates DOC against openvex/spec's JSON schema, with
                                jsonschema's format checker, and parses every purl with
                                packageurl-python
-  check.py apply DOC SCAN DIGEST ARCH
+  check.py apply DOC SCAN DIGEST INSPECT
                                prints, as JSON, the findings of SCAN (`bareboat --json scan`)
                                that DOC puts aside, by the OpenVEX specification's matching:
                                a statement applies to a finding when its vulnerability is
                                the finding's, a product is the image (a pkg:oci purl whose
                                version is the image's digest) and a subcomponent is the
                                package (pkg:deb, same name and version, and its qualifiers,
-                               here `arch`, the package's); not_affected and fixed put a
-                               finding aside
+                               here `arch`, the package's as INSPECT, `bareboat --json
+                               inspect`, lists it); not_affected and fixed put a finding aside
 """
 import json
 import pathlib
@@ -42,9 +42,11 @@ def schema(path):
         PackageURL.from_string(purl)
 
 
-def apply(path, scan_path, digest, arch):
+def apply(path, scan_path, digest, inspect_path):
     doc = json.loads(pathlib.Path(path).read_text())
     scan = json.loads(pathlib.Path(scan_path).read_text())
+    inspect = json.loads(pathlib.Path(inspect_path).read_text())
+    arch_of = {p["name"]: p["architecture"] for p in inspect["packages"]}
     out = []
     for v in scan["scan"]["vulnerabilities"]:
         for statement in doc["statements"]:
@@ -60,7 +62,7 @@ def apply(path, scan_path, digest, arch):
                 for sub in product.get("subcomponents", []):
                     p = PackageURL.from_string(sub["@id"])
                     same = p.type == "deb" and p.name == v["package"] and p.version == v["version"]
-                    if same and p.qualifiers == {"arch": arch}:
+                    if same and p.qualifiers == {"arch": arch_of[v["package"]]}:
                         applies = True
             if applies:
                 out.append([v["cve"], v["package"], statement["status"]])
