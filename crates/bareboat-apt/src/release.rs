@@ -309,7 +309,13 @@ SHA256:\n 7778d3e3f303b7ddb8ce0fe7c8d57473a076c6bf2e8f241f75421d2396352498  9678
 
     #[test]
     fn rejects_malformed_release() {
-        assert!(Release::parse("Date: nonsense\nSHA256:\n x 1 y\n", "u").is_err());
-        assert!(Release::parse("Origin: x\n", "u").is_err());
+        let refused = |text: &str| Release::parse(text, "u").err().unwrap().to_string();
+        let e = refused("Date: nonsense\nSHA256:\n x 1 y\n");
+        assert!(
+            e.contains("malformed Release file: malformed SHA256 in \" x 1 y\""),
+            "{e}"
+        );
+        let e = refused("Origin: x\n");
+        assert!(e.contains("malformed Release file: no Date field"), "{e}");
     }
 }
