@@ -442,6 +442,13 @@ fn layers_must_match_the_diff_ids_of_their_config() {
         "copy",
         &["docker-archive:legacy.tar", "oci:legacy-copy:x"],
     ));
+    // The copy is the image: oci-image-tool validates it, umoci unpacks it (checking every
+    // diff_id), and its file holds what the archive's layer held.
+    let bundle = common::unpack(d, "legacy-copy", "x");
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/etc/hello")).unwrap(),
+        b"hello\n"
+    );
     legacy_archive(&d.join("tampered.tar"), &tampered, &layer);
     let expected = [
         format!("layer {}", digest(&tampered)),

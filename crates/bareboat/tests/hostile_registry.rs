@@ -634,6 +634,18 @@ fn credentials_go_to_the_registry_only() {
     .output()
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    // The storage's refusal, after the retries, is what the copy says.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        said.contains("writing docker://")
+            && said.contains("uploading blob sha256:")
+            && said.ends_with("500 Internal Server Error: stop here"),
+        "{err}"
+    );
     assert!(
         !storage.requests.lock().unwrap().is_empty(),
         "the upload went to storage"

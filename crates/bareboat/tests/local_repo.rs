@@ -1101,6 +1101,22 @@ fn a_cache_archive_moves_a_cache_offline_but_cannot_bring_a_forged_index() {
         &["build", "--offline", "-o", "oci:out:app"],
     );
     assert_ok(&o);
+    // What it built is the image: oci-image-tool validates it, umoci unpacks it with every
+    // diff_id checked, and its status.d lists exactly the lock's packages.
+    assert!(stdout(&o).contains("Built sha256:"), "{}", stdout(&o));
+    let bundle = common::unpack(f.work.path(), "out", "app");
+    let listed: std::collections::BTreeSet<String> =
+        (std::fs::read_dir(bundle.join("rootfs/var/lib/dpkg/status.d")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".md5sums"))
+            .collect();
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(f.work.path().join("bareboat.lock")).unwrap())
+            .unwrap();
+    let locked: std::collections::BTreeSet<String> = (lock["package"].as_array().unwrap().iter())
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, locked);
 
     // The attack: the same archive plus a parsed index, named by the SHA256 of the signed
     // Packages.xz, that lists a rebuilt libfoo carrying a planted file, and that package.
@@ -1259,6 +1275,26 @@ fn hostile_specs_are_refused_naming_the_problem() {
     assert_ok(&o);
     let index = std::fs::read_to_string(f.work.path().join("many/index.json")).unwrap();
     assert!(index.contains("\"x\""), "{index}");
+    // Every variable reached the image's config, each with its value, once.
+    let layout = f.work.path().join("many");
+    let blob = |digest: &str| {
+        let path = layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    let config = blob(manifest["config"]["digest"].as_str().unwrap());
+    let env: Vec<&str> = (config["config"]["Env"].as_array().unwrap().iter())
+        .map(|e| e.as_str().unwrap())
+        .filter(|e| e.starts_with('V'))
+        .collect();
+    assert_eq!(env.len(), 100_000);
+    let wanted: std::collections::BTreeSet<String> =
+        (0..100_000).map(|i| format!("V{i}={i}")).collect();
+    let got: std::collections::BTreeSet<String> = env.iter().map(|e| e.to_string()).collect();
+    assert_eq!(got, wanted);
 
     // Files named by the spec are read only when they are regular files, and only so far.
     std::fs::write(
