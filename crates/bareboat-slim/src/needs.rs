@@ -774,8 +774,33 @@ mod tests {
         find(kept, &request).unwrap()
     }
 
+    /// An entry of a test image: a path, and its content or (`Err`) a symlink's target.
+    type Entry = (String, Result<Vec<u8>, String>);
+
+    fn file(path: &str, bytes: &[u8]) -> Entry {
+        (path.to_string(), Ok(bytes.to_vec()))
+    }
+
+    fn link(path: &str, target: &str) -> Entry {
+        (path.to_string(), Err(target.to_string()))
+    }
+
+    /// The host's `ls` and its closure under merged /usr, reached through the image's own
+    /// links, as a root to add to.
+    fn merged_usr_ls() -> Vec<Entry> {
+        let mut entries: Vec<Entry> = closure_of_ls()
+            .into_iter()
+            .map(|(host, bytes)| (format!("usr{host}"), Ok(bytes)))
+            .collect();
+        entries.extend([link("bin", "usr/bin"), link("lib", "usr/lib")]);
+        if Path::new("/lib64").exists() {
+            entries.push(link("lib64", "usr/lib64"));
+        }
+        entries
+    }
+
     /// A one-layer image of `entries` (path, content or symlink target), read whole.
-    fn image(dir: &Path, entries: &[(String, Result<Vec<u8>, String>)]) -> Kept {
+    fn image(dir: &Path, entries: &[Entry]) -> Kept {
         let mut tar = tar::Builder::new(Vec::new());
         for (path, what) in entries {
             let mut h = tar::Header::new_gnu();
@@ -811,15 +836,8 @@ mod tests {
     fn a_programs_closure_its_links_the_application_and_the_runtime_data_are_found() {
         let dir = tempfile::tempdir().unwrap();
         // The host's files under merged /usr, reached through the image's own links.
-        let mut entries: Vec<(String, Result<Vec<u8>, String>)> = closure_of_ls()
-            .into_iter()
-            .map(|(host, bytes)| (format!("usr{host}"), Ok(bytes)))
-            .collect();
-        let file = |p: &str, b: &[u8]| (p.to_string(), Ok(b.to_vec()));
-        let link = |p: &str, t: &str| (p.to_string(), Err(t.to_string()));
+        let mut entries = merged_usr_ls();
         entries.extend([
-            link("bin", "usr/bin"),
-            link("lib", "usr/lib"),
             file("etc/passwd", b"root:x:0:0::/:/bin/sh\n"),
             file("usr/share/zoneinfo/UTC", b"TZif"),
             file("usr/share/doc/junk", b"not needed"),
@@ -838,9 +856,6 @@ mod tests {
                 b"/.\n/usr/local/share\n/usr/local/share/owned.txt\n",
             ),
         ]);
-        if Path::new("/lib64").exists() {
-            entries.push(link("lib64", "usr/lib64"));
-        }
         let kept = image(dir.path(), &entries);
         let config = ConfigBuilder::default()
             .entrypoint(vec!["ls".to_string()])
@@ -936,15 +951,8 @@ mod tests {
     fn python_and_node_find_their_trees_from_the_interpreter_they_are_started_by() {
         let dir = tempfile::tempdir().unwrap();
         let ls = std::fs::read("/bin/ls").unwrap();
-        let mut entries: Vec<(String, Result<Vec<u8>, String>)> = closure_of_ls()
-            .into_iter()
-            .map(|(host, bytes)| (format!("usr{host}"), Ok(bytes)))
-            .collect();
-        let file = |p: &str, b: &[u8]| (p.to_string(), Ok(b.to_vec()));
-        let link = |p: &str, t: &str| (p.to_string(), Err(t.to_string()));
+        let mut entries = merged_usr_ls();
         entries.extend([
-            link("bin", "usr/bin"),
-            link("lib", "usr/lib"),
             // Two interpreters (any ELF program, known by its name).
             file("usr/bin/python3.13", &ls),
             file("usr/bin/node", &ls),
@@ -968,9 +976,6 @@ mod tests {
             file("node_modules/c/index.js", b""),
             file("other/node_modules/d/index.js", b""),
         ]);
-        if Path::new("/lib64").exists() {
-            entries.push(link("lib64", "usr/lib64"));
-        }
         let kept = image(dir.path(), &entries);
         let python = ConfigBuilder::default()
             .entrypoint(vec!["/venv/bin/python3".to_string(), "main.py".to_string()])
