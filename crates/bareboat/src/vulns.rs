@@ -44,16 +44,33 @@ pub enum DbCommand {
     Status,
 }
 
+/// The tracker's data an image is matched against, and the release it is matched in.
 #[derive(Args)]
-pub struct ScanArgs {
-    #[command(flatten)]
-    image: ImageArgs,
+pub struct TrackerArgs {
     /// Use this copy of the tracker's JSON data instead of the cache's
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
     /// The Debian release codename to match, when the image's os-release names none
     #[arg(long, value_name = "CODENAME")]
     release: Option<String>,
+}
+
+impl TrackerArgs {
+    /// The data file: `--db`, or the cache's.
+    fn file(&self, cache_root: &Path) -> Result<PathBuf> {
+        Ok(vulndb::data_file(
+            self.db.as_deref(),
+            &Cache::open(cache_root)?,
+        )?)
+    }
+}
+
+#[derive(Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    #[command(flatten)]
+    data: TrackerArgs,
     /// Exit with status 4 when a vulnerability is at least this severe (5 when the packages
     /// cannot be seen)
     #[arg(long, value_name = "SEVERITY", value_parser = ["critical", "high", "medium", "low", "negligible", "unknown"])]
@@ -68,12 +85,8 @@ pub struct ScanArgs {
 pub struct VexArgs {
     #[command(flatten)]
     image: ImageArgs,
-    /// Use this copy of the tracker's JSON data instead of the cache's
-    #[arg(long, value_name = "FILE")]
-    db: Option<PathBuf>,
-    /// The Debian release codename to match, when the image's os-release names none
-    #[arg(long, value_name = "CODENAME")]
-    release: Option<String>,
+    #[command(flatten)]
+    data: TrackerArgs,
     /// Rules (TOML, `[[rule]]` with `cve`, `source`, `paths`, `reason`) naming the paths
     /// a CVE's vulnerable code is in: none of them in the image makes it not_affected
     #[arg(long, value_name = "FILE")]
@@ -95,7 +108,7 @@ pub struct VexArgs {
 
 /// `bareboat vex`: the image's OpenVEX document.
 pub async fn cmd_vex(args: VexArgs, cache_root: &Path) -> Result<ExitCode> {
-    let data = vulndb::data_file(args.db.as_deref(), &Cache::open(cache_root)?)?;
+    let data = args.data.file(cache_root)?;
     let (report, files) = args.image.read(cache_root).await?;
     let rules = match &args.rules {
         Some(path) => vex::Rules::read(path)?.rules,
@@ -105,7 +118,7 @@ pub async fn cmd_vex(args: VexArgs, cache_root: &Path) -> Result<ExitCode> {
     let repository = (args.repository.clone()).or_else(|| repository_of(named.as_ref()?));
     let stating = Stating {
         data,
-        release: args.release.clone(),
+        release: args.data.release.clone(),
         rules,
         repository,
         author: args.author.clone(),
@@ -214,9 +227,9 @@ pub async fn cmd_db(command: DbCommand, cache_root: &Path, json: bool) -> Result
 }
 
 pub async fn cmd_scan(args: ScanArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
-    let data = vulndb::data_file(args.db.as_deref(), &Cache::open(cache_root)?)?;
+    let data = args.data.file(cache_root)?;
     let (report, _) = args.image.read(cache_root).await?;
-    let mut scan = vulndb::scan_image(&report, &data, args.release.as_deref())?;
+    let mut scan = vulndb::scan_image(&report, &data, args.data.release.as_deref())?;
     let suppressed = match &args.vex {
         Some(path) => {
             let text =
