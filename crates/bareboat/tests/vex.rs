@@ -6,30 +6,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{bareboat, build, run};
 use serde_json::{Value, json};
 
-/// The Python with jsonschema and packageurl-python that `.ci/run` installs.
-fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("sbom-tools/bin/python3");
-    assert!(
-        python.exists(),
-        "{} is missing: .ci/run installs jsonschema and packageurl-python there",
-        python.display()
-    );
-    python
-}
-
 /// `tests/vex/check.py ARGS`, and what it printed.
 fn check(args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vex/check.py");
-    let out = run(Command::new(python()).arg(script).args(args));
+    let out = run(Command::new(common::validators_python())
+        .arg(script)
+        .args(args));
     String::from_utf8(out.stdout).unwrap()
 }
 

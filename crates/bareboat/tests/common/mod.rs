@@ -535,16 +535,22 @@ pub fn bundle_env(bundle: &Path) -> Vec<String> {
 /// Validates an SBOM the tests wrote with the official validators (`tests/sbom/validate.py`:
 /// the SPDX 2.3 JSON schema and spdx-tools, or CycloneDX's strict schema), which .ci/run
 /// installs into `target/sbom-tools`.
-pub fn validate_sbom(kind: &str, path: &Path) {
+/// The Python of the validators `.ci/run` installs in target/sbom-tools.
+pub fn validators_python() -> PathBuf {
     let python = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
         .join("sbom-tools/bin/python3");
     assert!(
         python.exists(),
-        "{} is missing: .ci/run installs the SBOM validators (spdx-tools, jsonschema, cyclonedx-python-lib) there",
+        "{} is missing: .ci/run installs the validators (spdx-tools, jsonschema, cyclonedx-python-lib, packageurl-python) there",
         python.display()
     );
+    python
+}
+
+pub fn validate_sbom(kind: &str, path: &Path) {
+    let python = validators_python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom/validate.py");
     run(Command::new(python).arg(script).arg(kind).arg(path));
 }
