@@ -232,7 +232,8 @@ impl Slim {
         let name = format!("the slim image of {}", self.source);
         // With probes, the slim image is built aside, probed, and written out only when it
         // behaves as the source does.
-        let (built, compared) = match probing {
+        // With probes, the slim image is read once, to probe it and to report on it.
+        let (built, compared, probed) = match probing {
             false => {
                 let build = Build::new(
                     plan.spec.clone(),
@@ -241,7 +242,7 @@ impl Slim {
                     self.outputs.clone(),
                     self.build.clone(),
                 );
-                (build.run(cx).await?, Vec::new())
+                (build.run(cx).await?, Vec::new(), None)
             }
             true => {
                 let aside = format!("oci:{}:slim", scratch.path().join("built").display());
@@ -253,7 +254,7 @@ impl Slim {
                     self.build.clone(),
                 );
                 let mut built = build.run(cx).await?;
-                let compared = self
+                let (compared, probed) = self
                     .verify(cx, &aside, &source, originals, &probes, scratch.path())
                     .await
                     .map_err(|e| match e {
@@ -272,10 +273,18 @@ impl Slim {
                     })?;
                 built.pushes = self.write_out(cx, &aside).await?;
                 built.outputs = self.outputs.clone();
-                (built, compared)
+                (built, compared, Some(probed))
             }
         };
-        let after = self.after(cx, &scratch_root, data).await?;
+        let after =
+            match probed {
+                Some(slim) => Column::of(&self.outputs[0], &slim.report, &slim.files, data)
+                    .map_err(|error| Error::Output {
+                        output: self.outputs[0].clone(),
+                        error,
+                    })?,
+                None => self.after(cx, &scratch_root, data).await?,
+            };
         Ok(SlimReport {
             source: self.source.clone(),
             arch: self.arch.clone(),
@@ -325,7 +334,8 @@ impl Slim {
 
     /// Runs the probes in the slim image built at `aside`, and compares what each gives
     /// with what it gave in the source; a difference fails the slim, naming the paths the
-    /// slim image lacked that the source has.
+    /// slim image lacked that the source has. Returns the comparisons, and the slim image
+    /// as it was read.
     async fn verify(
         &self,
         cx: &Context<'_>,
@@ -334,7 +344,7 @@ impl Slim {
         originals: Vec<probe::Recorded>,
         probes: &[Probe],
         scratch: &Path,
-    ) -> Result<Vec<Compared>, Error> {
+    ) -> Result<(Vec<Compared>, Read), Error> {
         let slim = read(aside, &self.arch, cx, &scratch.join("slim"))
             .await
             .map_err(|error| Error::Output {
@@ -366,7 +376,7 @@ impl Slim {
                 slim: slim.outcome,
             });
         }
-        Ok(compared)
+        Ok((compared, slim))
     }
 
     /// Writes the image built at `aside` to every output.
