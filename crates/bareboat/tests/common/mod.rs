@@ -35,6 +35,7 @@ pub fn tool(name: &str) -> String {
         "unshare" => "util-linux",
         "gpg" => "gnupg",
         "go" => "golang-go",
+        "find" => "findutils",
         "javac" | "jar" | "keytool" => "default-jdk-headless",
         "aarch64-linux-gnu-gcc" => "gcc-aarch64-linux-gnu",
         n if n.starts_with("qemu-") => "qemu-user-static",
@@ -608,6 +609,9 @@ pub fn zstd_layer(
     for (path, size) in entries {
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.set_size(*size);
         let content = std::io::Read::take(std::io::repeat(fill), *size);
         tar.append_data(&mut h, path, content).unwrap();
