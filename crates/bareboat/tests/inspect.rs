@@ -4,8 +4,9 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
-use common::{bareboat, build, fails_with, run, unpack};
+use common::{bareboat, build, fails_with, run, skopeo_raw, tool, unpack};
 use serde_json::{Value, json};
 
 fn inspect(dir: &Path, args: &[&str]) -> Value {
@@ -22,16 +23,32 @@ fn inspect_reports_exact_sizes_packages_and_wasted_bytes() {
     assert_eq!(report["image"], built["digest"]);
     assert_eq!(report["config"]["user"], "65532");
 
-    // Each layer as the build wrote it: digest, both sizes and what made it.
+    // Each layer as skopeo reads the manifest, with its tar stream's length as gzip or zstd
+    // decompresses the blob, and what made it as the build said; the totals are their sums.
     let layers = report["layers"].as_array().unwrap();
+    let manifest = skopeo_raw(d, "oci:out:cc");
+    let listed = manifest["layers"].as_array().unwrap();
     let wrote = built["images"][0]["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), wrote.len());
-    for (l, w) in layers.iter().zip(wrote) {
-        assert_eq!(l["digest"], w["digest"]);
-        assert_eq!(l["size"], w["size"]);
-        assert_eq!(l["uncompressed_size"], w["uncompressed_size"]);
+    assert_eq!(layers.len(), listed.len());
+    let (mut size, mut uncompressed_size) = (0, 0);
+    for ((l, m), w) in layers.iter().zip(listed).zip(wrote) {
+        assert_eq!(l["digest"], m["digest"]);
+        assert_eq!(l["size"], m["size"]);
+        let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let decompress = match m["mediaType"].as_str().unwrap() {
+            t if t.ends_with("+zstd") => tool("zstd"),
+            _ => tool("gzip"),
+        };
+        let tar = run(Command::new(decompress)
+            .arg("-dc")
+            .arg(d.join("out/blobs/sha256").join(hex)));
+        assert_eq!(l["uncompressed_size"], tar.stdout.len());
         assert_eq!(l["created_by"], w["created_by"]);
+        size += m["size"].as_u64().unwrap();
+        uncompressed_size += tar.stdout.len();
     }
+    assert_eq!(report["size"], size);
+    assert_eq!(report["uncompressed_size"], uncompressed_size);
 
     // The packages are those whose dpkg entries umoci unpacks, with their versions.
     let rootfs = unpack(d, "out", "cc").join("rootfs");
@@ -61,6 +78,17 @@ fn inspect_reports_exact_sizes_packages_and_wasted_bytes() {
         })
         .collect();
     assert_eq!(packages, expected);
+
+    // The regular files and their bytes are those find sees in umoci's rootfs.
+    let found = run(Command::new(tool("find"))
+        .arg(&rootfs)
+        .args(["-type", "f", "-printf", "%s\\n"]));
+    let sizes: Vec<u64> = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(report["files"], sizes.len());
+    assert_eq!(report["file_bytes"], sizes.iter().sum::<u64>());
 
     // The largest file is the one on disk, at its size.
     let largest = &report["largest_files"][0];

@@ -267,15 +267,45 @@ fn tls_and_basic_auth_with_login_and_docker_config_credentials() {
         &["--ca-cert", ca, "oci:out:static", &target],
     ));
     let pushed: Value = serde_json::from_slice(&pushed.stdout).unwrap();
-    let out = run(Command::new(tool("skopeo")).args([
-        "inspect",
-        "--tls-verify=false",
-        "--creds",
-        "user:secret",
-        &target,
-    ]));
+
+    // skopeo and podman read the auth.json that login wrote, and nothing else: without it
+    // they are refused.
+    let authfile = d.join("auth.json");
+    let skopeo = |authfile: &Path| {
+        let mut cmd = Command::new(tool("skopeo"));
+        cmd.env("HOME", d)
+            .env_remove("XDG_RUNTIME_DIR")
+            .args(["inspect", "--tls-verify=false", "--authfile"])
+            .arg(authfile)
+            .arg(&target);
+        cmd.output().unwrap()
+    };
+    std::fs::write(d.join("no-auth.json"), r#"{"auths":{}}"#).unwrap();
+    let refused = skopeo(&d.join("no-auth.json"));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("authentication required"),
+        "skopeo read {target} without credentials: {err}"
+    );
+    let out = skopeo(&authfile);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inspected["Digest"], pushed["digest"]);
+    let name = target.trim_start_matches("docker://");
+    run(podman(d)
+        .env("HOME", d)
+        .args(["pull", "--tls-verify=false", "--authfile"])
+        .arg(&authfile)
+        .arg(name));
+    let images = run(podman(d).args(["images", "--format", "{{.Digest}}"]));
+    assert!(
+        String::from_utf8_lossy(&images.stdout).contains(pushed["digest"].as_str().unwrap()),
+        "podman pulled another image"
+    );
 
     // Docker's config.json, with base64 auth, serves a pull just as well.
     std::fs::remove_file(d.join("auth.json")).unwrap();
@@ -529,6 +559,32 @@ fn sboms_are_attached_as_referrers_and_fetched_back() {
     );
     let listed = skopeo_raw(d, &fallback);
     assert_eq!(listed["manifests"].as_array().unwrap().len(), 2, "{listed}");
+    // Each referrer, as skopeo reads it, refers to the image, says what it is, and holds
+    // the SBOM's bytes as one blob, which a plain HTTP GET fetches.
+    for listing in listed["manifests"].as_array().unwrap() {
+        let at = format!(
+            "{}@{}",
+            registry.reference("team/static"),
+            listing["digest"].as_str().unwrap()
+        );
+        let referrer = skopeo_raw(d, &at);
+        assert_eq!(referrer["subject"]["digest"], digest, "{referrer}");
+        assert_eq!(referrer["artifactType"], listing["artifactType"]);
+        let expected = match referrer["artifactType"].as_str().unwrap() {
+            "application/spdx+json" => &spdx,
+            "application/vnd.cyclonedx+json" => &cdx,
+            other => panic!("a referrer of type {other}"),
+        };
+        let layers = referrer["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1, "{referrer}");
+        let url = format!(
+            "http://127.0.0.1:{}/v2/team/static/blobs/{}",
+            registry.port,
+            layers[0]["digest"].as_str().unwrap()
+        );
+        let blob = run(Command::new(tool("curl")).args(["-fsSL", &url]));
+        assert_eq!(&blob.stdout, expected, "{url}");
+    }
     let sbom = |reference: &str, format: &str| {
         let out = run(&mut bareboat(
             d,

@@ -104,6 +104,24 @@ fn sboms_list_every_package_and_added_file_and_validate() {
         std::fs::read(d.join("app.tar.spdx.json")).unwrap()
     );
 
+    // What `bareboat lock` pins for catalog:base: name -> (version, .deb SHA256).
+    run(&mut bareboat(
+        d,
+        "lock",
+        &["catalog:base", "--lockfile", "base.lock", "--no-fetch"],
+    ));
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(d.join("base.lock")).unwrap()).unwrap();
+    let locked: BTreeMap<&str, (String, &str)> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap();
+            (s("name"), (s("version").to_string(), s("sha256")))
+        })
+        .collect();
+
     let rootfs = unpack(d, "out", "app").join("rootfs");
     let packages = installed(&rootfs);
     assert!(packages.contains_key("libssl3t64") && packages.contains_key("libc6"));
@@ -133,11 +151,16 @@ fn sboms_list_every_package_and_added_file_and_validate() {
         let c = element(&cdx, "components", "name", name);
         assert_eq!(c["version"], version.as_str(), "{name}");
         assert_eq!(c["purl"], purl, "{name}");
-        assert_eq!(
-            c["hashes"][0]["content"],
-            p["checksums"][0]["checksumValue"]
-        );
+        // The .deb's SHA256 in both is the one the lockfile pins for that version.
+        let pinned = locked
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("{name} is not in the lockfile"));
+        assert_eq!(pinned.0, *version, "{name}");
+        let spdx_sha256 = element(p, "checksums", "algorithm", "SHA256");
+        assert_eq!(spdx_sha256["checksumValue"], pinned.1, "{name}");
+        assert_eq!(element(c, "hashes", "alg", "SHA-256")["content"], pinned.1);
     }
+    assert_eq!(locked.len(), packages.len());
     // The packages and nothing else, besides the image and the OS.
     assert_eq!(
         spdx["packages"].as_array().unwrap().len(),

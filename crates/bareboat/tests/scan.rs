@@ -8,25 +8,32 @@ use std::path::Path;
 use std::process::Command;
 
 use bareboat_testkit::{Fault, Server};
-use common::{bareboat, build, fails_with, run};
+use common::{bareboat, build, fails_with, run, unpack};
 use serde_json::{Value, json};
 
-/// Package -> (source, source version), as inspect reads them.
-fn sources(dir: &Path, image: &str) -> BTreeMap<String, (String, String)> {
-    let report: Value =
-        serde_json::from_slice(&run(&mut bareboat(dir, "inspect", &[image])).stdout).unwrap();
-    report["packages"]
-        .as_array()
+/// Package -> (source, source version), as the dpkg entries umoci unpacks say: `Source:`
+/// may name a version of its own in parentheses, else the source's version is the
+/// package's.
+fn sources(dir: &Path, layout: &str, tag: &str) -> BTreeMap<String, (String, String)> {
+    let status_d = unpack(dir, layout, tag).join("rootfs/var/lib/dpkg/status.d");
+    std::fs::read_dir(&status_d)
         .unwrap()
-        .iter()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|e| e != "md5sums"))
         .map(|p| {
-            let name = p["name"].as_str().unwrap().to_string();
-            let source = p["source"].as_str().unwrap_or(&name).to_string();
-            let version = p["source_version"]
-                .as_str()
-                .or(p["version"].as_str())
-                .unwrap()
-                .to_string();
+            let text = std::fs::read_to_string(p).unwrap();
+            let field = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k)?.strip_prefix(": "))
+                    .map(str::to_string)
+            };
+            let name = field("Package").unwrap();
+            let version = field("Version").unwrap();
+            let source = field("Source").unwrap_or_else(|| name.clone());
+            let (source, version) = match source.split_once(" (") {
+                Some((s, v)) => (s.to_string(), v.trim_end_matches(')').to_string()),
+                None => (source, version),
+            };
             (name, (source, version))
         })
         .collect()
@@ -54,7 +61,7 @@ fn each_package_gets_the_tracker_result_its_version_calls_for() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     build(d, &["catalog:cc", "-o", "oci:out:cc"]);
-    let packages = sources(d, "oci:out:cc");
+    let packages = sources(d, "out", "cc");
     let (ssl, glibc, zlib, gcc, tzdata, zstd) = (
         &packages["libssl3t64"],
         &packages["libc6"],
