@@ -73,6 +73,8 @@ fn excluded(report: &Value) -> Vec<String> {
     v
 }
 
+/// distroless's static set for trixie: essential to the catalogue, and package names,
+/// which a point release does not change.
 const STATIC_TRIXIE: [&str; 6] = [
     "base-files",
     "ca-certificates",
@@ -140,6 +142,8 @@ fn static_bookworm_amd64_locks_to_bookworms_set() {
 fn cc_trixie_locks() {
     let r = lock(&["catalog:cc", "--no-fetch"]);
     let mut expected: Vec<&str> = STATIC_TRIXIE.to_vec();
+    // gcc-14-base and libssl3t64 name trixie's compiler and OpenSSL ABI, which a point
+    // release keeps.
     expected.extend([
         "gcc-14-base",
         "libc-bin",
@@ -167,6 +171,8 @@ fn cc_trixie_locks() {
 fn python3_spec_locks_without_dpkg() {
     let r = lock(&["python3.toml", "--no-fetch"]);
     let n = names(&r, "amd64");
+    // trixie's Python is 3.13 for the release's life: a point release moves its patch
+    // level, which no package name holds.
     for want in [
         "python3",
         "python3.13",

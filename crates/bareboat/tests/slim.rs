@@ -297,6 +297,7 @@ fn on_catalogue(dir: &Path, app: &App) -> String {
         .join(app.tag)
         .join("app");
     let packages = match app.tag {
+        // trixie's Boost is 1.83 for the release's life, in the package's name.
         "cpp" => "[\"libboost-program-options1.83.0\"]",
         "python" => "[\"python3-flask\"]",
         _ => "[]",
