@@ -588,11 +588,17 @@ mod tests {
             &"A".repeat(64),
         ] {
             assert!(matches!(cache.deb_path(hostile), Err(Error::NotADigest(_))));
-            assert!(cache.has_deb(hostile, 1).is_err());
-            assert!(cache.open_deb(hostile).is_err());
-            assert!(cache.dists_path(hostile).is_err());
-            assert!(cache.index_path(hostile).is_err());
-            assert!(cache.vouch_path(hostile).is_err());
+            let refusals = [
+                cache.has_deb(hostile, 1).err(),
+                cache.open_deb(hostile).err(),
+                cache.dists_path(hostile).err(),
+                cache.index_path(hostile).err(),
+                cache.vouch_path(hostile).err(),
+            ];
+            for err in refusals {
+                let err = format!("{:#}", err.expect("a hostile name is refused"));
+                assert!(err.contains("so it names no cache entry"), "{err}");
+            }
         }
         assert_eq!(std::fs::read(&victim).unwrap(), b"important");
     }

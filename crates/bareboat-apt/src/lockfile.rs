@@ -595,6 +595,7 @@ mod tests {
         );
         text.push_str("surprise = true\n");
         std::fs::write(&path, text).unwrap();
-        assert!(Lockfile::read(&path).is_err());
+        let err = format!("{:#}", Lockfile::read(&path).unwrap_err());
+        assert!(err.contains("invalid lockfile: TOML parse error"), "{err}");
     }
 }

@@ -171,16 +171,29 @@ mod tests {
             (release, "sid"),
             (release, "13"),
         ];
+        // Each refusal quotes the value it refuses.
         for (check, value) in bad {
-            assert!(check(value).is_err(), "{value} accepted");
+            let err = check(value).unwrap_err().to_string();
+            assert!(err.contains(&format!("{value:?} is not")), "{value}: {err}");
         }
         assert!(package_name("libc6", "name").is_ok());
-        assert!(package_name("Libc6", "name").is_err());
-        assert!(package_name("a/../b", "name").is_err());
+        for name in ["Libc6", "a/../b"] {
+            let err = package_name(name, "name").unwrap_err().to_string();
+            assert!(err.contains("is not a Debian package name"), "{err}");
+        }
         assert!(version("1:1.37.0-6+b9", "version").is_ok());
-        assert!(version("2.0\nInjected: yes", "version").is_err());
-        assert!(version("1.0 ", "version").is_err());
+        for (bad, why) in [
+            ("2.0\nInjected: yes", "'\\n' is not allowed"),
+            ("1.0 ", "' ' is not allowed"),
+        ] {
+            let err = version(bad, "version").unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
         assert!(architecture("riscv64", "arch").is_ok());
-        assert!(architecture("i386", "arch").is_err());
+        let err = architecture("i386", "arch").unwrap_err().to_string();
+        assert!(
+            err.contains("is not a Debian release architecture"),
+            "{err}"
+        );
     }
 }

@@ -463,7 +463,8 @@ mod tests {
             }
         );
         assert_eq!(classify(b"plain", "/x").unwrap(), FileKind::Data);
-        assert!(classify(b"#!\n", "/x").is_err());
+        let err = classify(b"#!\n", "/x").unwrap_err().to_string();
+        assert!(err.contains("a #! line without an interpreter"), "{err}");
     }
 
     #[test]

@@ -819,7 +819,9 @@ mod tests {
             b
         }] {
             std::fs::write(&path, damaged).unwrap();
-            assert!(read(&layout, std::slice::from_ref(&good), Limits::default()).is_err());
+            let err = read(&layout, std::slice::from_ref(&good), Limits::default()).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains("it does not match its descriptor"), "{err}");
         }
 
         let many: Vec<(String, Option<&[u8]>)> =

@@ -375,6 +375,11 @@ mod tests {
             e.to_string().contains("not the Debian Security Tracker"),
             "{e}"
         );
-        assert!(Tracker::read(&b"{\"a\": {}} trailing"[..], &BTreeSet::new(), "t").is_err());
+        let err = Tracker::read(&b"{\"a\": {}} trailing"[..], &BTreeSet::new(), "t").unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("not the Debian Security Tracker's JSON data"),
+            "{err}"
+        );
     }
 }

@@ -178,7 +178,11 @@ mod tests {
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(d, Digest::of(b"abc"));
-        assert!("sha256:xyz".parse::<Digest>().is_err());
+        let err = "sha256:xyz".parse::<Digest>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"sha256:xyz\" is not a sha256 digest"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -195,7 +199,11 @@ mod tests {
                 .to_string()
                 .contains("does not match")
         );
-        assert!(read(b"ab", 3).is_err());
+        let err = format!("{:#}", read(b"ab", 3).unwrap_err());
+        assert!(
+            err.contains("it ends after 2 bytes, and its descriptor says 3"),
+            "{err}"
+        );
         assert!(read(b"abcd", 3).unwrap_err().to_string().contains("larger"));
     }
 

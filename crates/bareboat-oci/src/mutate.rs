@@ -324,6 +324,7 @@ mod tests {
 
         // An image not built on the base is refused.
         let mut other = image(&["x", "app"], json!([]));
-        assert!(other.rebase(&old, &new).is_err());
+        let err = format!("{:#}", other.rebase(&old, &new).unwrap_err());
+        assert!(err.contains("are not the old base's"), "{err}");
     }
 }

@@ -215,16 +215,20 @@ mod tests {
         );
         let r: ImageRef = "oci:out".parse().unwrap();
         assert!(matches!(r, ImageRef::Oci { tag, .. } if tag == "latest"));
-        for bad in [
-            "out",
-            "oci:",
-            "oci:out:-x",
-            "oci:out:a/b",
-            "tar:x",
-            "oci-archive::v1",
-            "docker-archive:x.tar:Upper/Case",
+        for (bad, why) in [
+            ("out", "expected TRANSPORT:DETAILS"),
+            ("oci:", "the path is empty"),
+            ("oci:out:-x", "\"-x\" is not a valid tag"),
+            ("oci:out:a/b", "\"a/b\" is not a valid tag"),
+            ("tar:x", "unknown transport \"tar\""),
+            ("oci-archive::v1", "the path is empty"),
+            (
+                "docker-archive:x.tar:Upper/Case",
+                "a repository is lowercase",
+            ),
         ] {
-            assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
+            let err = bad.parse::<ImageRef>().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 
@@ -258,8 +262,16 @@ mod tests {
         assert!(
             matches!(r, ImageRef::Docker { name, digest: None } if name.full() == "docker.io/library/alpine:latest")
         );
-        for bad in ["docker:alpine", "docker://Alpine", "docker://app@sha256:12"] {
-            assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
+        for (bad, why) in [
+            ("docker:alpine", "expected docker://"),
+            ("docker://Alpine", "a repository is lowercase"),
+            (
+                "docker://app@sha256:12",
+                "\"sha256:12\" is not a sha256 digest",
+            ),
+        ] {
+            let err = bad.parse::<ImageRef>().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 
@@ -275,16 +287,17 @@ mod tests {
         assert_eq!(n.familiar(), "alpine:3");
         let n: DockerName = "127.0.0.1:5000/a/b".parse().unwrap();
         assert_eq!(n.familiar(), "127.0.0.1:5000/a/b:latest");
-        for bad in [
-            "Alpine",
-            "a//b",
-            "app:",
-            "app:-x",
-            "-app",
-            "team/app_:1",
-            "",
+        for (bad, why) in [
+            ("Alpine", "a repository is lowercase"),
+            ("a//b", "a repository is lowercase"),
+            ("app:", "\"\" is not a valid tag"),
+            ("app:-x", "\"-x\" is not a valid tag"),
+            ("-app", "a repository is lowercase"),
+            ("team/app_:1", "a repository is lowercase"),
+            ("", "a repository is lowercase"),
         ] {
-            assert!(bad.parse::<DockerName>().is_err(), "{bad}");
+            let err = bad.parse::<DockerName>().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 }

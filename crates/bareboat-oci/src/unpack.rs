@@ -173,6 +173,7 @@ mod tests {
         let sneaky = dir.path().join("sneaky");
         fs::create_dir(&sneaky).unwrap();
         std::os::unix::fs::symlink(dir.path(), sneaky.join("usr")).unwrap();
-        assert!(make_parents(&sneaky, "usr/bin/prog").is_err());
+        let err = format!("{:#}", make_parents(&sneaky, "usr/bin/prog").unwrap_err());
+        assert!(err.contains("usr is not a directory"), "{err}");
     }
 }

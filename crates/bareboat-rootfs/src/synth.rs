@@ -328,7 +328,8 @@ app:x:1000:1000:app:/home/app:/sbin/nologin\n"
     fn ca_files_must_be_certificates() {
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         assert_eq!(check_pem_certificates(cert), Ok(1));
-        assert!(check_pem_certificates("hello").is_err());
+        let err = format!("{:#}", check_pem_certificates("hello").unwrap_err());
+        assert!(err.contains("no PEM certificate"), "{err}");
         assert!(
             check_pem_certificates(&format!(
                 "{cert}-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"

@@ -352,6 +352,13 @@ mod tests {
             json!({}),
         ));
         let forged = super::bundle(&forged, &key.public().hint());
-        assert!(bundle_statement(&forged, &key.public()).is_err());
+        let err = format!(
+            "{:#}",
+            bundle_statement(&forged, &key.public()).unwrap_err()
+        );
+        assert!(
+            err.contains("no signature of its envelope is the key's"),
+            "{err}"
+        );
     }
 }

@@ -467,7 +467,8 @@ mod tests {
             Probe::command(" /app/server  --plugin ").unwrap(),
             Probe::Command(vec!["/app/server".into(), "--plugin".into()])
         );
-        assert!(Probe::command("  ").is_err());
+        let err = Probe::command("  ").unwrap_err().to_string();
+        assert!(err.contains("no command"), "{err}");
         let http = Probe::http("http://127.0.0.1:8080/healthz?x=1", None).unwrap();
         assert_eq!(
             http,
@@ -494,13 +495,14 @@ mod tests {
         ));
         let six = Probe::http("http://[::1]:8443/x", None).unwrap();
         assert!(matches!(six, Probe::Http { ref host, port: 8443, .. } if host == "::1"));
-        for bad in [
-            "https://127.0.0.1/",
-            "http://example.com/",
-            "http://127.0.0.1:x/",
-            "http://[::1]x/",
+        for (bad, why) in [
+            ("https://127.0.0.1/", "only http:// URLs are probed"),
+            ("http://example.com/", "use 127.0.0.1"),
+            ("http://127.0.0.1:x/", "the port is not a number"),
+            ("http://[::1]x/", "what follows the host is not a port"),
         ] {
-            assert!(Probe::http(bad, None).is_err(), "{bad}");
+            let err = Probe::http(bad, None).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
         }
         assert!(runs_here(match std::env::consts::ARCH {
             "aarch64" => "arm64",

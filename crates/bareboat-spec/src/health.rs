@@ -28,7 +28,11 @@ mod tests {
             check_target(ok).unwrap();
         }
         for bad in ["https://x/", "file://relative", "tcp://", "127.0.0.1:80"] {
-            assert!(check_target(bad).is_err(), "{bad}");
+            let err = check_target(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("expected http://HOST[:PORT][/PATH]"),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -440,8 +440,13 @@ mod tests {
                 window: Duration::from_secs(5)
             })
         );
-        assert!("1000".parse::<MinRate>().is_err());
-        assert!("1000/0".parse::<MinRate>().is_err());
+        for bad in ["1000", "1000/0"] {
+            let err = bad.parse::<MinRate>().unwrap_err().to_string();
+            assert!(
+                err.contains("expected BYTES_PER_SECOND/WINDOW_SECONDS"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
