@@ -6,6 +6,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
+use crate::proxy::{Chosen, Proxies};
 
 /// Receives download progress. The CLI draws bars with it; libraries stay silent.
 pub trait Progress: Send + Sync {
@@ -44,6 +45,8 @@ const OVERSIZE_FACTOR: u64 = 2;
 pub struct Client {
     /// Made on first use: loading the system's roots costs a build that downloads nothing.
     http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// Where each request goes: straight to the server unless these name a proxy.
+    proxies: std::sync::Arc<Proxies>,
     attempts: u32,
     backoff: Duration,
 }
@@ -55,13 +58,23 @@ impl Default for Client {
 }
 
 impl Client {
-    /// A client with TLS verified against the system's roots; `HTTP(S)_PROXY` and `NO_PROXY`
-    /// are honoured.
+    /// A client with TLS verified against the system's roots, which asks each server
+    /// directly.
     pub fn new() -> Client {
         Client {
             http: Default::default(),
+            proxies: Default::default(),
             attempts: 4,
             backoff: Duration::from_millis(250),
+        }
+    }
+
+    /// The same client, sending each request through the proxy `proxies` choose for it, as
+    /// apt would (see [`Proxies::from_host`]).
+    pub fn through(proxies: Proxies) -> Client {
+        Client {
+            proxies: std::sync::Arc::new(proxies),
+            ..Client::new()
         }
     }
 
@@ -71,7 +84,14 @@ impl Client {
         }
         // One process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let proxies = self.proxies.clone();
+        let proxy = reqwest::Proxy::custom(move |url| {
+            let chosen = proxies.for_request(url.scheme(), url.host_str()?)?;
+            Some(chosen.url)
+        });
         let http = reqwest::Client::builder()
+            .no_proxy()
+            .proxy(proxy)
             .user_agent(concat!("bareboat/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(20))
             .read_timeout(Duration::from_secs(60))
@@ -83,6 +103,12 @@ impl Client {
                 context: None,
             })?;
         Ok(self.http.get_or_init(|| http))
+    }
+
+    /// The proxy a request for `url` goes through, if any.
+    fn proxy_for(&self, url: &str) -> Option<Chosen> {
+        let url = reqwest::Url::parse(url).ok()?;
+        self.proxies.for_request(url.scheme(), url.host_str()?)
     }
 
     /// Fetches a small file whole (an `InRelease`).
@@ -173,7 +199,12 @@ impl Client {
                         reason: e.to_string(),
                     });
                 }
-                Err(e) => last = describe(&e),
+                Err(e) => {
+                    last = describe(&e);
+                    if let Some(chosen) = self.proxy_for(url) {
+                        last.push_str(&format!(", through {chosen}"));
+                    }
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     if status.is_success() {

@@ -42,6 +42,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A proxy setting that is not a proxy's URL.
+    #[error(
+        "{value:?}, set by {from}, is not a proxy URL: write http://HOST:PORT (or https://), or DIRECT for none"
+    )]
+    BadProxy {
+        /// The value set.
+        value: String,
+        /// The setting and file, or the environment variable, that set it.
+        from: String,
+    },
+
     /// An OpenPGP keyring that does not parse, or holds no usable key.
     #[error("invalid keyring {origin}: {reason}")]
     BadKeyring {

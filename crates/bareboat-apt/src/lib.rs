@@ -9,7 +9,8 @@
 //! - [`archive`] loads sources into a [`archive::Universe`] of packages;
 //! - [`solver`] chooses an install set with a SAT solver;
 //! - [`lockfile`] records it, [`syntax`] checks the names it and the indexes give;
-//!   [`cache`] and [`download`] fetch and keep the `.deb` files;
+//!   [`cache`] and [`download`] fetch and keep the `.deb` files, through the proxy
+//!   [`proxy`] finds in apt's configuration and the environment;
 //! - [`deb`] reads a package as a stream;
 //! - [`dpkg`] reads an installed system's dpkg database, and says where merged /usr puts a
 //!   package's paths.
@@ -42,6 +43,7 @@ pub mod hostfile;
 pub mod index;
 pub mod keyring;
 pub mod lockfile;
+pub mod proxy;
 pub mod relation;
 pub mod release;
 pub mod solver;

@@ -71,7 +71,10 @@ fn other_implementations_verify_what_bareboat_signs() {
         .into();
     std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
     let err = sigstore_verify(d, "forged.json", "pub.pem").unwrap_err();
-    assert!(err.contains("VerificationError: signature verification failed"), "{err}");
+    assert!(
+        err.contains("VerificationError: signature verification failed"),
+        "{err}"
+    );
     // And another key's.
     let stranger = KeyPair::generate().unwrap();
     std::fs::write(d.join("stranger.pem"), stranger.public_pem()).unwrap();

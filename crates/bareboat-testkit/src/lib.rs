@@ -5,11 +5,15 @@
 //! with `gpg` using a key made for the test. The server can be told to truncate a file or
 //! answer 404, so each failure path can be exercised for real.
 //!
-//! [`verifiers`] runs other implementations over bareboat's signatures.
+//! [`CachingProxy`] stands for the package proxy a fleet shares, and [`verifiers`] runs other
+//! implementations over bareboat's signatures.
 
 #![deny(missing_docs)]
 
+mod caching_proxy;
 pub mod verifiers;
+
+pub use caching_proxy::CachingProxy;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use bareboat_apt::cache::Cache;
 use bareboat_apt::download::{Client, Progress};
+use bareboat_apt::proxy::Proxies;
 use bareboat_apt::sources::Mirrors;
 use bareboat_build::lock::{Archive, Settings};
 use bareboat_build::pipeline::{self, Stages};
@@ -75,7 +76,9 @@ impl RegistryArgs {
 
 #[derive(Args)]
 pub struct ArchiveArgs {
-    /// Debian archive mirror [default: from the host's apt configuration]
+    /// Debian archive mirror [default: from the host's apt configuration]. Requests go
+    /// through the proxy apt would use: Acquire::http::Proxy, else http_proxy (no_proxy
+    /// honoured)
     #[arg(long, env = "BAREBOAT_MIRROR", value_name = "URL")]
     mirror: Option<String>,
     /// Debian security mirror [default: from the host's apt configuration]
@@ -125,6 +128,14 @@ impl ArchiveArgs {
     }
 }
 
+/// The client for the Debian archive and the tracker's data, sending each request through
+/// the proxy apt would use: the host's apt configuration (`Acquire::http::Proxy`), then
+/// `http_proxy`, `https_proxy` and `no_proxy`.
+pub fn archive_client() -> Result<Client> {
+    let proxies = Proxies::from_host(Path::new("/"), |name| std::env::var(name).ok())?;
+    Ok(Client::through(proxies))
+}
+
 /// What a library call runs with, owned: the cache, the archive's settings, a client,
 /// the registry options and progress bars.
 pub struct Machinery {
@@ -147,7 +158,7 @@ impl Machinery {
         Ok(Machinery {
             cache: Cache::open(cache_root)?,
             settings: archive.settings()?,
-            client: Client::new(),
+            client: archive_client()?,
             registry,
         })
     }

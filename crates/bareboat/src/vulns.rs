@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bareboat_apt::cache::Cache;
-use bareboat_apt::download::Client;
+
 use bareboat_inspect::Severity;
 use bareboat_inspect::filesystem::Filesystem;
 use bareboat_inspect::inspect::Report;
@@ -22,6 +22,7 @@ use bareboat_oci::reference::ImageRef;
 use clap::{Args, Subcommand};
 
 use crate::analysis::{EXIT_FINDINGS, ImageArgs};
+use crate::args::archive_client;
 use crate::output::{human_bytes, print_json};
 use crate::progress;
 use crate::signing::repository_of;
@@ -195,7 +196,7 @@ pub async fn cmd_db(command: DbCommand, cache_root: &Path, json: bool) -> Result
         DbCommand::Update { url } => {
             let bar = progress::Bar::new("vulnerability data");
             (
-                vulndb::update(&cache, url, &Client::new(), &bar).await?,
+                vulndb::update(&cache, url, &archive_client()?, &bar).await?,
                 true,
             )
         }

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 mod common;
 
-use bareboat_testkit::{DebSpec, Fault, Gpg, Repo, RepoOptions, Server, http_date, tar_of};
+use bareboat_testkit::{
+    CachingProxy, DebSpec, Fault, Gpg, Repo, RepoOptions, Server, http_date, tar_of,
+};
 
 /// The packages, with libfoo moved on to 2.0.
 fn with_libfoo_2() -> Vec<DebSpec> {
@@ -1582,4 +1584,115 @@ fn an_app_rebased_onto_a_base_of_newer_packages_keeps_its_layer_runs_and_says_so
     // And against itself now, the base is current.
     let o = f.run(&["rebase", "--check", "oci:rebased:app"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// `bareboat --json build -o oci:out:x` in the fixture's directory, with its own cache
+/// `cache` and, of the proxy variables, only those `env` gives.
+fn build_with_env(f: &Fixture, cache: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bareboat"));
+    cmd.current_dir(f.work.path())
+        .arg("--cache")
+        .arg(f.work.path().join(cache))
+        .args(["--json", "build", "-o", "oci:out:x"])
+        .env_remove("BAREBOAT_MIRROR")
+        .env_remove("BAREBOAT_SECURITY_MIRROR");
+    for var in [
+        "APT_CONFIG",
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("bareboat runs")
+}
+
+#[test]
+fn a_fleet_fetches_through_the_package_proxy_apt_is_configured_with() {
+    let f = Fixture::new();
+    let proxy = CachingProxy::start();
+    let conf = f.work.path().join("apt.conf");
+    let conf = conf.to_str().unwrap();
+    std::fs::write(conf, format!("Acquire::http::Proxy \"{}\";\n", proxy.url())).unwrap();
+
+    // Runner A starts cold: all it fetches goes through the proxy, which fetches it once.
+    let a = build_with_env(&f, "cache-a", &[("APT_CONFIG", conf)]);
+    assert_ok(&a);
+    let debs = f.server.requests("GET", ".deb");
+    assert!(debs >= 3, "{debs} packages fetched");
+    assert_eq!(proxy.count("MISS", ".deb"), debs, "{:?}", proxy.log());
+    assert_eq!(
+        proxy.count("MISS", "InRelease"),
+        f.server.requests("GET", "InRelease")
+    );
+
+    // Runner B, cold too, is answered by the proxy alone: the server is asked nothing more,
+    // and the image is the same.
+    let asked = f.server.requests("GET", "");
+    let b = build_with_env(&f, "cache-b", &[("APT_CONFIG", conf)]);
+    assert_ok(&b);
+    assert_eq!(
+        f.server.requests("GET", ""),
+        asked,
+        "the server was asked again"
+    );
+    assert_eq!(proxy.count("HIT", ".deb"), debs, "{:?}", proxy.log());
+    let digest = |o: &Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["digest"].clone()
+    };
+    assert_eq!(digest(&a), digest(&b));
+
+    // http_proxy serves as well when apt names no proxy; no_proxy, or apt's DIRECT for the
+    // host, sends the requests straight to the server.
+    let through = proxy.log().len();
+    let c = build_with_env(&f, "cache-c", &[("http_proxy", &proxy.url())]);
+    assert_ok(&c);
+    assert!(proxy.count("HIT", ".deb") > debs, "{:?}", proxy.log());
+    let logged = proxy.log().len();
+    assert!(logged > through);
+    let d = build_with_env(
+        &f,
+        "cache-d",
+        &[
+            ("http_proxy", &proxy.url()),
+            ("no_proxy", "localhost,127.0.0.1"),
+        ],
+    );
+    assert_ok(&d);
+    std::fs::write(
+        conf,
+        format!(
+            "Acquire::http {{ Proxy \"{}\"; Proxy::127.0.0.1 \"DIRECT\"; }};\n",
+            proxy.url()
+        ),
+    )
+    .unwrap();
+    let e = build_with_env(&f, "cache-e", &[("APT_CONFIG", conf)]);
+    assert_ok(&e);
+    assert_eq!(
+        proxy.log().len(),
+        logged,
+        "no_proxy and DIRECT were not honoured"
+    );
+
+    // A proxy that is down fails the build, naming the proxy and the setting that chose it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::write(
+        conf,
+        format!("Acquire::http::Proxy \"http://127.0.0.1:{port}\";\n"),
+    )
+    .unwrap();
+    let down = build_with_env(&f, "cache-f", &[("APT_CONFIG", conf)]);
+    assert_fails_with(
+        &down,
+        &[&format!(
+            "through the proxy http://127.0.0.1:{port} (Acquire::http::Proxy in {conf})"
+        )],
+    );
 }

@@ -225,7 +225,10 @@ image: ünïcode-before/x:1
     fn a_reference_written_over_lines_is_refused() {
         let folded = "image: >-\n  bareboat://catalog:static\n";
         let err = scan(folded).unwrap_err();
-        assert!(err.contains("is written in a way bareboat does not rewrite"), "{err}");
+        assert!(
+            err.contains("is written in a way bareboat does not rewrite"),
+            "{err}"
+        );
         let err = scan("a: [b\n").unwrap_err();
         assert!(err.contains("expected ',' or ']'"), "{err}");
     }

@@ -1,0 +1,160 @@
+//! A small caching HTTP proxy, as a CI fleet shares one (apt-cacher-ng, a corporate
+//! mirror's proxy), that says what it served from its cache and what it fetched.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// A forward proxy on 127.0.0.1 for plain HTTP: it answers absolute-form requests
+/// (`GET http://host:port/path`), fetching a URL from its server the first time and
+/// answering from memory after that. HEAD requests are passed on, uncached.
+pub struct CachingProxy {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    /// `HIT URL`, `MISS URL` or `PASS METHOD URL` for each request, in order.
+    log: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Whole responses by URL.
+type Store = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+impl Default for CachingProxy {
+    fn default() -> CachingProxy {
+        CachingProxy::start()
+    }
+}
+
+impl CachingProxy {
+    /// Starts the proxy with an empty cache.
+    pub fn start() -> CachingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let store: Store = Arc::default();
+        let thread = {
+            let (stop, log) = (stop.clone(), log.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (log, store) = (log.clone(), store.clone());
+                    std::thread::spawn(move || {
+                        let _ = relay(conn, &store, &log);
+                    });
+                }
+            })
+        };
+        CachingProxy {
+            port,
+            stop,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    /// The proxy's URL, as `http_proxy` or `Acquire::http::Proxy` names it.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request, in order: `HIT URL`, `MISS URL` or `PASS METHOD URL`.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// How many requests for a URL ending in `suffix` were answered as `outcome` says
+    /// (`HIT` from the cache, `MISS` fetched from the server).
+    pub fn count(&self, outcome: &str, suffix: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|l| {
+                l.split_once(' ')
+                    .is_some_and(|(o, url)| o == outcome && url.ends_with(suffix))
+            })
+            .count()
+    }
+
+    /// Stops accepting connections.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for CachingProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Answers one request from the cache, or from the server it names.
+fn relay(mut conn: TcpStream, store: &Store, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let mut words = request_line.split_whitespace();
+    let (method, url) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let Some((authority, path)) = url
+        .strip_prefix("http://")
+        .map(|rest| rest.split_at(rest.find('/').unwrap_or(rest.len())))
+    else {
+        conn.write_all(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return conn.flush();
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    let cached = store.lock().unwrap().get(url).cloned();
+    let response = match (method, cached) {
+        ("GET", Some(response)) => {
+            log.lock().unwrap().push(format!("HIT {url}"));
+            response
+        }
+        ("GET", None) => {
+            log.lock().unwrap().push(format!("MISS {url}"));
+            let response = fetch("GET", authority, path)?;
+            if response.starts_with(b"HTTP/1.1 200") || response.starts_with(b"HTTP/1.0 200") {
+                store
+                    .lock()
+                    .unwrap()
+                    .insert(url.to_string(), response.clone());
+            }
+            response
+        }
+        (method, _) => {
+            log.lock().unwrap().push(format!("PASS {method} {url}"));
+            fetch(method, authority, path)?
+        }
+    };
+    conn.write_all(&response)?;
+    conn.flush()?;
+    conn.shutdown(std::net::Shutdown::Both)
+}
+
+/// The server's whole response to `method path`, read until it closes the connection.
+fn fetch(method: &str, authority: &str, path: &str) -> std::io::Result<Vec<u8>> {
+    let mut upstream = TcpStream::connect(authority)?;
+    write!(
+        upstream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    upstream.read_to_end(&mut response)?;
+    Ok(response)
+}
