@@ -3,20 +3,18 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+
+use crate::{Listening, count_logged};
 
 /// A forward proxy on 127.0.0.1 for plain HTTP: it answers absolute-form requests
 /// (`GET http://host:port/path`), fetching a URL from its server the first time and
 /// answering from memory after that. HEAD requests are passed on, uncached.
 pub struct CachingProxy {
-    port: u16,
-    stop: Arc<AtomicBool>,
+    listening: Listening,
     /// `HIT URL`, `MISS URL` or `PASS METHOD URL` for each request, in order.
     log: Arc<Mutex<Vec<String>>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 /// Whole responses by URL.
@@ -31,37 +29,20 @@ impl Default for CachingProxy {
 impl CachingProxy {
     /// Starts the proxy with an empty cache.
     pub fn start() -> CachingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
         let store: Store = Arc::default();
-        let thread = {
-            let (stop, log) = (stop.clone(), log.clone());
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let (log, store) = (log.clone(), store.clone());
-                    std::thread::spawn(move || {
-                        let _ = relay(conn, &store, &log);
-                    });
-                }
+        let listening = {
+            let log = log.clone();
+            Listening::start(move |conn| {
+                let _ = relay(conn, &store, &log);
             })
         };
-        CachingProxy {
-            port,
-            stop,
-            log,
-            thread: Some(thread),
-        }
+        CachingProxy { listening, log }
     }
 
     /// The proxy's URL, as `http_proxy` or `Acquire::http::Proxy` names it.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.listening.port)
     }
 
     /// Every request, in order: `HIT URL`, `MISS URL` or `PASS METHOD URL`.
@@ -72,28 +53,7 @@ impl CachingProxy {
     /// How many requests for a URL ending in `suffix` were answered as `outcome` says
     /// (`HIT` from the cache, `MISS` fetched from the server).
     pub fn count(&self, outcome: &str, suffix: &str) -> usize {
-        self.log()
-            .iter()
-            .filter(|l| {
-                l.split_once(' ')
-                    .is_some_and(|(o, url)| o == outcome && url.ends_with(suffix))
-            })
-            .count()
-    }
-
-    /// Stops accepting connections.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for CachingProxy {
-    fn drop(&mut self) {
-        self.stop();
+        count_logged(&self.log, outcome, suffix)
     }
 }
 

@@ -437,50 +437,34 @@ pub enum Fault {
 
 /// A small HTTP/1.1 file server on 127.0.0.1.
 pub struct Server {
-    port: u16,
-    stop: Arc<AtomicBool>,
+    listening: Listening,
     faults: Arc<Mutex<HashMap<String, Fault>>>,
     /// The method and path of every request, in order.
     requests: Arc<Mutex<Vec<String>>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Serves the files under `root`.
     pub fn start(root: &Path) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let root = root.to_path_buf();
-        let thread = {
-            let (stop, faults, requests) = (stop.clone(), faults.clone(), requests.clone());
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let (root, faults, requests) = (root.clone(), faults.clone(), requests.clone());
-                    std::thread::spawn(move || {
-                        let _ = serve(conn, &root, &faults, &requests);
-                    });
-                }
+        let listening = {
+            let (faults, requests) = (faults.clone(), requests.clone());
+            Listening::start(move |conn| {
+                let _ = serve(conn, &root, &faults, &requests);
             })
         };
         Server {
-            port,
-            stop,
+            listening,
             faults,
             requests,
-            thread: Some(thread),
         }
     }
 
     /// The server's base URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.listening.port)
     }
 
     /// Makes requests for paths ending in `suffix` fail as `fault` says.
@@ -493,19 +477,61 @@ impl Server {
 
     /// How many requests named a path ending in `suffix`, with `method` (`GET`, `HEAD`).
     pub fn requests(&self, method: &str, suffix: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                r.split_once(' ')
-                    .is_some_and(|(m, p)| m == method && p.ends_with(suffix))
-            })
-            .count()
+        count_logged(&self.requests, method, suffix)
     }
 
     /// Stops accepting connections.
     pub fn stop(&mut self) {
+        self.listening.stop();
+    }
+}
+
+/// How many lines of `log`, each `WORD TEXT`, have `word` and a text ending in `suffix`.
+fn count_logged(log: &Mutex<Vec<String>>, word: &str, suffix: &str) -> usize {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l.split_once(' ')
+                .is_some_and(|(w, text)| w == word && text.ends_with(suffix))
+        })
+        .count()
+}
+
+/// A listener on 127.0.0.1 that hands each connection to its own thread until stopped,
+/// which dropping it does.
+struct Listening {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listening {
+    fn start(handle: impl Fn(TcpStream) + Clone + Send + 'static) -> Listening {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let handle = handle.clone();
+                    std::thread::spawn(move || handle(conn));
+                }
+            })
+        };
+        Listening {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
         if let Some(t) = self.thread.take() {
@@ -514,7 +540,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for Listening {
     fn drop(&mut self) {
         self.stop();
     }
