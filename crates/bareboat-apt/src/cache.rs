@@ -53,7 +53,7 @@ pub struct PruneReport {
     pub kept_files: u64,
 }
 
-const DIRS: [&str; 11] = [
+const DIRS: [&str; 12] = [
     "debs",
     "dists",
     "indexes",
@@ -61,6 +61,7 @@ const DIRS: [&str; 11] = [
     "verified",
     "vouches",
     "layers",
+    "blobs",
     "trees",
     "toolboxes",
     "uses",
@@ -222,6 +223,12 @@ impl Cache {
         self.root.join("layers")
     }
 
+    /// Where compressed layer blobs are kept for other layouts, by digest (see
+    /// `bareboat_oci::layer::LayerWriter`).
+    pub fn layer_blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
     /// Where assembled package layers are kept (see `bareboat_rootfs::treecache`).
     pub fn trees_dir(&self) -> PathBuf {
         self.root.join("trees")
@@ -341,7 +348,7 @@ impl Cache {
         }
         // Readers touch these on use, so their age is the time since last use.
         for dir in [
-            "indexes", "releases", "verified", "vouches", "layers", "trees",
+            "indexes", "releases", "verified", "vouches", "layers", "blobs", "trees",
         ] {
             for entry in read_dir(&self.root.join(dir))? {
                 if recent(&entry) {

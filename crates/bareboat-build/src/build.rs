@@ -154,7 +154,11 @@ impl<'a> Platform<'a> {
         let trees = TreeCache::new(self.cache, seal.clone());
         let (resumed, mut tree) = self.start_tree(&plan, &trees)?;
         let writer = LayerWriter::new(self.options.compression, self.options.source_date_epoch)
-            .memo(&self.cache.layers_dir(), seal);
+            .memo(
+                &self.cache.layers_dir(),
+                &self.cache.layer_blobs_dir(),
+                seal,
+            );
         let layers = self.write_layers(&plan, &mut tree, resumed, &writer, &trees)?;
         self.assemble(&plan, &tree, &layers, resumed)
     }

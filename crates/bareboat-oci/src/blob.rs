@@ -68,6 +68,27 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
     open_no_follow(path, OpenOptions::new().read(true))
 }
 
+/// Puts the regular file `src` at `dest` as a hard link or, where linking fails (across
+/// filesystems), as a copy written beside `dest` and renamed into place. A `dest` that
+/// exists is left as it is.
+pub(crate) fn link_or_copy(src: &Path, dest: &Path) -> io::Result<()> {
+    match std::fs::hard_link(src, dest) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => copy_into(src, dest),
+        _ => Ok(()),
+    }
+}
+
+/// Copies the regular file `src` (refused if it is a link) to `dest` through a temporary
+/// file beside it, so that `dest` appears whole or not at all.
+fn copy_into(src: &Path, dest: &Path) -> io::Result<()> {
+    let mut from = open_regular(src)?;
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    io::copy(&mut from, tmp.as_file_mut())?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Opens (creating) a lock file at `path`, never through a symbolic link and never
 /// truncating what is there.
 pub(crate) fn open_lock(path: &Path) -> io::Result<File> {

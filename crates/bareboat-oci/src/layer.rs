@@ -8,11 +8,13 @@
 //!
 //! That makes a layer's bytes a function of its identity (its entries, their contents'
 //! SHA256 and the writer's settings), so a writer given a memo directory records what each
-//! identity compressed to and, when the layout already holds that blob, reuses it instead of
-//! compressing again: rebuilding an image rewrites only the layers that changed. A record is
-//! sealed ([`crate::seal`]); one that fails its seal is reported and rebuilt. The blob is
-//! reused only when its stamp is the one recorded at its last full check against its
-//! digest, or when it passes that check again; a damaged blob is written anew.
+//! identity compressed to and reuses that blob instead of compressing again: from the layout
+//! when it holds the blob already (rebuilding an image rewrites only the layers that
+//! changed), else from the memo's own store of blobs, one machine wide, which a new layout
+//! takes its copy from. A record is sealed ([`crate::seal`]); one that fails its seal is
+//! reported and rebuilt. A blob is reused only when its stamp is the one recorded at its
+//! last full check against its digest, or when it passes that check again; a damaged blob
+//! is removed and written anew.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -153,15 +155,23 @@ struct Recorded {
     size: u64,
     uncompressed_size: u64,
     created: u64,
-    /// The blob's stamp when its content last matched `digest`.
+    /// The layout blob's stamp when its content last matched `digest`.
     stamp: Option<Stamp>,
+    /// The stamp of the memo's own copy of the blob when it last matched `digest`.
+    #[serde(default)]
+    kept: Option<Stamp>,
 }
 
-/// Where a writer records layers, and the key that seals the records.
+/// Where a writer records layers and keeps their blobs, and the key that seals the records.
 struct Memo {
     dir: PathBuf,
+    blobs: PathBuf,
     key: SealKey,
 }
+
+/// A kept blob's mtime is moved forward (so that pruning keeps it) once it is this old: not
+/// on every use, since that changes its stamp and costs a full check.
+const TOUCH_AFTER: std::time::Duration = std::time::Duration::from_secs(86400);
 
 /// Writes layers with fixed settings.
 pub struct LayerWriter {
@@ -187,11 +197,13 @@ impl LayerWriter {
         }
     }
 
-    /// Records each written layer in `dir`, sealed with `key`, and reuses a layout's blob
-    /// for a layer whose identity was written before.
-    pub fn memo(mut self, dir: &Path, key: SealKey) -> LayerWriter {
+    /// Records each written layer in `dir`, sealed with `key`, and keeps its blob in
+    /// `blobs`; a layer whose identity was written before is taken from the layout, or
+    /// copied from `blobs`, instead of being compressed again.
+    pub fn memo(mut self, dir: &Path, blobs: &Path, key: SealKey) -> LayerWriter {
         self.memo = Some(Memo {
             dir: dir.to_path_buf(),
+            blobs: blobs.to_path_buf(),
             key,
         });
         self
@@ -210,13 +222,35 @@ impl LayerWriter {
             return self.compress(layout, entries);
         };
         let record = memo.dir.join(format!("{}.json", self.identity(entries)));
-        if let Some(blob) = self.recall(layout, memo, &record)? {
-            return Ok(blob);
+        if let Some(recorded) = self.open(memo, &record) {
+            if let Some(blob) = self.recall(layout, memo, &record, &recorded)? {
+                return Ok(blob);
+            }
+            if let Some(blob) = self.take_kept(layout, memo, &record, &recorded)? {
+                return Ok(blob);
+            }
         }
         let blob = self.compress(layout, entries)?;
+        tracing::debug!(digest = %blob.digest, "compressed a layer");
+        let kept = keep(memo, &layout.blob_path(&blob.digest), &blob.digest);
         let stamp = Stamp::of(&layout.blob_path(&blob.digest));
-        remember(memo, &record, &blob, stamp)?;
+        remember(memo, &record, &blob, stamp, kept)?;
         Ok(blob)
+    }
+
+    /// The record at `record`, if it opens under the memo's key and describes a blob of
+    /// this writer's compression; a damaged one is reported.
+    fn open(&self, memo: &Memo, record: &Path) -> Option<Recorded> {
+        let sealed = std::fs::read(record).ok()?;
+        let recorded = memo
+            .key
+            .open(&sealed)
+            .and_then(|body| serde_json::from_slice::<Recorded>(body).ok())
+            .filter(|r| r.blob(self.compression).is_some());
+        if recorded.is_none() {
+            tracing::warn!(record = %record.display(), "a damaged layer record: compressing the layer again");
+        }
+        recorded
     }
 
     /// Everything a layer's bytes depend on, hashed: the format, the settings, and each
@@ -245,45 +279,50 @@ impl LayerWriter {
         hex::encode(h.finalize())
     }
 
-    /// The blob an identity was written to before, if its record opens under the memo's key
-    /// and the layout holds the blob whole: unchanged since its last check (its stamp), or
-    /// checked against its digest now. A damaged record is reported and a damaged blob
-    /// removed, and both are written again. A reused record is touched, so pruning keeps it.
+    /// The recorded blob, if the layout holds it whole: unchanged since its last check (its
+    /// stamp), or checked against its digest now. A damaged blob is removed, to be written
+    /// again. A reused record is touched, so pruning keeps it.
     fn recall(
         &self,
         layout: &Layout,
         memo: &Memo,
         record: &Path,
+        recorded: &Recorded,
     ) -> Result<Option<LayerBlob>, Error> {
-        let Ok(sealed) = std::fs::read(record) else {
-            return Ok(None);
-        };
-        let recorded = memo
-            .key
-            .open(&sealed)
-            .and_then(|body| serde_json::from_slice::<Recorded>(body).ok());
-        let Some(recorded) = recorded else {
-            tracing::warn!(record = %record.display(), "a damaged layer record: compressing the layer again");
-            return Ok(None);
-        };
-        let Some(blob) = recorded.blob(self.compression) else {
-            tracing::warn!(record = %record.display(), "a damaged layer record: compressing the layer again");
-            return Ok(None);
-        };
+        let blob = recorded.blob(self.compression).expect("an opened record");
         let path = layout.blob_path(&blob.digest);
-        let Some(stamp) = Stamp::of(&path).filter(|s| s.size() == blob.size) else {
+        let Some(stamp) = checked(&path, &blob, recorded.stamp)? else {
             return Ok(None);
         };
-        if recorded.stamp != Some(stamp) {
-            if !blob_matches(&path, &blob.digest)? {
-                tracing::warn!(blob = %path.display(), "the layout's blob does not match its digest: writing it again");
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                return Ok(None);
-            }
-            remember(memo, record, &blob, Some(stamp))?;
-        } else if let Ok(f) = File::options().write(true).open(record) {
+        refresh(memo, record, &blob, recorded, Some(stamp), recorded.kept)?;
+        Ok(Some(blob))
+    }
+
+    /// The recorded blob copied into the layout from the memo's store, if the store holds it
+    /// whole, checked as [`LayerWriter::recall`] checks a layout's. A kept blob older than
+    /// [`TOUCH_AFTER`] is touched, so pruning keeps it, and its new stamp recorded.
+    fn take_kept(
+        &self,
+        layout: &Layout,
+        memo: &Memo,
+        record: &Path,
+        recorded: &Recorded,
+    ) -> Result<Option<LayerBlob>, Error> {
+        let blob = recorded.blob(self.compression).expect("an opened record");
+        let kept = memo.blobs.join(blob.digest.hex());
+        let Some(mut stamp) = checked(&kept, &blob, recorded.kept)? else {
+            return Ok(None);
+        };
+        let old = std::fs::metadata(&kept)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > TOUCH_AFTER);
+        if old && let Ok(f) = File::options().write(true).open(&kept) {
             let _ = f.set_modified(std::time::SystemTime::now());
+            stamp = Stamp::of(&kept).unwrap_or(stamp);
         }
+        layout.copy_blob_file(&kept, &blob.digest)?;
+        tracing::debug!(digest = %blob.digest, "copied a layer an earlier build compressed");
+        refresh(memo, record, &blob, recorded, recorded.stamp, Some(stamp))?;
         Ok(Some(blob))
     }
 
@@ -362,12 +401,59 @@ impl Recorded {
     }
 }
 
+/// The stamp of the blob file at `path` if it holds `blob` whole: unchanged since it last
+/// matched (`recorded`), or matching its digest now. A file that does not match is removed.
+fn checked(path: &Path, blob: &LayerBlob, recorded: Option<Stamp>) -> Result<Option<Stamp>, Error> {
+    let Some(stamp) = Stamp::of(path).filter(|s| s.size() == blob.size) else {
+        return Ok(None);
+    };
+    if recorded != Some(stamp) && !blob_matches(path, &blob.digest)? {
+        tracing::warn!(blob = %path.display(), "a layer blob does not match its digest: writing it again");
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        return Ok(None);
+    }
+    Ok(Some(stamp))
+}
+
+/// Puts the layout's new blob at `path` into the memo's store, as a hard link (a copy across
+/// filesystems), and returns the kept blob's stamp; a failure only costs later builds a
+/// compression, so it is reported, not returned.
+fn keep(memo: &Memo, path: &Path, digest: &Digest) -> Option<Stamp> {
+    let kept = memo.blobs.join(digest.hex());
+    let linked =
+        std::fs::create_dir_all(&memo.blobs).and_then(|()| crate::blob::link_or_copy(path, &kept));
+    if let Err(e) = linked {
+        tracing::debug!(blob = %kept.display(), "could not keep a layer blob for other layouts: {e}");
+        return None;
+    }
+    Stamp::of(&kept)
+}
+
 /// Whether the file at `path` is a regular file whose content has `digest`.
 fn blob_matches(path: &Path, digest: &Digest) -> Result<bool, Error> {
     let mut file = crate::blob::open_regular(path).map_err(|e| Error::io(path, e))?;
     let mut hashing = HashingWriter::new(io::sink());
     io::copy(&mut file, &mut hashing).map_err(|e| Error::io(path, e))?;
     Ok(hashing.finish().1 == *digest)
+}
+
+/// Records the blobs' new stamps if either changed, else touches the record, so that pruning
+/// keeps it.
+fn refresh(
+    memo: &Memo,
+    record: &Path,
+    blob: &LayerBlob,
+    recorded: &Recorded,
+    stamp: Option<Stamp>,
+    kept: Option<Stamp>,
+) -> Result<(), Error> {
+    if (stamp, kept) != (recorded.stamp, recorded.kept) {
+        return remember(memo, record, blob, stamp, kept);
+    }
+    if let Ok(f) = File::options().write(true).open(record) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    Ok(())
 }
 
 /// Records what an identity's layer compressed to, with the blob's stamp when it was last
@@ -377,6 +463,7 @@ fn remember(
     record: &Path,
     blob: &LayerBlob,
     stamp: Option<Stamp>,
+    kept: Option<Stamp>,
 ) -> Result<(), Error> {
     let recorded = Recorded {
         digest: blob.digest.to_string(),
@@ -385,6 +472,7 @@ fn remember(
         uncompressed_size: blob.uncompressed_size,
         created: blob.created,
         stamp,
+        kept,
     };
     let json = serde_json::to_vec(&recorded).expect("a record serializes");
     crate::layout::write_atomic(record, &memo.key.seal(&json))
@@ -597,13 +685,22 @@ mod tests {
         std::fs::create_dir(&memo).unwrap();
         let layout = Layout::create(&dir.path().join("layout")).unwrap();
         let key = SealKey::new([1; 32]);
-        let writer = LayerWriter::new(Compression::Gzip, None).memo(&memo, key.clone());
+        let kept = dir.path().join("kept");
+        let writer = LayerWriter::new(Compression::Gzip, None).memo(&memo, &kept, key.clone());
         let entries = entries(dir.path());
         let first = writer.write(&layout, &entries).unwrap();
 
         // With the content gone, only a memo hit can produce the layer.
         std::fs::remove_file(dir.path().join("data")).unwrap();
         assert_eq!(writer.write(&layout, &entries).unwrap(), first);
+
+        // Another layout gets its own copy of the kept blob.
+        let other = Layout::create(&dir.path().join("other")).unwrap();
+        assert_eq!(writer.write(&other, &entries).unwrap(), first);
+        let copied = other.blob_path(&first.digest);
+        assert!(blob_matches(&copied, &first.digest).unwrap());
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        assert_ne!(inode(&copied), inode(&kept.join(first.digest.hex())));
 
         // Not reused, the layer is compressed again, which needs the content that is gone.
         let compressed = |result: Result<_, Error>| {
@@ -614,9 +711,10 @@ mod tests {
                 "{e}"
             );
         };
-        // Another layout lacks the blob, so the layer must be compressed again.
-        let other = Layout::create(&dir.path().join("other")).unwrap();
-        compressed(writer.write(&other, &entries));
+        // Without the kept blob, a third layout needs the layer compressed again.
+        std::fs::remove_file(kept.join(first.digest.hex())).unwrap();
+        let third = Layout::create(&dir.path().join("third")).unwrap();
+        compressed(writer.write(&third, &entries));
 
         // Any change to an entry is another identity.
         let mut changed = entries.clone();
@@ -627,7 +725,7 @@ mod tests {
         compressed(writer.write(&layout, &changed));
 
         // A clamp that changes mtimes is another identity too.
-        let clamped = LayerWriter::new(Compression::Gzip, Some(150)).memo(&memo, key);
+        let clamped = LayerWriter::new(Compression::Gzip, Some(150)).memo(&memo, &kept, key);
         compressed(clamped.write(&layout, &entries));
     }
 
@@ -637,7 +735,9 @@ mod tests {
         let memo = dir.path().join("memo");
         std::fs::create_dir(&memo).unwrap();
         let layout = Layout::create(&dir.path().join("layout")).unwrap();
-        let writer = LayerWriter::new(Compression::Gzip, None).memo(&memo, SealKey::new([1; 32]));
+        let kept = dir.path().join("kept");
+        let writer =
+            LayerWriter::new(Compression::Gzip, None).memo(&memo, &kept, SealKey::new([1; 32]));
         let entries = entries(dir.path());
         let first = writer.write(&layout, &entries).unwrap();
         let mut other_entries = entries.clone();
@@ -672,7 +772,8 @@ mod tests {
         assert_eq!(writer.write(&layout, &entries).unwrap(), first);
         assert!(blob_matches(&path, &first.digest).unwrap());
         // A record sealed under another key opens under none but its own.
-        let stranger = LayerWriter::new(Compression::Gzip, None).memo(&memo, SealKey::new([2; 32]));
+        let stranger =
+            LayerWriter::new(Compression::Gzip, None).memo(&memo, &kept, SealKey::new([2; 32]));
         std::fs::remove_file(dir.path().join("data")).unwrap();
         // Not reused: compressing needs the content, which is gone.
         let e = stranger.write(&layout, &entries).unwrap_err();
@@ -680,6 +781,46 @@ mod tests {
             matches!(&e, Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_kept_blob_is_copied_only_whole_and_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = dir.path().join("memo");
+        std::fs::create_dir(&memo).unwrap();
+        let kept = dir.path().join("kept");
+        let writer =
+            LayerWriter::new(Compression::Gzip, None).memo(&memo, &kept, SealKey::new([1; 32]));
+        let entries = entries(dir.path());
+        let first = writer
+            .write(&Layout::create(&dir.path().join("a")).unwrap(), &entries)
+            .unwrap();
+        let kept_blob = kept.join(first.digest.hex());
+
+        // Other bytes of the same size: removed, and the layer compressed again.
+        let mut bytes = std::fs::read(&kept_blob).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::remove_file(&kept_blob).unwrap();
+        std::fs::write(&kept_blob, &bytes).unwrap();
+        let b = Layout::create(&dir.path().join("b")).unwrap();
+        assert_eq!(writer.write(&b, &entries).unwrap(), first);
+        assert!(blob_matches(&b.blob_path(&first.digest), &first.digest).unwrap());
+        assert!(
+            blob_matches(&kept_blob, &first.digest).unwrap(),
+            "kept anew"
+        );
+
+        // A link in the blob's place, even to the right bytes, is not taken: without the
+        // content, the layer cannot be made.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::rename(&kept_blob, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &kept_blob).unwrap();
+        std::fs::remove_file(dir.path().join("data")).unwrap();
+        let c = Layout::create(&dir.path().join("c")).unwrap();
+        let e = writer.write(&c, &entries).unwrap_err();
+        assert!(e.to_string().contains("data"), "{e}");
+        assert!(!c.has_blob(&first.digest));
     }
 
     #[test]

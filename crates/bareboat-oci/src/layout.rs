@@ -251,6 +251,19 @@ impl Layout {
         Ok(())
     }
 
+    /// Copies the blob file at `path`, which the caller has checked against `digest`, into
+    /// the layout unless it has it. A copy, not a link, so that the file's stamp does not
+    /// change (a link changes its inode's ctime) and the layout shares nothing with it.
+    pub fn copy_blob_file(&self, path: &Path, digest: &Digest) -> Result<(), Error> {
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let mut from = blob::open_regular(path).map_err(|e| Error::io(path, e))?;
+        let mut tmp = self.temp_blob()?;
+        io::copy(&mut from, tmp.as_file_mut()).map_err(|e| Error::io(tmp.path(), e))?;
+        self.commit_blob(tmp, digest)
+    }
+
     /// Copies one blob of `source` into the layout, checked as it streams, unless the
     /// layout has it already; a layer it has is still checked against the diff_id this
     /// image's config gives it.

@@ -1266,6 +1266,41 @@ fn damaged_layer_records_and_layout_blobs_are_never_reused() {
         "the blob holds its digest's bytes again"
     );
     unpack(d, "same", "static");
+
+    // A new layout copies each layer the cache keeps instead of compressing it again: a
+    // file of its own, not a link to the cache's.
+    let hex = ours["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let kept = cache.join("blobs").join(hex);
+    let verbose = |layout: &str| {
+        let out = build_with_cache(d, &cache, &["-vv", "catalog:static", "-o", layout]);
+        assert_eq!(report(&out)["digest"], static_["digest"]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = verbose("oci:fresh:fresh");
+    assert!(
+        err.contains("copied a layer an earlier build compressed"),
+        "{err}"
+    );
+    assert!(!err.contains("compressed a layer"), "{err}");
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let copied = d.join("fresh/blobs/sha256").join(hex);
+    assert_ne!(inode(&copied), inode(&kept));
+    unpack(d, "fresh", "fresh");
+
+    // A kept blob changed at its size is checked against its digest, removed, and the layer
+    // compressed and kept again.
+    flip_a_byte(&kept);
+    let err = verbose("oci:again:again");
+    assert!(
+        err.contains("does not match its digest") && err.contains("compressed a layer"),
+        "{err}"
+    );
+    let sha = run(Command::new("sha256sum").arg(&kept));
+    assert!(String::from_utf8_lossy(&sha.stdout).starts_with(hex));
+    unpack(d, "again", "again");
 }
 
 #[test]
