@@ -782,3 +782,74 @@ fn signers_racing_on_the_fallback_tags_each_keep_their_signature() {
         assert_eq!(verified(d, &format!("{k}.pub"), &image, &[]), both(), "{k}");
     }
 }
+
+#[test]
+fn bareboats_own_image_is_signed_runs_it_and_keeps_its_line_tables_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    key_pair(d, "ship");
+    for binutil in ["objcopy", "readelf", "nm", "addr2line"] {
+        tool(binutil);
+    }
+    // dist/image.sh, shipping the binary under test rather than building the release one.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/image.sh");
+    let dist = d.join("dist");
+    let layout = format!("oci:{}:bareboat", d.join("out").display());
+    let key = d.join("ship.key");
+    let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+    let built = run(Command::new("bash")
+        .arg(&script)
+        .args(["--json", "--cache"])
+        .arg(common::cache())
+        .args(["-o", &layout, "--sign"])
+        .arg(&key)
+        .env("BAREBOAT_BINARY", env!("CARGO_BIN_EXE_bareboat"))
+        .env("DIST", &dist)
+        .env("BAREBOAT_KEY_PASSWORD", PASSWORD)
+        .env_remove("BAREBOAT_MIRROR")
+        .env_remove("SOURCE_DATE_EPOCH"));
+    let built: Value = serde_json::from_slice(&built.stdout).unwrap();
+    assert_eq!(
+        verified(d, "ship.pub", "oci:out:bareboat", &[]).len(),
+        2,
+        "{built}"
+    );
+
+    // The image's binary has no debug info, names its debug file, and runs.
+    let bundle = common::unpack(d, "out", "bareboat");
+    let shipped = bundle.join("rootfs/usr/bin/bareboat");
+    let sections = |file: &Path| {
+        let out = run(Command::new(tool("readelf")).arg("-SW").arg(file));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shipped_sections = sections(&shipped);
+    assert!(
+        shipped_sections.contains(".gnu_debuglink"),
+        "{shipped_sections}"
+    );
+    for debug in [".debug_info", ".debug_line"] {
+        assert!(!shipped_sections.contains(debug), "{debug} shipped");
+    }
+    let version = common::runc(&bundle, &["/usr/bin/bareboat", "--version"]);
+    assert_eq!(version, format!("bareboat {}\n", env!("CARGO_PKG_VERSION")));
+
+    // bareboat.debug holds the line tables: addr2line reads a function of the shipped
+    // binary back to its source line.
+    assert!(sections(&dist.join("bareboat.debug")).contains(".debug_line"));
+    let symbols = run(Command::new(tool("nm")).arg("-C").arg(&shipped));
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    let main = symbols
+        .lines()
+        .find(|l| l.ends_with(" bareboat::main"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the shipped binary keeps its symbols");
+    let line = run(Command::new(tool("addr2line"))
+        .args(["-f", "-C", "-e"])
+        .arg(dist.join("bareboat.debug"))
+        .arg(format!("0x{main}")));
+    let line = String::from_utf8_lossy(&line.stdout);
+    assert!(
+        line.contains("bareboat::main") && line.contains("main.rs:"),
+        "{line}"
+    );
+}

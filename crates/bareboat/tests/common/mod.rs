@@ -36,6 +36,7 @@ pub fn tool(name: &str) -> String {
         "gpg" => "gnupg",
         "go" => "golang-go",
         "find" => "findutils",
+        "objcopy" | "readelf" | "nm" | "addr2line" => "binutils",
         "javac" | "jar" | "keytool" => "default-jdk-headless",
         "aarch64-linux-gnu-gcc" => "gcc-aarch64-linux-gnu",
         n if n.starts_with("qemu-") => "qemu-user-static",
