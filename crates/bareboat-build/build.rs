@@ -1,18 +1,19 @@
-//! Compiles the health probe (`probe/health.c`) statically for amd64 and arm64 with
-//! Debian's gcc and gcc-aarch64-linux-gnu, for images to carry (see `src/probe.rs`). The
-//! Rust toolchain here targets only the host, so the probe is C. A missing compiler leaves
-//! that architecture without a probe, and a build that asks for it says how to get it.
+//! Compiles the health probe (`probe/health.c`) statically for every architecture Debian
+//! releases, with Debian's gcc and its cross compilers (`probe/targets.rs`), for images to
+//! carry (see `src/probe.rs`). The Rust toolchain here targets only the host, so the probe
+//! is C. A missing compiler leaves that architecture without a probe, and a build that asks
+//! for it says how to get it.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+include!("probe/targets.rs");
+
 fn main() {
     println!("cargo:rerun-if-changed=probe/health.c");
+    println!("cargo:rerun-if-changed=probe/targets.rs");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for (arch, compiler) in [
-        ("amd64", "x86_64-linux-gnu-gcc"),
-        ("arm64", "aarch64-linux-gnu-gcc"),
-    ] {
+    for (arch, compiler, packages) in TARGETS {
         let dest = out.join(format!("health-{arch}"));
         let built = Command::new(compiler)
             .args(["-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror"])
@@ -24,12 +25,7 @@ fn main() {
             .is_ok_and(|s| s.success());
         if !built {
             println!(
-                "cargo:warning=no {arch} health probe: {compiler} is missing or failed (apt-get install {})",
-                if arch == "amd64" {
-                    "gcc"
-                } else {
-                    "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
-                }
+                "cargo:warning=no {arch} health probe: {compiler} is missing or failed (apt-get install {packages})"
             );
             std::fs::write(&dest, b"").expect("write to OUT_DIR");
         }

@@ -303,7 +303,24 @@ async fn load_source(
     };
     let (release, inrelease_sha256) = load_release(client, cache, source, &keyring, opts).await?;
     let mut wanted = Vec::new();
-    for component in &source.components {
+    // Debian's LTS carries fewer architectures than the release did (bookworm's LTS has no
+    // armel or s390x): a security suite that no longer lists this one has no fixes for it,
+    // which is said, not an error.
+    let components: &[String] = if source.suite.ends_with("-security")
+        && !release.architectures.contains(&opts.arch)
+    {
+        tracing::warn!(
+            "{}: {} carries no {} packages: Debian's security support (LTS) for {} has ended, so the image gets no security fixes",
+            source.dists_url("InRelease"),
+            source.suite,
+            opts.arch,
+            opts.arch
+        );
+        &[]
+    } else {
+        &source.components
+    };
+    for component in components {
         wanted.push(pick_index(&release, source, component, &opts.arch)?);
         // As apt does: a separate binary-all index only when the release has an `all`
         // architecture that its per-architecture indexes do not already include.

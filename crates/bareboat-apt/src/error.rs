@@ -179,6 +179,19 @@ pub enum Error {
         context: Option<String>,
     },
 
+    /// A package file that a signed index lists and the mirror does not serve.
+    #[error(
+        "{url}: not found (HTTP 404), though the signed index lists {package}: the mirror lacks this {architecture} package\n  hint: use a mirror that holds all of {architecture} with --mirror URL"
+    )]
+    MirrorGap {
+        /// The URL asked for.
+        url: String,
+        /// The package and version.
+        package: String,
+        /// Its architecture (`all` for an architecture-independent package).
+        architecture: String,
+    },
+
     /// A server that answered with an HTTP status that retrying does not help.
     #[error("{url}: HTTP {status}{}", context_suffix(.context))]
     Http {

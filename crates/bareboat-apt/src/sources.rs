@@ -55,6 +55,20 @@ impl Distribution {
             Distribution::Trixie => "13",
         }
     }
+
+    /// The architectures Debian releases it for: what `--arch all` means. Its Release file
+    /// lists more (i386, and bookworm's mips64el and mipsel), which Debian no longer
+    /// releases images of.
+    pub const fn architectures(self) -> &'static [&'static str] {
+        const TRIXIE: &[&str] = &[
+            "amd64", "arm64", "armel", "armhf", "ppc64el", "riscv64", "s390x",
+        ];
+        match self {
+            Distribution::Trixie => TRIXIE,
+            // The same, without riscv64, which became a release architecture in trixie.
+            Distribution::Bookworm => &["amd64", "arm64", "armel", "armhf", "ppc64el", "s390x"],
+        }
+    }
 }
 
 impl fmt::Display for Distribution {

@@ -4,10 +4,8 @@
 
 use crate::relation::{is_package_name, parse_version};
 
-/// The architectures Debian releases (trixie's; bookworm's are the same without riscv64).
-pub const RELEASE_ARCHITECTURES: &[&str] = &[
-    "amd64", "arm64", "armel", "armhf", "ppc64el", "riscv64", "s390x",
-];
+/// The architectures Debian releases: trixie's, which hold bookworm's.
+pub const RELEASE_ARCHITECTURES: &[&str] = crate::sources::Distribution::Trixie.architectures();
 
 /// A release bareboat builds from, by codename.
 pub fn release(name: &str) -> Result<(), String> {

@@ -167,7 +167,9 @@ pub fn name_candidates(need: &str) -> Vec<String> {
         };
     };
     let version = version.trim_start_matches('.');
-    if name.starts_with("ld-linux") || GLIBC.contains(&stem) {
+    // The loaders: ld-linux-x86-64.so.2, ld-linux-aarch64.so.1, ld-linux-armhf.so.3,
+    // armel's ld-linux.so.3, ld-linux-riscv64-lp64d.so.1, and ppc64el's and s390x's ld64.so.2.
+    if name.starts_with("ld-linux") || stem == "ld64" || GLIBC.contains(&stem) {
         return vec!["libc6".into()];
     }
     if let Some((_, packages)) = NAME_EXCEPTIONS.iter().find(|(s, _)| *s == stem) {
@@ -408,6 +410,10 @@ usr/bin/python3 python/python3-minimal
             ("libnss_dns.so.2", &["libc6"]),
             ("/lib64/ld-linux-x86-64.so.2", &["libc6"]),
             ("ld-linux-aarch64.so.1", &["libc6"]),
+            ("/lib/ld-linux-armhf.so.3", &["libc6"]),
+            ("/lib/ld-linux.so.3", &["libc6"]),
+            ("/lib64/ld64.so.2", &["libc6"]),
+            ("/lib/ld-linux-riscv64-lp64d.so.1", &["libc6"]),
             ("libz.so.1", &["zlib1g"]),
             ("libssl.so.3", &["libssl3t64", "libssl3"]),
             ("libcrypto.so.3", &["libssl3t64", "libssl3"]),

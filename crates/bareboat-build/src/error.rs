@@ -164,7 +164,8 @@ pub enum Error {
     },
     /// This bareboat was built without the health probe for an architecture.
     #[error(
-        "this bareboat was built without the {arch} health probe\n  hint: install gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (or gcc for amd64) and rebuild bareboat"
+        "this bareboat was built without the {arch} health probe\n  hint: install {} and rebuild bareboat",
+        crate::probe::compiler_packages(arch)
     )]
     NoProbe {
         /// The architecture.

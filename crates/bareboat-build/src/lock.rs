@@ -473,6 +473,7 @@ pub async fn fetch(
             },
             name: &p.name,
             version: &p.version,
+            architecture: &p.architecture,
         };
         deb.fetch(client, cache, progress).await?;
         Ok::<u64, AptError>(p.size)
@@ -491,6 +492,7 @@ struct Download<'a> {
     expected: Expected,
     name: &'a str,
     version: &'a str,
+    architecture: &'a str,
 }
 
 impl Download<'_> {
@@ -512,7 +514,16 @@ impl Download<'_> {
                 progress,
             )
             .await
-            .map_err(|e| e.with_context(format!("package {}", self.name)))?;
+            .map_err(|e| match e {
+                // The signed index lists the package, so the file must be there: a mirror
+                // that answers 404 lacks it (mirrors can be incomplete for an architecture).
+                AptError::NotFound { url, .. } => AptError::MirrorGap {
+                    url,
+                    package: what.clone(),
+                    architecture: self.architecture.to_string(),
+                },
+                e => e.with_context(format!("package {}", self.name)),
+            })?;
         cache.commit(tmp, &cache.deb_path(&self.expected.sha256)?)?;
         progress.done(&what);
         Ok(())
@@ -558,6 +569,7 @@ impl NameLookup<'_> {
                     },
                     name: p.name(),
                     version: p.version(),
+                    architecture: p.architecture(),
                 }
                 .fetch(self.archive.client, self.archive.cache, self.progress)
                 .await?;

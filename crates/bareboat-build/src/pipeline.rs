@@ -782,7 +782,7 @@ pub async fn catalogue(
     cx: &Context<'_>,
 ) -> Result<Vec<CatalogImage>, Error> {
     use bareboat_spec::catalog::{self, Variant};
-    let arch = bareboat_spec::spec::arches(vec![arch.to_string()])?;
+    let arch = bareboat_spec::spec::arches(vec![arch.to_string()], release)?;
     let progress = cx.stages.stage("indexes");
     let mut images = Vec::new();
     for image in catalog::IMAGES {

@@ -1,7 +1,10 @@
 //! The health probe images can carry (`[health]` in the spec): a static C program, built
-//! with this crate for amd64 and arm64, that checks an HTTP URL, a TCP port or a file and
-//! exits 0 (healthy) or 1, so a distroless image needs no shell or curl for a Docker
-//! HEALTHCHECK or a Kubernetes exec probe. See `probe/health.c` for its arguments.
+//! with this crate for every architecture Debian releases, that checks an HTTP URL, a TCP
+//! port or a file and exits 0 (healthy) or 1, so a distroless image needs no shell or curl
+//! for a Docker HEALTHCHECK or a Kubernetes exec probe. See `probe/health.c` for its
+//! arguments.
+
+include!("../probe/targets.rs");
 
 /// Where the probe goes in the image.
 pub const PATH: &str = "usr/local/bin/health";
@@ -12,9 +15,22 @@ pub fn binary(arch: &str) -> Option<&'static [u8]> {
     let bytes: &'static [u8] = match arch {
         "amd64" => include_bytes!(concat!(env!("OUT_DIR"), "/health-amd64")),
         "arm64" => include_bytes!(concat!(env!("OUT_DIR"), "/health-arm64")),
+        "armhf" => include_bytes!(concat!(env!("OUT_DIR"), "/health-armhf")),
+        "armel" => include_bytes!(concat!(env!("OUT_DIR"), "/health-armel")),
+        "ppc64el" => include_bytes!(concat!(env!("OUT_DIR"), "/health-ppc64el")),
+        "riscv64" => include_bytes!(concat!(env!("OUT_DIR"), "/health-riscv64")),
+        "s390x" => include_bytes!(concat!(env!("OUT_DIR"), "/health-s390x")),
         _ => return None,
     };
     (!bytes.is_empty()).then_some(bytes)
+}
+
+/// The Debian packages that install the compiler the probe for `arch` is built with.
+pub fn compiler_packages(arch: &str) -> &'static str {
+    TARGETS
+        .iter()
+        .find(|(a, _, _)| *a == arch)
+        .map_or("a C compiler for it", |(_, _, packages)| packages)
 }
 
 #[cfg(test)]
@@ -22,10 +38,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_architectures_are_static_elf_programs() {
+    fn every_architecture_has_a_static_elf_program() {
+        use goblin::elf::header::{EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV, EM_S390, EM_X86_64};
         for (arch, machine) in [
-            ("amd64", goblin::elf::header::EM_X86_64),
-            ("arm64", goblin::elf::header::EM_AARCH64),
+            ("amd64", EM_X86_64),
+            ("arm64", EM_AARCH64),
+            ("armhf", EM_ARM),
+            ("armel", EM_ARM),
+            ("ppc64el", EM_PPC64),
+            ("riscv64", EM_RISCV),
+            ("s390x", EM_S390),
         ] {
             let bytes =
                 binary(arch).unwrap_or_else(|| panic!("no {arch} probe: see the build warning"));
@@ -36,6 +58,20 @@ mod tests {
                 "{arch} probe is static"
             );
         }
-        assert!(binary("riscv64").is_none());
+        // armhf's passes floats in VFP registers, armel's does not.
+        let hard = |arch| {
+            goblin::elf::Elf::parse(binary(arch).unwrap())
+                .unwrap()
+                .header
+                .e_flags
+                & 0x400
+        };
+        assert_ne!(hard("armhf"), 0);
+        assert_eq!(hard("armel"), 0);
+        assert!(binary("i386").is_none());
+        assert_eq!(
+            compiler_packages("s390x"),
+            "gcc-s390x-linux-gnu libc6-dev-s390x-cross"
+        );
     }
 }

@@ -75,11 +75,21 @@ pub struct Analysis {
     pub kind: FileKind,
 }
 
-/// The Debian architecture an ELF machine is built for.
-fn arch_of(machine: u16) -> String {
-    match machine {
-        goblin::elf::header::EM_X86_64 => "amd64".into(),
-        goblin::elf::header::EM_AARCH64 => "arm64".into(),
+/// The Debian architecture an ELF file is built for. 32-bit ARM tells armhf from armel by
+/// its float ABI flag, which symbol versions do not show.
+fn arch_of(header: &goblin::elf::header::Header) -> String {
+    use goblin::elf::header::{EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV, EM_S390, EM_X86_64};
+    // EF_ARM_ABI_FLOAT_HARD: the file passes floats in VFP registers (armhf).
+    const FLOAT_HARD: u32 = 0x400;
+    let little = header.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB;
+    match header.e_machine {
+        EM_X86_64 => "amd64".into(),
+        EM_AARCH64 => "arm64".into(),
+        EM_ARM if header.e_flags & FLOAT_HARD != 0 => "armhf".into(),
+        EM_ARM => "armel".into(),
+        EM_PPC64 if little => "ppc64el".into(),
+        EM_RISCV => "riscv64".into(),
+        EM_S390 => "s390x".into(),
         m => goblin::elf::header::machine_to_str(m).to_string(),
     }
 }
@@ -89,6 +99,11 @@ fn arch_of(machine: u16) -> String {
 pub fn multiarch(arch: &str) -> &'static str {
     match arch {
         "arm64" => "aarch64-linux-gnu",
+        "armhf" => "arm-linux-gnueabihf",
+        "armel" => "arm-linux-gnueabi",
+        "ppc64el" => "powerpc64le-linux-gnu",
+        "riscv64" => "riscv64-linux-gnu",
+        "s390x" => "s390x-linux-gnu",
         _ => "x86_64-linux-gnu",
     }
 }
@@ -167,7 +182,7 @@ fn parse(bytes: &[u8]) -> Result<goblin::elf::Elf<'_>, String> {
 
 fn elf_kind(bytes: &[u8], path: &str) -> Result<FileKind, String> {
     let elf = parse(bytes)?;
-    let arch = arch_of(elf.header.e_machine);
+    let arch = arch_of(&elf.header);
     let interpreter = elf.interpreter.map(String::from);
     let needed: Vec<String> = elf.libraries.iter().map(|s| s.to_string()).collect();
     if interpreter.is_none() && needed.is_empty() {
@@ -452,6 +467,41 @@ fn split_version(v: &str) -> (&str, Vec<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_release_architecture_is_told_by_its_elf_header() {
+        use goblin::elf::header::{
+            EI_DATA, ELFDATA2LSB, ELFDATA2MSB, EM_ARM, EM_PPC64, EM_RISCV, EM_S390,
+        };
+        let host = std::fs::read("/bin/true").unwrap();
+        let mut header = goblin::elf::Elf::parse(&host).unwrap().header;
+        for (machine, flags, data, arch, triplet) in [
+            (
+                EM_ARM,
+                0x0500_0400,
+                ELFDATA2LSB,
+                "armhf",
+                "arm-linux-gnueabihf",
+            ),
+            (
+                EM_ARM,
+                0x0500_0200,
+                ELFDATA2LSB,
+                "armel",
+                "arm-linux-gnueabi",
+            ),
+            (EM_PPC64, 2, ELFDATA2LSB, "ppc64el", "powerpc64le-linux-gnu"),
+            (EM_RISCV, 5, ELFDATA2LSB, "riscv64", "riscv64-linux-gnu"),
+            (EM_S390, 0, ELFDATA2MSB, "s390x", "s390x-linux-gnu"),
+        ] {
+            (header.e_machine, header.e_flags, header.e_ident[EI_DATA]) = (machine, flags, data);
+            assert_eq!(arch_of(&header), arch);
+            assert_eq!(multiarch(arch), triplet);
+        }
+        // Big-endian 64-bit POWER is not a Debian release architecture.
+        (header.e_machine, header.e_ident[EI_DATA]) = (EM_PPC64, ELFDATA2MSB);
+        assert_eq!(arch_of(&header), "PPC64");
+    }
 
     #[test]
     fn scripts_and_data_are_told_apart() {

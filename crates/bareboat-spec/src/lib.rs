@@ -47,9 +47,19 @@ pub enum Error {
         "catalog:{0} is made for Debian 13 (trixie) only\n  hint: drop --release, or set release = \"trixie\""
     )]
     NotInRelease(&'static str),
-    /// An architecture bareboat does not build for.
-    #[error("unsupported architecture {0:?}; use one of {list}", list = spec::ARCHES.join(", "))]
-    UnsupportedArch(String),
+    /// An architecture the release is not released for.
+    #[error(
+        "unsupported architecture {arch:?}{why}: Debian {} ({release}) releases {}; --arch all builds them all",
+        release.version(),
+        release.architectures().join(", "),
+        why = retired(arch, *release)
+    )]
+    UnsupportedArch {
+        /// The architecture named.
+        arch: String,
+        /// The release it was named for.
+        release: bareboat_apt::sources::Distribution,
+    },
     /// The spec file does not exist.
     #[error(
         "spec {} not found.\nhint: write a bareboat.toml (see `bareboat lock --help`), or lock a built-in image: `bareboat lock catalog:static`",
@@ -74,5 +84,16 @@ impl Error {
             Error::Invalid { line, .. } => *line,
             _ => None,
         }
+    }
+}
+
+/// Why a known Debian architecture is not one bareboat builds for a release, if it is one.
+fn retired(arch: &str, release: bareboat_apt::sources::Distribution) -> &'static str {
+    match arch {
+        "i386" | "mips64el" | "mipsel" => ", which Debian no longer releases",
+        "riscv64" if !release.architectures().contains(&"riscv64") => {
+            ", a release architecture from Debian 13 (trixie) on"
+        }
+        _ => "",
     }
 }

@@ -9,9 +9,6 @@ use bareboat_apt::sources::{Distribution, Source};
 use bareboat_oci::reference::ImageRef;
 use serde::Deserialize;
 
-/// Architectures a spec may name.
-pub const ARCHES: &[&str] = &["amd64", "arm64"];
-
 /// What slicing keeps and drops, as the spec says.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

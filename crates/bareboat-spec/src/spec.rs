@@ -68,7 +68,7 @@ use crate::Error;
 use crate::accounts::{self, BUILTIN_USERS};
 use crate::catalog;
 use crate::model::Variant;
-pub use crate::model::{ARCHES, FileSpec, GroupSpec, Level, RunSpec, SliceSpec, Spec, UserSpec};
+pub use crate::model::{FileSpec, GroupSpec, Level, RunSpec, SliceSpec, Spec, UserSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,7 +178,7 @@ impl Spec {
                 if list.is_empty() {
                     return Err(at.spanned(a, "arch must name at least one architecture"));
                 }
-                arches(list).map_err(|e| at.spanned(a, e))?
+                arches(list, release).map_err(|e| at.spanned(a, e))?
             }
         };
         let from = at.base(&raw, release, &arch)?;
@@ -578,13 +578,25 @@ impl Origin<'_> {
     }
 }
 
-/// The architectures named, each checked to be one bareboat builds for: the one place
-/// an architecture is validated.
-pub fn arches(list: Vec<String>) -> Result<Vec<String>, Error> {
-    match list.iter().find(|a| !ARCHES.contains(&a.as_str())) {
-        Some(a) => Err(Error::UnsupportedArch(a.clone())),
-        None => Ok(list),
+/// The architectures named for `release`, each once, `all` standing for every one Debian
+/// releases it for, and each checked to be one of those: the one place an architecture is
+/// validated.
+pub fn arches(list: Vec<String>, release: Distribution) -> Result<Vec<String>, Error> {
+    let released = release.architectures();
+    let mut out: Vec<String> = Vec::new();
+    for arch in list {
+        let named: Vec<String> = match arch.as_str() {
+            "all" => released.iter().map(|a| a.to_string()).collect(),
+            a if released.contains(&a) => vec![arch],
+            _ => return Err(Error::UnsupportedArch { arch, release }),
+        };
+        for a in named {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
     }
+    Ok(out)
 }
 
 impl Spec {
@@ -674,7 +686,7 @@ impl SpecRef {
         let release = || Distribution::parse(release.unwrap_or("trixie"));
         let arch = || match arch {
             [] => Ok(vec!["amd64".to_string()]),
-            list => arches(list.to_vec()),
+            list => arches(list.to_vec(), release()?),
         };
         match self {
             SpecRef::Catalog { name, variant } => Ok((

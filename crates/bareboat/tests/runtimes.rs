@@ -261,11 +261,20 @@ fn nodejs_ruby_and_php_run_scripts_through_their_entrypoints() {
     }
 }
 
+/// The architectures besides the host's whose runtimes start here, with the qemu that runs
+/// their programs: those the host's mirror serves whole (armel, ppc64el and s390x lack
+/// point-release packages there; see tests/architectures.rs, which names the files).
+const FOREIGN: &[(&str, &str)] = &[
+    ("arm64", "qemu-aarch64-static"),
+    ("armhf", "qemu-arm-static"),
+    ("riscv64", "qemu-riscv64-static"),
+];
+
 #[test]
-fn arm64_runtimes_start_under_qemu() {
+fn runtimes_start_under_qemu_on_other_architectures() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let qemu = tool("qemu-aarch64-static");
+    std::fs::write(d.join("script.py"), PYTHON_SCRIPT).unwrap();
     // Each runtime's version is checked only as far as the catalogue names it: the
     // language's major (and minor) version that trixie ships, which a point release keeps.
     // Its patch level (Python 3.13.5, node 20.19.2) may move, and is not checked; only a
@@ -286,28 +295,49 @@ fn arm64_runtimes_start_under_qemu() {
         ("ruby", &["/usr/bin/ruby", "--version"], "ruby 3.3"),
         ("php", &["/usr/bin/php", "--version"], "PHP 8.4"),
     ];
-    for (image, args, expected) in checks {
-        let rootfs =
-            build_runtime(d, image, &format!("{image}-arm64"), &["--arch", "arm64"]).join("rootfs");
-        // The alternatives link is absolute: follow it inside the image root.
-        let mut program = rootfs.join(args[0].trim_start_matches('/'));
-        while let Ok(target) = std::fs::read_link(&program) {
-            program = match target.strip_prefix("/") {
-                Ok(inside) => rootfs.join(inside),
-                Err(_) => program.parent().unwrap().join(target),
+    // Each program runs with the image as its root (chroot), by qemu copied into it, so
+    // that the image's own loader and libraries run it and its absolute links (the
+    // alternatives, the JVM's jvm.cfg in /etc) resolve inside the image.
+    for (arch, qemu) in FOREIGN {
+        let qemu = tool(qemu);
+        for (image, args, expected) in checks {
+            let tag = format!("{image}-{arch}");
+            let rootfs = build_runtime(d, image, &tag, &["--arch", arch]).join("rootfs");
+            std::fs::copy(&qemu, rootfs.join("qemu-user")).unwrap();
+            let in_image = |args: &[&str]| {
+                let out = Command::new(tool("chroot"))
+                    .arg(&rootfs)
+                    .arg("/qemu-user")
+                    .args(args)
+                    .output()
+                    .unwrap();
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                (out.status.success(), text)
             };
+            let started = std::time::Instant::now();
+            let (ran, text) = in_image(args);
+            // The JVM reads the MMU's address mode at start, which the qemu-user of
+            // Debian 12 does not give for riscv64: that is left to a riscv64 machine.
+            if !ran && *arch == "riscv64" && text.contains("Unsupported satp mode") {
+                eprintln!("SKIPPED riscv64 {image}: this qemu-user gives no satp mode: {text}");
+                continue;
+            }
+            assert!(ran && text.starts_with(expected), "{arch} {image}: {text}");
+            eprintln!(
+                "{arch} {image}: started in {:.1} s, by {qemu} in the image's root",
+                started.elapsed().as_secs_f64()
+            );
+            // python3 runs a script that uses ssl, sqlite3 and zlib from the image.
+            if *image == "python3" {
+                std::fs::copy(d.join("script.py"), rootfs.join("script.py")).unwrap();
+                let (ran, text) = in_image(&["/usr/bin/python3", "/script.py"]);
+                assert!(ran && text == "True True\n", "{arch}: {text}");
+            }
         }
-        let out = run(Command::new(&qemu)
-            .arg("-L")
-            .arg(&rootfs)
-            .arg(&program)
-            .args(&args[1..]));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(text.starts_with(expected), "{image}: {text}");
     }
 }
 
