@@ -168,7 +168,8 @@ pub fn name_candidates(need: &str) -> Vec<String> {
     };
     let version = version.trim_start_matches('.');
     // The loaders: ld-linux-x86-64.so.2, ld-linux-aarch64.so.1, ld-linux-armhf.so.3,
-    // armel's ld-linux.so.3, ld-linux-riscv64-lp64d.so.1, and ppc64el's and s390x's ld64.so.2.
+    // armel's ld-linux.so.3, ld-linux-riscv64-lp64d.so.1, ppc64el's ld64.so.2 and s390x's
+    // ld64.so.1.
     if name.starts_with("ld-linux") || stem == "ld64" || GLIBC.contains(&stem) {
         return vec!["libc6".into()];
     }
@@ -413,6 +414,7 @@ usr/bin/python3 python/python3-minimal
             ("/lib/ld-linux-armhf.so.3", &["libc6"]),
             ("/lib/ld-linux.so.3", &["libc6"]),
             ("/lib64/ld64.so.2", &["libc6"]),
+            ("/lib/ld64.so.1", &["libc6"]),
             ("/lib/ld-linux-riscv64-lp64d.so.1", &["libc6"]),
             ("libz.so.1", &["zlib1g"]),
             ("libssl.so.3", &["libssl3t64", "libssl3"]),

@@ -201,7 +201,12 @@ pub fn build_deb(dir: &Path, spec: &DebSpec) -> PathBuf {
     for (path, bytes) in &spec.files {
         let p = root.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        // Programs (ELF files and scripts) are executable, as a package ships them.
+        if bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"#!") {
+            let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+            std::fs::set_permissions(&p, executable).unwrap();
+        }
         md5sums.push_str(&format!("{:x}  {path}\n", md5::compute(bytes)));
     }
     // As dh_md5sums writes it; dpkg-deb itself does not.
@@ -274,7 +279,8 @@ impl Repo {
     pub fn publish(&self, gpg: &Gpg, opts: &RepoOptions<'_>, packages: &[DebSpec]) {
         let pool = self.root.path().join("pool/main");
         std::fs::create_dir_all(&pool).unwrap();
-        let mut index = String::new();
+        // Each package's index stanza, by its architecture.
+        let mut stanzas: Vec<(&str, String)> = Vec::new();
         let mut contents = String::new();
         for spec in packages {
             for (path, _) in &spec.files {
@@ -288,21 +294,26 @@ impl Repo {
                 .unwrap()
                 .stdout;
             let bytes = std::fs::read(&deb).unwrap();
-            index.push_str(&String::from_utf8(control).unwrap());
-            index.push_str(&format!(
-                "Filename: pool/main/{}\nSize: {}\nSHA256: {}\n\n",
+            let stanza = format!(
+                "{}Filename: pool/main/{}\nSize: {}\nSHA256: {}\n\n",
+                String::from_utf8(control).unwrap(),
                 deb.file_name().unwrap().to_string_lossy(),
                 bytes.len(),
                 sha256(&bytes)
-            ));
+            );
+            stanzas.push((spec.arch.as_deref().unwrap_or("amd64"), stanza));
         }
-        let dir = self.dists().join("main/binary-amd64");
-        std::fs::create_dir_all(dir.join("by-hash/SHA256")).unwrap();
-        let mut xz = Vec::new();
-        {
-            let mut enc = liblzma::write::XzEncoder::new(&mut xz, 6);
-            enc.write_all(index.as_bytes()).unwrap();
-            enc.finish().unwrap();
+        // As Debian's: an index for each architecture a package is built for (amd64 when
+        // none is), each listing the Architecture: all packages too.
+        let mut arches: Vec<&str> = stanzas
+            .iter()
+            .map(|(a, _)| *a)
+            .filter(|a| *a != "all")
+            .collect();
+        arches.sort();
+        arches.dedup();
+        if arches.is_empty() {
+            arches.push("amd64");
         }
         let date = opts.date.map_or_else(http_date_now, str::to_string);
         let mut release = format!(
@@ -313,15 +324,33 @@ impl Repo {
         if let Some(v) = opts.valid_until {
             release.push_str(&format!("Valid-Until: {v}\n"));
         }
-        release.push_str("Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\nDescription: test\nSHA256:\n");
-        for (name, bytes) in [("Packages", index.as_bytes()), ("Packages.xz", &xz[..])] {
-            std::fs::write(dir.join(name), bytes).unwrap();
-            std::fs::write(dir.join("by-hash/SHA256").join(sha256(bytes)), bytes).unwrap();
-            release.push_str(&format!(
-                " {} {:>9} main/binary-amd64/{name}\n",
-                sha256(bytes),
-                bytes.len()
-            ));
+        release.push_str(&format!(
+            "Acquire-By-Hash: yes\nArchitectures: {}\nComponents: main\nDescription: test\nSHA256:\n",
+            arches.join(" ")
+        ));
+        for arch in arches {
+            let index: String = stanzas
+                .iter()
+                .filter(|(a, _)| *a == arch || *a == "all")
+                .map(|(_, stanza)| stanza.as_str())
+                .collect();
+            let mut xz = Vec::new();
+            {
+                let mut enc = liblzma::write::XzEncoder::new(&mut xz, 6);
+                enc.write_all(index.as_bytes()).unwrap();
+                enc.finish().unwrap();
+            }
+            let dir = self.dists().join(format!("main/binary-{arch}"));
+            std::fs::create_dir_all(dir.join("by-hash/SHA256")).unwrap();
+            for (name, bytes) in [("Packages", index.as_bytes()), ("Packages.xz", &xz[..])] {
+                std::fs::write(dir.join(name), bytes).unwrap();
+                std::fs::write(dir.join("by-hash/SHA256").join(sha256(bytes)), bytes).unwrap();
+                release.push_str(&format!(
+                    " {} {:>9} main/binary-{arch}/{name}\n",
+                    sha256(bytes),
+                    bytes.len()
+                ));
+            }
         }
         if opts.contents {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));

@@ -230,21 +230,7 @@ fn one_index_names_each_platform_as_docker_and_containerd_do() {
         ],
     );
     let index = common::skopeo_raw(d, "oci:out:multi");
-    let platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            let variant = p["variant"].as_str().map(|v| format!("/{v}"));
-            format!(
-                "{}/{}{}",
-                p["os"].as_str().unwrap(),
-                p["architecture"].as_str().unwrap(),
-                variant.unwrap_or_default()
-            )
-        })
-        .collect();
+    let platforms = common::platforms(&index);
     assert_eq!(
         platforms,
         [

@@ -694,7 +694,7 @@ fn auto_deps_add_exactly_the_packages_of_a_programs_libraries() {
     // take zlib to another patch level.
     let version = out
         .strip_prefix("zlib ")
-        .and_then(|o| o.split_whitespace().next());
+        .and_then(|o| o.split([',', ' ']).next());
     let shaped = version.is_some_and(|v| {
         let parts: Vec<&str> = v.split('.').collect();
         (2..=3).contains(&parts.len()) && parts.iter().all(|p| p.parse::<u32>().is_ok())

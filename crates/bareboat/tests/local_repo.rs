@@ -612,7 +612,15 @@ fn missing_package_names_package_and_url() {
     f.server.fault("mawk_1.3_amd64.deb", Fault::NotFound);
     let o = f.run(&["lock"]);
     let url = format!("{}/pool/main/mawk_1.3_amd64.deb", f.server.url());
-    assert_fails_with(&o, &[&url, "not found (HTTP 404)", "package mawk"]);
+    assert_fails_with(
+        &o,
+        &[
+            &url,
+            "not found (HTTP 404), though the signed index lists mawk 1.3",
+            "the mirror lacks this amd64 package",
+            "--mirror",
+        ],
+    );
     assert!(f.cached("tmp").is_empty());
 }
 
@@ -1695,4 +1703,126 @@ fn a_fleet_fetches_through_the_package_proxy_apt_is_configured_with() {
             "through the proxy http://127.0.0.1:{port} (Acquire::http::Proxy in {conf})"
         )],
     );
+}
+
+/// For each architecture the host's mirror serves incompletely: its Debian name, its
+/// triplet, the qemu that runs it, its loader as its libc6 ships it (merged /usr), and
+/// its OCI platform as Docker and containerd name it.
+const CROSS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "armel",
+        "arm-linux-gnueabi",
+        "qemu-arm-static",
+        "usr/lib/ld-linux.so.3",
+        "linux/arm/v5",
+    ),
+    (
+        "ppc64el",
+        "powerpc64le-linux-gnu",
+        "qemu-ppc64le-static",
+        "usr/lib64/ld64.so.2",
+        "linux/ppc64le",
+    ),
+    (
+        "s390x",
+        "s390x-linux-gnu",
+        "qemu-s390x-static",
+        "usr/lib/ld64.so.1",
+        "linux/s390x",
+    ),
+];
+
+#[test]
+fn armel_ppc64el_and_s390x_images_run_with_their_own_loaders_and_share_arch_all_packages() {
+    // Each architecture's libc6 is the cross toolchain's C library and loader, and its
+    // hello a C program linked against it; data is the Architecture: all package all of
+    // them share.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("hello.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"hello from C\"); return 0; }\n",
+    )
+    .unwrap();
+    let mut pkgs = vec![DebSpec {
+        arch: Some("all".into()),
+        ..DebSpec::new("data", "1.0")
+    }];
+    for (arch, triplet, _, loader, _) in CROSS {
+        let program = src.path().join(format!("hello-{arch}"));
+        let o = Command::new(common::tool(&format!("{triplet}-gcc")))
+            .arg(src.path().join("hello.c"))
+            .arg("-o")
+            .arg(&program)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let toolchain = Path::new("/usr").join(triplet).join("lib");
+        let loader_name = loader.rsplit('/').next().unwrap();
+        pkgs.push(DebSpec {
+            arch: Some(arch.to_string()),
+            files: vec![
+                (
+                    format!("usr/lib/{triplet}/libc.so.6"),
+                    std::fs::read(toolchain.join("libc.so.6")).unwrap(),
+                ),
+                (
+                    loader.to_string(),
+                    std::fs::read(toolchain.join(loader_name)).unwrap(),
+                ),
+            ],
+            ..DebSpec::new("libc6", "2.41-1")
+        });
+        pkgs.push(DebSpec {
+            arch: Some(arch.to_string()),
+            files: vec![("usr/bin/hello".into(), std::fs::read(&program).unwrap())],
+            ..DebSpec::new("hello", "1.0").field("Depends", "libc6, data")
+        });
+    }
+    let f = Fixture::with(pkgs, None, None);
+    std::fs::write(
+        f.work.path().join("bareboat.toml"),
+        format!(
+            "arch = [\"armel\", \"ppc64el\", \"s390x\"]\npackages = [\"hello\"]\nentrypoint = [\"/usr/bin/hello\"]\n\n\
+             [[source]]\nurl = \"{}\"\nsuite = \"testing-suite\"\nkeyring = \"archive-key.asc\"\n",
+            f.server.url()
+        ),
+    )
+    .unwrap();
+    let o = f.run(&["--json", "build", "-o", "oci:multi:hello"]);
+    assert_ok(&o);
+
+    // The index names each platform as Docker and containerd do.
+    let w = f.work.path();
+    let index = common::skopeo_raw(w, "oci:multi:hello");
+    let platforms = common::platforms(&index);
+    let expected: Vec<&str> = CROSS.iter().map(|c| c.4).collect();
+    assert_eq!(platforms, expected);
+
+    // data was fetched and checked once for the three architectures.
+    assert_eq!(f.server.requests("GET", "/data_1.0_all.deb"), 1);
+
+    // Each image, as skopeo picks it out of the index, runs its program with its own loader
+    // and C library (qemu's -L is the image's root).
+    for (arch, _, qemu, _, platform) in CROSS {
+        let mut parts = platform.split('/').skip(1);
+        let (oci_arch, variant) = (parts.next().unwrap(), parts.next());
+        let mut skopeo = Command::new(common::tool("skopeo"));
+        skopeo.current_dir(w).args(["--override-arch", oci_arch]);
+        if let Some(v) = variant {
+            skopeo.args(["--override-variant", v]);
+        }
+        let o = skopeo
+            .args(["copy", "oci:multi:hello", &format!("oci:{arch}:{arch}")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let rootfs = common::unpack(w, arch, arch).join("rootfs");
+        let o = Command::new(common::tool(qemu))
+            .arg("-L")
+            .arg(&rootfs)
+            .arg(rootfs.join("usr/bin/hello"))
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o), "hello from C\n", "{arch}: {}", stderr(&o));
+    }
 }

@@ -370,6 +370,26 @@ pub fn skopeo_raw(dir: &Path, reference: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Each platform an image index lists, as Docker and containerd write them:
+/// `linux/arm/v7`, `linux/ppc64le`.
+pub fn platforms(index: &Value) -> Vec<String> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let variant = p["variant"].as_str().map(|v| format!("/{v}"));
+            format!(
+                "{}/{}{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap(),
+                variant.unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
 /// Runs `cmd`, expecting exit status 1 and an error containing `expected`.
 pub fn fails_with(cmd: &mut Command, expected: &str) {
     let out = cmd.output().unwrap();
