@@ -6,6 +6,19 @@ use std::path::PathBuf;
 /// A failure to lock or build an image.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A requested package the archive has for other architectures but not this one.
+    #[error(
+        "{package} is not built for {arch}: the archive has it for {}\n  hint: build for those architectures (--arch), or leave {arch} out",
+        built.join(", ")
+    )]
+    NotBuiltFor {
+        /// The package requested.
+        package: String,
+        /// The architecture that lacks it.
+        arch: String,
+        /// The architectures that have it.
+        built: Vec<String>,
+    },
     /// The spec, a catalogue name or an architecture is refused.
     #[error(transparent)]
     Spec(#[from] bareboat_spec::Error),

@@ -257,6 +257,7 @@ impl Resolver<'_> {
         if let Some(base) = self.request.base {
             universe.installed = Some(base.image(arch)?.installed()?);
         }
+        self.check_built_for(&universe, arch).await?;
         let mut request = SolveRequest {
             packages: spec.packages.clone(),
             exclude: spec.exclude.clone(),
@@ -592,6 +593,51 @@ impl NameLookup<'_> {
 /// The keyring `settings` trust: their own, else Debian's.
 /// How the archive's indexes for `arch` are loaded, with `settings`, checked against
 /// `keyring`, and no older than the `locked` sources.
+impl Resolver<'_> {
+    /// Refuses a requested package that this architecture's archive lacks but another
+    /// release architecture's has (a runtime Debian does not build for it), naming those.
+    /// A package no architecture has is left to the solver, which says it is unknown.
+    async fn check_built_for(&self, universe: &Universe, arch: &str) -> Result<(), Error> {
+        let absent = |u: &Universe, name: &str| !u.has(name) && u.providing(name).next().is_none();
+        let Some(package) = (self.request.spec.packages.iter())
+            .map(|r| r.name.as_str())
+            .find(|name| absent(universe, name))
+        else {
+            return Ok(());
+        };
+        // The architectures the archive's Release files list, that Debian releases.
+        let released = self.request.spec.release.architectures();
+        let mut others: Vec<&str> = (universe.sources.iter())
+            .flat_map(|s| s.release.architectures.iter().map(String::as_str))
+            .filter(|a| *a != arch && released.contains(a))
+            .collect();
+        others.sort();
+        others.dedup();
+        let mut built = Vec::new();
+        for other in others {
+            let opts = load_options(
+                self.archive.settings,
+                other,
+                self.keyring.clone(),
+                Vec::new(),
+            );
+            let Archive { client, cache, .. } = self.archive;
+            let there = Universe::load(client, cache, &self.sources, &opts, self.progress).await;
+            if there.is_ok_and(|u| !absent(&u, package)) {
+                built.push(other.to_string());
+            }
+        }
+        if built.is_empty() {
+            return Ok(());
+        }
+        Err(Error::NotBuiltFor {
+            package: package.to_string(),
+            arch: arch.to_string(),
+            built,
+        })
+    }
+}
+
 fn load_options(
     settings: &Settings,
     arch: &str,

@@ -269,3 +269,112 @@ fn one_index_names_each_platform_as_docker_and_containerd_do() {
         .args(["validate", "--type", "image", "--ref", "name=multi"])
         .arg(d.join("out")));
 }
+
+/// A binfmt_misc handler the test registers for 32-bit ARM programs, removed (and
+/// binfmt_misc unmounted, if the test mounted it) when dropped.
+struct ArmHandler {
+    entry: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl ArmHandler {
+    /// Registers `qemu` for little-endian 32-bit ARM executables with flag F (the kernel
+    /// opens the interpreter now, so it runs inside containers), mounting binfmt_misc
+    /// first if it is not; `Err` says why that cannot be done here.
+    fn register(qemu: &str) -> Result<ArmHandler, String> {
+        let root = Path::new("/proc/sys/fs/binfmt_misc");
+        let mounted = !root.join("register").exists();
+        if mounted {
+            let out = Command::new("mount")
+                .args(["-t", "binfmt_misc", "binfmt_misc"])
+                .arg(root)
+                .output()
+                .map_err(|e| format!("mount: {e}"))?;
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                return Err(format!("mount -t binfmt_misc: {}", err.trim()));
+            }
+        }
+        let name = format!("bareboat-test-arm-{}", std::process::id());
+        let magic = r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00";
+        let mask =
+            r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+        let handler = ArmHandler {
+            entry: root.join(&name),
+            mounted,
+        };
+        std::fs::write(
+            root.join("register"),
+            format!(":{name}:M::{magic}:{mask}:{qemu}:F"),
+        )
+        .map_err(|e| format!("registering {name}: {e}"))?;
+        Ok(handler)
+    }
+}
+
+impl Drop for ArmHandler {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.entry, "-1");
+        if self.mounted {
+            let _ = Command::new("umount")
+                .arg("/proc/sys/fs/binfmt_misc")
+                .status();
+        }
+    }
+}
+
+#[test]
+fn podman_and_runc_run_the_armhf_image_through_a_qemu_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::build(
+        d,
+        &[
+            "catalog:static:debug",
+            "--arch",
+            "amd64,armhf",
+            "-o",
+            "oci:out:multi",
+        ],
+    );
+    let handler = match ArmHandler::register(&tool("qemu-arm-static")) {
+        Ok(handler) => handler,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED podman and runc on armhf: binfmt_misc cannot be used here ({why}); \
+                 every_level_boots_a_program_on_every_architecture_the_mirror_serves runs armhf \
+                 programs with qemu -L instead"
+            );
+            return;
+        }
+    };
+    // podman picks the arm/v7 image out of the index, and the kernel runs its busybox
+    // through qemu.
+    let out = run(common::podman(d).args([
+        "run",
+        "--rm",
+        "--network=none",
+        "--platform",
+        "linux/arm/v7",
+        "oci:out:multi",
+        "-c",
+        "echo ok; uname -m; id -u",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\narmv7l\n65532\n");
+    eprintln!("podman ran linux/arm/v7 through the qemu-arm-static handler");
+
+    // runc runs the same image, unpacked.
+    run(Command::new(tool("skopeo")).current_dir(d).args([
+        "--override-arch",
+        "arm",
+        "--override-variant",
+        "v7",
+        "copy",
+        "oci:out:multi",
+        "oci:armhf:armhf",
+    ]));
+    let bundle = unpack(d, "armhf", "armhf");
+    let out = common::runc(&bundle, &["/busybox/sh", "-c", "echo ok; uname -m"]);
+    assert_eq!(out, "ok\narmv7l\n");
+    drop(handler);
+}

@@ -1778,16 +1778,32 @@ fn armel_ppc64el_and_s390x_images_run_with_their_own_loaders_and_share_arch_all_
             ..DebSpec::new("hello", "1.0").field("Depends", "libc6, data")
         });
     }
+    // vector, a program only s390x has, as a runtime Debian builds for some architectures.
+    pkgs.push(DebSpec {
+        arch: Some("s390x".into()),
+        ..DebSpec::new("vector", "1.0")
+    });
     let f = Fixture::with(pkgs, None, None);
-    std::fs::write(
-        f.work.path().join("bareboat.toml"),
-        format!(
-            "arch = [\"armel\", \"ppc64el\", \"s390x\"]\npackages = [\"hello\"]\nentrypoint = [\"/usr/bin/hello\"]\n\n\
-             [[source]]\nurl = \"{}\"\nsuite = \"testing-suite\"\nkeyring = \"archive-key.asc\"\n",
-            f.server.url()
-        ),
-    )
-    .unwrap();
+    let spec = |packages: &str| {
+        std::fs::write(
+            f.work.path().join("bareboat.toml"),
+            format!(
+                "arch = [\"armel\", \"ppc64el\", \"s390x\"]\npackages = [{packages}]\nentrypoint = [\"/usr/bin/hello\"]\n\n\
+                 [[source]]\nurl = \"{}\"\nsuite = \"testing-suite\"\nkeyring = \"archive-key.asc\"\n",
+                f.server.url()
+            ),
+        )
+        .unwrap();
+    };
+    spec("\"hello\", \"vector\"");
+    assert_fails_with(
+        &f.run(&["build", "-o", "oci:multi:hello"]),
+        &[
+            "vector is not built for armel: the archive has it for s390x",
+            "--arch",
+        ],
+    );
+    spec("\"hello\"");
     let o = f.run(&["--json", "build", "-o", "oci:multi:hello"]);
     assert_ok(&o);
 
