@@ -141,7 +141,7 @@ impl<'a> BaseImage<'a> {
             if again.is_some() {
                 continue;
             }
-            let mut reader = self.source.open_layer(l)?;
+            let mut reader = self.source.open_layer(l)?.ahead();
             let unpacked = tree
                 .add_image_layer(layer, &origin, &mut reader)
                 .map_err(Error::from)
@@ -151,7 +151,8 @@ impl<'a> BaseImage<'a> {
                         .map_err(|e| self.refused(format!("layer {}: {e}", l.descriptor.digest())))
                 });
             if let Err(e) = unpacked {
-                return Err(reader.damage().map_or(e, |damage| self.refused(damage)));
+                let damage = reader.into_inner().damage();
+                return Err(damage.map_or(e, |damage| self.refused(damage)));
             }
         }
         tree.seal()?;
@@ -169,7 +170,7 @@ impl<'a> BaseImage<'a> {
             if again[i].is_some() {
                 continue;
             }
-            let mut reader = self.source.open_layer(l)?;
+            let mut reader = self.source.open_layer(l)?.ahead();
             let read = stack_database(&mut stack, &mut reader, i)
                 .map_err(|e| {
                     format!(
@@ -184,7 +185,8 @@ impl<'a> BaseImage<'a> {
                     io::copy(&mut reader, &mut io::sink()).map_err(|e| e.to_string())
                 });
             if let Err(e) = read {
-                return Err(self.refused(reader.damage().map_or(e, |d| d.to_string())));
+                let damage = reader.into_inner().damage();
+                return Err(self.refused(damage.map_or(e, |d| d.to_string())));
             }
         }
         let files = database_files(&stack).map_err(|e| self.refused(e))?;

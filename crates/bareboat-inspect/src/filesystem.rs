@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 
-use bareboat_oci::blob::{Layer, LayerReader};
+use bareboat_oci::blob::{Ahead, Layer};
 use bareboat_oci::overlay::{self, Entry, Refusal};
 use bareboat_oci::source::BlobSource;
 use bareboat_oci::stack::{self, Filled, Hooks, How, Stack, Store};
@@ -284,10 +284,9 @@ fn read_into(
             fs.layers.push(LayerRead::listed_again(layer, above));
             continue;
         }
-        let mut reader = source.open_layer(layer)?;
-        let read = fs
-            .read_layer(&mut reader, i, layer, &mut unpacked)
-            .map_err(|e| reader.damage().map_or(e, Error::from))?;
+        let mut reader = source.open_layer(layer)?.ahead();
+        let read = fs.read_layer(&mut reader, i, layer, &mut unpacked);
+        let read = read.map_err(|e| reader.into_inner().damage().map_or(e, Error::from))?;
         fs.layers.push(read);
     }
     // A layer not read has the figures of the same blob where it was.
@@ -306,7 +305,7 @@ impl Filesystem {
     /// Reads layer `i` onto the layers below.
     fn read_layer(
         &mut self,
-        reader: &mut LayerReader,
+        reader: &mut Ahead,
         i: usize,
         layer: &Layer,
         unpacked: &mut u64,

@@ -397,6 +397,109 @@ impl LayerReader {
     }
 }
 
+/// How far [`LayerReader::ahead`] decodes ahead of its reader: this many chunks of
+/// [`AHEAD_CHUNK`] bytes, waiting in its channel.
+const AHEAD_CHUNKS: usize = 4;
+
+/// The size of a chunk of decoded layer passed from the decoding thread.
+const AHEAD_CHUNK: usize = 256 << 10;
+
+impl LayerReader {
+    /// The layer decoded on a thread of its own: decompressing and the blob's digest and
+    /// diff_id run on one core while the caller parses and hashes the tar stream on another.
+    /// The thread is at most [`AHEAD_CHUNKS`] chunks ahead, so memory stays bounded however
+    /// much the layer decompresses to.
+    pub fn ahead(mut self) -> Ahead {
+        let (send, chunks) = std::sync::mpsc::sync_channel(AHEAD_CHUNKS);
+        let decoder = std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0; AHEAD_CHUNK];
+                let filled = fill(&mut self, &mut chunk);
+                let last = !matches!(filled, Ok(n) if n == AHEAD_CHUNK);
+                let sent = match filled {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        send.send(Ok(chunk))
+                    }
+                    Err(e) => send.send(Err(e)),
+                };
+                // A reader that has gone away wants no more.
+                if sent.is_err() || last {
+                    break;
+                }
+            }
+            self
+        });
+        Ahead {
+            chunks: Some(chunks),
+            current: Vec::new(),
+            at: 0,
+            decoder: Some(decoder),
+        }
+    }
+}
+
+/// Reads into `buf` until it is full or the reader ends; how much was read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A layer being decoded ahead of its reader ([`LayerReader::ahead`]).
+pub struct Ahead {
+    chunks: Option<std::sync::mpsc::Receiver<io::Result<Vec<u8>>>>,
+    current: Vec<u8>,
+    at: usize,
+    decoder: Option<std::thread::JoinHandle<LayerReader>>,
+}
+
+impl Ahead {
+    /// Stops decoding and gives the layer's reader back, to ask it what is wrong with the
+    /// blob ([`LayerReader::damage`]).
+    pub fn into_inner(mut self) -> LayerReader {
+        self.chunks = None;
+        let decoder = self.decoder.take().expect("the decoding thread");
+        decoder
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Read for Ahead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            let next = self.chunks.as_ref().and_then(|c| c.recv().ok());
+            match next {
+                Some(Ok(chunk)) => (self.current, self.at) = (chunk, 0),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.chunks = None;
+        if let Some(decoder) = self.decoder.take() {
+            let _ = decoder.join();
+        }
+    }
+}
+
 impl Read for LayerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = match &mut self.decoder {
@@ -442,7 +545,7 @@ mod tests {
         media_type: MediaType,
         stored: &[u8],
         diff_id: &Digest,
-    ) -> [Result<Vec<u8>, String>; 2] {
+    ) -> [Result<Vec<u8>, String>; 3] {
         let path = dir.join("blob");
         std::fs::write(&path, stored).unwrap();
         let layer = Layer {
@@ -464,6 +567,11 @@ mod tests {
                 .and_then(|stored| layer_of(stored, &layer))
                 .map_err(|e| e.to_string())
                 .and_then(|r| read_all(Box::new(r))),
+            // The same, decoded ahead on a thread of its own.
+            stored_file(&path, &layer.descriptor)
+                .and_then(|stored| layer_of(stored, &layer))
+                .map_err(|e| e.to_string())
+                .and_then(|r| read_all(Box::new(r.ahead()))),
         ]
     }
 
@@ -490,6 +598,16 @@ mod tests {
         );
         let damage = reader.damage().expect("the blob is damaged").to_string();
         assert!(damage.contains("does not match its digest"), "{damage}");
+        // Decoded ahead: the same error, and the reader given back says the same.
+        let reader = layer_of(stored_file(&path, &layer.descriptor).unwrap(), &layer).unwrap();
+        let mut ahead = reader.ahead();
+        let err = format!("{:#}", io::copy(&mut ahead, &mut io::sink()).unwrap_err());
+        assert!(
+            err.contains("its content does not match its digest"),
+            "{err}"
+        );
+        let damage = ahead.into_inner().damage().expect("the blob is damaged");
+        assert!(damage.to_string().contains("does not match its digest"));
 
         // A blob that is what it says has no damage, whatever its reader thought of it.
         std::fs::write(&path, &good).unwrap();
@@ -516,10 +634,11 @@ mod tests {
             (MediaType::ImageLayer, tar.clone()),
         ];
         for (media_type, stored) in compressed {
-            let [copied, read] =
+            let [copied, read, ahead] =
                 copy_and_read(dir.path(), media_type.clone(), &stored, &Digest::of(&tar));
             assert_eq!(copied.unwrap(), stored, "{media_type}");
             assert_eq!(read.unwrap(), tar, "{media_type}");
+            assert_eq!(ahead.unwrap(), tar, "{media_type}");
 
             let wrong = Digest::of(b"other");
             for result in copy_and_read(dir.path(), media_type.clone(), &stored, &wrong) {
@@ -552,7 +671,7 @@ mod tests {
             .to_string();
         assert!(e.contains("its content does not match its digest"), "{e}");
 
-        let [copied, _] = copy_and_read(
+        let [copied, _, _] = copy_and_read(
             dir.path(),
             MediaType::Other("application/x-secret".into()),
             b"x",
