@@ -138,6 +138,11 @@ fn all_means_every_release_architecture_and_others_are_refused_by_name() {
         "unsupported architecture \"arm\": Debian 13",
     );
     assert!(!d.join("x.lock").exists());
+    // catalog sizes one architecture's images.
+    fails_with(
+        &mut bareboat(d, "catalog", &["--arch", "all"]),
+        "catalog sizes the images for one architecture: name one of amd64, arm64",
+    );
 }
 
 #[test]
