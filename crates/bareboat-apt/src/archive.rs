@@ -305,10 +305,11 @@ async fn load_source(
     let mut wanted = Vec::new();
     // Debian's LTS carries fewer architectures than the release did (bookworm's LTS has no
     // armel or s390x): a security suite that no longer lists this one has no fixes for it,
-    // which is said, not an error.
-    let components: &[String] = if source.suite.ends_with("-security")
-        && !release.architectures.contains(&opts.arch)
-    {
+    // which is said, not an error. As apt does then, none of its indexes are read.
+    let dropped = source.suite.ends_with("-security")
+        && !release.architectures.is_empty()
+        && !release.architectures.contains(&opts.arch);
+    if dropped {
         tracing::warn!(
             "{}: {} carries no {} packages: Debian's security support (LTS) for {} has ended, so the image gets no security fixes",
             source.dists_url("InRelease"),
@@ -316,10 +317,8 @@ async fn load_source(
             opts.arch,
             opts.arch
         );
-        &[]
-    } else {
-        &source.components
-    };
+    }
+    let components: &[String] = if dropped { &[] } else { &source.components };
     for component in components {
         wanted.push(pick_index(&release, source, component, &opts.arch)?);
         // As apt does: a separate binary-all index only when the release has an `all`

@@ -179,9 +179,9 @@ pub enum Error {
         context: Option<String>,
     },
 
-    /// A package file that a signed index lists and the mirror does not serve.
+    /// A package file that a signed index or a lockfile names and the mirror does not serve.
     #[error(
-        "{url}: not found (HTTP 404), though the signed index lists {package}: the mirror lacks this {architecture} package\n  hint: use a mirror that holds all of {architecture} with --mirror URL"
+        "{url}: not found (HTTP 404): the mirror lacks {package} ({architecture})\n  hint: a mirror can lack an architecture's files: use a complete one with --mirror URL; if a lockfile names a version the archive has since removed, run `bareboat lock --upgrade`"
     )]
     MirrorGap {
         /// The URL asked for.

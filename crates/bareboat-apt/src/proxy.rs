@@ -10,8 +10,8 @@
 //!
 //! apt's configuration is read in apt's order, later settings winning: the file
 //! `APT_CONFIG` names, the parts in `/etc/apt/apt.conf.d` (in name order, only names apt
-//! reads), then `/etc/apt/apt.conf`. `Acquire::http::Proxy-Auto-Detect` (a program apt runs)
-//! is not run.
+//! reads), then `/etc/apt/apt.conf`. `#include` is not followed (a warning says so), and
+//! `Acquire::http::Proxy-Auto-Detect` (a program apt runs) is not run.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,7 +36,27 @@ pub struct Chosen {
 
 impl fmt::Display for Chosen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the proxy {} ({})", self.url, self.from)
+        write!(
+            f,
+            "the proxy {} ({})",
+            without_password(&self.url),
+            self.from
+        )
+    }
+}
+
+/// A proxy URL as messages show it: a password in it is replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -100,8 +120,13 @@ impl Proxies {
                 .into_iter()
                 .find_map(|n| env(n).filter(|v| !v.is_empty()).map(|v| (n, v)))
         };
-        proxies.http_env = var(["http_proxy", "HTTP_PROXY"]);
-        proxies.https_env = var(["https_proxy", "HTTPS_PROXY"]);
+        // As curl reads them: a proxy variable without a scheme means http://.
+        let with_scheme = |(name, value): (&'static str, String)| match value.contains("://") {
+            true => (name, value),
+            false => (name, format!("http://{value}")),
+        };
+        proxies.http_env = var(["http_proxy", "HTTP_PROXY"]).map(with_scheme);
+        proxies.https_env = var(["https_proxy", "HTTPS_PROXY"]).map(with_scheme);
         proxies.no_proxy = var(["no_proxy", "NO_PROXY"])
             .map(|(_, list)| {
                 list.split(',')
@@ -112,13 +137,6 @@ impl Proxies {
             .unwrap_or_default();
         proxies.check()?;
         Ok(proxies)
-    }
-
-    /// Whether any proxy is set at all.
-    pub fn is_empty(&self) -> bool {
-        self.http_env.is_none()
-            && self.https_env.is_none()
-            && !self.config.keys().any(|k| is_proxy_key(k))
     }
 
     /// The proxy for a request to `host` over `scheme` (`http` or `https`), if any.
@@ -165,7 +183,9 @@ impl Proxies {
         let configured = self
             .config
             .iter()
-            .filter(|(k, (v, _))| is_proxy_key(k) && !v.eq_ignore_ascii_case("DIRECT"))
+            .filter(|(k, (v, _))| {
+                is_proxy_key(k) && !v.is_empty() && !v.eq_ignore_ascii_case("DIRECT")
+            })
             .map(|(k, (v, file))| (v, format!("{k} in {}", file.display())));
         let environment = [&self.http_env, &self.https_env]
             .into_iter()
@@ -177,7 +197,7 @@ impl Proxies {
                 .any(|s| value.to_ascii_lowercase().starts_with(s));
             if !scheme_ok || reqwest::Url::parse(value).is_err() {
                 return Err(Error::BadProxy {
-                    value: value.clone(),
+                    value: without_password(value),
                     from,
                 });
             }
@@ -207,13 +227,15 @@ fn config_parts(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     };
     let mut parts: Vec<PathBuf> = read
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.path())
+        // As apt does, a link to a file is read (its target is capped as any file is).
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
-            let plain = name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            let plain = !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
             let extension = p.extension().map(|e| e.to_string_lossy());
             plain && extension.is_none_or(|e| e == "conf")
         })
@@ -321,10 +343,12 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
                 continue;
             }
             c if c.is_whitespace() => continue,
-            '#' if line_start => {
+            // A comment to the end of the line, or, starting a line, a directive.
+            '#' => {
                 let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
                 let line = text[at..end].trim().trim_end_matches(';');
-                if line.starts_with("#clear") || line.starts_with("#include") {
+                let directive = line.starts_with("#clear") || line.starts_with("#include");
+                if line_start && directive {
                     out.push(Token::Directive(line.to_string()));
                 }
                 while chars.peek().is_some_and(|(i, _)| *i < end) {
@@ -411,6 +435,8 @@ Acquire {
 APT::Keep-Downloaded-Packages "true";
 DPkg::Pre-Invoke { "echo list item"; };
 #clear Acquire::ftp;
+Acquire::ftp::Proxy "http://c:1"; # a comment after a setting
+Acquire::http::Timeout "10";
 "#;
         assert_eq!(
             parse(text).unwrap(),
@@ -423,6 +449,8 @@ DPkg::Pre-Invoke { "echo list item"; };
                 Setting::Set("acquire::https::proxy".into(), "http://b:3128".into()),
                 Setting::Set("apt::keep-downloaded-packages".into(), "true".into()),
                 Setting::Clear("acquire::ftp".into()),
+                Setting::Set("acquire::ftp::proxy".into(), "http://c:1".into()),
+                Setting::Set("acquire::http::timeout".into(), "10".into()),
             ]
         );
         for (bad, why) in [
@@ -515,7 +543,19 @@ DPkg::Pre-Invoke { "echo list item"; };
         ] {
             assert_eq!(p.for_request("http", bypassed), None, "{bypassed}");
         }
-        assert!(Proxies::from_host(d.path(), |_| None).unwrap().is_empty());
+        let none = Proxies::from_host(d.path(), |_| None).unwrap();
+        assert_eq!(none.for_request("https", "deb.debian.example"), None);
+        // A variable without a scheme is http://, as curl reads it; an empty apt setting is
+        // no proxy.
+        let bare = |n: &str| (n == "http_proxy").then(|| "squid:3128".to_string());
+        let p = Proxies::from_host(d.path(), bare).unwrap();
+        assert_eq!(
+            url(p.for_request("http", "h")),
+            Some("http://squid:3128".into())
+        );
+        let empty = host(&[("etc/apt/apt.conf", "Acquire::http::Proxy \"\";")]);
+        let p = Proxies::from_host(empty.path(), |_| None).unwrap();
+        assert_eq!(p.for_request("http", "h"), None);
     }
 
     #[test]
@@ -528,12 +568,44 @@ DPkg::Pre-Invoke { "echo list item"; };
         let env = |n: &str| (n == "APT_CONFIG").then(|| named.clone());
         // apt.conf, read after it, clears it.
         let p = Proxies::from_host(d.path(), env).unwrap();
-        assert!(p.is_empty());
+        assert_eq!(p.for_request("http", "h"), None);
         std::fs::remove_file(d.path().join("etc/apt/apt.conf")).unwrap();
         let p = Proxies::from_host(d.path(), env).unwrap();
         assert_eq!(
             url(p.for_request("http", "h")),
             Some("http://named:1".into())
+        );
+    }
+
+    #[test]
+    fn a_linked_part_is_read_and_passwords_are_never_shown() {
+        let d = host(&[(
+            "elsewhere/proxy.conf",
+            "Acquire::http::Proxy \"http://ci:s3cret@cache:3142/\";",
+        )]);
+        std::fs::create_dir_all(d.path().join("etc/apt/apt.conf.d")).unwrap();
+        std::os::unix::fs::symlink(
+            d.path().join("elsewhere/proxy.conf"),
+            d.path().join("etc/apt/apt.conf.d/01proxy"),
+        )
+        .unwrap();
+        let chosen = Proxies::from_host(d.path(), |_| None)
+            .unwrap()
+            .for_request("http", "h")
+            .unwrap();
+        assert_eq!(chosen.url, "http://ci:s3cret@cache:3142/");
+        let shown = chosen.to_string();
+        assert!(
+            shown.contains("http://ci:***@cache:3142/") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let env = |n: &str| (n == "https_proxy").then(|| "ftp://ci:s3cret@cache:1".to_string());
+        let err = Proxies::from_host(&d.path().join("none"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ftp://ci:***@cache:1") && !err.contains("s3cret"),
+            "{err}"
         );
     }
 

@@ -19,6 +19,12 @@ pub enum Error {
         /// The architectures that have it.
         built: Vec<String>,
     },
+    /// The catalogue asked to size its images for several architectures at once.
+    #[error("catalog sizes the images for one architecture: name one of {named}")]
+    OneArchitecture {
+        /// The architectures the release has.
+        named: String,
+    },
     /// The spec, a catalogue name or an architecture is refused.
     #[error(transparent)]
     Spec(#[from] bareboat_spec::Error),

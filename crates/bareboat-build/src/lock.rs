@@ -257,7 +257,6 @@ impl Resolver<'_> {
         if let Some(base) = self.request.base {
             universe.installed = Some(base.image(arch)?.installed()?);
         }
-        self.check_built_for(&universe, arch).await?;
         let mut request = SolveRequest {
             packages: spec.packages.clone(),
             exclude: spec.exclude.clone(),
@@ -273,7 +272,14 @@ impl Resolver<'_> {
             request.exclude = with.exclude;
             found
         };
-        let solution = solve(&universe, &request)?;
+        let solution = match solve(&universe, &request) {
+            Ok(solution) => solution,
+            // Only then are the other architectures' indexes loaded, to name them.
+            Err(e) => {
+                self.check_built_for(&universe, arch).await?;
+                return Err(e.into());
+            }
+        };
         let sources = universe
             .sources
             .iter()
@@ -516,8 +522,9 @@ impl Download<'_> {
             )
             .await
             .map_err(|e| match e {
-                // The signed index lists the package, so the file must be there: a mirror
-                // that answers 404 lacks it (mirrors can be incomplete for an architecture).
+                // A signed index or the lockfile names the package, so the file should be
+                // there: a mirror that answers 404 lacks it (mirrors can be incomplete for
+                // an architecture), or the archive has since removed that version.
                 AptError::NotFound { url, .. } => AptError::MirrorGap {
                     url,
                     package: what.clone(),
@@ -590,9 +597,6 @@ impl NameLookup<'_> {
     }
 }
 
-/// The keyring `settings` trust: their own, else Debian's.
-/// How the archive's indexes for `arch` are loaded, with `settings`, checked against
-/// `keyring`, and no older than the `locked` sources.
 impl Resolver<'_> {
     /// Refuses a requested package that this architecture's archive lacks but another
     /// release architecture's has (a runtime Debian does not build for it), naming those.
@@ -638,6 +642,8 @@ impl Resolver<'_> {
     }
 }
 
+/// How the archive's indexes for `arch` are loaded, with `settings`, checked against
+/// `keyring`, and no older than the `locked` sources.
 fn load_options(
     settings: &Settings,
     arch: &str,

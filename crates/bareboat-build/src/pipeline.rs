@@ -782,6 +782,11 @@ pub async fn catalogue(
     cx: &Context<'_>,
 ) -> Result<Vec<CatalogImage>, Error> {
     use bareboat_spec::catalog::{self, Variant};
+    if arch == "all" {
+        return Err(Error::OneArchitecture {
+            named: release.architectures().join(", "),
+        });
+    }
     let arch = bareboat_spec::spec::arches(vec![arch.to_string()], release)?;
     let progress = cx.stages.stage("indexes");
     let mut images = Vec::new();

@@ -81,15 +81,17 @@ fn arch_of(header: &goblin::elf::header::Header) -> String {
     use goblin::elf::header::{EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV, EM_S390, EM_X86_64};
     // EF_ARM_ABI_FLOAT_HARD: the file passes floats in VFP registers (armhf).
     const FLOAT_HARD: u32 = 0x400;
-    let little = header.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB;
+    use goblin::elf::header::{EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB};
+    let little = header.e_ident[EI_DATA] == ELFDATA2LSB;
+    let wide = header.e_ident[EI_CLASS] == ELFCLASS64;
     match header.e_machine {
         EM_X86_64 => "amd64".into(),
         EM_AARCH64 => "arm64".into(),
-        EM_ARM if header.e_flags & FLOAT_HARD != 0 => "armhf".into(),
-        EM_ARM => "armel".into(),
+        EM_ARM if little && header.e_flags & FLOAT_HARD != 0 => "armhf".into(),
+        EM_ARM if little => "armel".into(),
         EM_PPC64 if little => "ppc64el".into(),
-        EM_RISCV => "riscv64".into(),
-        EM_S390 => "s390x".into(),
+        EM_RISCV if wide => "riscv64".into(),
+        EM_S390 if wide => "s390x".into(),
         m => goblin::elf::header::machine_to_str(m).to_string(),
     }
 }
@@ -498,9 +500,17 @@ mod tests {
             assert_eq!(arch_of(&header), arch);
             assert_eq!(multiarch(arch), triplet);
         }
-        // Big-endian 64-bit POWER is not a Debian release architecture.
+        // Big-endian POWER and ARM, and 32-bit RISC-V and s390, are not release
+        // architectures.
         (header.e_machine, header.e_ident[EI_DATA]) = (EM_PPC64, ELFDATA2MSB);
         assert_eq!(arch_of(&header), "PPC64");
+        (header.e_machine, header.e_ident[EI_DATA]) = (EM_ARM, ELFDATA2MSB);
+        assert_eq!(arch_of(&header), "ARM");
+        header.e_ident[goblin::elf::header::EI_CLASS] = goblin::elf::header::ELFCLASS32;
+        for machine in [EM_RISCV, EM_S390] {
+            header.e_machine = machine;
+            assert!(!["riscv64", "s390x"].contains(&arch_of(&header).as_str()));
+        }
     }
 
     #[test]

@@ -68,13 +68,19 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
     open_no_follow(path, OpenOptions::new().read(true))
 }
 
-/// Puts the regular file `src` at `dest` as a hard link or, where linking fails (across
-/// filesystems), as a copy written beside `dest` and renamed into place. A `dest` that
-/// exists is left as it is.
+/// Puts the regular file `src` at `dest`, in place of whatever is there, as a hard link or,
+/// where linking fails (across filesystems), as a copy; either is made beside `dest` under a
+/// temporary name and renamed into place, so `dest` is never something else half-way.
 pub(crate) fn link_or_copy(src: &Path, dest: &Path) -> io::Result<()> {
-    match std::fs::hard_link(src, dest) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => copy_into(src, dest),
-        _ => Ok(()),
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let name = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)?
+        .into_temp_path();
+    std::fs::remove_file(&name)?;
+    match std::fs::hard_link(src, &name) {
+        Ok(()) => name.persist(dest).map_err(|e| e.error),
+        Err(_) => copy_into(src, dest),
     }
 }
 
@@ -414,18 +420,19 @@ impl LayerReader {
         let decoder = std::thread::spawn(move || {
             loop {
                 let mut chunk = vec![0; AHEAD_CHUNK];
-                let filled = fill(&mut self, &mut chunk);
-                let last = !matches!(filled, Ok(n) if n == AHEAD_CHUNK);
-                let sent = match filled {
-                    Ok(0) => break,
+                let message = match fill(&mut self, &mut chunk) {
+                    // The end, after the digest and diff_id were checked, said as such: a
+                    // channel that closes without it is a decoder that stopped short.
+                    Ok(0) => Chunk::End,
                     Ok(n) => {
                         chunk.truncate(n);
-                        send.send(Ok(chunk))
+                        Chunk::Bytes(chunk)
                     }
-                    Err(e) => send.send(Err(e)),
+                    Err(e) => Chunk::Failed(e),
                 };
+                let last = !matches!(message, Chunk::Bytes(_));
                 // A reader that has gone away wants no more.
-                if sent.is_err() || last {
+                if send.send(message).is_err() || last {
                     break;
                 }
             }
@@ -435,9 +442,17 @@ impl LayerReader {
             chunks: Some(chunks),
             current: Vec::new(),
             at: 0,
+            ended: None,
             decoder: Some(decoder),
         }
     }
+}
+
+/// What the decoding thread of [`Ahead`] sends.
+enum Chunk {
+    Bytes(Vec<u8>),
+    End,
+    Failed(io::Error),
 }
 
 /// Reads into `buf` until it is full or the reader ends; how much was read.
@@ -456,15 +471,18 @@ fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// A layer being decoded ahead of its reader ([`LayerReader::ahead`]).
 pub struct Ahead {
-    chunks: Option<std::sync::mpsc::Receiver<io::Result<Vec<u8>>>>,
+    chunks: Option<std::sync::mpsc::Receiver<Chunk>>,
     current: Vec<u8>,
     at: usize,
+    /// How the layer ended, once it has: `Ok` at its end, else the failure, given again to
+    /// every later read.
+    ended: Option<Result<(), (io::ErrorKind, String)>>,
     decoder: Option<std::thread::JoinHandle<LayerReader>>,
 }
 
 impl Ahead {
     /// Stops decoding and gives the layer's reader back, to ask it what is wrong with the
-    /// blob ([`LayerReader::damage`]).
+    /// blob ([`LayerReader::damage`]). A decoder that panicked panics here.
     pub fn into_inner(mut self) -> LayerReader {
         self.chunks = None;
         let decoder = self.decoder.take().expect("the decoding thread");
@@ -472,16 +490,40 @@ impl Ahead {
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
+
+    /// The next chunk from the decoder, or how the layer ends; a failure is returned as the
+    /// decoder gave it the first time.
+    fn next_chunk(&mut self) -> io::Result<()> {
+        let next = self.chunks.as_ref().and_then(|c| c.recv().ok());
+        match next {
+            Some(Chunk::Bytes(chunk)) => (self.current, self.at) = (chunk, 0),
+            Some(Chunk::End) => self.ended = Some(Ok(())),
+            Some(Chunk::Failed(e)) => {
+                self.ended = Some(Err((e.kind(), e.to_string())));
+                return Err(e);
+            }
+            None => {
+                // Closed without an end: the decoder panicked, which is raised here.
+                if let Some(decoder) = self.decoder.take()
+                    && let Err(panic) = decoder.join()
+                {
+                    std::panic::resume_unwind(panic);
+                }
+                let stopped = "the layer's decoder stopped before its end".to_string();
+                self.ended = Some(Err((io::ErrorKind::Other, stopped)));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Read for Ahead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.current.len() {
-            let next = self.chunks.as_ref().and_then(|c| c.recv().ok());
-            match next {
-                Some(Ok(chunk)) => (self.current, self.at) = (chunk, 0),
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+            match &self.ended {
+                Some(Ok(())) => return Ok(0),
+                Some(Err((kind, message))) => return Err(io::Error::new(*kind, message.clone())),
+                None => self.next_chunk()?,
             }
         }
         let n = buf.len().min(self.current.len() - self.at);
@@ -605,6 +647,12 @@ mod tests {
         assert!(
             err.contains("its content does not match its digest"),
             "{err}"
+        );
+        // Read again, it fails again, rather than seem to end.
+        let again = ahead.read(&mut [0; 16]).unwrap_err().to_string();
+        assert!(
+            again.contains("its content does not match its digest"),
+            "{again}"
         );
         let damage = ahead.into_inner().damage().expect("the blob is damaged");
         assert!(damage.to_string().contains("does not match its digest"));

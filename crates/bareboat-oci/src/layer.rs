@@ -811,6 +811,14 @@ mod tests {
             "kept anew"
         );
 
+        // A file of another size in the blob's place is not taken, and a layer written
+        // afresh replaces it.
+        std::fs::remove_file(&kept_blob).unwrap();
+        std::fs::write(&kept_blob, b"short").unwrap();
+        let d = Layout::create(&dir.path().join("d")).unwrap();
+        assert_eq!(writer.write(&d, &entries).unwrap(), first);
+        assert!(blob_matches(&kept_blob, &first.digest).unwrap(), "replaced");
+
         // A link in the blob's place, even to the right bytes, is not taken: without the
         // content, the layer cannot be made.
         let elsewhere = dir.path().join("elsewhere");

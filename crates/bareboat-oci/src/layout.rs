@@ -253,7 +253,7 @@ impl Layout {
 
     /// Copies the blob file at `path`, which the caller has checked against `digest`, into
     /// the layout unless it has it. A copy, not a link, so that the file's stamp does not
-    /// change (a link changes its inode's ctime) and the layout shares nothing with it.
+    /// change (a link changes its inode's ctime) and this layout shares no file with it.
     pub fn copy_blob_file(&self, path: &Path, digest: &Digest) -> Result<(), Error> {
         if self.has_blob(digest) {
             return Ok(());

@@ -32,12 +32,6 @@ pub struct CatalogArgs {
 
 pub async fn cmd_catalog(args: CatalogArgs, cache_root: &Path, json: bool) -> Result<ExitCode> {
     let release = Distribution::parse(&args.release)?;
-    if args.arch == "all" {
-        anyhow::bail!(
-            "catalog sizes the images for one architecture: name one of {}",
-            release.architectures().join(", ")
-        );
-    }
     let machinery = Machinery::new(cache_root, &args.archive, None)?;
     let images = pipeline::catalogue(release, &args.arch, &machinery.context()).await?;
     if json {

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bareboat_apt::cache::Cache;
-
 use bareboat_inspect::Severity;
 use bareboat_inspect::filesystem::Filesystem;
 use bareboat_inspect::inspect::Report;

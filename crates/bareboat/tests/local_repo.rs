@@ -616,9 +616,9 @@ fn missing_package_names_package_and_url() {
         &o,
         &[
             &url,
-            "not found (HTTP 404), though the signed index lists mawk 1.3",
-            "the mirror lacks this amd64 package",
+            "not found (HTTP 404): the mirror lacks mawk 1.3 (amd64)",
             "--mirror",
+            "bareboat lock --upgrade",
         ],
     );
     assert!(f.cached("tmp").is_empty());
