@@ -2,11 +2,11 @@
 //! mirror's proxy), that says what it served from its cache and what it fetched.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
-use crate::{Listening, count_logged};
+use crate::{Listening, count_logged, read_request};
 
 /// A forward proxy on 127.0.0.1 for plain HTTP: it answers absolute-form requests
 /// (`GET http://host:port/path`), fetching a URL from its server the first time and
@@ -59,17 +59,8 @@ impl CachingProxy {
 
 /// Answers one request from the cache, or from the server it names.
 fn relay(mut conn: TcpStream, store: &Store, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
-    let mut words = request_line.split_whitespace();
-    let (method, url) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (method, url) = read_request(&conn)?;
+    let (method, url) = (method.as_str(), url.as_str());
     let Some((authority, path)) = url
         .strip_prefix("http://")
         .map(|rest| rest.split_at(rest.find('/').unwrap_or(rest.len())))

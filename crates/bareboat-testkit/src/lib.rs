@@ -575,12 +575,9 @@ impl Drop for Listening {
     }
 }
 
-fn serve(
-    mut conn: TcpStream,
-    root: &Path,
-    faults: &Mutex<HashMap<String, Fault>>,
-    requests: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
+/// The method and target of the request on `conn` (empty where it gives none), its headers
+/// read past.
+fn read_request(conn: &TcpStream) -> std::io::Result<(String, String)> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -591,8 +588,23 @@ fn serve(
         }
     }
     let mut words = request_line.split_whitespace();
-    let method = words.next().unwrap_or("GET").to_string();
-    let path = words.next().unwrap_or("/").to_string();
+    let mut word = || words.next().unwrap_or_default().to_string();
+    Ok((word(), word()))
+}
+
+fn serve(
+    mut conn: TcpStream,
+    root: &Path,
+    faults: &Mutex<HashMap<String, Fault>>,
+    requests: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let (method, path) = read_request(&conn)?;
+    let (method, path) = (
+        Some(method)
+            .filter(|m| !m.is_empty())
+            .unwrap_or("GET".into()),
+        Some(path).filter(|p| !p.is_empty()).unwrap_or("/".into()),
+    );
     requests.lock().unwrap().push(format!("{method} {path}"));
     let fault = faults
         .lock()
