@@ -3,6 +3,8 @@
 //! `.gnu.version_r`, are checked against the `.gnu.version_d` of the library the loader
 //! would find in the tree (the unpacked packages over the base's layers).
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use bareboat_apt::sources::Distribution;
@@ -10,6 +12,7 @@ use bareboat_elf::Unmet;
 use bareboat_rootfs::rootfs::Rootfs;
 
 use crate::deps::{self, Analysis, FileKind};
+use crate::shared::Versions;
 
 /// The highest version of each versioned ABI each release's libraries define: glibc,
 /// libstdc++ and its C++ ABI.
@@ -64,11 +67,12 @@ pub fn describe(mismatches: &[AbiMismatch]) -> String {
 /// image of `release` for `arch`.
 pub fn check(
     tree: &Rootfs,
+    recorded: Option<&Versions>,
     analysis: &[Analysis],
     arch: &str,
     release: Distribution,
 ) -> Vec<AbiMismatch> {
-    let tree = Built(tree);
+    let tree = Built { tree, recorded };
     let conf = bareboat_elf::ld_so_conf(&tree);
     let mut out = Vec::new();
     for a in analysis {
@@ -84,24 +88,46 @@ pub fn check(
     out
 }
 
-/// A rootfs being built, as the tree its programs' libraries are looked up in.
-pub(crate) struct Built<'a>(pub(crate) &'a Rootfs);
+/// A rootfs being built, as the tree its programs' libraries are looked up in, with the
+/// symbol versions recorded for libraries whose content is held elsewhere.
+pub(crate) struct Built<'a> {
+    pub(crate) tree: &'a Rootfs,
+    pub(crate) recorded: Option<&'a Versions>,
+}
+
+impl<'a> Built<'a> {
+    /// `tree`, every library's content in it.
+    pub(crate) fn of(tree: &'a Rootfs) -> Built<'a> {
+        Built {
+            tree,
+            recorded: None,
+        }
+    }
+}
 
 impl bareboat_elf::Tree for Built<'_> {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
-        self.0.read(path.trim_start_matches('/'))
+        self.tree.read(path.trim_start_matches('/'))
     }
 
     fn list(&self, dir: &str) -> Vec<String> {
         let dir = dir.trim_matches('/');
-        let Some(real) = self.0.resolve(dir) else {
+        let Some(real) = self.tree.resolve(dir) else {
             return Vec::new();
         };
         let prefix = format!("{real}/");
-        (self.0.paths_under(dir).into_iter())
+        (self.tree.paths_under(dir).into_iter())
             .filter_map(|p| p.strip_prefix(&prefix).map(String::from))
             .filter(|name| !name.contains('/'))
             .collect()
+    }
+
+    fn defined_versions(&self, path: &str) -> Option<BTreeSet<String>> {
+        if let Some(bytes) = self.read(path) {
+            return bareboat_elf::version_definitions(&bytes).ok();
+        }
+        let real = self.tree.resolve(path.trim_start_matches('/'))?;
+        self.recorded?.get(&real).cloned()
     }
 }
 

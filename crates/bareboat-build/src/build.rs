@@ -30,6 +30,7 @@ use crate::content::{self, C_UTF8_CTYPE};
 use crate::lock::{self, AddedFiles};
 use crate::plan::{Group, group_packages, split_largest, tree_keys};
 use crate::probe;
+use crate::shared;
 
 /// How to build.
 #[derive(Clone, Debug)]
@@ -48,6 +49,8 @@ pub struct BuildOptions {
     /// Warn of an added program that needs symbol versions its libraries lack, rather than
     /// refuse it.
     pub allow_abi_mismatch: bool,
+    /// Record each package layer for a shared cache (see [`crate::shared`]).
+    pub record_layers: bool,
 }
 
 impl Default for BuildOptions {
@@ -59,6 +62,7 @@ impl Default for BuildOptions {
             limits: Limits::BUILD,
             sbom: false,
             allow_abi_mismatch: false,
+            record_layers: false,
         }
     }
 }
@@ -90,6 +94,12 @@ pub struct BuiltImage {
     pub base_layers: usize,
     /// How many package layers came from trees that earlier builds saved, unpacked.
     pub resumed_layers: usize,
+    /// How many package layers a shared cache supplied whole: neither fetched, unpacked nor
+    /// compressed.
+    pub shared_layers: usize,
+    /// Each package layer's identity and record, when the options ask for them.
+    #[serde(skip)]
+    pub recorded: Vec<(String, shared::Recorded)>,
     /// The layers bareboat wrote.
     pub layers: Vec<LayerReport>,
     /// When the options ask for it.
@@ -121,6 +131,9 @@ pub struct Platform<'a> {
     pub options: &'a BuildOptions,
     /// The base image for this architecture, when the spec builds on one.
     pub base: Option<&'a BaseImage<'a>>,
+    /// The lowest package layers, bottom first, that a shared cache supplies whole; only
+    /// for a build on no base image.
+    pub known: &'a [&'a shared::Entry],
 }
 
 /// What [`Platform::plan`] decides: the spec with the packages its files need, what the
@@ -152,40 +165,35 @@ impl<'a> Platform<'a> {
         let plan = self.plan()?;
         let seal = SealKey::new(self.cache.seal_key()?);
         let trees = TreeCache::new(self.cache, seal.clone());
-        let (resumed, mut tree) = self.start_tree(&plan, &trees)?;
-        let writer = LayerWriter::new(self.options.compression, self.options.source_date_epoch)
-            .memo(
-                &self.cache.layers_dir(),
-                &self.cache.layer_blobs_dir(),
-                seal,
-            );
-        let layers = self.write_layers(&plan, &mut tree, resumed, &writer, &trees)?;
-        self.assemble(&plan, &tree, &layers, resumed)
+        let writer = layer_writer(self.options).memo(
+            &self.cache.layers_dir(),
+            &self.cache.layer_blobs_dir(),
+            seal,
+        );
+        let (resumed, mut tree, shared) = self.start_tree(&plan, &trees)?;
+        let start = Start {
+            resumed,
+            shared: shared.as_ref(),
+        };
+        let layers = self.write_layers(&plan, &mut tree, &start, &writer, &trees)?;
+        let mut image = self.assemble(&plan, &tree, &layers, &start)?;
+        if self.options.record_layers && self.base.is_none() {
+            image.recorded = self.record(&plan, &tree, &layers, &writer)?;
+        }
+        Ok(image)
     }
 
     fn plan(&self) -> Result<Plan<'a>, Error> {
-        let (arch, lock, base) = (self.arch, self.lock, self.base);
-        let spec = self.spec.with_auto_deps(&lock::auto_packages(lock, arch));
+        let (spec, locked, groups, keys) =
+            package_layers(self.spec, self.lock, self.arch, self.options, self.base)?;
         let added = if spec.files.is_empty() {
             None
         } else {
-            Some(AddedFiles::of(&spec, arch)?)
+            Some(AddedFiles::of(&spec, self.arch)?)
         };
-        let locked: Vec<&LockedPackage> =
-            lock.packages.iter().filter(|p| p.target == arch).collect();
-        // A spec of files alone (slim carrying another distribution's) has no packages.
-        if locked.is_empty() && base.is_none() && !spec.packages.is_empty() {
-            return Err(Error::NoPackages {
-                arch: arch.to_string(),
-            });
-        }
         let by_name: HashMap<&str, &LockedPackage> =
             locked.iter().map(|p| (p.name.as_str(), *p)).collect();
-        let max_layers = self.options.max_layers;
-        let groups = split_largest(group_packages(&spec, &locked), &by_name, max_layers);
-        let limits = &self.options.limits;
-        let keys = tree_keys(&spec, arch, limits, &groups, &by_name, base);
-        let base_layers = base.map_or(0, |b| b.layers.len());
+        let base_layers = self.base.map_or(0, |b| b.layers.len());
         let removal = (!spec.remove.is_empty()).then_some(base_layers);
         Ok(Plan {
             spec,
@@ -199,24 +207,36 @@ impl<'a> Platform<'a> {
         })
     }
 
-    /// The tree to build on: the deepest package layer an earlier build saved, or the base
-    /// image unpacked (less what the spec removes), or nothing. Returns how many package
-    /// layers it holds already.
-    fn start_tree(&self, plan: &Plan, trees: &TreeCache) -> Result<(usize, Rootfs), Error> {
+    /// The tree to build on: the deepest package layer an earlier build saved, or the
+    /// layers a shared cache knows (when none is saved that deep), or the base image
+    /// unpacked (less what the spec removes), or nothing. Returns how many package layers
+    /// it holds already, and the shared layers it holds.
+    fn start_tree(
+        &self,
+        plan: &Plan,
+        trees: &TreeCache,
+    ) -> Result<(usize, Rootfs, Option<shared::Resumed>), Error> {
         let spec = &plan.spec;
         let slicing = Slicing::new(spec.slice.defaults, &spec.slice.keep, &spec.slice.drop)?
             .keeping_only(&spec.keep_only);
         let setuid = policy::globs(&spec.keep_setuid).map_err(Error::KeepSetuid)?;
         let tmp = self.cache.root().join("tmp");
         let limits = self.options.limits;
-        let saved = (0..plan.keys.len())
+        let known = self.known.len().min(plan.keys.len());
+        let saved = (known.max(1) - 1..plan.keys.len())
             .rev()
             .find_map(|i| trees.load(&plan.keys[i]).map(|s| (i + 1, s)));
         if let Some((n, snapshot)) = saved {
             tracing::debug!(layers = n, "resuming from a saved tree");
             let mut tree = Rootfs::resume(&tmp, slicing, setuid, limits, snapshot)?;
             tree.set_base_layers(plan.base_layers);
-            return Ok((n, tree));
+            return Ok((n, tree, None));
+        }
+        if known > 0 && self.base.is_none() {
+            tracing::debug!(layers = known, "resuming from a shared cache's layers");
+            let (snapshot, resumed) = shared::resume(&self.known[..known], &tmp)?;
+            let tree = Rootfs::resume(&tmp, slicing, setuid, limits, snapshot)?;
+            return Ok((known, tree, Some(resumed)));
         }
         let mut tree = Rootfs::new(&tmp, slicing, setuid, limits)?;
         if let Some(base) = self.base {
@@ -230,7 +250,7 @@ impl<'a> Platform<'a> {
                 tree.seal()?;
             }
         }
-        Ok((0, tree))
+        Ok((0, tree, None))
     }
 
     /// Fills the tree layer by layer and writes each layer. Each finished layer is
@@ -241,7 +261,7 @@ impl<'a> Platform<'a> {
         &self,
         plan: &Plan,
         tree: &mut Rootfs,
-        resumed: usize,
+        start: &Start,
         writer: &LayerWriter,
         trees: &TreeCache,
     ) -> Result<Vec<BuiltLayer>, Error> {
@@ -249,14 +269,24 @@ impl<'a> Platform<'a> {
         std::thread::scope(|scope| {
             let mut layers = Vec::new();
             let mut writing: Option<(ScopedJoinHandle<_>, String)> = None;
-            let mut finish = |tree: &Rootfs, layer: usize, created_by: String| {
-                let done = writing.take().map(join_layer).transpose()?;
-                layers.extend(done);
-                let entries = tree.layer_entries(layer);
-                let handle = scope.spawn(move || writer.write(layout, &entries));
-                writing = Some((handle, created_by));
-                Ok::<_, Error>(())
-            };
+            // A layer is written from the tree, unless its blob is `known` already.
+            let mut finish =
+                |tree: &Rootfs, layer: usize, created_by: String, known: Option<&LayerBlob>| {
+                    let done = writing.take().map(join_layer).transpose()?;
+                    layers.extend(done);
+                    if let Some(blob) = known {
+                        layers.push(BuiltLayer {
+                            created: format_rfc3339(blob.created),
+                            blob: blob.clone(),
+                            created_by,
+                        });
+                        return Ok(());
+                    }
+                    let entries = tree.layer_entries(layer)?;
+                    let handle = scope.spawn(move || writer.write(layout, &entries));
+                    writing = Some((handle, created_by));
+                    Ok::<_, Error>(())
+                };
             let (to_save, saves) = std::sync::mpsc::channel::<(&str, Snapshot)>();
             let saver = scope.spawn(move || {
                 for (key, snapshot) in saves {
@@ -269,26 +299,31 @@ impl<'a> Platform<'a> {
                 let removed: Vec<String> =
                     plan.spec.remove.iter().map(|p| format!("/{p}")).collect();
                 let created_by = format!("bareboat: remove {}", removed.join(", "));
-                finish(tree, layer, created_by)?;
+                finish(tree, layer, created_by, None)?;
             }
             for (i, group) in plan.groups.iter().enumerate() {
                 let created_by =
                     format!("bareboat: {} ({})", group.name, group.packages.join(", "));
-                if i < resumed {
-                    finish(tree, plan.first_group() + i, created_by)?;
+                if i < start.resumed {
+                    let known = start.shared.map(|s| &s.blobs[i]);
+                    finish(tree, plan.first_group() + i, created_by, known)?;
                     continue;
                 }
                 let layer = self.package_layer(plan, tree, i == 0, &group.packages)?;
-                finish(tree, layer, created_by)?;
-                // A closed channel means the saver has stopped: the build goes on without it.
-                let _ = to_save.send((&plan.keys[i], tree.snapshot()));
+                finish(tree, layer, created_by, None)?;
+                // A tree on a shared cache's layers holds contents that are not here: it is
+                // not saved. A closed channel means the saver has stopped: the build goes on
+                // without it.
+                if start.shared.is_none() {
+                    let _ = to_save.send((&plan.keys[i], tree.snapshot()));
+                }
             }
             drop(to_save);
             if let Some((layer, created_by)) = self.config_layer(plan, tree)? {
-                finish(tree, layer, created_by)?;
+                finish(tree, layer, created_by, None)?;
             }
-            if let Some((layer, created_by)) = self.files_layer(plan, tree)? {
-                finish(tree, layer, created_by)?;
+            if let Some((layer, created_by)) = self.files_layer(plan, tree, start)? {
+                finish(tree, layer, created_by, None)?;
             }
             layers.extend(writing.map(join_layer).transpose()?);
             saver.join().expect("the tree saver panicked");
@@ -337,6 +372,7 @@ impl<'a> Platform<'a> {
         &self,
         plan: &Plan,
         tree: &mut Rootfs,
+        start: &Start,
     ) -> Result<Option<(usize, String)>, Error> {
         let spec = &plan.spec;
         if plan.added.is_none() && spec.run.health.is_none() {
@@ -349,7 +385,9 @@ impl<'a> Platform<'a> {
             content::check_needs(tree, &added.analysis, self.arch)?;
             // Allowed, they are reported with the image (see `assemble`).
             if !self.options.allow_abi_mismatch {
-                let mismatches = abi::check(tree, &added.analysis, self.arch, spec.release);
+                let recorded = start.shared.map(|s| &s.versions);
+                let mismatches =
+                    abi::check(tree, recorded, &added.analysis, self.arch, spec.release);
                 if !mismatches.is_empty() {
                     return Err(Error::Abi(mismatches));
                 }
@@ -376,7 +414,7 @@ impl<'a> Platform<'a> {
         plan: &Plan,
         tree: &Rootfs,
         layers: &[BuiltLayer],
-        resumed: usize,
+        start: &Start,
     ) -> Result<BuiltImage, Error> {
         let (spec, base, arch) = (&plan.spec, self.base, self.arch);
         // An image that adds nothing to its base is as old as the base.
@@ -416,14 +454,42 @@ impl<'a> Platform<'a> {
                 .collect(),
             packages: plan.locked.len(),
             base_layers: plan.base_layers,
-            resumed_layers: resumed,
+            resumed_layers: start.resumed,
+            shared_layers: start.shared.map_or(0, |s| s.blobs.len()),
+            recorded: Vec::new(),
             sbom,
             // Only an image built despite them has any: others were refused.
             abi: match (&plan.added, self.options.allow_abi_mismatch) {
-                (Some(added), true) => abi::check(tree, &added.analysis, arch, spec.release),
+                (Some(added), true) => {
+                    let recorded = start.shared.map(|s| &s.versions);
+                    abi::check(tree, recorded, &added.analysis, arch, spec.release)
+                }
                 _ => Vec::new(),
             },
         })
+    }
+
+    /// Each package layer's identity and record, for a shared cache: those a shared cache
+    /// supplied as it recorded them, the others from the tree.
+    fn record(
+        &self,
+        plan: &Plan,
+        tree: &Rootfs,
+        layers: &[BuiltLayer],
+        writer: &LayerWriter,
+    ) -> Result<Vec<(String, shared::Recorded)>, Error> {
+        let mut out = Vec::new();
+        for (i, key) in plan.keys.iter().enumerate() {
+            let layer = plan.first_group() + i;
+            let recorded = match self.known.get(i) {
+                Some(entry) if entry.layer.digest == layers[layer].blob.digest.to_string() => {
+                    entry.layer.clone()
+                }
+                _ => shared::record(tree, layer, &layers[layer].blob)?,
+            };
+            out.push((shared::identity(key, writer), recorded));
+        }
+        Ok(out)
     }
 
     /// What the SBOM says of the image: its packages with their licences, and the files
@@ -456,6 +522,59 @@ impl<'a> Platform<'a> {
             files,
         })
     }
+}
+
+/// The writer of the layers `options` ask for, without a memo.
+fn layer_writer(options: &BuildOptions) -> LayerWriter {
+    LayerWriter::new(options.compression, options.source_date_epoch)
+}
+
+/// The package layers of `spec` built from `lock` for `arch` on no base image, bottom
+/// first: each one's identity (what a shared cache knows it by) and packages.
+pub fn package_layer_identities(
+    spec: &Spec,
+    lock: &Lockfile,
+    arch: &str,
+    options: &BuildOptions,
+) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let (_, _, groups, keys) = package_layers(spec, lock, arch, options, None)?;
+    let writer = layer_writer(options);
+    let identities = keys.iter().map(|k| shared::identity(k, &writer));
+    Ok(identities
+        .zip(groups.into_iter().map(|g| g.packages))
+        .collect())
+}
+
+/// The spec with the packages its files need, the locked packages of `arch`, how they are
+/// grouped into layers, and each layer's saved-tree key.
+#[allow(clippy::type_complexity)]
+fn package_layers<'l>(
+    spec: &Spec,
+    lock: &'l Lockfile,
+    arch: &str,
+    options: &BuildOptions,
+    base: Option<&BaseImage>,
+) -> Result<(Spec, Vec<&'l LockedPackage>, Vec<Group>, Vec<String>), Error> {
+    let spec = spec.with_auto_deps(&lock::auto_packages(lock, arch));
+    let locked: Vec<&LockedPackage> = lock.packages.iter().filter(|p| p.target == arch).collect();
+    // A spec of files alone (slim carrying another distribution's) has no packages.
+    if locked.is_empty() && base.is_none() && !spec.packages.is_empty() {
+        return Err(Error::NoPackages {
+            arch: arch.to_string(),
+        });
+    }
+    let by_name: HashMap<&str, &LockedPackage> =
+        locked.iter().map(|p| (p.name.as_str(), *p)).collect();
+    let groups = split_largest(group_packages(&spec, &locked), &by_name, options.max_layers);
+    let keys = tree_keys(&spec, arch, &options.limits, &groups, &by_name, base);
+    Ok((spec, locked, groups, keys))
+}
+
+/// Where a build starts: how many package layers its tree holds already, and the layers a
+/// shared cache supplied, when it did.
+struct Start<'r> {
+    resumed: usize,
+    shared: Option<&'r shared::Resumed>,
 }
 
 /// Waits for a layer's compression thread and names what made the layer.

@@ -224,7 +224,7 @@ pub(crate) fn added_files(entries: &[HostEntry]) -> std::io::Result<Vec<SbomFile
 /// The CA bundle's path.
 pub(crate) const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
 /// The package whose certificates make the bundle.
-const CA_PACKAGE: &str = "ca-certificates";
+pub(crate) const CA_PACKAGE: &str = "ca-certificates";
 /// The file of glibc's C.UTF-8 locale that setlocale cannot do without.
 pub(crate) const C_UTF8_CTYPE: &str = "usr/lib/locale/C.utf8/LC_CTYPE";
 
@@ -395,7 +395,7 @@ pub(crate) fn check_needs(tree: &Rootfs, analysis: &[Analysis], arch: &str) -> R
         tree.resolve(path)
             .is_some_and(|p| matches!(tree.get(&p).map(|n| &n.kind), Some(NodeKind::File { .. })))
     };
-    let conf = bareboat_elf::ld_so_conf(&crate::abi::Built(tree));
+    let conf = bareboat_elf::ld_so_conf(&crate::abi::Built::of(tree));
     for a in analysis {
         let FileKind::Dynamic {
             interpreter,

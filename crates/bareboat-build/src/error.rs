@@ -25,6 +25,22 @@ pub enum Error {
         /// The architectures the release has.
         named: String,
     },
+    /// A cache map `--cache-from` names, or the one `--cache-to` would merge with, is
+    /// refused.
+    #[error(
+        "cache map {name}: {reason}\n  hint: publish it again with --cache-to and --cache-sign-key, or leave it out of --cache-from"
+    )]
+    CacheMap {
+        /// The map's reference.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// `--cache-from` without the key its maps must be signed with.
+    #[error(
+        "--cache-from needs --cache-verify-key: a cache map is trusted only when its signature verifies\n  hint: give the public key of the key that publishes the maps (--cache-sign-key)"
+    )]
+    CacheVerifyKey,
     /// The spec, a catalogue name or an architecture is refused.
     #[error(transparent)]
     Spec(#[from] bareboat_spec::Error),

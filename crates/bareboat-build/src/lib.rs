@@ -37,5 +37,6 @@ pub mod probe;
 pub mod provenance;
 pub mod rebase;
 pub mod rebuild;
+pub mod shared;
 
 pub use error::Error;

@@ -11,13 +11,14 @@ use bareboat_apt::lockfile::{Change, LockedExclusion, LockedPackage, LockedSourc
 use bareboat_oci::attach::{Artifact, Attachment};
 use bareboat_oci::image::write_index;
 use bareboat_oci::layout::{Layout, write_atomic};
-use bareboat_oci::reference::ImageRef;
+use bareboat_oci::reference::{DockerName, ImageRef};
 use bareboat_oci::referrer::{self, Follow};
 use bareboat_oci::registry::{PushReport, RegistryOptions};
 use bareboat_oci::sink::Sink;
 use bareboat_oci::transport::{self, Fetch};
 use bareboat_sbom::Format;
 use bareboat_sign::formats::AttestationType;
+use bareboat_sign::key::{KeyPair, PublicKey};
 use bareboat_sign::sign::Signer;
 use bareboat_spec::spec::Spec;
 use oci_spec::image::Descriptor;
@@ -26,10 +27,11 @@ use serde::Serialize;
 use crate::Error;
 use crate::abi::AbiMismatch;
 use crate::base::Base;
-use crate::build::{BuildOptions, BuiltImage, Platform};
+use crate::build::{BuildOptions, BuiltImage, Platform, package_layer_identities};
 use crate::deps::{Analysis, Found};
 use crate::lock::{self, Archive, FetchReport, Request, Resolution, Upgrade};
 use crate::provenance::Provenance;
+use crate::shared::{self, Entry, Published, SharedCache, WithShared};
 
 /// Makes the progress reporter of each stage of a run ("indexes", "packages"); a stage
 /// is over when its reporter is dropped.
@@ -274,6 +276,29 @@ pub struct Build {
     /// its type with the build's key, in every output: an OpenVEX document, which this
     /// crate does not make.
     pub stated: Vec<(AttestationType, Box<Stating>)>,
+    /// The shared build cache the build reads and publishes to.
+    pub shared: SharedOptions,
+}
+
+/// The registry as a shared build cache (see [`crate::shared`]): the maps a build reads, and
+/// the one it publishes to.
+#[derive(Default)]
+pub struct SharedOptions {
+    /// The maps to build on.
+    pub from: Vec<DockerName>,
+    /// The key their signatures must verify with: required with `from`.
+    pub verify: Option<PublicKey>,
+    /// Where this build's package layers are published, and the key that signs the map.
+    pub to: Option<(DockerName, KeyPair)>,
+}
+
+/// What the shared build cache did for a build.
+#[derive(Debug, Default, Serialize)]
+pub struct SharedReport {
+    /// What a user should know: maps absent, entries stale, layers pulled.
+    pub notes: Vec<String>,
+    /// What publishing the map did, when the build published one.
+    pub published: Option<Published>,
 }
 
 /// Makes a predicate about the image `manifest` of the layout it was built into; `None`
@@ -313,6 +338,8 @@ pub struct BuildReport {
     pub base: Option<BaseReport>,
     /// Each platform's image.
     pub images: Vec<BuiltImage>,
+    /// What the shared build cache did, when the build used one.
+    pub shared: Option<SharedReport>,
     /// How long it took.
     pub seconds: f64,
 }
@@ -340,6 +367,7 @@ impl Build {
             attest: Vec::new(),
             request: serde_json::Value::Null,
             stated: Vec::new(),
+            shared: SharedOptions::default(),
         }
     }
 
@@ -360,28 +388,44 @@ impl Build {
         self.check_platforms(&sinks)?;
         let source = cx.open_base(&self.spec).await?;
         let base = source.as_ref().map(|(name, s)| base_of(name, s));
+        let shared = self.open_shared(cx).await?;
         let (lock, auto) = self.lock(base.as_ref(), cx).await?;
-        cx.fetch(&lock, self.lockfile.as_deref()).await?;
+        let known = match (&shared, &base) {
+            (Some(s), None) => self.known_layers(&lock, s)?,
+            (Some(s), Some(_)) => {
+                s.note("a build on a base image does not use the shared cache".into());
+                BTreeMap::new()
+            }
+            (None, _) => BTreeMap::new(),
+        };
+        cx.fetch(&self.to_fetch(&lock, &known), self.lockfile.as_deref())
+            .await?;
         // The first layout output is built into directly; archives are written from it, or
         // from a scratch layout when there is none.
         let primary = outputs
             .iter()
             .position(|o| matches!(o, ImageRef::Oci { .. }));
+        // Layers only the shared cache holds are pulled into the layout where it is kept
+        // or read: a layout output, an archive, a statement about the image's files. A push
+        // alone mounts them from the cache's repository, or finds them there.
+        let pull = primary.is_some()
+            || !self.stated.is_empty()
+            || outputs
+                .iter()
+                .any(|o| !matches!(o, ImageRef::Docker { .. }));
         let scratch = tempfile::Builder::new()
             .prefix("bareboat-build-")
             .tempdir_in(cx.archive.cache.root().join("tmp"))
             .map_err(|e| bareboat_apt::Error::io(cx.archive.cache.root().join("tmp"), e))?;
+        let into = Inputs {
+            lock: &lock,
+            base: base.as_ref(),
+            known: &known,
+            shared: shared.as_ref().filter(|_| pull),
+        };
         let (layout, top, images) = match primary.map(|i| &outputs[i]) {
-            Some(ImageRef::Oci { dir, tag }) => {
-                self.build_into(dir, Some(tag), &lock, base.as_ref(), cx)?
-            }
-            _ => self.build_into(
-                &scratch.path().join("layout"),
-                None,
-                &lock,
-                base.as_ref(),
-                cx,
-            )?,
+            Some(ImageRef::Oci { dir, tag }) => self.build_into(dir, Some(tag), &into, cx)?,
+            _ => self.build_into(&scratch.path().join("layout"), None, &into, cx)?,
         };
         // Signed and attested once, in the layout, what is attached rides into every other
         // output.
@@ -402,10 +446,15 @@ impl Build {
             }
             None => (0, 0),
         };
+        let blobs = WithShared {
+            layout: &layout,
+            pushed: None,
+            shared: shared.as_ref(),
+        };
         let mut pushes = Vec::new();
         for (i, sink) in sinks.iter().enumerate() {
             if Some(i) != primary {
-                let written = transport::write(&layout, &top, &**sink, None, Follow::Known)
+                let written = transport::write(&blobs, &top, &**sink, None, Follow::Known)
                     .await
                     .map_err(|error| Error::Output {
                         output: self.outputs[i].clone(),
@@ -414,6 +463,20 @@ impl Build {
                 pushes.extend(written.push);
             }
         }
+        let published = match &self.shared.to {
+            Some((name, key)) => {
+                self.publish(name, key, &images, &outputs, &blobs, cx)
+                    .await?
+            }
+            None => None,
+        };
+        let shared_report = (shared.is_some() || self.shared.to.is_some()).then(|| SharedReport {
+            notes: shared
+                .as_ref()
+                .map(|s| s.notes.lock().expect("not poisoned").clone())
+                .unwrap_or_default(),
+            published,
+        });
         let sboms = match self.sbom_files {
             true => self.write_sboms(&outputs, &images)?,
             false => Vec::new(),
@@ -432,8 +495,96 @@ impl Build {
                 digest: b.digest(),
             }),
             images,
+            shared: shared_report,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The shared cache's maps `--cache-from` names, read and verified; `None` when it
+    /// names none.
+    async fn open_shared(&self, cx: &Context<'_>) -> Result<Option<SharedCache>, Error> {
+        if self.shared.from.is_empty() {
+            return Ok(None);
+        }
+        let Some(key) = &self.shared.verify else {
+            return Err(Error::CacheVerifyKey);
+        };
+        Ok(Some(
+            SharedCache::open(&self.shared.from, key, cx.registry).await?,
+        ))
+    }
+
+    /// For each architecture, the lowest package layers the shared cache supplies whole.
+    fn known_layers<'s>(
+        &self,
+        lock: &Lockfile,
+        shared: &'s SharedCache,
+    ) -> Result<Known<'s>, Error> {
+        let mut known = BTreeMap::new();
+        for arch in &self.spec.arch {
+            let layers = package_layer_identities(&self.spec, lock, arch, &self.options)?;
+            let ids: Vec<String> = layers.iter().map(|(id, _)| id.clone()).collect();
+            let entries = shared.known(&ids);
+            let packages = (layers.into_iter().take(entries.len()))
+                .flat_map(|(_, packages)| packages)
+                .collect();
+            let total = ids.len();
+            known.insert(
+                arch.clone(),
+                KnownLayers {
+                    entries,
+                    packages,
+                    total,
+                },
+            );
+        }
+        Ok(known)
+    }
+
+    /// The lock's packages that the build reads: all but those of the layers the shared
+    /// cache supplies, and ca-certificates wherever a layer above them may make
+    /// certificates from its package.
+    fn to_fetch(&self, lock: &Lockfile, known: &Known) -> Lockfile {
+        let mut fetch = lock.clone();
+        fetch.packages.retain(|p| {
+            let Some(k) = known.get(&p.target) else {
+                return true;
+            };
+            let certificates = p.name == crate::content::CA_PACKAGE
+                && (k.entries.len() < k.total || !self.spec.ca_certs.is_empty());
+            certificates || !k.packages.contains(&p.name)
+        });
+        fetch
+    }
+
+    /// Publishes the package layers of `images` to the shared cache's map `name`, signed
+    /// with `key`. The blobs come from the layout, the repository an output pushed them to,
+    /// or the cache they came from.
+    async fn publish(
+        &self,
+        name: &DockerName,
+        key: &KeyPair,
+        images: &[BuiltImage],
+        outputs: &[ImageRef],
+        blobs: &WithShared<'_>,
+        cx: &Context<'_>,
+    ) -> Result<Option<Published>, Error> {
+        let recorded: Vec<_> = images.iter().flat_map(|i| i.recorded.clone()).collect();
+        if recorded.is_empty() {
+            tracing::warn!(
+                "nothing to publish to {}: a build on a base image records no layers",
+                name.full()
+            );
+            return Ok(None);
+        }
+        let pushed = outputs.iter().find_map(|o| match o {
+            ImageRef::Docker { name: n, .. } if n.registry == name.registry => Some(n.clone()),
+            _ => None,
+        });
+        let blobs = WithShared { pushed, ..*blobs };
+        Ok(Some(
+            shared::publish(name, key, recorded, &blobs, cx.registry).await?,
+        ))
     }
 
     /// Refuses an output that holds one platform's image when the build makes several.
@@ -484,20 +635,22 @@ impl Build {
         &self,
         dir: &Path,
         tag: Option<&String>,
-        lock: &Lockfile,
-        base: Option<&Base<'_>>,
+        into: &Inputs<'_>,
         cx: &Context<'_>,
     ) -> Result<(Layout, Descriptor, Vec<BuiltImage>), Error> {
+        let Inputs { lock, base, .. } = *into;
         let pending = Layout::pending(dir)?;
         let layout = pending.layout();
         // What an SBOM says is collected when an SBOM, or an attestation, is asked for.
         let options = BuildOptions {
             sbom: !self.sbom.is_empty() || !self.attest.is_empty(),
+            record_layers: self.shared.to.is_some(),
             ..self.options.clone()
         };
         let mut images = Vec::new();
         for arch in &self.spec.arch {
             let base_image = base.map(|b| b.image(arch)).transpose()?;
+            let known = into.known.get(arch).map_or(&[][..], |k| &k.entries[..]);
             let platform = Platform {
                 spec: &self.spec,
                 lock,
@@ -506,8 +659,13 @@ impl Build {
                 layout,
                 options: &options,
                 base: base_image.as_ref(),
+                known,
             };
-            images.push(platform.build()?);
+            let image = platform.build()?;
+            if let Some(shared) = into.shared {
+                pull_known(layout, shared, &known[..image.shared_layers])?;
+            }
+            images.push(image);
         }
         let top = match images.as_slice() {
             [one] => one.manifest.clone(),
@@ -646,6 +804,48 @@ impl Build {
         }
         Ok(written)
     }
+}
+
+/// The layers a shared cache supplies to each architecture's build.
+type Known<'s> = BTreeMap<String, KnownLayers<'s>>;
+
+/// The lowest package layers of one architecture that a shared cache supplies whole.
+struct KnownLayers<'s> {
+    /// Their entries, bottom first.
+    entries: Vec<&'s Entry>,
+    /// Their packages, which need not be fetched.
+    packages: std::collections::BTreeSet<String>,
+    /// How many package layers the image has.
+    total: usize,
+}
+
+/// What every platform's build starts from.
+struct Inputs<'a> {
+    lock: &'a Lockfile,
+    base: Option<&'a Base<'a>>,
+    known: &'a Known<'a>,
+    /// The shared cache to pull the known layers' blobs from, when the layout must hold them.
+    shared: Option<&'a SharedCache>,
+}
+
+/// Pulls the blobs of `layers`, which the shared cache supplied, into `layout`, each checked
+/// against its digest and diff_id as it streams.
+fn pull_known(layout: &Layout, shared: &SharedCache, layers: &[&Entry]) -> Result<(), Error> {
+    let source = WithShared {
+        layout,
+        pushed: None,
+        shared: Some(shared),
+    };
+    for entry in layers {
+        layout.copy_blob_from(&source, &entry.layer.checked_blob()?)?;
+    }
+    if !layers.is_empty() {
+        shared.note(format!(
+            "{} layers pulled from the shared cache into the layout",
+            layers.len()
+        ));
+    }
+    Ok(())
 }
 
 /// A build done, for its signatures and attestations.

@@ -143,7 +143,7 @@ impl Rebase<'_> {
         }
         content::check_needs(tree, &analysis, self.arch)?;
         let release = release_of(tree);
-        let mismatches = abi::check(tree, &analysis, self.arch, release);
+        let mismatches = abi::check(tree, None, &analysis, self.arch, release);
         match mismatches.is_empty() {
             true => Ok(()),
             false => Err(Error::Abi(mismatches)),

@@ -262,6 +262,13 @@ pub trait Tree {
 
     /// The names of the entries of the directory `dir` (absolute, links followed), sorted.
     fn list(&self, dir: &str) -> Vec<String>;
+
+    /// The symbol versions the library at `path` (absolute, links followed) defines, if
+    /// there is one that parses; by default read from its content. A tree that holds a
+    /// library's recorded versions but not its bytes says them here.
+    fn defined_versions(&self, path: &str) -> Option<BTreeSet<String>> {
+        version_definitions(&self.read(path)?).ok()
+    }
 }
 
 /// A directory of this machine as a [`Tree`]: paths are taken under it, and a link that
@@ -413,11 +420,8 @@ pub fn unmet_versions(
     for need in versions {
         let found = paths(&need.library)
             .into_iter()
-            .find_map(|p| Some((tree.read(&p)?, p)));
-        let Some((bytes, library)) = found else {
-            continue;
-        };
-        let Ok(defined) = version_definitions(&bytes) else {
+            .find_map(|p| Some((tree.defined_versions(&p)?, p)));
+        let Some((defined, library)) = found else {
             continue;
         };
         for missing in missing_versions(&need.versions, &defined) {

@@ -201,6 +201,31 @@ impl<'a> Staged<'a> {
         Ok(d)
     }
 
+    /// Stages an artifact that refers to no image: `content` (of `media_type`) as its first
+    /// layer, then the blobs `listed` (held by `under`), which a registry keeps as long as
+    /// the artifact is there. Returns its manifest's descriptor.
+    pub fn listing(
+        &mut self,
+        artifact_type: &str,
+        media_type: &str,
+        content: Vec<u8>,
+        listed: Vec<Descriptor>,
+    ) -> Result<Descriptor, Error> {
+        let config = self.put(MediaType::EmptyJSON, EMPTY_CONFIG.to_vec())?;
+        let first = self.put(MediaType::Other(media_type.to_string()), content)?;
+        let kind = MediaType::Other(artifact_type.to_string());
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .artifact_type(kind.clone())
+            .config(config)
+            .layers(std::iter::once(first).chain(listed).collect::<Vec<_>>())
+            .build()?;
+        let mut d = self.put(MediaType::ImageManifest, canonical_json(&manifest)?)?;
+        d.set_artifact_type(Some(kind));
+        Ok(d)
+    }
+
     /// Stages the legacy image that holds the layers of `existing` (staged already, or
     /// read from `under`), if any, then each of `layers` it lacks; `None` when it lacks
     /// none, and nothing need be written.
@@ -269,6 +294,17 @@ impl BlobSource for Staged<'_> {
                 reason: "it is not among the blobs being attached".into(),
             }),
         }
+    }
+
+    fn origin(&self, d: &Descriptor) -> Option<crate::reference::DockerName> {
+        match self.blobs.contains_key(d.digest().as_ref()) {
+            true => None,
+            false => self.under?.origin(d),
+        }
+    }
+
+    fn concurrency(&self) -> usize {
+        self.under.map_or(1, |u| u.concurrency())
     }
 }
 

@@ -258,7 +258,7 @@ impl Error {
     }
 
     /// The error a verifying stream put inside `e`, or `e` as a failure to read `path`.
-    pub(crate) fn from_stream(path: impl Into<PathBuf>, e: std::io::Error) -> Error {
+    pub fn from_stream(path: impl Into<PathBuf>, e: std::io::Error) -> Error {
         e.downcast::<Error>().unwrap_or_else(|e| Error::io(path, e))
     }
 }

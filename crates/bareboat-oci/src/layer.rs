@@ -253,15 +253,27 @@ impl LayerWriter {
         recorded
     }
 
+    /// What a layer's bytes depend on besides its entries: the layer format (bareboat's
+    /// version), the compression and its block size, and the clamp on mtimes.
+    pub fn settings(&self) -> String {
+        format!(
+            "bareboat {} layer: {:?}, gzip blocks of {GZIP_BLOCK}, mtimes clamped to {:?}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.compression,
+            self.source_date_epoch
+        )
+    }
+
+    /// The layers' media type.
+    pub fn media_type(&self) -> &'static str {
+        self.compression.media_type()
+    }
+
     /// Everything a layer's bytes depend on, hashed: the format, the settings, and each
     /// entry as it will be written.
     fn identity(&self, entries: &[Entry]) -> String {
         let mut h = Sha256::new();
-        h.update(format!(
-            "bareboat {} layer: {:?}, gzip blocks of {GZIP_BLOCK}\n",
-            env!("CARGO_PKG_VERSION"),
-            self.compression
-        ));
+        h.update(self.settings());
         let clamp = self.source_date_epoch.unwrap_or(u64::MAX);
         for e in entries {
             let kind = match &e.kind {

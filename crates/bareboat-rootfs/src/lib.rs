@@ -54,6 +54,15 @@ pub enum Error {
         /// What the system said.
         error: std::io::Error,
     },
+    /// A file whose content is held only in a layer blob elsewhere (a layer a shared cache
+    /// supplied whole) was to be written out.
+    #[error(
+        "/{path}: its content is held only in a layer blob of the shared cache, not here, and a new layer would carry it"
+    )]
+    Elsewhere {
+        /// The path.
+        path: String,
+    },
     /// A pattern of the spec (slicing, setuid) that is not a valid glob.
     #[error("invalid glob {pattern:?}: {reason}")]
     Glob {

@@ -43,6 +43,11 @@ pub use package::Unpacked;
 use staging::{Sealed, new_staging};
 pub use staging::{Segment, Snapshot};
 
+/// The staging offset of a regular file whose content is not staged here: a layer a shared
+/// cache supplied whole, whose nodes are known and whose blob is used as it is. Reading it
+/// fails, and so does writing it into a layer.
+pub const ELSEWHERE: u64 = u64::MAX;
+
 /// What a tree node is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
@@ -184,10 +189,30 @@ impl Rootfs {
         let NodeKind::File { offset, size, .. } = self.get(&real)?.kind else {
             return None;
         };
-        let (staged, at) = self.locate(offset);
-        Some(File::open(staged).and_then(|mut f| {
+        Some(self.locate(offset).and_then(|(staged, at)| {
+            let mut f = File::open(staged)?;
             f.seek(SeekFrom::Start(at))?;
             Ok((f.take(size), size))
+        }))
+    }
+
+    /// The nodes layer `layer` holds, by path: what a record of the layer keeps.
+    pub fn layer_nodes(&self, layer: usize) -> &BTreeMap<String, Node> {
+        &self.layers[layer]
+    }
+
+    /// The content of the regular file layer `layer` holds at `path`, whatever the layers
+    /// above show there; `None` when the layer holds no regular file there.
+    pub fn read_in(&self, layer: usize, path: &str) -> Option<io::Result<Vec<u8>>> {
+        let NodeKind::File { offset, size, .. } = self.layers[layer].get(path)?.kind else {
+            return None;
+        };
+        Some(self.locate(offset).and_then(|(staged, at)| {
+            let mut f = File::open(staged)?;
+            f.seek(SeekFrom::Start(at))?;
+            let mut out = Vec::with_capacity(size as usize);
+            f.take(size).read_to_end(&mut out)?;
+            Ok(out)
         }))
     }
 
@@ -473,6 +498,61 @@ mod tests {
         (dir, t)
     }
 
+    #[test]
+    fn content_held_elsewhere_is_never_read_or_written_but_layers_above_it_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = Node {
+            kind: NodeKind::File {
+                offset: ELSEWHERE,
+                size: 4,
+                sha256: [0; 32],
+            },
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            package: Some("libc6".into()),
+        };
+        let layer: BTreeMap<String, Node> = [("usr/lib/libc.so.6".to_string(), elsewhere)].into();
+        let snapshot = Snapshot {
+            layers: vec![layer],
+            segments: Vec::new(),
+        };
+        let mut t = Rootfs::resume(
+            dir.path(),
+            Slicing::default(),
+            GlobSet::empty(),
+            Limits::BUILD,
+            snapshot,
+        )
+        .unwrap();
+        // Its node is known; its bytes are not, and nothing pretends they are.
+        assert!(t.exists("usr/lib/libc.so.6"));
+        assert_eq!(t.read("usr/lib/libc.so.6"), None);
+        let e = t.open("usr/lib/libc.so.6").unwrap().err().unwrap();
+        assert!(e.to_string().contains("held only in a layer blob"), "{e}");
+        let e = t.layer_entries(0).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/usr/lib/libc.so.6: its content is held only"),
+            "{e}"
+        );
+        // A layer above is written as ever.
+        let above = t.push_layer();
+        t.add_file(
+            above,
+            "app/run",
+            Content::Bytes(b"#!/x\n"),
+            0o755,
+            (0, 0),
+            2,
+        )
+        .unwrap();
+        let entries = t.layer_entries(above).unwrap();
+        assert_eq!(entries.last().unwrap().path, "app/run");
+        assert_eq!(t.read("app/run").unwrap(), b"#!/x\n");
+    }
+
     fn add(t: &mut Rootfs, layer: usize, pkg: &str, entries: &[E]) -> Result<Unpacked, Error> {
         let bytes = tar_of(entries);
         t.add_package(layer, pkg, &[], &bytes[..])
@@ -739,7 +819,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let entries = t.layer_entries(layer);
+        let entries = t.layer_entries(layer).unwrap();
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["usr", "usr/bin", "usr/bin/a", "usr/bin/z"]);
         assert!(matches!(entries[2].kind, Kind::File { .. }));
@@ -792,7 +872,7 @@ mod tests {
         let layer = t.push_layer();
         t.remove(layer, "keep/f", 7).unwrap();
         assert!(t.get("keep/f").is_none());
-        let entries = t.layer_entries(layer);
+        let entries = t.layer_entries(layer).unwrap();
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["keep", "keep/.wh.f"]);
         let e = t.remove(layer, "no/such", 7).unwrap_err().to_string();

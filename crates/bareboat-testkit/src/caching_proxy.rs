@@ -100,7 +100,12 @@ fn relay(mut conn: TcpStream, store: &Store, log: &Mutex<Vec<String>>) -> std::i
 
 /// The server's whole response to `method path`, read until it closes the connection.
 fn fetch(method: &str, authority: &str, path: &str) -> std::io::Result<Vec<u8>> {
-    let mut upstream = TcpStream::connect(authority)?;
+    // A URL without a port names HTTP's.
+    let address = match authority.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => authority.to_string(),
+        _ => format!("{authority}:80"),
+    };
+    let mut upstream = TcpStream::connect(address)?;
     write!(
         upstream,
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use bareboat_apt::cache::Cache;
 use bareboat_build::build::BuildOptions;
-use bareboat_build::pipeline::{Build, BuildReport};
+use bareboat_build::pipeline::{Build, BuildReport, SharedOptions};
 use bareboat_inspect::inspect::inspect_with_filesystem;
 use bareboat_inspect::{vex, vulndb};
 use bareboat_oci::media::Compression;
 use bareboat_oci::model::Image;
-use bareboat_oci::reference::ImageRef;
+use bareboat_oci::reference::{DockerName, ImageRef};
 use bareboat_sign::formats::AttestationType;
 use bareboat_sign::sign::Signer;
 use clap::Args;
@@ -83,11 +83,63 @@ pub struct BuildArgs {
     #[command(flatten)]
     sign_options: SignOptions,
     #[command(flatten)]
+    shared: SharedArgs,
+    #[command(flatten)]
     app: AppArgs,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
     archive: ArchiveArgs,
+}
+
+/// The registry as a build cache that CI runners share.
+#[derive(Args)]
+struct SharedArgs {
+    /// Build on the package layers this signed cache map knows (docker://REGISTRY/REPO[:TAG],
+    /// repeat for several): they are neither fetched, unpacked nor compressed
+    #[arg(long = "cache-from", value_name = "REF", requires = "cache_verify_key")]
+    cache_from: Vec<String>,
+    /// The public key (a file, or env://VAR) that --cache-from's maps must be signed with
+    #[arg(long, value_name = "PUB")]
+    cache_verify_key: Option<String>,
+    /// Publish the build's package layers to the cache map REF (docker://REGISTRY/REPO[:TAG]),
+    /// signed with --cache-sign-key; from protected branches only, since every reader
+    /// trusts what it says
+    #[arg(long = "cache-to", value_name = "REF", requires = "cache_sign_key")]
+    cache_to: Option<String>,
+    /// The private key (a file, or env://VAR) that signs the map --cache-to publishes
+    #[arg(long, value_name = "KEY")]
+    cache_sign_key: Option<String>,
+}
+
+impl SharedArgs {
+    /// The shared cache the arguments name, its keys read.
+    fn options(&self) -> Result<SharedOptions> {
+        let from = (self.cache_from.iter())
+            .map(|r| cache_reference(r, "--cache-from"))
+            .collect::<Result<Vec<_>>>()?;
+        let verify = (self.cache_verify_key.as_deref())
+            .map(crate::signing::public_key)
+            .transpose()?;
+        let to = match (&self.cache_to, &self.cache_sign_key) {
+            (Some(r), Some(key)) => Some((
+                cache_reference(r, "--cache-to")?,
+                crate::key::private_key(key)?,
+            )),
+            _ => None,
+        };
+        Ok(SharedOptions { from, verify, to })
+    }
+}
+
+/// The repository and tag of a cache map, from `docker://REGISTRY/REPO[:TAG]`.
+fn cache_reference(reference: &str, flag: &str) -> Result<DockerName> {
+    match reference.parse::<ImageRef>()? {
+        ImageRef::Docker { name, digest: None } => Ok(name),
+        _ => bail!(
+            "{flag} {reference}: a cache map is a tag of a registry repository\n  hint: name it as docker://REGISTRY/REPO[:TAG]"
+        ),
+    }
 }
 
 /// What a build is asked for, as the command line gives it: the spec and the application
@@ -168,6 +220,7 @@ impl BuildArgs {
             signer: self.signer()?,
             sign: self.sign.is_some(),
             attest: self.attest.clone(),
+            shared: self.shared.options()?,
             ..request.build(&self.output, self.lockfile.clone(), options)?
         })
     }
@@ -248,9 +301,10 @@ fn print_build(report: &BuildReport) {
     for image in &report.images {
         let size: u64 = image.layers.iter().map(|l| l.size).sum();
         let unpacked: u64 = image.layers.iter().map(|l| l.uncompressed_size).sum();
-        let resumed = match image.resumed_layers {
-            0 => String::new(),
-            n => format!(" ({n} unpacked by an earlier build)"),
+        let resumed = match (image.resumed_layers, image.shared_layers) {
+            (0, _) => String::new(),
+            (n, 0) => format!(" ({n} unpacked by an earlier build)"),
+            (_, n) => format!(" ({n} from the shared cache)"),
         };
         let on_base = match &report.base {
             Some(b) => format!(" on {} base layers of {}", image.base_layers, b.name),
@@ -271,6 +325,17 @@ fn print_build(report: &BuildReport) {
     }
     for p in &report.pushes {
         print_push(p);
+    }
+    if let Some(shared) = &report.shared {
+        for note in &shared.notes {
+            println!("note: {note}");
+        }
+        if let Some(p) = &shared.published {
+            println!(
+                "Published the cache map {}: {} entries ({} from this build, {} dropped)",
+                p.map, p.entries, p.recorded, p.dropped
+            );
+        }
     }
     println!(
         "Built {} in {:.2}s -> {}",

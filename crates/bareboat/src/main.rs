@@ -71,7 +71,9 @@ bareboat build bareboat.toml -o oci:out:app --compression zstd\n  \
 bareboat build --from catalog:cc --add target/release/server:/app/server --entrypoint /app/server -o oci:out:server\n  \
 bareboat build --from catalog:cc --arch amd64,arm64 --add 'dist/{arch}/server:/app/server' --entrypoint /app/server -o oci:out:server\n  \
 bareboat build --from docker://registry.example/base/cc:1 --add app:/app/app -o docker://registry.example/app:1\n  \
-SOURCE_DATE_EPOCH=1700000000 bareboat build catalog:static -o oci:out:static   clamp file times"
+SOURCE_DATE_EPOCH=1700000000 bareboat build catalog:static -o oci:out:static   clamp file times\n  \
+bareboat build app.toml -o docker://registry.example/app:1 --cache-to docker://registry.example/cache:main --cache-sign-key env://CACHE_KEY\n  \
+bareboat build app.toml -o docker://registry.example/app:pr --cache-from docker://registry.example/cache:main --cache-verify-key cache.pub"
     )]
     Build(Box<build::BuildArgs>),
     /// Resolve a spec into bareboat.lock and fetch its packages into the cache

@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{CACHE_FILL, bareboat, run, tool, trixie_programs};
+use common::{CACHE_FILL, bareboat, run, trixie_programs};
 use serde_json::Value;
 
 /// `bareboat build --from catalog:cc --release RELEASE --add PROGRAM:/app/PROGRAM MORE`.
@@ -39,14 +38,7 @@ fn programs_that_need_newer_symbol_versions_than_the_image_has_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     trixie_programs(d);
-    std::fs::write(
-        d.join("hello.c"),
-        "#include <stdio.h>\nint main(void){puts(\"hi\");}\n",
-    )
-    .unwrap();
-    run(Command::new(tool("gcc"))
-        .current_dir(d)
-        .args(["hello.c", "-o", "hello"]));
+    common::hello(d, "#include <stdio.h>\nint main(void){puts(\"hi\");}\n");
 
     // C: jq needs glibc 2.38; bookworm's is 2.36.
     let out = build_on(d, "bookworm", "jq", &[]);

@@ -39,14 +39,10 @@ fn rebase(dir: &Path, args: &[&str]) -> std::process::Output {
 fn an_application_moves_to_another_base_unchanged_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("hello.c"),
+    common::hello(
+        d,
         "#include <stdio.h>\nint main(void){puts(\"rebased\");}\n",
-    )
-    .unwrap();
-    run(Command::new(tool("gcc"))
-        .current_dir(d)
-        .args(["hello.c", "-o", "hello"]));
+    );
     build(d, &["catalog:cc", "-o", "oci:bases:cc"]);
     let debug = build(d, &["catalog:cc:debug", "-o", "oci:bases:cc-debug"]);
     let app = build(

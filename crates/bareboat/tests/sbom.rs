@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{bareboat, build, run, tool, unpack, validate_sbom as validate};
+use common::{bareboat, build, run, unpack, validate_sbom as validate};
 use serde_json::Value;
 
 /// The element of `doc[list]` whose `key` is `value`.
@@ -50,10 +50,7 @@ fn installed(rootfs: &Path) -> BTreeMap<String, (String, String, String)> {
 fn sboms_list_every_package_and_added_file_and_validate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("hello.c"), "int main(void) { return 0; }\n").unwrap();
-    run(Command::new(tool("gcc"))
-        .current_dir(d)
-        .args(["hello.c", "-o", "hello"]));
+    common::hello(d, "int main(void) { return 0; }\n");
     let report = build(
         d,
         &[

@@ -83,6 +83,28 @@ impl Remote {
         Ok((Remote::holding(Arc::new(registry), name, &top, bytes), top))
     }
 
+    /// Opens the manifest or index `name`'s tag names, or `None` when the registry has no
+    /// such tag (a cache nobody has published to yet, say).
+    pub async fn open_if_any(
+        registry: Registry,
+        name: &DockerName,
+    ) -> Result<Option<(Remote, Descriptor)>, Error> {
+        let Some((bytes, top)) = registry.manifest_at(name, &name.tag).await? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            Remote::holding(Arc::new(registry), name, &top, bytes),
+            top,
+        )))
+    }
+
+    /// Whether the repository still holds the blob `digest` (asked with a HEAD request):
+    /// a registry may have deleted it since a document named it.
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool, Error> {
+        let (registry, name, digest) = (self.registry.clone(), self.name.clone(), digest.clone());
+        self.wait(async move { registry.has_blob(&name, &digest).await })
+    }
+
     /// The image `name` names, whose top manifest or index `top`, of `bytes`, has been
     /// fetched and checked.
     pub(super) fn holding(
@@ -254,6 +276,16 @@ impl Read for Received {
 }
 
 impl Registry {
+    /// Whether `name`'s repository holds the blob `digest`.
+    async fn has_blob(&self, name: &DockerName, digest: &Digest) -> Result<bool, Error> {
+        let scope = super::client::pull_scope(&name.repository);
+        let hex = digest.to_string();
+        self.retrying(name, &format!("checking blob {digest}"), || {
+            self.client.blob_exists(&scope, &name.repository, &hex)
+        })
+        .await
+    }
+
     /// Streams blob `digest` of `size` bytes of `name` into `sink`. A transfer that breaks
     /// off is tried again from where it stopped, so nothing reaches the reader twice.
     async fn stream_blob(

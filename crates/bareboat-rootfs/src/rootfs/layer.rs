@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use bareboat_oci::layer::{Entry, Kind};
 
 use super::{Node, NodeKind, Rootfs};
+use crate::Error;
 
 impl Rootfs {
     /// The newest mtime in a layer.
@@ -24,8 +25,9 @@ impl Rootfs {
     }
 
     /// A layer's entries in tar order: sorted by path, every parent directory present, and
-    /// each set of hard links carried by its first path.
-    pub fn layer_entries(&self, layer: usize) -> Vec<Entry> {
+    /// each set of hard links carried by its first path. A file whose content is held
+    /// elsewhere cannot be written, and is an error.
+    pub fn layer_entries(&self, layer: usize) -> Result<Vec<Entry>, Error> {
         let nodes = &self.layers[layer];
         let newest = self.newest(layer);
         // Parents that the layer lacks are implied directories.
@@ -69,25 +71,25 @@ impl Rootfs {
                     NodeKind::Symlink(t) => Kind::Symlink(t.clone()),
                     NodeKind::File { .. } => match carrier.get(path.as_str()) {
                         Some(first) if first != path => Kind::Hardlink(first.to_string()),
-                        _ => self.staged_content(&node.kind),
+                        _ => self.staged_content(path, &node.kind)?,
                     },
                     NodeKind::Hardlink(target) => {
                         let first = carrier[target.as_str()];
                         if first == path {
-                            self.staged_content(&nodes[target].kind)
+                            self.staged_content(path, &nodes[target].kind)?
                         } else {
                             Kind::Hardlink(first.to_string())
                         }
                     }
                 };
-                Entry {
+                Ok(Entry {
                     path: path.clone(),
                     kind,
                     mode: node.mode,
                     uid: node.uid,
                     gid: node.gid,
                     mtime: node.mtime,
-                }
+                })
             })
             .collect()
     }

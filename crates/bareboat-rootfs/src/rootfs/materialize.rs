@@ -82,7 +82,7 @@ impl Rootfs {
 
     /// Creates the file `at` and copies its staged content into it.
     fn write_content(&self, at: &Path, offset: u64, size: u64, mode: u32) -> io::Result<()> {
-        let (staged, start) = self.locate(offset);
+        let (staged, start) = self.locate(offset)?;
         let mut from = File::open(staged)?;
         from.seek(SeekFrom::Start(start))?;
         let mut to = OpenOptions::new()

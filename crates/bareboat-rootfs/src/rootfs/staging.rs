@@ -12,7 +12,7 @@ use globset::GlobSet;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::{Node, NodeKind, Rootfs};
+use super::{ELSEWHERE, Node, NodeKind, Rootfs};
 use crate::Error;
 use crate::policy::Slicing;
 
@@ -71,21 +71,27 @@ impl Rootfs {
         }
     }
 
-    /// The file holding the staged content at `offset`, and where it is in that file.
-    pub(super) fn locate(&self, offset: u64) -> (&Path, u64) {
+    /// The file holding the staged content at `offset`, and where it is in that file; an
+    /// error for content held [`ELSEWHERE`].
+    pub(super) fn locate(&self, offset: u64) -> io::Result<(&Path, u64)> {
+        if offset == ELSEWHERE {
+            return Err(io::Error::other(
+                "its content is held only in a layer blob of the shared cache, not here",
+            ));
+        }
         if offset >= self.staging_start {
-            return (self.staging.path(), offset - self.staging_start);
+            return Ok((self.staging.path(), offset - self.staging_start));
         }
         let i = self
             .sealed
             .partition_point(|s| s.segment.start <= offset)
             .saturating_sub(1);
         let s = &self.sealed[i].segment;
-        (&s.path, offset - s.start)
+        Ok((&s.path, offset - s.start))
     }
 
-    /// The layer entry kind that reads a staged file's content.
-    pub(super) fn staged_content(&self, kind: &NodeKind) -> Kind {
+    /// The layer entry kind that reads the content of the file at `path` of `kind`.
+    pub(super) fn staged_content(&self, path: &str, kind: &NodeKind) -> Result<Kind, Error> {
         let NodeKind::File {
             offset,
             size,
@@ -95,13 +101,15 @@ impl Rootfs {
         else {
             unreachable!("hard links point at files")
         };
-        let (source, at) = self.locate(*offset);
-        Kind::File {
+        let (source, at) = self.locate(*offset).map_err(|_| Error::Elsewhere {
+            path: path.to_string(),
+        })?;
+        Ok(Kind::File {
             source: source.to_path_buf(),
             offset: at,
             size: *size,
             sha256: *sha256,
-        }
+        })
     }
 
     /// Appends `size` bytes of content to the staging area; with `with_md5`, also returns

@@ -185,6 +185,14 @@ pub fn runc(bundle: &Path, args: &[&str]) -> String {
     String::from_utf8(run(&mut cmd).stdout).unwrap()
 }
 
+/// Compiles the C program `source` with the host's gcc into `dir/hello`.
+pub fn hello(dir: &Path, source: &str) {
+    std::fs::write(dir.join("hello.c"), source).unwrap();
+    run(Command::new(tool("gcc"))
+        .current_dir(dir)
+        .args(["-O2", "hello.c", "-o", "hello"]));
+}
+
 /// Compiles a C or C++ test program into the bundle's rootfs under /test.
 pub fn compile(bundle: &Path, compiler: &str, source: &str, ext: &str, flags: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
