@@ -24,7 +24,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = tree.add_image_layer(base, "fuzz base", data);
     let layer = tree.push_layer();
     if tree.add_package(layer, "fuzz", &[], data).is_ok() {
-        for entry in tree.layer_entries(layer) {
+        let entries = tree.layer_entries(layer).expect("a package's contents are staged");
+        for entry in entries {
             assert!(!entry.path.starts_with('/') && !entry.path.split('/').any(|c| c == ".."));
         }
     }

@@ -2,6 +2,15 @@
 //! library the image holds does not define cannot start. Each program's needs, from its
 //! `.gnu.version_r`, are checked against the `.gnu.version_d` of the library the loader
 //! would find in the tree (the unpacked packages over the base's layers).
+//!
+//! Symbol versions do not show the 64-bit `time_t` that trixie's armhf and armel libraries
+//! moved to: a library whose ABI changed kept its soname, and its package took a `t64`
+//! suffix (`libssl3t64`). A 32-bit program built with a 32-bit `time_t` (every bookworm
+//! armhf and armel program) still starts on trixie, since glibc keeps its 32-bit time
+//! functions; but a `time_t` it passes to, or gets from, a `t64` library is misread. Such a
+//! program is found by the 32-bit time functions it calls ([`FileKind::Dynamic`]'s
+//! `time32`), and refused where it needs a library of a `t64` package; one that needs only
+//! glibc is built with a warning that its clock ends in 2038.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +44,20 @@ pub struct AbiMismatch {
     pub unmet: Unmet,
     /// What to do.
     pub fix: String,
+    /// For a program built with a 32-bit `time_t`, the `t64` package of the library built
+    /// with a 64-bit one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_t: Option<String>,
+}
+
+impl AbiMismatch {
+    /// What the mismatch does to the program.
+    pub fn consequence(&self) -> &'static str {
+        match self.time_t {
+            Some(_) => "it would misread every time it passes there",
+            None => "it cannot start",
+        }
+    }
 }
 
 impl std::fmt::Display for AbiMismatch {
@@ -45,6 +68,12 @@ impl std::fmt::Display for AbiMismatch {
             library,
             highest,
         } = &self.unmet;
+        if let Some(package) = &self.time_t {
+            return write!(
+                f,
+                "{program} was built with a 32-bit time_t, and {library} (package {package}) with a 64-bit one"
+            );
+        }
         let highest = highest.as_deref().unwrap_or("none of that name");
         write!(
             f,
@@ -55,12 +84,14 @@ impl std::fmt::Display for AbiMismatch {
 
 /// Every mismatch, a line each, then what to do about the first.
 pub fn describe(mismatches: &[AbiMismatch]) -> String {
-    let lines: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = (mismatches.iter())
+        .map(|m| format!("{m}: {}", m.consequence()))
+        .collect();
     let fix = mismatches
         .first()
         .map(|m| m.fix.as_str())
         .unwrap_or_default();
-    format!("{}: it cannot start\n  hint: {fix}", lines.join("\n"))
+    format!("{}\n  hint: {fix}", lines.join("\n"))
 }
 
 /// The ABI mismatches of `analysis` (the added files) against the libraries of `tree`, an
@@ -76,16 +107,65 @@ pub fn check(
     let conf = bareboat_elf::ld_so_conf(&tree);
     let mut out = Vec::new();
     for a in analysis {
-        let FileKind::Dynamic { search, .. } = &a.kind else {
+        let FileKind::Dynamic {
+            search,
+            needed,
+            time32,
+            ..
+        } = &a.kind
+        else {
             continue;
         };
         let paths = |library: &str| deps::search_paths(library, search, &conf, arch);
         for unmet in bareboat_elf::unmet_versions(&tree, a, paths) {
             let fix = fix(&unmet.needs, release);
-            out.push(AbiMismatch { unmet, fix });
+            out.push(AbiMismatch {
+                unmet,
+                fix,
+                time_t: None,
+            });
+        }
+        if *time32 && has_64bit_time(arch, release) {
+            let before = out.len();
+            for library in needed {
+                let found = paths(library).into_iter().find_map(|p| {
+                    let real = tree.tree.resolve(p.trim_start_matches('/'))?;
+                    Some((p, tree.tree.get(&real)?.package.clone()?))
+                });
+                let Some((path, package)) = found.filter(|(_, p)| p.ends_with("t64")) else {
+                    continue;
+                };
+                out.push(AbiMismatch {
+                    unmet: Unmet {
+                        program: a.path.clone(),
+                        needs: "a 32-bit time_t".into(),
+                        library: format!("/{}", path.trim_start_matches('/')),
+                        highest: None,
+                    },
+                    fix: format!(
+                        "build the program on {} (its compilers default to a 64-bit time_t), or with -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64",
+                        release.codename()
+                    ),
+                    time_t: Some(package),
+                });
+            }
+            if out.len() == before {
+                tracing::warn!(
+                    "{} was built with a 32-bit time_t: it runs on {}'s glibc, but its clock ends in January 2038 (build it on {} to move past that)",
+                    a.path,
+                    release.codename(),
+                    release.codename()
+                );
+            }
         }
     }
     out
+}
+
+/// Whether the libraries of `release` for `arch` are built with a 64-bit `time_t` where
+/// the architecture's older releases had a 32-bit one: trixie's armhf and armel.
+fn has_64bit_time(arch: &str, release: Distribution) -> bool {
+    matches!(arch, "armhf" | "armel") && release != Distribution::Bookworm
 }
 
 /// A rootfs being built, as the tree its programs' libraries are looked up in, with the

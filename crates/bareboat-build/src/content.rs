@@ -477,6 +477,7 @@ mod tests {
                 needed: vec!["libx.so.1".into()],
                 search: Vec::new(),
                 versions: Vec::new(),
+                time32: false,
             },
         };
         let e = check_needs(&tree, std::slice::from_ref(&prog), "amd64").unwrap_err();

@@ -371,6 +371,7 @@ usr/bin/python3 python/python3-minimal
                 needed: needed.iter().map(|s| s.to_string()).collect(),
                 search: search.iter().map(|s| s.to_string()).collect(),
                 versions: Vec::new(),
+                time32: false,
             },
         }
     }

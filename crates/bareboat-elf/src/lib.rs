@@ -44,6 +44,11 @@ pub enum FileKind {
         /// The symbol versions it needs, by the library (soname) that must define them.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         versions: Vec<VersionNeed>,
+        /// Whether it is a 32-bit program built with a 32-bit `time_t`: it calls glibc's
+        /// 32-bit time functions (`time`, `clock_gettime`, `stat`), not their 64-bit ones
+        /// (`__time64`), as bookworm's armhf and armel programs do.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        time32: bool,
     },
     /// A `#!` script.
     Script {
@@ -218,7 +223,83 @@ fn elf_kind(bytes: &[u8], path: &str) -> Result<FileKind, String> {
         needed,
         search,
         versions: version_needs(&elf),
+        time32: !elf.is_64 && imports_any(&elf, TIME32_FUNCTIONS),
     })
+}
+
+/// glibc's functions that take or give a `time_t` (or a struct holding one) in their 32-bit
+/// form: a 32-bit program built with `_TIME_BITS=64` calls `__time64`, `__clock_gettime64`,
+/// `__stat64_time64` and the like in their place.
+const TIME32_FUNCTIONS: &[&str] = &[
+    "time",
+    "stime",
+    "difftime",
+    "mktime",
+    "timegm",
+    "timelocal",
+    "ctime",
+    "ctime_r",
+    "localtime",
+    "localtime_r",
+    "gmtime",
+    "gmtime_r",
+    "gettimeofday",
+    "settimeofday",
+    "clock_gettime",
+    "clock_settime",
+    "clock_getres",
+    "clock_nanosleep",
+    "nanosleep",
+    "select",
+    "pselect",
+    "ppoll",
+    "utime",
+    "utimes",
+    "futimes",
+    "lutimes",
+    "futimens",
+    "utimensat",
+    "stat",
+    "fstat",
+    "lstat",
+    "fstatat",
+    "stat64",
+    "fstat64",
+    "lstat64",
+    "fstatat64",
+    "__xstat",
+    "__fxstat",
+    "__lxstat",
+    "__xstat64",
+    "__fxstat64",
+    "__lxstat64",
+    "timer_settime",
+    "timer_gettime",
+    "timerfd_settime",
+    "timerfd_gettime",
+    "setitimer",
+    "getitimer",
+    "getrusage",
+    "wait3",
+    "wait4",
+    "adjtime",
+    "sigtimedwait",
+    "sem_timedwait",
+    "pthread_cond_timedwait",
+    "pthread_mutex_timedlock",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "recvmmsg",
+    "semtimedop",
+    "sched_rr_get_interval",
+];
+
+/// Whether `elf` imports (needs from a library) any of the functions `names`.
+fn imports_any(elf: &goblin::elf::Elf, names: &[&str]) -> bool {
+    (elf.dynsyms.iter())
+        .filter(|sym| sym.st_shndx == 0 && sym.st_name != 0)
+        .filter_map(|sym| elf.dynstrtab.get_at(sym.st_name))
+        .any(|name| names.contains(&name))
 }
 
 /// The symbol versions `elf` needs, by library, from `.gnu.version_r`.

@@ -228,6 +228,10 @@ pub fn metadata_limit(path: &str, limits: &Limits) -> Option<u64> {
     (os_release || copyright).then_some(1 << 20)
 }
 
+/// How far the largest layer may decode ahead while the layers below it are read: the
+/// memory it may take meanwhile.
+const EARLY_BYTES: usize = 32 << 20;
+
 /// Reads `layers` of `source`, bottom first, each checked against its digest and diff_id.
 pub fn read(
     source: &dyn BlobSource,
@@ -279,12 +283,26 @@ fn read_into(
             .map(|l| l.descriptor.digest())
             .collect::<Vec<_>>(),
     );
+    // The largest layer starts decoding at once, on a thread of its own, while the layers
+    // below it are read: a gzip member decodes only in order, so it is the floor of the
+    // whole read, and the layers below are read in its shadow.
+    let largest = (0..layers.len())
+        .filter(|&i| again[i].is_none())
+        .max_by_key(|&i| layers[i].descriptor.size())
+        .filter(|&i| i > 0);
+    let mut early = match largest {
+        Some(i) => Some(source.open_layer(&layers[i])?.ahead_by(EARLY_BYTES)),
+        None => None,
+    };
     for (i, layer) in layers.iter().enumerate() {
         if let Some(above) = again[i] {
             fs.layers.push(LayerRead::listed_again(layer, above));
             continue;
         }
-        let mut reader = source.open_layer(layer)?.ahead();
+        let mut reader = match early.take_if(|_| Some(i) == largest) {
+            Some(reader) => reader,
+            None => source.open_layer(layer)?.ahead(),
+        };
         let read = fs.read_layer(&mut reader, i, layer, &mut unpacked);
         let read = read.map_err(|e| reader.into_inner().damage().map_or(e, Error::from))?;
         fs.layers.push(read);
@@ -725,6 +743,36 @@ mod tests {
             descriptor,
             diff_id,
         }
+    }
+
+    #[test]
+    fn the_largest_layer_decoded_early_is_stacked_in_its_place_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let noise: Vec<u8> = (0..400_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let small = layer(&layout, &[("f", Some(b"below"))]);
+        let large = layer(&layout, &[("f", Some(&noise[..]))]);
+        let top = layer(&layout, &[("g", Some(b"above"))]);
+        let fs = read(
+            &layout,
+            &[small.clone(), large.clone(), top.clone()],
+            Limits::default(),
+        )
+        .unwrap();
+        // The large layer, read first, still lands between the others.
+        let f = fs.view.get("f").unwrap();
+        assert_eq!((f.layer, f.size), (1, noise.len() as u64));
+        assert_eq!(fs.waste.len(), 1, "{:?}", fs.waste);
+        assert_eq!(fs.waste[0].layer, 0);
+        // Its diff_id is checked as any layer's is.
+        let wrong = Layer {
+            diff_id: bareboat_oci::digest::Digest::of(b"other"),
+            ..large
+        };
+        let e = read(&layout, &[small, wrong, top], Limits::default()).unwrap_err();
+        assert!(e.to_string().contains("has diff_id"), "{e}");
     }
 
     #[test]

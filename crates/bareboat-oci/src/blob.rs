@@ -347,7 +347,8 @@ fn check_diff_id(layer: &str, actual: &Digest, expected: &Digest) -> io::Result<
 /// fails unless the blob matched its size and digest and the stream its diff_id.
 pub struct LayerReader {
     decoder: Decoder,
-    hasher: Sha256,
+    /// The diff_id's hasher, unless a reader of its output hashes it ([`Ahead`]).
+    hasher: Option<Sha256>,
     layer: String,
     diff_id: Digest,
     checked: bool,
@@ -376,7 +377,7 @@ pub(crate) fn layer_of(stored: Box<dyn Read + Send>, layer: &Layer) -> Result<La
     };
     Ok(LayerReader {
         decoder,
-        hasher: Sha256::new(),
+        hasher: Some(Sha256::new()),
         layer: d.digest().to_string(),
         diff_id: layer.diff_id.clone(),
         checked: false,
@@ -411,12 +412,25 @@ const AHEAD_CHUNKS: usize = 4;
 const AHEAD_CHUNK: usize = 256 << 10;
 
 impl LayerReader {
-    /// The layer decoded on a thread of its own: decompressing and the blob's digest and
-    /// diff_id run on one core while the caller parses and hashes the tar stream on another.
-    /// The thread is at most [`AHEAD_CHUNKS`] chunks ahead, so memory stays bounded however
-    /// much the layer decompresses to.
-    pub fn ahead(mut self) -> Ahead {
-        let (send, chunks) = std::sync::mpsc::sync_channel(AHEAD_CHUNKS);
+    /// The layer decoded on a thread of its own: decompressing and the blob's digest run on
+    /// one core while the caller hashes the diff_id and parses and hashes the tar stream on
+    /// another (decompressing is the longer work, so the diff_id is hashed on the caller's
+    /// side). The thread is at most [`AHEAD_CHUNKS`] chunks ahead, so memory stays bounded
+    /// however much the layer decompresses to.
+    pub fn ahead(self) -> Ahead {
+        self.ahead_by(AHEAD_CHUNKS * AHEAD_CHUNK)
+    }
+
+    /// The layer decoded on a thread of its own as [`ahead`](LayerReader::ahead) decodes
+    /// it, at most `bytes` ahead of its reader: a layer started before its reader is ready
+    /// for it gets that far meanwhile.
+    pub fn ahead_by(mut self, bytes: usize) -> Ahead {
+        let diff_id = DiffId {
+            hasher: self.hasher.take().unwrap_or_default(),
+            layer: self.layer.clone(),
+            expected: self.diff_id.clone(),
+        };
+        let (send, chunks) = std::sync::mpsc::sync_channel(bytes.div_ceil(AHEAD_CHUNK).max(1));
         let decoder = std::thread::spawn(move || {
             loop {
                 let mut chunk = vec![0; AHEAD_CHUNK];
@@ -444,8 +458,16 @@ impl LayerReader {
             at: 0,
             ended: None,
             decoder: Some(decoder),
+            diff_id: Some(diff_id),
         }
     }
+}
+
+/// The diff_id of a layer being read through [`Ahead`], hashed as its chunks arrive.
+struct DiffId {
+    hasher: Sha256,
+    layer: String,
+    expected: Digest,
 }
 
 /// What the decoding thread of [`Ahead`] sends.
@@ -478,6 +500,8 @@ pub struct Ahead {
     /// every later read.
     ended: Option<Result<(), (io::ErrorKind, String)>>,
     decoder: Option<std::thread::JoinHandle<LayerReader>>,
+    /// Checked at the end.
+    diff_id: Option<DiffId>,
 }
 
 impl Ahead {
@@ -496,8 +520,21 @@ impl Ahead {
     fn next_chunk(&mut self) -> io::Result<()> {
         let next = self.chunks.as_ref().and_then(|c| c.recv().ok());
         match next {
-            Some(Chunk::Bytes(chunk)) => (self.current, self.at) = (chunk, 0),
-            Some(Chunk::End) => self.ended = Some(Ok(())),
+            Some(Chunk::Bytes(chunk)) => {
+                if let Some(d) = &mut self.diff_id {
+                    d.hasher.update(&chunk);
+                }
+                (self.current, self.at) = (chunk, 0);
+            }
+            Some(Chunk::End) => {
+                let d = self.diff_id.take().expect("one end");
+                let actual = Digest::from_hasher(d.hasher);
+                if let Err(e) = check_diff_id(&d.layer, &actual, &d.expected) {
+                    self.ended = Some(Err((e.kind(), e.to_string())));
+                    return Err(e);
+                }
+                self.ended = Some(Ok(()));
+            }
             Some(Chunk::Failed(e)) => {
                 self.ended = Some(Err((e.kind(), e.to_string())));
                 return Err(e);
@@ -549,13 +586,17 @@ impl Read for LayerReader {
             Decoder::Gzip(r) => r.read(buf),
             Decoder::Zstd(r) => r.read(buf),
         }?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         if n == 0 && !buf.is_empty() && !self.checked {
             // A decompressor may stop at the end of its stream: what follows is read too,
             // so the blob's digest covers every byte stored.
             io::copy(self.raw(), &mut io::sink())?;
-            let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
-            check_diff_id(&self.layer, &actual, &self.diff_id)?;
+            if let Some(hasher) = self.hasher.take() {
+                let actual = Digest::from_hasher(hasher);
+                check_diff_id(&self.layer, &actual, &self.diff_id)?;
+            }
             self.checked = true;
         }
         Ok(n)

@@ -286,7 +286,10 @@ pub async fn cmd_build(args: BuildArgs, cache_root: &Path, json: bool) -> Result
     let machinery = Machinery::new(cache_root, &args.archive, Some(&args.registry))?;
     let report = build.run(&machinery.context()).await?;
     for m in report.images.iter().flat_map(|i| &i.abi) {
-        eprintln!("warning: {m}: it cannot start (built anyway: --allow-abi-mismatch)");
+        eprintln!(
+            "warning: {m}: {} (built anyway: --allow-abi-mismatch)",
+            m.consequence()
+        );
     }
     if json {
         print_json(&report)?;

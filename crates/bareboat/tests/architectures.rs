@@ -380,3 +380,97 @@ fn podman_and_runc_run_the_armhf_image_through_a_qemu_handler() {
     assert_eq!(out, "ok\narmv7l\n");
     drop(handler);
 }
+
+/// trixie's armhf libraries moved to a 64-bit `time_t`, which symbol versions do not show:
+/// a program built with a 32-bit one (this machine's bookworm cross compiler builds so)
+/// is refused where it needs a library of a `t64` package, and built with a warning where
+/// it needs glibc alone. Built with `_TIME_BITS=64`, or for bookworm, it passes.
+#[test]
+fn an_armhf_program_with_a_32_bit_time_t_is_refused_beside_trixies_t64_libraries() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gcc = tool("arm-linux-gnueabihf-gcc");
+    // A library of libssl's soname, for the program to need; the image's is libssl3t64's.
+    std::fs::write(d.join("stub.c"), "int stub(void) { return 0; }\n").unwrap();
+    run(Command::new(&gcc).current_dir(d).args([
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libssl.so.3",
+        "stub.c",
+        "-o",
+        "libssl.so.3",
+    ]));
+    std::fs::write(
+        d.join("clock.c"),
+        "#include <stdio.h>\n#include <time.h>\nint stub(void);\n\
+         int main(void) { printf(\"%lld\\n\", (long long)time(NULL)); return stub(); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("glibc.c"),
+        "#include <stdio.h>\n#include <time.h>\n\
+         int main(void) { printf(\"%lld\\n\", (long long)time(NULL)); return 0; }\n",
+    )
+    .unwrap();
+    let compile = |source: &str, out: &str, flags: &[&str]| {
+        run(Command::new(&gcc)
+            .current_dir(d)
+            .arg(source)
+            .args(["-o", out])
+            .args(flags));
+    };
+    let with_ssl = ["-L.", "-l:libssl.so.3"];
+    compile("clock.c", "time32", &with_ssl);
+    let t64: Vec<&str> = ["-D_TIME_BITS=64", "-D_FILE_OFFSET_BITS=64"]
+        .into_iter()
+        .chain(with_ssl)
+        .collect();
+    compile("clock.c", "time64", &t64);
+    compile("glibc.c", "glibc32", &[]);
+    let build = |program: &str, release: &str| {
+        let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+        bareboat(
+            d,
+            "build",
+            &[
+                "--from",
+                "catalog:base",
+                "--arch",
+                "armhf",
+                "--release",
+                release,
+                "--add",
+                &format!("{program}:/app/{program}"),
+                "--entrypoint",
+                &format!("/app/{program}"),
+                "-o",
+                &format!("oci:t-{release}:{program}"),
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let out = build("time32", "trixie");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "/app/time32 was built with a 32-bit time_t, and /usr/lib/arm-linux-gnueabihf/libssl.so.3 (package libssl3t64) with a 64-bit one: it would misread every time it passes there"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("-D_TIME_BITS=64"), "{err}");
+    for (program, release) in [("time64", "trixie"), ("time32", "bookworm")] {
+        let out = build(program, release);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{program} on {release}: {err}");
+        assert!(!err.contains("time_t"), "{program} on {release}: {err}");
+    }
+    let out = build("glibc32", "trixie");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("/app/glibc32 was built with a 32-bit time_t: it runs on trixie's glibc, but its clock ends in January 2038"),
+        "{err}"
+    );
+}

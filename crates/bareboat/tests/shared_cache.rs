@@ -331,7 +331,8 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
 
     // A stale entry: the top package layer's blob is deleted from the cache repository.
     // A new cold runner builds that layer (fetching its packages), and the image is the
-    // same as B's.
+    // same as B's. It pushes to a repository of its own, and nothing else: the shared layers
+    // are mounted from the cache repository, never read.
     let top = &la[packages - 1];
     let link = d.join(format!(
         "registry-data/docker/registry/v2/repositories/cache/_layers/sha256/{}",
@@ -344,7 +345,7 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
         Some(stale.path()),
         "build",
         &app_args(
-            &[&registry.reference("app:c")],
+            &[&registry.reference("elsewhere/app:c")],
             &[
                 "--cache-from",
                 &cache_map,
@@ -356,6 +357,7 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
     assert_eq!(c["images"][0]["shared_layers"], packages - 1, "{c}");
     assert!(c["shared"]["notes"].to_string().contains("gone"), "{c}");
     assert_eq!(layers(&c), lb);
+    assert_eq!(c["pushes"][0]["mounted_blobs"], packages - 1, "{c}");
 
     // A map signed by another key, an entry changed under a valid signature, and a map
     // with no signature: each is refused, and nothing is built.
