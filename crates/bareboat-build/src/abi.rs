@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use bareboat_apt::sources::Distribution;
 use bareboat_elf::Unmet;
-use bareboat_rootfs::rootfs::Rootfs;
+use bareboat_rootfs::rootfs::{ELSEWHERE, NodeKind, Rootfs};
 
 use crate::deps::{self, Analysis, FileKind};
 use crate::shared::Versions;
@@ -128,13 +128,17 @@ pub fn check(
         if *time32 && has_64bit_time(arch, release) {
             let before = out.len();
             for library in needed {
+                // The library the loader takes: the first found, whoever put it there.
                 let found = paths(library).into_iter().find_map(|p| {
                     let real = tree.tree.resolve(p.trim_start_matches('/'))?;
-                    Some((p, tree.tree.get(&real)?.package.clone()?))
+                    Some((p, tree.tree.get(&real)?.package.clone()))
                 });
-                let Some((path, package)) = found.filter(|(_, p)| p.ends_with("t64")) else {
+                let Some((path, Some(package))) = found else {
                     continue;
                 };
+                if !package.ends_with("t64") {
+                    continue;
+                }
                 out.push(AbiMismatch {
                     unmet: Unmet {
                         program: a.path.clone(),
@@ -203,11 +207,14 @@ impl bareboat_elf::Tree for Built<'_> {
     }
 
     fn defined_versions(&self, path: &str) -> Option<BTreeSet<String>> {
-        if let Some(bytes) = self.read(path) {
-            return bareboat_elf::version_definitions(&bytes).ok();
-        }
         let real = self.tree.resolve(path.trim_start_matches('/'))?;
-        self.recorded?.get(&real).cloned()
+        match self.tree.get(&real)?.kind {
+            // Held elsewhere: what the shared cache recorded of it.
+            NodeKind::File {
+                offset: ELSEWHERE, ..
+            } => self.recorded?.get(&real).cloned(),
+            _ => bareboat_elf::version_definitions(&self.read(path)?).ok(),
+        }
     }
 }
 

@@ -398,8 +398,11 @@ impl Build {
             }
             (None, _) => BTreeMap::new(),
         };
-        cx.fetch(&self.to_fetch(&lock, &known), self.lockfile.as_deref())
-            .await?;
+        cx.fetch(&self.to_fetch(&lock, &known), None).await?;
+        // The lockfile uses every package it locks, fetched now or not: pruning keeps them.
+        if let Some(path) = &self.lockfile {
+            cx.archive.cache.record_use(path, &lock.sha256s())?;
+        }
         // The first layout output is built into directly; archives are written from it, or
         // from a scratch layout when there is none.
         let primary = outputs
@@ -572,7 +575,7 @@ impl Build {
         let recorded: Vec<_> = images.iter().flat_map(|i| i.recorded.clone()).collect();
         if recorded.is_empty() {
             tracing::warn!(
-                "nothing to publish to {}: a build on a base image records no layers",
+                "nothing to publish to {}: the build made no package layers of its own (a build on a base image records none)",
                 name.full()
             );
             return Ok(None);

@@ -31,6 +31,7 @@ use bareboat_oci::blob::Blob;
 use bareboat_oci::digest::Digest;
 use bareboat_oci::layer::{LayerBlob, LayerWriter};
 use bareboat_oci::media::Kind;
+use bareboat_oci::mutate::Union;
 use bareboat_oci::reference::DockerName;
 use bareboat_oci::referrer::Referrer;
 use bareboat_oci::registry::{PushReport, Registry, RegistryOptions, Remote};
@@ -176,10 +177,9 @@ pub(crate) fn record(tree: &Rootfs, layer: usize, blob: &LayerBlob) -> Result<Re
         if read {
             contents.insert(path.clone(), BASE64.encode(&bytes));
         }
-        if library
-            && let Ok(defined) = bareboat_elf::version_definitions(&bytes)
-            && !defined.is_empty()
-        {
+        // An empty set is recorded too: a library that defines no versions fails every
+        // versioned need, as it does read whole.
+        if library && let Ok(defined) = bareboat_elf::version_definitions(&bytes) {
             versions.insert(path.clone(), defined);
         }
     }
@@ -345,15 +345,17 @@ pub struct SharedCache {
     sources: Vec<Remote>,
     /// Each known identity's entry, and the map it came from.
     entries: HashMap<String, (usize, Entry)>,
-    /// Whether each blob asked about was still there.
-    present: std::sync::Mutex<HashMap<String, bool>>,
+    /// Whether each blob asked about was still in the repository of the map it came from.
+    present: std::sync::Mutex<HashMap<(usize, String), bool>>,
     /// What the reader should know: maps absent, entries stale.
     pub notes: std::sync::Mutex<Vec<String>>,
 }
 
 impl SharedCache {
-    /// Reads the maps under `names`, each verified with `key`: a map that is absent is
-    /// noted; one that is unsigned, signed by another key, or over a cap is refused.
+    /// Reads the maps under `names`, each verified with `key`. A map that is absent is
+    /// noted; one that is unsigned, signed by another key, or over a cap is refused: not
+    /// used, with a warning, and the build goes on without it (so whoever can push junk to a
+    /// cache tag cannot stop the builds that would publish a good map there again).
     pub async fn open(
         names: &[DockerName],
         key: &PublicKey,
@@ -374,7 +376,18 @@ impl SharedCache {
                 ));
                 continue;
             };
-            let map = read_map(&remote, &top, key, name)?;
+            let (map, dropped) = match read_map(&remote, &top, key, name) {
+                Ok(read) => read,
+                Err(e @ Error::CacheMap { .. }) => {
+                    tracing::warn!("{e}");
+                    cache.note(format!("refused, and built without: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for note in dropped {
+                cache.note(note);
+            }
             let i = cache.sources.len();
             for (id, entry) in map.entries {
                 if entry.repository != format!("{}/{}", name.registry, name.repository) {
@@ -426,7 +439,8 @@ impl SharedCache {
 
     /// Whether map `i`'s repository holds the blob `digest`; a failed check counts as no.
     fn holds(&self, i: usize, digest: &str) -> bool {
-        if let Some(&known) = self.present.lock().expect("not poisoned").get(digest) {
+        let key = (i, digest.to_string());
+        if let Some(&known) = self.present.lock().expect("not poisoned").get(&key) {
             return known;
         }
         let held = Digest::named(digest)
@@ -435,28 +449,27 @@ impl SharedCache {
                 self.note(format!("checking {digest} in the cache: {e}"));
                 false
             });
-        (self.present.lock().expect("not poisoned")).insert(digest.to_string(), held);
+        (self.present.lock().expect("not poisoned")).insert(key, held);
         held
     }
 
-    /// The source of the blobs of `entries`, with the map repository each is in.
+    /// The repository of a map that holds the blob `digest`, as a HEAD request found.
     fn source_of(&self, digest: &str) -> Option<&Remote> {
-        let (i, _) = self
-            .entries
-            .values()
-            .find(|(_, e)| e.layer.digest == digest)?;
-        Some(&self.sources[*i])
+        let present = self.present.lock().expect("not poisoned");
+        let i = (0..self.sources.len())
+            .find(|&i| present.get(&(i, digest.to_string())) == Some(&true))?;
+        Some(&self.sources[i])
     }
 }
 
 /// Reads the map of the cache artifact `top` in `remote` (named `name`), verified with
-/// `key`.
+/// `key`; with what it says of the entries it dropped.
 fn read_map(
     remote: &Remote,
     top: &Descriptor,
     key: &PublicKey,
     name: &DockerName,
-) -> Result<Map, Error> {
+) -> Result<(Map, Vec<String>), Error> {
     let refused = |reason: String| Error::CacheMap {
         name: name.full(),
         reason,
@@ -503,7 +516,7 @@ fn read_map(
             "its signature is not valid for the key --cache-verify-key names".into(),
         ));
     };
-    let map: Map = serde_json::from_slice(&payload)
+    let mut map: Map = serde_json::from_slice(&payload)
         .map_err(|e| refused(format!("its map does not parse: {e}")))?;
     if map.version != MAP_VERSION {
         return Err(refused(format!(
@@ -517,13 +530,17 @@ fn read_map(
             map.entries.len()
         )));
     }
-    for (id, entry) in &map.entries {
-        entry
-            .layer
-            .check()
-            .map_err(|reason| refused(format!("entry {id}: {reason}")))?;
-    }
-    Ok(map)
+    // A signed map can still hold an entry no build could stand on (a publisher's bug):
+    // that entry is dropped, and its layer built as if the map did not know it.
+    let mut dropped = Vec::new();
+    map.entries.retain(|id, entry| match entry.layer.check() {
+        Ok(()) => true,
+        Err(reason) => {
+            dropped.push(format!("{}: entry {id} is not used: {reason}", name.full()));
+            false
+        }
+    });
+    Ok((map, dropped))
 }
 
 /// The blobs an image reaches: those of its layout, and those only a cache repository
@@ -627,22 +644,33 @@ pub async fn publish(
         entries: BTreeMap::new(),
     };
     let mut dropped = 0;
-    if let Some((remote, top)) = Remote::open_if_any(client, name).await? {
-        match read_map(&remote, &top, &key.public(), name) {
-            Ok(old) => {
+    // The blobs of the entries kept from the map there, which its repository holds (a HEAD
+    // said so): the push finds them present, and never reads them.
+    let mut held = Vec::new();
+    let existing = Remote::open_if_any(client, name).await?;
+    if let Some((remote, top)) = &existing {
+        match read_map(remote, top, &key.public(), name) {
+            Ok((old, unusable)) => {
+                dropped += unusable.len();
                 for (id, entry) in old.entries {
-                    let held = Digest::named(&entry.layer.digest).and_then(|d| remote.has_blob(&d));
-                    if entry.repository == repository && matches!(held, Ok(true)) {
+                    let there =
+                        Digest::named(&entry.layer.digest).and_then(|d| remote.has_blob(&d));
+                    if entry.repository == repository && matches!(there, Ok(true)) {
+                        held.push(entry.layer.descriptor()?);
                         map.entries.insert(id, entry);
                     } else {
                         dropped += 1;
                     }
                 }
             }
-            Err(e) => tracing::warn!("{e}: it is replaced, not merged"),
+            Err(e @ Error::CacheMap { .. }) => tracing::warn!("{e}: it is replaced, not merged"),
+            Err(e) => return Err(e),
         }
     }
     let count = recorded.len();
+    let built = (recorded.iter())
+        .map(|(_, layer)| layer.descriptor())
+        .collect::<Result<Vec<_>, _>>()?;
     for (id, layer) in recorded {
         let entry = Entry {
             repository: repository.clone(),
@@ -662,7 +690,11 @@ pub async fn publish(
             listed.push(entry.layer.descriptor()?);
         }
     }
-    let mut staged = Staged::over(Some(blobs));
+    let mut sources = Union::new().with(blobs, &built);
+    if let Some((remote, _)) = &existing {
+        sources = sources.with(remote, &held);
+    }
+    let mut staged = Staged::over(Some(&sources));
     let top = staged.listing(ARTIFACT_TYPE, ENVELOPE_TYPE, envelope, listed)?;
     let client = Registry::new(registry, &name.registry)?;
     let push = client.push(&staged, &top, name, true).await?;
@@ -685,11 +717,11 @@ fn trim(map: &mut Map) -> usize {
         })
         .collect();
     by_age.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut bytes = 0;
-    let mut dropped = 0;
-    for (i, (_, id, size)) in by_age.into_iter().enumerate() {
-        bytes += size;
-        if i >= KEEP_ENTRIES || bytes > KEEP_BYTES {
+    let (mut kept, mut bytes, mut dropped) = (0, 0, 0);
+    for (_, id, size) in by_age {
+        if kept < KEEP_ENTRIES && bytes + size <= KEEP_BYTES {
+            (kept, bytes) = (kept + 1, bytes + size);
+        } else {
             map.entries.remove(&id);
             dropped += 1;
         }

@@ -296,6 +296,14 @@ impl BlobSource for Staged<'_> {
         }
     }
 
+    fn check_present(&self, d: &Descriptor) -> Result<(), Error> {
+        match (self.blobs.contains_key(d.digest().as_ref()), self.under) {
+            (true, _) => Ok(()),
+            (false, Some(under)) => under.check_present(d),
+            (false, None) => self.stored(d).map(drop),
+        }
+    }
+
     fn origin(&self, d: &Descriptor) -> Option<crate::reference::DockerName> {
         match self.blobs.contains_key(d.digest().as_ref()) {
             true => None,

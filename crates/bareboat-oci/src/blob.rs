@@ -422,8 +422,9 @@ impl LayerReader {
     }
 
     /// The layer decoded on a thread of its own as [`ahead`](LayerReader::ahead) decodes
-    /// it, at most `bytes` ahead of its reader: a layer started before its reader is ready
-    /// for it gets that far meanwhile.
+    /// it, about `bytes` ahead of its reader (in whole chunks waiting, besides the one being
+    /// filled and the one being read): a layer started before its reader is ready for it
+    /// gets that far meanwhile.
     pub fn ahead_by(mut self, bytes: usize) -> Ahead {
         let diff_id = DiffId {
             hasher: self.hasher.take().unwrap_or_default(),

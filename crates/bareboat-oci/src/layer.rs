@@ -264,11 +264,6 @@ impl LayerWriter {
         )
     }
 
-    /// The layers' media type.
-    pub fn media_type(&self) -> &'static str {
-        self.compression.media_type()
-    }
-
     /// Everything a layer's bytes depend on, hashed: the format, the settings, and each
     /// entry as it will be written.
     fn identity(&self, entries: &[Entry]) -> String {

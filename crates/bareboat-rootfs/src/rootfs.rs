@@ -175,9 +175,13 @@ impl Rootfs {
         }
     }
 
-    /// The content of the regular file at `path`, following links.
+    /// The content of the regular file at `path`, following links. A file that cannot be
+    /// read (its content held elsewhere, say) reads as none, with a warning.
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let (mut content, size) = self.open(path)?.ok()?;
+        let opened = self.open(path)?;
+        let (mut content, size) = opened
+            .inspect_err(|e| tracing::warn!("/{path} reads as absent: {e}"))
+            .ok()?;
         let mut out = Vec::with_capacity(size as usize);
         content.read_to_end(&mut out).ok()?;
         Some(out)

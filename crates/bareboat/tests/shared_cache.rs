@@ -218,7 +218,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Runs `cmd`, which must fail with exit status 1 and an error containing `expected`.
-fn refused(cmd: &mut Command, expected: &str) {
+fn fails_with(cmd: &mut Command, expected: &str) {
     let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
     common::fails_with(cmd, expected);
 }
@@ -359,8 +359,10 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
     assert_eq!(layers(&c), lb);
     assert_eq!(c["pushes"][0]["mounted_blobs"], packages - 1, "{c}");
 
-    // A map signed by another key, an entry changed under a valid signature, and a map
-    // with no signature: each is refused, and nothing is built.
+    // A map signed by another key, an entry changed under a valid signature, a map with no
+    // signature, and maps over the caps: each is refused. Nothing of it is used: the build
+    // goes on without it, with a warning, so that junk pushed to a cache tag cannot stop
+    // the builds that publish there.
     run(&mut command(
         d,
         None,
@@ -375,14 +377,14 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
             ],
         ),
     ));
-    let from = |tag: &str| {
+    let refused = |tag: &str, reason: &str| {
         let reference = registry.reference(&format!("cache:{tag}"));
-        command(
+        let mut cmd = command(
             d,
-            Some(cold.path()),
+            None,
             "build",
             &app_args(
-                &["oci:refused:app"],
+                &[&format!("oci:refused:{tag}")],
                 &[
                     "--cache-from",
                     &reference,
@@ -390,12 +392,20 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
                     "cache.pub",
                 ],
             ),
-        )
+        );
+        let _guard = CACHE_FILL.lock().unwrap_or_else(|e| e.into_inner());
+        let out = run(&mut cmd);
+        assert!(stderr(&out).contains(reason), "{tag}: {}", stderr(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["images"][0]["shared_layers"], 0, "{tag}: {report}");
+        let notes = report["shared"]["notes"].to_string();
+        assert!(
+            notes.contains("refused, and built without") && notes.contains(reason),
+            "{tag}: {notes}"
+        );
+        assert_eq!(layers(&report), lb, "{tag}: the same image, built");
     };
-    refused(
-        &mut from("other"),
-        "not valid for the key --cache-verify-key names",
-    );
+    refused("other", "not valid for the key --cache-verify-key names");
     // A forged entry points the first layer at another blob the repository holds, whose
     // digest checks out: only the signature tells.
     let mut map: Value =
@@ -424,10 +434,7 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
         &serde_json::to_vec(&forged).unwrap(),
         &listed_layers,
     );
-    refused(
-        &mut from("forged"),
-        "not valid for the key --cache-verify-key names",
-    );
+    refused("forged", "not valid for the key --cache-verify-key names");
     let unsigned = Envelope {
         signatures: Vec::new(),
         ..envelope.clone()
@@ -439,7 +446,7 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
         &serde_json::to_vec(&unsigned).unwrap(),
         &listed_layers,
     );
-    refused(&mut from("unsigned"), "its map is not signed");
+    refused("unsigned", "its map is not signed");
     // The map is a blob with a cap of its own, and a count of entries.
     let key = private_key(d, "cache");
     let mut many = serde_json::Map::new();
@@ -461,16 +468,59 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
         &[],
     );
     refused(
-        &mut from("crowded"),
+        "crowded",
         "it has 100000 entries; a map may have at most 10000",
     );
+    // A signed map with an entry no build could stand on (a path out of the root): that
+    // entry is dropped with a note, and its layer is built, with those above it.
+    let mut corrupt: Value =
+        serde_json::from_slice(&BASE64.decode(&envelope.payload).unwrap()).unwrap();
+    let below_top = &la[packages - 2];
+    for entry in corrupt["entries"].as_object_mut().unwrap().values_mut() {
+        if entry["digest"] == below_top.as_str() {
+            let any = entry["nodes"]
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()
+                .clone();
+            entry["nodes"]["../escape"] = any;
+        }
+    }
+    let corrupt = Envelope::sign(&key, MAP_TYPE, &serde_json::to_vec(&corrupt).unwrap());
+    push_map(
+        registry.port,
+        "cache",
+        "corrupt",
+        &serde_json::to_vec(&corrupt).unwrap(),
+        &listed_layers,
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let reference = registry.reference("cache:corrupt");
+    let e = built(&mut command(
+        d,
+        Some(fresh.path()),
+        "build",
+        &app_args(
+            &["oci:corrupt:app"],
+            &[
+                "--cache-from",
+                &reference,
+                "--cache-verify-key",
+                "cache.pub",
+            ],
+        ),
+    ));
+    assert_eq!(e["images"][0]["shared_layers"], packages - 2, "{e}");
+    assert!(
+        e["shared"]["notes"].to_string().contains("is not used"),
+        "{e}"
+    );
+    assert_eq!(layers(&e), lb);
     let huge = vec![b' '; (64 << 20) + 1];
     push_map(registry.port, "cache", "huge", &huge, &[]);
-    refused(&mut from("huge"), "a map may have at most 67108864");
-    assert!(
-        !d.join("refused").exists(),
-        "a refused build wrote its output"
-    );
+    refused("huge", "a map may have at most 67108864");
 
     // Without the key, --cache-from is refused before anything is read.
     let mut unkeyed = command(
@@ -499,7 +549,7 @@ fn publishers_racing_for_one_tag_leave_one_whole_map_and_per_runner_tags_lose_no
     key_pair(d, "cache");
     let images = ["catalog:static", "catalog:base-nossl"];
     // Each publisher is a runner of its own, with a cache of its own.
-    let caches: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let caches: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
     let publish = |image: &str, tag: &str, cache: &Path| {
         let mut cmd = command(
             d,
@@ -533,6 +583,20 @@ fn publishers_racing_for_one_tag_leave_one_whole_map_and_per_runner_tags_lose_no
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
+    // Another runner publishes catalog:static to y's tag: it keeps base-nossl's entries,
+    // whose blobs it never had, since the repository holds them.
+    let out = publish("catalog:static", "y", caches[4].path())
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let published = &report["shared"]["published"];
+    let (entries, recorded) = (
+        published["entries"].as_u64(),
+        published["recorded"].as_u64(),
+    );
+    assert!(entries > recorded, "merged: {published}");
+    assert_eq!(published["dropped"], 0, "{published}");
     // A cold reader of each image: from the raced tag, at least the last writer's image
     // shares every package layer; from both runners' tags, both do.
     let read = |image: &str, from: &[&str]| -> (usize, usize) {
@@ -637,7 +701,7 @@ fn the_abi_guard_and_the_sbom_read_what_the_map_recorded() {
     // trixie's jq needs GLIBC_2.38: refused on the shared layers as on unpacked ones.
     let args = on_cc("jq", "oci:jq-image:app", &from);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    refused(
+    fails_with(
         &mut command(d, Some(cold.path()), "build", &args),
         "/app/jq needs GLIBC_2.38 from /usr/lib/x86_64-linux-gnu/libc.so.6, which defines at most GLIBC_2.36",
     );
