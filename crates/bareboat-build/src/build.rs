@@ -184,15 +184,18 @@ impl<'a> Platform<'a> {
     }
 
     fn plan(&self) -> Result<Plan<'a>, Error> {
-        let (spec, locked, groups, keys) =
-            package_layers(self.spec, self.lock, self.arch, self.options, self.base)?;
+        let PackageLayers {
+            spec,
+            locked,
+            by_name,
+            groups,
+            keys,
+        } = package_layers(self.spec, self.lock, self.arch, self.options, self.base)?;
         let added = if spec.files.is_empty() {
             None
         } else {
             Some(AddedFiles::of(&spec, self.arch)?)
         };
-        let by_name: HashMap<&str, &LockedPackage> =
-            locked.iter().map(|p| (p.name.as_str(), *p)).collect();
         let base_layers = self.base.map_or(0, |b| b.layers.len());
         let removal = (!spec.remove.is_empty()).then_some(base_layers);
         Ok(Plan {
@@ -537,7 +540,7 @@ pub fn package_layer_identities(
     arch: &str,
     options: &BuildOptions,
 ) -> Result<Vec<(String, Vec<String>)>, Error> {
-    let (_, _, groups, keys) = package_layers(spec, lock, arch, options, None)?;
+    let PackageLayers { groups, keys, .. } = package_layers(spec, lock, arch, options, None)?;
     let writer = layer_writer(options);
     let identities = keys.iter().map(|k| shared::identity(k, &writer));
     Ok(identities
@@ -545,16 +548,28 @@ pub fn package_layer_identities(
         .collect())
 }
 
-/// The spec with the packages its files need, the locked packages of `arch`, how they are
-/// grouped into layers, and each layer's saved-tree key.
-#[allow(clippy::type_complexity)]
+/// The package layers of a spec for one architecture.
+struct PackageLayers<'l> {
+    /// The spec with the packages its files need.
+    spec: Spec,
+    /// The locked packages of the architecture.
+    locked: Vec<&'l LockedPackage>,
+    /// The same, by name.
+    by_name: HashMap<&'l str, &'l LockedPackage>,
+    /// How they are grouped into layers.
+    groups: Vec<Group>,
+    /// Each layer's saved-tree key.
+    keys: Vec<String>,
+}
+
+/// The package layers of `spec` built from `lock` for `arch`, on `base` if any.
 fn package_layers<'l>(
     spec: &Spec,
     lock: &'l Lockfile,
     arch: &str,
     options: &BuildOptions,
     base: Option<&BaseImage>,
-) -> Result<(Spec, Vec<&'l LockedPackage>, Vec<Group>, Vec<String>), Error> {
+) -> Result<PackageLayers<'l>, Error> {
     let spec = spec.with_auto_deps(&lock::auto_packages(lock, arch));
     let locked: Vec<&LockedPackage> = lock.packages.iter().filter(|p| p.target == arch).collect();
     // A spec of files alone (slim carrying another distribution's) has no packages.
@@ -567,7 +582,13 @@ fn package_layers<'l>(
         locked.iter().map(|p| (p.name.as_str(), *p)).collect();
     let groups = split_largest(group_packages(&spec, &locked), &by_name, options.max_layers);
     let keys = tree_keys(&spec, arch, &options.limits, &groups, &by_name, base);
-    Ok((spec, locked, groups, keys))
+    Ok(PackageLayers {
+        spec,
+        locked,
+        by_name,
+        groups,
+        keys,
+    })
 }
 
 /// Where a build starts: how many package layers its tree holds already, and the layers a

@@ -94,6 +94,13 @@ pub enum Content<'a> {
     Host(&'a Path),
 }
 
+/// All of `content`, of `size` bytes.
+fn read_whole(mut content: impl Read, size: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size as usize);
+    content.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// The image tree under assembly.
 pub struct Rootfs {
     staging_parent: PathBuf,
@@ -179,18 +186,20 @@ impl Rootfs {
     /// read (its content held elsewhere, say) reads as none, with a warning.
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
         let opened = self.open(path)?;
-        let (mut content, size) = opened
-            .inspect_err(|e| tracing::warn!("/{path} reads as absent: {e}"))
-            .ok()?;
-        let mut out = Vec::with_capacity(size as usize);
-        content.read_to_end(&mut out).ok()?;
-        Some(out)
+        let read = opened.and_then(|(content, size)| read_whole(content, size));
+        read.inspect_err(|e| tracing::warn!("/{path} reads as absent: {e}"))
+            .ok()
     }
 
     /// A reader of the content of the regular file at `path` (links followed), and its size.
     pub fn open(&self, path: &str) -> Option<io::Result<(impl Read + use<>, u64)>> {
         let real = self.resolve(path)?;
-        let NodeKind::File { offset, size, .. } = self.get(&real)?.kind else {
+        self.content(self.get(&real)?)
+    }
+
+    /// A reader of the staged content of `node`, if it is a regular file, and its size.
+    fn content(&self, node: &Node) -> Option<io::Result<(io::Take<File>, u64)>> {
+        let NodeKind::File { offset, size, .. } = node.kind else {
             return None;
         };
         Some(self.locate(offset).and_then(|(staged, at)| {
@@ -208,16 +217,8 @@ impl Rootfs {
     /// The content of the regular file layer `layer` holds at `path`, whatever the layers
     /// above show there; `None` when the layer holds no regular file there.
     pub fn read_in(&self, layer: usize, path: &str) -> Option<io::Result<Vec<u8>>> {
-        let NodeKind::File { offset, size, .. } = self.layers[layer].get(path)?.kind else {
-            return None;
-        };
-        Some(self.locate(offset).and_then(|(staged, at)| {
-            let mut f = File::open(staged)?;
-            f.seek(SeekFrom::Start(at))?;
-            let mut out = Vec::with_capacity(size as usize);
-            f.take(size).read_to_end(&mut out)?;
-            Ok(out)
-        }))
+        let opened = self.content(self.layers[layer].get(path)?)?;
+        Some(opened.and_then(|(content, size)| read_whole(content, size)))
     }
 
     /// The paths layer `layer` shows in the finished image, in order.

@@ -25,17 +25,10 @@ const ENVELOPE_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// `bareboat --json COMMAND ARGS` in `dir`, with the keys' password, and the package cache
 /// `cache` (the tests' shared one when `None`).
 fn command(dir: &Path, cache: Option<&Path>, command: &str, args: &[&str]) -> Command {
-    let mut cmd = bareboat(dir, command, args);
-    if let Some(cache) = cache {
-        // A later `--cache` wins: this runner starts with nothing.
-        let mut all: Vec<std::ffi::OsString> = cmd.get_args().map(Into::into).collect();
-        all.splice(0..2, ["--cache".into(), cache.as_os_str().to_owned()]);
-        cmd = Command::new(cmd.get_program());
-        cmd.current_dir(dir)
-            .args(all)
-            .env_remove("BAREBOAT_MIRROR")
-            .env_remove("SOURCE_DATE_EPOCH");
-    }
+    let mut cmd = match cache {
+        Some(cache) => common::bareboat_with_cache(dir, cache, command, args),
+        None => bareboat(dir, command, args),
+    };
     cmd.env("BAREBOAT_KEY_PASSWORD", PASSWORD)
         .env_remove("COSIGN_PASSWORD");
     cmd

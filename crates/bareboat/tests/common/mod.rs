@@ -100,10 +100,16 @@ pub fn layer_digests(report: &Value) -> Vec<String> {
 
 /// `bareboat --json COMMAND ARGS` in `dir`, with the shared cache.
 pub fn bareboat(dir: &Path, command: &str, args: &[&str]) -> Command {
+    bareboat_with_cache(dir, &cache(), command, args)
+}
+
+/// `bareboat --json COMMAND ARGS` in `dir`, with the package cache `cache`: a runner of its
+/// own.
+pub fn bareboat_with_cache(dir: &Path, cache: &Path, command: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bareboat"));
     cmd.current_dir(dir)
         .arg("--cache")
-        .arg(cache())
+        .arg(cache)
         .args(["--json", command])
         .args(args)
         .env_remove("BAREBOAT_MIRROR")
