@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 
-use bareboat_oci::blob::{Ahead, Layer};
+use bareboat_oci::blob::{Ahead, Layer, LayerReader};
 use bareboat_oci::overlay::{self, Entry, Refusal};
 use bareboat_oci::source::BlobSource;
 use bareboat_oci::stack::{self, Filled, Hooks, How, Stack, Store};
@@ -229,8 +229,8 @@ pub fn metadata_limit(path: &str, limits: &Limits) -> Option<u64> {
 }
 
 /// How far the largest layer may decode ahead while the layers below it are read: the
-/// memory it may take meanwhile.
-const EARLY_BYTES: usize = 32 << 20;
+/// memory it may take meanwhile, freed as its reader catches up.
+const EARLY_BYTES: usize = 64 << 20;
 
 /// Reads `layers` of `source`, bottom first, each checked against its digest and diff_id.
 pub fn read(
@@ -294,17 +294,22 @@ fn read_into(
         Some(i) => Some(source.open_layer(&layers[i])?.ahead_by(EARLY_BYTES)),
         None => None,
     };
+    let spare_core = std::thread::available_parallelism().is_ok_and(|n| n.get() > 2);
     for (i, layer) in layers.iter().enumerate() {
         if let Some(above) = again[i] {
             fs.layers.push(LayerRead::listed_again(layer, above));
             continue;
         }
+        // With two cores, the largest layer's decoder and this thread take both: a layer
+        // below it is decoded here, not on a third thread that would slow the one that
+        // bounds the whole read.
         let mut reader = match early.take_if(|_| Some(i) == largest) {
-            Some(reader) => reader,
-            None => source.open_layer(layer)?.ahead(),
+            Some(reader) => Decoding::Ahead(Box::new(reader)),
+            None if early.is_some() && !spare_core => Decoding::Here(source.open_layer(layer)?),
+            None => Decoding::Ahead(Box::new(source.open_layer(layer)?.ahead())),
         };
-        let read = fs.read_layer(&mut reader, i, layer, &mut unpacked);
-        let read = read.map_err(|e| reader.into_inner().damage().map_or(e, Error::from))?;
+        let read = fs.read_layer(reader.stream(), i, layer, &mut unpacked);
+        let read = read.map_err(|e| reader.damage().map_or(e, Error::from))?;
         fs.layers.push(read);
     }
     // A layer not read has the figures of the same blob where it was.
@@ -319,11 +324,34 @@ fn read_into(
     Ok(fs)
 }
 
+/// A layer's uncompressed stream, decoded on the thread that reads it or ahead of it.
+enum Decoding {
+    Here(LayerReader),
+    Ahead(Box<Ahead>),
+}
+
+impl Decoding {
+    fn stream(&mut self) -> &mut dyn Read {
+        match self {
+            Decoding::Here(reader) => reader,
+            Decoding::Ahead(reader) => reader.as_mut(),
+        }
+    }
+
+    /// What is wrong with the stored blob, for a read that failed.
+    fn damage(self) -> Option<bareboat_oci::Error> {
+        match self {
+            Decoding::Here(mut reader) => reader.damage(),
+            Decoding::Ahead(reader) => reader.into_inner().damage(),
+        }
+    }
+}
+
 impl Filesystem {
     /// Reads layer `i` onto the layers below.
     fn read_layer(
         &mut self,
-        reader: &mut Ahead,
+        reader: &mut dyn Read,
         i: usize,
         layer: &Layer,
         unpacked: &mut u64,

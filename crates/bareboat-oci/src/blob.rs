@@ -18,12 +18,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use oci_spec::image::Descriptor;
 use sha2::{Digest as _, Sha256};
 
 use crate::Error;
-use crate::digest::{Digest, HashingWriter, VerifyingReader};
+use crate::digest::{Digest, DigestCheck, HashingWriter, VerifyingReader};
 use crate::media::{Compression, Kind};
 
 /// A layer of an image: its descriptor, and the diff_id its image's config gives it.
@@ -412,53 +414,109 @@ const AHEAD_CHUNKS: usize = 4;
 const AHEAD_CHUNK: usize = 256 << 10;
 
 impl LayerReader {
-    /// The layer decoded on a thread of its own: decompressing and the blob's digest run on
-    /// one core while the caller hashes the diff_id and parses and hashes the tar stream on
-    /// another (decompressing is the longer work, so the diff_id is hashed on the caller's
-    /// side). The thread is at most [`AHEAD_CHUNKS`] chunks ahead, so memory stays bounded
-    /// however much the layer decompresses to.
+    /// The layer decoded on a thread of its own: decompressing runs on one core while the
+    /// caller hashes the stored bytes and the diff_id and parses and hashes the tar stream
+    /// on another (decompressing is the longer work, so all hashing is on the caller's
+    /// side). The thread is at most about [`AHEAD_CHUNKS`] chunks ahead, so memory stays
+    /// bounded however much the layer decompresses to.
     pub fn ahead(self) -> Ahead {
         self.ahead_by(AHEAD_CHUNKS * AHEAD_CHUNK)
     }
 
     /// The layer decoded on a thread of its own as [`ahead`](LayerReader::ahead) decodes
-    /// it, about `bytes` ahead of its reader (in whole chunks waiting, besides the one being
-    /// filled and the one being read): a layer started before its reader is ready for it
-    /// gets that far meanwhile.
+    /// it, up to about `bytes` ahead of its reader before the reader begins: a layer started
+    /// before its reader is ready for it gets that far meanwhile. From then on it gets no
+    /// further ahead than it is, so what waited is freed as the reader catches up, down to
+    /// what [`ahead`](LayerReader::ahead) keeps.
     pub fn ahead_by(mut self, bytes: usize) -> Ahead {
         let diff_id = DiffId {
             hasher: self.hasher.take().unwrap_or_default(),
             layer: self.layer.clone(),
             expected: self.diff_id.clone(),
         };
-        let (send, chunks) = std::sync::mpsc::sync_channel(bytes.div_ceil(AHEAD_CHUNK).max(1));
+        let (send, chunks) = std::sync::mpsc::channel();
+        // Every chunk comes back once read, with the stored bytes of a later one, to be
+        // filled again: a fresh buffer would be zeroed or grown, and faulted in page by page,
+        // on the thread that bounds the whole read. What comes back is also what lets the
+        // decoder go on.
+        let (recycle, recycled) = std::sync::mpsc::channel::<(Vec<u8>, Vec<u8>)>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         let decoder = std::thread::spawn(move || {
-            loop {
-                let mut chunk = vec![0; AHEAD_CHUNK];
-                let message = match fill(&mut self, &mut chunk) {
-                    // The end, after the digest and diff_id were checked, said as such: a
-                    // channel that closes without it is a decoder that stopped short.
-                    Ok(0) => Chunk::End,
+            // The bytes of each message sent and not yet back, oldest first, and how many
+            // may be: `bytes` until the reader begins, then no more than were out when a
+            // chunk last came back, plus what [`ahead`](LayerReader::ahead) keeps. The
+            // reader hashes the stored bytes once it has begun: before, only decoded bytes
+            // wait for it.
+            let (mut out, mut out_bytes) = (std::collections::VecDeque::new(), 0);
+            let (mut budget, mut reading) = (bytes.max(AHEAD_CHUNKS * AHEAD_CHUNK), false);
+            while !stopped.load(Ordering::Relaxed) {
+                let mut buffers = None;
+                loop {
+                    let full = out_bytes >= budget;
+                    let back = match full {
+                        true => recycled.recv().ok(),
+                        false => recycled.try_recv().ok(),
+                    };
+                    let Some(pair) = back else {
+                        // A reader that has gone away wants no more.
+                        if full {
+                            return self;
+                        }
+                        break;
+                    };
+                    out_bytes -= out.pop_front().unwrap_or(0);
+                    budget = budget
+                        .min(out_bytes + AHEAD_CHUNKS * AHEAD_CHUNK)
+                        .max(AHEAD_CHUNKS * AHEAD_CHUNK);
+                    (reading, buffers) = (true, Some(pair));
+                }
+                let (mut chunk, spare) = buffers.unwrap_or_default();
+                chunk.resize(AHEAD_CHUNK, 0);
+                // On a failure the stored bytes read stay with the reader, which
+                // [`Ahead::into_inner`] gives back to be asked what is wrong.
+                let filled = fill(&mut self, &mut chunk);
+                let raw = self.raw().get_mut();
+                let stored = || Stored {
+                    bytes: raw.take_unhashed(spare),
+                    check: if reading { raw.hash_elsewhere() } else { None },
+                };
+                let message = match filled {
+                    // The end, after the blob's size was checked, said as such: a channel
+                    // that closes without it is a decoder that stopped short.
+                    Ok(0) => Chunk::End { stored: stored() },
                     Ok(n) => {
                         chunk.truncate(n);
-                        Chunk::Bytes(chunk)
+                        Chunk::Bytes {
+                            decoded: chunk,
+                            stored: stored(),
+                        }
                     }
                     Err(e) => Chunk::Failed(e),
                 };
-                let last = !matches!(message, Chunk::Bytes(_));
-                // A reader that has gone away wants no more.
+                let size = match &message {
+                    Chunk::Bytes { decoded, stored } => decoded.len() + stored.bytes.len(),
+                    _ => 0,
+                };
+                let last = !matches!(message, Chunk::Bytes { .. });
                 if send.send(message).is_err() || last {
                     break;
                 }
+                out.push_back(size);
+                out_bytes += size;
             }
             self
         });
         Ahead {
             chunks: Some(chunks),
+            stop,
+            recycle: Some(recycle),
             current: Vec::new(),
             at: 0,
             ended: None,
             decoder: Some(decoder),
+            given_back: None,
+            stored: None,
             diff_id: Some(diff_id),
         }
     }
@@ -471,11 +529,19 @@ struct DiffId {
     expected: Digest,
 }
 
-/// What the decoding thread of [`Ahead`] sends.
+/// What the decoding thread of [`Ahead`] sends: the bytes it decoded and the stored bytes
+/// it read for them, then the stored bytes it read to reach the end.
 enum Chunk {
-    Bytes(Vec<u8>),
-    End,
+    Bytes { decoded: Vec<u8>, stored: Stored },
+    End { stored: Stored },
     Failed(io::Error),
+}
+
+/// Stored bytes the decoder read, for the reader to hash; the first time it sends any, the
+/// blob's digest check, with every byte before them hashed.
+struct Stored {
+    check: Option<DigestCheck>,
+    bytes: Vec<u8>,
 }
 
 /// Reads into `buf` until it is full or the reader ends; how much was read.
@@ -495,13 +561,20 @@ fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// A layer being decoded ahead of its reader ([`LayerReader::ahead`]).
 pub struct Ahead {
     chunks: Option<std::sync::mpsc::Receiver<Chunk>>,
+    /// Set to stop the decoder at its next chunk.
+    stop: Arc<AtomicBool>,
+    /// Where read chunks go back to the decoder.
+    recycle: Option<std::sync::mpsc::Sender<(Vec<u8>, Vec<u8>)>>,
     current: Vec<u8>,
     at: usize,
     /// How the layer ended, once it has: `Ok` at its end, else the failure, given again to
     /// every later read.
     ended: Option<Result<(), (io::ErrorKind, String)>>,
     decoder: Option<std::thread::JoinHandle<LayerReader>>,
-    /// Checked at the end.
+    /// The decoder's reader, once a failure has taken it back.
+    given_back: Option<LayerReader>,
+    /// The blob's digest and the layer's diff_id, checked at the end.
+    stored: Option<DigestCheck>,
     diff_id: Option<DiffId>,
 }
 
@@ -509,11 +582,47 @@ impl Ahead {
     /// Stops decoding and gives the layer's reader back, to ask it what is wrong with the
     /// blob ([`LayerReader::damage`]). A decoder that panicked panics here.
     pub fn into_inner(mut self) -> LayerReader {
-        self.chunks = None;
+        match self.given_back.take() {
+            Some(reader) => reader,
+            None => self.stop_decoder(),
+        }
+    }
+
+    /// Stops the decoder and takes its reader back, with the digest's check and every
+    /// stored byte read so far in it.
+    fn stop_decoder(&mut self) -> LayerReader {
+        self.stop.store(true, Ordering::Relaxed);
+        // A decoder waiting for a chunk back gets none, and stops.
+        self.recycle = None;
+        // What the decoder sent before it stopped was read from the blob: its digest takes
+        // those bytes before the reader hashes the rest itself.
+        if let Some(chunks) = self.chunks.take() {
+            for chunk in chunks {
+                if let Chunk::Bytes { stored, .. } | Chunk::End { stored } = chunk {
+                    self.hash_stored(stored);
+                }
+            }
+        }
         let decoder = self.decoder.take().expect("the decoding thread");
-        decoder
+        let mut reader = decoder
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if let Some(check) = self.stored.take() {
+            reader.raw().get_mut().hash_here(check);
+        }
+        reader
+    }
+
+    /// Hashes stored bytes the decoder sent, taking the digest's check when it comes along;
+    /// what they leave for reuse.
+    fn hash_stored(&mut self, stored: Stored) -> Vec<u8> {
+        if let Some(check) = stored.check {
+            self.stored = Some(check);
+        }
+        if let Some(check) = &mut self.stored {
+            check.update(&stored.bytes);
+        }
+        stored.bytes
     }
 
     /// The next chunk from the decoder, or how the layer ends; a failure is returned as the
@@ -521,13 +630,28 @@ impl Ahead {
     fn next_chunk(&mut self) -> io::Result<()> {
         let next = self.chunks.as_ref().and_then(|c| c.recv().ok());
         match next {
-            Some(Chunk::Bytes(chunk)) => {
+            Some(Chunk::Bytes { decoded, stored }) => {
+                let stored = self.hash_stored(stored);
                 if let Some(d) = &mut self.diff_id {
-                    d.hasher.update(&chunk);
+                    d.hasher.update(&decoded);
                 }
-                (self.current, self.at) = (chunk, 0);
+                let done = std::mem::replace(&mut self.current, decoded);
+                self.at = 0;
+                // A decoder that has ended takes none back.
+                if let Some(recycle) = &self.recycle {
+                    let _ = recycle.send((done, stored));
+                }
             }
-            Some(Chunk::End) => {
+            Some(Chunk::End { stored }) => {
+                // The blob's own damage is told before its content's. A blob that fails
+                // keeps its check, so that the reader given back names the damage. (The
+                // decoder checked the blob itself if the reader never took the check.)
+                self.hash_stored(stored);
+                if let Some(Err(e)) = self.stored.clone().map(DigestCheck::finish) {
+                    self.ended = Some(Err((e.kind(), e.to_string())));
+                    return Err(e);
+                }
+                self.stored = None;
                 let d = self.diff_id.take().expect("one end");
                 let actual = Digest::from_hasher(d.hasher);
                 if let Err(e) = check_diff_id(&d.layer, &actual, &d.expected) {
@@ -537,6 +661,11 @@ impl Ahead {
                 self.ended = Some(Ok(()));
             }
             Some(Chunk::Failed(e)) => {
+                // Damage to the blob usually breaks its decoding first: it is told as what
+                // it is, from the rest of the stored bytes (never decoded).
+                let mut reader = self.stop_decoder();
+                let e = reader.damage().map_or(e, io::Error::other);
+                self.given_back = Some(reader);
                 self.ended = Some(Err((e.kind(), e.to_string())));
                 return Err(e);
             }
@@ -573,6 +702,8 @@ impl Read for Ahead {
 
 impl Drop for Ahead {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.recycle = None;
         self.chunks = None;
         if let Some(decoder) = self.decoder.take() {
             let _ = decoder.join();
@@ -698,6 +829,45 @@ mod tests {
         );
         let damage = ahead.into_inner().damage().expect("the blob is damaged");
         assert!(damage.to_string().contains("does not match its digest"));
+
+        // A whole gzip stream that is not the blob described: it decodes to its end, to
+        // the content the diff_id names, and its end names the blob's damage, ahead or not.
+        // Small, the decoder checks the digest before it is read; long, the reader does.
+        for count in [200_000, 3 << 20] {
+            let tar = noise_text(count);
+            let stored = gzip(&tar);
+            std::fs::write(&path, &stored).unwrap();
+            let elsewhere = Layer {
+                descriptor: Descriptor::new(
+                    MediaType::ImageLayerGzip,
+                    stored.len() as u64,
+                    oci_spec::image::Digest::try_from(Digest::of(b"another").to_string()).unwrap(),
+                ),
+                diff_id: Digest::of(&tar),
+            };
+            let open = || {
+                layer_of(
+                    stored_file(&path, &elsewhere.descriptor).unwrap(),
+                    &elsewhere,
+                )
+            };
+            let mut plain = open().unwrap();
+            let mut ahead = open().unwrap().ahead();
+            for reader in [&mut plain as &mut dyn Read, &mut ahead] {
+                let err = format!("{:#}", io::copy(reader, &mut io::sink()).unwrap_err());
+                assert!(
+                    err.contains("its content does not match its digest"),
+                    "{err}"
+                );
+            }
+            let damage = ahead.into_inner().damage().expect("the blob is damaged");
+            assert!(damage.to_string().contains("does not match its digest"));
+            // And a reader given back before its reader reached the end says the same.
+            let mut ahead = open().unwrap().ahead();
+            let _ = ahead.read_exact(&mut [0; 1000]);
+            let damage = ahead.into_inner().damage().expect("the blob is damaged");
+            assert!(damage.to_string().contains("does not match its digest"));
+        }
 
         // A blob that is what it says has no damage, whatever its reader thought of it.
         std::fs::write(&path, &good).unwrap();

@@ -94,9 +94,9 @@ impl<W: Write> Write for HashingWriter<W> {
 /// expected digest and size: a tampered or truncated blob is never taken for the real one.
 pub struct VerifyingReader<R> {
     inner: R,
-    hasher: Sha256,
-    count: u64,
+    digest: Hashing,
     expected: Digest,
+    count: u64,
     size: u64,
     checked: bool,
     /// Whether a read of `inner` failed: what it yields after that (a download that failed
@@ -104,18 +104,101 @@ pub struct VerifyingReader<R> {
     failed: bool,
 }
 
+/// Where a [`VerifyingReader`]'s bytes are hashed.
+enum Hashing {
+    Here(DigestCheck),
+    /// By whoever took the check ([`VerifyingReader::hash_elsewhere`]): the bytes read
+    /// since they were last taken.
+    Elsewhere(Vec<u8>),
+    /// The digest matched.
+    Done,
+}
+
+/// The digest half of a blob's check: the bytes are hashed as they arrive, and the end
+/// fails unless they had the expected digest.
+#[derive(Clone)]
+pub struct DigestCheck {
+    hasher: Sha256,
+    expected: Digest,
+}
+
+impl DigestCheck {
+    /// Hashes the next bytes of the blob.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
+
+    /// Fails unless everything hashed had the expected digest.
+    pub fn finish(self) -> io::Result<()> {
+        let actual = Digest::from_hasher(self.hasher);
+        if actual == self.expected {
+            return Ok(());
+        }
+        Err(refused(
+            &self.expected,
+            format!(
+                "it does not match its descriptor: its content does not match its digest (it hashes to {actual})"
+            ),
+        ))
+    }
+}
+
+/// The error the blob of digest `digest` is refused with.
+fn refused(digest: &Digest, reason: String) -> io::Error {
+    io::Error::other(Error::Blob {
+        digest: digest.to_string(),
+        reason,
+    })
+}
+
 impl<R: Read> VerifyingReader<R> {
     /// A reader of `inner` that fails unless it yields `size` bytes with digest `expected`.
     pub fn new(inner: R, expected: Digest, size: u64) -> VerifyingReader<R> {
         VerifyingReader {
             inner,
-            hasher: Sha256::new(),
-            count: 0,
+            digest: Hashing::Here(DigestCheck {
+                hasher: Sha256::new(),
+                expected: expected.clone(),
+            }),
             expected,
+            count: 0,
             size,
             checked: false,
             failed: false,
         }
+    }
+}
+
+impl<R> VerifyingReader<R> {
+    /// Hands the digest's check to the caller, for another thread to do: from now on the
+    /// bytes read are kept for [`take_unhashed`](VerifyingReader::take_unhashed), and the end
+    /// checks the size alone. `None` when it was handed already, or done.
+    pub fn hash_elsewhere(&mut self) -> Option<DigestCheck> {
+        match std::mem::replace(&mut self.digest, Hashing::Elsewhere(Vec::new())) {
+            Hashing::Here(check) => Some(check),
+            other => {
+                self.digest = other;
+                None
+            }
+        }
+    }
+
+    /// The bytes read since they were last taken, while the digest is checked elsewhere;
+    /// `spare`, emptied, keeps the next ones (a buffer used before grows no more).
+    pub fn take_unhashed(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+        spare.clear();
+        match &mut self.digest {
+            Hashing::Elsewhere(kept) => std::mem::replace(kept, spare),
+            Hashing::Here(_) | Hashing::Done => Vec::new(),
+        }
+    }
+
+    /// Takes the digest's check back, with every byte read so far hashed into it: the
+    /// reader's end checks the digest again, even when it was reached already.
+    pub fn hash_here(&mut self, mut check: DigestCheck) {
+        check.update(&self.take_unhashed(Vec::new()));
+        self.digest = Hashing::Here(check);
+        self.checked = false;
     }
 }
 
@@ -124,19 +207,20 @@ impl<R: Read> Read for VerifyingReader<R> {
         let n = self.inner.read(buf).inspect_err(|e| {
             self.failed |= e.kind() != io::ErrorKind::Interrupted;
         })?;
-        self.hasher.update(&buf[..n]);
+        match &mut self.digest {
+            Hashing::Here(check) => check.update(&buf[..n]),
+            Hashing::Elsewhere(kept) => kept.extend_from_slice(&buf[..n]),
+            Hashing::Done => {}
+        }
         self.count += n as u64;
-        let refused = |reason: String| {
-            io::Error::other(Error::Blob {
-                digest: self.expected.to_string(),
-                reason,
-            })
-        };
         if self.count > self.size {
-            return Err(refused(format!(
-                "it is larger than the {} bytes its descriptor says",
-                self.size
-            )));
+            return Err(refused(
+                &self.expected,
+                format!(
+                    "it is larger than the {} bytes its descriptor says",
+                    self.size
+                ),
+            ));
         }
         if n == 0 && !buf.is_empty() && !self.checked {
             if self.failed {
@@ -145,16 +229,22 @@ impl<R: Read> Read for VerifyingReader<R> {
                 ));
             }
             if self.count != self.size {
-                return Err(refused(format!(
-                    "it does not match its descriptor: it ends after {} bytes, and its descriptor says {}",
-                    self.count, self.size
-                )));
+                return Err(refused(
+                    &self.expected,
+                    format!(
+                        "it does not match its descriptor: it ends after {} bytes, and its descriptor says {}",
+                        self.count, self.size
+                    ),
+                ));
             }
-            let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
-            if actual != self.expected {
-                return Err(refused(format!(
-                    "it does not match its descriptor: its content does not match its digest (it hashes to {actual})"
-                )));
+            if let Hashing::Here(check) = &mut self.digest {
+                // A fresh hasher stays after a mismatch, so a read again fails again.
+                let fresh = DigestCheck {
+                    hasher: Sha256::new(),
+                    expected: self.expected.clone(),
+                };
+                std::mem::replace(check, fresh).finish()?;
+                self.digest = Hashing::Done;
             }
             self.checked = true;
         }
