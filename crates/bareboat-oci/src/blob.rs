@@ -424,11 +424,12 @@ impl LayerReader {
     }
 
     /// The layer decoded on a thread of its own as [`ahead`](LayerReader::ahead) decodes
-    /// it, up to about `bytes` ahead of its reader before the reader begins: a layer started
-    /// before its reader is ready for it gets that far meanwhile. From then on it gets no
-    /// further ahead than it is, so what waited is freed as the reader catches up, down to
-    /// what [`ahead`](LayerReader::ahead) keeps.
+    /// it, up to about `bytes` (decoded and stored) ahead of its reader before the reader
+    /// begins: a layer started before its reader is ready for it gets that far meanwhile.
+    /// From then on it gets no further ahead than it is, so what waited is freed as the
+    /// reader catches up, down to what [`ahead`](LayerReader::ahead) keeps.
     pub fn ahead_by(mut self, bytes: usize) -> Ahead {
+        let stored = self.raw().get_mut().hash_elsewhere();
         let diff_id = DiffId {
             hasher: self.hasher.take().unwrap_or_default(),
             layer: self.layer.clone(),
@@ -443,13 +444,12 @@ impl LayerReader {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let decoder = std::thread::spawn(move || {
-            // The bytes of each message sent and not yet back, oldest first, and how many
-            // may be: `bytes` until the reader begins, then no more than were out when a
-            // chunk last came back, plus what [`ahead`](LayerReader::ahead) keeps. The
-            // reader hashes the stored bytes once it has begun: before, only decoded bytes
-            // wait for it.
+            // The bytes of each message sent and not yet back (decoded and stored), oldest
+            // first, and how many may be: `bytes` until the reader begins, then no more
+            // than were out when a chunk last came back, plus what
+            // [`ahead`](LayerReader::ahead) keeps.
             let (mut out, mut out_bytes) = (std::collections::VecDeque::new(), 0);
-            let (mut budget, mut reading) = (bytes.max(AHEAD_CHUNKS * AHEAD_CHUNK), false);
+            let mut budget = bytes.max(AHEAD_CHUNKS * AHEAD_CHUNK);
             while !stopped.load(Ordering::Relaxed) {
                 let mut buffers = None;
                 loop {
@@ -469,18 +469,14 @@ impl LayerReader {
                     budget = budget
                         .min(out_bytes + AHEAD_CHUNKS * AHEAD_CHUNK)
                         .max(AHEAD_CHUNKS * AHEAD_CHUNK);
-                    (reading, buffers) = (true, Some(pair));
+                    buffers = Some(pair);
                 }
                 let (mut chunk, spare) = buffers.unwrap_or_default();
                 chunk.resize(AHEAD_CHUNK, 0);
                 // On a failure the stored bytes read stay with the reader, which
                 // [`Ahead::into_inner`] gives back to be asked what is wrong.
                 let filled = fill(&mut self, &mut chunk);
-                let raw = self.raw().get_mut();
-                let stored = || Stored {
-                    bytes: raw.take_unhashed(spare),
-                    check: if reading { raw.hash_elsewhere() } else { None },
-                };
+                let stored = || self.raw().get_mut().take_unhashed(spare);
                 let message = match filled {
                     // The end, after the blob's size was checked, said as such: a channel
                     // that closes without it is a decoder that stopped short.
@@ -495,7 +491,7 @@ impl LayerReader {
                     Err(e) => Chunk::Failed(e),
                 };
                 let size = match &message {
-                    Chunk::Bytes { decoded, stored } => decoded.len() + stored.bytes.len(),
+                    Chunk::Bytes { decoded, stored } => decoded.len() + stored.len(),
                     _ => 0,
                 };
                 let last = !matches!(message, Chunk::Bytes { .. });
@@ -516,7 +512,7 @@ impl LayerReader {
             ended: None,
             decoder: Some(decoder),
             given_back: None,
-            stored: None,
+            stored,
             diff_id: Some(diff_id),
         }
     }
@@ -532,16 +528,9 @@ struct DiffId {
 /// What the decoding thread of [`Ahead`] sends: the bytes it decoded and the stored bytes
 /// it read for them, then the stored bytes it read to reach the end.
 enum Chunk {
-    Bytes { decoded: Vec<u8>, stored: Stored },
-    End { stored: Stored },
+    Bytes { decoded: Vec<u8>, stored: Vec<u8> },
+    End { stored: Vec<u8> },
     Failed(io::Error),
-}
-
-/// Stored bytes the decoder read, for the reader to hash; the first time it sends any, the
-/// blob's digest check, with every byte before them hashed.
-struct Stored {
-    check: Option<DigestCheck>,
-    bytes: Vec<u8>,
 }
 
 /// Reads into `buf` until it is full or the reader ends; how much was read.
@@ -613,16 +602,12 @@ impl Ahead {
         reader
     }
 
-    /// Hashes stored bytes the decoder sent, taking the digest's check when it comes along;
-    /// what they leave for reuse.
-    fn hash_stored(&mut self, stored: Stored) -> Vec<u8> {
-        if let Some(check) = stored.check {
-            self.stored = Some(check);
-        }
+    /// Hashes stored bytes the decoder sent, giving them back for reuse.
+    fn hash_stored(&mut self, stored: Vec<u8>) -> Vec<u8> {
         if let Some(check) = &mut self.stored {
-            check.update(&stored.bytes);
+            check.update(&stored);
         }
-        stored.bytes
+        stored
     }
 
     /// The next chunk from the decoder, or how the layer ends; a failure is returned as the
@@ -644,8 +629,7 @@ impl Ahead {
             }
             Some(Chunk::End { stored }) => {
                 // The blob's own damage is told before its content's. A blob that fails
-                // keeps its check, so that the reader given back names the damage. (The
-                // decoder checked the blob itself if the reader never took the check.)
+                // keeps its check, so that the reader given back names the damage.
                 self.hash_stored(stored);
                 if let Some(Err(e)) = self.stored.clone().map(DigestCheck::finish) {
                     self.ended = Some(Err((e.kind(), e.to_string())));
@@ -832,7 +816,7 @@ mod tests {
 
         // A whole gzip stream that is not the blob described: it decodes to its end, to
         // the content the diff_id names, and its end names the blob's damage, ahead or not.
-        // Small, the decoder checks the digest before it is read; long, the reader does.
+        // Short, it is decoded to its end before it is read; long, it is not.
         for count in [200_000, 3 << 20] {
             let tar = noise_text(count);
             let stored = gzip(&tar);
