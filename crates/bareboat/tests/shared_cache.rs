@@ -420,28 +420,22 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
         ..envelope.clone()
     };
     let listed_layers: Vec<Value> = manifest["layers"].as_array().unwrap()[1..].to_vec();
-    push_map(
-        registry.port,
-        "cache",
-        "forged",
-        &serde_json::to_vec(&forged).unwrap(),
-        &listed_layers,
-    );
+    // A map's envelope under a tag of the cache repository, with the blobs it lists.
+    let push_envelope = |tag: &str, envelope: &Envelope, listed: &[Value]| {
+        let bytes = serde_json::to_vec(envelope).unwrap();
+        push_map(registry.port, "cache", tag, &bytes, listed)
+    };
+    push_envelope("forged", &forged, &listed_layers);
     refused("forged", "not valid for the key --cache-verify-key names");
     let unsigned = Envelope {
         signatures: Vec::new(),
         ..envelope.clone()
     };
-    push_map(
-        registry.port,
-        "cache",
-        "unsigned",
-        &serde_json::to_vec(&unsigned).unwrap(),
-        &listed_layers,
-    );
+    push_envelope("unsigned", &unsigned, &listed_layers);
     refused("unsigned", "its map is not signed");
     // The map is a blob with a cap of its own, and a count of entries.
     let key = private_key(d, "cache");
+    let sign = |map: &Value| Envelope::sign(&key, MAP_TYPE, &serde_json::to_vec(map).unwrap());
     let mut many = serde_json::Map::new();
     let one = map["entries"][&second.0].clone();
     let mut small = one.clone();
@@ -452,14 +446,7 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
         many.insert(format!("{i:064x}"), small.clone());
     }
     let crowded = json!({"version": 1, "entries": many});
-    let crowded = Envelope::sign(&key, MAP_TYPE, &serde_json::to_vec(&crowded).unwrap());
-    push_map(
-        registry.port,
-        "cache",
-        "crowded",
-        &serde_json::to_vec(&crowded).unwrap(),
-        &[],
-    );
+    push_envelope("crowded", &sign(&crowded), &[]);
     refused(
         "crowded",
         "it has 100000 entries; a map may have at most 10000",
@@ -481,14 +468,7 @@ fn a_cold_runner_builds_on_the_layers_another_published_and_fetches_no_package()
             entry["nodes"]["../escape"] = any;
         }
     }
-    let corrupt = Envelope::sign(&key, MAP_TYPE, &serde_json::to_vec(&corrupt).unwrap());
-    push_map(
-        registry.port,
-        "cache",
-        "corrupt",
-        &serde_json::to_vec(&corrupt).unwrap(),
-        &listed_layers,
-    );
+    push_envelope("corrupt", &sign(&corrupt), &listed_layers);
     let fresh = tempfile::tempdir().unwrap();
     let reference = registry.reference("cache:corrupt");
     let e = built(&mut command(
