@@ -14,7 +14,7 @@
 //! metadata, redirects) are the stack's [`Hooks`]. A caller that needs file contents has
 //! them kept on disk, within a budget ([`read_keeping`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read};
 
 use bareboat_oci::blob::{Ahead, Layer, LayerReader};
@@ -90,8 +90,9 @@ pub struct Content {
     pub path: String,
     /// Its size.
     pub size: u64,
-    /// Its content's SHA256.
-    pub sha256: [u8; 32],
+    /// Its content's SHA256, unless it is in the layer read last and no other layer has a
+    /// file of its size: only then can no other layer repeat it, and it is not hashed.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// One entry of a directory listing.
@@ -126,6 +127,11 @@ pub struct Filesystem {
     /// `contents` and `waste`: a layer that writes one path a million times keeps one
     /// record of each, not a million.
     written_here: HashMap<String, Written>,
+    /// Whether the layer being read hashes every regular file: all but the last do, as a
+    /// layer above may repeat their content.
+    hash_every_file: bool,
+    /// The sizes of the regular files read so far, in the layers that hash every file.
+    sizes_below: HashSet<u64>,
     /// The caps it is read within.
     limits: Limits,
 }
@@ -303,6 +309,7 @@ fn read_into(
         // With two cores, the largest layer's decoder and this thread take both: a layer
         // below it is decoded here, not on a third thread that would slow the one that
         // bounds the whole read.
+        fs.hash_every_file = i + 1 < layers.len();
         let mut reader = match early.take_if(|_| Some(i) == largest) {
             Some(reader) => Decoding::Ahead(Box::new(reader)),
             None if early.is_some() && !spare_core => Decoding::Here(source.open_layer(layer)?),
@@ -476,7 +483,12 @@ impl Hooks for Filesystem {
         }
         let scanned = size <= secrets::MAX_SCANNED;
         let keep = (metadata || scanned).then_some(size);
-        let mut hashing = Hashing::new(&mut *entry.content, keep);
+        // Content can repeat only where another layer has a file of its size.
+        let hash = self.hash_every_file || self.sizes_below.contains(&size);
+        if self.hash_every_file {
+            self.sizes_below.insert(size);
+        }
+        let mut hashing = Hashing::new(&mut *entry.content, hash, keep);
         let content = match store {
             Some(store) => Some(store.stage(&mut hashing, size).map_err(refuse)?),
             None => {
@@ -520,10 +532,7 @@ impl Hooks for Filesystem {
         if metadata {
             self.keep_metadata(path.to_string(), bytes);
         }
-        Ok(Filled {
-            sha256: Some(sha256),
-            content,
-        })
+        Ok(Filled { sha256, content })
     }
 
     /// A file taken away is waste: its layer still carries it.
@@ -565,33 +574,35 @@ impl Hooks for Filesystem {
     }
 }
 
-/// A file's content as it streams past: hashed, and kept in a buffer of the size `keep`
-/// gives (which the caller has bounded), when it gives one.
+/// A file's content as it streams past: hashed when `hash` says so, and kept in a buffer of
+/// the size `keep` gives (which the caller has bounded), when it gives one.
 struct Hashing<'r> {
     inner: &'r mut dyn Read,
-    sha: Sha256,
+    sha: Option<Sha256>,
     kept: Option<Vec<u8>>,
 }
 
 impl<'r> Hashing<'r> {
-    fn new(inner: &'r mut dyn Read, keep: Option<u64>) -> Hashing<'r> {
+    fn new(inner: &'r mut dyn Read, hash: bool, keep: Option<u64>) -> Hashing<'r> {
         Hashing {
             inner,
-            sha: Sha256::new(),
+            sha: hash.then(Sha256::new),
             kept: keep.map(|size| Vec::with_capacity(size as usize)),
         }
     }
 
-    /// The SHA256 of what was read, and what was kept of it.
-    fn finish(self) -> ([u8; 32], Option<Vec<u8>>) {
-        (self.sha.finalize().into(), self.kept)
+    /// The SHA256 of what was read, if it was hashed, and what was kept of it.
+    fn finish(self) -> (Option<[u8; 32]>, Option<Vec<u8>>) {
+        (self.sha.map(|sha| sha.finalize().into()), self.kept)
     }
 }
 
 impl Read for Hashing<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
+        if let Some(sha) = self.sha.as_mut() {
+            sha.update(&buf[..n]);
+        }
         if let Some(k) = self.kept.as_mut() {
             k.extend_from_slice(&buf[..n]);
         }
@@ -801,6 +812,52 @@ mod tests {
         };
         let e = read(&layout, &[small, wrong, top], Limits::default()).unwrap_err();
         assert!(e.to_string().contains("has diff_id"), "{e}");
+    }
+
+    #[test]
+    fn content_repeated_in_other_layers_is_found_and_the_last_layer_hashes_only_what_can_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let shared = b"the same bytes in three layers";
+        let unique = vec![3u8; 9000];
+        let layers = [
+            layer(
+                &layout,
+                &[("a", Some(shared)), ("b", Some(b"below, 17 bytes."))],
+            ),
+            layer(&layout, &[("c", Some(shared))]),
+            layer(
+                &layout,
+                &[
+                    ("d", Some(shared)),
+                    // The size of `b`, and other content.
+                    ("e", Some(b"above, 17 bytes!")),
+                    // No other layer has a file of its size: it cannot repeat one.
+                    ("f", Some(&unique)),
+                    ("g", Some(b"")),
+                ],
+            ),
+        ];
+        let fs = read(&layout, &layers, Limits::default()).unwrap();
+        let hashed = |path: &str| {
+            let c = fs.contents.iter().find(|c| c.path == path).unwrap();
+            c.sha256.map(hex::encode)
+        };
+        let sha = |bytes: &[u8]| Some(hex::encode(Sha256::digest(bytes)));
+        assert_eq!(hashed("a"), sha(shared));
+        assert_eq!(hashed("d"), sha(shared));
+        assert_eq!(hashed("e"), sha(b"above, 17 bytes!"));
+        assert_eq!((hashed("f"), hashed("g")), (None, None));
+        // Each lower layer hashes every file, for the layers above it.
+        assert_eq!(hashed("b"), sha(b"below, 17 bytes."));
+
+        let repeated = crate::inspect::repeated(&fs);
+        assert_eq!(repeated.len(), 1, "{repeated:?}");
+        let r = &repeated[0];
+        assert_eq!(Some(r.sha256.clone()), sha(shared));
+        let copies = [(0, "/a"), (1, "/c"), (2, "/d")].map(|(l, p)| (l, p.to_string()));
+        assert_eq!((r.size, r.wasted), (30, 60));
+        assert_eq!(r.copies, copies);
     }
 
     #[test]

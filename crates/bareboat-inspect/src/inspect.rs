@@ -204,10 +204,12 @@ pub fn report(image: &Image, fs: &Filesystem) -> Report {
 }
 
 /// Content found in files of more than one layer, biggest cost first.
-fn repeated(fs: &Filesystem) -> Vec<Repeat> {
+pub(crate) fn repeated(fs: &Filesystem) -> Vec<Repeat> {
     let mut by_content: BTreeMap<[u8; 32], Vec<&filesystem::Content>> = BTreeMap::new();
     for c in fs.contents.iter().filter(|c| c.size > 0) {
-        by_content.entry(c.sha256).or_default().push(c);
+        if let Some(sha256) = c.sha256 {
+            by_content.entry(sha256).or_default().push(c);
+        }
     }
     let mut out: Vec<Repeat> = by_content
         .into_iter()

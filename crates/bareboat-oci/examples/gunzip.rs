@@ -7,10 +7,12 @@
 use std::io::{BufReader, Read};
 use std::time::Instant;
 
+use bareboat_oci::blob::STORED_READ;
+
 fn main() -> std::io::Result<()> {
     for path in std::env::args().skip(1) {
         let started = Instant::now();
-        let file = BufReader::new(std::fs::File::open(&path)?);
+        let file = BufReader::with_capacity(STORED_READ, std::fs::File::open(&path)?);
         let mut decoder = flate2::bufread::MultiGzDecoder::new(file);
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0u64;
