@@ -823,7 +823,7 @@ mod tests {
         let layers = [
             layer(
                 &layout,
-                &[("a", Some(shared)), ("b", Some(b"below, 17 bytes."))],
+                &[("a", Some(shared)), ("b", Some(b"below, 16 bytes."))],
             ),
             layer(&layout, &[("c", Some(shared))]),
             layer(
@@ -831,7 +831,7 @@ mod tests {
                 &[
                     ("d", Some(shared)),
                     // The size of `b`, and other content.
-                    ("e", Some(b"above, 17 bytes!")),
+                    ("e", Some(b"above, 16 bytes!")),
                     // No other layer has a file of its size: it cannot repeat one.
                     ("f", Some(&unique)),
                     ("g", Some(b"")),
@@ -846,10 +846,10 @@ mod tests {
         let sha = |bytes: &[u8]| Some(hex::encode(Sha256::digest(bytes)));
         assert_eq!(hashed("a"), sha(shared));
         assert_eq!(hashed("d"), sha(shared));
-        assert_eq!(hashed("e"), sha(b"above, 17 bytes!"));
+        assert_eq!(hashed("e"), sha(b"above, 16 bytes!"));
         assert_eq!((hashed("f"), hashed("g")), (None, None));
         // Each lower layer hashes every file, for the layers above it.
-        assert_eq!(hashed("b"), sha(b"below, 17 bytes."));
+        assert_eq!(hashed("b"), sha(b"below, 16 bytes."));
 
         let repeated = crate::inspect::repeated(&fs);
         assert_eq!(repeated.len(), 1, "{repeated:?}");

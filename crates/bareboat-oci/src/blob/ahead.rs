@@ -188,7 +188,8 @@ pub struct Ahead {
     chunks: Option<std::sync::mpsc::Receiver<Chunk>>,
     /// Set to stop the decoder at its next chunk.
     stop: Arc<AtomicBool>,
-    /// Where read chunks go back to the decoder.
+    /// Where read chunks go back to the decoder, each with the stored-bytes buffer of a
+    /// later one (the first, sent before any chunk was read, with none).
     recycle: Option<std::sync::mpsc::Sender<(Option<Block>, Vec<u8>)>>,
     current: Option<Block>,
     at: usize,
