@@ -306,10 +306,10 @@ fn read_into(
             fs.layers.push(LayerRead::listed_again(layer, above));
             continue;
         }
+        fs.hash_every_file = i + 1 < layers.len();
         // With two cores, the largest layer's decoder and this thread take both: a layer
         // below it is decoded here, not on a third thread that would slow the one that
         // bounds the whole read.
-        fs.hash_every_file = i + 1 < layers.len();
         let mut reader = match early.take_if(|_| Some(i) == largest) {
             Some(reader) => Decoding::Ahead(Box::new(reader)),
             None if early.is_some() && !spare_core => Decoding::Here(source.open_layer(layer)?),

@@ -123,6 +123,13 @@ pub struct DigestCheck {
 }
 
 impl DigestCheck {
+    fn new(expected: Digest) -> DigestCheck {
+        DigestCheck {
+            hasher: Sha256::new(),
+            expected,
+        }
+    }
+
     /// Hashes the next bytes of the blob.
     pub fn update(&mut self, bytes: &[u8]) {
         self.hasher.update(bytes);
@@ -156,10 +163,7 @@ impl<R: Read> VerifyingReader<R> {
     pub fn new(inner: R, expected: Digest, size: u64) -> VerifyingReader<R> {
         VerifyingReader {
             inner,
-            digest: Hashing::Here(DigestCheck {
-                hasher: Sha256::new(),
-                expected: expected.clone(),
-            }),
+            digest: Hashing::Here(DigestCheck::new(expected.clone())),
             expected,
             count: 0,
             size,
@@ -239,10 +243,7 @@ impl<R: Read> Read for VerifyingReader<R> {
             }
             if let Hashing::Here(check) = &mut self.digest {
                 // A fresh hasher stays after a mismatch, so a read again fails again.
-                let fresh = DigestCheck {
-                    hasher: Sha256::new(),
-                    expected: self.expected.clone(),
-                };
+                let fresh = DigestCheck::new(self.expected.clone());
                 std::mem::replace(check, fresh).finish()?;
                 self.digest = Hashing::Done;
             }

@@ -79,8 +79,7 @@ impl LayerReader {
         let decoder = std::thread::spawn(move || {
             // The bytes of each message sent and not yet back (decoded and stored), oldest
             // first, and how many may be: `bytes` until the reader begins, then no more
-            // than were out when a chunk last came back, plus what
-            // [`ahead`](LayerReader::ahead) keeps.
+            // than were out when a chunk last came back, plus `AHEAD_CHUNKS` chunks.
             let (mut out, mut out_bytes) = (std::collections::VecDeque::new(), 0);
             let chunk = match bytes > AHEAD_CHUNKS * AHEAD_CHUNK {
                 true => HUGE_CHUNK,
