@@ -3,9 +3,10 @@
 //! image under `sha256-<hex>.sig`. A registry cannot do that atomically (docker-registry
 //! ignores `If-Match`), so two writers at once may each read the old listing, and the later
 //! write drops what the earlier added. So each writer, once it has written, waits twice as
-//! long as its own read and write took (a writer that read before it wrote has written by
-//! then), reads the tag again, and writes again while what it added is missing, a few
-//! times. What a lost race drops is only ever dropped from the listing: the manifest stays
+//! long as its own read and write took (a writer that read before it wrote has usually
+//! written by then), reads the tag again, and does so once more after as long again, for a
+//! writer slowed more than that (several signers on a busy machine are); it writes again
+//! while what it added is missing, a few times. What a lost race drops is only ever dropped from the listing: the manifest stays
 //! in the registry by its digest, and attaching again lists it again.
 
 use std::time::{Duration, Instant};
@@ -20,10 +21,14 @@ const ROUNDS: usize = 5;
 /// The least a writer waits before reading back what it wrote.
 const LEAST_SETTLE: Duration = Duration::from_millis(50);
 
+/// How many times, each a settling time apart, a writer reads back what it wrote before it
+/// takes it as kept.
+const READ_BACKS: usize = 2;
+
 impl Registry {
     /// Writes the listing under `tag` with `update` (which says whether it wrote), then,
-    /// after a while, reads it back with `holds`, and writes again while what it added is
-    /// missing. Whether anything was written.
+    /// after a while, reads it back with `holds` ([`READ_BACKS`] times), and writes again
+    /// while what it added is missing. Whether anything was written.
     pub(super) async fn settled(
         &self,
         name: &DockerName,
@@ -42,8 +47,16 @@ impl Registry {
                 return Ok(wrote);
             }
             wrote = true;
-            tokio::time::sleep((started.elapsed() * 2).max(LEAST_SETTLE)).await;
-            if holds().await? {
+            let settle = (started.elapsed() * 2).max(LEAST_SETTLE);
+            let mut kept = true;
+            for _ in 0..READ_BACKS {
+                tokio::time::sleep(settle).await;
+                kept = holds().await?;
+                if !kept {
+                    break;
+                }
+            }
+            if kept {
                 return Ok(true);
             }
             tracing::warn!(
